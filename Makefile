@@ -1,0 +1,78 @@
+# gatecore developer tasks. `make test` is the project's test command (what .ci/run calls).
+#
+#   make test        venv + deps, build the Rust extension, then: cargo fmt --check, cargo clippy,
+#                    cargo test, ruff check, ruff format --check, mypy, pytest
+#   make build       (re)build gatecore._core into .venv (maturin develop --release)
+#   make lint        the static checks only (no pytest, no cargo test)
+#   make fmt         apply cargo fmt + ruff format + ruff --fix
+#   make dist        release wheel into dist/
+#   make serve-demo  gatecore serve --demo on 127.0.0.1:8080
+#   make bench       benches/run.sh (knobs via env: QUICK=1, CONCURRENCY, REPEATS, ...)
+#
+# Everything Python goes into $(VENV); nothing is installed globally.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.gatecore-deps
+
+# The venv is the only Python that pip, maturin and pyo3 see.
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
+export PIP_REQUIRE_VIRTUALENV := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# pyo3's build script (cargo clippy/test, maturin) uses this interpreter; `cargo test` binaries link its
+# libpython and find it through the rpath rust/build.rs adds.
+export PYO3_PYTHON := $(abspath $(PY))
+
+.PHONY: test build lint fmt dist serve-demo bench venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Runtime deps + test extras + maturin, read from pyproject.toml (re-run when it changes).
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb")); p = d["project"]; \
+	  print(*d["build-system"]["requires"], *p["dependencies"], \
+	        *p.get("optional-dependencies", {}).get("test", []), sep="\n")' > $(VENV)/requirements-dev.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements-dev.txt
+	touch $@
+
+venv: $(STAMP)
+
+build: $(STAMP)
+	maturin develop --release -q
+
+test: build
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo test
+	ruff check python tests
+	ruff format --check python tests
+	mypy
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	ruff check python tests
+	ruff format --check python tests
+	mypy
+
+fmt: $(STAMP)
+	cargo fmt
+	ruff check --fix python tests
+	ruff format python tests
+
+dist: $(STAMP)
+	maturin build --release --out dist
+
+serve-demo: build
+	gatecore serve --demo --host 127.0.0.1 --port 8080
+
+bench: build
+	benches/run.sh

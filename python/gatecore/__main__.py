@@ -1,0 +1,3 @@
+from gatecore.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""Type stubs for `gatecore._core`, the Rust extension (see `rust/src/`).
+
+This stub is the contract of the extension: every export appears here, and
+`tests/unit/test_core.py` calls each one under `mypy --strict`.
+"""
+
+from typing import final
+
+@final
+class Http1Parser:
+    """Incremental HTTP/1.1 response parser for the upstream client.
+
+    Feed it the bytes read from the socket; each `feed` returns the decoded body
+    bytes it made available. The head may arrive in any number of pieces; the body
+    is framed by `Transfer-Encoding: chunked` (decoded incrementally, partial chunks
+    returned at once), `Content-Length`, or the end of the connection. Interim 1xx
+    responses (except 101) are skipped; 204 and 304 have no body. The parser does
+    not know the request method, so it must not be used for responses to HEAD.
+
+    Example:
+        >>> p = Http1Parser()
+        >>> p.feed(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nhi")
+        b'hi'
+        >>> p.status, p.complete, p.keep_alive
+        (200, True, True)
+    """
+
+    def __init__(self) -> None: ...
+    def feed(self, data: bytes) -> bytes:
+        """Consume bytes read from the connection.
+
+        Args:
+            data: The next bytes from the socket, any size, split anywhere.
+
+        Returns:
+            The decoded body bytes made available by this call (`b""` if none).
+            When all of `data` is body, `data` itself is returned (no copy). Bytes
+            after the end of the message are ignored (and `complete` is True).
+
+        Raises:
+            ValueError: Malformed response, with a short stable message: "invalid
+                status line", "invalid header", "too many headers" (over 128),
+                "response head too large" (over 64 KiB), "invalid content-length",
+                "invalid chunk size", "invalid chunk extension", "invalid chunk
+                terminator", "trailers too large". The parser then stays failed
+                (every later `feed` raises the same error) until `reset`.
+        """
+
+    def feed_eof(self) -> None:
+        """Report that the connection closed.
+
+        Completes a body read until EOF. If the message was otherwise not
+        complete, sets `truncated`.
+        """
+
+    def reset(self) -> None:
+        """Forget the current response, to parse the next one on the same connection."""
+
+    @property
+    def head_complete(self) -> bool:
+        """True once the status line and headers of the final response are parsed."""
+
+    @property
+    def status(self) -> int:
+        """Status code of the final response; 0 before the head is complete."""
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """Headers of the final response as `(lower-cased name, raw value)` pairs, in order.
+
+        Only valid once `head_complete`; builds a new list on every access.
+        """
+
+    @property
+    def content_type(self) -> bytes:
+        """Lower-cased value of the `content-type` header, or `b""`."""
+
+    @property
+    def complete(self) -> bool:
+        """True once the whole message (head and body) has been received."""
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection can be reused after this response.
+
+        True for HTTP/1.1 without `connection: close`, or HTTP/1.0 with
+        `connection: keep-alive`. False when the body is read until EOF, when the
+        response has both `transfer-encoding` and `content-length`, and before
+        the head is complete.
+        """
+
+    @property
+    def truncated(self) -> bool:
+        """True if the connection closed before the message was complete."""
+
+@final
+class SseRelay:
+    """Relays an upstream OpenAI-style Server-Sent-Events body to the client, event by event.
+
+    Each `feed` returns the bytes of every event it completed, in order, each with
+    its original terminator: ready for one `send_bytes`. Events pass through byte
+    for byte, except for the optional model rewrite and usage-only stripping. The
+    JSON of each `data:` event is scanned once (no object is built) to collect
+    usage, errors, the finish reason and the output text; read those once at the
+    end of the stream.
+
+    Example:
+        >>> r = SseRelay(model="my-model")
+        >>> r.feed(b'data: {"model":"gpt-4o","choices":[]}\\n\\ndata: [DO')
+        b'data: {"model":"my-model","choices":[]}\\n\\n'
+        >>> r.feed(b"NE]\\n\\n"), r.done
+        (b'data: [DONE]\\n\\n', True)
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        strip_usage_only: bool = False,
+        count_output: bool = True,
+        encoding: str = "o200k_base",
+    ) -> None:
+        """Create a relay for one upstream stream.
+
+        Args:
+            model: When not None, the top-level `"model"` string of every JSON data
+                event is replaced by this (client-facing) name; all other bytes
+                stay identical.
+            strip_usage_only: Drop every event whose JSON has `"choices": []` and a
+                non-null `"usage"` object (the gateway asked for usage itself; its
+                usage is still recorded).
+            count_output: Collect the output text for `output_tokens`.
+            encoding: `"o200k_base"` or `"cl100k_base"`, for `output_tokens`.
+
+        Raises:
+            ValueError: Unknown encoding.
+        """
+
+    def feed(self, data: bytes) -> bytes:
+        """Consume decoded body bytes and return the events they complete.
+
+        Events may be split anywhere across calls and end in a blank line (`\\n\\n`,
+        `\\r\\n\\r\\n`, `\\r\\r`, or mixed). A partial trailing event is held until
+        completed; everything complete is returned at once. Comments (`: ping`)
+        and `event:`, `id:`, `retry:` lines pass through unchanged. Multi-line
+        `data:` fields are joined with newlines for the JSON scan. Events whose
+        data is not valid JSON pass through unchanged (see `malformed_events`).
+
+        A blank line that ends in CRLF completes its event at the CR: if a call's
+        data ends between that CR and LF, the LF leads the next call's output.
+
+        Args:
+            data: The next decoded body bytes.
+
+        Returns:
+            The bytes of the events completed by this call (`b""` if none). When
+            the output equals `data`, `data` itself is returned (no copy).
+        """
+
+    def finish(self) -> bytes:
+        """End of the upstream body: flush the held partial event, if any.
+
+        The held bytes (an event without its final blank line) are handled like
+        a complete event: inspected (so a final `data: [DONE]` without a blank
+        line still sets `done`), model rewritten, and dropped if a usage-only
+        chunk is to be stripped; otherwise returned as they are.
+
+        Returns:
+            The held bytes (`b""` if none).
+        """
+
+    def output_tokens(self) -> int:
+        """Count the tokens of the output text collected so far.
+
+        The text of `choices[*].delta.content`, `.reasoning_content`, `.reasoning`,
+        `.tool_calls[*].function.arguments` and `choices[*].text` is collected per
+        choice and kind, and each is counted with the relay's encoding. Computed on
+        demand (cached until more text arrives); the GIL is released for over 2 KiB.
+
+        Returns:
+            The number of tokens (0 when `count_output` is False).
+        """
+
+    @property
+    def done(self) -> bool:
+        """True once a `data: [DONE]` event was seen."""
+
+    @property
+    def events(self) -> int:
+        """Data events returned to the client, excluding `[DONE]` and stripped ones."""
+
+    @property
+    def usage(self) -> tuple[int, int, int, int] | None:
+        """Last non-null upstream usage: `(prompt, completion, cached, reasoning)` tokens.
+
+        From `prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`
+        and `completion_tokens_details.reasoning_tokens`; a missing, null or
+        non-integer field counts as 0. None if the upstream sent no usage.
+        """
+
+    @property
+    def error(self) -> bytes | None:
+        """Raw JSON bytes of the last top-level `"error"` object seen, or None."""
+
+    @property
+    def malformed_events(self) -> int:
+        """Data events whose data was not valid JSON (they were passed through)."""
+
+    @property
+    def first_choice_finish_reason(self) -> str | None:
+        """Last non-null `finish_reason` of the first choice (`index` 0), or None."""
+
+def count_tokens(text: str, encoding: str = "o200k_base") -> int:
+    """Count the tokens of `text`, special-token text counted as ordinary text.
+
+    The BPE tables are embedded and loaded once, on first use. The GIL is released
+    for texts over 2 KiB. Lone surrogates are counted as U+FFFD.
+
+    Example:
+        >>> count_tokens("hello world")
+        2
+
+    Args:
+        text: The text to count.
+        encoding: `"o200k_base"` or `"cl100k_base"`.
+
+    Returns:
+        The number of tokens (tiktoken's `encode_ordinary`).
+
+    Raises:
+        ValueError: Unknown encoding.
+    """
+
+def replace_json_string_field(body: bytes, key: str, value: str) -> bytes | None:
+    """Set a top-level string member of a JSON object, keeping every other byte.
+
+    One linear pass, no parse tree: members nested in objects or arrays, and text
+    inside strings, never match. Member names are compared after unescaping. If
+    the key appears more than once at top level, every occurrence is replaced.
+
+    Example:
+        >>> replace_json_string_field(b'{"model": "gpt-4o", "n": 1}', "model", "alias")
+        b'{"model": "alias", "n": 1}'
+
+    Args:
+        body: A JSON document.
+        key: The top-level member name.
+        value: The new string value (JSON-escaped on insertion).
+
+    Returns:
+        A copy of `body` with the member's string literal replaced, or None if
+        `body` is not one valid JSON object, `key` is absent at top level, or a
+        member named `key` has a non-string value.
+    """
+
+def insert_json_member(body: bytes, key: str, raw_value: bytes) -> bytes | None:
+    """Insert `"key":raw_value` as the first member of a JSON object.
+
+    It goes right after the `{` and the whitespace that follows it, with a comma
+    after it unless the object is empty. Nothing else is parsed or validated, and
+    an existing member with the same name is not looked for.
+
+    Example:
+        >>> insert_json_member(b'{"a": 1}', "stream_options", b'{"include_usage":true}')
+        b'{"stream_options":{"include_usage":true},"a": 1}'
+        >>> insert_json_member(b"{}", "n", b"1")
+        b'{"n":1}'
+
+    Args:
+        body: A JSON object document.
+        key: The member name (JSON-escaped on insertion).
+        raw_value: The member's value as raw JSON bytes, inserted as is.
+
+    Returns:
+        The new document, or None if the first non-whitespace byte of `body` is
+        not `{`.
+
+    Raises:
+        ValueError: `raw_value` is empty.
+    """

@@ -1,0 +1,59 @@
+"""The fields of OpenAI-format request bodies that gatecore's policy reads.
+
+Everything else in a body is never decoded: the original bytes are forwarded. Large fields the
+gateway only needs to see the shape of (`messages`, `prompt`, `input`) are kept as `msgspec.Raw`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class StreamOptions(msgspec.Struct):
+    include_usage: bool | None = None
+
+
+class ChatFields(msgspec.Struct):
+    """`POST /v1/chat/completions`."""
+
+    model: str
+    messages: list[msgspec.Raw]
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+
+
+class CompletionFields(msgspec.Struct):
+    """`POST /v1/completions`."""
+
+    model: str
+    prompt: msgspec.Raw = msgspec.Raw(b"null")  # `Raw | None` would accept null only
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = None
+
+
+class EmbeddingFields(msgspec.Struct):
+    """`POST /v1/embeddings`."""
+
+    model: str
+    input: msgspec.Raw
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_tokens_details: TokenDetails | None = None
+    completion_tokens_details: TokenDetails | None = None
+
+
+class TokenDetails(msgspec.Struct):
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class UsageOnly(msgspec.Struct):
+    """A response body decoded just for its usage."""
+
+    usage: Usage | None = None

@@ -1,0 +1,82 @@
+"""msgspec Structs for the config file (DESIGN.md §3). Frozen; unknown fields are errors."""
+
+from __future__ import annotations
+
+import msgspec
+
+PROVIDER_KINDS = ("openai", "echo")
+TOKENIZERS = ("o200k_base", "cl100k_base")
+
+
+class TimeoutsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Upstream timeouts in seconds. Unset fields inherit the server-wide defaults."""
+
+    connect: float | None = None
+    first_byte: float | None = None
+    idle: float | None = None
+    total: float | None = None
+
+
+DEFAULT_TIMEOUTS = TimeoutsConfig(connect=10.0, first_byte=300.0, idle=120.0, total=1800.0)
+
+
+class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = 32 * 1024 * 1024
+    access_log: bool = False
+    timeouts: TimeoutsConfig = DEFAULT_TIMEOUTS
+
+
+class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An upstream: its wire format (`kind`), where it is and the credentials gatecore uses there."""
+
+    name: str
+    kind: str
+    base_url: str | None = None
+    api_key: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # Ask OpenAI-compatible upstreams for `stream_options.include_usage` so streams report usage.
+    stream_usage: bool = True
+    tokenizer: str = "o200k_base"
+
+
+class DeploymentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One place a model is served: a provider and the model name there."""
+
+    provider: str
+    model: str
+    weight: float = 1.0
+
+
+class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A client-facing model name and the deployments behind it.
+
+    A name ending in `*` matches any model with that prefix; a deployment model `*` then stands for
+    the rest of the requested name (`openai/*` → `gpt-4o` at provider `openai`).
+    """
+
+    name: str
+    deployments: list[DeploymentConfig]
+    timeouts: TimeoutsConfig | None = None
+    fallbacks: list[str] = msgspec.field(default_factory=list)
+    owned_by: str | None = None
+
+
+class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    key: str
+    name: str | None = None
+    models: list[str] | None = None
+
+
+class AuthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    master_key: str | None = None
+    keys: list[StaticKeyConfig] = msgspec.field(default_factory=list)
+
+
+class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    server: ServerConfig = ServerConfig()
+    providers: list[ProviderConfig] = msgspec.field(default_factory=list)
+    models: list[ModelConfig] = msgspec.field(default_factory=list)
+    auth: AuthConfig = AuthConfig()

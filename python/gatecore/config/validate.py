@@ -1,0 +1,109 @@
+"""Checks across sections that types alone cannot express (references, names, URLs, ranges)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from gatecore.config.schema import PROVIDER_KINDS, TOKENIZERS, GatecoreConfig, TimeoutsConfig
+
+
+def validate_config(
+    config: GatecoreConfig,
+    provider_names: set[str] | None = None,
+    model_names: set[str] | None = None,
+    provider_index: list[int] | None = None,
+    model_index: list[int] | None = None,
+) -> list[str]:
+    """Return every semantic error in `config` as `path: reason` (empty when valid).
+
+    `provider_names` and `model_names` are names defined in the file whose entries failed to decode:
+    references to them are not reported again. `provider_index` and `model_index` give each decoded
+    entry's position in the file when some entries were skipped, so paths point at the right item.
+    """
+    provider_at = provider_index or list(range(len(config.providers)))
+    model_at = model_index or list(range(len(config.models)))
+    errors: list[str] = []
+    server = config.server
+    if not 1 <= server.port <= 65535:
+        errors.append(f"server.port: {server.port} is not a TCP port")
+    if server.workers < 1:
+        errors.append("server.workers: must be at least 1")
+    if server.max_body_bytes < 1024:
+        errors.append("server.max_body_bytes: must be at least 1024")
+    errors.extend(_timeouts(server.timeouts, "server.timeouts"))
+
+    providers: dict[str, str] = {}
+    for i, provider in zip(provider_at, config.providers, strict=True):
+        path = f"providers[{i}]"
+        if provider.name in providers:
+            errors.append(f"{path}.name: duplicate provider name '{provider.name}'")
+        providers[provider.name] = provider.kind
+        if provider.kind not in PROVIDER_KINDS:
+            errors.append(f"{path}.kind: unknown provider kind '{provider.kind}'")
+        if provider.tokenizer not in TOKENIZERS:
+            errors.append(f"{path}.tokenizer: unknown tokenizer '{provider.tokenizer}'")
+        if provider.kind == "openai":
+            errors.extend(_base_url(provider.base_url, f"{path}.base_url"))
+
+    names: set[str] = set()
+    for i, model in zip(model_at, config.models, strict=True):
+        path = f"models[{i}]"
+        if not model.name:
+            errors.append(f"{path}.name: must not be empty")
+        if model.name in names:
+            errors.append(f"{path}.name: duplicate model name '{model.name}'")
+        names.add(model.name)
+        if not model.deployments:
+            errors.append(f"{path}.deployments: a model needs at least one deployment")
+        for j, deployment in enumerate(model.deployments):
+            if deployment.provider not in providers and deployment.provider not in (provider_names or ()):
+                errors.append(f"{path}.deployments[{j}].provider: unknown provider '{deployment.provider}'")
+            if not deployment.weight > 0:
+                errors.append(f"{path}.deployments[{j}].weight: must be greater than 0")
+            if deployment.model == "*" and not model.name.endswith("*"):
+                errors.append(f"{path}.deployments[{j}].model: '*' needs a model name ending in '*'")
+        if model.timeouts is not None:
+            errors.extend(_timeouts(model.timeouts, f"{path}.timeouts"))
+    for i, model in zip(model_at, config.models, strict=True):
+        for j, fallback in enumerate(model.fallbacks):
+            if fallback not in names and fallback not in (model_names or ()):
+                errors.append(f"models[{i}].fallbacks[{j}]: unknown model '{fallback}'")
+
+    seen_keys: set[str] = set()
+    for i, key in enumerate(config.auth.keys):
+        path = f"auth.keys[{i}]"
+        if len(key.key) < 8:
+            errors.append(f"{path}.key: must be at least 8 characters")
+        if key.key in seen_keys or key.key == config.auth.master_key:
+            errors.append(f"{path}.key: duplicate key")
+        seen_keys.add(key.key)
+        for j, allowed in enumerate(key.models or []):
+            if allowed not in names and allowed not in (model_names or ()):
+                errors.append(f"{path}.models[{j}]: unknown model '{allowed}'")
+    if config.auth.master_key is not None and len(config.auth.master_key) < 8:
+        errors.append("auth.master_key: must be at least 8 characters")
+    return errors
+
+
+def _base_url(url: str | None, path: str) -> list[str]:
+    if not url:
+        return [f"{path}: required for this provider kind"]
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [f"{path}: '{url}' is not an http(s) URL"]
+    try:
+        parts.port  # noqa: B018 - raises on an invalid port
+    except ValueError:
+        return [f"{path}: '{url}' has an invalid port"]
+    if parts.query or parts.fragment:
+        return [f"{path}: must not have a query or fragment"]
+    return []
+
+
+def _timeouts(timeouts: TimeoutsConfig, path: str) -> list[str]:
+    errors = []
+    for name in ("connect", "first_byte", "idle", "total"):
+        value = getattr(timeouts, name)
+        if value is not None and not value > 0:
+            errors.append(f"{path}.{name}: must be greater than 0")
+    return errors

@@ -1,0 +1,107 @@
+"""One error family for everything a client can be told.
+
+Each error has a stable slug (`code`), an HTTP status and an error `type` as OpenAI names them.
+Only `server/errors.py` turns these into response bodies; nothing else formats errors.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """An error the gateway reports to the client in the API's own error shape."""
+
+    status: int = 500
+    type: str = "api_error"
+    code: str = "internal_error"
+    retryable: bool = False
+
+    def __init__(
+        self, message: str, *, param: str | None = None, headers: list[tuple[str, str]] | None = None
+    ):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or []
+
+
+class InvalidRequest(GatewayError):
+    """The request body or parameters are malformed (400)."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_body"
+
+    def __init__(self, message: str, *, code: str = "invalid_body", param: str | None = None):
+        super().__init__(message, param=param)
+        self.code = code
+
+
+class BodyTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "body_too_large"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "authentication_error"
+
+    def __init__(self, message: str, *, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+class ModelNotAllowed(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "not_found_error"
+
+    def __init__(self, message: str, *, code: str = "not_found", param: str | None = None):
+        super().__init__(message, param=param)
+        self.code = code
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class UpstreamUnreachable(GatewayError):
+    """No connection to the upstream could be made (502)."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_unreachable"
+    retryable = True
+
+
+class UpstreamProtocolError(GatewayError):
+    """The upstream answered something that is not valid HTTP or not the expected format (502)."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_protocol_error"
+    retryable = True
+
+
+class UpstreamTimeout(GatewayError):
+    """The upstream did not connect, answer or continue in time (504)."""
+
+    status = 504
+    type = "timeout_error"
+    code = "upstream_timeout"
+    retryable = True
+
+
+class UpstreamStreamError(GatewayError):
+    """The upstream stream broke after the response started (reported as a final SSE event)."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_stream_error"

@@ -1,0 +1,65 @@
+"""One JSON line per request on stdout, written in batches off the request path.
+
+Lines carry ids, names, token counts and timings only: never a key, never prompt text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import BinaryIO
+
+import orjson
+
+from gatecore.request import RequestContext
+
+_FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
+
+
+class AccessLog:
+    """Queues a line per finished request and flushes them shortly after, in one write."""
+
+    __slots__ = ("_handle", "_lines", "_out")
+
+    def __init__(self, out: BinaryIO | None = None):
+        self._out = out if out is not None else sys.stdout.buffer
+        self._lines: list[bytes] = []
+        self._handle: asyncio.TimerHandle | None = None
+
+    def record(self, ctx: RequestContext, finished_ns: int) -> None:
+        usage = ctx.usage
+        line = {
+            "ts": round(time.time(), 3),
+            "request_id": ctx.request_id,
+            "endpoint": ctx.endpoint.name,
+            "key": ctx.key.name if ctx.key is not None else None,
+            "model": ctx.client_model,
+            "deployment": ctx.deployment_id or None,
+            "status": ctx.status,
+            "error": ctx.error_code,
+            "streamed": ctx.stream,
+            "events": ctx.streamed_events,
+            "input_tokens": usage.input_tokens if usage else 0,
+            "output_tokens": usage.output_tokens if usage else 0,
+            "cached_tokens": usage.cached_tokens if usage else 0,
+            "usage_source": usage.source if usage else "none",
+            "client_gone": ctx.client_gone,
+            "latency_ms": round((finished_ns - ctx.started) / 1e6, 3),
+            "overhead_ms": round((finished_ns - ctx.started - ctx.upstream_ns) / 1e6, 3),
+        }
+        self._lines.append(orjson.dumps(line) + b"\n")
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self.flush)
+
+    def flush(self) -> None:
+        self._handle = None
+        if not self._lines:
+            return
+        data = b"".join(self._lines)
+        self._lines.clear()
+        try:
+            self._out.write(data)
+            self._out.flush()
+        except (OSError, ValueError):  # stdout closed: the log is best effort, requests go on
+            pass

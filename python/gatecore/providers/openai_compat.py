@@ -1,0 +1,91 @@
+"""Any OpenAI-compatible upstream: OpenAI, vLLM, SGLang, llama.cpp, Ollama /v1, TGI /v1, Groq, …
+
+The client's body bytes are forwarded as they are; only the top-level `model` is rewritten when the
+deployment's name differs, and `stream_options.include_usage` is added to streams so usage can be
+accounted (the relay then hides that extra chunk from the client).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import orjson
+
+from gatecore._core import insert_json_member, replace_json_string_field
+from gatecore.config.schema import ProviderConfig
+from gatecore.errors import InvalidRequest
+from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, RequestContext
+from gatecore.upstream.pool import Origin, PoolSet
+from gatecore.upstream.response import UpstreamResponse
+from gatecore.upstream.timeouts import Timeouts
+
+_INCLUDE_USAGE = b'{"include_usage":true}'
+
+
+class OpenAICompatProvider:
+    """Forwards OpenAI-format requests to an OpenAI-compatible base URL."""
+
+    def __init__(self, config: ProviderConfig, pools: PoolSet):
+        assert config.base_url is not None
+        self.name = config.name
+        self.tokenizer = config.tokenizer
+        self.stream_usage = config.stream_usage
+        origin = Origin(config.base_url)
+        self.pool = pools.get(origin)
+        base_path = urlsplit(config.base_url).path.rstrip("/")
+        fixed = [f"host: {origin.host_header}", "content-type: application/json", "accept-encoding: identity"]
+        if config.api_key:
+            fixed.append(f"authorization: Bearer {config.api_key}")
+        fixed.extend(f"{name}: {value}" for name, value in config.headers.items())
+        lines = "\r\n".join(fixed)
+        # The constant part of every request head, built once per endpoint.
+        self._heads = {
+            endpoint.name: f"POST {base_path}{endpoint.upstream_path} HTTP/1.1\r\n{lines}\r\n".encode(
+                "latin-1"
+            )
+            for endpoint in (CHAT, COMPLETIONS, EMBEDDINGS)
+        }
+
+    def request_body(self, ctx: RequestContext, upstream_model: str) -> bytes:
+        """The client's body as the upstream must get it."""
+        body = ctx.body
+        if upstream_model != ctx.client_model:
+            body = replace_json_string_field(body, "model", upstream_model) or _reencode(
+                body, model=upstream_model
+            )
+        if ctx.stream and not ctx.include_usage and self.stream_usage and ctx.endpoint.streams:
+            if b'"stream_options"' in body:
+                body = _reencode(body, include_usage=True)
+            else:
+                body = insert_json_member(body, "stream_options", _INCLUDE_USAGE) or body
+        return body
+
+    async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
+        body = self.request_body(ctx, upstream_model)
+        head = b"%scontent-length: %d\r\nx-request-id: %s\r\n\r\n" % (
+            self._heads[ctx.endpoint.name],
+            len(body),
+            ctx.request_id.encode("latin-1"),
+        )
+        return await self.pool.exchange(ctx, head, body, timeouts)
+
+    def rewrite_body(self, body: bytes, client_model: str) -> bytes:
+        return replace_json_string_field(body, "model", client_model) or body
+
+
+def _reencode(body: bytes, *, model: str | None = None, include_usage: bool = False) -> bytes:
+    # The slow path, for bodies the byte-level edits cannot handle (a non-string model, an existing
+    # stream_options object, nesting past the scanner's depth limit): decode, change, encode.
+    # Unknown fields survive; formatting does not.
+    try:
+        doc = orjson.loads(body)
+        if model is not None:
+            doc["model"] = model
+        if include_usage:
+            options = doc.get("stream_options")
+            doc["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+        return orjson.dumps(doc)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # e.g. nested deeper than orjson allows
+        raise InvalidRequest(
+            "The request body is nested too deeply to forward.", code="invalid_body"
+        ) from None

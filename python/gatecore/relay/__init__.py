@@ -1,0 +1,1 @@
+"""Relaying an upstream response to the client: whole bodies and SSE streams."""

@@ -1,0 +1,78 @@
+"""Relay an upstream SSE stream to the client event by event through the Rust `SseRelay`.
+
+Each upstream read is fed to the relay and whatever events it completes are written to the client at
+once: no coalescing, no timers. Usage is taken from the stream (or counted in Rust when the upstream
+sent none). A break after the stream started ends the client's stream with an error event; a client
+that goes away aborts the upstream exchange.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from granian._granian import RSGIProtocolClosed as ProtocolClosed
+
+from gatecore._core import SseRelay
+from gatecore.errors import GatewayError, UpstreamStreamError
+from gatecore.providers.base import Provider
+from gatecore.relay.usage import count_input_tokens
+from gatecore.request import RequestContext, Usage
+from gatecore.server.errors import stream_error_event
+from gatecore.server.headers import inference_headers
+from gatecore.upstream.response import UpstreamResponse
+
+
+async def relay_stream(
+    proto: Any, ctx: RequestContext, response: UpstreamResponse, provider: Provider, sent_ns: int
+) -> None:
+    """Stream the upstream's events to the client as they arrive."""
+    head_ns = time.perf_counter_ns()
+    relay = SseRelay(
+        ctx.client_model if ctx.upstream_model != ctx.client_model else None,
+        not ctx.include_usage,
+        True,
+        provider.tokenizer,
+    )
+    ctx.status = 200
+    overhead = sent_ns - ctx.started + (time.perf_counter_ns() - head_ns)
+    transport = proto.response_stream(
+        200,
+        [*inference_headers(ctx, "text/event-stream", overhead), ("cache-control", "no-cache")],
+    )
+    try:
+        while (chunk := await response.next_chunk()) is not None:
+            out = relay.feed(chunk)
+            if out:
+                await transport.send_bytes(out)
+        tail = relay.finish()
+        if tail:
+            await transport.send_bytes(tail)
+    except GatewayError as exc:
+        ctx.error_code = exc.code
+        # A fresh error, never raised: keeping `exc` would tie its traceback, and through it this
+        # frame and the client transport, into a cycle, and granian ends the response only when the
+        # transport is freed.
+        error = UpstreamStreamError(exc.message)
+        try:
+            # A partial event the relay still holds was never sent, so the client is at an event boundary.
+            await transport.send_bytes(stream_error_event(error))
+        except ProtocolClosed:
+            ctx.client_gone = True
+    except ProtocolClosed:
+        ctx.client_gone = True
+        response.abort()
+    finally:
+        # granian ends the response when the transport is freed: drop it now, not at the next GC.
+        transport = None
+        ctx.upstream_ns = time.perf_counter_ns() - sent_ns
+        ctx.streamed_events = relay.events
+        usage = relay.usage
+        if usage is not None:
+            ctx.usage = Usage(usage[0], usage[1], usage[2], usage[3], "upstream")
+        else:
+            ctx.usage = Usage(
+                count_input_tokens(ctx.body, provider.tokenizer), relay.output_tokens(), source="counted"
+            )
+        if relay.error is not None:
+            ctx.error_code = ctx.error_code or "upstream_error_event"

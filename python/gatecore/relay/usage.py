@@ -1,0 +1,78 @@
+"""Token usage of a response: as the upstream reported it, or counted by the gateway when it did not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import orjson
+
+from gatecore._core import count_tokens
+from gatecore.api.openai import UsageOnly
+from gatecore.request import Usage
+
+_usage_decoder = msgspec.json.Decoder(UsageOnly)
+
+
+def usage_from_body(body: bytes) -> Usage | None:
+    """The `usage` object of a non-streamed OpenAI-format body, if it has one."""
+    try:
+        usage = _usage_decoder.decode(body).usage
+    except msgspec.DecodeError:
+        return None
+    if usage is None:
+        return None
+    prompt = usage.prompt_tokens_details
+    completion = usage.completion_tokens_details
+    return Usage(
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        prompt.cached_tokens if prompt else 0,
+        completion.reasoning_tokens if completion else 0,
+        "upstream",
+    )
+
+
+def count_input_tokens(request_body: bytes, encoding: str) -> int:
+    """Tokens of the prompt text of an OpenAI-format request (messages, prompt or input)."""
+    try:
+        doc = orjson.loads(request_body)
+    except orjson.JSONDecodeError:
+        return 0
+    texts: list[str] = []
+    for message in doc.get("messages") or []:
+        if isinstance(message, dict):
+            _collect_text(message.get("content"), texts)
+    _collect_text(doc.get("prompt"), texts)
+    _collect_text(doc.get("input"), texts)
+    return count_tokens("\n".join(texts), encoding) if texts else 0
+
+
+def count_output_tokens(response_body: bytes, encoding: str) -> int:
+    """Tokens of the generated text of a non-streamed chat or completions body."""
+    try:
+        doc = orjson.loads(response_body)
+    except orjson.JSONDecodeError:
+        return 0
+    texts: list[str] = []
+    for choice in doc.get("choices") or []:
+        if isinstance(choice, dict):
+            message = choice.get("message")
+            if isinstance(message, dict):
+                _collect_text(message.get("content"), texts)
+                for call in message.get("tool_calls") or []:
+                    if isinstance(call, dict) and isinstance(call.get("function"), dict):
+                        _collect_text(call["function"].get("arguments"), texts)
+            _collect_text(choice.get("text"), texts)
+    return count_tokens("".join(texts), encoding) if texts else 0
+
+
+def _collect_text(value: Any, into: list[str]) -> None:
+    if isinstance(value, str):
+        into.append(value)
+    elif isinstance(value, list):
+        for part in value:
+            if isinstance(part, str):
+                into.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                into.append(part["text"])

@@ -1,0 +1,101 @@
+"""The per-request context every pipeline stage reads and fills.
+
+Ground floor: this module imports no stage, so every stage can import it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gatecore.auth.static_keys import KeyPolicy
+    from gatecore.routing.table import Deployment, ModelRoute
+    from gatecore.upstream.response import UpstreamResponse
+
+
+class Endpoint:
+    """An inference endpoint kind: which upstream path it maps to and whether it can stream."""
+
+    __slots__ = ("name", "streams", "upstream_path")
+
+    def __init__(self, name: str, upstream_path: str, streams: bool):
+        self.name = name
+        self.upstream_path = upstream_path
+        self.streams = streams
+
+
+CHAT = Endpoint("chat", "/chat/completions", streams=True)
+COMPLETIONS = Endpoint("completions", "/completions", streams=True)
+EMBEDDINGS = Endpoint("embeddings", "/embeddings", streams=False)
+
+
+class Usage:
+    """Tokens of one request and where the figures came from (`upstream` or `counted`)."""
+
+    __slots__ = ("cached_tokens", "input_tokens", "output_tokens", "reasoning_tokens", "source")
+
+    def __init__(
+        self,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cached_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        source: str = "none",
+    ):
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cached_tokens = cached_tokens
+        self.reasoning_tokens = reasoning_tokens
+        self.source = source
+
+
+class RequestContext:
+    """Everything known about one inference request, filled in as it moves through the pipeline."""
+
+    __slots__ = (
+        "api_key",
+        "body",
+        "client_gone",
+        "client_model",
+        "deployment",
+        "deployment_id",
+        "endpoint",
+        "error_code",
+        "include_usage",
+        "key",
+        "max_tokens",
+        "request_id",
+        "route",
+        "started",
+        "status",
+        "stream",
+        "streamed_events",
+        "upstream",
+        "upstream_model",
+        "upstream_ns",
+        "usage",
+    )
+
+    def __init__(self, endpoint: Endpoint, request_id: str, body: bytes, started: int):
+        self.endpoint = endpoint
+        self.request_id = request_id
+        self.body = body  # the client's raw body; forwarded as is unless a stage must change it
+        self.started = started  # perf_counter_ns at arrival
+        self.api_key: str | None = None
+        self.key: KeyPolicy | None = None
+        self.client_model = ""
+        self.stream = False
+        self.include_usage = False  # the client itself asked for stream usage
+        self.max_tokens: int | None = None
+        self.route: ModelRoute | None = None
+        self.deployment: Deployment | None = None
+        self.deployment_id = ""  # `<provider>/<upstream model>`, shown as x-gatecore-model
+        self.upstream_model = ""
+        self.client_gone = False
+        # The exchange in flight, so a client disconnect can abort it at once.
+        self.upstream: UpstreamResponse | None = None
+        self.upstream_ns = 0  # time spent waiting on the upstream, excluded from overhead
+        self.status = 0
+        self.error_code: str | None = None
+        self.streamed_events = 0
+        self.usage: Usage | None = None

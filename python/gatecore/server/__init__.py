@@ -1,0 +1,1 @@
+"""The RSGI application: route table, request handling, error bodies, and process lifecycle."""

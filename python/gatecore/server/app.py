@@ -1,0 +1,196 @@
+"""The RSGI application: one handler, a route table, and the inference request flow.
+
+Per request: read the body (size-checked), run the pipeline stages (auth, routing, …), call the
+chosen deployment, and relay its answer whole or as a stream. Any GatewayError becomes an OpenAI-shaped
+error with its status; anything unexpected is logged and answered with a generic 500, never a trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
+from gatecore.config.source import read_config_from_process_env
+from gatecore.errors import GatewayError, MethodNotAllowed, NotFound
+from gatecore.pipeline.gateway import Gateway, build_gateway
+from gatecore.relay.buffered import relay_buffered
+from gatecore.relay.streaming import relay_stream
+from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, RequestContext
+from gatecore.server import models_api
+from gatecore.server.errors import INTERNAL_ERROR, JSON, render_error
+from gatecore.server.headers import request_id
+from gatecore.server.request_body import decode_fields, read_body
+
+log = logging.getLogger("gatecore.server")
+
+Handler = Callable[[Any, Any], Awaitable[None]]
+_JSON_HEADERS = [("content-type", JSON)]
+_OK = b'{"status":"ok"}'
+
+
+class _DisconnectWatch:
+    """Aborts the request's upstream exchange the moment the client goes away."""
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx: RequestContext):
+        self.ctx = ctx
+
+    def __call__(self, _: Any) -> None:
+        ctx = self.ctx
+        ctx.client_gone = True
+        upstream = ctx.upstream
+        if upstream is not None:
+            ctx.upstream = None
+            upstream.abort()
+
+
+class GatewayApp:
+    """The RSGI target (`gatecore.server.app:app`). The config is loaded in each worker at start."""
+
+    def __init__(self) -> None:
+        self.gateway: Gateway | None = None
+        inference = {
+            "/v1/chat/completions": self._inference_route(CHAT, msgspec.json.Decoder(ChatFields)),
+            "/v1/completions": self._inference_route(COMPLETIONS, msgspec.json.Decoder(CompletionFields)),
+            "/v1/embeddings": self._inference_route(EMBEDDINGS, msgspec.json.Decoder(EmbeddingFields)),
+        }
+        self.routes: dict[str, dict[str, Handler]] = {path: {"POST": h} for path, h in inference.items()}
+        # The same routes without the /v1 prefix, for clients configured with a bare base URL.
+        self.routes.update({path.removeprefix("/v1"): methods for path, methods in list(self.routes.items())})
+        self.routes["/v1/models"] = {"GET": self._models}
+        self.routes["/healthz"] = {"GET": self._healthz}
+        self.routes["/readyz"] = {"GET": self._readyz}
+
+    def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.gateway = build_gateway(read_config_from_process_env())
+
+    def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.gateway is not None:
+            self.gateway.close()
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        if scope.proto != "http":
+            return
+        path = scope.path
+        methods = self.routes.get(path)
+        if methods is None:
+            if path.startswith("/v1/models/"):
+                methods = {"GET": self._model}
+            else:
+                return _error(proto, NotFound(f"Unknown path '{path[:200]}'."))
+        handler = methods.get(scope.method)
+        if handler is None:
+            allow = ", ".join(methods)
+            error = MethodNotAllowed(f"Method {scope.method[:20]} is not allowed here; use {allow}.")
+            error.headers = [("allow", allow)]
+            return _error(proto, error)
+        try:
+            await handler(scope, proto)
+        except GatewayError as exc:
+            _error(proto, exc)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.method, path[:200])
+            _respond(proto, 500, _JSON_HEADERS, INTERNAL_ERROR)
+
+    def _inference_route(self, endpoint: Endpoint, decoder: msgspec.json.Decoder[Any]) -> Handler:
+        async def handle(scope: Any, proto: Any) -> None:
+            await self._inference(endpoint, decoder, scope, proto)
+
+        return handle
+
+    async def _inference(
+        self, endpoint: Endpoint, decoder: msgspec.json.Decoder[Any], scope: Any, proto: Any
+    ) -> None:
+        started = time.perf_counter_ns()
+        gateway = self.gateway
+        assert gateway is not None
+        headers = scope.headers
+        ctx = RequestContext(endpoint, request_id(headers.get("x-request-id")), b"", started)
+        try:
+            ctx.body = await read_body(headers, proto, gateway.max_body_bytes)
+            authorization = headers.get("authorization")
+            if authorization is not None and authorization[:7].lower() == "bearer ":
+                ctx.api_key = authorization[7:].strip()
+            else:
+                ctx.api_key = headers.get("x-api-key")
+            await gateway.auth(ctx)
+            decode_fields(ctx, decoder)
+            for stage in gateway.stages[1:]:
+                await stage(ctx)
+            await self._call_upstream(ctx, proto)
+        except GatewayError as exc:
+            ctx.status = exc.status
+            ctx.error_code = exc.code
+            if ctx.client_gone:
+                ctx.status = 499
+            else:
+                _error(proto, exc, ctx.request_id)
+        finally:
+            ctx.upstream = None
+            if gateway.access_log is not None:
+                gateway.access_log.record(ctx, time.perf_counter_ns())
+
+    async def _call_upstream(self, ctx: RequestContext, proto: Any) -> None:
+        deployment = ctx.deployment
+        assert deployment is not None
+        proto.client_disconnect().add_done_callback(_DisconnectWatch(ctx))
+        sent = time.perf_counter_ns()
+        response = await deployment.provider.send(ctx, ctx.upstream_model, deployment.timeouts)
+        if ctx.stream and response.status < 400 and response.content_type.startswith(b"text/event-stream"):
+            await relay_stream(proto, ctx, response, deployment.provider, sent)
+        else:
+            await relay_buffered(proto, ctx, response, deployment.provider, sent)
+        if ctx.client_gone and ctx.status < 400:
+            ctx.status = 499
+
+    async def _models(self, scope: Any, proto: Any) -> None:
+        gateway = self.gateway
+        assert gateway is not None
+        key = _authenticate(gateway, scope.headers)
+        body = models_api.list_body(gateway.routes, key)
+        proto.response_bytes(200, _JSON_HEADERS, body)
+
+    async def _model(self, scope: Any, proto: Any) -> None:
+        gateway = self.gateway
+        assert gateway is not None
+        key = _authenticate(gateway, scope.headers)
+        body = models_api.model_body(gateway.routes, key, scope.path[len("/v1/models/") :])
+        proto.response_bytes(200, _JSON_HEADERS, body)
+
+    async def _healthz(self, scope: Any, proto: Any) -> None:
+        proto.response_bytes(200, _JSON_HEADERS, _OK)
+
+    async def _readyz(self, scope: Any, proto: Any) -> None:
+        if self.gateway is None:
+            proto.response_bytes(503, _JSON_HEADERS, b'{"status":"starting"}')
+        else:
+            proto.response_bytes(200, _JSON_HEADERS, _OK)
+
+
+def _authenticate(gateway: Gateway, headers: Any) -> Any:
+    authorization = headers.get("authorization")
+    secret = authorization[7:].strip() if authorization and authorization[:7].lower() == "bearer " else None
+    return gateway.auth.lookup(secret or headers.get("x-api-key"))
+
+
+def _error(proto: Any, exc: GatewayError, rid: str | None = None) -> None:
+    headers = [*_JSON_HEADERS, *exc.headers]
+    if rid is not None:
+        headers.append(("x-request-id", rid))
+    _respond(proto, exc.status, headers, render_error(exc))
+
+
+def _respond(proto: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    with contextlib.suppress(RuntimeError):  # the response already started or the client is gone
+        proto.response_bytes(status, headers, body)
+
+
+app = GatewayApp()

@@ -1,0 +1,32 @@
+"""Start granian (RSGI, uvloop) with the gatecore app in one or more worker processes."""
+
+from __future__ import annotations
+
+import os
+
+from gatecore.config.source import CONFIG_ENV, DEMO_ENV
+
+
+def serve(config_path: str | None, demo: bool, host: str, port: int, workers: int, log_level: str) -> None:
+    """Run the server until interrupted. The config must already be validated."""
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    # Workers load the config themselves, from the same file and environment.
+    os.environ[CONFIG_ENV] = os.path.abspath(config_path) if config_path else ""
+    os.environ[DEMO_ENV] = "1" if demo else "0"
+    server = Server(
+        "gatecore.server.app:app",
+        address=host,
+        port=port,
+        interface=Interfaces.RSGI,
+        workers=workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.auto,
+        backlog=2048,
+        log_level=LogLevels(log_level),
+        log_access=False,
+        websockets=False,
+    )
+    server.serve()

@@ -1,0 +1,24 @@
+"""The one interface the relays read an upstream response through, whatever produced it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class UpstreamResponse(Protocol):
+    """An upstream answer whose head has arrived; the body is read with `read_all` or `next_chunk`."""
+
+    status: int
+    content_type: bytes
+
+    async def read_all(self, limit: int) -> bytes:
+        """The whole body (at most `limit` bytes, else UpstreamProtocolError)."""
+        ...
+
+    async def next_chunk(self) -> bytes | None:
+        """The body bytes received since the last call, waiting for some; None at the end."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the exchange now (client gone, or an error): the upstream sees its connection close."""
+        ...

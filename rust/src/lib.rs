@@ -1,0 +1,21 @@
+//! `gatecore._core`: the Rust half of gatecore. This file only registers; each capability
+//! lives in its own module as a pure-Rust core plus a thin Python layer.
+
+use pyo3::prelude::*;
+
+pub mod chunk_scan;
+pub mod http1;
+pub mod json_edit;
+pub mod json_scan;
+pub mod sse;
+pub mod tokens;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<http1::PyHttp1Parser>()?;
+    m.add_class::<sse::PySseRelay>()?;
+    m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(json_edit::replace_json_string_field, m)?)?;
+    m.add_function(wrap_pyfunction!(json_edit::insert_json_member, m)?)?;
+    Ok(())
+}

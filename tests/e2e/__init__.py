@@ -1,0 +1,1 @@
+"""End-to-end tests: the real gatecore server over HTTP, driven by the official SDKs."""

@@ -1,0 +1,91 @@
+"""Fixtures of the end-to-end suite: the mock OpenAI upstream, gatecore servers, SDK clients."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from ..upstreams.openai_mock import MockUpstream, RefusedPort
+from .gateway import MASTER_KEY, Gateway, GatewayFactory, running_gateway, standard_config, write_config
+
+
+def new_request_id() -> str:
+    return f"e2e-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[MockUpstream]:
+    with MockUpstream() as mock:
+        yield mock
+
+
+@pytest.fixture(scope="session")
+def refused() -> Iterator[RefusedPort]:
+    port = RefusedPort()
+    try:
+        yield port
+    finally:
+        port.close()
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    upstream: MockUpstream, refused: RefusedPort, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """One gatecore on the standard config, shared by the session (tests tell their requests apart by
+    x-request-id)."""
+    workdir = tmp_path_factory.mktemp("gateway")
+    config = standard_config(upstream.base_url, refused.base_url)
+    path = write_config(config, workdir / "gatecore.yaml")
+    with running_gateway(["--config", str(path)], workdir, config=config) as gw:
+        yield gw
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
+    """Start extra gateways: ``gateway_factory(config_dict, workers=2)`` or ``gateway_factory(None,
+    extra_args=["--demo"])``; all are stopped after the test."""
+    with contextlib.ExitStack() as stack:
+        counter = iter(range(1_000_000))
+
+        def start(
+            config: dict[str, Any] | None,
+            *,
+            workers: int | None = None,
+            extra_args: list[str] | None = None,
+            env: dict[str, str] | None = None,
+        ) -> Gateway:
+            workdir = tmp_path / f"gw{next(counter)}"
+            workdir.mkdir()
+            args: list[str] = []
+            if config is not None:
+                args += ["--config", str(write_config(config, workdir / "gatecore.yaml"))]
+            if workers is not None:
+                args += ["--workers", str(workers)]
+            args += extra_args or []
+            return stack.enter_context(running_gateway(args, workdir, config=config, env=env))
+
+        yield start
+
+
+def make_client(gw: Gateway, key: str = MASTER_KEY, **kwargs: Any) -> openai.OpenAI:
+    kwargs.setdefault("timeout", 20.0)
+    return openai.OpenAI(base_url=gw.openai_base_url, api_key=key, max_retries=0, **kwargs)
+
+
+def make_async_client(gw: Gateway, key: str = MASTER_KEY, **kwargs: Any) -> openai.AsyncOpenAI:
+    kwargs.setdefault("timeout", 20.0)
+    return openai.AsyncOpenAI(base_url=gw.openai_base_url, api_key=key, max_retries=0, **kwargs)
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
+    """An OpenAI SDK client on the shared gateway with the master key."""
+    with make_client(gateway) as c:
+        yield c

@@ -1,0 +1,107 @@
+"""Config loading: interpolation, typed decoding, and every error reported with its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatecore.config import ConfigError, load_config, read_config
+from gatecore.config.interpolate import interpolate
+from gatecore.upstream.timeouts import Timeouts
+
+
+def _errors(doc: Any, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(doc, env or {})
+    return info.value.errors
+
+
+MINIMAL: dict[str, Any] = {
+    "providers": [
+        {"name": "local", "kind": "openai", "base_url": "http://127.0.0.1:8000/v1", "api_key": "x"}
+    ],
+    "models": [{"name": "llama", "deployments": [{"provider": "local", "model": "meta/llama"}]}],
+    "auth": {
+        "master_key": "sk-master-123",
+        "keys": [{"key": "sk-test-1", "name": "team-a", "models": ["llama"]}],
+    },
+}
+
+
+def test_minimal_config_decodes_into_typed_structs() -> None:
+    config = load_config(MINIMAL, {})
+    assert config.models[0].deployments[0].model == "meta/llama"
+    assert config.auth.keys[0].models == ["llama"]
+    assert config.server.max_body_bytes == 32 * 1024 * 1024
+
+
+def test_interpolation_uses_environment_and_defaults() -> None:
+    errors: list[str] = []
+    doc = {"a": "${A}", "b": ["x-${B:-dflt}-y"], "c": "${EMPTY:-fallback}", "d": "${EMPTY}", "n": 3}
+    out = interpolate(doc, {"A": "1", "EMPTY": ""}, "", errors)
+    assert out == {"a": "1", "b": ["x-dflt-y"], "c": "fallback", "d": "", "n": 3}
+    assert errors == []
+    interpolate({"p": [{"k": "${MISSING}"}]}, {}, "", errors)
+    assert errors == ["p[0].k: environment variable 'MISSING' is not set"]
+
+
+def test_every_error_is_reported_with_its_path() -> None:
+    doc = {
+        "server": {"port": "abc"},
+        "providers": [
+            {"name": "up", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+            {"name": "odd", "kind": "weird"},
+            {"name": "nourl", "kind": "openai", "base_url": "ftp://x"},
+        ],
+        "models": [
+            {"name": "a", "deployments": [{"provider": "up", "model": "m"}]},
+            {"name": "b", "deployments": [{"provider": "up", "model": "m", "extra": 1}]},
+            {"name": "c", "deployments": [{"provider": "up", "model": "m"}, {"provider": "x", "model": "y"}]},
+            {"name": "a", "deployments": [], "fallbacks": ["nope"]},
+        ],
+        "auth": {"keys": [{"key": "short", "models": ["zzz", "b"]}]},
+        "cache": {},
+    }
+    errors = _errors(doc)
+    assert "server.port: expected `int`, got `str`" in errors
+    assert "models[1].deployments[0]: object contains unknown field `extra`" in errors
+    assert "providers[1].kind: unknown provider kind 'weird'" in errors
+    assert "providers[2].base_url: 'ftp://x' is not an http(s) URL" in errors
+    assert "models[2].deployments[1].provider: unknown provider 'x'" in errors
+    assert "models[3].name: duplicate model name 'a'" in errors
+    assert "models[3].deployments: a model needs at least one deployment" in errors
+    assert "models[3].fallbacks[0]: unknown model 'nope'" in errors
+    assert "auth.keys[0].key: must be at least 8 characters" in errors
+    assert "auth.keys[0].models[0]: unknown model 'zzz'" in errors
+    assert "cache: section not supported by this version of gatecore" in errors
+    # `b` failed to decode but is defined: the key's reference to it is not a second error.
+    assert not any("unknown model 'b'" in e for e in errors)
+    assert len(errors) == 11
+
+
+def test_timeouts_layer_over_defaults() -> None:
+    doc = {**MINIMAL, "server": {"timeouts": {"idle": 7}}}
+    doc["models"] = [{**MINIMAL["models"][0], "timeouts": {"first_byte": 1.5}}]
+    config = load_config(doc, {})
+    model = config.models[0]
+    t = Timeouts.resolve(config.server.timeouts, model.timeouts)
+    assert (t.first_byte, t.idle, t.connect) == (1.5, 7.0, 10.0)
+    assert _errors({**MINIMAL, "server": {"timeouts": {"total": 0}}}) == [
+        "server.timeouts.total: must be greater than 0"
+    ]
+
+
+def test_read_config_from_file_environment_and_demo(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("providers: []\nmodels: []\nauth: {master_key: '${MK}'}\n")
+    assert read_config(str(path), demo=False, env={"MK": "sk-master-xyz"}).auth.master_key == "sk-master-xyz"
+    env_config = read_config(None, demo=True, env={"OPENAI_API_KEY": "sk-live"})
+    assert [p.name for p in env_config.providers] == ["openai", "echo"]
+    assert env_config.providers[0].api_key == "sk-live"
+    assert [m.name for m in env_config.models] == ["openai/*", "echo"]
+    path.write_text("models: [\n")
+    with pytest.raises(ConfigError) as info:
+        read_config(str(path), demo=False, env={})
+    assert "not valid YAML" in info.value.errors[0]

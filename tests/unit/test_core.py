@@ -1,0 +1,197 @@
+"""Calls every export of `gatecore._core` (the contract in `_core.pyi`) with real assertions.
+
+The Rust cores have their own `cargo test` suites; this checks the Python boundary: argument
+and return types, properties, errors, and the zero-copy paths.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gatecore._core import (
+    Http1Parser,
+    SseRelay,
+    count_tokens,
+    insert_json_member,
+    replace_json_string_field,
+)
+
+# --- Http1Parser ---------------------------------------------------------------------------------
+
+CHUNKED = (
+    b"HTTP/1.1 100 Continue\r\n\r\n"
+    b"HTTP/1.1 200 OK\r\nContent-Type: Text/Event-Stream; charset=UTF-8\r\n"
+    b"Transfer-Encoding: chunked\r\nX-Request-Id: abc\r\n\r\n"
+    b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+)
+
+
+def test_http1_chunked_byte_by_byte() -> None:
+    parser = Http1Parser()
+    assert not parser.head_complete
+    assert parser.status == 0
+    body = b"".join(parser.feed(CHUNKED[i : i + 1]) for i in range(len(CHUNKED)))
+    assert body == b"hello world"
+    assert parser.head_complete
+    assert parser.complete
+    assert parser.status == 200
+    assert parser.keep_alive
+    assert not parser.truncated
+    assert parser.content_type == b"text/event-stream; charset=utf-8"
+    assert parser.headers == [
+        (b"content-type", b"Text/Event-Stream; charset=UTF-8"),
+        (b"transfer-encoding", b"chunked"),
+        (b"x-request-id", b"abc"),
+    ]
+
+
+def test_http1_content_length_and_reuse() -> None:
+    parser = Http1Parser()
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"
+    assert parser.feed(head) == b""
+    assert parser.head_complete and not parser.complete
+    data = b'{"ok":true}'
+    out = parser.feed(data)
+    assert out is data  # the whole input is body: returned without a copy
+    assert parser.complete
+    parser.reset()
+    assert not parser.head_complete and parser.status == 0 and parser.content_type == b""
+    assert parser.feed(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nnoEXTRA") == b"no"
+    assert parser.status == 404 and parser.complete
+
+
+def test_http1_until_eof_and_truncation() -> None:
+    parser = Http1Parser()
+    assert parser.feed(b"HTTP/1.0 200 OK\r\n\r\nabc") == b"abc"
+    assert not parser.keep_alive and not parser.complete
+    parser.feed_eof()
+    assert parser.complete and not parser.truncated
+
+    parser = Http1Parser()
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    parser.feed_eof()
+    assert parser.truncated and not parser.complete
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"HTTP/1.1 abc OK\r\n\r\n", "invalid status line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "invalid content-length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70_000, "response head too large"),
+    ],
+)
+def test_http1_malformed(data: bytes, message: str) -> None:
+    parser = Http1Parser()
+    with pytest.raises(ValueError, match=message):
+        parser.feed(data)
+
+
+# --- SseRelay ------------------------------------------------------------------------------------
+
+
+def chunk(model: str, delta: dict[str, object], finish: str | None = None) -> bytes:
+    event = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+
+
+def test_sse_relay_stream() -> None:
+    usage_only = (
+        b'data: {"id":"chatcmpl-1","model":"gpt-4o","choices":[],"usage":{"prompt_tokens":9,'
+        b'"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":3},'
+        b'"completion_tokens_details":{"reasoning_tokens":1}}}\n\n'
+    )
+    body = (
+        b": ping\n\n"
+        + chunk("gpt-4o", {"role": "assistant", "content": "hello"})
+        + chunk("gpt-4o", {"content": " world"}, "stop")
+        + usage_only
+        + b"data: [DONE]\n\n"
+    )
+    relay = SseRelay(model="alias", strip_usage_only=True, count_output=True, encoding="cl100k_base")
+    split = len(body) // 2
+    out = relay.feed(body[:split]) + relay.feed(body[split:]) + relay.finish()
+    want = (body.replace(usage_only, b"")).replace(b'"model":"gpt-4o"', b'"model":"alias"')
+    assert out == want
+    assert relay.done
+    assert relay.events == 2
+    assert relay.usage == (9, 2, 3, 1)
+    assert relay.error is None
+    assert relay.malformed_events == 0
+    assert relay.first_choice_finish_reason == "stop"
+    assert relay.output_tokens() == 2
+
+
+def test_sse_relay_passthrough_errors_and_malformed() -> None:
+    relay = SseRelay()
+    data = b'data: {"error":{"message":"overloaded","code":503}}\n\ndata: {oops\n\n'
+    assert relay.feed(data) is data  # unchanged output is the input object itself
+    assert relay.error == b'{"message":"overloaded","code":503}'
+    assert relay.malformed_events == 1
+    assert relay.events == 2
+    assert relay.usage is None
+    assert relay.first_choice_finish_reason is None
+    assert relay.feed(b"data: [DO") == b""
+    assert relay.finish() == b"data: [DO"
+
+
+def test_sse_relay_docstring_example() -> None:
+    relay = SseRelay(model="my-model")
+    assert (
+        relay.feed(b'data: {"model":"gpt-4o","choices":[]}\n\ndata: [DO')
+        == b'data: {"model":"my-model","choices":[]}\n\n'
+    )
+    assert relay.feed(b"NE]\n\n") == b"data: [DONE]\n\n"
+    assert relay.done
+
+
+def test_sse_relay_long_output_and_bad_encoding() -> None:
+    relay = SseRelay(count_output=True)
+    words = "lorem ipsum dolor sit amet " * 200
+    relay.feed(chunk("m", {"content": words}))
+    assert relay.output_tokens() == count_tokens(words)
+    assert SseRelay(count_output=False).output_tokens() == 0
+    with pytest.raises(ValueError, match="unknown encoding"):
+        SseRelay(encoding="gpt2")
+
+
+# --- functions -----------------------------------------------------------------------------------
+
+
+def test_count_tokens() -> None:
+    assert count_tokens("hello world") == 2
+    assert count_tokens("hello world", "cl100k_base") == 2
+    assert count_tokens("") == 0
+    assert count_tokens("x" * 10_000) > 0  # GIL released path
+    assert count_tokens("\ud800 lone surrogate") > 0
+    with pytest.raises(ValueError, match="unknown encoding"):
+        count_tokens("hi", encoding="p50k_base")
+
+
+def test_replace_json_string_field() -> None:
+    body = b'{"messages":[{"role":"user","content":"\\"model\\": \\"x\\"","model":"m"}],"model" : "gpt-4o"}'
+    out = replace_json_string_field(body, "model", 'a"b')
+    assert out == body.replace(b'"model" : "gpt-4o"', b'"model" : "a\\"b"')
+    assert out is not None and json.loads(out)["model"] == 'a"b'
+    assert replace_json_string_field(b'{"model":1}', "model", "x") is None
+    assert replace_json_string_field(b'{"other":"x"}', "model", "x") is None
+    assert replace_json_string_field(b'["model"]', "model", "x") is None
+
+
+def test_insert_json_member() -> None:
+    raw = b'{"include_usage":true}'
+    assert insert_json_member(b'{"a": 1}', "stream_options", raw) == (
+        b'{"stream_options":{"include_usage":true},"a": 1}'
+    )
+    assert insert_json_member(b" { } ", "n", b"1") == b' { "n":1} '
+    assert insert_json_member(b"[]", "n", b"1") is None
+    with pytest.raises(ValueError, match="raw_value"):
+        insert_json_member(b"{}", "n", b"")
