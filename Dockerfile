@@ -24,7 +24,7 @@ COPY . .
 # cache mounts keep the crates.io index/downloads and cargo's build folder between builds
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    maturin build --release --out /dist
+    maturin build --release --locked --out /dist
 
 # ---- runtime -------------------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm

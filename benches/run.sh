@@ -12,7 +12,8 @@
 #
 # Knobs (env, passed through to the harness): MODES, CONCURRENCY, REPEATS, DURATION, WARMUP, PACED,
 # PACED_CONC, PACED_DURATION, BENCH_API_KEY, NOTE; here: GATECORE_PORT (8080), GATECORE_CONFIG_BENCH,
-# GWBENCH_HARNESS (source of the harness), KEEP_MOCKS=1 (leave the mock upstreams running).
+# GWBENCH_HARNESS (source of the harness), KEEP_MOCKS=1 (leave the mock upstreams running; mocks that
+# were already up before the run are always left running).
 # Every loop here is bounded; the harness bounds its own (wrk -d under timeout, stream client --duration).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -61,8 +62,11 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$GW" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$GW" 2>/dev/null && kill -9 "$GW" 2>/dev/null || true
   fi
-  [ "${KEEP_MOCKS:-0}" = 1 ] || bash "$H/mock/stop.sh" || true
+  # stop the mocks only if this run started them (another session may be using them)
+  [ "${KEEP_MOCKS:-0}" = 1 ] || [ "$MOCKS_WERE_UP" = 1 ] || bash "$H/mock/stop.sh" || true
 }
+MOCKS_WERE_UP=0
+curl -fsS -o /dev/null --max-time 1 http://127.0.0.1:18000/health 2>/dev/null && MOCKS_WERE_UP=1
 trap cleanup EXIT
 
 bash "$H/mock/start.sh"

@@ -26,6 +26,9 @@ class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     workers: int = 1
     max_body_bytes: int = 32 * 1024 * 1024
     access_log: bool = False
+    # Seconds an upstream wait lasts before the client's connection is watched for a disconnect
+    # (streams are watched by their writes instead).
+    disconnect_watch_after: float = 0.25
     timeouts: TimeoutsConfig = DEFAULT_TIMEOUTS
 
 

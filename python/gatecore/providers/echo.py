@@ -119,6 +119,9 @@ class EchoResponse:
         self._parts = []
         return body
 
+    def body_if_complete(self) -> bytes | None:
+        return None  # hand the events out one by one, as a real stream would
+
     async def next_chunk(self) -> bytes | None:
         return self._parts.pop(0) if self._parts else None
 

@@ -35,11 +35,18 @@ async def relay_stream(
         provider.tokenizer,
     )
     ctx.status = 200
-    overhead = sent_ns - ctx.started + (time.perf_counter_ns() - head_ns)
-    transport = proto.response_stream(
-        200,
-        [*inference_headers(ctx, "text/event-stream", overhead), ("cache-control", "no-cache")],
-    )
+    headers = [*inference_headers(ctx, "text/event-stream", 0), ("cache-control", "no-cache")]
+    whole = response.body_if_complete()
+    if whole is not None:
+        # Every event has already arrived (a short or cached answer): they go out together in one
+        # write, exactly as a stream would deliver them, without the per-chunk stream machinery.
+        out = relay.feed(whole) + relay.finish()
+        headers[2] = ("x-gatecore-overhead-ms", _ms(sent_ns - ctx.started + time.perf_counter_ns() - head_ns))
+        proto.response_bytes(200, headers, out)
+        _account(ctx, relay, provider, sent_ns)
+        return
+    headers[2] = ("x-gatecore-overhead-ms", _ms(sent_ns - ctx.started + time.perf_counter_ns() - head_ns))
+    transport = proto.response_stream(200, headers)
     try:
         while (chunk := await response.next_chunk()) is not None:
             out = relay.feed(chunk)
@@ -65,14 +72,22 @@ async def relay_stream(
     finally:
         # granian ends the response when the transport is freed: drop it now, not at the next GC.
         transport = None
-        ctx.upstream_ns = time.perf_counter_ns() - sent_ns
-        ctx.streamed_events = relay.events
-        usage = relay.usage
-        if usage is not None:
-            ctx.usage = Usage(usage[0], usage[1], usage[2], usage[3], "upstream")
-        else:
-            ctx.usage = Usage(
-                count_input_tokens(ctx.body, provider.tokenizer), relay.output_tokens(), source="counted"
-            )
-        if relay.error is not None:
-            ctx.error_code = ctx.error_code or "upstream_error_event"
+        _account(ctx, relay, provider, sent_ns)
+
+
+def _account(ctx: RequestContext, relay: SseRelay, provider: Provider, sent_ns: int) -> None:
+    ctx.upstream_ns = time.perf_counter_ns() - sent_ns
+    ctx.streamed_events = relay.events
+    usage = relay.usage
+    if usage is not None:
+        ctx.usage = Usage(usage[0], usage[1], usage[2], usage[3], "upstream")
+    else:
+        ctx.usage = Usage(
+            count_input_tokens(ctx.body, provider.tokenizer), relay.output_tokens(), source="counted"
+        )
+    if relay.error is not None:
+        ctx.error_code = ctx.error_code or "upstream_error_event"
+
+
+def _ms(ns: int) -> str:
+    return f"{ns / 1e6:.3f}"

@@ -119,6 +119,15 @@ class Http1Connection(asyncio.Protocol):
         self.status = status
         self.content_type = parser.content_type
 
+    def body_if_complete(self) -> bytes | None:
+        if not self._parser.complete:
+            return None
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._finish()
+        return data
+
     async def next_chunk(self) -> bytes | None:
         chunks = self._chunks
         while True:

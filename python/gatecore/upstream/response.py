@@ -15,6 +15,10 @@ class UpstreamResponse(Protocol):
         """The whole body (at most `limit` bytes, else UpstreamProtocolError)."""
         ...
 
+    def body_if_complete(self) -> bytes | None:
+        """The whole body when all of it has already arrived, else None (and nothing is consumed)."""
+        ...
+
     async def next_chunk(self) -> bytes | None:
         """The body bytes received since the last call, waiting for some; None at the end."""
         ...
