@@ -202,6 +202,13 @@ class SseRelay:
         """Raw JSON bytes of the last top-level `"error"` object seen, or None."""
 
     @property
+    def held_bytes(self) -> int:
+        """Bytes of a partial event held back until its terminating blank line arrives.
+
+        The relay itself sets no bound; callers stop an upstream whose event grows past their limit.
+        """
+
+    @property
     def malformed_events(self) -> int:
         """Data events whose data was not valid JSON (they were passed through)."""
 

@@ -71,5 +71,6 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else config.server.port,
         workers=args.workers if args.workers is not None else config.server.workers,
         log_level=args.log_level,
+        max_rss_mb=config.server.worker_max_rss_mb,
     )
     return 0

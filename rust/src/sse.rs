@@ -497,6 +497,12 @@ impl PySseRelay {
         self.inner.error.as_deref().map(|e| PyBytes::new(py, e))
     }
 
+    /// Bytes of a partial event held until its end arrives (the caller caps this).
+    #[getter]
+    fn held_bytes(&self) -> usize {
+        self.inner.pending.len()
+    }
+
     #[getter]
     fn malformed_events(&self) -> u64 {
         self.inner.malformed_events

@@ -139,7 +139,9 @@ def test_sse_relay_passthrough_errors_and_malformed() -> None:
     assert relay.events == 2
     assert relay.usage is None
     assert relay.first_choice_finish_reason is None
+    assert relay.held_bytes == 0
     assert relay.feed(b"data: [DO") == b""
+    assert relay.held_bytes == len(b"data: [DO")
     assert relay.finish() == b"data: [DO"
 
 

@@ -56,6 +56,8 @@ class RecordedRequest:
     """The parsed body, or None when it was not valid JSON."""
     received_at: float
     """time.monotonic() when the request was read."""
+    peer_port: int | None = None
+    """The client's port: requests with the same one came over the same (kept-alive) connection."""
     status: int | None = None
     response_json: Any = None
     """The JSON body answered (non-streamed answers and errors)."""
@@ -96,6 +98,10 @@ class MockOptions:
     hang: bool = False
     content_type: str | None = None
     content: str | None = None
+    close: bool = False
+    all_at_once: bool = False
+    no_done: bool = False
+    no_stream: bool = False
 
     @classmethod
     def from_body(cls, body: Any) -> MockOptions:
@@ -122,6 +128,10 @@ class MockOptions:
             hang=raw.get("hang") is True,
             content_type=content_type if isinstance(content_type, str) else None,
             content=content if isinstance(content, str) else None,
+            close=raw.get("close") is True,
+            all_at_once=raw.get("all_at_once") is True,
+            no_done=raw.get("no_done") is True,
+            no_stream=raw.get("no_stream") is True,
         )
 
 
@@ -225,9 +235,12 @@ def _embedding_inputs(body: JsonObject) -> list[str]:
 class MockUpstream:
     """An OpenAI-compatible HTTP server on 127.0.0.1, run in a background thread."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, keepalive_timeout: float | None = None) -> None:
+        """``keepalive_timeout``: seconds an idle keep-alive connection stays open before the mock
+        closes it (aiohttp's default when None)."""
         self.host = host
         self.port = 0
+        self.keepalive_timeout = keepalive_timeout
         self._requests: list[RecordedRequest] = []
         self._cond = threading.Condition()
         self._ids = itertools.count(1)
@@ -280,7 +293,10 @@ class MockUpstream:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
+        extra: dict[str, Any] = {}
+        if self.keepalive_timeout is not None:
+            extra["keepalive_timeout"] = self.keepalive_timeout
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5, **extra)
         await runner.setup()
         await web.SockSite(runner, sock, backlog=1024).start()
         self._runner = runner
@@ -356,6 +372,7 @@ class MockUpstream:
             body=body,
             body_json=parsed,
             received_at=time.monotonic(),
+            peer_port=_peer_port(request),
         )
         with self._cond:
             self._requests.append(recorded)
@@ -406,23 +423,26 @@ class MockUpstream:
                 await asyncio.sleep(opts.first_byte_delay_ms / 1000)
             if not isinstance(body, dict):
                 msg = "We could not parse the JSON body of your request."
-                return self._json(recorded, 400, error_body(msg, "invalid_request_error"))
+                return _closing(self._json(recorded, 400, error_body(msg, "invalid_request_error")), opts)
             if opts.status is not None and opts.status >= 400:
                 error = opts.error if opts.error is not None else self._default_error(opts.status)
-                return self._json(recorded, opts.status, {"error": error}, opts.content_type)
+                return _closing(self._json(recorded, opts.status, {"error": error}, opts.content_type), opts)
             try:
                 if not isinstance(body.get("model"), str):
                     raise BadRequest("you must provide a model parameter", "model")
                 if kind == "embedding":
-                    return self._json(recorded, 200, self._embedding_response(body), opts.content_type)
+                    obj = self._embedding_response(body)
+                    return _closing(self._json(recorded, 200, obj, opts.content_type), opts)
                 stream = body.get("stream") is True
                 pieces, usage = self._answer(kind, body, opts)
             except BadRequest as exc:
                 err = error_body(str(exc), "invalid_request_error", exc.param)
-                return self._json(recorded, 400, err)
-            if not stream:
+                return _closing(self._json(recorded, 400, err), opts)
+            if not stream or opts.no_stream:
                 obj = self._whole_response(kind, body, pieces, usage, opts)
-                return self._json(recorded, 200, obj, opts.content_type)
+                return _closing(self._json(recorded, 200, obj, opts.content_type), opts)
+            if opts.all_at_once:
+                return _closing(self._whole_stream(recorded, kind, body, pieces, usage, opts), opts)
             return await self._stream(request, recorded, kind, body, pieces, usage, opts)
         except asyncio.CancelledError:
             self._mark_disconnected(recorded)
@@ -554,8 +574,7 @@ class MockUpstream:
         usage: JsonObject,
         opts: MockOptions,
     ) -> web.StreamResponse:
-        payloads = [json.dumps(e).encode() for e in self._stream_events(kind, body, pieces, usage, opts)]
-        payloads.append(b"[DONE]")
+        payloads = self._stream_payloads(kind, body, pieces, usage, opts)
         response = web.StreamResponse(
             status=200,
             headers={
@@ -564,6 +583,7 @@ class MockUpstream:
             },
         )
         recorded.status = 200
+        _closing(response, opts)
         await response.prepare(request)
         for i, payload in enumerate(payloads):
             if opts.cut_after is not None and i >= opts.cut_after:
@@ -582,6 +602,38 @@ class MockUpstream:
             recorded.event_times.append(time.monotonic())
         await response.write_eof()
         return response
+
+    def _stream_payloads(
+        self, kind: str, body: JsonObject, pieces: list[str], usage: JsonObject, opts: MockOptions
+    ) -> list[bytes]:
+        """The ``data:`` payload of every event of a stream, ``[DONE]`` last unless ``no_done``."""
+        payloads = [json.dumps(e).encode() for e in self._stream_events(kind, body, pieces, usage, opts)]
+        if not opts.no_done:
+            payloads.append(b"[DONE]")
+        return payloads
+
+    def _whole_stream(
+        self,
+        recorded: RecordedRequest,
+        kind: str,
+        body: JsonObject,
+        pieces: list[str],
+        usage: JsonObject,
+        opts: MockOptions,
+    ) -> web.Response:
+        """Every event of a stream in one body with a Content-Length (``all_at_once``): no chunking."""
+        payloads = self._stream_payloads(kind, body, pieces, usage, opts)
+        recorded.status = 200
+        recorded.events.extend(payloads)
+        recorded.event_times.extend([time.monotonic()] * len(payloads))
+        return web.Response(
+            status=200,
+            body=b"".join(b"data: " + payload + b"\n\n" for payload in payloads),
+            headers={
+                "Content-Type": opts.content_type or "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+            },
+        )
 
     async def _abort(self, request: web.Request, recorded: RecordedRequest) -> None:
         # Give the events already written a moment to leave the socket buffer, then reset the connection
@@ -610,6 +662,19 @@ class MockUpstream:
             "model": body["model"],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+
+
+def _peer_port(request: web.Request) -> int | None:
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return peer[1] if isinstance(peer, tuple) and len(peer) >= 2 and isinstance(peer[1], int) else None
+
+
+def _closing(response: web.StreamResponse, opts: MockOptions) -> web.StreamResponse:
+    """The response, answered with ``Connection: close`` (and the connection closed) when asked."""
+    if opts.close:
+        response.force_close()
+    return response
 
 
 class RefusedPort:

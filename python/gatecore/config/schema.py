@@ -29,6 +29,9 @@ class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Seconds an upstream wait lasts before the client's connection is watched for a disconnect
     # (streams are watched by their writes instead).
     disconnect_watch_after: float = 0.25
+    # A worker whose memory passes this many MiB is replaced gracefully (a new one starts first).
+    # Guards against slow growth, such as granian's per-call disconnect futures; 0 turns it off.
+    worker_max_rss_mb: int = 1024
     timeouts: TimeoutsConfig = DEFAULT_TIMEOUTS
 
 

@@ -30,6 +30,8 @@ def validate_config(
         errors.append("server.workers: must be at least 1")
     if server.max_body_bytes < 1024:
         errors.append("server.max_body_bytes: must be at least 1024")
+    if server.worker_max_rss_mb < 0:
+        errors.append("server.worker_max_rss_mb: must be 0 (off) or more")
     if not server.disconnect_watch_after > 0:
         errors.append("server.disconnect_watch_after: must be greater than 0")
     errors.extend(_timeouts(server.timeouts, "server.timeouts"))

@@ -10,6 +10,7 @@ from gatecore.ledger.access_log import AccessLog
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import RequestContext
 from gatecore.routing.table import Deployment, ModelRoute, RouteStage, RouteTable
+from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.upstream.pool import PoolSet
 from gatecore.upstream.timeouts import Timeouts
 
@@ -19,12 +20,23 @@ Stage = Callable[[RequestContext], Awaitable[None]]
 class Gateway:
     """Everything a worker needs to serve requests, built from one config snapshot."""
 
-    __slots__ = ("access_log", "auth", "config", "max_body_bytes", "pools", "providers", "routes", "stages")
+    __slots__ = (
+        "access_log",
+        "auth",
+        "config",
+        "max_body_bytes",
+        "pools",
+        "providers",
+        "routes",
+        "stages",
+        "sweeper",
+    )
 
     def __init__(self, config: GatecoreConfig):
         self.config = config
         self.max_body_bytes = config.server.max_body_bytes
-        self.pools = PoolSet()
+        self.sweeper = DeadlineSweeper()
+        self.pools = PoolSet(self.sweeper)
         self.providers: dict[str, Provider] = {
             p.name: build_provider(p, self.pools) for p in config.providers
         }
@@ -43,6 +55,7 @@ class Gateway:
         self.access_log = AccessLog() if config.server.access_log else None
 
     def close(self) -> None:
+        self.sweeper.close()
         self.pools.close()
         if self.access_log is not None:
             self.access_log.flush()

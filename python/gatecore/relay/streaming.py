@@ -14,13 +14,16 @@ from typing import Any
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from gatecore._core import SseRelay
-from gatecore.errors import GatewayError, UpstreamStreamError
+from gatecore.errors import GatewayError, UpstreamProtocolError, UpstreamStreamError
 from gatecore.providers.base import Provider
 from gatecore.relay.usage import count_input_tokens
 from gatecore.request import RequestContext, Usage
 from gatecore.server.errors import stream_error_event
 from gatecore.server.headers import inference_headers
 from gatecore.upstream.response import UpstreamResponse
+
+# An upstream that never ends an event would otherwise make the relay hold ever more memory.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 async def relay_stream(
@@ -52,6 +55,10 @@ async def relay_stream(
             out = relay.feed(chunk)
             if out:
                 await transport.send_bytes(out)
+            if relay.held_bytes > MAX_EVENT_BYTES:
+                raise UpstreamProtocolError(
+                    f"The upstream sent an event larger than {MAX_EVENT_BYTES} bytes."
+                )
         tail = relay.finish()
         if tail:
             await transport.send_bytes(tail)

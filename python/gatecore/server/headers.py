@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from itertools import count
+from typing import Any
 
 from gatecore.request import RequestContext
 
@@ -19,6 +20,15 @@ def request_id(client_value: str | None) -> str:
     if client_value is not None and _CLIENT_REQUEST_ID.fullmatch(client_value):
         return client_value
     return f"{_PREFIX}{next(_counter):x}"
+
+
+def client_secret(headers: Any) -> str | None:
+    """The client's API key: `Authorization: Bearer <key>`, else `x-api-key` (Anthropic clients)."""
+    authorization = headers.get("authorization")
+    if authorization is not None and authorization[:7].lower() == "bearer ":
+        return str(authorization[7:].strip())
+    key = headers.get("x-api-key")
+    return None if key is None else str(key)
 
 
 def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) -> list[tuple[str, str]]:

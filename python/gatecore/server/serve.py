@@ -7,7 +7,15 @@ import os
 from gatecore.config.source import CONFIG_ENV, DEMO_ENV
 
 
-def serve(config_path: str | None, demo: bool, host: str, port: int, workers: int, log_level: str) -> None:
+def serve(
+    config_path: str | None,
+    demo: bool,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    max_rss_mb: int = 0,
+) -> None:
     """Run the server until interrupted. The config must already be validated."""
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.log import LogLevels
@@ -28,5 +36,7 @@ def serve(config_path: str | None, demo: bool, host: str, port: int, workers: in
         log_level=LogLevels(log_level),
         log_access=False,
         websockets=False,
+        workers_max_rss=max_rss_mb or None,
+        rss_sample_interval=30,
     )
     server.serve()

@@ -19,6 +19,7 @@ from gatecore.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.upstream.timeouts import Timeouts
 
 
@@ -26,17 +27,20 @@ class StaleConnection(Exception):
     """A reused keep-alive connection closed before any byte of the answer: safe to resend."""
 
 
-def _expire(waiter: asyncio.Future[None], phase: str, seconds: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(UpstreamTimeout(f"The upstream timed out ({phase} timeout, {seconds:g} s)."))
-
-
 class Http1Connection(asyncio.Protocol):
     """One keep-alive connection to an upstream origin."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, release: Callable[[Http1Connection], None]):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        release: Callable[[Http1Connection], None],
+        sweeper: DeadlineSweeper,
+    ):
         self._loop = loop
         self._release = release
+        self._sweeper = sweeper
+        self.due = 0.0  # when the current wait times out (loop time)
+        self._phase = ""
         self._transport: asyncio.Transport | None = None
         self._parser = Http1Parser()
         self._chunks: list[bytes] = []
@@ -163,25 +167,35 @@ class Http1Connection(asyncio.Protocol):
         self.closed = True
 
     async def _wait(self, timeout: float, phase: str) -> None:
-        remaining = self._deadline - self._loop.time()
-        if remaining < timeout:
-            timeout, phase = max(remaining, 0.0), "total"
-        assert self._timeouts is not None
-        limit = self._timeouts.total if phase == "total" else timeout
+        due = self._loop.time() + timeout
+        if due > self._deadline:
+            due, phase = self._deadline, "total"
+        self.due = due
+        self._phase = phase
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._waiter = waiter
-        handle = self._loop.call_later(timeout, _expire, waiter, phase, limit)
+        self._sweeper.add(self)
         try:
             await waiter
         except UpstreamTimeout:
             self.abort()
             raise
         finally:
-            handle.cancel()
+            self._sweeper.discard(self)
             # Break the future → exception → traceback → this frame cycle, so nothing the caller's
             # frames hold (the client transport among them) waits for the cyclic GC to be freed.
             self._waiter = None
             del waiter
+
+    def expire(self) -> None:
+        """The current wait's deadline passed (called by the DeadlineSweeper)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            assert self._timeouts is not None
+            seconds = getattr(self._timeouts, self._phase.replace(" ", "_"))
+            waiter.set_exception(
+                UpstreamTimeout(f"The upstream timed out ({self._phase} timeout, {seconds:g} s).")
+            )
 
     def _finish(self) -> None:
         if not self._in_use:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from gatecore.errors import UpstreamTimeout, UpstreamUnreachable
 from gatecore.request import RequestContext
+from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.upstream.http1 import Http1Connection, StaleConnection
 from gatecore.upstream.timeouts import Timeouts
 
@@ -30,10 +31,11 @@ class Origin:
 class ConnectionPool:
     """Idle keep-alive connections to one origin, reused most-recently-used first."""
 
-    __slots__ = ("_idle", "_ssl", "max_idle", "origin")
+    __slots__ = ("_idle", "_ssl", "_sweeper", "max_idle", "origin")
 
-    def __init__(self, origin: Origin, max_idle: int = 512):
+    def __init__(self, origin: Origin, sweeper: DeadlineSweeper, max_idle: int = 512):
         self.origin = origin
+        self._sweeper = sweeper
         self.max_idle = max_idle
         self._idle: list[Http1Connection] = []
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if origin.tls else None
@@ -76,7 +78,7 @@ class ConnectionPool:
 
     async def _connect(self, timeout: float) -> Http1Connection:
         loop = asyncio.get_running_loop()
-        conn = Http1Connection(loop, self._release)
+        conn = Http1Connection(loop, self._release, self._sweeper)
         origin = self.origin
         try:
             async with asyncio.timeout(timeout):
@@ -103,16 +105,17 @@ class ConnectionPool:
 class PoolSet:
     """Every origin's pool, shared by all providers of a worker process."""
 
-    __slots__ = ("_pools",)
+    __slots__ = ("_pools", "sweeper")
 
-    def __init__(self) -> None:
+    def __init__(self, sweeper: DeadlineSweeper) -> None:
+        self.sweeper = sweeper
         self._pools: dict[tuple[bool, str, int], ConnectionPool] = {}
 
     def get(self, origin: Origin) -> ConnectionPool:
         key = (origin.tls, origin.host, origin.port)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = ConnectionPool(origin)
+            pool = self._pools[key] = ConnectionPool(origin, self.sweeper)
         return pool
 
     def close(self) -> None:
