@@ -50,8 +50,10 @@ class Gateway:
             routes.append(ModelRoute(model.name, deployments, owner))
         self.routes = RouteTable(routes)
         self.auth = AuthStage(config.auth)
-        # The chain, in order (DESIGN.md §1). Later stages (limits, guardrails, cache) slot in here.
-        self.stages: tuple[Stage, ...] = (self.auth, RouteStage(self.routes))
+        # The chain, in order (DESIGN.md §1). `auth` runs first, before the body is decoded, so nothing
+        # of an unauthenticated request is parsed; these run after. Later stages (limits, guardrails,
+        # cache) slot in here.
+        self.stages: tuple[Stage, ...] = (RouteStage(self.routes),)
         self.access_log = AccessLog() if config.server.access_log else None
 
     def close(self) -> None:

@@ -138,7 +138,7 @@ class GatewayApp:
             ctx.api_key = client_secret(headers)
             await gateway.auth(ctx)
             decode_fields(ctx, decoder)
-            for stage in gateway.stages[1:]:
+            for stage in gateway.stages:
                 await stage(ctx)
             await self._call_upstream(ctx, proto)
         except GatewayError as exc:
