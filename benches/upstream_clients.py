@@ -113,10 +113,11 @@ async def make_gatecore(mode: str, port: int) -> tuple[Exchange, Callable[[], Aw
     import inspect
     import types
 
+    from gatecore.upstream.deadlines import DeadlineSweeper
     from gatecore.upstream.pool import Origin, PoolSet
     from gatecore.upstream.timeouts import Timeouts
 
-    pools = PoolSet()
+    pools = PoolSet(DeadlineSweeper())
     pool = pools.get(Origin(f"http://{HOST}:{port}"))
     timeouts = Timeouts(connect=10.0, first_byte=30.0, idle=30.0, total=60.0)
     head = request_head(port)
