@@ -16,10 +16,17 @@ class GatewayError(Exception):
     retryable: bool = False
 
     def __init__(
-        self, message: str, *, param: str | None = None, headers: list[tuple[str, str]] | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
     ):
         super().__init__(message)
         self.message = message
+        if code is not None:  # a more precise slug than the class's own
+            self.code = code
         self.param = param
         self.headers = headers or []
 
@@ -31,10 +38,6 @@ class InvalidRequest(GatewayError):
     type = "invalid_request_error"
     code = "invalid_body"
 
-    def __init__(self, message: str, *, code: str = "invalid_body", param: str | None = None):
-        super().__init__(message, param=param)
-        self.code = code
-
 
 class BodyTooLarge(GatewayError):
     status = 413
@@ -45,10 +48,7 @@ class BodyTooLarge(GatewayError):
 class AuthenticationFailed(GatewayError):
     status = 401
     type = "authentication_error"
-
-    def __init__(self, message: str, *, code: str):
-        super().__init__(message)
-        self.code = code
+    code = "invalid_api_key"
 
 
 class ModelNotAllowed(GatewayError):
@@ -60,10 +60,7 @@ class ModelNotAllowed(GatewayError):
 class NotFound(GatewayError):
     status = 404
     type = "not_found_error"
-
-    def __init__(self, message: str, *, code: str = "not_found", param: str | None = None):
-        super().__init__(message, param=param)
-        self.code = code
+    code = "not_found"
 
 
 class MethodNotAllowed(GatewayError):

@@ -268,19 +268,7 @@ impl<'a> Cursor<'a> {
 
     /// After a member value: true if another member follows (`,` consumed), false at `}`.
     pub fn object_next(&mut self) -> Result<bool, Invalid> {
-        self.ws();
-        match self.peek() {
-            Some(b',') => {
-                self.pos += 1;
-                self.ws();
-                Ok(true)
-            }
-            Some(b'}') => {
-                self.pos += 1;
-                Ok(false)
-            }
-            _ => Err(Invalid),
-        }
+        self.next_or_close(b'}')
     }
 
     /// Consumes `[` and whitespace. Returns false (and consumes `]`) for an empty array.
@@ -297,6 +285,13 @@ impl<'a> Cursor<'a> {
 
     /// After an element: true if another element follows (`,` consumed), false at `]`.
     pub fn array_next(&mut self) -> Result<bool, Invalid> {
+        self.next_or_close(b']')
+    }
+
+    /// After a member or element: `,` (consumed, with the whitespace after it) → true; `close`
+    /// (consumed) → false.
+    #[inline(always)]
+    fn next_or_close(&mut self, close: u8) -> Result<bool, Invalid> {
         self.ws();
         match self.peek() {
             Some(b',') => {
@@ -304,7 +299,7 @@ impl<'a> Cursor<'a> {
                 self.ws();
                 Ok(true)
             }
-            Some(b']') => {
+            Some(c) if c == close => {
                 self.pos += 1;
                 Ok(false)
             }

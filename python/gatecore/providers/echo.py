@@ -62,8 +62,13 @@ class EchoProvider:
                 "usage": usage,
             }
             return EchoResponse(orjson.dumps(body), b"application/json")
-        events: list[bytes] = []
         obj = "chat.completion.chunk" if chat else "text_completion"
+
+        def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            fields = {"id": rid, "object": obj, "created": created, "model": upstream_model}
+            return _event({**fields, "choices": choices, **extra})
+
+        events: list[bytes] = []
         for i, word in enumerate(words):
             piece = word if i == 0 else " " + word
             delta: dict[str, Any] = {"index": 0, "finish_reason": None}
@@ -71,34 +76,11 @@ class EchoProvider:
                 delta["delta"] = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
             else:
                 delta["text"] = piece
-            events.append(
-                _event(
-                    {
-                        "id": rid,
-                        "object": obj,
-                        "created": created,
-                        "model": upstream_model,
-                        "choices": [delta],
-                    }
-                )
-            )
+            events.append(chunk([delta]))
         last: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
         last["delta" if chat else "text"] = {} if chat else ""
-        events.append(
-            _event({"id": rid, "object": obj, "created": created, "model": upstream_model, "choices": [last]})
-        )
-        events.append(
-            _event(
-                {
-                    "id": rid,
-                    "object": obj,
-                    "created": created,
-                    "model": upstream_model,
-                    "choices": [],
-                    "usage": usage,
-                }
-            )
-        )
+        events.append(chunk([last]))
+        events.append(chunk([], usage=usage))
         events.append(b"data: [DONE]\n\n")
         return EchoResponse(events, b"text/event-stream")
 
