@@ -24,6 +24,7 @@ class Gateway:
         "access_log",
         "auth",
         "config",
+        "disconnect_watch_after",
         "max_body_bytes",
         "pools",
         "providers",
@@ -35,6 +36,7 @@ class Gateway:
     def __init__(self, config: GatecoreConfig):
         self.config = config
         self.max_body_bytes = config.server.max_body_bytes
+        self.disconnect_watch_after = config.server.disconnect_watch_after
         self.sweeper = DeadlineSweeper()
         self.pools = PoolSet(self.sweeper)
         self.providers: dict[str, Provider] = {

@@ -38,17 +38,15 @@ async def relay_stream(
         provider.tokenizer,
     )
     ctx.status = 200
-    headers = [*inference_headers(ctx, "text/event-stream", 0), ("cache-control", "no-cache")]
     whole = response.body_if_complete()
+    overhead = sent_ns - ctx.started + time.perf_counter_ns() - head_ns
+    headers = [*inference_headers(ctx, "text/event-stream", overhead), ("cache-control", "no-cache")]
     if whole is not None:
         # Every event has already arrived (a short or cached answer): they go out together in one
         # write, exactly as a stream would deliver them, without the per-chunk stream machinery.
-        out = relay.feed(whole) + relay.finish()
-        headers[2] = ("x-gatecore-overhead-ms", _ms(sent_ns - ctx.started + time.perf_counter_ns() - head_ns))
-        proto.response_bytes(200, headers, out)
+        proto.response_bytes(200, headers, relay.feed(whole) + relay.finish())
         _account(ctx, relay, provider, sent_ns)
         return
-    headers[2] = ("x-gatecore-overhead-ms", _ms(sent_ns - ctx.started + time.perf_counter_ns() - head_ns))
     transport = proto.response_stream(200, headers)
     try:
         while (chunk := await response.next_chunk()) is not None:
@@ -94,7 +92,3 @@ def _account(ctx: RequestContext, relay: SseRelay, provider: Provider, sent_ns: 
         )
     if relay.error is not None:
         ctx.error_code = ctx.error_code or "upstream_error_event"
-
-
-def _ms(ns: int) -> str:
-    return f"{ns / 1e6:.3f}"

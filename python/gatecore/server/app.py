@@ -28,7 +28,6 @@ from gatecore.server import models_api
 from gatecore.server.errors import INTERNAL_ERROR, JSON, render_error
 from gatecore.server.headers import client_secret, request_id
 from gatecore.server.request_body import decode_fields, read_body
-from gatecore.upstream.deadlines import DeadlineSweeper
 
 log = logging.getLogger("gatecore.server")
 
@@ -72,8 +71,6 @@ class GatewayApp:
 
     def __init__(self) -> None:
         self.gateway: Gateway | None = None
-        self.watch_after = 0.25
-        self.sweeper = DeadlineSweeper()
         inference = {
             "/v1/chat/completions": self._inference_route(CHAT, msgspec.json.Decoder(ChatFields)),
             "/v1/completions": self._inference_route(COMPLETIONS, msgspec.json.Decoder(CompletionFields)),
@@ -88,8 +85,6 @@ class GatewayApp:
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.gateway = build_gateway(read_config_from_process_env())
-        self.watch_after = self.gateway.config.server.disconnect_watch_after
-        self.sweeper = self.gateway.sweeper
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.gateway is not None:
@@ -140,7 +135,7 @@ class GatewayApp:
             decode_fields(ctx, decoder)
             for stage in gateway.stages:
                 await stage(ctx)
-            await self._call_upstream(ctx, proto)
+            await self._call_upstream(gateway, ctx, proto)
         except GatewayError as exc:
             ctx.status = exc.status
             ctx.error_code = exc.code
@@ -153,11 +148,11 @@ class GatewayApp:
             if gateway.access_log is not None:
                 gateway.access_log.record(ctx, time.perf_counter_ns())
 
-    async def _call_upstream(self, ctx: RequestContext, proto: Any) -> None:
+    async def _call_upstream(self, gateway: Gateway, ctx: RequestContext, proto: Any) -> None:
         deployment = ctx.deployment
         assert deployment is not None
-        sweeper = self.sweeper
-        watch = _DisconnectWatch(ctx, proto, sweeper.now() + self.watch_after)
+        sweeper = gateway.sweeper
+        watch = _DisconnectWatch(ctx, proto, sweeper.now() + gateway.disconnect_watch_after)
         sweeper.add(watch)
         try:
             sent = time.perf_counter_ns()

@@ -35,7 +35,7 @@ def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) 
     headers = [
         ("content-type", content_type),
         ("x-request-id", ctx.request_id),
-        ("x-gatecore-overhead-ms", f"{overhead_ns / 1e6:.3f}"),  # index 2: relays may set it late
+        ("x-gatecore-overhead-ms", f"{overhead_ns / 1e6:.3f}"),
     ]
     if ctx.deployment is not None:
         headers.append(("x-gatecore-model", ctx.deployment_id))

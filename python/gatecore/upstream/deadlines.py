@@ -34,17 +34,17 @@ class DeadlineSweeper:
     def add(self, item: Expirable) -> None:
         self._waiting.add(item)
         if self._handle is None:
-            loop = self._loop
-            if loop is None:
-                loop = self._loop = asyncio.get_running_loop()
-            self._handle = loop.call_later(self.interval, self._sweep)
+            self._handle = self._running_loop().call_later(self.interval, self._sweep)
 
     def now(self) -> float:
         """The loop's clock, which `due` times are measured on."""
+        return self._running_loop().time()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        return loop.time()
+        return loop
 
     def discard(self, item: Expirable) -> None:
         self._waiting.discard(item)

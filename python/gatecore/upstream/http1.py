@@ -40,7 +40,8 @@ class Http1Connection(asyncio.Protocol):
         self._release = release
         self._sweeper = sweeper
         self.due = 0.0  # when the current wait times out (loop time)
-        self._phase = ""
+        self._phase = ""  # which timeout that is, and its configured seconds, for the error message
+        self._phase_seconds = 0.0
         self._transport: asyncio.Transport | None = None
         self._parser = Http1Parser()
         self._chunks: list[bytes] = []
@@ -126,19 +127,20 @@ class Http1Connection(asyncio.Protocol):
     def body_if_complete(self) -> bytes | None:
         if not self._parser.complete:
             return None
-        chunks = self._chunks
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
+        data = self._take_chunks()
         self._finish()
         return data
 
-    async def next_chunk(self) -> bytes | None:
+    def _take_chunks(self) -> bytes:
         chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        return data
+
+    async def next_chunk(self) -> bytes | None:
         while True:
-            if chunks:
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                return data
+            if self._chunks:
+                return self._take_chunks()
             if self._parser.complete:
                 self._finish()
                 return None
@@ -169,9 +171,11 @@ class Http1Connection(asyncio.Protocol):
     async def _wait(self, timeout: float, phase: str) -> None:
         due = self._loop.time() + timeout
         if due > self._deadline:
-            due, phase = self._deadline, "total"
+            assert self._timeouts is not None
+            due, phase, timeout = self._deadline, "total", self._timeouts.total
         self.due = due
         self._phase = phase
+        self._phase_seconds = timeout
         waiter: asyncio.Future[None] = self._loop.create_future()
         self._waiter = waiter
         self._sweeper.add(self)
@@ -191,11 +195,8 @@ class Http1Connection(asyncio.Protocol):
         """The current wait's deadline passed (called by the DeadlineSweeper)."""
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            assert self._timeouts is not None
-            seconds = getattr(self._timeouts, self._phase.replace(" ", "_"))
-            waiter.set_exception(
-                UpstreamTimeout(f"The upstream timed out ({self._phase} timeout, {seconds:g} s).")
-            )
+            message = f"The upstream timed out ({self._phase} timeout, {self._phase_seconds:g} s)."
+            waiter.set_exception(UpstreamTimeout(message))
 
     def _finish(self) -> None:
         if not self._in_use:
