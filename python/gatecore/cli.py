@@ -1,4 +1,4 @@
-"""`gatecore serve | check`."""
+"""`gatecore serve | check | keys`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from gatecore import __version__
 from gatecore.config.load import ConfigError
 from gatecore.config.source import CONFIG_ENV, read_config
+from gatecore.keys_cli import add_keys_parser, run_keys
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,10 +33,13 @@ def main(argv: list[str] | None = None) -> int:
 
     check = commands.add_parser("check", help="validate a config file and print every error")
     check.add_argument("--config", required=True, help="config file to validate")
+    add_keys_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.config)
+    if args.command == "keys":
+        return _keys(args)
     return _serve(args)
 
 
@@ -48,6 +52,17 @@ def _check(path: str) -> int:
         return 1
     print("ok")
     return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    path = args.config or os.environ.get(CONFIG_ENV) or None
+    try:
+        config = read_config(path, demo=False)
+    except ConfigError as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 2
+    return run_keys(args, config)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -102,3 +102,35 @@ class UpstreamStreamError(GatewayError):
     status = 502
     type = "upstream_error"
     code = "upstream_stream_error"
+
+
+class Forbidden(GatewayError):
+    """The caller is known but its role does not allow this action (403)."""
+
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
+class Conflict(GatewayError):
+    """The change conflicts with existing state: a duplicate name, a tenant still in use (409)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
+class Unprocessable(GatewayError):
+    """Well-formed, but refers to something unknown or breaks a rule of the data (422)."""
+
+    status = 422
+    type = "invalid_request_error"
+    code = "unprocessable"
+
+
+class StoreUnavailable(GatewayError):
+    """The database could not be reached (503)."""
+
+    status = 503
+    type = "api_error"
+    code = "store_unavailable"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gatecore.auth.static_keys import KeyPolicy
+    from gatecore.auth.policy import KeyPolicy
     from gatecore.routing.table import Deployment, ModelRoute
     from gatecore.upstream.response import UpstreamResponse
 

@@ -181,9 +181,11 @@ def running_gateway(
         stdout_path = workdir / f"gateway-{port}.stdout"
         stderr_path = workdir / f"gateway-{port}.stderr"
         cmd = [PYTHON, "-m", "gatecore", "serve", *args, "--host", "127.0.0.1", "--port", str(port)]
+        # Without a store.url in the config, each server keeps its SQLite file in its own workdir.
+        store_env = {"GATECORE_STORE_URL": f"sqlite:///{workdir / 'gatecore.db'}", **(env or {})}
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
             proc = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, env=server_env(env), stdout=out, stderr=err, start_new_session=True
+                cmd, cwd=REPO_ROOT, env=server_env(store_env), stdout=out, stderr=err, start_new_session=True
             )
         gateway = Gateway(port, proc, stdout_path, stderr_path, config)
         try:

@@ -1,5 +1,1 @@
-"""Who may call what: API keys and their policies."""
-
-from gatecore.auth.static_keys import AuthStage, KeyPolicy
-
-__all__ = ["AuthStage", "KeyPolicy"]
+"""Who may call what: the auth stage and the compiled key policies it attaches to requests."""

@@ -9,6 +9,7 @@ from gatecore.config.schema import (
     ProviderConfig,
     ServerConfig,
     StaticKeyConfig,
+    StoreConfig,
     TimeoutsConfig,
 )
 from gatecore.config.source import read_config
@@ -22,6 +23,7 @@ __all__ = [
     "ProviderConfig",
     "ServerConfig",
     "StaticKeyConfig",
+    "StoreConfig",
     "TimeoutsConfig",
     "load_config",
     "read_config",

@@ -22,12 +22,13 @@ from gatecore.config.schema import (
     ProviderConfig,
     ServerConfig,
     StaticKeyConfig,
+    StoreConfig,
 )
 from gatecore.config.validate import validate_config
 
 T = TypeVar("T")
 
-_SECTIONS = {"server", "providers", "models", "auth"}
+_SECTIONS = {"server", "providers", "models", "auth", "store"}
 _LATER_SECTIONS = {
     "limits",
     "budgets",
@@ -35,7 +36,6 @@ _LATER_SECTIONS = {
     "cache",
     "guardrails",
     "prompts",
-    "store",
     "redis",
     "telemetry",
 }
@@ -76,8 +76,13 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     providers = [p for _, p in provider_items]
     models = [m for _, m in model_items]
     auth = _auth(doc.get("auth", {}), errors)
+    store = _convert(doc.get("store", {}), StoreConfig, "store", errors)
     config = GatecoreConfig(
-        server=server or ServerConfig(), providers=providers, models=models, auth=auth or AuthConfig()
+        server=server or ServerConfig(),
+        providers=providers,
+        models=models,
+        auth=auth or AuthConfig(),
+        store=store or StoreConfig(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

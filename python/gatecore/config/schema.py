@@ -71,14 +71,34 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A key written in the config file (virtual keys live in the store instead)."""
+
     key: str
     name: str | None = None
     models: list[str] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_usd: float | None = None
 
 
 class AuthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     master_key: str | None = None
     keys: list[StaticKeyConfig] = msgspec.field(default_factory=list)
+    # Keys the HMAC-SHA-256 of stored virtual keys; defaults to the master key. Set it explicitly so
+    # the master key can be changed without invalidating every virtual key.
+    key_hash_secret: str | None = None
+    # How long a rotated key's old secret keeps working unless the rotate call says otherwise.
+    rotation_grace_s: float = 3600.0
+
+
+class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where keys, tenants, the audit log (and later the ledger and prompts) are kept."""
+
+    # `sqlite:///relative.db`, `sqlite:////absolute.db` or `postgresql://user:pass@host:5432/db`.
+    # Default: $GATECORE_STORE_URL, else gatecore.db beside the config file.
+    url: str | None = None
+    # How often each worker checks the store for identity changes (revocations included).
+    poll_interval_s: float = 0.25
 
 
 class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -86,3 +106,4 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     providers: list[ProviderConfig] = msgspec.field(default_factory=list)
     models: list[ModelConfig] = msgspec.field(default_factory=list)
     auth: AuthConfig = AuthConfig()
+    store: StoreConfig = StoreConfig()

@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 
 from gatecore.config.environment import config_from_environment, with_demo
 from gatecore.config.load import ConfigError, load_config
 from gatecore.config.schema import GatecoreConfig
+from gatecore.store.open import default_store_url
 
 CONFIG_ENV = "GATECORE_CONFIG"
 DEMO_ENV = "GATECORE_DEMO"
@@ -27,7 +29,11 @@ def read_config(path: str | None, demo: bool, env: Mapping[str, str] | None = No
     doc = _read_document(path) if path else config_from_environment(env)
     if demo:
         doc = with_demo(doc)
-    return load_config(doc, env)
+    config = load_config(doc, env)
+    if config.store.url is None:
+        url = default_store_url(Path(path).resolve().parent if path else None)
+        config = msgspec.structs.replace(config, store=msgspec.structs.replace(config.store, url=url))
+    return config
 
 
 def _read_document(path: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from gatecore.config.schema import PROVIDER_KINDS, TOKENIZERS, GatecoreConfig, TimeoutsConfig
+from gatecore.config.schema import PROVIDER_KINDS, TOKENIZERS, GatecoreConfig, StoreConfig, TimeoutsConfig
 
 
 def validate_config(
@@ -86,6 +86,26 @@ def validate_config(
                 errors.append(f"{path}.models[{j}]: unknown model '{allowed}'")
     if config.auth.master_key is not None and len(config.auth.master_key) < 8:
         errors.append("auth.master_key: must be at least 8 characters")
+    if config.auth.key_hash_secret is not None and len(config.auth.key_hash_secret) < 16:
+        errors.append("auth.key_hash_secret: must be at least 16 characters")
+    if config.auth.rotation_grace_s < 0:
+        errors.append("auth.rotation_grace_s: must be 0 or more")
+    for i, key in enumerate(config.auth.keys):
+        for field in ("rpm", "tpm", "budget_usd"):
+            value = getattr(key, field)
+            if value is not None and value < 0:
+                errors.append(f"auth.keys[{i}].{field}: must be 0 or more")
+    errors.extend(_store(config.store))
+    return errors
+
+
+def _store(store: StoreConfig) -> list[str]:
+    errors = []
+    url = store.url
+    if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        errors.append("store.url: must start with sqlite:///, postgresql:// or postgres://")
+    if not 0.01 <= store.poll_interval_s <= 60:
+        errors.append("store.poll_interval_s: must be between 0.01 and 60 seconds")
     return errors
 
 

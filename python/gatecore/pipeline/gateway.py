@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
-from gatecore.auth.static_keys import AuthStage
+from gatecore.admin.router import AdminApi
+from gatecore.auth.stage import AuthStage, hash_secret
 from gatecore.config.schema import GatecoreConfig
+from gatecore.identity.repository import IdentityRepository
+from gatecore.identity.secrets import KeyHasher
+from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import RequestContext
 from gatecore.routing.table import Deployment, ModelRoute, RouteStage, RouteTable
+from gatecore.store import Store, StoreError, open_store
+from gatecore.store.migrations import migrate
 from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.upstream.pool import PoolSet
 from gatecore.upstream.timeouts import Timeouts
 
 Stage = Callable[[RequestContext], Awaitable[None]]
+log = logging.getLogger("gatecore")
 
 
 class Gateway:
@@ -22,14 +30,17 @@ class Gateway:
 
     __slots__ = (
         "access_log",
+        "admin",
         "auth",
         "config",
         "disconnect_watch_after",
+        "identity",
         "max_body_bytes",
         "pools",
         "providers",
         "routes",
         "stages",
+        "store",
         "sweeper",
     )
 
@@ -57,6 +68,38 @@ class Gateway:
         # cache) slot in here.
         self.stages: tuple[Stage, ...] = (RouteStage(self.routes),)
         self.access_log = AccessLog() if config.server.access_log else None
+        self.store: Store | None = None
+        self.identity: IdentitySync | None = None
+        self.admin: AdminApi | None = None
+
+    async def start(self) -> None:
+        """Open the store, apply migrations and load the stored keys (the worker's start)."""
+        url = self.config.store.url
+        assert url is not None  # read_config fills in the default
+        try:
+            self.store = await open_store(url)
+            await migrate(self.store)
+        except StoreError as exc:
+            # Serve with the master and config keys; the admin API answers 503 until a restart.
+            log.error("the store is unavailable: %s", exc)
+            return
+        secret = hash_secret(self.config.auth)
+        repository = IdentityRepository(self.store, KeyHasher(secret) if secret else None)
+        self.identity = IdentitySync(repository, self.auth, self.config.store.poll_interval_s)
+        await self.identity.start()
+        model_names = frozenset(self.routes.names())
+        self.admin = AdminApi(repository, self.auth, model_names, self.config.auth.rotation_grace_s)
+
+    @property
+    def ready(self) -> bool:
+        return self.identity is not None and self.identity.loaded
+
+    async def aclose(self) -> None:
+        if self.identity is not None:
+            await self.identity.close()
+        if self.store is not None:
+            await self.store.close()
+        self.close()
 
     def close(self) -> None:
         self.sweeper.close()
@@ -66,5 +109,5 @@ class Gateway:
 
 
 def build_gateway(config: GatecoreConfig) -> Gateway:
-    """Compile a validated config into a Gateway."""
+    """Compile a validated config into a Gateway (call `start()` on the worker's loop next)."""
     return Gateway(config)

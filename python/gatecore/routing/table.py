@@ -73,6 +73,10 @@ class RouteTable:
                 return wildcard
         return None
 
+    def names(self) -> list[str]:
+        """Every client-facing model name, wildcards included (`openai/*`)."""
+        return [*self.exact, *(r.name for r in self.wildcards)]
+
     def visible_to(self, allowed: frozenset[str] | None) -> list[ModelRoute]:
         """Routes a key may use, in config order."""
         routes = [*self.exact.values(), *self.wildcards]

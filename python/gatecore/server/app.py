@@ -16,10 +16,12 @@ from typing import Any
 
 import msgspec
 
+from gatecore.admin.router import MAX_BODY as ADMIN_MAX_BODY
+from gatecore.admin.router import PREFIX as ADMIN_PREFIX
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
-from gatecore.auth.static_keys import KeyPolicy
+from gatecore.auth.policy import KeyPolicy
 from gatecore.config.source import read_config_from_process_env
-from gatecore.errors import GatewayError, MethodNotAllowed, NotFound
+from gatecore.errors import GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
 from gatecore.pipeline.gateway import Gateway, build_gateway
 from gatecore.relay.buffered import relay_buffered
 from gatecore.relay.streaming import relay_stream
@@ -84,11 +86,14 @@ class GatewayApp:
         self.routes["/readyz"] = {"GET": self._readyz}
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.gateway = build_gateway(read_config_from_process_env())
+        # granian calls this before the loop runs, and __rsgi_del__ after it stopped.
+        gateway = build_gateway(read_config_from_process_env())
+        loop.run_until_complete(gateway.start())
+        self.gateway = gateway
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.gateway is not None:
-            self.gateway.close()
+            loop.run_until_complete(self.gateway.aclose())
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
@@ -98,6 +103,8 @@ class GatewayApp:
         if methods is None:
             if path.startswith("/v1/models/"):
                 methods = {"GET": self._model}
+            elif path.startswith(ADMIN_PREFIX + "/"):
+                return await self._admin(scope, proto)
             else:
                 return _error(proto, NotFound(f"Unknown path '{path[:200]}'."))
         handler = methods.get(scope.method)
@@ -187,11 +194,33 @@ class GatewayApp:
         body = models_api.model_body(gateway.routes, key, scope.path[len("/v1/models/") :])
         proto.response_bytes(200, _JSON_HEADERS, body)
 
+    async def _admin(self, scope: Any, proto: Any) -> None:
+        gateway = self.gateway
+        assert gateway is not None
+        try:
+            admin = gateway.admin
+            if admin is None:
+                raise StoreUnavailable("The admin API is unavailable: the store could not be opened.")
+            body = await read_body(scope.headers, proto, ADMIN_MAX_BODY)
+            status, answer = await admin.handle(
+                scope.method,
+                scope.path[len(ADMIN_PREFIX) :],
+                scope.query_string,
+                client_secret(scope.headers),
+                body,
+            )
+        except GatewayError as exc:
+            return _error(proto, exc)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.method, scope.path[:200])
+            return _respond(proto, 500, _JSON_HEADERS, INTERNAL_ERROR)
+        _respond(proto, status, _JSON_HEADERS if answer else [], answer)
+
     async def _healthz(self, scope: Any, proto: Any) -> None:
         proto.response_bytes(200, _JSON_HEADERS, _OK)
 
     async def _readyz(self, scope: Any, proto: Any) -> None:
-        if self.gateway is None:
+        if self.gateway is None or not self.gateway.ready:
             proto.response_bytes(503, _JSON_HEADERS, b'{"status":"starting"}')
         else:
             proto.response_bytes(200, _JSON_HEADERS, _OK)

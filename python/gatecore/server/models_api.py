@@ -6,7 +6,7 @@ import time
 
 import orjson
 
-from gatecore.auth.static_keys import KeyPolicy
+from gatecore.auth.policy import KeyPolicy
 from gatecore.errors import NotFound
 from gatecore.routing.table import ModelRoute, RouteTable
 

@@ -1,0 +1,119 @@
+"""The OpenAPI 3.1 document of the admin API, with schemas generated from the wire Structs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gatecore import __version__
+from gatecore.admin.wire import (
+    AuditOut,
+    KeyCreate,
+    KeyCreated,
+    KeyOut,
+    KeyRotate,
+    KeyUpdate,
+    TenantCreate,
+    TenantOut,
+    TenantUpdate,
+)
+
+_STRUCTS = (
+    KeyCreate,
+    KeyUpdate,
+    KeyRotate,
+    KeyOut,
+    KeyCreated,
+    TenantCreate,
+    TenantUpdate,
+    TenantOut,
+    AuditOut,
+)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _list_of(name: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"data": {"type": "array", "items": _ref(name)}},
+        "required": ["data"],
+    }
+
+
+def _op(
+    summary: str, status: int, response: dict[str, Any] | None, body: str | None = None
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {}}
+    op["responses"][str(status)] = {"description": "OK", **(_json(response) if response else {})}
+    for code, reason in (("401", "missing or invalid key"), ("403", "role does not allow this")):
+        op["responses"][code] = {"description": reason, **_json(_ref("Error"))}
+    if body is not None:
+        op["requestBody"] = {"required": True, **_json(_ref(body))}
+    return op
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole document (built once per worker, on first request)."""
+    _, components = msgspec.json.schema_components(_STRUCTS, ref_template="#/components/schemas/{name}")
+    components["Error"] = {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {k: {"type": ["string", "null"]} for k in ("message", "type", "param", "code")},
+            }
+        },
+    }
+    id_param = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    paths: dict[str, Any] = {
+        "/keys": {
+            "get": _op("List keys (a team_admin sees its team's)", 200, _list_of("KeyOut")),
+            "post": _op(
+                "Create a key; the answer holds the secret, shown only once",
+                201,
+                _ref("KeyCreated"),
+                "KeyCreate",
+            ),
+        },
+        "/keys/{id}": {
+            "parameters": id_param,
+            "get": _op("Read a key", 200, _ref("KeyOut")),
+            "patch": _op("Change a key", 200, _ref("KeyOut"), "KeyUpdate"),
+            "delete": _op("Revoke a key", 200, _ref("KeyOut")),
+        },
+        "/keys/{id}/rotate": {
+            "parameters": id_param,
+            "post": _op("New secret; the old one works for grace_s", 200, _ref("KeyCreated"), "KeyRotate"),
+        },
+        "/audit": {"get": _op("Recent admin actions, newest first", 200, _list_of("AuditOut"))},
+    }
+    for plural in ("orgs", "teams", "users"):
+        paths[f"/{plural}"] = {
+            "get": _op(f"List {plural}", 200, _list_of("TenantOut")),
+            "post": _op(f"Create one of the {plural}", 201, _ref("TenantOut"), "TenantCreate"),
+        }
+        paths[f"/{plural}/{{id}}"] = {
+            "parameters": id_param,
+            "get": _op("Read one, by id or name", 200, _ref("TenantOut")),
+            "patch": _op("Change one", 200, _ref("TenantOut"), "TenantUpdate"),
+            "delete": _op("Delete one that has no members or keys", 204, None),
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "gatecore admin API", "version": __version__},
+        "servers": [{"url": "/admin/v1"}],
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }

@@ -1,0 +1,141 @@
+"""Dispatch of `/admin/v1/…`: authenticate the caller, decode the body, call the handler, answer JSON.
+
+Every route needs an admin-role key (the master key is one). Errors use the OpenAI error shape like the
+rest of the gateway, with 400 (bad body), 401, 403, 404, 405, 409, 422 and 503 (store down).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import msgspec
+
+from gatecore.admin.access import TEAM_ADMIN, Caller
+from gatecore.admin.convert import to_datetime
+from gatecore.admin.keys_api import KeysApi
+from gatecore.admin.openapi import openapi_document
+from gatecore.admin.tenants_api import TenantsApi
+from gatecore.admin.wire import AuditOut, KeyCreate, KeyRotate, KeyUpdate, ListOf, TenantCreate, TenantUpdate
+from gatecore.auth.stage import AuthStage
+from gatecore.errors import Forbidden, InvalidRequest, MethodNotAllowed, NotFound
+from gatecore.identity.records import ORG, TEAM, USER
+from gatecore.identity.repository import IdentityRepository
+
+PREFIX = "/admin/v1"
+MAX_BODY = 1024 * 1024
+_ID = r"([^/]{1,200})"
+
+Handler = Callable[[Caller, tuple[str, ...], bytes, dict[str, list[str]]], Awaitable[Any]]
+
+
+def _decode(kind: type[Any], body: bytes) -> Any:
+    if not body:
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"Invalid request body: {exc}.", code="invalid_body") from None
+    except msgspec.DecodeError:
+        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+
+
+class AdminApi:
+    """The admin API of one worker."""
+
+    def __init__(
+        self, repository: IdentityRepository, auth: AuthStage, models: frozenset[str], grace_s: float
+    ):
+        self.auth = auth
+        self.repository = repository
+        keys = KeysApi(repository, models, grace_s)
+        # (method, path pattern, status on success, handler)
+        routes: list[tuple[str, str, int, Handler]] = [
+            ("GET", "/keys", 200, lambda c, p, b, q: keys.index(c)),
+            ("POST", "/keys", 201, lambda c, p, b, q: keys.create(c, _decode(KeyCreate, b))),
+            ("GET", f"/keys/{_ID}", 200, lambda c, p, b, q: keys.get(c, p[0])),
+            ("PATCH", f"/keys/{_ID}", 200, lambda c, p, b, q: keys.update(c, p[0], _decode(KeyUpdate, b))),
+            ("DELETE", f"/keys/{_ID}", 200, lambda c, p, b, q: keys.revoke(c, p[0])),
+            ("POST", f"/keys/{_ID}/rotate", 200, lambda c, p, b, q: keys.rotate(c, p[0], _rotate(b))),
+            ("GET", "/audit", 200, self._audit),
+            ("GET", "/openapi.json", 200, _document),
+        ]
+        for kind in (ORG, TEAM, USER):
+            routes += _tenant_routes(TenantsApi(repository, kind, models))
+        self._routes = [
+            (method, re.compile(pattern + "$"), status, handler)
+            for method, pattern, status, handler in routes
+        ]
+
+    def match(self, method: str, path: str) -> tuple[int, Handler, tuple[str, ...]]:
+        """The handler of `method path` (path without the /admin/v1 prefix); 404/405 otherwise."""
+        allowed: list[str] = []
+        for route_method, pattern, status, handler in self._routes:
+            found = pattern.match(path)
+            if found is None:
+                continue
+            if route_method == method:
+                return status, handler, found.groups()
+            allowed.append(route_method)
+        if allowed:
+            error = MethodNotAllowed(f"Method {method[:20]} is not allowed here; use {', '.join(allowed)}.")
+            error.headers = [("allow", ", ".join(allowed))]
+            raise error
+        raise NotFound(f"Unknown admin path '{(PREFIX + path)[:200]}'.")
+
+    async def handle(
+        self, method: str, path: str, query: str, secret: str | None, body: bytes
+    ) -> tuple[int, bytes]:
+        """Status and JSON body of one admin request; raises GatewayError for the error answers."""
+        policy = self.auth.lookup(secret)
+        if policy is None:
+            # Auth is off (no key of any kind is configured): the admin API stays closed.
+            raise InvalidRequest(
+                "The admin API needs a master key: set auth.master_key.", code="admin_disabled"
+            )
+        status, handler, params = self.match(method, path)
+        caller = Caller(policy)
+        result = await handler(caller, params, body, parse_qs(query))
+        return status, b"" if result is None else msgspec.json.encode(result)
+
+    async def _audit(
+        self, caller: Caller, params: tuple[str, ...], body: bytes, query: dict[str, list[str]]
+    ) -> ListOf:
+        if caller.role == TEAM_ADMIN:
+            raise Forbidden("A team_admin key may not read the audit log.")
+        try:
+            limit = min(int(query.get("limit", ["100"])[0]), 1000)
+        except ValueError:
+            raise InvalidRequest("'limit' must be an integer.", param="limit") from None
+        target = query.get("target_id", [None])[0]
+        rows = await self.repository.audit(limit, target)
+        return ListOf([AuditOut(**{**row, "at": to_datetime(row["at"])}) for row in rows])
+
+
+def _tenant_routes(api: TenantsApi) -> list[tuple[str, str, int, Handler]]:
+    plural = f"/{api.kind}s"
+    return [
+        ("GET", plural, 200, lambda c, p, b, q: api.index(c)),
+        ("POST", plural, 201, lambda c, p, b, q: api.create(c, _decode(TenantCreate, b))),
+        ("GET", f"{plural}/{_ID}", 200, lambda c, p, b, q: api.get(c, p[0])),
+        ("PATCH", f"{plural}/{_ID}", 200, lambda c, p, b, q: api.update(c, p[0], _decode(TenantUpdate, b))),
+        ("DELETE", f"{plural}/{_ID}", 204, lambda c, p, b, q: api.delete(c, p[0])),
+    ]
+
+
+def _rotate(body: bytes) -> KeyRotate:
+    return KeyRotate() if not body.strip() else _decode(KeyRotate, body)
+
+
+_DOCUMENT: bytes | None = None
+
+
+async def _document(
+    caller: Caller, params: tuple[str, ...], body: bytes, query: dict[str, list[str]]
+) -> msgspec.Raw:
+    global _DOCUMENT
+    if _DOCUMENT is None:
+        _DOCUMENT = msgspec.json.encode(openapi_document())
+    return msgspec.Raw(_DOCUMENT)

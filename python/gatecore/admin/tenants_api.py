@@ -1,0 +1,80 @@
+"""`/admin/v1/orgs`, `/teams`, `/users`: one handler set for the three tenant levels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gatecore.admin.access import TEAM_ADMIN, Caller, check_models
+from gatecore.admin.convert import tenant_out
+from gatecore.admin.wire import ListOf, TenantCreate, TenantOut, TenantUpdate
+from gatecore.errors import Forbidden, InvalidRequest
+from gatecore.identity.records import ORG, PARENT_KIND, TEAM, USER, Tenant
+from gatecore.identity.repository import IdentityRepository
+
+
+class TenantsApi:
+    """CRUD of one tenant kind. Writes need the admin role; a team_admin reads its own team only."""
+
+    def __init__(self, repository: IdentityRepository, kind: str, models: frozenset[str]):
+        self.repository = repository
+        self.kind = kind
+        self.models = models
+        self.parent_field = PARENT_KIND[kind]  # "org" for teams, "team" for users, None for orgs
+
+    async def index(self, caller: Caller) -> ListOf:
+        if caller.role == TEAM_ADMIN:
+            if self.kind == TEAM:
+                return ListOf([tenant_out(await self.repository.tenant(TEAM, caller.team_id or ""))])
+            if self.kind == USER:
+                return ListOf([tenant_out(t) for t in await self.repository.tenants(USER, caller.team_id)])
+            raise Forbidden("A team_admin key may not list organizations.")
+        return ListOf([tenant_out(t) for t in await self.repository.tenants(self.kind)])
+
+    async def get(self, caller: Caller, ref: str) -> TenantOut:
+        tenant = await self.repository.tenant(self.kind, ref)
+        if caller.role == TEAM_ADMIN:
+            own = tenant.id if self.kind == TEAM else tenant.parent_id if self.kind == USER else None
+            caller.require_team(own)
+        return tenant_out(tenant)
+
+    async def create(self, caller: Caller, body: TenantCreate) -> TenantOut:
+        caller.require_admin()
+        self._check(body.org, body.team, body.models)
+        tenant = Tenant(
+            id="",
+            kind=self.kind,
+            name=body.name,
+            parent_id=body.org if self.kind == TEAM else body.team if self.kind == USER else None,
+            email=body.email,
+            models=body.models,
+            rpm=body.rpm,
+            tpm=body.tpm,
+            max_parallel=body.max_parallel,
+            budget_usd=body.budget_usd,
+            metadata=body.metadata,
+        )
+        return tenant_out(await self.repository.create_tenant(tenant, caller.actor))
+
+    async def update(self, caller: Caller, ref: str, body: TenantUpdate) -> TenantOut:
+        caller.require_admin()
+        changes: dict[str, Any] = {
+            field: value
+            for field in body.__struct_fields__
+            if (value := getattr(body, field)) is not msgspec.UNSET
+        }
+        self._check(changes.get("org"), changes.get("team"), changes.get("models"))
+        if self.parent_field is not None and self.parent_field in changes:
+            changes["parent_id"] = changes.pop(self.parent_field)
+        return tenant_out(await self.repository.update_tenant(self.kind, ref, changes, caller.actor))
+
+    async def delete(self, caller: Caller, ref: str) -> None:
+        caller.require_admin()
+        await self.repository.delete_tenant(self.kind, ref, caller.actor)
+
+    def _check(self, org: str | None, team: str | None, models: list[str] | None) -> None:
+        for field, value in ((ORG, org), (TEAM, team)):
+            if value is not None and field != self.parent_field:
+                raise InvalidRequest(f"A {self.kind} has no '{field}' field.", param=field)
+        check_models(models, self.models)

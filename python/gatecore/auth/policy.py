@@ -1,0 +1,100 @@
+"""What a caller may do: the compiled policy of one key (or token), read by every stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MASTER_ID = "master"
+
+
+class Scope:
+    """A tenant level a key belongs to (org, team or user) with its own limits, shared by its keys."""
+
+    __slots__ = ("budget_usd", "id", "kind", "max_parallel", "name", "rpm", "tpm")
+
+    def __init__(
+        self,
+        kind: str,
+        id: str,
+        name: str,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_parallel: int | None = None,
+        budget_usd: float | None = None,
+    ):
+        self.kind = kind
+        self.id = id
+        self.name = name
+        self.rpm = rpm
+        self.tpm = tpm
+        self.max_parallel = max_parallel
+        self.budget_usd = budget_usd
+
+
+class KeyPolicy:
+    """One key's identity and rights. `models` is None when every model is allowed.
+
+    `expires_at` and `revoked` are checked at lookup, so a snapshot stays valid as time passes.
+    """
+
+    __slots__ = (
+        "budget_usd",
+        "expires_at",
+        "id",
+        "max_parallel",
+        "metadata",
+        "models",
+        "name",
+        "org",
+        "prefix",
+        "revoked",
+        "role",
+        "rpm",
+        "source",
+        "tags",
+        "team",
+        "tpm",
+        "user",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        prefix: str,
+        models: frozenset[str] | None,
+        *,
+        source: str,
+        role: str | None = None,
+        team: Scope | None = None,
+        user: Scope | None = None,
+        org: Scope | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_parallel: int | None = None,
+        budget_usd: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        tags: tuple[str, ...] = (),
+        expires_at: float | None = None,
+        revoked: bool = False,
+    ):
+        self.id = id
+        self.name = name
+        self.prefix = prefix
+        self.models = models
+        self.source = source  # "master" | "config" | "store" | "jwt"
+        self.role = role
+        self.team = team
+        self.user = user
+        self.org = org
+        self.rpm = rpm
+        self.tpm = tpm
+        self.max_parallel = max_parallel
+        self.budget_usd = budget_usd
+        self.metadata = metadata or {}
+        self.tags = tags
+        self.expires_at = expires_at
+        self.revoked = revoked
+
+    def allows(self, model: str) -> bool:
+        return self.models is None or model in self.models

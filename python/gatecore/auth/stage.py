@@ -1,0 +1,97 @@
+"""The auth stage: who is calling, checked against an in-memory table (never the database).
+
+The table holds the master key, the config file's static keys and the store's virtual keys, each by
+the keyed hash of its secret. The store's part is replaced whole when the identity sync sees a change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from gatecore.auth.policy import MASTER_ID, KeyPolicy
+from gatecore.config import AuthConfig
+from gatecore.errors import AuthenticationFailed
+from gatecore.identity.secrets import KeyHasher, visible_prefix
+from gatecore.identity.snapshot import KeyEntry
+from gatecore.request import RequestContext
+
+log = logging.getLogger("gatecore.auth")
+
+
+def key_prefix(secret: str) -> str:
+    """The part of a key that is safe to show."""
+    return visible_prefix(secret) + "…"
+
+
+def hash_secret(config: AuthConfig) -> str | None:
+    """The server secret keying stored key hashes: auth.key_hash_secret, else the master key."""
+    return config.key_hash_secret or config.master_key
+
+
+class AuthStage:
+    """Rejects requests without a valid key (401) and attaches the key's policy to the context."""
+
+    __slots__ = ("enabled", "hasher", "static", "table")
+
+    def __init__(self, config: AuthConfig):
+        secret = hash_secret(config)
+        # Without a configured secret, static keys still need a consistent in-memory hash.
+        self.hasher = KeyHasher(secret or os.urandom(32).hex())
+        self.static: dict[str, KeyEntry] = {}
+        if config.master_key:
+            master = KeyPolicy(MASTER_ID, "master", key_prefix(config.master_key), None, source="master")
+            master.role = "admin"
+            self.static[self.hasher.digest(config.master_key)] = (master, None)
+        for i, key in enumerate(config.keys):
+            models = frozenset(key.models) if key.models is not None else None
+            policy = KeyPolicy(
+                f"config_{i}",
+                key.name or key_prefix(key.key),
+                key_prefix(key.key),
+                models,
+                source="config",
+                rpm=key.rpm,
+                tpm=key.tpm,
+                budget_usd=key.budget_usd,
+            )
+            self.static[self.hasher.digest(key.key)] = (policy, None)
+        self.table = self.static
+        self.enabled = bool(self.table)
+
+    def install(self, stored: dict[str, KeyEntry]) -> None:
+        """Replace the store's keys (static keys win on a clash; a clash is astronomically unlikely)."""
+        self.table = {**stored, **self.static}
+        enabled = bool(self.table)
+        if not enabled:
+            log.warning("auth is off: no master key, no configured keys and no stored keys")
+        self.enabled = enabled
+
+    def lookup(self, secret: str | None) -> KeyPolicy | None:
+        """The policy of `secret`, or None when auth is off. Raises AuthenticationFailed otherwise."""
+        if not self.enabled:
+            return None
+        if not secret:
+            raise AuthenticationFailed(
+                "Missing API key: send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
+            )
+        # A dict probe on a keyed hash: timing reveals nothing about stored hashes.
+        entry = self.table.get(self.hasher.digest(secret))
+        if entry is None:
+            raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
+        policy, valid_until = entry
+        if policy.revoked:
+            raise AuthenticationFailed("This API key has been revoked.", code="key_revoked")
+        if policy.expires_at is not None or valid_until is not None:
+            now = time.time()
+            if policy.expires_at is not None and now >= policy.expires_at:
+                raise AuthenticationFailed("This API key has expired.", code="key_expired")
+            if valid_until is not None and now >= valid_until:
+                raise AuthenticationFailed(
+                    "This API key was rotated and its grace period has ended.", code="key_rotated"
+                )
+        return policy
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        ctx.key = self.lookup(ctx.api_key)

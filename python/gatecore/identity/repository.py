@@ -1,0 +1,429 @@
+"""Reads and writes of the identity tables, each write audited and counted in one transaction.
+
+Rules of the data live here, so the admin API and the CLI cannot drift apart: a level may only narrow
+what the level above allows (models, limits), names are unique per kind, a tenant still referenced
+cannot be deleted, and a key's secret is returned once and stored only as its keyed hash.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import orjson
+
+from gatecore.errors import Conflict, NotFound, StoreUnavailable, Unprocessable
+from gatecore.identity.records import (
+    KEY_COLUMNS,
+    PARENT_KIND,
+    TEAM,
+    TENANT_COLUMNS,
+    USER,
+    ApiKey,
+    Tenant,
+    key_from_row,
+    key_values,
+    tenant_from_row,
+    tenant_values,
+)
+from gatecore.identity.secrets import KeyHasher, new_key_secret, visible_prefix
+from gatecore.store.base import ConstraintViolation, Store, StoreError, Transaction
+
+LIMIT_FIELDS = ("rpm", "tpm", "max_parallel", "budget_usd")
+T = TypeVar("T")
+
+
+def new_id(kind: str) -> str:
+    return f"{kind}_{os.urandom(8).hex()}"
+
+
+class AuditEntry:
+    """Who did what to which record; `detail` never holds a secret or a hash."""
+
+    __slots__ = ("action", "actor", "detail", "target_id", "target_type")
+
+    def __init__(self, actor: str, action: str, target_type: str, target_id: str, detail: dict[str, Any]):
+        self.actor = actor
+        self.action = action
+        self.target_type = target_type
+        self.target_id = target_id
+        self.detail = detail
+
+
+class IdentityRepository:
+    """Identity state in a Store."""
+
+    def __init__(self, store: Store, hasher: KeyHasher | None):
+        self.store = store
+        self.hasher = hasher
+
+    # -- reads ---------------------------------------------------------------------------------------
+
+    async def version(self) -> int:
+        row = await _read(self.store.fetchone("SELECT version FROM change_counter WHERE id = 1"))
+        return int(row[0]) if row else 0
+
+    async def load(self) -> tuple[int, list[Tenant], list[ApiKey]]:
+        """Everything the key snapshot is built from, read in one consistent transaction."""
+        try:
+            async with self.store.transaction() as tx:
+                row = await tx.fetchone("SELECT version FROM change_counter WHERE id = 1")
+                tenants = await tx.fetch(f"SELECT {TENANT_COLUMNS} FROM tenants")
+                keys = await tx.fetch(f"SELECT {KEY_COLUMNS} FROM api_keys")
+        except StoreError as exc:
+            raise StoreUnavailable(f"The store is unavailable: {exc}") from None
+        version = int(row[0]) if row else 0
+        return version, [tenant_from_row(r) for r in tenants], [key_from_row(r) for r in keys]
+
+    async def tenant(self, kind: str, ref: str) -> Tenant:
+        """A tenant by id or by name; 404 when there is none."""
+        row = await _read(
+            self.store.fetchone(
+                f"SELECT {TENANT_COLUMNS} FROM tenants WHERE kind = $1 AND (id = $2 OR name = $2)", kind, ref
+            )
+        )
+        if row is None:
+            raise NotFound(f"No {kind} '{ref[:100]}'.", code=f"{kind}_not_found")
+        return tenant_from_row(row)
+
+    async def tenants(self, kind: str, parent_id: str | None = None) -> list[Tenant]:
+        if parent_id is None:
+            rows = await _read(
+                self.store.fetch(f"SELECT {TENANT_COLUMNS} FROM tenants WHERE kind = $1 ORDER BY name", kind)
+            )
+        else:
+            rows = await _read(
+                self.store.fetch(
+                    f"SELECT {TENANT_COLUMNS} FROM tenants WHERE kind = $1 AND parent_id = $2 ORDER BY name",
+                    kind,
+                    parent_id,
+                )
+            )
+        return [tenant_from_row(r) for r in rows]
+
+    async def key(self, key_id: str) -> ApiKey:
+        row = await _read(self.store.fetchone(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1", key_id))
+        if row is None:
+            raise NotFound(f"No key '{key_id[:100]}'.", code="key_not_found")
+        return key_from_row(row)
+
+    async def keys(self, team_id: str | None = None) -> list[ApiKey]:
+        if team_id is None:
+            rows = await _read(self.store.fetch(f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at"))
+        else:
+            rows = await _read(
+                self.store.fetch(
+                    f"SELECT {KEY_COLUMNS} FROM api_keys WHERE team_id = $1 ORDER BY created_at", team_id
+                )
+            )
+        return [key_from_row(r) for r in rows]
+
+    async def audit(self, limit: int, target_id: str | None = None) -> list[dict[str, Any]]:
+        columns = "id, at, actor, action, target_type, target_id, detail"
+        if target_id is None:
+            rows = await _read(
+                self.store.fetch(f"SELECT {columns} FROM audit_log ORDER BY at DESC, id LIMIT $1", limit)
+            )
+        else:
+            rows = await _read(
+                self.store.fetch(
+                    f"SELECT {columns} FROM audit_log WHERE target_id = $1 ORDER BY at DESC, id LIMIT $2",
+                    target_id,
+                    limit,
+                )
+            )
+        return [
+            {
+                "id": r[0],
+                "at": r[1],
+                "actor": r[2],
+                "action": r[3],
+                "target_type": r[4],
+                "target_id": r[5],
+                "detail": orjson.loads(r[6]),
+            }
+            for r in rows
+        ]
+
+    # -- tenants -------------------------------------------------------------------------------------
+
+    async def create_tenant(self, tenant: Tenant, actor: str) -> Tenant:
+        """Insert a new org, team or user (its id and times are set here)."""
+        tenant.id = new_id(tenant.kind)
+        tenant.created_at = tenant.updated_at = time.time()
+        async with self._write() as tx:
+            parent = await self._parent_of(tx, tenant)
+            _check_narrows(tenant, parent, tenant.kind)
+            await tx.execute(
+                f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+                *tenant_values(tenant),
+            )
+            await _record(
+                tx, AuditEntry(actor, f"{tenant.kind}.create", tenant.kind, tenant.id, _shown(tenant))
+            )
+        return tenant
+
+    async def update_tenant(self, kind: str, ref: str, changes: dict[str, Any], actor: str) -> Tenant:
+        async with self._write() as tx:
+            row = await tx.fetchone(
+                f"SELECT {TENANT_COLUMNS} FROM tenants WHERE kind = $1 AND (id = $2 OR name = $2)", kind, ref
+            )
+            if row is None:
+                raise NotFound(f"No {kind} '{ref[:100]}'.", code=f"{kind}_not_found")
+            tenant = tenant_from_row(row)
+            for name, value in changes.items():
+                setattr(tenant, name, value)
+            tenant.updated_at = time.time()
+            parent = await self._parent_of(tx, tenant)
+            _check_narrows(tenant, parent, kind)
+            values = tenant_values(tenant)
+            await tx.execute(
+                "UPDATE tenants SET name=$2, parent_id=$3, email=$4, models=$5, rpm=$6, tpm=$7, "
+                "max_parallel=$8, budget_usd=$9, metadata=$10, updated_at=$11 WHERE id = $1",
+                values[0],
+                *values[2:11],
+                values[12],
+            )
+            await _record(tx, AuditEntry(actor, f"{kind}.update", kind, tenant.id, _jsonable(changes)))
+        return tenant
+
+    async def delete_tenant(self, kind: str, ref: str, actor: str) -> None:
+        async with self._write() as tx:
+            row = await tx.fetchone(
+                "SELECT id FROM tenants WHERE kind = $1 AND (id = $2 OR name = $2)", kind, ref
+            )
+            if row is None:
+                raise NotFound(f"No {kind} '{ref[:100]}'.", code=f"{kind}_not_found")
+            tenant_id = row[0]
+            used = await tx.fetchone(
+                "SELECT (SELECT COUNT(*) FROM tenants WHERE parent_id = $1) + "
+                "(SELECT COUNT(*) FROM api_keys WHERE team_id = $1 OR user_id = $1)",
+                tenant_id,
+            )
+            if used and used[0]:
+                raise Conflict(
+                    f"The {kind} '{ref[:100]}' still has members or keys; remove or move them first.",
+                    code="tenant_in_use",
+                )
+            await tx.execute("DELETE FROM tenants WHERE id = $1", tenant_id)
+            await _record(tx, AuditEntry(actor, f"{kind}.delete", kind, tenant_id, {}))
+
+    # -- keys ----------------------------------------------------------------------------------------
+
+    async def create_key(self, key: ApiKey, actor: str) -> tuple[ApiKey, str]:
+        """Insert a new key; returns it and its secret (the only time the secret exists)."""
+        hasher = self._require_hasher()
+        secret = new_key_secret()
+        key.id = new_id("key")
+        key.prefix = visible_prefix(secret)
+        key.hash = hasher.digest(secret)
+        key.created_by = actor
+        key.created_at = key.updated_at = time.time()
+        async with self._write() as tx:
+            await self._resolve_key_owner(tx, key)
+            await tx.execute(
+                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES "
+                "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
+                *key_values(key),
+            )
+            await _record(tx, AuditEntry(actor, "key.create", "key", key.id, _shown_key(key)))
+        return key, secret
+
+    async def update_key(self, key_id: str, changes: dict[str, Any], actor: str) -> ApiKey:
+        async with self._write() as tx:
+            key = await _locked_key(tx, key_id)
+            for name, value in changes.items():
+                setattr(key, name, value)
+            key.updated_at = time.time()
+            await self._resolve_key_owner(tx, key)
+            await _store_key(tx, key)
+            await _record(tx, AuditEntry(actor, "key.update", "key", key.id, _jsonable(changes)))
+        return key
+
+    async def rotate_key(self, key_id: str, grace_s: float, actor: str) -> tuple[ApiKey, str]:
+        """A new secret for the key; the old one keeps working for `grace_s` seconds."""
+        hasher = self._require_hasher()
+        secret = new_key_secret()
+        async with self._write() as tx:
+            key = await _locked_key(tx, key_id)
+            if key.revoked_at is not None:
+                raise Conflict("A revoked key cannot be rotated.", code="key_revoked")
+            now = time.time()
+            key.previous_hash, key.previous_valid_until = key.hash, now + grace_s
+            key.hash = hasher.digest(secret)
+            key.prefix = visible_prefix(secret)
+            key.updated_at = now
+            await _store_key(tx, key)
+            await _record(tx, AuditEntry(actor, "key.rotate", "key", key.id, {"grace_s": grace_s}))
+        return key, secret
+
+    async def revoke_key(self, key_id: str, actor: str) -> ApiKey:
+        async with self._write() as tx:
+            key = await _locked_key(tx, key_id)
+            if key.revoked_at is None:
+                key.revoked_at = key.updated_at = time.time()
+                key.previous_hash = key.previous_valid_until = None
+                await _store_key(tx, key)
+                await _record(tx, AuditEntry(actor, "key.revoke", "key", key.id, {}))
+        return key
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _require_hasher(self) -> KeyHasher:
+        if self.hasher is None:
+            raise Unprocessable(
+                "Virtual keys need a server secret: set auth.key_hash_secret (or auth.master_key).",
+                code="no_key_secret",
+            )
+        return self.hasher
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[Transaction]:
+        """A write transaction that bumps the change counter with the change, so workers that see
+        the new counter also see the change."""
+        try:
+            async with self.store.transaction() as tx:
+                yield tx
+                await tx.execute("UPDATE change_counter SET version = version + 1 WHERE id = 1")
+        except ConstraintViolation as error:
+            raise Conflict(f"The change conflicts with existing data ({_constraint(error)}).") from None
+        except StoreError as error:
+            raise StoreUnavailable(f"The store is unavailable: {error}") from None
+
+    async def _parent_of(self, tx: Transaction, tenant: Tenant) -> Tenant | None:
+        parent_kind = PARENT_KIND[tenant.kind]
+        if tenant.parent_id is None or parent_kind is None:
+            if tenant.parent_id is not None:
+                raise Unprocessable(f"A {tenant.kind} has no parent level.", param="parent")
+            return None
+        row = await tx.fetchone(
+            f"SELECT {TENANT_COLUMNS} FROM tenants WHERE kind = $1 AND (id = $2 OR name = $2)",
+            parent_kind,
+            tenant.parent_id,
+        )
+        if row is None:
+            raise Unprocessable(f"Unknown {parent_kind} '{tenant.parent_id[:100]}'.", param=parent_kind)
+        parent = tenant_from_row(row)
+        tenant.parent_id = parent.id
+        return parent
+
+    async def _resolve_key_owner(self, tx: Transaction, key: ApiKey) -> None:
+        """Resolve team/user references (id or name) and check the key narrows its owner."""
+        user = team = None
+        if key.user_id is not None:
+            user = await _tenant_in(tx, USER, key.user_id)
+            key.user_id = user.id
+            if key.team_id is None:
+                key.team_id = user.parent_id
+        if key.team_id is not None:
+            team = await _tenant_in(tx, TEAM, key.team_id)
+            key.team_id = team.id
+            if user is not None and user.parent_id not in (None, team.id):
+                raise Unprocessable("The key's user belongs to another team.", param="team")
+        owner = user or team
+        _check_narrows(key, owner, "key")
+        if owner is user and team is not None:
+            _check_narrows(key, team, "key")
+
+
+async def _read(pending: Awaitable[T]) -> T:
+    try:
+        return await pending
+    except StoreError as exc:
+        raise StoreUnavailable(f"The store is unavailable: {exc}") from None
+
+
+def _constraint(error: ConstraintViolation) -> str:
+    text = str(error).lower()
+    if "unique" in text or "duplicate" in text:
+        return "the name is already taken"
+    if "foreign key" in text:
+        return "it refers to a record that does not exist"
+    return "constraint violated"
+
+
+def _check_narrows(child: Tenant | ApiKey, parent: Tenant | None, what: str) -> None:
+    """A level may only narrow its parent: models within the parent's, limits at most the parent's."""
+    if parent is None:
+        return
+    if child.models is not None and parent.models is not None:
+        outside = sorted(set(child.models) - set(parent.models))
+        if outside:
+            raise Unprocessable(
+                f"The {what} allows models its {parent.kind} '{parent.name}' does not: {', '.join(outside)}.",
+                param="models",
+                code="wider_than_parent",
+            )
+    for field in LIMIT_FIELDS:
+        own, cap = getattr(child, field), getattr(parent, field)
+        if own is not None and cap is not None and own > cap:
+            raise Unprocessable(
+                f"The {what}'s {field} ({own}) exceeds its {parent.kind} '{parent.name}' ({cap}).",
+                param=field,
+                code="wider_than_parent",
+            )
+
+
+async def _tenant_in(tx: Transaction, kind: str, ref: str) -> Tenant:
+    row = await tx.fetchone(
+        f"SELECT {TENANT_COLUMNS} FROM tenants WHERE kind = $1 AND (id = $2 OR name = $2)", kind, ref
+    )
+    if row is None:
+        raise Unprocessable(f"Unknown {kind} '{ref[:100]}'.", param=kind, code=f"unknown_{kind}")
+    return tenant_from_row(row)
+
+
+async def _locked_key(tx: Transaction, key_id: str) -> ApiKey:
+    row = await tx.fetchone(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1", key_id)
+    if row is None:
+        raise NotFound(f"No key '{key_id[:100]}'.", code="key_not_found")
+    return key_from_row(row)
+
+
+async def _store_key(tx: Transaction, key: ApiKey) -> None:
+    await tx.execute(
+        "UPDATE api_keys SET name=$2, prefix=$3, hash=$4, previous_hash=$5, previous_valid_until=$6, "
+        "team_id=$7, user_id=$8, role=$9, models=$10, rpm=$11, tpm=$12, max_parallel=$13, budget_usd=$14, "
+        "metadata=$15, tags=$16, expires_at=$17, revoked_at=$18, updated_at=$19 WHERE id = $1",
+        *key_values(key)[:18],
+        key.updated_at,
+    )
+
+
+_SECRET_FIELDS = frozenset({"hash", "previous_hash", "key"})
+
+
+def _jsonable(changes: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in changes.items() if name not in _SECRET_FIELDS}
+
+
+def _shown(tenant: Tenant) -> dict[str, Any]:
+    return {"name": tenant.name, "parent_id": tenant.parent_id, "models": tenant.models}
+
+
+def _shown_key(key: ApiKey) -> dict[str, Any]:
+    return {
+        "name": key.name,
+        "prefix": key.prefix,
+        "team_id": key.team_id,
+        "user_id": key.user_id,
+        "role": key.role,
+        "models": key.models,
+    }
+
+
+async def _record(tx: Transaction, entry: AuditEntry) -> None:
+    await tx.execute(
+        "INSERT INTO audit_log (id, at, actor, action, target_type, target_id, detail) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        new_id("audit"),
+        time.time(),
+        entry.actor,
+        entry.action,
+        entry.target_type,
+        entry.target_id,
+        orjson.dumps(entry.detail, default=str).decode(),
+    )

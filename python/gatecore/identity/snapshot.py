@@ -1,0 +1,68 @@
+"""Compiling the identity records into the lookup table the request path reads.
+
+Allowed models narrow downward (org → team → user → key: the effective set is the intersection of every
+level that sets one), so narrowing a team takes effect on its keys at the next reload without
+rewriting them.
+"""
+
+from __future__ import annotations
+
+from gatecore.auth.policy import KeyPolicy, Scope
+from gatecore.identity.records import ApiKey, Tenant
+
+# A table entry: the policy, and until when this secret is accepted (None: no rotation grace limit).
+KeyEntry = tuple[KeyPolicy, float | None]
+
+
+def _scope(tenant: Tenant | None) -> Scope | None:
+    if tenant is None:
+        return None
+    return Scope(
+        tenant.kind, tenant.id, tenant.name, tenant.rpm, tenant.tpm, tenant.max_parallel, tenant.budget_usd
+    )
+
+
+def _narrow(allowed: frozenset[str] | None, models: list[str] | None) -> frozenset[str] | None:
+    if models is None:
+        return allowed
+    return frozenset(models) if allowed is None else allowed & frozenset(models)
+
+
+def compile_keys(tenants: list[Tenant], keys: list[ApiKey]) -> dict[str, KeyEntry]:
+    """hash → entry for every stored key (revoked ones included, so the client is told why)."""
+    by_id = {t.id: t for t in tenants}
+    table: dict[str, KeyEntry] = {}
+    for key in keys:
+        user = by_id.get(key.user_id) if key.user_id else None
+        team = by_id.get(key.team_id) if key.team_id else None
+        if team is None and user is not None and user.parent_id:
+            team = by_id.get(user.parent_id)
+        org = by_id.get(team.parent_id) if team is not None and team.parent_id else None
+        models: frozenset[str] | None = None
+        for level in (org, team, user):
+            if level is not None:
+                models = _narrow(models, level.models)
+        models = _narrow(models, key.models)
+        policy = KeyPolicy(
+            key.id,
+            key.name,
+            key.prefix,
+            models,
+            source="store",
+            role=key.role,
+            team=_scope(team),
+            user=_scope(user),
+            org=_scope(org),
+            rpm=key.rpm,
+            tpm=key.tpm,
+            max_parallel=key.max_parallel,
+            budget_usd=key.budget_usd,
+            metadata=key.metadata,
+            tags=tuple(key.tags),
+            expires_at=key.expires_at,
+            revoked=key.revoked_at is not None,
+        )
+        table[key.hash] = (policy, None)
+        if key.previous_hash is not None and key.previous_valid_until is not None:
+            table[key.previous_hash] = (policy, key.previous_valid_until)
+    return table

@@ -1,0 +1,106 @@
+"""Versioned schema migrations, applied in order at start (each once, recorded in schema_migrations).
+
+The SQL is portable between SQLite and PostgreSQL: TEXT ids, BIGINT counts, DOUBLE PRECISION epoch
+seconds and USD, JSON kept as TEXT. A migration is never edited once released; changes are new ones.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gatecore.store.base import Store
+
+# (version, name, statements)
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "identity",
+        [
+            # Organizations, teams and users share one shape: a tenant level with allowed models and
+            # limits, under a parent of the level above (team → org, user → team).
+            """CREATE TABLE tenants (
+                id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                name TEXT NOT NULL,
+                parent_id TEXT REFERENCES tenants(id),
+                email TEXT,
+                models TEXT,
+                rpm BIGINT,
+                tpm BIGINT,
+                max_parallel BIGINT,
+                budget_usd DOUBLE PRECISION,
+                metadata TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                UNIQUE (kind, name)
+            )""",
+            """CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                prefix TEXT NOT NULL,
+                hash TEXT NOT NULL UNIQUE,
+                previous_hash TEXT,
+                previous_valid_until DOUBLE PRECISION,
+                team_id TEXT REFERENCES tenants(id),
+                user_id TEXT REFERENCES tenants(id),
+                role TEXT,
+                models TEXT,
+                rpm BIGINT,
+                tpm BIGINT,
+                max_parallel BIGINT,
+                budget_usd DOUBLE PRECISION,
+                metadata TEXT NOT NULL,
+                tags TEXT NOT NULL,
+                expires_at DOUBLE PRECISION,
+                revoked_at DOUBLE PRECISION,
+                created_by TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX api_keys_team ON api_keys (team_id)",
+            """CREATE TABLE audit_log (
+                id TEXT PRIMARY KEY,
+                at DOUBLE PRECISION NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target_type TEXT NOT NULL,
+                target_id TEXT NOT NULL,
+                detail TEXT NOT NULL
+            )""",
+            "CREATE INDEX audit_log_at ON audit_log (at)",
+            # One row counting writes to the identity tables: workers poll it and reload on a change.
+            "CREATE TABLE change_counter (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
+            "INSERT INTO change_counter (id, version) VALUES (1, 0)",
+        ],
+    ),
+]
+
+_LOCK_ID = 7351902  # any constant; names gatecore's migration lock in pg_advisory_xact_lock
+
+
+async def migrate(store: Store) -> list[int]:
+    """Apply the migrations not yet applied; return their versions. Safe to run from many processes."""
+    applied_now: list[int] = []
+    async with store.transaction() as tx:
+        if store.dialect == "postgresql":
+            # Replicas starting together: the first migrates, the others wait here (SQLite's BEGIN
+            # IMMEDIATE already serialises writers).
+            await tx.execute(f"SELECT pg_advisory_xact_lock({_LOCK_ID})")
+        await tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        done = {row[0] for row in await tx.fetch("SELECT version FROM schema_migrations")}
+        for version, name, statements in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in statements:
+                await tx.execute(statement)
+            await tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                version,
+                name,
+                time.time(),
+            )
+            applied_now.append(version)
+    return applied_now

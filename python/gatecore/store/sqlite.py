@@ -1,0 +1,108 @@
+"""SQLite backend: one connection in WAL mode, used from one dedicated thread.
+
+sqlite3 is synchronous, so every call runs on the store's own thread and the event loop only awaits
+it. One asyncio lock keeps a transaction's statements together (a worker writes rarely: admin actions
+and the ledger's batches); reads of other workers and processes go on in parallel under WAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from gatecore.store.base import ConstraintViolation, Row, StoreError
+
+T = TypeVar("T")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+@lru_cache(maxsize=512)
+def _sqlite_sql(sql: str) -> str:
+    # `$1` → `?1`: sqlite3 numbers parameters the same way.
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+class SqliteTransaction:
+    """Statements of one SQLite transaction, each run on the store's thread."""
+
+    def __init__(self, store: SqliteStore):
+        self._store = store
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return await self._store._call(lambda db: db.execute(_sqlite_sql(sql), args).rowcount)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._store._call(lambda db: db.execute(_sqlite_sql(sql), args).fetchall())
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = await self._store._call(lambda db: db.execute(_sqlite_sql(sql), args).fetchone())
+        return row
+
+
+class SqliteStore:
+    """gatecore's state in one SQLite file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, db: sqlite3.Connection, executor: ThreadPoolExecutor):
+        self._db = db
+        self._executor = executor
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatecore-sqlite")
+
+        def connect() -> sqlite3.Connection:
+            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE … COMMIT).
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=10000")
+            return db
+
+        loop = asyncio.get_running_loop()
+        try:
+            db = await loop.run_in_executor(executor, connect)
+        except sqlite3.Error as exc:
+            executor.shutdown(wait=False)
+            raise StoreError(f"cannot open SQLite database {path!r}: {exc}") from None
+        return cls(db, executor)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, self._db)
+        except sqlite3.IntegrityError as exc:
+            raise ConstraintViolation(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+        async with self._lock:
+            await self._call(lambda db: db.execute("BEGIN IMMEDIATE"))
+            try:
+                yield SqliteTransaction(self)
+            except BaseException:
+                await self._call(lambda db: db.execute("ROLLBACK"))
+                raise
+            await self._call(lambda db: db.execute("COMMIT"))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._call(lambda db: db.execute(_sqlite_sql(sql), args).fetchall())
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = await self._call(lambda db: db.execute(_sqlite_sql(sql), args).fetchone())
+        return row
+
+    async def close(self) -> None:
+        await self._call(lambda db: db.close())
+        self._executor.shutdown(wait=True)
