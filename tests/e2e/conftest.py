@@ -11,6 +11,7 @@ from typing import Any
 import openai
 import pytest
 
+from ..services.postgres import PostgresServer, running_postgres
 from ..upstreams.openai_mock import MockUpstream, RefusedPort
 from .gateway import MASTER_KEY, Gateway, GatewayFactory, running_gateway, standard_config, write_config
 
@@ -60,6 +61,7 @@ def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
             workers: int | None = None,
             extra_args: list[str] | None = None,
             env: dict[str, str] | None = None,
+            ready_path: str = "/readyz",
         ) -> Gateway:
             workdir = tmp_path / f"gw{next(counter)}"
             workdir.mkdir()
@@ -69,7 +71,9 @@ def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
             if workers is not None:
                 args += ["--workers", str(workers)]
             args += extra_args or []
-            return stack.enter_context(running_gateway(args, workdir, config=config, env=env))
+            return stack.enter_context(
+                running_gateway(args, workdir, config=config, env=env, ready_path=ready_path)
+            )
 
         yield start
 
@@ -89,3 +93,19 @@ def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
     """An OpenAI SDK client on the shared gateway with the master key."""
     with make_client(gateway) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the session (each test takes a fresh database from it)."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Tests taking this run twice: on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database()

@@ -172,8 +172,10 @@ def running_gateway(
     config: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     attempts: int = 3,
+    ready_path: str = "/readyz",
 ) -> Iterator[Gateway]:
-    """Start ``gatecore serve <args> --host 127.0.0.1 --port <free>`` and yield it once /readyz is 200."""
+    """Start ``gatecore serve <args> --host 127.0.0.1 --port <free>`` and yield it once `ready_path`
+    answers 200 (/healthz for a server that is expected to stay unready)."""
     workdir.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     for attempt in range(attempts):
@@ -189,7 +191,7 @@ def running_gateway(
             )
         gateway = Gateway(port, proc, stdout_path, stderr_path, config)
         try:
-            if _wait_ready(gateway):
+            if _wait_ready(gateway, ready_path):
                 yield gateway
                 return
             failures.append(
@@ -201,12 +203,12 @@ def running_gateway(
     raise RuntimeError("gatecore did not become ready:\n" + "\n".join(failures))
 
 
-def _wait_ready(gateway: Gateway) -> bool:
+def _wait_ready(gateway: Gateway, ready_path: str) -> bool:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if not gateway.alive():
             return False
-        if http_get_status(gateway.port, "/readyz") == 200:
+        if http_get_status(gateway.port, ready_path) == 200:
             return True
         time.sleep(0.1)
     return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -61,9 +62,7 @@ class KeysApi:
             tags=body.tags,
             expires_at=expires_at,
         )
-        key, secret = await self.repository.create_key(key, caller.actor)
-        if caller.role == TEAM_ADMIN:
-            caller.require_team(key.team_id)  # a user of another team would have moved it
+        key, secret = await self.repository.create_key(key, caller.actor, _owned_by(caller))
         return _created(key, secret)
 
     async def update(self, caller: Caller, key_id: str, body: KeyUpdate) -> KeyOut:
@@ -75,18 +74,15 @@ class KeysApi:
             for field in body.__struct_fields__
             if (value := getattr(body, field)) is not msgspec.UNSET
         }
-        if caller.role == TEAM_ADMIN:
-            if "team" in changes and changes["team"] not in (current.team_id, caller.team_id):
-                raise Forbidden("A team_admin key may not move a key to another team.")
-            if "role" in changes:
-                self._team_admin_may_grant(changes["role"])
+        if caller.role == TEAM_ADMIN and "role" in changes:
+            self._team_admin_may_grant(changes["role"])
         if "models" in changes:
             check_models(changes["models"], self.models)
         renamed = {"team": "team_id", "user": "user_id"}
         changes = {renamed.get(name, name): value for name, value in changes.items()}
         if "expires_at" in changes and changes["expires_at"] is not None:
             changes["expires_at"] = to_epoch(changes["expires_at"])
-        key = await self.repository.update_key(key_id, changes, caller.actor)
+        key = await self.repository.update_key(key_id, changes, caller.actor, _owned_by(caller))
         return key_out(key, time.time())
 
     async def rotate(self, caller: Caller, key_id: str, body: KeyRotate) -> KeyCreated:
@@ -105,6 +101,13 @@ class KeysApi:
     def _team_admin_may_grant(role: str | None) -> None:
         if role not in (None, VIEWER):
             raise Forbidden("A team_admin key may only create inference or viewer keys.")
+
+
+def _owned_by(caller: Caller) -> Callable[[ApiKey], None] | None:
+    """For a team_admin: refuses a key that would (after resolving its team and user) leave its team."""
+    if caller.role != TEAM_ADMIN:
+        return None
+    return lambda key: caller.require_team(key.team_id)
 
 
 def _created(key: ApiKey, secret: str) -> KeyCreated:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -69,7 +69,7 @@ class IdentityRepository:
     async def load(self) -> tuple[int, list[Tenant], list[ApiKey]]:
         """Everything the key snapshot is built from, read in one consistent transaction."""
         try:
-            async with self.store.transaction() as tx:
+            async with self.store.read_transaction() as tx:
                 row = await tx.fetchone("SELECT version FROM change_counter WHERE id = 1")
                 tenants = await tx.fetch(f"SELECT {TENANT_COLUMNS} FROM tenants")
                 keys = await tx.fetch(f"SELECT {KEY_COLUMNS} FROM api_keys")
@@ -213,8 +213,13 @@ class IdentityRepository:
 
     # -- keys ----------------------------------------------------------------------------------------
 
-    async def create_key(self, key: ApiKey, actor: str) -> tuple[ApiKey, str]:
-        """Insert a new key; returns it and its secret (the only time the secret exists)."""
+    async def create_key(
+        self, key: ApiKey, actor: str, check: Callable[[ApiKey], None] | None = None
+    ) -> tuple[ApiKey, str]:
+        """Insert a new key; returns it and its secret (the only time the secret exists).
+
+        `check` sees the key with its owners resolved, before the write, and may refuse it by raising.
+        """
         hasher = self._require_hasher()
         secret = new_key_secret()
         key.id = new_id("key")
@@ -224,6 +229,8 @@ class IdentityRepository:
         key.created_at = key.updated_at = time.time()
         async with self._write() as tx:
             await self._resolve_key_owner(tx, key)
+            if check is not None:
+                check(key)
             await tx.execute(
                 f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES "
                 "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
@@ -232,13 +239,17 @@ class IdentityRepository:
             await _record(tx, AuditEntry(actor, "key.create", "key", key.id, _shown_key(key)))
         return key, secret
 
-    async def update_key(self, key_id: str, changes: dict[str, Any], actor: str) -> ApiKey:
+    async def update_key(
+        self, key_id: str, changes: dict[str, Any], actor: str, check: Callable[[ApiKey], None] | None = None
+    ) -> ApiKey:
         async with self._write() as tx:
             key = await _locked_key(tx, key_id)
             for name, value in changes.items():
                 setattr(key, name, value)
             key.updated_at = time.time()
             await self._resolve_key_owner(tx, key)
+            if check is not None:
+                check(key)
             await _store_key(tx, key)
             await _record(tx, AuditEntry(actor, "key.update", "key", key.id, _jsonable(changes)))
         return key

@@ -41,6 +41,10 @@ class Store(Protocol):
         """A write transaction; SQLite takes its write lock at the start (BEGIN IMMEDIATE)."""
         ...
 
+    def read_transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """Reads that see one consistent state, without taking a write lock."""
+        ...
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         """Rows of one read, outside any explicit transaction."""
         ...

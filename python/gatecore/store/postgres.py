@@ -59,6 +59,14 @@ class PostgresStore:
         async with self._pool.acquire() as conn, conn.transaction():
             yield PostgresTransaction(conn)
 
+    @asynccontextmanager
+    async def read_transaction(self) -> AsyncIterator[PostgresTransaction]:
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield PostgresTransaction(conn)
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         return _rows(await _run(self._pool.fetch(sql, *args)))
 

@@ -87,8 +87,19 @@ class SqliteStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+        async with self._span("BEGIN IMMEDIATE") as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def read_transaction(self) -> AsyncIterator[SqliteTransaction]:
+        # A deferred transaction takes no lock until it writes: under WAL it reads one snapshot.
+        async with self._span("BEGIN") as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _span(self, begin: str) -> AsyncIterator[SqliteTransaction]:
         async with self._lock:
-            await self._call(lambda db: db.execute("BEGIN IMMEDIATE"))
+            await self._call(lambda db: db.execute(begin))
             try:
                 yield SqliteTransaction(self)
             except BaseException:

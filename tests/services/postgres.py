@@ -1,0 +1,162 @@
+"""A real PostgreSQL server for tests: initdb into a temp dir, started on a free loopback port.
+
+Uses the Debian `postgresql` package's binaries (`.ci/run` installs it). PostgreSQL refuses to run as
+root, so under root the server runs as the `postgres` system user the package creates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..e2e.gateway import free_port
+
+START_TIMEOUT_S = 30.0
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None
+    )
+    if found is None:
+        raise RuntimeError(f"PostgreSQL's {name} was not found; install the Debian package `postgresql`")
+    return found
+
+
+def _as_server_user(cmd: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return cmd
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+class PostgresServer:
+    """One running PostgreSQL; `url(db)` gives a connection URL, `create_database()` a fresh db."""
+
+    def __init__(self, root: Path, port: int, proc: subprocess.Popen[bytes]):
+        self.root = root
+        self.port = port
+        self.proc = proc
+        self._count = 0
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://gatecore@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        """A new empty database; returns its URL."""
+        self._count += 1
+        name = f"t{os.getpid()}_{self._count}"
+        subprocess.run(
+            [
+                _binary("psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "gatecore",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                f"CREATE DATABASE {name}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    root = Path(tempfile.mkdtemp(prefix="gatecore-pg-"))
+    data = root / "data"
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+    subprocess.run(
+        _as_server_user(
+            [
+                _binary("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "gatecore",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    log = open(root / "postgres.log", "wb")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(
+        _as_server_user(
+            [
+                _binary("postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(root),
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "max_connections=200",
+            ]
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = PostgresServer(root, port, proc)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            ready = subprocess.run(
+                [_binary("pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "gatecore"],
+                capture_output=True,
+                timeout=10,
+            )
+            if ready.returncode == 0:
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "PostgreSQL did not start:\n" + (root / "postgres.log").read_text()[-2000:]
+                )
+            time.sleep(0.1)
+        yield server
+    finally:
+        server.stop()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
