@@ -68,6 +68,7 @@ class AnthropicEncoder:
         "stream",
         "thinking",
         "tool_calls",
+        "unsent",
     )
 
     def __init__(
@@ -88,6 +89,7 @@ class AnthropicEncoder:
         self.finish_reason: str | None = None
         self.matched: str | int | None = None  # the stop string the upstream says it matched
         self.refused = False
+        self.unsent = b""  # translated events of a batch that broke, not yet returned
 
     # -- streams -------------------------------------------------------------------------------------
 
@@ -97,6 +99,14 @@ class AnthropicEncoder:
         if b"\r" in events:
             events = events.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         out: list[bytes] = []
+        try:
+            self._feed(events, out)
+        except GatewayError:
+            self.unsent = b"".join(out)  # the events before the broken one go out with the error event
+            raise
+        return b"".join(out)
+
+    def _feed(self, events: bytes, out: list[bytes]) -> None:
         for event in events.split(b"\n\n"):
             if event[:1] == b"\n":  # the LF of a CRLF blank line split across two reads
                 event = event.lstrip(b"\n")
@@ -121,7 +131,6 @@ class AnthropicEncoder:
             self._translate(chunk, out)
             if self.ended:
                 break
-        return b"".join(out)
 
     def finish(self, usage: Usage) -> bytes:
         if self.ended:
@@ -236,7 +245,8 @@ class AnthropicEncoder:
 
     def error_event(self, exc: GatewayError) -> bytes:
         self.ended = True
-        return anthropic_stream_error_event(exc)
+        unsent, self.unsent = self.unsent, b""
+        return unsent + anthropic_stream_error_event(exc)
 
 
 def _data_of(event: bytes) -> bytes | None:
