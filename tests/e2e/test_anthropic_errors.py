@@ -113,10 +113,14 @@ def test_too_large_is_413(gateway: Gateway) -> None:
     assert_error(as_tuple, 413, "request_too_large")
 
 
-def test_wrong_method_is_anthropic_shaped(gateway: Gateway) -> None:
+def test_unknown_path_and_wrong_method_are_anthropic_shaped(gateway: Gateway) -> None:
     conn_status, _, data = post_raw(gateway, b"", path="/v1/messages/nope")
     assert conn_status == 404
     assert anthropic_error(data)["type"] == "not_found_error"
+    response = raw_http.request(gateway.port, "GET", "/v1/messages", headers=[("x-api-key", MASTER_KEY)])
+    assert response.status == 405
+    assert response.header("allow") == "POST"
+    assert anthropic_error(response.body)["type"] == "invalid_request_error"
 
 
 # -- upstream errors -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from anthropic.types import MessageParam, TextBlock
 from ..upstreams.openai_mock import MockUpstream
 from .anthropic_client import make_anthropic
 from .conftest import new_request_id
-from .gateway import Gateway
+from .gateway import Gateway, GatewayFactory
 
 PIXEL = base64.b64encode(b"\x89PNG\r\n\x1a\n-not-really-a-png").decode()
 
@@ -57,7 +57,34 @@ def test_non_stream_text(claude: anthropic.Anthropic, upstream: MockUpstream) ->
     usage = sent.response_json["usage"]
     assert message.usage.input_tokens == usage["prompt_tokens"]
     assert message.usage.output_tokens == usage["completion_tokens"]
-    assert message._request_id is None or isinstance(message._request_id, str)
+
+
+def test_stream_is_accounted(claude: anthropic.Anthropic, gateway: Gateway) -> None:
+    rid, headers = rid_headers()
+    with claude.messages.stream(
+        model="gpt-test", max_tokens=64, messages=user("log me"), extra_headers=headers
+    ) as stream:
+        final = stream.get_final_message()
+    entry = gateway.wait_access_log(rid)
+    assert entry["status"] == 200
+    assert entry["streamed"] is True
+    assert entry["usage_source"] == "upstream"
+    assert entry["input_tokens"] == final.usage.input_tokens
+    assert entry["output_tokens"] == final.usage.output_tokens
+
+
+def test_echo_model_in_demo_mode(gateway_factory: GatewayFactory) -> None:
+    # Any configured model: the in-process echo provider, streamed and whole.
+    demo = gateway_factory(None, extra_args=["--demo"])
+    with make_anthropic(demo, key="unused") as c:
+        whole = c.messages.create(model="echo", max_tokens=16, messages=user("say this back"))
+        with c.messages.stream(model="echo", max_tokens=16, messages=user("and stream it")) as stream:
+            final = stream.get_final_message()
+    assert isinstance(whole.content[0], TextBlock)
+    assert whole.content[0].text == "say this back"
+    assert isinstance(final.content[0], TextBlock)
+    assert final.content[0].text == "and stream it"
+    assert final.usage.output_tokens > 0
 
 
 def test_stream_text_final_message(claude: anthropic.Anthropic, upstream: MockUpstream) -> None:
