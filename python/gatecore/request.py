@@ -5,10 +5,11 @@ Ground floor: this module imports no stage, so every stage can import it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from gatecore.auth.policy import KeyPolicy
+    from gatecore.errors import GatewayError
     from gatecore.routing.table import Deployment, ModelRoute
     from gatecore.upstream.response import UpstreamResponse
 
@@ -49,6 +50,37 @@ class Usage:
         self.source = source
 
 
+class ResponseEncoder(Protocol):
+    """Turns the hub-format (OpenAI) answer into the client's API shape (translate/).
+
+    None on the context for OpenAI clients: their answers pass through untouched.
+    """
+
+    content_type: str
+    """The content type of `encode_body`'s result."""
+
+    def feed(self, events: bytes) -> bytes:
+        """Complete OpenAI SSE events (as the relay emits them) → the client's events, in order."""
+        ...
+
+    def finish(self, usage: Usage) -> bytes:
+        """The client's last events at the upstream's end; raises a GatewayError if it ended early."""
+        ...
+
+    def encode_body(self, body: bytes) -> bytes:
+        """A whole OpenAI `chat.completion` body → the client's body (its event stream when the client
+        asked for a stream); raises a GatewayError if `body` is not one."""
+        ...
+
+    def error_body(self, exc: GatewayError) -> bytes:
+        """The client's error body for `exc`."""
+        ...
+
+    def error_event(self, exc: GatewayError) -> bytes:
+        """The client's error event, ending a stream that broke after it started."""
+        ...
+
+
 class RequestContext:
     """Everything known about one inference request, filled in as it moves through the pipeline."""
 
@@ -59,6 +91,7 @@ class RequestContext:
         "client_model",
         "deployment",
         "deployment_id",
+        "encoder",
         "endpoint",
         "error_code",
         "include_usage",
@@ -99,3 +132,5 @@ class RequestContext:
         self.error_code: str | None = None
         self.streamed_events = 0
         self.usage: Usage | None = None
+        # Translates answers for a client whose API is not the hub format (None: OpenAI clients).
+        self.encoder: ResponseEncoder | None = None

@@ -102,6 +102,13 @@ class MockOptions:
     all_at_once: bool = False
     no_done: bool = False
     no_stream: bool = False
+    tool_calls: tuple[JsonObject, ...] = ()
+    finish_reason: str | None = None
+    stop_reason: str | None = None
+    reasoning: str | None = None
+    no_finish: bool = False
+    bad_json_after: int | None = None
+    error_event_after: int | None = None
 
     @classmethod
     def from_body(cls, body: Any) -> MockOptions:
@@ -132,7 +139,35 @@ class MockOptions:
             all_at_once=raw.get("all_at_once") is True,
             no_done=raw.get("no_done") is True,
             no_stream=raw.get("no_stream") is True,
+            tool_calls=tuple(c for c in raw.get("tool_calls") or () if isinstance(c, dict)),
+            finish_reason=_str_or_none(raw.get("finish_reason")),
+            stop_reason=_str_or_none(raw.get("stop_reason")),
+            reasoning=_str_or_none(raw.get("reasoning")),
+            no_finish=raw.get("no_finish") is True,
+            bad_json_after=num("bad_json_after"),
+            error_event_after=num("error_event_after"),
         )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def tool_call_fragments(arguments: str, pieces: int = 3) -> list[str]:
+    """The argument fragments a stream sends for one tool call; their concatenation is ``arguments``."""
+    size = max(1, -(-len(arguments) // pieces))
+    return [arguments[i : i + size] for i in range(0, len(arguments), size)]
+
+
+def _tool_call_id(i: int, call: JsonObject) -> str:
+    given = call.get("id")
+    return given if isinstance(given, str) else f"call_mock{i}"
+
+
+def _finish_reason(opts: MockOptions) -> str:
+    if opts.finish_reason is not None:
+        return opts.finish_reason
+    return "tool_calls" if opts.tool_calls else "stop"
 
 
 class BadRequest(Exception):
@@ -495,19 +530,34 @@ class MockUpstream:
         content = "".join(pieces)
         obj: JsonObject
         if kind == "chat":
+            message: JsonObject = {"role": "assistant", "content": content, "refusal": None}
+            if opts.tool_calls:
+                if opts.content is None:
+                    message["content"] = None
+                message["tool_calls"] = [
+                    {
+                        "id": _tool_call_id(i, call),
+                        "type": "function",
+                        "function": {"name": call.get("name"), "arguments": call.get("arguments", "")},
+                    }
+                    for i, call in enumerate(opts.tool_calls)
+                ]
+            if opts.reasoning is not None:
+                message["reasoning_content"] = opts.reasoning
+            choice: JsonObject = {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": _finish_reason(opts),
+            }
+            if opts.stop_reason is not None:
+                choice["stop_reason"] = opts.stop_reason
             obj = {
                 "id": self._new_id("chatcmpl"),
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": "stop",
-                    }
-                ],
+                "choices": [choice],
                 "system_fingerprint": "fp_mock",
             }
         else:
@@ -542,8 +592,28 @@ class MockUpstream:
                 return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
 
             choices = [choice({"role": "assistant", "content": "", "refusal": None}, None)]
-            choices += [choice({"content": p}, None) for p in pieces]
-            choices.append(choice({}, "stop"))
+            if opts.reasoning is not None:
+                choices += [choice({"reasoning_content": p}, None) for p in split_tokens(opts.reasoning)]
+            if not opts.tool_calls or opts.content is not None:
+                choices += [choice({"content": p}, None) for p in pieces]
+            for i, call in enumerate(opts.tool_calls):
+                # OpenAI's framing: the first delta of a call has its id, type and name with empty
+                # arguments; the arguments follow in fragments that carry only the index.
+                first = {
+                    "index": i,
+                    "id": _tool_call_id(i, call),
+                    "type": "function",
+                    "function": {"name": call.get("name"), "arguments": ""},
+                }
+                choices.append(choice({"tool_calls": [first]}, None))
+                for fragment in tool_call_fragments(str(call.get("arguments", ""))):
+                    delta = {"tool_calls": [{"index": i, "function": {"arguments": fragment}}]}
+                    choices.append(choice(delta, None))
+            if not opts.no_finish:
+                last = choice({}, _finish_reason(opts))
+                if opts.stop_reason is not None:
+                    last["stop_reason"] = opts.stop_reason
+                choices.append(last)
         else:
             base = {
                 "id": self._new_id("cmpl"),
@@ -608,6 +678,12 @@ class MockUpstream:
     ) -> list[bytes]:
         """The ``data:`` payload of every event of a stream, ``[DONE]`` last unless ``no_done``."""
         payloads = [json.dumps(e).encode() for e in self._stream_events(kind, body, pieces, usage, opts)]
+        if opts.bad_json_after is not None:
+            payloads.insert(opts.bad_json_after, b'{"id": "chatcmpl-broken", "choices": [')
+        if opts.error_event_after is not None:
+            error = opts.error if opts.error is not None else self._default_error(500)
+            del payloads[opts.error_event_after :]
+            payloads.append(json.dumps({"error": error}).encode())
         if not opts.no_done:
             payloads.append(b"[DONE]")
         return payloads

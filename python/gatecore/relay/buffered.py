@@ -12,6 +12,7 @@ from gatecore.relay.usage import count_input_tokens, count_output_tokens, usage_
 from gatecore.request import RequestContext, Usage
 from gatecore.server.errors import openai_error_body
 from gatecore.server.headers import inference_headers
+from gatecore.translate.openai_error import upstream_error_from_body
 from gatecore.upstream.response import UpstreamResponse
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -26,17 +27,26 @@ async def relay_buffered(
     ctx.upstream_ns = now - sent_ns
     status = response.status
     content_type = response.content_type.decode("latin-1") or "application/json"
-    if status >= 400:
+    encoder = ctx.encoder  # None for OpenAI clients: the body passes through
+    hub_body = body  # the OpenAI-format body, for usage
+    if encoder is not None:
+        if status >= 400:
+            error = upstream_error_from_body(status, body)
+            status, body, content_type = error.status, encoder.error_body(error), "application/json"
+            ctx.error_code = "upstream_error"
+        else:
+            body, content_type = encoder.encode_body(body), encoder.content_type
+    elif status >= 400:
         body, content_type = upstream_error_body(status, body, content_type)
         ctx.error_code = "upstream_error"
     elif ctx.upstream_model != ctx.client_model:
-        body = provider.rewrite_body(body, ctx.client_model)
+        hub_body = body = provider.rewrite_body(body, ctx.client_model)
     ctx.status = status
     proto.response_bytes(
         status, inference_headers(ctx, content_type, now - ctx.started - ctx.upstream_ns), body
     )
     if status < 400:
-        ctx.usage = usage_from_body(body) or _counted_usage(ctx, body, provider.tokenizer)
+        ctx.usage = usage_from_body(hub_body) or _counted_usage(ctx, hub_body, provider.tokenizer)
 
 
 def upstream_error_body(status: int, body: bytes, content_type: str) -> tuple[bytes, str]:

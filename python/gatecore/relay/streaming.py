@@ -17,7 +17,7 @@ from gatecore._core import SseRelay
 from gatecore.errors import GatewayError, UpstreamProtocolError, UpstreamStreamError
 from gatecore.providers.base import Provider
 from gatecore.relay.usage import count_input_tokens
-from gatecore.request import RequestContext, Usage
+from gatecore.request import RequestContext, ResponseEncoder, Usage
 from gatecore.server.errors import stream_error_event
 from gatecore.server.headers import inference_headers
 from gatecore.upstream.response import UpstreamResponse
@@ -41,16 +41,22 @@ async def relay_stream(
     whole = response.body_if_complete()
     overhead = sent_ns - ctx.started + time.perf_counter_ns() - head_ns
     headers = [*inference_headers(ctx, "text/event-stream", overhead), ("cache-control", "no-cache")]
+    encoder = ctx.encoder  # None for OpenAI clients: their events pass through as they are
     if whole is not None:
         # Every event has already arrived (a short or cached answer): they go out together in one
         # write, exactly as a stream would deliver them, without the per-chunk stream machinery.
-        proto.response_bytes(200, headers, relay.feed(whole) + relay.finish())
+        out = relay.feed(whole) + relay.finish()
+        if encoder is not None:
+            out = _encode_whole(encoder, out, ctx, relay, provider)
+        proto.response_bytes(200, headers, out)
         _account(ctx, relay, provider, sent_ns)
         return
     transport = proto.response_stream(200, headers)
     try:
         while (chunk := await response.next_chunk()) is not None:
             out = relay.feed(chunk)
+            if encoder is not None and out:
+                out = _encode(encoder, out, response)
             if out:
                 await transport.send_bytes(out)
             if relay.held_bytes > MAX_EVENT_BYTES:
@@ -58,6 +64,8 @@ async def relay_stream(
                     f"The upstream sent an event larger than {MAX_EVENT_BYTES} bytes."
                 )
         tail = relay.finish()
+        if encoder is not None:
+            tail = encoder.feed(tail) + encoder.finish(_stream_usage(ctx, relay, provider))
         if tail:
             await transport.send_bytes(tail)
     except GatewayError as exc:
@@ -68,7 +76,8 @@ async def relay_stream(
         error = UpstreamStreamError(exc.message)
         try:
             # A partial event the relay still holds was never sent, so the client is at an event boundary.
-            await transport.send_bytes(stream_error_event(error))
+            event = stream_error_event(error) if encoder is None else encoder.error_event(error)
+            await transport.send_bytes(event)
         except ProtocolClosed:
             ctx.client_gone = True
     except ProtocolClosed:
@@ -80,15 +89,43 @@ async def relay_stream(
         _account(ctx, relay, provider, sent_ns)
 
 
+def _encode(encoder: ResponseEncoder, out: bytes, response: UpstreamResponse) -> bytes:
+    try:
+        return encoder.feed(out)
+    except GatewayError:
+        response.abort()  # the upstream is still sending: stop it before the client hears of it
+        raise
+
+
+def _encode_whole(
+    encoder: ResponseEncoder, out: bytes, ctx: RequestContext, relay: SseRelay, provider: Provider
+) -> bytes:
+    """A whole stream's events in the client's shape, its error event last if the stream was broken."""
+    encoded = b""
+    try:
+        encoded = encoder.feed(out)
+        return encoded + encoder.finish(_stream_usage(ctx, relay, provider))
+    except GatewayError as exc:
+        ctx.error_code = exc.code
+        return encoded + encoder.error_event(UpstreamStreamError(exc.message))
+
+
+def _stream_usage(ctx: RequestContext, relay: SseRelay, provider: Provider) -> Usage:
+    """The stream's usage as the upstream reported it, else counted (once per request)."""
+    if ctx.usage is None:
+        usage = relay.usage
+        if usage is not None:
+            ctx.usage = Usage(usage[0], usage[1], usage[2], usage[3], "upstream")
+        else:
+            ctx.usage = Usage(
+                count_input_tokens(ctx.body, provider.tokenizer), relay.output_tokens(), source="counted"
+            )
+    return ctx.usage
+
+
 def _account(ctx: RequestContext, relay: SseRelay, provider: Provider, sent_ns: int) -> None:
     ctx.upstream_ns = time.perf_counter_ns() - sent_ns
     ctx.streamed_events = relay.events
-    usage = relay.usage
-    if usage is not None:
-        ctx.usage = Usage(usage[0], usage[1], usage[2], usage[3], "upstream")
-    else:
-        ctx.usage = Usage(
-            count_input_tokens(ctx.body, provider.tokenizer), relay.output_tokens(), source="counted"
-        )
+    _stream_usage(ctx, relay, provider)
     if relay.error is not None:
         ctx.error_code = ctx.error_code or "upstream_error_event"

@@ -1,8 +1,12 @@
 """The RSGI application: one handler, a route table, and the inference request flow.
 
 Per request: read the body (size-checked), run the pipeline stages (auth, routing, …), call the
-chosen deployment, and relay its answer whole or as a stream. Any GatewayError becomes an OpenAI-shaped
-error with its status; anything unexpected is logged and answered with a generic 500, never a trace.
+chosen deployment, and relay its answer whole or as a stream. Any GatewayError becomes an error in the
+route's client API shape (OpenAI's, or Anthropic's on /v1/messages) with its status; anything unexpected
+is logged and answered with a generic 500, never a trace.
+
+Anthropic Messages requests are translated into the hub format (an OpenAI chat request) before the
+stages run, and their answers translated back by the context's encoder (translate/).
 """
 
 from __future__ import annotations
@@ -26,14 +30,24 @@ from gatecore.pipeline.gateway import Gateway, build_gateway
 from gatecore.relay.buffered import relay_buffered
 from gatecore.relay.streaming import relay_stream
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, RequestContext
+from gatecore.routing.table import RouteStage
 from gatecore.server import models_api
-from gatecore.server.errors import INTERNAL_ERROR, JSON, render_error
+from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
 from gatecore.server.headers import client_secret, request_id
 from gatecore.server.request_body import decode_fields, read_body
+from gatecore.translate.anthropic_request import (
+    decode_messages_request,
+    openai_chat_request,
+    translate_messages_request,
+)
+from gatecore.translate.anthropic_stream import AnthropicEncoder
+from gatecore.translate.anthropic_tokens import count_request_tokens
 
 log = logging.getLogger("gatecore.server")
 
 Handler = Callable[[Any, Any], Awaitable[None]]
+# Fills the context from the client's body (policy fields; a translated body for non-OpenAI clients).
+Prepare = Callable[[RequestContext], None]
 _JSON_HEADERS = [("content-type", JSON)]
 _OK = b'{"status":"ok"}'
 
@@ -74,9 +88,11 @@ class GatewayApp:
     def __init__(self) -> None:
         self.gateway: Gateway | None = None
         inference = {
-            "/v1/chat/completions": self._inference_route(CHAT, msgspec.json.Decoder(ChatFields)),
-            "/v1/completions": self._inference_route(COMPLETIONS, msgspec.json.Decoder(CompletionFields)),
-            "/v1/embeddings": self._inference_route(EMBEDDINGS, msgspec.json.Decoder(EmbeddingFields)),
+            "/v1/chat/completions": self._openai_route(CHAT, msgspec.json.Decoder(ChatFields)),
+            "/v1/completions": self._openai_route(COMPLETIONS, msgspec.json.Decoder(CompletionFields)),
+            "/v1/embeddings": self._openai_route(EMBEDDINGS, msgspec.json.Decoder(EmbeddingFields)),
+            "/v1/messages": self._messages,
+            "/v1/messages/count_tokens": self._count_tokens,
         }
         self.routes: dict[str, dict[str, Handler]] = {path: {"POST": h} for path, h in inference.items()}
         # The same routes without the /v1 prefix, for clients configured with a bare base URL.
@@ -106,29 +122,36 @@ class GatewayApp:
             elif path.startswith(ADMIN_PREFIX + "/"):
                 return await self._admin(scope, proto)
             else:
-                return _error(proto, NotFound(f"Unknown path '{path[:200]}'."))
+                return _error(proto, NotFound(f"Unknown path '{path[:200]}'."), _format_of(path))
         handler = methods.get(scope.method)
         if handler is None:
             allow = ", ".join(methods)
             error = MethodNotAllowed(f"Method {scope.method[:20]} is not allowed here; use {allow}.")
             error.headers = [("allow", allow)]
-            return _error(proto, error)
+            return _error(proto, error, _format_of(path))
         try:
             await handler(scope, proto)
         except GatewayError as exc:
-            _error(proto, exc)
+            _error(proto, exc, _format_of(path))
         except Exception:
             log.exception("unhandled error on %s %s", scope.method, path[:200])
-            _respond(proto, 500, _JSON_HEADERS, INTERNAL_ERROR)
+            _respond(proto, 500, _JSON_HEADERS, _format_of(path).internal_error)
 
-    def _inference_route(self, endpoint: Endpoint, decoder: msgspec.json.Decoder[Any]) -> Handler:
+    def _openai_route(self, endpoint: Endpoint, decoder: msgspec.json.Decoder[Any]) -> Handler:
+        def prepare(ctx: RequestContext) -> None:
+            decode_fields(ctx, decoder)
+
         async def handle(scope: Any, proto: Any) -> None:
-            await self._inference(endpoint, decoder, scope, proto)
+            await self._inference(endpoint, prepare, OPENAI, scope, proto)
 
         return handle
 
+    async def _messages(self, scope: Any, proto: Any) -> None:
+        """`POST /v1/messages`: an Anthropic client, served through the hub format."""
+        await self._inference(CHAT, _prepare_messages, ANTHROPIC, scope, proto)
+
     async def _inference(
-        self, endpoint: Endpoint, decoder: msgspec.json.Decoder[Any], scope: Any, proto: Any
+        self, endpoint: Endpoint, prepare: Prepare, fmt: ClientFormat, scope: Any, proto: Any
     ) -> None:
         started = time.perf_counter_ns()
         gateway = self.gateway
@@ -139,7 +162,7 @@ class GatewayApp:
             ctx.body = await read_body(headers, proto, gateway.max_body_bytes)
             ctx.api_key = client_secret(headers)
             await gateway.auth(ctx)
-            decode_fields(ctx, decoder)
+            prepare(ctx)
             for stage in gateway.stages:
                 await stage(ctx)
             await self._call_upstream(gateway, ctx, proto)
@@ -149,7 +172,7 @@ class GatewayApp:
             if ctx.client_gone:
                 ctx.status = 499
             else:
-                _error(proto, exc, ctx.request_id)
+                _error(proto, exc, fmt, ctx.request_id)
         finally:
             ctx.upstream = None
             if gateway.access_log is not None:
@@ -179,6 +202,27 @@ class GatewayApp:
             watch.ctx = None
         if ctx.client_gone and ctx.status < 400:
             ctx.status = 499
+
+    async def _count_tokens(self, scope: Any, proto: Any) -> None:
+        """`POST /v1/messages/count_tokens`: `{"input_tokens": n}` with the routed model's tokenizer."""
+        gateway = self.gateway
+        assert gateway is not None
+        headers = scope.headers
+        ctx = RequestContext(CHAT, request_id(headers.get("x-request-id")), b"", time.perf_counter_ns())
+        try:
+            body = await read_body(headers, proto, gateway.max_body_bytes)
+            ctx.api_key = client_secret(headers)
+            await gateway.auth(ctx)
+            request, members = decode_messages_request(body)
+            openai_chat_request(request, members)  # the same 400s as /v1/messages for what cannot go
+            ctx.client_model = request.model
+            await RouteStage(gateway.routes)(ctx)  # 404 unknown model, 403 not allowed
+            assert ctx.deployment is not None
+            tokens = count_request_tokens(request, ctx.deployment.provider.tokenizer)
+        except GatewayError as exc:
+            return _error(proto, exc, ANTHROPIC, ctx.request_id)
+        headers_out = [*_JSON_HEADERS, ("x-request-id", ctx.request_id)]
+        proto.response_bytes(200, headers_out, b'{"input_tokens":%d}' % tokens)
 
     async def _models(self, scope: Any, proto: Any) -> None:
         gateway = self.gateway
@@ -210,10 +254,10 @@ class GatewayApp:
                 body,
             )
         except GatewayError as exc:
-            return _error(proto, exc)
+            return _error(proto, exc, OPENAI)
         except Exception:
             log.exception("unhandled error on %s %s", scope.method, scope.path[:200])
-            return _respond(proto, 500, _JSON_HEADERS, INTERNAL_ERROR)
+            return _respond(proto, 500, _JSON_HEADERS, OPENAI.internal_error)
         _respond(proto, status, _JSON_HEADERS if answer else [], answer)
 
     async def _healthz(self, scope: Any, proto: Any) -> None:
@@ -230,11 +274,25 @@ def _authenticate(gateway: Gateway, headers: Any) -> KeyPolicy | None:
     return gateway.auth.lookup(client_secret(headers))
 
 
-def _error(proto: Any, exc: GatewayError, rid: str | None = None) -> None:
+def _prepare_messages(ctx: RequestContext) -> None:
+    request = translate_messages_request(ctx, ctx.body)
+    thinking = request.thinking is not None and request.thinking.type != "disabled"
+    stop_sequences = tuple(request.stop_sequences or ())
+    ctx.encoder = AnthropicEncoder(ctx.client_model, ctx.request_id, stop_sequences, thinking, ctx.stream)
+
+
+def _format_of(path: str) -> ClientFormat:
+    """The client API a path belongs to, for its error shape."""
+    if path.startswith(("/v1/messages", "/messages")):
+        return ANTHROPIC
+    return OPENAI
+
+
+def _error(proto: Any, exc: GatewayError, fmt: ClientFormat, rid: str | None = None) -> None:
     headers = [*_JSON_HEADERS, *exc.headers]
     if rid is not None:
         headers.append(("x-request-id", rid))
-    _respond(proto, exc.status, headers, render_error(exc))
+    _respond(proto, exc.status, headers, fmt.render_error(exc))
 
 
 def _respond(proto: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> None:

@@ -1,0 +1,315 @@
+"""Anthropic Messages request → OpenAI chat request (the hub format), into `ctx.body`.
+
+Every field either has an OpenAI counterpart, is a hint with no effect on the answer (ignored), or is
+refused with a 400 naming it; nothing that changes the answer is dropped silently. Top-level fields this
+module does not know pass through unchanged, as the OpenAI route forwards them (engine extras such as
+vLLM's, or a test upstream's steering field).
+
+Choices the hub format forces, documented in translate/README.md:
+- `system` text blocks and multi-block assistant text are joined with a blank line / kept as parts;
+- `tool_result` blocks become `role: tool` messages placed before the rest of their user turn (OpenAI
+  wants them right after the assistant's tool calls); images inside a tool result move to that user
+  message; `is_error` is kept as an "Error: " prefix of the result text;
+- `thinking.budget_tokens` maps to `reasoning_effort`; thinking blocks signed by Anthropic are refused
+  (their signature cannot reach another model), unsigned ones (made by gatecore) are left out, as
+  OpenAI-compatible reasoning APIs ask.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from gatecore.api.anthropic import (
+    MESSAGES_FIELDS,
+    ContentBlock,
+    ImageBlock,
+    MessagesRequest,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    UrlSource,
+)
+from gatecore.errors import InvalidRequest
+from gatecore.request import RequestContext
+
+# Anthropic-only hints with no effect on what a model answers.
+_IGNORED = frozenset({"cache_control", "service_tier", "inference_geo", "speed", "anthropic_version"})
+# Known Anthropic features no hub-format model can honour.
+_REFUSED = {
+    "container": "code-execution containers exist only on Anthropic's API",
+    "mcp_servers": "Anthropic-hosted MCP connectors exist only on Anthropic's API",
+    "context_management": "server-side context editing exists only on Anthropic's API",
+    "output_config": "output_config (structured output and effort) is not translated",
+}
+# `thinking.budget_tokens` up to these bounds → OpenAI's `reasoning_effort`.
+_EFFORT_BOUNDS = ((4096, "low"), (16384, "medium"))
+
+_decoder = msgspec.json.Decoder(MessagesRequest)
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_AT_PATH = re.compile(r" - at `\$\.?([^`]{0,300})`$")
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def decode_messages_request(body: bytes) -> tuple[MessagesRequest, dict[str, msgspec.Raw]]:
+    """The typed request and every top-level member as raw JSON; 400 naming the field otherwise."""
+    if not body:
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        members = _top_level.decode(body)
+    except msgspec.ValidationError:
+        raise InvalidRequest("The request body must be a JSON object.") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+    try:
+        request = _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc)) from None
+    except RecursionError:
+        raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
+    return request, members
+
+
+def translate_messages_request(ctx: RequestContext, body: bytes) -> MessagesRequest:
+    """Decode an Anthropic request, check it, and put its OpenAI form in `ctx.body`.
+
+    Also fills the policy fields (`client_model`, `stream`, `max_tokens`). Streams leave
+    `stream_options.include_usage` to the provider, which adds it (and the relay hides that chunk and
+    records its usage) unless the provider is configured not to.
+    """
+    request, members = decode_messages_request(body)
+    if request.max_tokens is None:
+        raise InvalidRequest("max_tokens: Field required.", param="max_tokens")
+    if request.max_tokens < 1:
+        raise InvalidRequest("max_tokens: must be at least 1.", param="max_tokens")
+    doc = openai_chat_request(request, members)
+    ctx.client_model = request.model
+    ctx.stream = bool(request.stream)
+    ctx.max_tokens = request.max_tokens
+    ctx.body = msgspec.json.encode(doc)
+    return request
+
+
+def openai_chat_request(request: MessagesRequest, members: dict[str, msgspec.Raw]) -> dict[str, Any]:
+    """The OpenAI chat request equivalent to `request` (a dict of JSON values and raw JSON)."""
+    doc: dict[str, Any] = {"model": request.model, "messages": openai_messages(request)}
+    if request.max_tokens is not None:
+        doc["max_tokens"] = request.max_tokens
+    if request.stream:
+        doc["stream"] = True
+    if request.stop_sequences:
+        doc["stop"] = request.stop_sequences
+    if request.temperature is not None:
+        doc["temperature"] = request.temperature
+    if request.top_p is not None:
+        doc["top_p"] = request.top_p
+    if request.top_k is not None:
+        doc["top_k"] = request.top_k  # not OpenAI's; vLLM, SGLang and others read it
+    if request.metadata is not None and request.metadata.user_id is not None:
+        doc["user"] = request.metadata.user_id
+    if request.tools:
+        doc["tools"] = _tools(request)
+    if request.tool_choice is not None:
+        _tool_choice(request, doc)
+    if request.thinking is not None:
+        _thinking(request, doc)
+    for name, raw in members.items():
+        if name in MESSAGES_FIELDS or name in _IGNORED:
+            continue
+        reason = _REFUSED.get(name)
+        if reason is not None:
+            raise InvalidRequest(f"{name}: cannot be translated for this model: {reason}.", param=name)
+        doc[name] = raw
+    return doc
+
+
+def openai_messages(request: MessagesRequest) -> list[dict[str, Any]]:
+    """`system` and `messages` as OpenAI chat messages."""
+    out: list[dict[str, Any]] = []
+    system = request.system
+    if isinstance(system, str):
+        if system:
+            out.append({"role": "system", "content": system})
+    elif system:
+        out.append({"role": "system", "content": "\n\n".join(block.text for block in system)})
+    if not request.messages:
+        raise InvalidRequest("messages: at least one message is required.", param="messages")
+    for i, message in enumerate(request.messages):
+        if message.role == "user":
+            _user_turn(message.content, i, out)
+        elif message.role == "assistant":
+            out.append(_assistant_turn(message.content, i))
+        else:
+            raise InvalidRequest(
+                f"messages.{i}.role: must be 'user' or 'assistant', not '{message.role[:40]}'.",
+                param=f"messages.{i}.role",
+            )
+    return out
+
+
+def _user_turn(content: str | list[ContentBlock], i: int, out: list[dict[str, Any]]) -> None:
+    if isinstance(content, str):
+        out.append({"role": "user", "content": content})
+        return
+    parts: list[dict[str, Any]] = []
+    tool_messages = 0
+    for j, block in enumerate(content):
+        if isinstance(block, TextBlock):
+            parts.append({"type": "text", "text": block.text})
+        elif isinstance(block, ImageBlock):
+            parts.append(_image_part(block))
+        elif isinstance(block, ToolResultBlock):
+            out.append(_tool_message(block, parts))
+            tool_messages += 1
+        else:
+            raise _misplaced(block, "user", i, j)
+    if parts or not tool_messages:
+        out.append({"role": "user", "content": _text_or_parts(parts)})
+
+
+def _tool_message(block: ToolResultBlock, user_parts: list[dict[str, Any]]) -> dict[str, Any]:
+    content = block.content
+    if isinstance(content, str):
+        text = content
+    else:
+        texts = []
+        for part in content:
+            if isinstance(part, TextBlock):
+                texts.append(part.text)
+            else:  # OpenAI tool messages carry text only: the image goes with the user turn
+                user_parts.append(_image_part(part))
+        text = "\n".join(texts)
+    if block.is_error:
+        text = "Error: " + text
+    return {"role": "tool", "tool_call_id": block.tool_use_id, "content": text}
+
+
+def _assistant_turn(content: str | list[ContentBlock], i: int) -> dict[str, Any]:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    parts: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    for j, block in enumerate(content):
+        if isinstance(block, TextBlock):
+            parts.append({"type": "text", "text": block.text})
+        elif isinstance(block, ToolUseBlock):
+            arguments = bytes(block.input).decode()
+            function = {"name": block.name, "arguments": arguments}
+            calls.append({"id": block.id, "type": "function", "function": function})
+        elif isinstance(block, ThinkingBlock):
+            if block.signature:
+                raise InvalidRequest(
+                    f"messages.{i}.content.{j}: a thinking block signed by Anthropic cannot be sent to "
+                    "this model; leave earlier thinking blocks out of the conversation.",
+                    param=f"messages.{i}.content.{j}",
+                )
+            # Unsigned thinking was produced through gatecore: reasoning is not sent back.
+        else:
+            raise _misplaced(block, "assistant", i, j)
+    message: dict[str, Any] = {"role": "assistant", "content": _text_or_parts(parts) if parts else None}
+    if calls:
+        message["tool_calls"] = calls
+    elif not parts:
+        message["content"] = ""
+    return message
+
+
+def _text_or_parts(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    # One text block is sent as a plain string: every OpenAI-compatible engine accepts that.
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        text: str = parts[0]["text"]
+        return text
+    return parts
+
+
+def _image_part(block: ImageBlock) -> dict[str, Any]:
+    source = block.source
+    url = source.url if isinstance(source, UrlSource) else f"data:{source.media_type};base64,{source.data}"
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _misplaced(block: ContentBlock, role: str, i: int, j: int) -> InvalidRequest:
+    kind = type(block).__struct_config__.tag
+    return InvalidRequest(
+        f"messages.{i}.content.{j}: a '{kind}' block cannot appear in a {role} turn.",
+        param=f"messages.{i}.content.{j}",
+    )
+
+
+def _tools(request: MessagesRequest) -> list[dict[str, Any]]:
+    assert request.tools is not None
+    tools = []
+    for i, tool in enumerate(request.tools):
+        if tool.type not in (None, "custom"):
+            raise InvalidRequest(
+                f"tools.{i}.type: the server tool '{tool.type[:60]}' runs only on Anthropic's API.",
+                param=f"tools.{i}.type",
+            )
+        if not tool.input_schema:
+            raise InvalidRequest(f"tools.{i}.input_schema: Field required.", param=f"tools.{i}.input_schema")
+        function: dict[str, Any] = {"name": tool.name}
+        if tool.description is not None:
+            function["description"] = tool.description
+        function["parameters"] = tool.input_schema
+        tools.append({"type": "function", "function": function})
+    return tools
+
+
+def _tool_choice(request: MessagesRequest, doc: dict[str, Any]) -> None:
+    choice = request.tool_choice
+    assert choice is not None
+    if choice.type == "auto":
+        doc["tool_choice"] = "auto"
+    elif choice.type == "any":
+        doc["tool_choice"] = "required"
+    elif choice.type == "none":
+        doc["tool_choice"] = "none"
+    elif choice.type == "tool":
+        if not choice.name:
+            raise InvalidRequest("tool_choice.name: Field required.", param="tool_choice.name")
+        doc["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+    else:
+        raise InvalidRequest(
+            f"tool_choice.type: must be 'auto', 'any', 'tool' or 'none', not '{choice.type[:40]}'.",
+            param="tool_choice.type",
+        )
+    if choice.disable_parallel_tool_use and request.tools:
+        doc["parallel_tool_calls"] = False
+
+
+def _thinking(request: MessagesRequest, doc: dict[str, Any]) -> None:
+    thinking = request.thinking
+    assert thinking is not None
+    if thinking.type == "enabled":
+        budget = thinking.budget_tokens
+        if budget is None:
+            raise InvalidRequest("thinking.budget_tokens: Field required.", param="thinking.budget_tokens")
+        doc["reasoning_effort"] = next((e for bound, e in _EFFORT_BOUNDS if budget < bound), "high")
+    elif thinking.type not in ("disabled", "adaptive"):  # adaptive: the model decides, as by default
+        raise InvalidRequest(
+            f"thinking.type: must be 'enabled', 'adaptive' or 'disabled', not '{thinking.type[:40]}'.",
+            param="thinking.type",
+        )
+
+
+def _validation_error(message: str) -> InvalidRequest:
+    """A msgspec validation message as Anthropic words it: `<dotted.path>: <reason>`."""
+    match = _AT_PATH.search(message)
+    path = _INDEX.sub(r".\1", match.group(1)) if match else ""
+    reason = message[: match.start()] if match else message
+    if reason.startswith("Object missing required field `"):
+        field = reason.split("`")[1]
+        path = f"{path}.{field}" if path else field
+        return InvalidRequest(f"{path}: Field required.", param=path)
+    if reason.startswith("Invalid value '") and path.endswith("type"):
+        value = reason.split("'")[1][:60]
+        return InvalidRequest(
+            f"{path}: type '{value}' is not supported by gatecore's translation for this model.",
+            param=path,
+        )
+    if not path:
+        return InvalidRequest(f"Invalid request body: {reason[:200]}.")
+    return InvalidRequest(f"{path}: {reason[:200]}.", param=path)
