@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import msgspec
 
-PROVIDER_KINDS = ("openai", "echo")
+# Every provider kind and the class that implements it (`module:Class`, imported on first use by
+# providers/base.py). A new wire format is one line here.
+PROVIDER_CLASSES: dict[str, str] = {
+    "openai": "gatecore.providers.openai_compat:OpenAICompatProvider",
+    "echo": "gatecore.providers.echo:EchoProvider",
+}
+PROVIDER_KINDS = tuple(PROVIDER_CLASSES)
+# The public endpoint of kinds that have one; `base_url` is required for the others (except `echo`).
+DEFAULT_BASE_URLS: dict[str, str] = {}
 TOKENIZERS = ("o200k_base", "cl100k_base")
 
 
@@ -46,6 +54,12 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Ask OpenAI-compatible upstreams for `stream_options.include_usage` so streams report usage.
     stream_usage: bool = True
     tokenizer: str = "o200k_base"
+    # The API version the provider is called with: Azure OpenAI's `api-version` query parameter,
+    # Anthropic's `anthropic-version` header. Unset: the kind's default.
+    api_version: str | None = None
+    # Output tokens asked for when the client sent no max_tokens to an upstream that requires one
+    # (Anthropic).
+    default_max_tokens: int = 4096
 
 
 class DeploymentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

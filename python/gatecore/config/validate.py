@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from gatecore.config.schema import PROVIDER_KINDS, TOKENIZERS, GatecoreConfig, TimeoutsConfig
+from gatecore.config.schema import (
+    DEFAULT_BASE_URLS,
+    PROVIDER_KINDS,
+    TOKENIZERS,
+    GatecoreConfig,
+    TimeoutsConfig,
+)
 
 
 def validate_config(
@@ -46,8 +52,11 @@ def validate_config(
             errors.append(f"{path}.kind: unknown provider kind '{provider.kind}'")
         if provider.tokenizer not in TOKENIZERS:
             errors.append(f"{path}.tokenizer: unknown tokenizer '{provider.tokenizer}'")
-        if provider.kind == "openai":
-            errors.extend(_base_url(provider.base_url, f"{path}.base_url"))
+        if provider.kind in PROVIDER_KINDS and provider.kind != "echo":
+            base_url = provider.base_url or DEFAULT_BASE_URLS.get(provider.kind)
+            errors.extend(_base_url(base_url, f"{path}.base_url"))
+        if provider.default_max_tokens < 1:
+            errors.append(f"{path}.default_max_tokens: must be at least 1")
 
     names: set[str] = set()
     for i, model in zip(model_at, config.models, strict=True):

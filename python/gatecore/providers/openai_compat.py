@@ -13,7 +13,9 @@ import orjson
 
 from gatecore._core import insert_json_member, replace_json_string_field
 from gatecore.config.schema import ProviderConfig
-from gatecore.errors import InvalidRequest
+from gatecore.errors import GatewayError, InvalidRequest
+from gatecore.providers.base import StreamDecoder
+from gatecore.providers.upstream_errors import openai_shaped_error
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, RequestContext
 from gatecore.upstream.pool import Origin, PoolSet
 from gatecore.upstream.response import UpstreamResponse
@@ -69,8 +71,19 @@ class OpenAICompatProvider:
         )
         return await self.pool.exchange(ctx, head, body, timeouts)
 
-    def rewrite_body(self, body: bytes, client_model: str) -> bytes:
-        return replace_json_string_field(body, "model", client_model) or body
+    def is_stream(self, ctx: RequestContext, response: UpstreamResponse) -> bool:
+        return ctx.stream and response.status < 400 and response.content_type.startswith(b"text/event-stream")
+
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder | None:
+        return None  # already OpenAI SSE: the relay takes the upstream's bytes as they are
+
+    def decode_body(self, ctx: RequestContext, body: bytes) -> bytes:
+        if ctx.upstream_model == ctx.client_model:
+            return body
+        return replace_json_string_field(body, "model", ctx.client_model) or body
+
+    def decode_error(self, status: int, body: bytes) -> GatewayError:
+        return openai_shaped_error(status, body)
 
 
 def _reencode(body: bytes, *, model: str | None = None, include_usage: bool = False) -> bytes:

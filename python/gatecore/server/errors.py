@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from gatecore.errors import GatewayError
+from gatecore.errors import GatewayError, UpstreamError
 
 JSON = "application/json"
 
@@ -15,6 +15,9 @@ def openai_error_body(message: str, type_: str, code: str | None, param: str | N
 
 
 def render_error(exc: GatewayError) -> bytes:
+    """The OpenAI error body of `exc` (an upstream's own OpenAI-shaped body is kept byte for byte)."""
+    if isinstance(exc, UpstreamError) and exc.body is not None:
+        return exc.body
     return openai_error_body(exc.message, exc.type, exc.code, exc.param)
 
 
