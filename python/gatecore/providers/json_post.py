@@ -27,12 +27,22 @@ class JsonPost:
         fixed.update(headers)
         self._lines = "".join(f"{name}: {value}\r\n" for name, value in fixed.items()).encode("latin-1")
 
-    async def send(self, ctx: RequestContext, path: str, body: bytes, timeouts: Timeouts) -> Http1Connection:
-        """POST `body` to `base path + path` (path may carry a query); return once the head arrived."""
-        head = b"POST %s HTTP/1.1\r\n%scontent-length: %d\r\nx-request-id: %s\r\n\r\n" % (
+    async def send(
+        self,
+        ctx: RequestContext,
+        path: str,
+        body: bytes,
+        timeouts: Timeouts,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> Http1Connection:
+        """POST `body` to `base path + path` (path may carry a query); return once the head arrived.
+        `extra` headers vary per request (a request signature)."""
+        head = b"POST %s HTTP/1.1\r\n%scontent-length: %d\r\nx-request-id: %s\r\n" % (
             (self.base_path + path).encode("latin-1"),
             self._lines,
             len(body),
             ctx.request_id.encode("latin-1"),
         )
-        return await self.pool.exchange(ctx, head, body, timeouts)
+        if extra:
+            head += "".join(f"{name}: {value}\r\n" for name, value in extra).encode("latin-1")
+        return await self.pool.exchange(ctx, head + b"\r\n", body, timeouts)
