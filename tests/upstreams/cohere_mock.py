@@ -25,7 +25,8 @@ def _last_user(messages: list[Any]) -> str:
             content = message.get("content")
             if isinstance(content, str):
                 return content
-            return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            parts = content if isinstance(content, list) else []
+            return "".join(p.get("text", "") for p in parts if isinstance(p, dict))
     return ""
 
 
@@ -54,8 +55,8 @@ class CohereMock(ScriptedUpstream):
                 recorded, 400, {"id": "e2", "message": "invalid request: messages is required"}
             )
         if script.status is not None:
-            message = script.error if isinstance(script.error, str) else f"mock error {script.status}"
-            return self.json_answer(recorded, script.status, {"id": "e3", "message": message})
+            error = script.error if isinstance(script.error, str) else f"mock error {script.status}"
+            return self.json_answer(recorded, script.status, {"id": "e3", "message": error})
         calls = script.tool_calls
         plan = "I will call the tools." if calls else ""
         text = (
@@ -71,7 +72,7 @@ class CohereMock(ScriptedUpstream):
             "tokens": {**tokens, "input_tokens": tokens["input_tokens"] + 10},
         }
         finish = script.finish or ("TOOL_CALL" if calls else "COMPLETE")
-        tool_calls = [
+        tool_calls: list[JsonObject] = [
             {"id": f"call_{i}", "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
             for i, (n, a) in enumerate(calls)
         ]

@@ -193,7 +193,8 @@ class CohereStreamDecoder:
         elif kind in ("tool-call-start", "tool-call-delta"):
             call = message.get("tool_calls") or {}
             function = call.get("function") or {}
-            source = doc.get("index") if isinstance(doc.get("index"), int) else len(self.calls)
+            given = doc.get("index")
+            source: int = given if isinstance(given, int) else len(self.calls)
             if kind == "tool-call-start":
                 index = self.calls[source] = len(self.calls)
                 out.append(
