@@ -10,11 +10,13 @@ PROVIDER_CLASSES: dict[str, str] = {
     "openai": "gatecore.providers.openai_compat:OpenAICompatProvider",
     "echo": "gatecore.providers.echo:EchoProvider",
     "anthropic": "gatecore.providers.anthropic:AnthropicProvider",
+    "gemini": "gatecore.providers.gemini:GeminiProvider",
 }
 PROVIDER_KINDS = tuple(PROVIDER_CLASSES)
 # The public endpoint of kinds that have one; `base_url` is required for the others (except `echo`).
 DEFAULT_BASE_URLS: dict[str, str] = {
     "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
 }
 TOKENIZERS = ("o200k_base", "cl100k_base")
 
