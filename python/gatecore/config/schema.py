@@ -11,12 +11,15 @@ PROVIDER_CLASSES: dict[str, str] = {
     "echo": "gatecore.providers.echo:EchoProvider",
     "anthropic": "gatecore.providers.anthropic:AnthropicProvider",
     "gemini": "gatecore.providers.gemini:GeminiProvider",
+    "azure": "gatecore.providers.azure:AzureOpenAIProvider",
+    "mistral": "gatecore.providers.mistral:MistralProvider",
 }
 PROVIDER_KINDS = tuple(PROVIDER_CLASSES)
 # The public endpoint of kinds that have one; `base_url` is required for the others (except `echo`).
 DEFAULT_BASE_URLS: dict[str, str] = {
     "anthropic": "https://api.anthropic.com",
     "gemini": "https://generativelanguage.googleapis.com",
+    "mistral": "https://api.mistral.ai/v1",
 }
 TOKENIZERS = ("o200k_base", "cl100k_base")
 
