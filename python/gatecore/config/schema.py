@@ -12,6 +12,9 @@ PROVIDER_CLASSES: dict[str, str] = {
     "openai": "gatecore.providers.openai_compat:OpenAICompatProvider",
     "echo": "gatecore.providers.echo:EchoProvider",
     "anthropic": "gatecore.providers.anthropic:AnthropicProvider",
+    "gemini": "gatecore.providers.gemini:GeminiProvider",
+    "azure": "gatecore.providers.azure:AzureOpenAIProvider",
+    "mistral": "gatecore.providers.mistral:MistralProvider",
     "bedrock": "gatecore.providers.bedrock:BedrockProvider",
     "cohere": "gatecore.providers.cohere:CohereProvider",
     "ollama": "gatecore.providers.ollama:OllamaProvider",
@@ -22,6 +25,8 @@ PROVIDER_KINDS = tuple(PROVIDER_CLASSES)
 # The public endpoint of kinds that have one; `base_url` is required for the others (except `echo`).
 DEFAULT_BASE_URLS: dict[str, str] = {
     "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "mistral": "https://api.mistral.ai/v1",
     "cohere": "https://api.cohere.com",
 }
 # Prompt templates the prompt-only engines (tgi, triton) render chat messages with.

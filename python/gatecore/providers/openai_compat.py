@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from gatecore._core import insert_json_member, replace_json_string_field
-from gatecore.config.schema import ProviderConfig
+from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
 from gatecore.errors import GatewayError, InvalidRequest
 from gatecore.providers.base import StreamDecoder
 from gatecore.providers.upstream_errors import openai_shaped_error
@@ -28,18 +28,19 @@ class OpenAICompatProvider:
     """Forwards OpenAI-format requests to an OpenAI-compatible base URL."""
 
     def __init__(self, config: ProviderConfig, pools: PoolSet):
-        assert config.base_url is not None
+        base_url = config.base_url or DEFAULT_BASE_URLS[config.kind]
         self.name = config.name
         self.tokenizer = config.tokenizer
         self.stream_usage = config.stream_usage
-        origin = Origin(config.base_url)
+        origin = Origin(base_url)
         self.pool = pools.get(origin)
-        base_path = urlsplit(config.base_url).path.rstrip("/")
+        base_path = urlsplit(base_url).path.rstrip("/")
         fixed = [f"host: {origin.host_header}", "content-type: application/json", "accept-encoding: identity"]
         if config.api_key:
             fixed.append(f"authorization: Bearer {config.api_key}")
         fixed.extend(f"{name}: {value}" for name, value in config.headers.items())
-        lines = "\r\n".join(fixed)
+        self._base_path = base_path
+        self._lines = lines = "\r\n".join(fixed)
         # The constant part of every request head, built once per endpoint.
         self._heads = {
             endpoint.name: f"POST {base_path}{endpoint.upstream_path} HTTP/1.1\r\n{lines}\r\n".encode(
@@ -62,10 +63,14 @@ class OpenAICompatProvider:
                 body = insert_json_member(body, "stream_options", _INCLUDE_USAGE) or body
         return body
 
+    def request_head(self, ctx: RequestContext, upstream_model: str) -> bytes:
+        """The request line and constant headers for this request's endpoint."""
+        return self._heads[ctx.endpoint.name]
+
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
         body = self.request_body(ctx, upstream_model)
         head = b"%scontent-length: %d\r\nx-request-id: %s\r\n\r\n" % (
-            self._heads[ctx.endpoint.name],
+            self.request_head(ctx, upstream_model),
             len(body),
             ctx.request_id.encode("latin-1"),
         )
