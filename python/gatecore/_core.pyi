@@ -216,6 +216,55 @@ class SseRelay:
     def first_choice_finish_reason(self) -> str | None:
         """Last non-null `finish_reason` of the first choice (`index` 0), or None."""
 
+@final
+class EventStreamDecoder:
+    """Incremental decoder of the AWS event-stream binary framing (Bedrock's ConverseStream).
+
+    A message is a 12-byte prelude (total length, headers length: big-endian u32; then the CRC32 of
+    those 8 bytes), headers, the payload and the CRC32 of everything before it. Both CRCs are
+    checked. Bytes may be split anywhere across `feed` calls; each message is returned by the call
+    that delivers its last byte.
+
+    Example:
+        >>> d = EventStreamDecoder()
+        >>> d.feed(frame)  # one complete `:message-type: event` frame
+        [('event', 'contentBlockDelta', b'{"delta":{"text":"hi"},"contentBlockIndex":0}')]
+        >>> d.finish()  # nothing held: no error
+    """
+
+    def __init__(self) -> None: ...
+    def feed(self, data: bytes) -> list[tuple[str, str, bytes]]:
+        """Consume the next bytes of the stream.
+
+        Args:
+            data: The next decoded body bytes, any size.
+
+        Returns:
+            One `(message_type, kind, payload)` per message completed, in order: `message_type` is
+            the `:message-type` header (`"event"`, `"exception"` or `"error"`; `""` when absent);
+            `kind` is `:event-type`, `:exception-type` or `:error-code` respectively; `payload` is
+            the payload bytes (for an `error` message without a payload, its `:error-message`).
+
+        Raises:
+            ValueError: A broken stream, with a stable message: "event-stream prelude CRC
+                mismatch", "event-stream message CRC mismatch", "event-stream invalid message
+                length", "event-stream message too large" (over 16 MiB, or headers over 128 KiB),
+                "event-stream invalid header". The decoder then stays failed (every later call
+                raises the same error).
+        """
+
+    def finish(self) -> None:
+        """End of the stream.
+
+        Raises:
+            ValueError: "event-stream truncated message" when part of a message is still held,
+                or the error that failed the decoder.
+        """
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of an incomplete message held until the rest arrives."""
+
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:
     """Count the tokens of `text`, special-token text counted as ordinary text.
 

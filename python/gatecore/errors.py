@@ -134,3 +134,30 @@ class StoreUnavailable(GatewayError):
     status = 503
     type = "api_error"
     code = "store_unavailable"
+
+
+class UpstreamError(GatewayError):
+    """The upstream answered an error: its status, and its type/code/message in OpenAI's vocabulary.
+
+    `body`, when set, is the upstream's own OpenAI-shaped error body: OpenAI clients get it byte for
+    byte (pass-through providers); clients of other APIs get the fields rendered in their own shape.
+    """
+
+    type = "upstream_error"
+    code = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        type_: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        body: bytes | None = None,
+    ):
+        super().__init__(message, code=code, param=param)
+        self.status = status
+        if type_ is not None:
+            self.type = type_
+        self.body = body

@@ -72,8 +72,8 @@ class ResponseEncoder(Protocol):
         asked for a stream); raises a GatewayError if `body` is not one."""
         ...
 
-    def error_body(self, exc: GatewayError) -> bytes:
-        """The client's error body for `exc`."""
+    def error_answer(self, exc: GatewayError) -> tuple[int, bytes]:
+        """The client's status and error body for `exc`."""
         ...
 
     def error_event(self, exc: GatewayError) -> bytes:

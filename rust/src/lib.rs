@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 pub mod chunk_scan;
+pub mod event_stream;
 pub mod http1;
 pub mod json_edit;
 pub mod json_scan;
@@ -14,6 +15,7 @@ pub mod tokens;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<http1::PyHttp1Parser>()?;
     m.add_class::<sse::PySseRelay>()?;
+    m.add_class::<event_stream::PyEventStreamDecoder>()?;
     m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::replace_json_string_field, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::insert_json_member, m)?)?;

@@ -197,3 +197,39 @@ def test_insert_json_member() -> None:
     assert insert_json_member(b"[]", "n", b"1") is None
     with pytest.raises(ValueError, match="raw_value"):
         insert_json_member(b"{}", "n", b"")
+
+
+# --- EventStreamDecoder ----------------------------------------------------------------------------
+
+
+def test_event_stream_decoder_against_independent_frames() -> None:
+    from gatecore._core import EventStreamDecoder
+
+    from ..upstreams.event_stream_frames import event, exception
+
+    stream = event("messageStart", {"role": "assistant"}) + exception("throttlingException", "slow down")
+    decoder = EventStreamDecoder()
+    out = []
+    for i in range(len(stream)):  # one byte at a time
+        out.extend(decoder.feed(stream[i : i + 1]))
+    decoder.finish()
+    assert [(t, k) for t, k, _ in out] == [("event", "messageStart"), ("exception", "throttlingException")]
+    assert json.loads(out[0][2])["role"] == "assistant"
+    assert json.loads(out[1][2]) == {"message": "slow down"}
+    assert decoder.held_bytes == 0
+
+
+def test_event_stream_decoder_errors() -> None:
+    from gatecore._core import EventStreamDecoder
+
+    from ..upstreams.event_stream_frames import event
+
+    good = event("messageStop", {"stopReason": "end_turn"})
+    bad = good[:-1] + bytes([good[-1] ^ 1])
+    with pytest.raises(ValueError, match="message CRC mismatch"):
+        EventStreamDecoder().feed(bad)
+    decoder = EventStreamDecoder()
+    assert decoder.feed(good[:20]) == []
+    assert decoder.held_bytes == 20
+    with pytest.raises(ValueError, match="truncated"):
+        decoder.finish()

@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
-PROVIDER_KINDS = ("openai", "echo")
+# Every provider kind and the class that implements it (`module:Class`, imported on first use by
+# providers/base.py). A new wire format is one line here.
+PROVIDER_CLASSES: dict[str, str] = {
+    "openai": "gatecore.providers.openai_compat:OpenAICompatProvider",
+    "echo": "gatecore.providers.echo:EchoProvider",
+    "anthropic": "gatecore.providers.anthropic:AnthropicProvider",
+    "gemini": "gatecore.providers.gemini:GeminiProvider",
+    "azure": "gatecore.providers.azure:AzureOpenAIProvider",
+    "mistral": "gatecore.providers.mistral:MistralProvider",
+    "bedrock": "gatecore.providers.bedrock:BedrockProvider",
+    "cohere": "gatecore.providers.cohere:CohereProvider",
+    "ollama": "gatecore.providers.ollama:OllamaProvider",
+    "tgi": "gatecore.providers.tgi:TgiProvider",
+    "triton": "gatecore.providers.triton:TritonProvider",
+}
+PROVIDER_KINDS = tuple(PROVIDER_CLASSES)
+# The public endpoint of kinds that have one; `base_url` is required for the others (except `echo`).
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "mistral": "https://api.mistral.ai/v1",
+    "cohere": "https://api.cohere.com",
+}
+# Prompt templates the prompt-only engines (tgi, triton) render chat messages with.
+CHAT_TEMPLATES = ("chatml", "llama3", "mistral")
 TOKENIZERS = ("o200k_base", "cl100k_base")
 
 
@@ -46,6 +72,20 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Ask OpenAI-compatible upstreams for `stream_options.include_usage` so streams report usage.
     stream_usage: bool = True
     tokenizer: str = "o200k_base"
+    # The API version the provider is called with: Azure OpenAI's `api-version` query parameter,
+    # Anthropic's `anthropic-version` header. Unset: the kind's default.
+    api_version: str | None = None
+    # Output tokens asked for when the client sent no max_tokens to an upstream that requires one
+    # (Anthropic).
+    default_max_tokens: int = 4096
+    # AWS (bedrock): the region (else taken from a bedrock-runtime.<region>.amazonaws.com base_url;
+    # with a region and no base_url, that public endpoint is used) and the SigV4 credentials.
+    aws_region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+    # Prompt-only engines (tgi, triton): the template chat messages are rendered with (CHAT_TEMPLATES).
+    chat_template: str = "chatml"
 
 
 class DeploymentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -107,3 +147,14 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     models: list[ModelConfig] = msgspec.field(default_factory=list)
     auth: AuthConfig = AuthConfig()
     store: StoreConfig = StoreConfig()
+
+
+_BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")
+
+
+def bedrock_region(config: ProviderConfig) -> str | None:
+    """The AWS region of a bedrock provider: `aws_region`, else the one its base URL names."""
+    if config.aws_region:
+        return config.aws_region
+    found = _BEDROCK_HOST.search(config.base_url or "")
+    return found.group(1) if found else None

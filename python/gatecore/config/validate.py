@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from gatecore.config.schema import PROVIDER_KINDS, TOKENIZERS, GatecoreConfig, StoreConfig, TimeoutsConfig
+from gatecore.config.schema import (
+    CHAT_TEMPLATES,
+    DEFAULT_BASE_URLS,
+    PROVIDER_KINDS,
+    TOKENIZERS,
+    GatecoreConfig,
+    ProviderConfig,
+    StoreConfig,
+    TimeoutsConfig,
+    bedrock_region,
+)
 
 
 def validate_config(
@@ -46,8 +56,16 @@ def validate_config(
             errors.append(f"{path}.kind: unknown provider kind '{provider.kind}'")
         if provider.tokenizer not in TOKENIZERS:
             errors.append(f"{path}.tokenizer: unknown tokenizer '{provider.tokenizer}'")
-        if provider.kind == "openai":
-            errors.extend(_base_url(provider.base_url, f"{path}.base_url"))
+        if provider.kind == "bedrock":
+            errors.extend(_bedrock(provider, path))
+        elif provider.kind in PROVIDER_KINDS and provider.kind != "echo":
+            base_url = provider.base_url or DEFAULT_BASE_URLS.get(provider.kind)
+            errors.extend(_base_url(base_url, f"{path}.base_url"))
+        if provider.chat_template not in CHAT_TEMPLATES:
+            known = ", ".join(CHAT_TEMPLATES)
+            errors.append(f"{path}.chat_template: unknown template '{provider.chat_template}' ({known})")
+        if provider.default_max_tokens < 1:
+            errors.append(f"{path}.default_max_tokens: must be at least 1")
 
     names: set[str] = set()
     for i, model in zip(model_at, config.models, strict=True):
@@ -106,6 +124,19 @@ def _store(store: StoreConfig) -> list[str]:
         errors.append("store.url: must start with sqlite:///, postgresql:// or postgres://")
     if not 0.01 <= store.poll_interval_s <= 60:
         errors.append("store.poll_interval_s: must be between 0.01 and 60 seconds")
+    return errors
+
+
+def _bedrock(provider: ProviderConfig, path: str) -> list[str]:
+    errors = []
+    if provider.base_url is not None:
+        errors.extend(_base_url(provider.base_url, f"{path}.base_url"))
+    if not bedrock_region(provider):
+        errors.append(
+            f"{path}.aws_region: required unless base_url is https://bedrock-runtime.<region>.amazonaws.com"
+        )
+    missing = [f for f in ("aws_access_key_id", "aws_secret_access_key") if not getattr(provider, f)]
+    errors.extend(f"{path}.{field}: required for provider kind 'bedrock'" for field in missing)
     return errors
 
 

@@ -13,8 +13,11 @@ import orjson
 
 from gatecore._core import count_tokens, replace_json_string_field
 from gatecore.config.schema import ProviderConfig
-from gatecore.errors import InvalidRequest
+from gatecore.errors import GatewayError, InvalidRequest
+from gatecore.providers.base import StreamDecoder
+from gatecore.providers.upstream_errors import openai_shaped_error
 from gatecore.request import CHAT, EMBEDDINGS, RequestContext
+from gatecore.upstream.pool import PoolSet
 from gatecore.upstream.response import UpstreamResponse
 from gatecore.upstream.timeouts import Timeouts
 
@@ -22,7 +25,7 @@ from gatecore.upstream.timeouts import Timeouts
 class EchoProvider:
     """Deterministic in-process upstream."""
 
-    def __init__(self, config: ProviderConfig):
+    def __init__(self, config: ProviderConfig, pools: PoolSet):
         self.name = config.name
         self.tokenizer = config.tokenizer
 
@@ -84,8 +87,19 @@ class EchoProvider:
         events.append(b"data: [DONE]\n\n")
         return EchoResponse(events, b"text/event-stream")
 
-    def rewrite_body(self, body: bytes, client_model: str) -> bytes:
-        return replace_json_string_field(body, "model", client_model) or body
+    def is_stream(self, ctx: RequestContext, response: UpstreamResponse) -> bool:
+        return ctx.stream and response.content_type == b"text/event-stream"
+
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder | None:
+        return None  # the events are made in OpenAI's format already
+
+    def decode_body(self, ctx: RequestContext, body: bytes) -> bytes:
+        if ctx.upstream_model == ctx.client_model:
+            return body
+        return replace_json_string_field(body, "model", ctx.client_model) or body
+
+    def decode_error(self, status: int, body: bytes) -> GatewayError:
+        return openai_shaped_error(status, body)  # never called: echo does not fail
 
 
 class EchoResponse:

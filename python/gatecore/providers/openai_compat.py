@@ -12,8 +12,10 @@ from urllib.parse import urlsplit
 import orjson
 
 from gatecore._core import insert_json_member, replace_json_string_field
-from gatecore.config.schema import ProviderConfig
-from gatecore.errors import InvalidRequest
+from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
+from gatecore.errors import GatewayError, InvalidRequest
+from gatecore.providers.base import StreamDecoder
+from gatecore.providers.upstream_errors import openai_shaped_error
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, RequestContext
 from gatecore.upstream.pool import Origin, PoolSet
 from gatecore.upstream.response import UpstreamResponse
@@ -26,18 +28,19 @@ class OpenAICompatProvider:
     """Forwards OpenAI-format requests to an OpenAI-compatible base URL."""
 
     def __init__(self, config: ProviderConfig, pools: PoolSet):
-        assert config.base_url is not None
+        base_url = config.base_url or DEFAULT_BASE_URLS[config.kind]
         self.name = config.name
         self.tokenizer = config.tokenizer
         self.stream_usage = config.stream_usage
-        origin = Origin(config.base_url)
+        origin = Origin(base_url)
         self.pool = pools.get(origin)
-        base_path = urlsplit(config.base_url).path.rstrip("/")
+        base_path = urlsplit(base_url).path.rstrip("/")
         fixed = [f"host: {origin.host_header}", "content-type: application/json", "accept-encoding: identity"]
         if config.api_key:
             fixed.append(f"authorization: Bearer {config.api_key}")
         fixed.extend(f"{name}: {value}" for name, value in config.headers.items())
-        lines = "\r\n".join(fixed)
+        self._base_path = base_path
+        self._lines = lines = "\r\n".join(fixed)
         # The constant part of every request head, built once per endpoint.
         self._heads = {
             endpoint.name: f"POST {base_path}{endpoint.upstream_path} HTTP/1.1\r\n{lines}\r\n".encode(
@@ -60,17 +63,32 @@ class OpenAICompatProvider:
                 body = insert_json_member(body, "stream_options", _INCLUDE_USAGE) or body
         return body
 
+    def request_head(self, ctx: RequestContext, upstream_model: str) -> bytes:
+        """The request line and constant headers for this request's endpoint."""
+        return self._heads[ctx.endpoint.name]
+
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
         body = self.request_body(ctx, upstream_model)
         head = b"%scontent-length: %d\r\nx-request-id: %s\r\n\r\n" % (
-            self._heads[ctx.endpoint.name],
+            self.request_head(ctx, upstream_model),
             len(body),
             ctx.request_id.encode("latin-1"),
         )
         return await self.pool.exchange(ctx, head, body, timeouts)
 
-    def rewrite_body(self, body: bytes, client_model: str) -> bytes:
-        return replace_json_string_field(body, "model", client_model) or body
+    def is_stream(self, ctx: RequestContext, response: UpstreamResponse) -> bool:
+        return ctx.stream and response.status < 400 and response.content_type.startswith(b"text/event-stream")
+
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder | None:
+        return None  # already OpenAI SSE: the relay takes the upstream's bytes as they are
+
+    def decode_body(self, ctx: RequestContext, body: bytes) -> bytes:
+        if ctx.upstream_model == ctx.client_model:
+            return body
+        return replace_json_string_field(body, "model", ctx.client_model) or body
+
+    def decode_error(self, status: int, body: bytes) -> GatewayError:
+        return openai_shaped_error(status, body)
 
 
 def _reencode(body: bytes, *, model: str | None = None, include_usage: bool = False) -> bytes:

@@ -31,12 +31,10 @@ async def relay_stream(
 ) -> None:
     """Stream the upstream's events to the client as they arrive."""
     head_ns = time.perf_counter_ns()
-    relay = SseRelay(
-        ctx.client_model if ctx.upstream_model != ctx.client_model else None,
-        not ctx.include_usage,
-        True,
-        provider.tokenizer,
-    )
+    decoder = provider.stream_decoder(ctx)
+    # A decoder already writes the client's model name; pass-through events get it from the relay.
+    rename = decoder is None and ctx.upstream_model != ctx.client_model
+    relay = SseRelay(ctx.client_model if rename else None, not ctx.include_usage, True, provider.tokenizer)
     ctx.status = 200
     whole = response.body_if_complete()
     overhead = sent_ns - ctx.started + time.perf_counter_ns() - head_ns
@@ -45,6 +43,12 @@ async def relay_stream(
     if whole is not None:
         # Every event has already arrived (a short or cached answer): they go out together in one
         # write, exactly as a stream would deliver them, without the per-chunk stream machinery.
+        if decoder is not None:
+            try:
+                whole = decoder.feed(whole) + decoder.finish()
+            except GatewayError as exc:
+                ctx.error_code = exc.code
+                whole = stream_error_event(UpstreamStreamError(exc.message))
         out = relay.feed(whole) + relay.finish()
         if encoder is not None:
             out = _encode_whole(encoder, out, ctx, relay, provider)
@@ -54,6 +58,8 @@ async def relay_stream(
     transport = proto.response_stream(200, headers)
     try:
         while (chunk := await response.next_chunk()) is not None:
+            if decoder is not None:
+                chunk = decoder.feed(chunk)
             out = relay.feed(chunk)
             if encoder is not None and out:
                 out = _encode(encoder, out, response)
@@ -63,7 +69,7 @@ async def relay_stream(
                 raise UpstreamProtocolError(
                     f"The upstream sent an event larger than {MAX_EVENT_BYTES} bytes."
                 )
-        tail = relay.finish()
+        tail = relay.finish() if decoder is None else relay.feed(decoder.finish()) + relay.finish()
         if encoder is not None:
             tail = encoder.feed(tail) + encoder.finish(_stream_usage(ctx, relay, provider))
         if tail:

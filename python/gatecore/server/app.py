@@ -187,11 +187,7 @@ class GatewayApp:
         try:
             sent = time.perf_counter_ns()
             response = await deployment.provider.send(ctx, ctx.upstream_model, deployment.timeouts)
-            if (
-                ctx.stream
-                and response.status < 400
-                and response.content_type.startswith(b"text/event-stream")
-            ):
+            if deployment.provider.is_stream(ctx, response):
                 # From here on a gone client shows as a failed write of the next event.
                 sweeper.discard(watch)
                 await relay_stream(proto, ctx, response, deployment.provider, sent)

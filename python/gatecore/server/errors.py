@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import orjson
 
-from gatecore.errors import GatewayError
+from gatecore.errors import GatewayError, UpstreamError
 
 JSON = "application/json"
 
@@ -22,6 +22,9 @@ def openai_error_body(message: str, type_: str, code: str | None, param: str | N
 
 
 def render_error(exc: GatewayError) -> bytes:
+    """The OpenAI error body of `exc` (an upstream's own OpenAI-shaped body is kept byte for byte)."""
+    if isinstance(exc, UpstreamError) and exc.body is not None:
+        return exc.body
     return openai_error_body(exc.message, exc.type, exc.code, exc.param)
 
 

@@ -29,7 +29,7 @@ from gatecore.translate.anthropic_response import (
     stop_reason,
     usage_object,
 )
-from gatecore.translate.openai_error import upstream_error
+from gatecore.translate.openai_error import overloaded_as_529, upstream_error
 
 _chunk = msgspec.json.Decoder(ChatCompletionChunk)
 
@@ -240,8 +240,9 @@ class AnthropicEncoder:
         )
         return message_events(message) if self.stream else orjson.dumps(message)
 
-    def error_body(self, exc: GatewayError) -> bytes:
-        return render_anthropic_error(exc)
+    def error_answer(self, exc: GatewayError) -> tuple[int, bytes]:
+        exc = overloaded_as_529(exc)
+        return exc.status, render_anthropic_error(exc)
 
     def error_event(self, exc: GatewayError) -> bytes:
         self.ended = True

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from gatecore.errors import GatewayError
 
 # Mid-stream errors carry no HTTP status: one is inferred from OpenAI's error type or code.
@@ -40,21 +38,14 @@ def upstream_error(status: int, error: Any) -> GatewayError:
         message = error
     if status == 0:  # a stream's error event: no status of its own
         status = next((_STATUS_BY_TYPE[w] for w in words if w in _STATUS_BY_TYPE), 500)
-    if status == 503 and any("overloaded" in w for w in words):
-        status = 529
     exc = GatewayError(message[:2000] or f"The upstream answered HTTP {status}.", code="upstream_error")
     exc.status = status
-    exc.type = "upstream_error"
+    exc.type = next((w for w in words if "overloaded" in w), "upstream_error")
+    return overloaded_as_529(exc)
+
+
+def overloaded_as_529(exc: GatewayError) -> GatewayError:
+    """Anthropic answers 529 when it is overloaded: a 503 whose type or code says so becomes one."""
+    if exc.status == 503 and any("overloaded" in word for word in (exc.type, exc.code or "")):
+        exc.status = 529
     return exc
-
-
-def upstream_error_from_body(status: int, body: bytes) -> GatewayError:
-    """A GatewayError for an upstream's whole error body, OpenAI-shaped or not."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        doc = None
-    if isinstance(doc, dict) and isinstance(doc.get("error"), dict | str):
-        return upstream_error(status, doc["error"])
-    text = body[:512].decode("utf-8", "replace").strip()
-    return upstream_error(status, f"The upstream answered HTTP {status}" + (f": {text}" if text else "."))

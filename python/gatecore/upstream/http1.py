@@ -124,6 +124,14 @@ class Http1Connection(asyncio.Protocol):
         self.status = status
         self.content_type = parser.content_type
 
+    def header(self, name: bytes) -> bytes | None:
+        """The value of response header `name` (lower-case), or None. Builds the header list: for
+        rare reads such as an error answer's type header, not per request."""
+        for key, value in self._parser.headers:
+            if key == name:
+                return value
+        return None
+
     def body_if_complete(self) -> bytes | None:
         if not self._parser.complete:
             return None

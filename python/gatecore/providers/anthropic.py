@@ -1,0 +1,134 @@
+"""Anthropic's Messages API (POST {base_url}/v1/messages) behind the OpenAI hub format.
+
+Requests are translated by anthropic_request.py, streams by anthropic_stream.py; whole answers and
+errors here. Auth is `x-api-key` with `anthropic-version` (providers[].api_version, default
+2023-06-01).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
+from gatecore.errors import GatewayError, UpstreamError, UpstreamProtocolError
+from gatecore.providers.anthropic_request import anthropic_request
+from gatecore.providers.anthropic_stream import FINISH_REASONS, AnthropicStreamDecoder, anthropic_usage
+from gatecore.providers.base import StreamDecoder, require_chat
+from gatecore.providers.chat_request import load_chat
+from gatecore.providers.json_post import JsonPost
+from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
+from gatecore.request import RequestContext
+from gatecore.upstream.pool import PoolSet
+from gatecore.upstream.response import UpstreamResponse
+from gatecore.upstream.timeouts import Timeouts
+
+API_VERSION = "2023-06-01"
+
+# Anthropic error type → (OpenAI error type, code).
+_ERRORS = {
+    "invalid_request_error": ("invalid_request_error", "invalid_request"),
+    "authentication_error": ("authentication_error", "invalid_api_key"),
+    "permission_error": ("permission_error", "permission_denied"),
+    "not_found_error": ("not_found_error", "not_found"),
+    "request_too_large": ("invalid_request_error", "request_too_large"),
+    "rate_limit_error": ("rate_limit_error", "rate_limit_exceeded"),
+    "api_error": ("api_error", "upstream_error"),
+    "overloaded_error": ("api_error", "overloaded"),
+}
+
+
+class AnthropicProvider:
+    """Translates OpenAI chat requests to Anthropic Messages and the answers back."""
+
+    def __init__(self, config: ProviderConfig, pools: PoolSet):
+        self.name = config.name
+        self.tokenizer = config.tokenizer
+        self.default_max_tokens = config.default_max_tokens
+        headers = {"anthropic-version": config.api_version or API_VERSION}
+        if config.api_key:
+            headers["x-api-key"] = config.api_key
+        headers.update(config.headers)
+        self._post = JsonPost(config.base_url or DEFAULT_BASE_URLS["anthropic"], pools, headers)
+
+    async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
+        require_chat(ctx, "anthropic")
+        request, _ = anthropic_request(
+            load_chat(ctx.body), upstream_model, self.default_max_tokens, ctx.stream
+        )
+        return await self._post.send(ctx, "/v1/messages", orjson.dumps(request), timeouts)
+
+    def is_stream(self, ctx: RequestContext, response: UpstreamResponse) -> bool:
+        # Any 2xx answer to a stream request goes through the decoder, which rejects a body that is
+        # not an event stream with an error event the client's stream reader understands.
+        return ctx.stream and response.status < 400
+
+    def stream_decoder(self, ctx: RequestContext) -> StreamDecoder | None:
+        return AnthropicStreamDecoder(ctx.client_model, _json_mode(ctx.body))
+
+    def decode_body(self, ctx: RequestContext, body: bytes) -> bytes:
+        message = json_object(body)
+        if message is None or message.get("type") != "message":
+            raise UpstreamProtocolError("The upstream answered something that is not an Anthropic message.")
+        return orjson.dumps(openai_completion(message, ctx.client_model, _json_mode(ctx.body)))
+
+    def decode_error(self, status: int, body: bytes) -> GatewayError:
+        doc = json_object(body)
+        error = doc.get("error") if doc is not None else None
+        if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+            return unshaped_error(status, body)
+        kind = error.get("type")
+        type_, code = _ERRORS.get(
+            kind if isinstance(kind, str) else "", (openai_error_type(status), "upstream_error")
+        )
+        return UpstreamError(error["message"], status=status, type_=type_, code=code)
+
+
+def openai_completion(message: dict[str, Any], model: str, json_tool: bool) -> dict[str, Any]:
+    """An Anthropic Message as an OpenAI chat.completion."""
+    texts: list[str] = []
+    reasoning: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in message.get("content") or []:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(str(block.get("text") or ""))
+        elif kind == "thinking":
+            reasoning.append(str(block.get("thinking") or ""))
+        elif kind == "tool_use" and json_tool:
+            texts.append(orjson.dumps(block.get("input") or {}).decode())
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {"name": block.get("name"), "arguments": arguments},
+                }
+            )
+    reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    if reasoning:
+        reply["reasoning_content"] = "".join(reasoning)
+    if calls:
+        reply["tool_calls"] = calls
+    finish = FINISH_REASONS.get(message.get("stop_reason") or "end_turn", "stop")
+    if json_tool and finish == "tool_calls":
+        finish = "stop"
+    return {
+        "id": message.get("id"),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}],
+        "usage": anthropic_usage(message.get("usage") or {}),
+    }
+
+
+def _json_mode(body: bytes) -> bool:
+    """Whether the request asked for JSON output (which anthropic_request made a forced tool)."""
+    if b'"response_format"' not in body:
+        return False
+    fmt = load_chat(body).get("response_format")
+    return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
