@@ -184,6 +184,8 @@ async def test_malformed_tokens(issuer: JwksServer) -> None:
             "eyJbMSwgMl0.eyJzdWIiOiJ1In0.c2ln",  # header is JSON but not an object
             f"{header}.{'A' * 20_000}.c2ln",  # too long to look at
             unsigned_token({"alg": "RS256", "kid": 7}, claims(), b"sig"),  # kid is not a string
+            # A critical extension gatecore does not implement, even on a correctly signed token.
+            Keys.rsa1.sign(claims(), header={"crit": ["exp-ext"], "exp-ext": 1}),
         ]
         for token in tokens:
             assert (await rejection(verifier, token)).code == "malformed_token", token[:40]

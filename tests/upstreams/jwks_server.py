@@ -64,9 +64,14 @@ class SigningKey:
             .decode()
         )
 
-    def sign(self, claims: dict[str, Any], *, kid: str | None = "", **header: Any) -> str:
-        """A token with `claims`, signed by this key. `kid=None` leaves the kid out; "" uses this key's."""
-        fields = dict(header)
+    def sign(
+        self, claims: dict[str, Any], *, kid: str | None = "", header: dict[str, Any] | None = None
+    ) -> str:
+        """A token with `claims`, signed by this key, with `header`'s extra fields.
+
+        `kid=None` leaves the kid out; "" uses this key's.
+        """
+        fields = dict(header or {})
         if kid is not None:
             fields["kid"] = kid or self.kid
         return jwt.encode(claims, self.private_key, algorithm=self.algorithm, headers=fields)

@@ -18,12 +18,14 @@ Example::
 
 from __future__ import annotations
 
+import base64
 import re
 import time
 from typing import Any
 
 import jwt
 import msgspec
+import orjson
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
 from gatecore.auth.jwks import JwksCache, VerificationKey
@@ -79,6 +81,19 @@ def _claim(claims: dict[str, Any], path: tuple[str, tuple[str, ...]]) -> Any:
     return value
 
 
+def _header(token: str) -> dict[str, Any]:
+    """The JOSE header of a token of JWT shape. PyJWT reads it again, strictly, when it verifies;
+    its own unverified-header read costs as much as the signature check, so it is not used."""
+    segment = token[: token.index(".")]
+    try:
+        header = orjson.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except ValueError:  # binascii.Error and orjson.JSONDecodeError are ValueErrors
+        raise _rejected("malformed_token", "not a well-formed JWT") from None
+    if not isinstance(header, dict):
+        raise _rejected("malformed_token", "not a well-formed JWT")
+    return header
+
+
 class JwtVerifier:
     """Verifies bearer JWTs against one issuer's public keys (a JWKS URL or a static PEM)."""
 
@@ -132,13 +147,14 @@ class JwtVerifier:
             del self._verified[token]
         if len(token) > MAX_TOKEN_CHARS or not looks_like_jwt(token):
             raise _rejected("malformed_token", "not a well-formed JWT")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise _rejected("malformed_token", "not a well-formed JWT") from None
+        header = _header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise _rejected("algorithm_not_allowed", "its signing algorithm is not allowed")
+        if "crit" in header:  # RFC 7515 §4.1.11: extensions the verifier does not know must fail
+            raise _rejected(
+                "malformed_token", "it names critical header extensions gatecore does not support"
+            )
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise _rejected("malformed_token", "its 'kid' header is not a string")
