@@ -115,6 +115,30 @@ async def test_issuer_down_keeps_the_last_good_keys(caplog: pytest.LogCaptureFix
 
 
 @pytest.mark.asyncio
+async def test_a_slow_issuer_times_out_without_blocking_the_loop(caplog: pytest.LogCaptureFixture) -> None:
+    with JwksServer([Keys.rsa1]) as issuer:
+        async with running(jwks_config(issuer, jwks_timeout_s=0.3, jwks_min_refetch_s=0)) as verifier:
+            issuer.delay_s = 1.0
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                for _ in range(10):
+                    await asyncio.sleep(0.02)
+                    ticks += 1
+
+            started = time.monotonic()
+            ticking = asyncio.create_task(tick())
+            # An unknown kid waits for the refetch, which times out; the loop keeps running meanwhile.
+            assert (await rejection(verifier, Keys.rsa2.sign(claims()))).code == "unknown_key_id"
+            assert 0.25 < time.monotonic() - started < 1.0
+            assert ticks >= 5  # a blocking fetch would have let none run
+            await ticking
+            assert (await verifier.verify(Keys.rsa1.sign(claims()))).user == "user-123"
+    assert any("timed out" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.asyncio
 async def test_issuer_down_at_start_then_back() -> None:
     with JwksServer([Keys.rsa1]) as issuer:
         issuer.fail_status = 500
