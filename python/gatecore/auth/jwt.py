@@ -118,11 +118,11 @@ class JwtVerifier:
                 refresh_s=config.jwks_refresh_s,
                 min_refetch_s=config.jwks_min_refetch_s,
                 timeout_s=config.jwks_timeout_s,
-                on_change=self._verified_clear,
+                on_change=self._forget_verified,
             )
         self._verified: dict[str, JwtIdentity] = {}
 
-    def _verified_clear(self) -> None:
+    def _forget_verified(self) -> None:
         self._verified = {}
 
     async def start(self) -> None:
