@@ -1,0 +1,155 @@
+"""Config for JWT bearer tokens from an OIDC issuer (`auth.jwt`), and its checks.
+
+Tokens are verified with the issuer's public keys only: from its JWKS URL (fetched, cached and
+refreshed) or from one static PEM. Symmetric (HS*) algorithms are never accepted, so a public key can
+never be used as an HMAC secret (the key-confusion attack).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import msgspec
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+# The public keys tokens can be verified with.
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+
+# The asymmetric algorithms PyJWT verifies with `cryptography`, by the key type each needs.
+ALGORITHM_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    **{alg: (rsa.RSAPublicKey,) for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")},
+    **{alg: (ec.EllipticCurvePublicKey,) for alg in ("ES256", "ES384", "ES512", "ES256K")},
+    "EdDSA": (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey),
+}
+
+
+class JwtConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which bearer JWTs are accepted and how their claims map to a team, a user and models.
+
+    Exactly one of `jwks_url` and `public_key_pem` is set. `exp`, `iss` and `aud` are always required
+    and checked; `required_claims` names more (a dotted name reaches into nested objects).
+    """
+
+    issuer: str
+    audience: str | list[str]
+    jwks_url: str | None = None
+    # A PEM public key (`BEGIN PUBLIC KEY`) or certificate (`BEGIN CERTIFICATE`).
+    public_key_pem: str | None = None
+    algorithms: list[str] = msgspec.field(default_factory=lambda: ["RS256", "ES256"])
+    # Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
+    leeway_s: float = 30.0
+    # Seconds between background JWKS refreshes (a removed key stops verifying after the next one).
+    jwks_refresh_s: float = 300.0
+    # A token with an unknown `kid` refetches the JWKS at most once per this many seconds, so tokens
+    # with random key ids cannot make the gateway hammer the issuer.
+    jwks_min_refetch_s: float = 30.0
+    # Seconds one JWKS fetch may take (connect and read).
+    jwks_timeout_s: float = 5.0
+    team_claim: str = "team"
+    user_claim: str = "sub"
+    # A claim holding the models the token may use (a list, or one space-separated string).
+    models_claim: str | None = None
+    required_claims: list[str] = msgspec.field(default_factory=lambda: ["sub"])
+
+
+def load_public_key(pem: str) -> PublicKey:
+    """The public key in a PEM public key or certificate.
+
+    Raises ValueError when it is neither, or a key type no JWT algorithm uses (DSA, DH, X25519).
+    """
+    data = pem.strip().encode("ascii", "replace")
+    if b"PRIVATE KEY" in data:
+        raise ValueError("it is a private key; give the issuer's public key")
+    key: object
+    if data.startswith(b"-----BEGIN CERTIFICATE-----"):
+        key = x509.load_pem_x509_certificate(data).public_key()
+    else:
+        key = load_pem_public_key(data)
+    if not isinstance(key, PublicKey):
+        raise ValueError(f"no JWT algorithm uses a {type(key).__name__}")
+    return key
+
+
+def validate_jwt_config(config: JwtConfig, path: str) -> list[str]:
+    """Every error in `config` as `path.field: reason` (empty when valid)."""
+    errors: list[str] = []
+    if not config.issuer:
+        errors.append(f"{path}.issuer: must not be empty")
+    audiences = [config.audience] if isinstance(config.audience, str) else config.audience
+    if not audiences:
+        errors.append(f"{path}.audience: must name at least one audience")
+    errors.extend(f"{path}.audience: must not be empty" for audience in audiences if not audience)
+
+    if (config.jwks_url is None) == (config.public_key_pem is None):
+        errors.append(f"{path}: set exactly one of jwks_url and public_key_pem")
+    if config.jwks_url is not None:
+        errors.extend(_jwks_url(config.jwks_url, f"{path}.jwks_url"))
+    key: PublicKey | None = None
+    if config.public_key_pem is not None:
+        try:
+            key = load_public_key(config.public_key_pem)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            # cryptography's messages describe the format, never the key's bytes.
+            errors.append(f"{path}.public_key_pem: not a PEM public key or certificate ({exc})")
+
+    if not config.algorithms:
+        errors.append(f"{path}.algorithms: must name at least one algorithm")
+    for i, alg in enumerate(config.algorithms):
+        if alg.lower() == "none":
+            errors.append(f"{path}.algorithms[{i}]: 'none' (unsigned tokens) is never accepted")
+        elif alg.upper().startswith("HS"):
+            errors.append(
+                f"{path}.algorithms[{i}]: '{alg}' is symmetric; tokens are verified with the issuer's "
+                "public key, which must never serve as an HMAC secret"
+            )
+        elif alg not in ALGORITHM_KEY_TYPES:
+            errors.append(
+                f"{path}.algorithms[{i}]: unknown algorithm '{alg}' (one of {', '.join(ALGORITHM_KEY_TYPES)})"
+            )
+    fitting = [alg for alg in config.algorithms if isinstance(key, ALGORITHM_KEY_TYPES.get(alg, ()))]
+    if key is not None and config.algorithms and not fitting:
+        errors.append(
+            f"{path}.algorithms: none of them can verify with public_key_pem's {_key_kind(key)} key"
+        )
+
+    if not config.leeway_s >= 0:
+        errors.append(f"{path}.leeway_s: must be 0 or more")
+    if not config.jwks_refresh_s >= 1:
+        errors.append(f"{path}.jwks_refresh_s: must be at least 1")
+    if not config.jwks_min_refetch_s >= 0:
+        errors.append(f"{path}.jwks_min_refetch_s: must be 0 or more")
+    if not config.jwks_timeout_s > 0:
+        errors.append(f"{path}.jwks_timeout_s: must be greater than 0")
+    errors.extend(
+        f"{path}.{name}: must not be empty"
+        for name in ("team_claim", "user_claim", "models_claim")
+        if getattr(config, name) == ""
+    )
+    errors.extend(
+        f"{path}.required_claims[{i}]: must not be empty"
+        for i, claim in enumerate(config.required_claims)
+        if not claim
+    )
+    return errors
+
+
+def _key_kind(key: PublicKey) -> str:
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "EC"
+    return "EdDSA"
+
+
+def _jwks_url(url: str, path: str) -> list[str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [f"{path}: not an http(s) URL"]  # the URL is not echoed: it may carry a secret
+    try:
+        parts.port  # noqa: B018 - raises on an invalid port
+    except ValueError:
+        return [f"{path}: has an invalid port"]
+    return []
