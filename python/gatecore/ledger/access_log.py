@@ -52,6 +52,9 @@ class AccessLog:
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self.flush)
 
+    async def aclose(self) -> None:
+        self.flush()
+
     def flush(self) -> None:
         self._handle = None
         if not self._lines:

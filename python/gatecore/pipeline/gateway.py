@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from gatecore.admin.router import AdminApi
 from gatecore.auth.stage import AuthStage, hash_secret
@@ -22,6 +23,19 @@ from gatecore.upstream.pool import PoolSet
 from gatecore.upstream.timeouts import Timeouts
 
 Stage = Callable[[RequestContext], Awaitable[None]]
+
+
+class Recorder(Protocol):
+    """Told about every finished inference request (access log, ledger, metrics), off the request path:
+    `record` only queues; writing happens later, in batches."""
+
+    def record(self, ctx: RequestContext, finished_ns: int) -> None: ...
+
+    async def aclose(self) -> None:
+        """Write out everything still queued (worker shutdown)."""
+        ...
+
+
 log = logging.getLogger("gatecore")
 
 
@@ -29,7 +43,6 @@ class Gateway:
     """Everything a worker needs to serve requests, built from one config snapshot."""
 
     __slots__ = (
-        "access_log",
         "admin",
         "auth",
         "config",
@@ -38,6 +51,7 @@ class Gateway:
         "max_body_bytes",
         "pools",
         "providers",
+        "recorders",
         "routes",
         "stages",
         "store",
@@ -67,7 +81,10 @@ class Gateway:
         # of an unauthenticated request is parsed; these run after. Later stages (limits, guardrails,
         # cache) slot in here.
         self.stages: tuple[Stage, ...] = (RouteStage(self.routes),)
-        self.access_log = AccessLog() if config.server.access_log else None
+        recorders: list[Recorder] = []
+        if config.server.access_log:
+            recorders.append(AccessLog())
+        self.recorders: tuple[Recorder, ...] = tuple(recorders)
         self.store: Store | None = None
         self.identity: IdentitySync | None = None
         self.admin: AdminApi | None = None
@@ -95,6 +112,8 @@ class Gateway:
         return self.identity is not None and self.identity.loaded
 
     async def aclose(self) -> None:
+        for recorder in self.recorders:
+            await recorder.aclose()
         if self.identity is not None:
             await self.identity.close()
         if self.store is not None:
@@ -104,8 +123,6 @@ class Gateway:
     def close(self) -> None:
         self.sweeper.close()
         self.pools.close()
-        if self.access_log is not None:
-            self.access_log.flush()
 
 
 def build_gateway(config: GatecoreConfig) -> Gateway:

@@ -175,8 +175,10 @@ class GatewayApp:
                 _error(proto, exc, fmt, ctx.request_id)
         finally:
             ctx.upstream = None
-            if gateway.access_log is not None:
-                gateway.access_log.record(ctx, time.perf_counter_ns())
+            if gateway.recorders:
+                finished = time.perf_counter_ns()
+                for recorder in gateway.recorders:
+                    recorder.record(ctx, finished)
 
     async def _call_upstream(self, gateway: Gateway, ctx: RequestContext, proto: Any) -> None:
         deployment = ctx.deployment
