@@ -89,7 +89,7 @@ class AdminApi:
         self, method: str, path: str, query: str, secret: str | None, body: bytes
     ) -> tuple[int, bytes]:
         """Status and JSON body of one admin request; raises GatewayError for the error answers."""
-        policy = self.auth.lookup(secret)
+        policy = await self.auth.authenticate(secret)
         if policy is None:
             # Auth is off (no key of any kind is configured): the admin API stays closed.
             raise InvalidRequest(

@@ -6,6 +6,8 @@ import re
 
 import msgspec
 
+from gatecore.config.jwt import JwtConfig
+
 # Every provider kind and the class that implements it (`module:Class`, imported on first use by
 # providers/base.py). A new wire format is one line here.
 PROVIDER_CLASSES: dict[str, str] = {
@@ -129,6 +131,8 @@ class AuthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     key_hash_secret: str | None = None
     # How long a rotated key's old secret keeps working unless the rotate call says otherwise.
     rotation_grace_s: float = 3600.0
+    # Bearer JWTs from an OIDC issuer, accepted beside API keys.
+    jwt: JwtConfig | None = None
 
 
 class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from gatecore.config.jwt import validate_jwt_config
 from gatecore.config.schema import (
     CHAT_TEMPLATES,
     DEFAULT_BASE_URLS,
@@ -113,6 +114,8 @@ def validate_config(
             value = getattr(key, field)
             if value is not None and value < 0:
                 errors.append(f"auth.keys[{i}].{field}: must be 0 or more")
+    if config.auth.jwt is not None:
+        errors.extend(validate_jwt_config(config.auth.jwt, "auth.jwt"))
     errors.extend(_store(config.store))
     return errors
 

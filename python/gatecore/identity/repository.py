@@ -224,7 +224,7 @@ class IdentityRepository:
         secret = new_key_secret()
         key.id = new_id("key")
         key.prefix = visible_prefix(secret)
-        key.hash = hasher.digest(secret)
+        key.hash = hasher.hexdigest(secret)
         key.created_by = actor
         key.created_at = key.updated_at = time.time()
         async with self._write() as tx:
@@ -264,7 +264,7 @@ class IdentityRepository:
                 raise Conflict("A revoked key cannot be rotated.", code="key_revoked")
             now = time.time()
             key.previous_hash, key.previous_valid_until = key.hash, now + grace_s
-            key.hash = hasher.digest(secret)
+            key.hash = hasher.hexdigest(secret)
             key.prefix = visible_prefix(secret)
             key.updated_at = now
             await _store_key(tx, key)

@@ -12,6 +12,8 @@ from gatecore.identity.records import ApiKey, Tenant
 
 # A table entry: the policy, and until when this secret is accepted (None: no rotation grace limit).
 KeyEntry = tuple[KeyPolicy, float | None]
+# The lookup table: raw HMAC digest of the secret → entry.
+KeyTable = dict[bytes, KeyEntry]
 
 
 def _scope(tenant: Tenant | None) -> Scope | None:
@@ -28,10 +30,10 @@ def _narrow(allowed: frozenset[str] | None, models: list[str] | None) -> frozens
     return frozenset(models) if allowed is None else allowed & frozenset(models)
 
 
-def compile_keys(tenants: list[Tenant], keys: list[ApiKey]) -> dict[str, KeyEntry]:
+def compile_keys(tenants: list[Tenant], keys: list[ApiKey]) -> KeyTable:
     """hash → entry for every stored key (revoked ones included, so the client is told why)."""
     by_id = {t.id: t for t in tenants}
-    table: dict[str, KeyEntry] = {}
+    table: KeyTable = {}
     for key in keys:
         user = by_id.get(key.user_id) if key.user_id else None
         team = by_id.get(key.team_id) if key.team_id else None
@@ -62,7 +64,7 @@ def compile_keys(tenants: list[Tenant], keys: list[ApiKey]) -> dict[str, KeyEntr
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,
         )
-        table[key.hash] = (policy, None)
+        table[bytes.fromhex(key.hash)] = (policy, None)
         if key.previous_hash is not None and key.previous_valid_until is not None:
-            table[key.previous_hash] = (policy, key.previous_valid_until)
+            table[bytes.fromhex(key.previous_hash)] = (policy, key.previous_valid_until)
     return table

@@ -91,6 +91,8 @@ class Gateway:
 
     async def start(self) -> None:
         """Open the store, apply migrations and load the stored keys (the worker's start)."""
+        if self.auth.jwt is not None:
+            await self.auth.jwt.start()
         url = self.config.store.url
         assert url is not None  # read_config fills in the default
         try:
@@ -116,6 +118,8 @@ class Gateway:
             await recorder.aclose()
         if self.identity is not None:
             await self.identity.close()
+        if self.auth.jwt is not None:
+            await self.auth.jwt.close()
         if self.store is not None:
             await self.store.close()
         self.close()

@@ -23,7 +23,6 @@ import msgspec
 from gatecore.admin.router import MAX_BODY as ADMIN_MAX_BODY
 from gatecore.admin.router import PREFIX as ADMIN_PREFIX
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
-from gatecore.auth.policy import KeyPolicy
 from gatecore.config.source import read_config_from_process_env
 from gatecore.errors import GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
 from gatecore.pipeline.gateway import Gateway, build_gateway
@@ -225,14 +224,14 @@ class GatewayApp:
     async def _models(self, scope: Any, proto: Any) -> None:
         gateway = self.gateway
         assert gateway is not None
-        key = _authenticate(gateway, scope.headers)
+        key = await gateway.auth.authenticate(client_secret(scope.headers))
         body = models_api.list_body(gateway.routes, key)
         proto.response_bytes(200, _JSON_HEADERS, body)
 
     async def _model(self, scope: Any, proto: Any) -> None:
         gateway = self.gateway
         assert gateway is not None
-        key = _authenticate(gateway, scope.headers)
+        key = await gateway.auth.authenticate(client_secret(scope.headers))
         body = models_api.model_body(gateway.routes, key, scope.path[len("/v1/models/") :])
         proto.response_bytes(200, _JSON_HEADERS, body)
 
@@ -266,10 +265,6 @@ class GatewayApp:
             proto.response_bytes(503, _JSON_HEADERS, b'{"status":"starting"}')
         else:
             proto.response_bytes(200, _JSON_HEADERS, _OK)
-
-
-def _authenticate(gateway: Gateway, headers: Any) -> KeyPolicy | None:
-    return gateway.auth.lookup(client_secret(headers))
 
 
 def _prepare_messages(ctx: RequestContext) -> None:
