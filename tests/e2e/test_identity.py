@@ -13,10 +13,11 @@ from typing import Any
 import openai
 import pytest
 
+from ..services.postgres import running_postgres
 from ..upstreams.openai_mock import MockUpstream
 from .admin_client import AdminClient
 from .conftest import make_client
-from .gateway import MASTER_KEY, Gateway, GatewayFactory, http_get_status, run_cli, write_config
+from .gateway import MASTER_KEY, Gateway, GatewayFactory, free_port, http_get_status, run_cli, write_config
 
 HASH_SECRET = "hash-secret-e2e-5c0ffee5c0ffee"
 MODELS = ("gpt-a", "gpt-b", "gpt-c")
@@ -274,15 +275,23 @@ def test_cli_creates_a_key_a_running_server_accepts(
     assert bad.returncode == 1 and "gpt-zzz" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_store_down_at_start_keeps_serving_configured_keys(
-    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: Any
+def test_store_down_at_start_serves_configured_keys_then_recovers(
+    gateway_factory: GatewayFactory, upstream: MockUpstream
 ) -> None:
-    port = refused.base_url.rsplit(":", 1)[1].split("/")[0]
+    port = free_port()
     gw = gateway_factory(
-        identity_config(upstream, f"postgresql://gatecore@127.0.0.1:{port}/none"), ready_path="/healthz"
+        identity_config(upstream, f"postgresql://gatecore@127.0.0.1:{port}/postgres"), ready_path="/healthz"
     )
     assert http_get_status(gw.port, "/readyz") == 503
     assert chat_status(gw, MASTER_KEY) == (200, None)
-    got, body = AdminClient(gw, MASTER_KEY).call("GET", "/keys")
+    admin = AdminClient(gw, MASTER_KEY)
+    got, body = admin.call("GET", "/keys")
     assert got == 503 and body["error"]["code"] == "store_unavailable"
     assert "gatecore@" not in body["error"]["message"]
+    with running_postgres(port):
+        deadline = time.monotonic() + 10
+        while http_get_status(gw.port, "/readyz") != 200:
+            assert time.monotonic() < deadline, "the gateway did not pick up the store once it came up"
+            time.sleep(0.2)
+        created = admin.ok("POST", "/keys", {"name": "after-recovery"}, 201)
+        wait_for(gw, created["key"], 200)

@@ -87,7 +87,7 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
+def running_postgres(port: int | None = None) -> Iterator[PostgresServer]:
     root = Path(tempfile.mkdtemp(prefix="gatecore-pg-"))
     data = root / "data"
     if os.geteuid() == 0:
@@ -112,7 +112,7 @@ def running_postgres() -> Iterator[PostgresServer]:
         capture_output=True,
         timeout=120,
     )
-    port = free_port()
+    port = port or free_port()
     log = open(root / "postgres.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         _as_server_user(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -37,12 +38,14 @@ class Recorder(Protocol):
 
 
 log = logging.getLogger("gatecore")
+STORE_RETRY_S = 2.0  # between attempts to open a store that was down at start
 
 
 class Gateway:
     """Everything a worker needs to serve requests, built from one config snapshot."""
 
     __slots__ = (
+        "_store_retry",
         "admin",
         "auth",
         "config",
@@ -88,32 +91,56 @@ class Gateway:
         self.store: Store | None = None
         self.identity: IdentitySync | None = None
         self.admin: AdminApi | None = None
+        self._store_retry: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open the store, apply migrations and load the stored keys (the worker's start)."""
         if self.auth.jwt is not None:
             await self.auth.jwt.start()
+        if not await self._open_store(first=True):
+            # Serve with the master and config keys meanwhile; /readyz and the admin API say 503.
+            self._store_retry = asyncio.get_running_loop().create_task(self._reopen_store())
+
+    async def _open_store(self, first: bool) -> bool:
         url = self.config.store.url
         assert url is not None  # read_config fills in the default
         try:
-            self.store = await open_store(url)
-            await migrate(self.store)
+            store = await open_store(url)
         except StoreError as exc:
-            # Serve with the master and config keys; the admin API answers 503 until a restart.
-            log.error("the store is unavailable: %s", exc)
-            return
+            if first:
+                log.error("the store is unavailable (%s); retrying every %.0f s", exc, STORE_RETRY_S)
+            return False
+        try:
+            await migrate(store)
+        except StoreError as exc:
+            await store.close()
+            if first:
+                log.error("cannot migrate the store (%s); retrying every %.0f s", exc, STORE_RETRY_S)
+            return False
+        self.store = store
+        if not first:
+            log.warning("the store is reachable; stored keys are served from now on")
         secret = hash_secret(self.config.auth)
         repository = IdentityRepository(self.store, KeyHasher(secret) if secret else None)
         self.identity = IdentitySync(repository, self.auth, self.config.store.poll_interval_s)
         await self.identity.start()
         model_names = frozenset(self.routes.names())
         self.admin = AdminApi(repository, self.auth, model_names, self.config.auth.rotation_grace_s)
+        return True
+
+    async def _reopen_store(self) -> None:
+        while True:
+            await asyncio.sleep(STORE_RETRY_S)
+            if await self._open_store(first=False):
+                return
 
     @property
     def ready(self) -> bool:
         return self.identity is not None and self.identity.loaded
 
     async def aclose(self) -> None:
+        if self._store_retry is not None:
+            self._store_retry.cancel()
         for recorder in self.recorders:
             await recorder.aclose()
         if self.identity is not None:
