@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 
 import msgspec
 
-from gatecore.admin.access import check_models
-from gatecore.admin.convert import key_out
+from gatecore.admin.access import Caller
+from gatecore.admin.keys_api import KeysApi
+from gatecore.admin.wire import KeyCreate, KeyRotate
+from gatecore.auth.policy import KeyPolicy
 from gatecore.auth.stage import hash_secret
 from gatecore.config.schema import GatecoreConfig
-from gatecore.errors import GatewayError
-from gatecore.identity.records import ApiKey
+from gatecore.errors import GatewayError, InvalidRequest
 from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.secrets import KeyHasher
 from gatecore.store import StoreError, open_store
@@ -68,32 +68,31 @@ async def _run(args: argparse.Namespace, config: GatecoreConfig) -> bytes:
         await migrate(store)
         secret = hash_secret(config.auth)
         repository = IdentityRepository(store, KeyHasher(secret) if secret else None)
-        now = time.time()
+        models = frozenset(m.name for m in config.models)
+        keys = KeysApi(repository, models, config.auth.rotation_grace_s)
+        # The CLI acts with the admin role, under its own name in the audit log.
+        caller = Caller(KeyPolicy(ACTOR, ACTOR, "", None, source="cli", role="admin"))
         if args.action == "list":
-            return msgspec.json.encode({"data": [key_out(k, now) for k in await repository.keys()]})
+            return msgspec.json.encode(await keys.index(caller))
         if args.action == "revoke":
-            return msgspec.json.encode(key_out(await repository.revoke_key(args.id, ACTOR), now))
+            return msgspec.json.encode(await keys.revoke(caller, args.id))
         if args.action == "rotate":
-            grace = config.auth.rotation_grace_s if args.grace_s is None else args.grace_s
-            key, plain = await repository.rotate_key(args.id, grace, ACTOR)
-            return msgspec.json.encode({**msgspec.structs.asdict(key_out(key, now)), "key": plain})
-        models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-        check_models(models, frozenset(m.name for m in config.models))
-        key = ApiKey(
-            id="",
-            name=args.name,
-            prefix="",
-            hash="",
-            team_id=args.team,
-            user_id=args.user,
-            role=args.role,
-            models=models,
-            rpm=args.rpm,
-            tpm=args.tpm,
-            budget_usd=args.budget_usd,
-            expires_at=now + args.expires_in_s if args.expires_in_s else None,
-        )
-        key, plain = await repository.create_key(key, ACTOR)
-        return msgspec.json.encode({**msgspec.structs.asdict(key_out(key, now)), "key": plain})
+            return msgspec.json.encode(await keys.rotate(caller, args.id, KeyRotate(grace_s=args.grace_s)))
+        fields = {
+            "name": args.name,
+            "team": args.team,
+            "user": args.user,
+            "role": args.role,
+            "models": [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None,
+            "rpm": args.rpm,
+            "tpm": args.tpm,
+            "budget_usd": args.budget_usd,
+            "expires_in_s": args.expires_in_s,
+        }
+        try:  # convert, not the constructor: it checks the same constraints as the admin API
+            body = msgspec.convert(fields, KeyCreate)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"Invalid key: {exc}.") from None
+        return msgspec.json.encode(await keys.create(caller, body))
     finally:
         await store.close()

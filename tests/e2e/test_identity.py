@@ -273,6 +273,8 @@ def test_cli_creates_a_key_a_running_server_accepts(
     wait_for(gw, created["key"], 401, "key_revoked")
     bad = run_cli(["keys", "--config", str(path), "create", "--name", "x", "--models", "gpt-zzz"])
     assert bad.returncode == 1 and "gpt-zzz" in bad.stderr and "Traceback" not in bad.stderr
+    negative = run_cli(["keys", "--config", str(path), "create", "--name", "x", "--rpm", "-5"])
+    assert negative.returncode == 1 and "rpm" in negative.stderr and "Traceback" not in negative.stderr
 
 
 def test_store_down_at_start_serves_configured_keys_then_recovers(

@@ -7,16 +7,9 @@ and limits apply to it as to the team's keys; the token's own models claim can o
 from __future__ import annotations
 
 from gatecore.auth.jwt import JwtIdentity
-from gatecore.auth.policy import KeyPolicy, Scope
+from gatecore.auth.policy import KeyPolicy
 from gatecore.identity.records import Tenant
-
-
-def _scope(tenant: Tenant | None) -> Scope | None:
-    if tenant is None:
-        return None
-    return Scope(
-        tenant.kind, tenant.id, tenant.name, tenant.rpm, tenant.tpm, tenant.max_parallel, tenant.budget_usd
-    )
+from gatecore.identity.snapshot import scope_of
 
 
 def token_policy(identity: JwtIdentity, teams: dict[str, Tenant], users: dict[str, Tenant]) -> KeyPolicy:
@@ -35,7 +28,7 @@ def token_policy(identity: JwtIdentity, teams: dict[str, Tenant], users: dict[st
         "jwt",
         models,
         source="jwt",
-        team=_scope(team),
-        user=_scope(user),
+        team=scope_of(team),
+        user=scope_of(user),
         expires_at=float(identity.expires_at),
     )

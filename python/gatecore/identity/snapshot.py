@@ -16,7 +16,8 @@ KeyEntry = tuple[KeyPolicy, float | None]
 KeyTable = dict[bytes, KeyEntry]
 
 
-def _scope(tenant: Tenant | None) -> Scope | None:
+def scope_of(tenant: Tenant | None) -> Scope | None:
+    """The limits-bearing view of a tenant that policies carry."""
     if tenant is None:
         return None
     return Scope(
@@ -52,9 +53,9 @@ def compile_keys(tenants: list[Tenant], keys: list[ApiKey]) -> KeyTable:
             models,
             source="store",
             role=key.role,
-            team=_scope(team),
-            user=_scope(user),
-            org=_scope(org),
+            team=scope_of(team),
+            user=scope_of(user),
+            org=scope_of(org),
             rpm=key.rpm,
             tpm=key.tpm,
             max_parallel=key.max_parallel,
