@@ -7,7 +7,6 @@ cannot be deleted, and a key's secret is returned once and stored only as its ke
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 import orjson
 
 from gatecore.errors import Conflict, NotFound, StoreUnavailable, Unprocessable
+from gatecore.identity.audit import AuditEntry, new_id, record, shown_key, shown_tenant, without_secrets
 from gatecore.identity.records import (
     KEY_COLUMNS,
     PARENT_KIND,
@@ -29,28 +29,11 @@ from gatecore.identity.records import (
     tenant_from_row,
     tenant_values,
 )
+from gatecore.identity.rules import check_narrows
 from gatecore.identity.secrets import KeyHasher, new_key_secret, visible_prefix
 from gatecore.store.base import ConstraintViolation, Store, StoreError, Transaction
 
-LIMIT_FIELDS = ("rpm", "tpm", "max_parallel", "budget_usd")
 T = TypeVar("T")
-
-
-def new_id(kind: str) -> str:
-    return f"{kind}_{os.urandom(8).hex()}"
-
-
-class AuditEntry:
-    """Who did what to which record; `detail` never holds a secret or a hash."""
-
-    __slots__ = ("action", "actor", "detail", "target_id", "target_type")
-
-    def __init__(self, actor: str, action: str, target_type: str, target_id: str, detail: dict[str, Any]):
-        self.actor = actor
-        self.action = action
-        self.target_type = target_type
-        self.target_id = target_id
-        self.detail = detail
 
 
 class IdentityRepository:
@@ -156,13 +139,13 @@ class IdentityRepository:
         tenant.created_at = tenant.updated_at = time.time()
         async with self._write() as tx:
             parent = await self._parent_of(tx, tenant)
-            _check_narrows(tenant, parent, tenant.kind)
+            check_narrows(tenant, parent, tenant.kind)
             await tx.execute(
                 f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
                 *tenant_values(tenant),
             )
-            await _record(
-                tx, AuditEntry(actor, f"{tenant.kind}.create", tenant.kind, tenant.id, _shown(tenant))
+            await record(
+                tx, AuditEntry(actor, f"{tenant.kind}.create", tenant.kind, tenant.id, shown_tenant(tenant))
             )
         return tenant
 
@@ -178,7 +161,7 @@ class IdentityRepository:
                 setattr(tenant, name, value)
             tenant.updated_at = time.time()
             parent = await self._parent_of(tx, tenant)
-            _check_narrows(tenant, parent, kind)
+            check_narrows(tenant, parent, kind)
             values = tenant_values(tenant)
             await tx.execute(
                 "UPDATE tenants SET name=$2, parent_id=$3, email=$4, models=$5, rpm=$6, tpm=$7, "
@@ -187,7 +170,7 @@ class IdentityRepository:
                 *values[2:11],
                 values[12],
             )
-            await _record(tx, AuditEntry(actor, f"{kind}.update", kind, tenant.id, _jsonable(changes)))
+            await record(tx, AuditEntry(actor, f"{kind}.update", kind, tenant.id, without_secrets(changes)))
         return tenant
 
     async def delete_tenant(self, kind: str, ref: str, actor: str) -> None:
@@ -209,7 +192,7 @@ class IdentityRepository:
                     code="tenant_in_use",
                 )
             await tx.execute("DELETE FROM tenants WHERE id = $1", tenant_id)
-            await _record(tx, AuditEntry(actor, f"{kind}.delete", kind, tenant_id, {}))
+            await record(tx, AuditEntry(actor, f"{kind}.delete", kind, tenant_id, {}))
 
     # -- keys ----------------------------------------------------------------------------------------
 
@@ -236,7 +219,7 @@ class IdentityRepository:
                 "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
                 *key_values(key),
             )
-            await _record(tx, AuditEntry(actor, "key.create", "key", key.id, _shown_key(key)))
+            await record(tx, AuditEntry(actor, "key.create", "key", key.id, shown_key(key)))
         return key, secret
 
     async def update_key(
@@ -251,7 +234,7 @@ class IdentityRepository:
             if check is not None:
                 check(key)
             await _store_key(tx, key)
-            await _record(tx, AuditEntry(actor, "key.update", "key", key.id, _jsonable(changes)))
+            await record(tx, AuditEntry(actor, "key.update", "key", key.id, without_secrets(changes)))
         return key
 
     async def rotate_key(self, key_id: str, grace_s: float, actor: str) -> tuple[ApiKey, str]:
@@ -268,7 +251,7 @@ class IdentityRepository:
             key.prefix = visible_prefix(secret)
             key.updated_at = now
             await _store_key(tx, key)
-            await _record(tx, AuditEntry(actor, "key.rotate", "key", key.id, {"grace_s": grace_s}))
+            await record(tx, AuditEntry(actor, "key.rotate", "key", key.id, {"grace_s": grace_s}))
         return key, secret
 
     async def revoke_key(self, key_id: str, actor: str) -> ApiKey:
@@ -278,7 +261,7 @@ class IdentityRepository:
                 key.revoked_at = key.updated_at = time.time()
                 key.previous_hash = key.previous_valid_until = None
                 await _store_key(tx, key)
-                await _record(tx, AuditEntry(actor, "key.revoke", "key", key.id, {}))
+                await record(tx, AuditEntry(actor, "key.revoke", "key", key.id, {}))
         return key
 
     # -- internals -----------------------------------------------------------------------------------
@@ -335,9 +318,9 @@ class IdentityRepository:
             if user is not None and user.parent_id not in (None, team.id):
                 raise Unprocessable("The key's user belongs to another team.", param="team")
         owner = user or team
-        _check_narrows(key, owner, "key")
+        check_narrows(key, owner, "key")
         if owner is user and team is not None:
-            _check_narrows(key, team, "key")
+            check_narrows(key, team, "key")
 
 
 async def _read(pending: Awaitable[T]) -> T:
@@ -354,28 +337,6 @@ def _constraint(error: ConstraintViolation) -> str:
     if "foreign key" in text:
         return "it refers to a record that does not exist"
     return "constraint violated"
-
-
-def _check_narrows(child: Tenant | ApiKey, parent: Tenant | None, what: str) -> None:
-    """A level may only narrow its parent: models within the parent's, limits at most the parent's."""
-    if parent is None:
-        return
-    if child.models is not None and parent.models is not None:
-        outside = sorted(set(child.models) - set(parent.models))
-        if outside:
-            raise Unprocessable(
-                f"The {what} allows models its {parent.kind} '{parent.name}' does not: {', '.join(outside)}.",
-                param="models",
-                code="wider_than_parent",
-            )
-    for field in LIMIT_FIELDS:
-        own, cap = getattr(child, field), getattr(parent, field)
-        if own is not None and cap is not None and own > cap:
-            raise Unprocessable(
-                f"The {what}'s {field} ({own}) exceeds its {parent.kind} '{parent.name}' ({cap}).",
-                param=field,
-                code="wider_than_parent",
-            )
 
 
 async def _tenant_in(tx: Transaction, kind: str, ref: str) -> Tenant:
@@ -401,40 +362,4 @@ async def _store_key(tx: Transaction, key: ApiKey) -> None:
         "metadata=$15, tags=$16, expires_at=$17, revoked_at=$18, updated_at=$19 WHERE id = $1",
         *key_values(key)[:18],
         key.updated_at,
-    )
-
-
-_SECRET_FIELDS = frozenset({"hash", "previous_hash", "key"})
-
-
-def _jsonable(changes: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in changes.items() if name not in _SECRET_FIELDS}
-
-
-def _shown(tenant: Tenant) -> dict[str, Any]:
-    return {"name": tenant.name, "parent_id": tenant.parent_id, "models": tenant.models}
-
-
-def _shown_key(key: ApiKey) -> dict[str, Any]:
-    return {
-        "name": key.name,
-        "prefix": key.prefix,
-        "team_id": key.team_id,
-        "user_id": key.user_id,
-        "role": key.role,
-        "models": key.models,
-    }
-
-
-async def _record(tx: Transaction, entry: AuditEntry) -> None:
-    await tx.execute(
-        "INSERT INTO audit_log (id, at, actor, action, target_type, target_id, detail) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        new_id("audit"),
-        time.time(),
-        entry.actor,
-        entry.action,
-        entry.target_type,
-        entry.target_id,
-        orjson.dumps(entry.detail, default=str).decode(),
     )
