@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import orjson
 
-from gatecore.identity.records import ApiKey, Tenant
+from gatecore.identity.records import ApiKey, Tenant, new_id
 from gatecore.store.base import Transaction
-
-
-def new_id(kind: str) -> str:
-    return f"{kind}_{os.urandom(8).hex()}"
 
 
 class AuditEntry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Final
 
 import msgspec
@@ -15,6 +16,11 @@ TENANT_KINDS = (ORG, TEAM, USER)
 PARENT_KIND: dict[str, str | None] = {ORG: None, TEAM: ORG, USER: TEAM}
 
 ROLES = ("admin", "team_admin", "viewer")
+
+
+def new_id(kind: str) -> str:
+    """A fresh record id: its kind and 16 hex digits (`key_3f9c…`)."""
+    return f"{kind}_{os.urandom(8).hex()}"
 
 
 class Tenant(msgspec.Struct, kw_only=True):

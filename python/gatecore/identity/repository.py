@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import orjson
 
 from gatecore.errors import Conflict, NotFound, StoreUnavailable, Unprocessable
-from gatecore.identity.audit import AuditEntry, new_id, record, shown_key, shown_tenant, without_secrets
+from gatecore.identity.audit import AuditEntry, record, shown_key, shown_tenant, without_secrets
 from gatecore.identity.records import (
     KEY_COLUMNS,
     PARENT_KIND,
@@ -26,6 +26,7 @@ from gatecore.identity.records import (
     Tenant,
     key_from_row,
     key_values,
+    new_id,
     tenant_from_row,
     tenant_values,
 )
