@@ -32,7 +32,7 @@ from gatecore.identity.records import (
 )
 from gatecore.identity.rules import check_narrows
 from gatecore.identity.secrets import KeyHasher, new_key_secret, visible_prefix
-from gatecore.store.base import ConstraintViolation, Store, StoreError, Transaction
+from gatecore.store.base import ConstraintViolation, Row, Store, StoreError, Transaction
 
 T = TypeVar("T")
 
@@ -50,8 +50,9 @@ class IdentityRepository:
         row = await _read(self.store.fetchone("SELECT version FROM change_counter WHERE id = 1"))
         return int(row[0]) if row else 0
 
-    async def load(self) -> tuple[int, list[Tenant], list[ApiKey]]:
-        """Everything the key snapshot is built from, read in one consistent transaction."""
+    async def load(self) -> tuple[int, list[Tenant], list[Row]]:
+        """Everything the key snapshot is built from, read in one consistent transaction (key rows
+        are left raw: the snapshot converts them in chunks)."""
         try:
             async with self.store.read_transaction() as tx:
                 row = await tx.fetchone("SELECT version FROM change_counter WHERE id = 1")
@@ -60,7 +61,7 @@ class IdentityRepository:
         except StoreError as exc:
             raise StoreUnavailable(f"The store is unavailable: {exc}") from None
         version = int(row[0]) if row else 0
-        return version, [tenant_from_row(r) for r in tenants], [key_from_row(r) for r in keys]
+        return version, [tenant_from_row(r) for r in tenants], keys
 
     async def tenant(self, kind: str, ref: str) -> Tenant:
         """A tenant by id or by name; 404 when there is none."""

@@ -7,8 +7,11 @@ rewriting them.
 
 from __future__ import annotations
 
+import asyncio
+
 from gatecore.auth.policy import KeyPolicy, Scope
-from gatecore.identity.records import ApiKey, Tenant
+from gatecore.identity.records import Tenant, key_from_row
+from gatecore.store.base import Row
 
 # A table entry: the policy, and until when this secret is accepted (None: no rotation grace limit).
 KeyEntry = tuple[KeyPolicy, float | None]
@@ -31,11 +34,19 @@ def _narrow(allowed: frozenset[str] | None, models: list[str] | None) -> frozens
     return frozenset(models) if allowed is None else allowed & frozenset(models)
 
 
-def compile_keys(tenants: list[Tenant], keys: list[ApiKey]) -> KeyTable:
+# Keys compiled between two yields to the event loop: a reload of many keys never stalls requests for
+# more than a few milliseconds (about 5 µs a key).
+CHUNK = 1000
+
+
+async def compile_keys(tenants: list[Tenant], key_rows: list[Row]) -> KeyTable:
     """hash → entry for every stored key (revoked ones included, so the client is told why)."""
     by_id = {t.id: t for t in tenants}
     table: KeyTable = {}
-    for key in keys:
+    for i, row in enumerate(key_rows):
+        if i % CHUNK == CHUNK - 1:
+            await asyncio.sleep(0)
+        key = key_from_row(row)
         user = by_id.get(key.user_id) if key.user_id else None
         team = by_id.get(key.team_id) if key.team_id else None
         if team is None and user is not None and user.parent_id:

@@ -47,7 +47,7 @@ class IdentitySync:
 
     async def reload(self) -> None:
         version, tenants, keys = await self.repository.load()
-        self.auth.install(compile_keys(tenants, keys), tenants)
+        self.auth.install(await compile_keys(tenants, keys), tenants)
         self.version = version
 
     async def _poll(self) -> None:
