@@ -33,6 +33,8 @@ class Script:
     """The error body (JSON) instead of the mock's default for `status`."""
     error_type: str | None = None
     """Provider-specific error type (Bedrock: the x-amzn-ErrorType header)."""
+    retry_after: str | None = None
+    """With `status`: a Retry-After header on the error answer (mocks that support it: bedrock)."""
     content: str | None = None
     """The reply text instead of ``"mock: " + <last user text>``."""
     tool_calls: list[tuple[str, JsonObject]] = field(default_factory=list)
