@@ -7,6 +7,7 @@ deterministically, streaming included. Steered by the model name (see loopback.p
 | option | effect |
 | --- | --- |
 | `status=N`, `etype=T` | answer N with Anthropic's error shape (type from the status unless `etype`) |
+| `retry=V` | with `status`: a `retry-after: V` header, as Anthropic sends with 429 and 529 |
 | `tools=N` | answer with a text block and N tool_use blocks (the request's first N tools) |
 | `reason=R` | stop_reason R (default end_turn, tool_use with tools) |
 | `cache=N` | usage.cache_read_input_tokens = N (and cache_creation_input_tokens = 2) |
@@ -42,9 +43,9 @@ ERROR_TYPES = {
 }
 
 
-def error(status: int, type_: str, message: str) -> web.Response:
+def error(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     body = {"type": "error", "error": {"type": type_, "message": message}}
-    return web.json_response(body, status=status)
+    return web.json_response(body, status=status, headers=headers)
 
 
 class Invalid(Exception):
@@ -103,7 +104,8 @@ class AnthropicMock(LoopbackServer):
         if "status" in options:
             status = int(options["status"])
             type_ = options.get("etype") or ERROR_TYPES.get(status, "api_error")
-            return error(status, type_, f"mock {type_} ({status})")
+            retry = {"retry-after": options["retry"]} if "retry" in options else None
+            return error(status, type_, f"mock {type_} ({status})", retry)
         try:
             _validate(body)
         except Invalid as exc:

@@ -90,14 +90,19 @@ class BedrockMock(ScriptedUpstream):
         expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
         return None if hmac.compare_digest(expected, fields["Signature"]) else "signature mismatch"
 
-    def _error(self, recorded: Any, status: int, message: str, error_type: str | None = None) -> web.Response:
+    def _error(
+        self,
+        recorded: Any,
+        status: int,
+        message: str,
+        error_type: str | None = None,
+        retry_after: str | None = None,
+    ) -> web.Response:
         error_type = error_type or ERROR_TYPES.get(status, "InternalServerException")
-        return self.json_answer(
-            recorded,
-            status,
-            {"message": message},
-            {"x-amzn-ErrorType": f"{error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/"},
-        )
+        headers = {"x-amzn-ErrorType": f"{error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/"}
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        return self.json_answer(recorded, status, {"message": message}, headers)
 
     # -- Converse ------------------------------------------------------------------------------------
 
@@ -113,7 +118,7 @@ class BedrockMock(ScriptedUpstream):
             return self._error(recorded, 400, "Malformed input request: messages is required")
         if script.status is not None:
             message = script.error if isinstance(script.error, str) else f"mock error {script.status}"
-            return self._error(recorded, script.status, message, script.error_type)
+            return self._error(recorded, script.status, message, script.error_type, script.retry_after)
         text, calls = self._reply(body, script)
         pieces = split_words(text) if text else []
         usage = {

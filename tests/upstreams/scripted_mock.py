@@ -1,5 +1,5 @@
-"""The shared machinery of the ollama, bedrock, cohere, tgi and triton mocks: an aiohttp server on 127.0.0.1 in a background thread,
-every request recorded, and each answer steered by a `Script` the test registers for a request id.
+"""Steering by script, for the ollama, bedrock, cohere, tgi and triton mocks (on mock_server.py's
+base): each answer follows a `Script` the test registers for a request id.
 
 Translating providers rebuild the body, so a steering field in the client's body would not reach the
 upstream; the gateway does forward the client's ``x-request-id``, so tests steer by that instead::
@@ -12,21 +12,15 @@ upstream; the gateway does forward the client's ``x-request-id``, so tests steer
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import socket
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
-from .openai_mock import RecordedRequest
+from .mock_server import JsonObject, MockServer, RecordedRequest
 
-JsonObject = dict[str, Any]
+__all__ = ["JsonObject", "RecordedRequest", "Script", "ScriptedUpstream", "last_user_text", "split_words"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +33,8 @@ class Script:
     """The error body (JSON) instead of the mock's default for `status`."""
     error_type: str | None = None
     """Provider-specific error type (Bedrock: the x-amzn-ErrorType header)."""
+    retry_after: str | None = None
+    """With `status`: a Retry-After header on the error answer (mocks that support it: bedrock)."""
     content: str | None = None
     """The reply text instead of ``"mock: " + <last user text>``."""
     tool_calls: list[tuple[str, JsonObject]] = field(default_factory=list)
@@ -75,81 +71,15 @@ def split_words(text: str) -> list[str]:
     return [p for p in pieces if p] or [""]
 
 
-class ScriptedUpstream:
-    """Base of the provider mocks: lifecycle, recording and scripts. Subclasses add routes."""
+class ScriptedUpstream(MockServer):
+    """Base of the scripted provider mocks: scripts by request id. Subclasses add routes."""
 
     thread_name = "scripted-mock"
+    raw_paths = True  # Bedrock's model ids are percent-encoded in the path; tests check it as sent
 
     def __init__(self) -> None:
-        self.host = "127.0.0.1"
-        self.port = 0
-        self._requests: list[RecordedRequest] = []
+        super().__init__()
         self._scripts: dict[str, Script] = {}
-        self._cond = threading.Condition()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------------------
-
-    @property
-    def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def add_routes(self, app: web.Application) -> None:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        self.port = sock.getsockname()[1]
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        ready = threading.Event()
-
-        async def serve() -> None:
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            self.add_routes(app)
-            runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
-            await runner.setup()
-            await web.SockSite(runner, sock).start()
-            self._runner = runner
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(serve())
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name=f"{self.thread_name}-{self.port}", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("mock upstream failed to start")
-
-    def stop(self) -> None:
-        loop, thread, runner = self._loop, self._thread, self._runner
-        if loop is None or thread is None:
-            return
-        if runner is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        if not thread.is_alive():
-            loop.close()
-        self._loop = self._thread = self._runner = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    # -- steering and what the tests read -----------------------------------------------------------
 
     def script(self, request_id: str, **options: Any) -> None:
         """Steer the answer to the request carrying ``x-request-id: request_id``."""
@@ -159,64 +89,6 @@ class ScriptedUpstream:
     def script_for(self, recorded: RecordedRequest) -> Script:
         with self._cond:
             return self._scripts.get(recorded.request_id or "", Script())
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._cond:
-            return list(self._requests)
-
-    def find(self, predicate: Callable[[RecordedRequest], bool], timeout: float = 5.0) -> RecordedRequest:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for recorded in reversed(self._requests):
-                    if predicate(recorded):
-                        return recorded
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("the mock upstream received no matching request")
-                self._cond.wait(remaining)
-
-    def wait_for(self, request_id: str, timeout: float = 5.0) -> RecordedRequest:
-        return self.find(lambda r: r.request_id == request_id, timeout)
-
-    def received(self, request_id: str) -> bool:
-        return any(r.request_id == request_id for r in self.requests)
-
-    # -- for the subclasses' handlers ---------------------------------------------------------------
-
-    async def record(self, request: web.Request) -> RecordedRequest:
-        body = await request.read()
-        try:
-            parsed: Any = json.loads(body.decode("utf-8"))
-        except ValueError:
-            parsed = None
-        recorded = RecordedRequest(
-            method=request.method,
-            path=request.raw_path.split("?")[0],
-            query=request.query_string,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=body,
-            body_json=parsed,
-            received_at=time.monotonic(),
-        )
-        with self._cond:
-            self._requests.append(recorded)
-            self._cond.notify_all()
-        return recorded
-
-    @staticmethod
-    def json_answer(
-        recorded: RecordedRequest, status: int, obj: Any, headers: dict[str, str] | None = None
-    ) -> web.Response:
-        recorded.status = status
-        recorded.response_json = obj
-        recorded.finished.set()
-        return web.Response(
-            status=status,
-            body=json.dumps(obj).encode(),
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
 
     async def stream_frames(
         self,

@@ -98,6 +98,15 @@ class DeploymentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     weight: float = 1.0
 
 
+class CapabilitiesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a model can do, as `/v1/models` reports it. Unset fields come from the shipped model table
+    (providers/model_table.py), else false."""
+
+    tools: bool | None = None
+    vision: bool | None = None
+    json: bool | None = None
+
+
 class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A client-facing model name and the deployments behind it.
 
@@ -110,6 +119,9 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeouts: TimeoutsConfig | None = None
     fallbacks: list[str] = msgspec.field(default_factory=list)
     owned_by: str | None = None
+    # Shown in /v1/models; unset: the shipped model table's figures for the deployment's model.
+    context_window: int | None = None
+    capabilities: CapabilitiesConfig | None = None
 
 
 class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -87,6 +87,8 @@ def validate_config(
                 errors.append(f"{path}.deployments[{j}].model: '*' needs a model name ending in '*'")
         if model.timeouts is not None:
             errors.extend(_timeouts(model.timeouts, f"{path}.timeouts"))
+        if model.context_window is not None and model.context_window < 1:
+            errors.append(f"{path}.context_window: must be at least 1 token")
     for i, model in zip(model_at, config.models, strict=True):
         for j, fallback in enumerate(model.fallbacks):
             if fallback not in names and fallback not in (model_names or ()):

@@ -15,7 +15,12 @@ import orjson
 from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
 from gatecore.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from gatecore.providers.anthropic_request import anthropic_request
-from gatecore.providers.anthropic_stream import FINISH_REASONS, AnthropicStreamDecoder, anthropic_usage
+from gatecore.providers.anthropic_stream import (
+    ERROR_TYPES,
+    FINISH_REASONS,
+    AnthropicStreamDecoder,
+    anthropic_usage,
+)
 from gatecore.providers.base import StreamDecoder, require_chat
 from gatecore.providers.chat_request import load_chat
 from gatecore.providers.json_post import JsonPost
@@ -26,18 +31,6 @@ from gatecore.upstream.response import UpstreamResponse
 from gatecore.upstream.timeouts import Timeouts
 
 API_VERSION = "2023-06-01"
-
-# Anthropic error type → (OpenAI error type, code).
-_ERRORS = {
-    "invalid_request_error": ("invalid_request_error", "invalid_request"),
-    "authentication_error": ("authentication_error", "invalid_api_key"),
-    "permission_error": ("permission_error", "permission_denied"),
-    "not_found_error": ("not_found_error", "not_found"),
-    "request_too_large": ("invalid_request_error", "request_too_large"),
-    "rate_limit_error": ("rate_limit_error", "rate_limit_exceeded"),
-    "api_error": ("api_error", "upstream_error"),
-    "overloaded_error": ("api_error", "overloaded"),
-}
 
 
 class AnthropicProvider:
@@ -80,9 +73,8 @@ class AnthropicProvider:
         if not isinstance(error, dict) or not isinstance(error.get("message"), str):
             return unshaped_error(status, body)
         kind = error.get("type")
-        type_, code = _ERRORS.get(
-            kind if isinstance(kind, str) else "", (openai_error_type(status), "upstream_error")
-        )
+        known = ERROR_TYPES.get(kind) if isinstance(kind, str) else None
+        type_, code = known[1:] if known is not None else (openai_error_type(status), "upstream_error")
         return UpstreamError(error["message"], status=status, type_=type_, code=code)
 
 

@@ -20,6 +20,9 @@ from typing import Any
 
 from gatecore.errors import InvalidRequest
 from gatecore.providers.chat_request import (
+    NO_LOGPROBS_AUDIO_PREDICTION,
+    NO_OPENAI_EXTRAS,
+    NO_SEED_OR_PENALTIES,
     JsonObject,
     arguments_of,
     content_parts,
@@ -41,18 +44,9 @@ PROVIDER = "anthropic"
 JSON_TOOL = "json_response"
 
 _UNSUPPORTED: dict[str, tuple[object, ...]] = {
-    "logprobs": (False,),
-    "top_logprobs": (0,),
-    "logit_bias": ({},),
-    "seed": (),
-    "frequency_penalty": (0, 0.0),
-    "presence_penalty": (0, 0.0),
-    "audio": (),
-    "modalities": (["text"],),
-    "prediction": (),
-    "reasoning_effort": (),
-    "functions": (),
-    "function_call": (),
+    **NO_LOGPROBS_AUDIO_PREDICTION,
+    **NO_OPENAI_EXTRAS,
+    **NO_SEED_OR_PENALTIES,
 }
 
 

@@ -25,6 +25,19 @@ FINISH_REASONS = {
     "refusal": "content_filter",
 }
 
+# Anthropic error type → (HTTP status, OpenAI error type, code). A mid-stream `error` event has no
+# status of its own: Anthropic's status for its type is kept, so an Anthropic client hears the same.
+ERROR_TYPES = {
+    "invalid_request_error": (400, "invalid_request_error", "invalid_request"),
+    "authentication_error": (401, "authentication_error", "invalid_api_key"),
+    "permission_error": (403, "permission_error", "permission_denied"),
+    "not_found_error": (404, "not_found_error", "not_found"),
+    "request_too_large": (413, "invalid_request_error", "request_too_large"),
+    "rate_limit_error": (429, "rate_limit_error", "rate_limit_exceeded"),
+    "api_error": (500, "api_error", "upstream_error"),
+    "overloaded_error": (529, "api_error", "overloaded"),
+}
+
 
 def anthropic_usage(usage: dict[str, Any]) -> dict[str, Any]:
     """Anthropic usage → OpenAI usage. Anthropic's input_tokens leaves out cache reads and writes;
@@ -140,9 +153,12 @@ class AnthropicStreamDecoder:
         if kind == "error":
             error = event.get("error") or {}
             message = error.get("message") if isinstance(error.get("message"), str) else "stream error"
-            raise UpstreamStreamError(
-                f"The upstream reported an error mid-stream ({error.get('type', 'error')}): {message}"
-            )
+            etype = error.get("type")
+            if not isinstance(etype, str):
+                etype = "api_error"
+            failure = UpstreamStreamError(f"The upstream reported an error mid-stream ({etype}): {message}")
+            failure.status = ERROR_TYPES.get(etype, ERROR_TYPES["api_error"])[0]
+            raise failure
         if writer is None and kind in ("content_block_start", "content_block_delta"):
             raise UpstreamProtocolError("The upstream stream had no message_start.")
         return b""  # ping, content_block_stop, and event types added later

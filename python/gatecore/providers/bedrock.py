@@ -157,11 +157,13 @@ class BedrockProvider:
         if response.status >= 400:
             # The error's type is in a header decode_error does not see: fold it into the body.
             error_type = (response.header(b"x-amzn-errortype") or b"").decode("latin-1").split(":")[0]
+            retry_after = response.header(b"retry-after")  # headers first: read_all frees the head
             raw = await response.read_all(MAX_ERROR_BYTES)
             doc = json_object(raw)
             if doc is not None and error_type:
                 raw = orjson.dumps({**doc, "__type": error_type})
-            return WholeAnswer(response.status, response.content_type, raw)
+            kept = [(b"retry-after", retry_after)] if retry_after is not None else []
+            return WholeAnswer(response.status, response.content_type, raw, kept)
         return response
 
     def is_stream(self, ctx: RequestContext, response: UpstreamResponse) -> bool:
@@ -192,10 +194,16 @@ class BedrockProvider:
 class WholeAnswer:
     """An UpstreamResponse already read whole: an error answer amended before it is decoded."""
 
-    def __init__(self, status: int, content_type: bytes, body: bytes):
+    def __init__(
+        self, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    ):
         self.status = status
         self.content_type = content_type
         self._body: bytes | None = body
+        self._headers = headers or []  # the original answer's headers the relay may still ask for
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((value for key, value in self._headers if key == name), None)
 
     async def read_all(self, limit: int) -> bytes:
         return self.body_if_complete() or b""

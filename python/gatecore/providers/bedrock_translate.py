@@ -13,6 +13,8 @@ import orjson
 
 from gatecore.errors import InvalidRequest, UpstreamProtocolError
 from gatecore.providers.chat_request import (
+    NO_LOGPROBS_AUDIO_PREDICTION,
+    NO_SEED_OR_PENALTIES,
     JsonObject,
     arguments_of,
     content_parts,
@@ -39,16 +41,7 @@ IMAGE_FORMATS = {
     "image/gif": "gif",
     "image/webp": "webp",
 }
-_UNSUPPORTED: dict[str, tuple[object, ...]] = {
-    "logprobs": (False,),
-    "top_logprobs": (0,),
-    "logit_bias": ({},),
-    "seed": (),
-    "frequency_penalty": (0, 0.0),
-    "presence_penalty": (0, 0.0),
-    "audio": (),
-    "prediction": (),
-}
+_UNSUPPORTED: dict[str, tuple[object, ...]] = {**NO_LOGPROBS_AUDIO_PREDICTION, **NO_SEED_OR_PENALTIES}
 STOP_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",

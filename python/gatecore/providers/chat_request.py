@@ -33,6 +33,30 @@ def untranslatable(field: str, provider: str, why: str = "") -> InvalidRequest:
     )
 
 
+# Request fields for `reject_set`, each with the values that mean "not used", shared by the translating
+# providers. Log-probabilities, token biases, audio and predicted outputs: no translated API has them.
+NO_LOGPROBS_AUDIO_PREDICTION: dict[str, tuple[object, ...]] = {
+    "logprobs": (False,),
+    "top_logprobs": (0,),
+    "logit_bias": ({},),
+    "audio": (),
+    "prediction": (),
+}
+# Output modalities, reasoning effort and the legacy `functions` API: only OpenAI-shaped APIs say them.
+NO_OPENAI_EXTRAS: dict[str, tuple[object, ...]] = {
+    "modalities": (["text"],),
+    "reasoning_effort": (),
+    "functions": (),
+    "function_call": (),
+}
+# Seed and repetition penalties, for the APIs without them (Anthropic, Bedrock Converse).
+NO_SEED_OR_PENALTIES: dict[str, tuple[object, ...]] = {
+    "seed": (),
+    "frequency_penalty": (0, 0.0),
+    "presence_penalty": (0, 0.0),
+}
+
+
 def reject_set(doc: JsonObject, provider: str, fields: dict[str, tuple[object, ...]]) -> None:
     """Raise for any of `fields` the client set to a value other than its harmless ones (or null)."""
     for field, harmless in fields.items():

@@ -18,6 +18,7 @@ from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
 from gatecore.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamProtocolError
 from gatecore.providers.base import StreamDecoder, require_chat
 from gatecore.providers.chat_request import (
+    NO_LOGPROBS_AUDIO_PREDICTION,
     JsonObject,
     content_parts,
     functions_of,
@@ -33,7 +34,7 @@ from gatecore.providers.chat_request import (
     untranslatable,
 )
 from gatecore.providers.completion_bodies import chat_completion_body, decode_json, stream_error, tool_call
-from gatecore.providers.json_post import JsonPost
+from gatecore.providers.json_post import JsonPost, bearer_headers
 from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
 from gatecore.providers.sse_events import SseEventSplitter
 from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
@@ -43,13 +44,7 @@ from gatecore.upstream.response import UpstreamResponse
 from gatecore.upstream.timeouts import Timeouts
 
 KIND = "cohere"
-_UNSUPPORTED: dict[str, tuple[object, ...]] = {
-    "logprobs": (False,),
-    "top_logprobs": (0,),
-    "logit_bias": ({},),
-    "audio": (),
-    "prediction": (),
-}
+_UNSUPPORTED: dict[str, tuple[object, ...]] = NO_LOGPROBS_AUDIO_PREDICTION
 _SAMPLING = {
     "temperature": "temperature",
     "top_p": "p",
@@ -228,9 +223,7 @@ class CohereProvider:
     def __init__(self, config: ProviderConfig, pools: PoolSet):
         self.name = config.name
         self.tokenizer = config.tokenizer
-        headers = {"accept": "application/json", **config.headers}
-        if config.api_key:
-            headers["authorization"] = f"Bearer {config.api_key}"
+        headers = bearer_headers(config, {"accept": "application/json"})
         self.post = JsonPost(config.base_url or DEFAULT_BASE_URLS[KIND], pools, headers)
 
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:

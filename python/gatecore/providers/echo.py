@@ -121,6 +121,9 @@ class EchoResponse:
     async def next_chunk(self) -> bytes | None:
         return self._parts.pop(0) if self._parts else None
 
+    def header(self, name: bytes) -> bytes | None:
+        return None
+
     def abort(self) -> None:
         self._parts = []
 

@@ -27,6 +27,8 @@ import orjson
 
 from gatecore.errors import InvalidRequest
 from gatecore.providers.chat_request import (
+    NO_LOGPROBS_AUDIO_PREDICTION,
+    NO_OPENAI_EXTRAS,
     JsonObject,
     arguments_of,
     content_parts,
@@ -44,17 +46,7 @@ from gatecore.providers.chat_request import (
 )
 
 PROVIDER = "gemini"
-_UNSUPPORTED: dict[str, tuple[object, ...]] = {
-    "logprobs": (False,),
-    "top_logprobs": (0,),
-    "logit_bias": ({},),
-    "audio": (),
-    "modalities": (["text"],),
-    "prediction": (),
-    "reasoning_effort": (),
-    "functions": (),
-    "function_call": (),
-}
+_UNSUPPORTED: dict[str, tuple[object, ...]] = {**NO_LOGPROBS_AUDIO_PREDICTION, **NO_OPENAI_EXTRAS}
 _SCHEMA_KEYS = frozenset(
     (
         "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",

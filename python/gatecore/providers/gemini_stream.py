@@ -130,10 +130,14 @@ class GeminiStreamDecoder:
     def _response(self, response: dict[str, Any], out: list[bytes]) -> None:
         error = response.get("error")
         if isinstance(error, dict):
-            raise UpstreamStreamError(
+            failure = UpstreamStreamError(
                 f"The upstream reported an error mid-stream ({error.get('status', 'error')}): "
                 f"{error.get('message', '')}"
             )
+            code = error.get("code")
+            if isinstance(code, int) and 400 <= code <= 599:  # Google's HTTP status for the error
+                failure.status = code
+            raise failure
         writer = self._writer
         if writer is None:
             writer = self._writer = ChunkWriter(str(response.get("responseId") or "gemini"), self._model)

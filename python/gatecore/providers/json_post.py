@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from gatecore.config.schema import ProviderConfig
 from gatecore.request import RequestContext
 from gatecore.upstream.http1 import Http1Connection
 from gatecore.upstream.pool import Origin, PoolSet
 from gatecore.upstream.timeouts import Timeouts
+
+
+def bearer_headers(config: ProviderConfig, defaults: dict[str, str] | None = None) -> dict[str, str]:
+    """`defaults`, the provider's configured headers over them, and `authorization: Bearer <api_key>`
+    when a key is configured (a hosted API, or a local engine behind an authenticating proxy)."""
+    headers = {**(defaults or {}), **config.headers}
+    if config.api_key:
+        headers["authorization"] = f"Bearer {config.api_key}"
+    return headers
 
 
 class JsonPost:

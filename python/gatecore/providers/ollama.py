@@ -15,6 +15,7 @@ from gatecore.config.schema import ProviderConfig
 from gatecore.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamProtocolError
 from gatecore.providers.base import StreamDecoder, require_chat
 from gatecore.providers.chat_request import (
+    NO_LOGPROBS_AUDIO_PREDICTION,
     JsonObject,
     arguments_of,
     content_parts,
@@ -32,7 +33,7 @@ from gatecore.providers.chat_request import (
     untranslatable,
 )
 from gatecore.providers.completion_bodies import chat_completion_body, decode_json, stream_error, tool_call
-from gatecore.providers.json_post import JsonPost
+from gatecore.providers.json_post import JsonPost, bearer_headers
 from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
 from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
 from gatecore.request import RequestContext
@@ -42,13 +43,7 @@ from gatecore.upstream.timeouts import Timeouts
 
 KIND = "ollama"
 # Request fields with no Ollama equivalent, and the value that means "not used".
-_UNSUPPORTED: dict[str, tuple[object, ...]] = {
-    "logprobs": (False,),
-    "top_logprobs": (0,),
-    "logit_bias": ({},),
-    "audio": (),
-    "prediction": (),
-}
+_UNSUPPORTED: dict[str, tuple[object, ...]] = NO_LOGPROBS_AUDIO_PREDICTION
 # OpenAI sampling fields → Ollama `options` names (top_k and min_p are extensions clients may send).
 _OPTIONS = {
     "temperature": "temperature",
@@ -222,10 +217,7 @@ class OllamaProvider:
         assert config.base_url is not None
         self.name = config.name
         self.tokenizer = config.tokenizer
-        headers = dict(config.headers)
-        if config.api_key:  # Ollama behind an authenticating proxy
-            headers["authorization"] = f"Bearer {config.api_key}"
-        self.post = JsonPost(config.base_url, pools, headers)
+        self.post = JsonPost(config.base_url, pools, bearer_headers(config))
 
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
         require_chat(ctx, KIND)

@@ -35,7 +35,7 @@ from gatecore.providers.completion_bodies import (
     stream_error,
     text_completion_body,
 )
-from gatecore.providers.json_post import JsonPost
+from gatecore.providers.json_post import JsonPost, bearer_headers
 from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
 from gatecore.providers.sse_events import SseEventSplitter
 from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
@@ -151,10 +151,7 @@ class TgiProvider:
         self.name = config.name
         self.tokenizer = config.tokenizer
         self.template = config.chat_template
-        headers = dict(config.headers)
-        if config.api_key:  # Inference Endpoints, or TGI behind an authenticating proxy
-            headers["authorization"] = f"Bearer {config.api_key}"
-        self.post = JsonPost(config.base_url, pools, headers)
+        self.post = JsonPost(config.base_url, pools, bearer_headers(config))
 
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
         doc = load_chat(ctx.body)

@@ -35,7 +35,7 @@ from gatecore.providers.completion_bodies import (
     stream_error,
     text_completion_body,
 )
-from gatecore.providers.json_post import JsonPost
+from gatecore.providers.json_post import JsonPost, bearer_headers
 from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
 from gatecore.providers.sse_events import SseEventSplitter
 from gatecore.providers.tgi import prompt_of
@@ -115,10 +115,7 @@ class TritonProvider:
         self.name = config.name
         self.tokenizer = config.tokenizer
         self.template = config.chat_template
-        headers = dict(config.headers)
-        if config.api_key:
-            headers["authorization"] = f"Bearer {config.api_key}"
-        self.post = JsonPost(config.base_url, pools, headers)
+        self.post = JsonPost(config.base_url, pools, bearer_headers(config))
 
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
         doc = load_chat(ctx.body)

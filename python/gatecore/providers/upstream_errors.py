@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
-from gatecore.errors import UpstreamError
+from gatecore.errors import GatewayError, UpstreamError
+
+# Statuses whose Retry-After the client is told (RFC 9110 §10.2.3: 503 and 429; Anthropic's 529 too).
+RETRY_AFTER_STATUSES = frozenset((429, 503, 529))
+_RETRY_AFTER = re.compile(rb"[0-9]{1,10}|[A-Za-z]{3}, [0-9]{2} [A-Za-z]{3} [0-9]{4} [0-9:]{8} GMT")
 
 # OpenAI's error `type` for each status class a provider can answer.
 _TYPES = {
@@ -64,3 +69,13 @@ def openai_shaped_error(status: int, body: bytes) -> UpstreamError:
     if isinstance(error, str):
         return UpstreamError(error, status=status, type_=openai_error_type(status), body=body)
     return unshaped_error(status, body)
+
+
+def keep_retry_after(error: GatewayError, retry_after: bytes | None) -> GatewayError:
+    """`error` with the upstream's `Retry-After` (delay-seconds or an HTTP-date) among its headers, so
+    the client backs off as long as the upstream asked; a malformed value is left out, not relayed."""
+    if retry_after is not None and error.status in RETRY_AFTER_STATUSES:
+        value = retry_after.strip()
+        if _RETRY_AFTER.fullmatch(value):
+            error.headers = [*error.headers, ("retry-after", value.decode("ascii"))]
+    return error

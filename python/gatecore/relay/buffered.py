@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from gatecore.providers.base import Provider
+from gatecore.providers.upstream_errors import keep_retry_after
 from gatecore.relay.usage import count_input_tokens, count_output_tokens, usage_from_body
 from gatecore.request import RequestContext, Usage
 from gatecore.server.errors import JSON, render_error
@@ -20,14 +21,18 @@ async def relay_buffered(
 ) -> None:
     """Read the whole upstream body and answer the client with it in OpenAI's format (the provider
     decodes it, the model name mapped back); an error answer is rendered as an OpenAI error."""
+    # Read before the body: once the body is read, the connection (and its parsed head) is reused.
+    retry_after = response.header(b"retry-after") if response.status >= 400 else None
     body = await response.read_all(MAX_RESPONSE_BYTES)
     now = time.perf_counter_ns()
     ctx.upstream_ns = now - sent_ns
     status = response.status
     content_type = response.content_type.decode("latin-1") or "application/json"
     encoder = ctx.encoder  # None for OpenAI clients: the body passes through
+    extra: list[tuple[str, str]] = []
     if status >= 400:
-        error = provider.decode_error(status, body)
+        error = keep_retry_after(provider.decode_error(status, body), retry_after)
+        extra = error.headers
         if encoder is None:
             status, body = error.status, render_error(error)
         else:
@@ -39,9 +44,8 @@ async def relay_buffered(
         if encoder is not None:
             body, content_type = encoder.encode_body(body), encoder.content_type
     ctx.status = status
-    proto.response_bytes(
-        status, inference_headers(ctx, content_type, now - ctx.started - ctx.upstream_ns), body
-    )
+    headers = inference_headers(ctx, content_type, now - ctx.started - ctx.upstream_ns)
+    proto.response_bytes(status, [*headers, *extra] if extra else headers, body)
     if status < 400:
         ctx.usage = usage_from_body(hub_body) or _counted_usage(ctx, hub_body, provider.tokenizer)
 

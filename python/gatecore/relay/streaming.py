@@ -48,7 +48,12 @@ async def relay_stream(
                 whole = decoder.feed(whole) + decoder.finish()
             except GatewayError as exc:
                 ctx.error_code = exc.code
-                whole = stream_error_event(UpstreamStreamError(exc.message))
+                error = _stream_failure(exc)
+                if encoder is not None:  # straight to the client's error event, its status kept
+                    proto.response_bytes(200, headers, encoder.error_event(error))
+                    _account(ctx, relay, provider, sent_ns)
+                    return
+                whole = stream_error_event(error)
         out = relay.feed(whole) + relay.finish()
         if encoder is not None:
             out = _encode_whole(encoder, out, ctx, relay, provider)
@@ -79,7 +84,7 @@ async def relay_stream(
         # A fresh error, never raised: keeping `exc` would tie its traceback, and through it this
         # frame and the client transport, into a cycle, and granian ends the response only when the
         # transport is freed.
-        error = UpstreamStreamError(exc.message)
+        error = _stream_failure(exc)
         try:
             # A partial event the relay still holds was never sent, so the client is at an event boundary.
             event = stream_error_event(error) if encoder is None else encoder.error_event(error)
@@ -113,7 +118,15 @@ def _encode_whole(
         return encoded + encoder.finish(_stream_usage(ctx, relay, provider))
     except GatewayError as exc:
         ctx.error_code = exc.code
-        return encoded + encoder.error_event(UpstreamStreamError(exc.message))
+        return encoded + encoder.error_event(_stream_failure(exc))
+
+
+def _stream_failure(exc: GatewayError) -> UpstreamStreamError:
+    """The error event's error for a stream that broke with `exc`: its message and status (an
+    Anthropic client's error type follows the status: 529 overloaded, 429 rate limited)."""
+    error = UpstreamStreamError(exc.message)
+    error.status = exc.status
+    return error
 
 
 def _stream_usage(ctx: RequestContext, relay: SseRelay, provider: Provider) -> Usage:

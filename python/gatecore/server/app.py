@@ -30,9 +30,9 @@ from gatecore.relay.buffered import relay_buffered
 from gatecore.relay.streaming import relay_stream
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, RequestContext
 from gatecore.routing.table import RouteStage
-from gatecore.server import models_api
 from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
 from gatecore.server.headers import client_secret, request_id
+from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_body import decode_fields, read_body
 from gatecore.translate.anthropic_request import (
     decode_messages_request,
@@ -86,6 +86,7 @@ class GatewayApp:
 
     def __init__(self) -> None:
         self.gateway: Gateway | None = None
+        self.catalog: ModelCatalog | None = None
         inference = {
             "/v1/chat/completions": self._openai_route(CHAT, msgspec.json.Decoder(ChatFields)),
             "/v1/completions": self._openai_route(COMPLETIONS, msgspec.json.Decoder(CompletionFields)),
@@ -105,6 +106,7 @@ class GatewayApp:
         gateway = build_gateway(read_config_from_process_env())
         loop.run_until_complete(gateway.start())
         self.gateway = gateway
+        self.catalog = ModelCatalog(gateway.routes, gateway.config.models)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.gateway is not None:
@@ -222,17 +224,16 @@ class GatewayApp:
         proto.response_bytes(200, headers_out, b'{"input_tokens":%d}' % tokens)
 
     async def _models(self, scope: Any, proto: Any) -> None:
-        gateway = self.gateway
-        assert gateway is not None
+        gateway, catalog = self.gateway, self.catalog
+        assert gateway is not None and catalog is not None
         key = await gateway.auth.authenticate(client_secret(scope.headers))
-        body = models_api.list_body(gateway.routes, key)
-        proto.response_bytes(200, _JSON_HEADERS, body)
+        proto.response_bytes(200, _JSON_HEADERS, catalog.list_body(key))
 
     async def _model(self, scope: Any, proto: Any) -> None:
-        gateway = self.gateway
-        assert gateway is not None
+        gateway, catalog = self.gateway, self.catalog
+        assert gateway is not None and catalog is not None
         key = await gateway.auth.authenticate(client_secret(scope.headers))
-        body = models_api.model_body(gateway.routes, key, scope.path[len("/v1/models/") :])
+        body = catalog.model_body(key, scope.path[len("/v1/models/") :])
         proto.response_bytes(200, _JSON_HEADERS, body)
 
     async def _admin(self, scope: Any, proto: Any) -> None:

@@ -49,6 +49,9 @@ def usage_object(usage: Usage) -> dict[str, int]:
 
 
 def message_id(upstream_id: str, request_id: str) -> str:
+    """Anthropic's `msg_…` id for the hub answer's id (an Anthropic upstream's own id kept as it is)."""
+    if upstream_id.startswith("msg_"):
+        return upstream_id
     return "msg_" + (upstream_id.removeprefix("chatcmpl-") or request_id)
 
 

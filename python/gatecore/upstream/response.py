@@ -23,6 +23,10 @@ class UpstreamResponse(Protocol):
         """The body bytes received since the last call, waiting for some; None at the end."""
         ...
 
+    def header(self, name: bytes) -> bytes | None:
+        """The value of response header `name` (lower-case), or None (for rare reads: error answers)."""
+        ...
+
     def abort(self) -> None:
         """Drop the exchange now (client gone, or an error): the upstream sees its connection close."""
         ...
