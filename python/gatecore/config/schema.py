@@ -6,6 +6,8 @@ import re
 
 import msgspec
 
+from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
+
 # Every provider kind and the class that implements it (`module:Class`, imported on first use by
 # providers/base.py). A new wire format is one line here.
 PROVIDER_CLASSES: dict[str, str] = {
@@ -147,6 +149,9 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     models: list[ModelConfig] = msgspec.field(default_factory=list)
     auth: AuthConfig = AuthConfig()
     store: StoreConfig = StoreConfig()
+    limits: LimitsConfig = LimitsConfig()
+    budgets: BudgetsConfig = BudgetsConfig()
+    redis: RedisConfig | None = None
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

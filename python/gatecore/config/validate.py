@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from gatecore.config.limits import validate_limits
 from gatecore.config.schema import (
     CHAT_TEMPLATES,
     DEFAULT_BASE_URLS,
@@ -114,6 +115,10 @@ def validate_config(
             if value is not None and value < 0:
                 errors.append(f"auth.keys[{i}].{field}: must be 0 or more")
     errors.extend(_store(config.store))
+    errors.extend(validate_limits(config.limits, config.budgets, config.redis))
+    for section, named in (("limits", config.limits.models), ("budgets", config.budgets.models)):
+        unknown = [name for name in named if name not in names and name not in (model_names or ())]
+        errors.extend(f"{section}.models.{name}: unknown model '{name}'" for name in unknown)
     return errors
 
 
