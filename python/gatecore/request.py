@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from gatecore.auth.policy import KeyPolicy
     from gatecore.errors import GatewayError
+    from gatecore.limits.grant import Grant
     from gatecore.pricing.gpu_time import GpuMeter
     from gatecore.routing.table import Deployment, ModelRoute
     from gatecore.upstream.response import UpstreamResponse
@@ -101,6 +102,7 @@ class RequestContext:
         "gpu_seconds",
         "include_usage",
         "key",
+        "limits",
         "max_tokens",
         "request_id",
         "route",
@@ -126,6 +128,8 @@ class RequestContext:
         self.stream = False
         self.include_usage = False  # the client itself asked for stream usage
         self.max_tokens: int | None = None
+        # What the limits stage counted this request against (None: no limit applies).
+        self.limits: Grant | None = None
         self.route: ModelRoute | None = None
         self.deployment: Deployment | None = None
         self.deployment_id = ""  # `<provider>/<upstream model>`, shown as x-gatecore-model

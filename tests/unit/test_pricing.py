@@ -135,7 +135,7 @@ def test_gpu_meter_splits_overlapping_requests() -> None:
 def test_gpu_priced_deployment_charges_its_share_once() -> None:
     pricing = {"gpu_hour_usd": 7.2, "gpus": 1}
     gateway = _gateway([{"provider": "p", "model": "llama", "pricing": pricing}])
-    assert len(gateway.stages) == 2  # route, then the GPU clock
+    assert len(gateway.stages) == 3  # route, then the GPU clock, then limits
     ctx = _ctx(gateway, Usage(10, 10))
     stage = gateway.prices.clock_stage()
     assert stage is not None

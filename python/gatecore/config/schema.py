@@ -133,6 +133,7 @@ class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     models: list[str] | None = None
     rpm: int | None = None
     tpm: int | None = None
+    max_parallel: int | None = None
     budget_usd: float | None = None
 
 

@@ -114,7 +114,7 @@ def validate_config(
     if config.auth.rotation_grace_s < 0:
         errors.append("auth.rotation_grace_s: must be 0 or more")
     for i, key in enumerate(config.auth.keys):
-        for field in ("rpm", "tpm", "budget_usd"):
+        for field in ("rpm", "tpm", "max_parallel", "budget_usd"):
             value = getattr(key, field)
             if value is not None and value < 0:
                 errors.append(f"auth.keys[{i}].{field}: must be 0 or more")

@@ -13,6 +13,7 @@ from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.secrets import KeyHasher
 from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
+from gatecore.limits.stage import Limits
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import RequestContext
@@ -49,6 +50,7 @@ class Gateway:
         "config",
         "disconnect_watch_after",
         "identity",
+        "limits",
         "max_body_bytes",
         "pools",
         "prices",
@@ -90,10 +92,15 @@ class Gateway:
         gpu_clock = self.prices.clock_stage()
         if gpu_clock is not None:  # only when some deployment is priced by GPU time
             stages.append(gpu_clock)
+        # Limits run once the deployment is known (per-deployment limits, the tokenizer, the price).
+        self.limits = Limits(config, self.prices)
+        stages.append(self.limits)
         self.stages: tuple[Stage, ...] = tuple(stages)
         recorders: list[Recorder] = []
         if config.server.access_log:
             recorders.append(AccessLog())
+        # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
+        recorders.append(self.limits)
         self.recorders: tuple[Recorder, ...] = tuple(recorders)
         self.store: Store | None = None
         self.identity: IdentitySync | None = None
