@@ -15,6 +15,7 @@ from ..services.redis import RedisServer, running_redis
 from ..upstreams.openai_mock import MockUpstream, RefusedPort
 from .conftest import make_client
 from .gateway import Gateway, GatewayFactory, run_cli, standard_config, write_config
+from .test_budgets import BUDGET_KEY, budget_config, spend
 from .test_limits import RPM_KEY, TPM_KEY, chat, error_body, limited_config
 
 
@@ -138,3 +139,18 @@ def test_limits_config_errors(tmp_path: Path, upstream: MockUpstream, refused: R
         "budgets.period: must be one of",
     ):
         assert line in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_two_gateways_share_one_budget(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort, redis_server: RedisServer
+) -> None:
+    config = budget_config(upstream, refused, 12.0, period="daily")
+    config["redis"] = {"url": redis_server.url}
+    first, second = gateway_factory(config), gateway_factory(config)
+    with make_client(first, BUDGET_KEY) as a, make_client(second, BUDGET_KEY) as b:
+        statuses = []
+        for client in (a, b, a, b):
+            statuses.append(spend(client))
+            time.sleep(0.2)  # the settle goes out after the response
+        # $5 a request against $12 for the key across both processes.
+        assert statuses == [200, 200, 200, 429]

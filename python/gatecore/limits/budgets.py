@@ -66,6 +66,6 @@ class BudgetBook:
         period = clock.at(now)
         rule = Rule(BUDGET, label, f"usd:{kind}:{scope_id}:{period.id}", to_micros(usd), self.closed)
         rule.period = clock.kind
-        rule.period_end = period.end
+        rule.period_left_s = max(0.001, period.end - now) if period.end else 0.0
         rule.soft = soft
         return rule

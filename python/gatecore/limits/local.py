@@ -60,7 +60,7 @@ class LocalLimiter:
                 else:
                     ok, value = table.reserve(slot, rule.limit, costs[i])
                 left, reset_ns = max(0, rule.limit - value), 0
-                retry_s = max(1.0, rule.period_end - time.time()) if rule.period_end else None
+                retry_s = rule.period_left_s or None
             if not ok:
                 self.give_back(rules[:i], costs, slots)
                 return Outcome(i, remaining, resets, retry_s), slots

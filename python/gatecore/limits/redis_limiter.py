@@ -127,7 +127,6 @@ class RedisLimiter:
     def _args(self, rules: list[Rule], amounts: list[int], settle: bool) -> tuple[list[str], list[Any]]:
         keys = [self.prefix + rule.cell for rule in rules]
         argv: list[Any] = []
-        now = time.time()
         for rule, amount in zip(rules, amounts, strict=True):
             kind = rule.kind
             if kind <= TPM:
@@ -135,7 +134,7 @@ class RedisLimiter:
             elif kind == PARALLEL:
                 argv += ["c", rule.limit, amount, _PARALLEL_TTL_MS]
             else:
-                ttl = int((rule.period_end - now) * 1000) + _DAY_MS if rule.period_end else 0
+                ttl = int(rule.period_left_s * 1000) + _DAY_MS if rule.period_left_s else 0
                 argv += ["s" if rule.soft and not settle else "b", rule.limit, amount, ttl]
         return keys, argv
 
@@ -156,7 +155,7 @@ class RedisLimiter:
             refused, retry_us, left = int(answer[1]) - 1, int(answer[2]), int(answer[3])
             rule = rules[refused]
             if rule.kind == BUDGET:
-                retry_s = max(1.0, rule.period_end - time.time()) if rule.period_end else None
+                retry_s = rule.period_left_s or None
             else:
                 retry_s = None if retry_us < 0 else retry_us / 1e6
             return Outcome(refused, [left], [0], retry_s)

@@ -23,7 +23,7 @@ _CACHE_LIMIT = 10_000
 class Rule:
     """One limit of one scope. `label` names it in errors (`key 'ci'`, `model 'gpt-4o'`)."""
 
-    __slots__ = ("cell", "fail_closed", "kind", "label", "limit", "period", "period_end", "soft")
+    __slots__ = ("cell", "fail_closed", "kind", "label", "limit", "period", "period_left_s", "soft")
 
     def __init__(self, kind: int, label: str, cell: str, limit: int, fail_closed: bool):
         self.kind = kind
@@ -31,10 +31,10 @@ class Rule:
         self.cell = cell
         self.limit = limit
         self.fail_closed = fail_closed
-        # Budgets only: the period's name (`monthly`), its end (epoch seconds, 0 when it has none) and
+        # Budgets only: the period's name (`monthly`), seconds until it ends (0: it never does) and
         # whether crossing the limit only alerts.
         self.period = ""
-        self.period_end = 0.0
+        self.period_left_s = 0.0
         self.soft = False
 
     def describe(self) -> str:
