@@ -310,6 +310,17 @@ class CounterTable:
             refused.
         """
 
+    def gcra_take_upto(
+        self, slot: int, now_ns: int, period_ns: int, limit: int, min_cost: int, max_cost: int
+    ) -> tuple[bool, int, int, int, int]:
+        """GCRA: take as many units as are available between `min_cost` and `max_cost`
+        (refused when fewer than `min_cost` are).
+
+        Returns:
+            (allowed, remaining, reset_ns, retry_ns, taken), as `gcra_take` plus the
+            units taken (0 when refused).
+        """
+
     def gcra_give(self, slot: int, period_ns: int, limit: int, units: int) -> None:
         """Give `units` back (a refund, or fewer tokens used than estimated)."""
 

@@ -213,6 +213,28 @@ impl PyCounterTable {
         Ok((d.allowed, d.remaining, d.reset_ns, d.retry_ns))
     }
 
+    /// (allowed, remaining, reset_ns, retry_ns, taken)
+    #[allow(clippy::too_many_arguments)]
+    fn gcra_take_upto(
+        &self,
+        slot: usize,
+        now_ns: u64,
+        period_ns: u64,
+        limit: u64,
+        min_cost: u64,
+        max_cost: u64,
+    ) -> PyResult<(bool, u64, u64, u64, u64)> {
+        let (d, taken) = ratelimit::gcra_take_upto(
+            self.cell(slot)?,
+            now_ns,
+            period_ns,
+            limit,
+            min_cost,
+            max_cost,
+        );
+        Ok((d.allowed, d.remaining, d.reset_ns, d.retry_ns, taken))
+    }
+
     fn gcra_give(&self, slot: usize, period_ns: u64, limit: u64, units: u64) -> PyResult<()> {
         ratelimit::gcra_give(self.cell(slot)?, period_ns, limit, units);
         Ok(())

@@ -37,35 +37,54 @@ pub fn gcra_take(
     limit: u64,
     cost: u64,
 ) -> GcraDecision {
+    gcra_take_upto(cell, now_ns, period_ns, limit, cost, cost).0
+}
+
+/// Take between `min_cost` and `max_cost` units: as many as are available, refused when fewer than
+/// `min_cost` are. Returns the decision and the units taken (for an estimate that is only a guess
+/// above `min_cost`). Nothing is taken when refused.
+pub fn gcra_take_upto(
+    cell: &AtomicU64,
+    now_ns: u64,
+    period_ns: u64,
+    limit: u64,
+    min_cost: u64,
+    max_cost: u64,
+) -> (GcraDecision, u64) {
     let interval = emission_interval(period_ns, limit);
     let period = interval.saturating_mul(limit.max(1));
     let mut tat = cell.load(Ordering::Acquire);
     loop {
         let base = tat.max(now_ns);
-        let new_tat = base.saturating_add(interval.saturating_mul(cost));
-        let allow_at = new_tat.saturating_sub(period);
-        if cost > limit || allow_at > now_ns {
-            let used = base - now_ns;
-            return GcraDecision {
-                allowed: false,
-                remaining: period.saturating_sub(used) / interval,
-                reset_ns: used,
-                retry_ns: if cost > limit {
-                    u64::MAX
-                } else {
-                    allow_at - now_ns
-                },
+        let used = base - now_ns;
+        let available = period.saturating_sub(used) / interval;
+        if min_cost > limit || available < min_cost {
+            let retry_ns = if min_cost > limit {
+                u64::MAX
+            } else {
+                // When `min_cost` units fit: the TAT must fall to `period - min_cost * interval`.
+                used - (period - min_cost * interval)
             };
+            let refused = GcraDecision {
+                allowed: false,
+                remaining: available,
+                reset_ns: used,
+                retry_ns,
+            };
+            return (refused, 0);
         }
+        let cost = max_cost.min(available).max(min_cost);
+        let new_tat = base.saturating_add(interval.saturating_mul(cost));
         match cell.compare_exchange_weak(tat, new_tat, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {
                 let used = new_tat - now_ns;
-                return GcraDecision {
+                let decision = GcraDecision {
                     allowed: true,
                     remaining: (period - used) / interval,
                     reset_ns: used,
                     retry_ns: 0,
                 };
+                return (decision, cost);
             }
             Err(current) => tat = current,
         }
@@ -213,6 +232,28 @@ mod tests {
         assert_eq!(cell.load(Ordering::Relaxed), 0);
         let d = gcra_take(&cell, 5 * S, 60 * S, 10, 1);
         assert_eq!(d.remaining, 9);
+    }
+
+    #[test]
+    fn take_upto_takes_what_is_available() {
+        let cell = AtomicU64::new(0);
+        let now = 10 * S;
+        let (d, taken) = gcra_take_upto(&cell, now, 60 * S, 1000, 10, 5000);
+        assert!(d.allowed);
+        assert_eq!((taken, d.remaining), (1000, 0));
+        gcra_give(&cell, 60 * S, 1000, 990);
+        let (d, taken) = gcra_take_upto(&cell, now, 60 * S, 1000, 10, 1500);
+        assert_eq!((d.allowed, taken, d.remaining), (true, 990, 0));
+        gcra_give(&cell, 60 * S, 1000, 5);
+        let (d, taken) = gcra_take_upto(&cell, now, 60 * S, 1000, 10, 1500);
+        assert_eq!((d.allowed, taken, d.remaining), (false, 0, 5));
+        // 5 more units (5 × 60 ms) are needed.
+        assert_eq!(d.retry_ns, 300_000_000);
+        assert!(
+            !gcra_take_upto(&cell, now, 60 * S, 1000, 1001, 1001)
+                .0
+                .allowed
+        );
     }
 
     #[test]

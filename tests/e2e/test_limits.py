@@ -231,3 +231,13 @@ def test_workers_share_counters(
 
     statuses = asyncio.run(burst())
     assert sorted(statuses) == [200] * 10 + [429] * 10
+
+
+def test_tpm_without_max_tokens_passes_on_a_full_bucket(limited: Gateway) -> None:
+    # The default output estimate (1024) alone is over the key's 1000 tpm: the request still passes
+    # when the bucket is full, and is charged what it really used.
+    with make_client(limited, TPM_KEY) as client:
+        raw = chat(client, extra_body={"mock": {"chunks": 3}})
+        assert raw.headers["x-ratelimit-remaining-tokens"] == "0"
+        assert raw.parse().usage.completion_tokens == 3
+        assert chat(client, max_tokens=900).status_code == 200

@@ -248,6 +248,9 @@ def test_counter_table_shared_between_mappings(tmp_path: Path) -> None:
     assert second.gcra_take(slot, 0, minute, 2, 1)[:2] == (True, 0)
     allowed, remaining, reset_ns, retry_ns = first.gcra_take(slot, 0, minute, 2, 1)
     assert (allowed, remaining, reset_ns, retry_ns) == (False, 0, minute, 30_000_000_000)
+    assert first.gcra_take_upto(slot, 0, minute, 2, 1, 2) == (False, 0, minute, 30_000_000_000, 0)
+    second.gcra_give(slot, minute, 2, 2)
+    assert first.gcra_take_upto(slot, 0, minute, 2, 1, 5)[::4] == (True, 2)
     second.gcra_give(slot, minute, 2, 1)
     assert first.gcra_take(slot, 0, minute, 2, 1)[0]
     first.gcra_charge(slot, 0, minute, 2, 2)

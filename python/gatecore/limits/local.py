@@ -38,8 +38,10 @@ class LocalLimiter:
             slot = self._slots[cell] = self.table.slot(cell)
         return slot
 
-    def take(self, rules: list[Rule], costs: list[int]) -> tuple[Outcome, list[int]]:
-        """All rules or none: a refused rule gives back what the ones before it took."""
+    def take(self, rules: list[Rule], costs: list[int], min_tokens: int = 0) -> tuple[Outcome, list[int]]:
+        """All rules or none: a refused rule gives back what the ones before it took. With
+        `min_tokens`, tpm rules take what is available between it and their cost; `costs` is updated
+        to what was taken."""
         table = self.table
         now = time.monotonic_ns()
         remaining: list[int] = []
@@ -48,7 +50,12 @@ class LocalLimiter:
         for i, rule in enumerate(rules):
             slot = self.slot(rule.cell)
             kind = rule.kind
-            if kind <= TPM:
+            if kind == TPM and min_tokens:
+                ok, left, reset_ns, retry_ns, costs[i] = table.gcra_take_upto(
+                    slot, now, MINUTE_NS, rule.limit, min_tokens, costs[i]
+                )
+                retry_s = None if retry_ns == _NEVER else retry_ns / 1e9
+            elif kind <= TPM:
                 ok, left, reset_ns, retry_ns = table.gcra_take(slot, now, MINUTE_NS, rule.limit, costs[i])
                 retry_s = None if retry_ns == _NEVER else retry_ns / 1e9
             elif kind == PARALLEL:

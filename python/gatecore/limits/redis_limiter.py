@@ -26,7 +26,8 @@ from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule
 
 log = logging.getLogger("gatecore.limits")
 
-# ARGV per rule: op, limit, cost, ttl_ms. Times in microseconds. Numbers go back to strings with
+# ARGV per rule: op, limit, cost, ttl_ms (op `u`: the least tokens instead of a ttl). Returns, per
+# rule, the units left, µs until full again and the units taken. Times in microseconds. Numbers go back to strings with
 # %.0f: Lua 5.1 would print large ones in exponent form.
 TAKE = """
 local t = redis.call('TIME')
@@ -37,13 +38,17 @@ for i = 1, #KEYS do
   local v = tonumber(redis.call('GET', KEYS[i]) or '0')
   local left, reset = 0, 0
   ttl[i] = tonumber(ARGV[4*i])
-  if op == 'g' then
+  if op == 'g' or op == 'u' then
     local interval = math.max(1, math.floor(60000000 / limit))
     local period = interval * limit
     local base = math.max(v, now)
+    local least = cost
+    if op == 'u' then least = ttl[i] end
+    local available = math.floor((period - (base - now)) / interval)
+    if least > limit then return {0, i, -1, 0} end
+    if available < least then return {0, i, (base - now) - (period - least * interval), available} end
+    cost = math.max(least, math.min(cost, available))
     local tat = base + interval * cost
-    if cost > limit then return {0, i, -1, 0} end
-    if tat - period > now then return {0, i, tat - period - now, math.floor((period - (base - now)) / interval)} end
     new[i] = tat
     left, reset = math.floor((period - (tat - now)) / interval), tat - now
     ttl[i] = math.floor(reset / 1000) + 1000
@@ -59,7 +64,7 @@ for i = 1, #KEYS do
     new[i] = v + cost
     left = math.max(0, limit - new[i])
   end
-  out[2*i-1], out[2*i] = left, reset
+  out[3*i-2], out[3*i-1], out[3*i] = left, reset, cost
 end
 for i = 1, #KEYS do
   local value = string.format('%.0f', new[i])
@@ -138,11 +143,16 @@ class RedisLimiter:
                 argv += ["s" if rule.soft and not settle else "b", rule.limit, amount, ttl]
         return keys, argv
 
-    async def take(self, rules: list[Rule], costs: list[int]) -> Outcome | None:
-        """The admission outcome, or None when Redis cannot answer (the fail mode decides)."""
+    async def take(self, rules: list[Rule], costs: list[int], min_tokens: int = 0) -> Outcome | None:
+        """The admission outcome, or None when Redis cannot answer (the fail mode decides). `costs`
+        is updated to what was taken (tpm rules take between `min_tokens` and their cost)."""
         if self._down_until and time.monotonic() < self._down_until:
             return None
         keys, argv = self._args(rules, costs, settle=False)
+        if min_tokens:
+            for i, rule in enumerate(rules):
+                if rule.kind == TPM:
+                    argv[4 * i], argv[4 * i + 3] = "u", min_tokens
         try:
             answer = await self._take(keys, argv)
         except (TimeoutError, RedisError, OSError) as exc:
@@ -160,7 +170,8 @@ class RedisLimiter:
                 retry_s = None if retry_us < 0 else retry_us / 1e6
             return Outcome(refused, [left], [0], retry_s)
         values = [int(v) for v in answer[4:]]
-        return Outcome(-1, values[0::2], [us * 1000 for us in values[1::2]], None)
+        costs[:] = values[2::3]
+        return Outcome(-1, values[0::3], [us * 1000 for us in values[1::3]], None)
 
     def _failed(self, exc: BaseException) -> None:
         if not self._down_until:

@@ -51,25 +51,30 @@ class Limits:
             rules = [*rules, *budget_rules]
         if not rules:
             return
-        costs = self._costs(ctx, rules)
+        costs, min_tokens = self._costs(ctx, rules)
         redis = self.redis
         outcome: Outcome | None = None
         slots: list[int] = []
         if redis is not None:
-            outcome = await redis.take(rules, costs)
+            outcome = await redis.take(rules, costs, min_tokens)
             if outcome is None and any(rule.fail_closed for rule in rules):
                 raise LimitsUnavailable(
                     "Rate limits cannot be checked right now (their store is unreachable)."
                 )
         local = outcome is None
         if outcome is None:
-            outcome, slots = self.local.take(rules, costs)
+            outcome, slots = self.local.take(rules, costs, min_tokens)
         if outcome.refused >= 0:
             raise _refusal(rules[outcome.refused], outcome, costs[outcome.refused])
         ctx.limits = Grant(rules, costs, outcome, local, slots)
 
-    def _costs(self, ctx: RequestContext, rules: list[Rule]) -> list[int]:
-        tokens = 0
+    def _costs(self, ctx: RequestContext, rules: list[Rule]) -> tuple[list[int], int]:
+        """What each rule takes, and the least tokens a tpm rule may take (0: exactly its cost).
+
+        Without the client's max_tokens the output estimate is a guess, not a bound: the request
+        passes when its prompt fits and takes what is available up to the estimate (the settle
+        charges what it really used)."""
+        tokens = min_tokens = 0
         micros = 0
         kinds = {rule.kind for rule in rules}
         if TPM in kinds or BUDGET in kinds:
@@ -78,9 +83,11 @@ class Limits:
             prompt = count_input_tokens(ctx.body, tokenizer)
             output = 0 if ctx.endpoint is EMBEDDINGS else (ctx.max_tokens or self.default_max_tokens)
             tokens = prompt + output
+            if ctx.max_tokens is None and ctx.endpoint is not EMBEDDINGS:
+                min_tokens = prompt + 1
             if BUDGET in kinds:
                 micros = to_micros(self.prices.estimate_usd(ctx, prompt, output))
-        return [tokens if r.kind == TPM else micros if r.kind == BUDGET else 1 for r in rules]
+        return [tokens if r.kind == TPM else micros if r.kind == BUDGET else 1 for r in rules], min_tokens
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         grant = ctx.limits
