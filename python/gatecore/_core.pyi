@@ -265,6 +265,81 @@ class EventStreamDecoder:
     def held_bytes(self) -> int:
         """Bytes of an incomplete message held until the rest arrives."""
 
+@final
+class CounterTable:
+    """Named u64 cells in memory shared by processes, with lock-free limit operations.
+
+    With a `path`, the table lives in that file (created zero-filled if missing) and
+    every process mapping it with the same `slots` sees the same cells: the workers
+    of one server share their rate limits this way. Without a path it is private to
+    the process. Slots are never freed; `slot` raises when the table is full.
+
+    Times are nanoseconds on one clock all users share (`time.monotonic_ns()`).
+
+    Example:
+        >>> t = CounterTable(None, 64)
+        >>> s = t.slot("key:k1:rpm")
+        >>> t.gcra_take(s, 0, 60_000_000_000, 2, 1)
+        (True, 1, 30000000000, 0)
+    """
+
+    def __init__(self, path: str | None = None, slots: int = 65536) -> None:
+        """Raises OSError if the file cannot be mapped or was made for another size,
+        ValueError if `slots` is not in 16..=2**26."""
+
+    @property
+    def slots(self) -> int: ...
+    def used(self) -> int:
+        """Slots claimed so far (a scan)."""
+
+    def slot(self, name: str) -> int:
+        """The index of the cell named `name` (claimed on first use). Raises ValueError when full."""
+
+    def load(self, slot: int) -> int:
+        """The cell's current value."""
+
+    def gcra_take(
+        self, slot: int, now_ns: int, period_ns: int, limit: int, cost: int
+    ) -> tuple[bool, int, int, int]:
+        """GCRA: take `cost` of `limit` units per `period_ns` (a burst of `limit` when idle).
+
+        Returns:
+            (allowed, remaining, reset_ns, retry_ns): units left, ns until the
+            cell is full again, ns until the same cost could pass (0 when
+            allowed; 2**64-1 when `cost` exceeds `limit`). Nothing is taken when
+            refused.
+        """
+
+    def gcra_take_upto(
+        self, slot: int, now_ns: int, period_ns: int, limit: int, min_cost: int, max_cost: int
+    ) -> tuple[bool, int, int, int, int]:
+        """GCRA: take as many units as are available between `min_cost` and `max_cost`
+        (refused when fewer than `min_cost` are).
+
+        Returns:
+            (allowed, remaining, reset_ns, retry_ns, taken), as `gcra_take` plus the
+            units taken (0 when refused).
+        """
+
+    def gcra_give(self, slot: int, period_ns: int, limit: int, units: int) -> None:
+        """Give `units` back (a refund, or fewer tokens used than estimated)."""
+
+    def gcra_charge(self, slot: int, now_ns: int, period_ns: int, limit: int, units: int) -> None:
+        """Charge `units` more without a check (more tokens used than estimated)."""
+
+    def acquire(self, slot: int, limit: int) -> tuple[bool, int]:
+        """Take a concurrency slot if fewer than `limit` are taken: (taken, in use)."""
+
+    def release(self, slot: int) -> None:
+        """Give a concurrency slot back (never below zero)."""
+
+    def reserve(self, slot: int, limit: int, amount: int) -> tuple[bool, int]:
+        """Add `amount` if the cell is below `limit`: (reserved, value). Concurrent
+        reservations overshoot `limit` by at most one `amount`."""
+
+    def adjust(self, slot: int, delta: int) -> int:
+        """Add a signed `delta` (saturating at 0); returns the new value."""
+
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:
     """Count the tokens of `text`, special-token text counted as ordinary text.
 

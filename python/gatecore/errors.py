@@ -161,3 +161,29 @@ class UpstreamError(GatewayError):
         if type_ is not None:
             self.type = type_
         self.body = body
+
+
+class RateLimited(GatewayError):
+    """A rate limit (requests, tokens or concurrency per scope) is used up (429, with Retry-After)."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+    retryable = True
+
+
+class BudgetExceeded(GatewayError):
+    """A hard spend budget of the period is used up (429)."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
+class LimitsUnavailable(GatewayError):
+    """A fail-closed limit could not be checked: its shared store (Redis) is unreachable (503)."""
+
+    status = 503
+    type = "api_error"
+    code = "limits_unavailable"
+    retryable = True

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from gatecore.auth.policy import KeyPolicy
     from gatecore.errors import GatewayError
+    from gatecore.limits.grant import Grant
+    from gatecore.pricing.gpu_time import GpuMeter
     from gatecore.routing.table import Deployment, ModelRoute
     from gatecore.upstream.response import UpstreamResponse
 
@@ -89,16 +91,22 @@ class RequestContext:
         "body",
         "client_gone",
         "client_model",
+        "cost_usd",
         "deployment",
         "deployment_id",
         "encoder",
         "endpoint",
         "error_code",
+        "first_byte_ns",
+        "gpu_mark",
+        "gpu_seconds",
         "include_usage",
         "key",
+        "limits",
         "max_tokens",
         "request_id",
         "route",
+        "run_id",
         "started",
         "status",
         "stream",
@@ -120,6 +128,8 @@ class RequestContext:
         self.stream = False
         self.include_usage = False  # the client itself asked for stream usage
         self.max_tokens: int | None = None
+        # What the limits stage counted this request against (None: no limit applies).
+        self.limits: Grant | None = None
         self.route: ModelRoute | None = None
         self.deployment: Deployment | None = None
         self.deployment_id = ""  # `<provider>/<upstream model>`, shown as x-gatecore-model
@@ -134,3 +144,10 @@ class RequestContext:
         self.usage: Usage | None = None
         # Translates answers for a client whose API is not the hub format (None: OpenAI clients).
         self.encoder: ResponseEncoder | None = None
+        self.run_id: str | None = None  # the client's `x-gatecore-run-id` tag, kept in the ledger
+        self.first_byte_ns = 0  # perf_counter_ns when the answer's first byte went to the client
+        # GPU-time pricing: the meter and its clock reading when this request started, then its share
+        # of the pool's GPU seconds once finished (pricing/gpu_time.py).
+        self.gpu_mark: tuple[GpuMeter, float] | None = None
+        self.gpu_seconds = 0.0
+        self.cost_usd: float | None = None  # set once, by the ledger's recorder

@@ -4,10 +4,12 @@
 use pyo3::prelude::*;
 
 pub mod chunk_scan;
+pub mod counters;
 pub mod event_stream;
 pub mod http1;
 pub mod json_edit;
 pub mod json_scan;
+pub mod ratelimit;
 pub mod sse;
 pub mod tokens;
 
@@ -16,6 +18,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<http1::PyHttp1Parser>()?;
     m.add_class::<sse::PySseRelay>()?;
     m.add_class::<event_stream::PyEventStreamDecoder>()?;
+    m.add_class::<counters::PyCounterTable>()?;
     m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::replace_json_string_field, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::insert_json_member, m)?)?;

@@ -7,6 +7,7 @@ and return types, properties, errors, and the zero-copy paths.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -233,3 +234,36 @@ def test_event_stream_decoder_errors() -> None:
     assert decoder.held_bytes == 20
     with pytest.raises(ValueError, match="truncated"):
         decoder.finish()
+
+
+def test_counter_table_shared_between_mappings(tmp_path: Path) -> None:
+    from gatecore._core import CounterTable
+
+    path = str(tmp_path / "counters")
+    first, second = CounterTable(path, 64), CounterTable(path, 64)
+    slot = first.slot("key:k1:rpm")
+    assert second.slot("key:k1:rpm") == slot and first.slots == 64
+    minute = 60_000_000_000
+    assert first.gcra_take(slot, 0, minute, 2, 1) == (True, 1, 30_000_000_000, 0)
+    assert second.gcra_take(slot, 0, minute, 2, 1)[:2] == (True, 0)
+    allowed, remaining, reset_ns, retry_ns = first.gcra_take(slot, 0, minute, 2, 1)
+    assert (allowed, remaining, reset_ns, retry_ns) == (False, 0, minute, 30_000_000_000)
+    assert first.gcra_take_upto(slot, 0, minute, 2, 1, 2) == (False, 0, minute, 30_000_000_000, 0)
+    second.gcra_give(slot, minute, 2, 2)
+    assert first.gcra_take_upto(slot, 0, minute, 2, 1, 5)[::4] == (True, 2)
+    second.gcra_give(slot, minute, 2, 1)
+    assert first.gcra_take(slot, 0, minute, 2, 1)[0]
+    first.gcra_charge(slot, 0, minute, 2, 2)
+    assert not second.gcra_take(slot, 0, minute, 2, 1)[0]
+    conc = first.slot("key:k1:parallel")
+    assert first.acquire(conc, 1) == (True, 1) and second.acquire(conc, 1) == (False, 1)
+    second.release(conc)
+    assert first.load(conc) == 0
+    spend = first.slot("key:k1:budget")
+    assert first.reserve(spend, 10, 7) == (True, 7) and second.reserve(spend, 10, 7) == (True, 14)
+    assert first.reserve(spend, 10, 1) == (False, 14)
+    assert second.adjust(spend, -20) == 0 and first.used() == 3
+    with pytest.raises(OSError):
+        CounterTable(path, 128)
+    with pytest.raises(ValueError):
+        CounterTable(None, 1)

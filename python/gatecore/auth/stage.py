@@ -60,6 +60,7 @@ class AuthStage:
                 source="config",
                 rpm=key.rpm,
                 tpm=key.tpm,
+                max_parallel=key.max_parallel,
                 budget_usd=key.budget_usd,
             )
             self.static[self.hasher.digest(key.key)] = (policy, None)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from gatecore.config.interpolate import interpolate
+from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.schema import (
     AuthConfig,
     DeploymentConfig,
@@ -28,15 +29,12 @@ from gatecore.config.validate import validate_config
 
 T = TypeVar("T")
 
-_SECTIONS = {"server", "providers", "models", "auth", "store"}
+_SECTIONS = {"server", "providers", "models", "auth", "store", "limits", "budgets", "redis"}
 _LATER_SECTIONS = {
-    "limits",
-    "budgets",
     "routing",
     "cache",
     "guardrails",
     "prompts",
-    "redis",
     "telemetry",
 }
 _MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
@@ -77,12 +75,18 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     models = [m for _, m in model_items]
     auth = _auth(doc.get("auth", {}), errors)
     store = _convert(doc.get("store", {}), StoreConfig, "store", errors)
+    limits = _convert(doc.get("limits", {}), LimitsConfig, "limits", errors)
+    budgets = _convert(doc.get("budgets", {}), BudgetsConfig, "budgets", errors)
+    redis = _convert(doc["redis"], RedisConfig, "redis", errors) if doc.get("redis") is not None else None
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
         models=models,
         auth=auth or AuthConfig(),
         store=store or StoreConfig(),
+        limits=limits or LimitsConfig(),
+        budgets=budgets or BudgetsConfig(),
+        redis=redis,
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

@@ -7,6 +7,7 @@ import re
 import msgspec
 
 from gatecore.config.jwt import JwtConfig
+from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 
 # Every provider kind and the class that implements it (`module:Class`, imported on first use by
 # providers/base.py). A new wire format is one line here.
@@ -90,12 +91,25 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     chat_template: str = "chatml"
 
 
+class DeploymentPricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A deployment's own price, overriding the shipped table (USD per 1M tokens), or GPU-time pricing
+    for local engines: each request pays its share of `gpus` * `gpu_hour_usd` while it is in flight."""
+
+    input_per_1m: float | None = None
+    output_per_1m: float | None = None
+    # Cached prompt tokens; unset: billed as input.
+    cached_input_per_1m: float | None = None
+    gpu_hour_usd: float | None = None
+    gpus: int = 1
+
+
 class DeploymentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One place a model is served: a provider and the model name there."""
 
     provider: str
     model: str
     weight: float = 1.0
+    pricing: DeploymentPricing | None = None
 
 
 class CapabilitiesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -132,6 +146,7 @@ class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     models: list[str] | None = None
     rpm: int | None = None
     tpm: int | None = None
+    max_parallel: int | None = None
     budget_usd: float | None = None
 
 
@@ -157,12 +172,33 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     poll_interval_s: float = 0.25
 
 
+class LedgerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The usage ledger: one row per inference request, written to the store in batches."""
+
+    enabled: bool = True
+    # Where batches the store could not take are kept until it is back (append-only JSON lines).
+    # Default: `<sqlite file>.spool/` beside a SQLite store, else a directory under the temp dir.
+    spool_dir: str | None = None
+    batch_rows: int = 500
+    flush_interval_s: float = 0.2
+    # A batch write slower than this goes to the spool instead (the store is slow or down).
+    write_timeout_s: float = 2.0
+    # Rows held in memory at most; past it, rows go straight to the spool.
+    max_queue_rows: int = 50_000
+    # How often the spool is retried while the store is unavailable.
+    retry_interval_s: float = 1.0
+
+
 class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerConfig = ServerConfig()
     providers: list[ProviderConfig] = msgspec.field(default_factory=list)
     models: list[ModelConfig] = msgspec.field(default_factory=list)
     auth: AuthConfig = AuthConfig()
     store: StoreConfig = StoreConfig()
+    limits: LimitsConfig = LimitsConfig()
+    budgets: BudgetsConfig = BudgetsConfig()
+    redis: RedisConfig | None = None
+    ledger: LedgerConfig = LedgerConfig()
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

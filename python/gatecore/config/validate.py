@@ -5,12 +5,15 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from gatecore.config.jwt import validate_jwt_config
+from gatecore.config.limits import validate_limits
 from gatecore.config.schema import (
     CHAT_TEMPLATES,
     DEFAULT_BASE_URLS,
     PROVIDER_KINDS,
     TOKENIZERS,
+    DeploymentPricing,
     GatecoreConfig,
+    LedgerConfig,
     ProviderConfig,
     StoreConfig,
     TimeoutsConfig,
@@ -85,6 +88,8 @@ def validate_config(
                 errors.append(f"{path}.deployments[{j}].weight: must be greater than 0")
             if deployment.model == "*" and not model.name.endswith("*"):
                 errors.append(f"{path}.deployments[{j}].model: '*' needs a model name ending in '*'")
+            if deployment.pricing is not None:
+                errors.extend(_pricing(deployment.pricing, f"{path}.deployments[{j}].pricing"))
         if model.timeouts is not None:
             errors.extend(_timeouts(model.timeouts, f"{path}.timeouts"))
         if model.context_window is not None and model.context_window < 1:
@@ -112,13 +117,44 @@ def validate_config(
     if config.auth.rotation_grace_s < 0:
         errors.append("auth.rotation_grace_s: must be 0 or more")
     for i, key in enumerate(config.auth.keys):
-        for field in ("rpm", "tpm", "budget_usd"):
+        for field in ("rpm", "tpm", "max_parallel", "budget_usd"):
             value = getattr(key, field)
             if value is not None and value < 0:
                 errors.append(f"auth.keys[{i}].{field}: must be 0 or more")
     if config.auth.jwt is not None:
         errors.extend(validate_jwt_config(config.auth.jwt, "auth.jwt"))
     errors.extend(_store(config.store))
+    errors.extend(validate_limits(config.limits, config.budgets, config.redis))
+    for section, named in (("limits", config.limits.models), ("budgets", config.budgets.models)):
+        unknown = [name for name in named if name not in names and name not in (model_names or ())]
+        errors.extend(f"{section}.models.{name}: unknown model '{name}'" for name in unknown)
+    errors.extend(_ledger(config.ledger))
+    return errors
+
+
+def _pricing(pricing: DeploymentPricing, path: str) -> list[str]:
+    errors = []
+    for field in ("input_per_1m", "output_per_1m", "cached_input_per_1m", "gpu_hour_usd"):
+        value = getattr(pricing, field)
+        if value is not None and value < 0:
+            errors.append(f"{path}.{field}: must be 0 or more")
+    if pricing.gpus < 1:
+        errors.append(f"{path}.gpus: must be at least 1")
+    if pricing.gpu_hour_usd is not None and (
+        pricing.input_per_1m is not None or pricing.output_per_1m is not None
+    ):
+        errors.append(f"{path}: give token prices or gpu_hour_usd, not both")
+    return errors
+
+
+def _ledger(ledger: LedgerConfig) -> list[str]:
+    errors = []
+    if ledger.batch_rows < 1:
+        errors.append("ledger.batch_rows: must be at least 1")
+    if ledger.max_queue_rows < ledger.batch_rows:
+        errors.append("ledger.max_queue_rows: must be at least ledger.batch_rows")
+    intervals = ("flush_interval_s", "write_timeout_s", "retry_interval_s")
+    errors.extend(f"ledger.{f}: must be greater than 0" for f in intervals if not getattr(ledger, f) > 0)
     return errors
 
 

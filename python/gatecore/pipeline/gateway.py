@@ -14,6 +14,8 @@ from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.secrets import KeyHasher
 from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
+from gatecore.limits.stage import Limits
+from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import RequestContext
 from gatecore.routing.table import Deployment, ModelRoute, RouteStage, RouteTable
@@ -51,8 +53,10 @@ class Gateway:
         "config",
         "disconnect_watch_after",
         "identity",
+        "limits",
         "max_body_bytes",
         "pools",
+        "prices",
         "providers",
         "recorders",
         "routes",
@@ -70,12 +74,16 @@ class Gateway:
         self.providers: dict[str, Provider] = {
             p.name: build_provider(p, self.pools) for p in config.providers
         }
+        kinds = {p.name: p.kind for p in config.providers}
+        self.prices = PriceBook()
         routes = []
         for model in config.models:
             timeouts = Timeouts.resolve(config.server.timeouts, model.timeouts)
-            deployments = [
-                Deployment(self.providers[d.provider], d.model, d.weight, timeouts) for d in model.deployments
-            ]
+            deployments = []
+            for d in model.deployments:
+                deployment = Deployment(self.providers[d.provider], d.model, d.weight, timeouts)
+                self.prices.add(deployment, kinds[d.provider], d.pricing)
+                deployments.append(deployment)
             owner = model.owned_by or model.deployments[0].provider
             routes.append(ModelRoute(model.name, deployments, owner))
         self.routes = RouteTable(routes)
@@ -83,10 +91,19 @@ class Gateway:
         # The chain, in order (DESIGN.md §1). `auth` runs first, before the body is decoded, so nothing
         # of an unauthenticated request is parsed; these run after. Later stages (limits, guardrails,
         # cache) slot in here.
-        self.stages: tuple[Stage, ...] = (RouteStage(self.routes),)
+        stages: list[Stage] = [RouteStage(self.routes)]
+        gpu_clock = self.prices.clock_stage()
+        if gpu_clock is not None:  # only when some deployment is priced by GPU time
+            stages.append(gpu_clock)
+        # Limits run once the deployment is known (per-deployment limits, the tokenizer, the price).
+        self.limits = Limits(config, self.prices)
+        stages.append(self.limits)
+        self.stages: tuple[Stage, ...] = tuple(stages)
         recorders: list[Recorder] = []
         if config.server.access_log:
             recorders.append(AccessLog())
+        # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
+        recorders.append(self.limits)
         self.recorders: tuple[Recorder, ...] = tuple(recorders)
         self.store: Store | None = None
         self.identity: IdentitySync | None = None

@@ -39,4 +39,6 @@ def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) 
     ]
     if ctx.deployment is not None:
         headers.append(("x-gatecore-model", ctx.deployment_id))
+    if ctx.limits is not None:
+        headers += ctx.limits.headers()
     return headers

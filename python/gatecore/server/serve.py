@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 
 from gatecore.config.source import CONFIG_ENV, DEMO_ENV
+from gatecore.limits.local import COUNTERS_ENV
 
 
 def serve(
@@ -24,6 +27,12 @@ def serve(
     # Workers load the config themselves, from the same file and environment.
     os.environ[CONFIG_ENV] = os.path.abspath(config_path) if config_path else ""
     os.environ[DEMO_ENV] = "1" if demo else "0"
+    # The limit counters every worker maps (rate limits hold per server, not per worker). Made
+    # before the workers start, in shared memory when there is some, and removed when we stop.
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    fd, counters = tempfile.mkstemp(prefix=f"gatecore-{port}-", suffix=".counters", dir=shm)
+    os.close(fd)
+    os.environ[COUNTERS_ENV] = counters
     server = Server(
         "gatecore.server.app:app",
         address=host,
@@ -39,4 +48,8 @@ def serve(
         workers_max_rss=max_rss_mb or None,
         rss_sample_interval=30,
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(counters)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -26,6 +27,20 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 def _sqlite_sql(sql: str) -> str:
     # `$1` → `?1`: sqlite3 numbers parameters the same way.
     return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL unless the file is already in it. The switch needs a moment when no other
+    connection writes, and SQLite answers "locked" at once instead of waiting (workers starting
+    together, one of them migrating): retry for up to 10 s. Runs once per worker, at start."""
+    deadline = time.monotonic() + 10.0
+    while db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class SqliteTransaction:
@@ -62,7 +77,7 @@ class SqliteStore:
         def connect() -> sqlite3.Connection:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE … COMMIT).
             db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
-            db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=10000")

@@ -1,0 +1,95 @@
+"""Microbenchmark: the cost per request of the limits stage plus its settle, in µs.
+
+- `off`: a key with no limits and no limits configured (the path every request takes by default);
+- `local`: key rpm + max_parallel and a global rpm, in the shared-memory table (3 cells);
+- `local+tpm`: the same plus a tpm limit (the prompt counted with the Rust tokenizer);
+- `redis`: the `local` rules on a real redis-server on loopback (one EVALSHA round trip to admit,
+  one to settle, sent off the request path but awaited here so every check is measured whole).
+
+Run: `PYTHONPATH=python .venv/bin/python benches/limits_check.py` (needs /usr/bin/redis-server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gatecore.auth.policy import KeyPolicy  # noqa: E402
+from gatecore.config.load import load_config  # noqa: E402
+from gatecore.pipeline.gateway import Gateway  # noqa: E402
+from gatecore.request import CHAT, RequestContext  # noqa: E402
+from tests.services.redis import running_redis  # noqa: E402
+
+BODY = b'{"model":"m","messages":[{"role":"user","content":"Say hello to the benchmark, please."}],"max_tokens":16}'
+HUGE = 1_000_000_000
+
+
+def config(redis_url: str | None, global_rpm: bool) -> Gateway:
+    doc = {
+        "providers": [{"name": "echo", "kind": "echo"}],
+        "models": [{"name": "m", "deployments": [{"provider": "echo", "model": "m"}]}],
+        "store": {"url": "sqlite:///:memory:"},
+    }
+    if global_rpm:
+        doc["limits"] = {"global": {"rpm": HUGE}}
+    if redis_url:
+        doc["redis"] = {"url": redis_url}
+    return Gateway(load_config(doc))
+
+
+async def measure(gateway: Gateway, key: KeyPolicy, n: int, drain: bool) -> float:
+    ctx = RequestContext(CHAT, "bench", BODY, 0)
+    ctx.key = key
+    ctx.client_model = "m"
+    ctx.max_tokens = 16
+    route_stage, limits = gateway.stages[0], gateway.limits
+    await route_stage(ctx)
+    redis = limits.redis
+    started = time.perf_counter()
+    for _ in range(n):
+        ctx.limits = None
+        await limits(ctx)
+        limits.record(ctx, 0)
+        if drain and redis is not None:
+            await asyncio.gather(*redis._pending)
+    elapsed = time.perf_counter() - started
+    if ctx.limits is None and (key.rpm or key.max_parallel):
+        raise AssertionError("no limit was applied")
+    return elapsed / n * 1e6
+
+
+def policy(rpm: bool = False, tpm: bool = False) -> KeyPolicy:
+    return KeyPolicy(
+        "k1",
+        "bench",
+        "sk-b",
+        None,
+        source="config",
+        rpm=HUGE if rpm else None,
+        tpm=HUGE if tpm else None,
+        max_parallel=HUGE if rpm else None,
+    )
+
+
+async def main() -> None:
+    results: dict[str, float] = {}
+    off = config(None, global_rpm=False)
+    results["off"] = await measure(off, policy(), 100_000, False)
+    local = config(None, global_rpm=True)
+    results["local (3 cells)"] = await measure(local, policy(rpm=True), 100_000, False)
+    results["local+tpm (4 cells)"] = await measure(local, policy(rpm=True, tpm=True), 100_000, False)
+    with running_redis() as server:
+        shared = config(server.url, global_rpm=True)
+        await measure(shared, policy(rpm=True), 200, True)  # connect, load the scripts
+        results["redis (3 cells, admit+settle)"] = await measure(shared, policy(rpm=True), 2_000, True)
+        await shared.limits.aclose()
+    for name, us in results.items():
+        print(f"{name:32s} {us:8.2f} µs/request")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

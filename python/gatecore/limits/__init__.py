@@ -1,0 +1,1 @@
+"""Rate limits and budgets: admission before the upstream call, settle after (see docs/ARCHITECTURE.md)."""

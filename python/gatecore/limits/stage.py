@@ -1,0 +1,141 @@
+"""The limits stage (admission) and the recorder that settles each admitted request when it ends.
+
+Admission counts the request against every rule at once, all or nothing: requests, tokens (the
+prompt counted with the deployment's tokenizer plus max_tokens, an estimate), a concurrency slot,
+and a budget reservation (the estimated cost). The settle, for every finished request (errors and
+client disconnects included), frees the slot and corrects tokens and spend to the real figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gatecore.config.schema import GatecoreConfig
+from gatecore.errors import BudgetExceeded, LimitsUnavailable, RateLimited
+from gatecore.limits.alerts import post_alert
+from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
+from gatecore.limits.grant import Grant, Outcome
+from gatecore.limits.local import LocalLimiter, open_table
+from gatecore.limits.redis_limiter import RedisLimiter
+from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule, RuleBook
+from gatecore.pricing.book import PriceBook
+from gatecore.relay.usage import count_input_tokens
+from gatecore.request import EMBEDDINGS, RequestContext
+
+log = logging.getLogger("gatecore.limits")
+_UNITS = ("requests per minute", "tokens per minute", "requests in flight")
+
+
+class Limits:
+    """The `limits` and `budgets` of one config: the stage (`__call__`) and its recorder (`record`)."""
+
+    __slots__ = ("_alerts", "budgets", "default_max_tokens", "local", "prices", "rate", "redis", "webhook")
+
+    def __init__(self, config: GatecoreConfig, prices: PriceBook):
+        self.rate = RuleBook(config.limits)
+        self.budgets = BudgetBook(config.budgets)
+        self.default_max_tokens = config.limits.default_max_tokens
+        self.prices = prices
+        self.local = LocalLimiter(open_table(config.limits.table_slots))
+        self.redis = RedisLimiter(config.redis) if config.redis is not None else None
+        self.webhook = config.budgets.alert_webhook
+        self._alerts: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        key = ctx.key
+        model = ctx.route.name if ctx.route is not None else ctx.client_model
+        rules = self.rate.rules_for(key, model, ctx.deployment_id)
+        budget_rules = self.budgets.rules_for(key, model)
+        if budget_rules:
+            rules = [*rules, *budget_rules]
+        if not rules:
+            return
+        costs, min_tokens = self._costs(ctx, rules)
+        redis = self.redis
+        outcome: Outcome | None = None
+        slots: list[int] = []
+        if redis is not None:
+            outcome = await redis.take(rules, costs, min_tokens)
+            if outcome is None and any(rule.fail_closed for rule in rules):
+                raise LimitsUnavailable(
+                    "Rate limits cannot be checked right now (their store is unreachable)."
+                )
+        local = outcome is None
+        if outcome is None:
+            outcome, slots = self.local.take(rules, costs, min_tokens)
+        if outcome.refused >= 0:
+            raise _refusal(rules[outcome.refused], outcome, costs[outcome.refused])
+        ctx.limits = Grant(rules, costs, outcome, local, slots)
+
+    def _costs(self, ctx: RequestContext, rules: list[Rule]) -> tuple[list[int], int]:
+        """What each rule takes, and the least tokens a tpm rule may take (0: exactly its cost).
+
+        Without the client's max_tokens the output estimate is a guess, not a bound: the request
+        passes when its prompt fits and takes what is available up to the estimate (the settle
+        charges what it really used)."""
+        tokens = min_tokens = 0
+        micros = 0
+        kinds = {rule.kind for rule in rules}
+        if TPM in kinds or BUDGET in kinds:
+            deployment = ctx.deployment
+            tokenizer = deployment.provider.tokenizer if deployment is not None else "o200k_base"
+            prompt = count_input_tokens(ctx.body, tokenizer)
+            output = 0 if ctx.endpoint is EMBEDDINGS else (ctx.max_tokens or self.default_max_tokens)
+            tokens = prompt + output
+            if ctx.max_tokens is None and ctx.endpoint is not EMBEDDINGS:
+                min_tokens = prompt + 1
+            if BUDGET in kinds:
+                micros = to_micros(self.prices.estimate_usd(ctx, prompt, output))
+        return [tokens if r.kind == TPM else micros if r.kind == BUDGET else 1 for r in rules], min_tokens
+
+    def record(self, ctx: RequestContext, finished_ns: int) -> None:
+        grant = ctx.limits
+        if grant is None:
+            return
+        usage = ctx.usage
+        tokens = usage.input_tokens + usage.output_tokens if usage is not None else 0
+        micros = 0
+        if any(rule.kind == BUDGET for rule in grant.rules):
+            cost = ctx.cost_usd
+            micros = to_micros(self.prices.cost_usd(ctx) if cost is None else cost)
+        if grant.local:
+            self._alert(self.local.settle(grant, tokens, micros))
+        else:
+            assert self.redis is not None
+            self.redis.settle(grant, tokens, micros, self._alert)
+
+    def _alert(self, crossed: list[tuple[Rule, int]]) -> None:
+        for rule, spent in crossed:
+            if not rule.soft:
+                continue
+            log.warning("budget crossed: %s, %s budget $%g", rule.label, rule.period, rule.limit / MICROS)
+            if self.webhook is not None:
+                task = asyncio.get_running_loop().create_task(post_alert(self.webhook, rule, spent))
+                self._alerts.add(task)
+                task.add_done_callback(self._alerts.discard)
+
+    async def aclose(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self._alerts:
+            await asyncio.wait(list(self._alerts), timeout=5)
+
+
+def _refusal(rule: Rule, outcome: Outcome, cost: int) -> RateLimited | BudgetExceeded:
+    retry = outcome.retry_s
+    headers = [] if retry is None else [("retry-after", str(max(1, int(retry + 0.999))))]
+    if rule.kind == BUDGET:
+        error: RateLimited | BudgetExceeded = BudgetExceeded(
+            f"Budget exceeded: {rule.label} has spent its {rule.period} budget of ${rule.limit / MICROS:g}.",
+            headers=headers,
+        )
+        return error
+    what = f"{rule.label} allows {rule.limit} {_UNITS[rule.kind]} ({rule.describe()})"
+    if retry is None:
+        message = f"Rate limit exceeded: this request needs {cost} tokens but {what}."
+    elif rule.kind == PARALLEL:
+        message = f"Rate limit exceeded: {what}. Retry when one ends."
+    else:
+        message = f"Rate limit exceeded: {what}. Retry after {retry:.1f} s."
+    return RateLimited(message, headers=headers)
