@@ -13,6 +13,7 @@ from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.secrets import KeyHasher
 from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
+from gatecore.ledger.recorder import LedgerRecorder
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import RequestContext
@@ -49,6 +50,7 @@ class Gateway:
         "config",
         "disconnect_watch_after",
         "identity",
+        "ledger",
         "max_body_bytes",
         "pools",
         "prices",
@@ -92,6 +94,12 @@ class Gateway:
             stages.append(gpu_clock)
         self.stages: tuple[Stage, ...] = tuple(stages)
         recorders: list[Recorder] = []
+        # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.
+        self.ledger: LedgerRecorder | None = None
+        if config.ledger.enabled:
+            assert config.store.url is not None  # read_config fills in the default
+            self.ledger = LedgerRecorder(config.ledger, self.prices, config.store.url)
+            recorders.append(self.ledger)
         if config.server.access_log:
             recorders.append(AccessLog())
         self.recorders: tuple[Recorder, ...] = tuple(recorders)
@@ -107,9 +115,14 @@ class Gateway:
             self.store = await open_store(url)
             await migrate(self.store)
         except StoreError as exc:
-            # Serve with the master and config keys; the admin API answers 503 until a restart.
+            # Serve with the master and config keys; the admin API answers 503 until a restart. The
+            # ledger spools its rows and keeps trying the store on its own.
             log.error("the store is unavailable: %s", exc)
+            if self.ledger is not None:
+                await self.ledger.start(None)
             return
+        if self.ledger is not None:
+            await self.ledger.start(self.store)
         secret = hash_secret(self.config.auth)
         repository = IdentityRepository(self.store, KeyHasher(secret) if secret else None)
         self.identity = IdentitySync(repository, self.auth, self.config.store.poll_interval_s)

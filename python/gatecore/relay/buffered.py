@@ -42,6 +42,7 @@ async def relay_buffered(
     proto.response_bytes(
         status, inference_headers(ctx, content_type, now - ctx.started - ctx.upstream_ns), body
     )
+    ctx.first_byte_ns = time.perf_counter_ns()
     if status < 400:
         ctx.usage = usage_from_body(hub_body) or _counted_usage(ctx, hub_body, provider.tokenizer)
 

@@ -33,7 +33,7 @@ from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, RequestCon
 from gatecore.routing.table import RouteStage
 from gatecore.server import models_api
 from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
-from gatecore.server.headers import client_secret, request_id
+from gatecore.server.headers import client_secret, request_id, run_tag
 from gatecore.server.request_body import decode_fields, read_body
 from gatecore.translate.anthropic_request import (
     decode_messages_request,
@@ -158,6 +158,7 @@ class GatewayApp:
         assert gateway is not None
         headers = scope.headers
         ctx = RequestContext(endpoint, request_id(headers.get("x-request-id")), b"", started)
+        ctx.run_id = run_tag(headers.get("x-gatecore-run-id"))
         try:
             ctx.body = await read_body(headers, proto, gateway.max_body_bytes)
             ctx.api_key = client_secret(headers)
@@ -244,7 +245,7 @@ class GatewayApp:
             if admin is None:
                 raise StoreUnavailable("The admin API is unavailable: the store could not be opened.")
             body = await read_body(scope.headers, proto, ADMIN_MAX_BODY)
-            status, answer = await admin.handle(
+            status, answer, content_type = await admin.handle(
                 scope.method,
                 scope.path[len(ADMIN_PREFIX) :],
                 scope.query_string,
@@ -256,7 +257,7 @@ class GatewayApp:
         except Exception:
             log.exception("unhandled error on %s %s", scope.method, scope.path[:200])
             return _respond(proto, 500, _JSON_HEADERS, OPENAI.internal_error)
-        _respond(proto, status, _JSON_HEADERS if answer else [], answer)
+        _respond(proto, status, [("content-type", content_type)] if answer else [], answer)
 
     async def _healthz(self, scope: Any, proto: Any) -> None:
         proto.response_bytes(200, _JSON_HEADERS, _OK)
