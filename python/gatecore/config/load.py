@@ -18,6 +18,7 @@ from gatecore.config.schema import (
     AuthConfig,
     DeploymentConfig,
     GatecoreConfig,
+    LedgerConfig,
     ModelConfig,
     ProviderConfig,
     ServerConfig,
@@ -28,7 +29,7 @@ from gatecore.config.validate import validate_config
 
 T = TypeVar("T")
 
-_SECTIONS = {"server", "providers", "models", "auth", "store"}
+_SECTIONS = {"server", "providers", "models", "auth", "store", "ledger"}
 _LATER_SECTIONS = {
     "limits",
     "budgets",
@@ -77,12 +78,14 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     models = [m for _, m in model_items]
     auth = _auth(doc.get("auth", {}), errors)
     store = _convert(doc.get("store", {}), StoreConfig, "store", errors)
+    ledger = _convert(doc.get("ledger", {}), LedgerConfig, "ledger", errors)
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
         models=models,
         auth=auth or AuthConfig(),
         store=store or StoreConfig(),
+        ledger=ledger or LedgerConfig(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.
