@@ -13,6 +13,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from ..services.postgres import PostgresServer
 from ..upstreams.openai_mock import MockUpstream
@@ -62,15 +63,20 @@ def store(store_url: str, request: pytest.FixtureRequest) -> Iterator[LedgerStor
 def expected_cost(row: dict[str, Any]) -> float:
     cached = row["cached_tokens"]
     return (
-        (row["input_tokens"] - cached) * PRICE["input_per_1m"]
-        + cached * PRICE["cached_input_per_1m"]
-        + row["output_tokens"] * PRICE["output_per_1m"]
-    ) / 1e6
+        float(
+            (row["input_tokens"] - cached) * PRICE["input_per_1m"]
+            + cached * PRICE["cached_input_per_1m"]
+            + row["output_tokens"] * PRICE["output_per_1m"]
+        )
+        / 1e6
+    )
 
 
 def send(client: openai.OpenAI, kind: str, rid: str) -> bool:
     """One request of `kind`; True when the client got a complete answer."""
-    messages = [{"role": "user", "content": f"ledger {kind} {rid[-6:]} words here"}]
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": f"ledger {kind} {rid[-6:]} words here"}
+    ]
     headers = {"x-request-id": rid}
     try:
         if kind == "ok":
