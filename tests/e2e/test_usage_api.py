@@ -260,6 +260,8 @@ def test_usage_roles(setup: tuple[Gateway, dict[str, Any], Traffic]) -> None:
     assert status == 403
     status, _, _ = _get(gw, "?group_by=team", "sk-not-a-key-0000")
     assert status == 401
+    document = AdminClient(gw, MASTER_KEY).ok("GET", "/openapi.json")
+    assert "UsageGroup" in document["components"]["schemas"] and "get" in document["paths"]["/usage"]
 
 
 def _only(records: list[dict[str, Any]]) -> Traffic:

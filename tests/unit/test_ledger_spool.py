@@ -72,8 +72,12 @@ def _ctx(n: int) -> RequestContext:
 
 
 def _count(db: Path) -> int:
+    """Rows in the ledger table (0 while the store is still being created)."""
     with sqlite3.connect(db) as conn:
-        (count,) = conn.execute("SELECT COUNT(*) FROM usage_ledger").fetchone()
+        try:
+            (count,) = conn.execute("SELECT COUNT(*) FROM usage_ledger").fetchone()
+        except sqlite3.OperationalError:
+            return 0
         return int(count)
 
 
