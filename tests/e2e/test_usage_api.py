@@ -3,6 +3,7 @@ PostgreSQL: exact totals per key, team, user, model, deployment and day; time fi
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import http.client
 import io
@@ -16,6 +17,9 @@ from typing import Any
 
 import openai
 import pytest
+
+from gatecore.ledger.repository import LedgerRepository
+from gatecore.store import open_store
 
 from ..upstreams.openai_mock import MockUpstream
 from .admin_client import AdminClient
@@ -262,6 +266,36 @@ def test_usage_roles(setup: tuple[Gateway, dict[str, Any], Traffic]) -> None:
     assert status == 401
     document = AdminClient(gw, MASTER_KEY).ok("GET", "/openapi.json")
     assert "UsageGroup" in document["components"]["schemas"] and "get" in document["paths"]["/usage"]
+
+
+def test_spend_since_for_budgets(setup: tuple[Gateway, dict[str, Any], Traffic]) -> None:
+    """The ledger repository's spend sums, which budgets seed their period's spend from."""
+    gw, keys, traffic = setup
+    _report(gw, "?group_by=key", requests=len(traffic.records))
+
+    async def spend() -> dict[str, float]:
+        store = await open_store(traffic.config["store"]["url"])
+        try:
+            repository = LedgerRepository(store)
+            red = keys["red-2"]["team_id"]
+            return {
+                "team": await repository.spend_since("team", red, time.time() - 3600),
+                "team-later": await repository.spend_since("team", red, time.time() + 60),
+                "key": await repository.spend_since("key", keys["blue-1"]["id"], 0),
+                "user": await repository.spend_since("user", keys["red-1"]["user_id"], 0),
+                "model": await repository.spend_since("model", "gpt-b", 0),
+            }
+        finally:
+            await store.close()
+
+    got = asyncio.run(spend())
+    by = {f: traffic.expected(f) for f in ("team", "key", "user", "model")}
+    assert got["team"] == pytest.approx(by["team"][keys["red-2"]["team_id"]]["cost_usd"], rel=1e-9)
+    assert got["team-later"] == 0.0
+    assert got["key"] == pytest.approx(by["key"][keys["blue-1"]["id"]]["cost_usd"], rel=1e-9)
+    assert got["user"] == pytest.approx(by["user"][keys["red-1"]["user_id"]]["cost_usd"], rel=1e-9)
+    assert got["model"] == pytest.approx(by["model"]["gpt-b"]["cost_usd"], rel=1e-9)
+    assert got["team"] > 0 and got["key"] > 0
 
 
 def _only(records: list[dict[str, Any]]) -> Traffic:

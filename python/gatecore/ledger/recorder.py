@@ -36,6 +36,8 @@ from gatecore.store.open import sqlite_path
 
 log = logging.getLogger("gatecore.ledger")
 
+_SCAN_INTERVAL_S = 30.0  # how often a healthy writer looks for spool segments of dead processes
+
 
 def default_spool_dir(store_url: str) -> Path:
     """Beside a SQLite file (`<file>.ledger-spool`), else a directory in the temp dir named after the
@@ -65,6 +67,7 @@ class LedgerRecorder:
         self._inflight: asyncio.Task[None] | None = None  # the last insert (it may outlive a timeout)
         self._healthy = False  # the store takes writes: batches go there, not to the spool
         self._retry_at = 0.0
+        self._scan_at = 0.0  # next look for segments of sibling workers that died
         self._closing = False
 
     async def start(self, store: Store | None) -> None:
@@ -113,8 +116,11 @@ class LedgerRecorder:
                 await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
             try:
-                if not self._healthy and (self._closing or time.monotonic() >= self._retry_at):
+                now = time.monotonic()
+                if not self._healthy and (self._closing or now >= self._retry_at):
                     await self._recover()
+                elif self._healthy and now >= self._scan_at and not self._closing:
+                    await self._recover()  # a worker that crashed while this one serves left rows
                 await self._flush()
             except Exception:  # the writer must outlive any surprise; rows stay queued
                 log.exception("ledger writer error")
@@ -166,6 +172,7 @@ class LedgerRecorder:
     async def _recover(self) -> None:
         """Open the store if needed, then replay every ready spool segment; healthy when all went in."""
         self._retry_at = time.monotonic() + self.config.retry_interval_s
+        self._scan_at = time.monotonic() + _SCAN_INTERVAL_S
         if self.repository is None and not await self._open_store():
             return
         await self.spool.drain()
