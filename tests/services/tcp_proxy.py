@@ -32,17 +32,17 @@ class TcpProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         if self._cut:
-            writer.close()
+            writer.transport.abort()
             return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
-            writer.close()
+            writer.transport.abort()
             return
-        self._writers |= {writer, up_writer}
+        self._writers.add(up_writer)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -83,6 +83,9 @@ class TcpProxy:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for writer in list(self._writers):
+                writer.transport.abort()
+            await asyncio.sleep(0.1)  # and those the cancelled pipes closed
 
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
