@@ -1,4 +1,4 @@
-"""`gatecore serve | check | keys`."""
+"""`gatecore serve | check | keys | usage`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from gatecore import __version__
 from gatecore.config.load import ConfigError
 from gatecore.config.source import CONFIG_ENV, read_config
 from gatecore.keys_cli import add_keys_parser, run_keys
+from gatecore.usage_cli import add_usage_parser, run_usage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,12 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="validate a config file and print every error")
     check.add_argument("--config", required=True, help="config file to validate")
     add_keys_parser(commands)
+    add_usage_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.config)
-    if args.command == "keys":
-        return _keys(args)
+    if args.command in ("keys", "usage"):
+        return _store_command(args)
     return _serve(args)
 
 
@@ -54,7 +56,8 @@ def _check(path: str) -> int:
     return 0
 
 
-def _keys(args: argparse.Namespace) -> int:
+def _store_command(args: argparse.Namespace) -> int:
+    """`keys` and `usage`: commands that work on the store named by the config."""
     path = args.config or os.environ.get(CONFIG_ENV) or None
     try:
         config = read_config(path, demo=False)
@@ -62,7 +65,7 @@ def _keys(args: argparse.Namespace) -> int:
         for error in exc.errors:
             print(error, file=sys.stderr)
         return 2
-    return run_keys(args, config)
+    return run_keys(args, config) if args.command == "keys" else run_usage(args, config)
 
 
 def _serve(args: argparse.Namespace) -> int:

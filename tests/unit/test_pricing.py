@@ -62,7 +62,14 @@ def _gateway(deployments: list[dict[str, Any]], kind: str = "openai") -> Gateway
     provider: dict[str, Any] = {"name": "p", "kind": kind, "api_key": "x"}
     if kind == "openai":
         provider["base_url"] = "http://127.0.0.1:9/v1"
-    config = load_config({"providers": [provider], "models": [{"name": "m", "deployments": deployments}]}, {})
+    config = load_config(
+        {
+            "providers": [provider],
+            "models": [{"name": "m", "deployments": deployments}],
+            "ledger": {"enabled": False},  # prices only: no store needed
+        },
+        {},
+    )
     return Gateway(config)
 
 
@@ -97,6 +104,7 @@ def test_wildcard_deployment_prices_each_upstream_model() -> None:
         {
             "providers": [provider],
             "models": [{"name": "openai/*", "deployments": [{"provider": "p", "model": "*"}]}],
+            "ledger": {"enabled": False},
         },
         {},
     )

@@ -18,6 +18,7 @@ from gatecore.admin.wire import (
     TenantOut,
     TenantUpdate,
 )
+from gatecore.ledger.repository import GROUPS, UsageGroup
 
 _STRUCTS = (
     KeyCreate,
@@ -29,6 +30,7 @@ _STRUCTS = (
     TenantUpdate,
     TenantOut,
     AuditOut,
+    UsageGroup,
 )
 
 
@@ -58,6 +60,20 @@ def _op(
     if body is not None:
         op["requestBody"] = {"required": True, **_json(_ref(body))}
     return op
+
+
+def _usage_params() -> list[dict[str, Any]]:
+    time_schema = {"type": "string", "description": "RFC 3339 time or epoch seconds"}
+    return [
+        {
+            "name": "group_by",
+            "in": "query",
+            "schema": {"type": "string", "enum": list(GROUPS), "default": "key"},
+        },
+        {"name": "from", "in": "query", "schema": time_schema, "description": "inclusive"},
+        {"name": "to", "in": "query", "schema": time_schema, "description": "exclusive"},
+        {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
+    ]
 
 
 def openapi_document() -> dict[str, Any]:
@@ -94,6 +110,14 @@ def openapi_document() -> dict[str, Any]:
             "post": _op("New secret; the old one works for grace_s", 200, _ref("KeyCreated"), "KeyRotate"),
         },
         "/audit": {"get": _op("Recent admin actions, newest first", 200, _list_of("AuditOut"))},
+        "/usage": {
+            "parameters": _usage_params(),
+            "get": _op(
+                "Usage totals per group from the ledger (a team_admin sees its team's); CSV with format=csv",
+                200,
+                _list_of("UsageGroup"),
+            ),
+        },
     }
     for plural in ("orgs", "teams", "users"):
         paths[f"/{plural}"] = {

@@ -18,13 +18,16 @@ from gatecore.admin.convert import to_datetime
 from gatecore.admin.keys_api import KeysApi
 from gatecore.admin.openapi import openapi_document
 from gatecore.admin.tenants_api import TenantsApi
+from gatecore.admin.usage_api import TextAnswer, UsageApi
 from gatecore.admin.wire import AuditOut, KeyCreate, KeyRotate, KeyUpdate, ListOf, TenantCreate, TenantUpdate
 from gatecore.auth.stage import AuthStage
 from gatecore.errors import Forbidden, InvalidRequest, MethodNotAllowed, NotFound
 from gatecore.identity.records import ORG, TEAM, USER
 from gatecore.identity.repository import IdentityRepository
+from gatecore.ledger.repository import LedgerRepository
 
 PREFIX = "/admin/v1"
+JSON = "application/json"
 MAX_BODY = 1024 * 1024
 _ID = r"([^/]{1,200})"
 
@@ -51,6 +54,7 @@ class AdminApi:
         self.auth = auth
         self.repository = repository
         keys = KeysApi(repository, models, grace_s)
+        usage = UsageApi(LedgerRepository(repository.store))
         # (method, path pattern, status on success, handler)
         routes: list[tuple[str, str, int, Handler]] = [
             ("GET", "/keys", 200, lambda c, p, b, q: keys.index(c)),
@@ -61,6 +65,7 @@ class AdminApi:
             ("POST", f"/keys/{_ID}/rotate", 200, lambda c, p, b, q: keys.rotate(c, p[0], _rotate(b))),
             ("GET", "/audit", 200, self._audit),
             ("GET", "/openapi.json", 200, _document),
+            ("GET", "/usage", 200, lambda c, p, b, q: usage.report(c, q)),
         ]
         for kind in (ORG, TEAM, USER):
             routes += _tenant_routes(TenantsApi(repository, kind, models))
@@ -87,8 +92,9 @@ class AdminApi:
 
     async def handle(
         self, method: str, path: str, query: str, secret: str | None, body: bytes
-    ) -> tuple[int, bytes]:
-        """Status and JSON body of one admin request; raises GatewayError for the error answers."""
+    ) -> tuple[int, bytes, str]:
+        """Status, body and content type of one admin request (JSON, or CSV for usage reports);
+        raises GatewayError for the error answers."""
         policy = await self.auth.authenticate(secret)
         if policy is None:
             # Auth is off (no key of any kind is configured): the admin API stays closed.
@@ -98,7 +104,9 @@ class AdminApi:
         status, handler, params = self.match(method, path)
         caller = Caller(policy)
         result = await handler(caller, params, body, parse_qs(query))
-        return status, b"" if result is None else msgspec.json.encode(result)
+        if isinstance(result, TextAnswer):
+            return status, result.body, result.content_type
+        return status, b"" if result is None else msgspec.json.encode(result), JSON
 
     async def _audit(
         self, caller: Caller, params: tuple[str, ...], body: bytes, query: dict[str, list[str]]

@@ -19,6 +19,7 @@ from gatecore.config.schema import (
     AuthConfig,
     DeploymentConfig,
     GatecoreConfig,
+    LedgerConfig,
     ModelConfig,
     ProviderConfig,
     ServerConfig,
@@ -29,7 +30,7 @@ from gatecore.config.validate import validate_config
 
 T = TypeVar("T")
 
-_SECTIONS = {"server", "providers", "models", "auth", "store", "limits", "budgets", "redis"}
+_SECTIONS = {"server", "providers", "models", "auth", "store", "limits", "budgets", "redis", "ledger"}
 _LATER_SECTIONS = {
     "routing",
     "cache",
@@ -78,6 +79,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     limits = _convert(doc.get("limits", {}), LimitsConfig, "limits", errors)
     budgets = _convert(doc.get("budgets", {}), BudgetsConfig, "budgets", errors)
     redis = _convert(doc["redis"], RedisConfig, "redis", errors) if doc.get("redis") is not None else None
+    ledger = _convert(doc.get("ledger", {}), LedgerConfig, "ledger", errors)
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
@@ -87,6 +89,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         limits=limits or LimitsConfig(),
         budgets=budgets or BudgetsConfig(),
         redis=redis,
+        ledger=ledger or LedgerConfig(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

@@ -61,6 +61,8 @@ class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # A worker whose memory passes this many MiB is replaced gracefully (a new one starts first).
     # Guards against slow growth, such as granian's per-call disconnect futures; 0 turns it off.
     worker_max_rss_mb: int = 1024
+    # At shutdown, seconds a worker waits for requests in flight to finish and be recorded.
+    shutdown_grace_s: float = 10.0
     timeouts: TimeoutsConfig = DEFAULT_TIMEOUTS
 
 

@@ -1,1 +1,2 @@
-"""What happened to each request: the access log now, the usage ledger later."""
+"""What happened to each request: the usage ledger (rows in the store, spooled when it is down) and
+the access log."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -14,6 +15,7 @@ from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.secrets import KeyHasher
 from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
+from gatecore.ledger.recorder import LedgerRecorder
 from gatecore.limits.stage import Limits
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider, build_provider
@@ -53,6 +55,8 @@ class Gateway:
         "config",
         "disconnect_watch_after",
         "identity",
+        "in_flight",
+        "ledger",
         "limits",
         "max_body_bytes",
         "pools",
@@ -100,6 +104,12 @@ class Gateway:
         stages.append(self.limits)
         self.stages: tuple[Stage, ...] = tuple(stages)
         recorders: list[Recorder] = []
+        # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.
+        self.ledger: LedgerRecorder | None = None
+        if config.ledger.enabled:
+            assert config.store.url is not None  # read_config fills in the default
+            self.ledger = LedgerRecorder(config.ledger, self.prices, config.store.url)
+            recorders.append(self.ledger)
         if config.server.access_log:
             recorders.append(AccessLog())
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
@@ -109,6 +119,8 @@ class Gateway:
         self.identity: IdentitySync | None = None
         self.admin: AdminApi | None = None
         self._store_retry: asyncio.Task[None] | None = None
+        # Inference requests between arrival and their recorders (drained at shutdown).
+        self.in_flight = 0
 
     async def start(self) -> None:
         """Open the store, apply migrations and load the stored keys (the worker's start)."""
@@ -116,6 +128,9 @@ class Gateway:
             await self.auth.jwt.start()
         if not await self._open_store(first=True):
             # Serve with the master and config keys meanwhile; /readyz and the admin API say 503.
+            # The ledger spools its rows and keeps trying the store on its own.
+            if self.ledger is not None:
+                await self.ledger.start(None)
             self._store_retry = asyncio.get_running_loop().create_task(self._reopen_store())
 
     async def _open_store(self, first: bool) -> bool:
@@ -137,6 +152,8 @@ class Gateway:
         self.store = store
         if not first:
             log.warning("the store is reachable; stored keys are served from now on")
+        if first and self.ledger is not None:
+            await self.ledger.start(store)
         secret = hash_secret(self.config.auth)
         repository = IdentityRepository(self.store, KeyHasher(secret) if secret else None)
         self.identity = IdentitySync(repository, self.auth, self.config.store.poll_interval_s)
@@ -156,6 +173,14 @@ class Gateway:
         return self.identity is not None and self.identity.loaded
 
     async def aclose(self) -> None:
+        """Shut the worker down: let requests still in flight finish (their last bytes may already be
+        with the client while the task has yet to run its recorders), then flush and close."""
+        deadline = time.monotonic() + self.config.server.shutdown_grace_s
+        # A poll, not an Event: shutdown is the only waiter, and requests pay nothing to be counted.
+        while self.in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        if self.in_flight:
+            log.warning("%d requests still in flight at shutdown; they are not recorded", self.in_flight)
         if self._store_retry is not None:
             self._store_retry.cancel()
         for recorder in self.recorders:

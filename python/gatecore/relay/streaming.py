@@ -58,6 +58,7 @@ async def relay_stream(
         if encoder is not None:
             out = _encode_whole(encoder, out, ctx, relay, provider)
         proto.response_bytes(200, headers, out)
+        ctx.first_byte_ns = time.perf_counter_ns()
         _account(ctx, relay, provider, sent_ns)
         return
     transport = proto.response_stream(200, headers)
@@ -70,6 +71,8 @@ async def relay_stream(
                 out = _encode(encoder, out, response)
             if out:
                 await transport.send_bytes(out)
+                if not ctx.first_byte_ns:  # time to first event (TTFT), for the ledger
+                    ctx.first_byte_ns = time.perf_counter_ns()
             if relay.held_bytes > MAX_EVENT_BYTES:
                 raise UpstreamProtocolError(
                     f"The upstream sent an event larger than {MAX_EVENT_BYTES} bytes."

@@ -31,7 +31,7 @@ from gatecore.relay.streaming import relay_stream
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, RequestContext
 from gatecore.routing.table import RouteStage
 from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
-from gatecore.server.headers import client_secret, request_id
+from gatecore.server.headers import client_secret, request_id, run_tag
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_body import decode_fields, read_body
 from gatecore.translate.anthropic_request import (
@@ -159,6 +159,8 @@ class GatewayApp:
         assert gateway is not None
         headers = scope.headers
         ctx = RequestContext(endpoint, request_id(headers.get("x-request-id")), b"", started)
+        ctx.run_id = run_tag(headers.get("x-gatecore-run-id"))
+        gateway.in_flight += 1
         try:
             ctx.body = await read_body(headers, proto, gateway.max_body_bytes)
             ctx.api_key = client_secret(headers)
@@ -180,6 +182,7 @@ class GatewayApp:
                 finished = time.perf_counter_ns()
                 for recorder in gateway.recorders:
                     recorder.record(ctx, finished)
+            gateway.in_flight -= 1
 
     async def _call_upstream(self, gateway: Gateway, ctx: RequestContext, proto: Any) -> None:
         deployment = ctx.deployment
@@ -244,7 +247,7 @@ class GatewayApp:
             if admin is None:
                 raise StoreUnavailable("The admin API is unavailable: the store could not be opened.")
             body = await read_body(scope.headers, proto, ADMIN_MAX_BODY)
-            status, answer = await admin.handle(
+            status, answer, content_type = await admin.handle(
                 scope.method,
                 scope.path[len(ADMIN_PREFIX) :],
                 scope.query_string,
@@ -256,7 +259,7 @@ class GatewayApp:
         except Exception:
             log.exception("unhandled error on %s %s", scope.method, scope.path[:200])
             return _respond(proto, 500, _JSON_HEADERS, OPENAI.internal_error)
-        _respond(proto, status, _JSON_HEADERS if answer else [], answer)
+        _respond(proto, status, [("content-type", content_type)] if answer else [], answer)
 
     async def _healthz(self, scope: Any, proto: Any) -> None:
         proto.response_bytes(200, _JSON_HEADERS, _OK)

@@ -22,6 +22,14 @@ def request_id(client_value: str | None) -> str:
     return f"{_PREFIX}{next(_counter):x}"
 
 
+def run_tag(client_value: str | None) -> str | None:
+    """The client's `x-gatecore-run-id` (a tag grouping requests in the ledger) if it is a safe
+    token, else None."""
+    if client_value is not None and _CLIENT_REQUEST_ID.fullmatch(client_value):
+        return client_value
+    return None
+
+
 def client_secret(headers: Any) -> str | None:
     """The client's API key: `Authorization: Bearer <key>`, else `x-api-key` (Anthropic clients)."""
     authorization = headers.get("authorization")

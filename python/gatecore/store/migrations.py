@@ -73,6 +73,52 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "INSERT INTO change_counter (id, version) VALUES (1, 0)",
         ],
     ),
+    (
+        2,
+        "usage ledger",
+        [
+            # One row per inference request (ledger/row.py). `id` is `<worker tag>:<sequence>`, so a
+            # row replayed from the spool is recognised (INSERT … ON CONFLICT DO NOTHING). `at` is the
+            # arrival in epoch seconds, `day` its UTC date (for grouping without date functions).
+            """CREATE TABLE usage_ledger (
+                id TEXT PRIMARY KEY,
+                request_id TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                day TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                key_id TEXT,
+                key_name TEXT,
+                user_id TEXT,
+                user_name TEXT,
+                team_id TEXT,
+                team_name TEXT,
+                org_id TEXT,
+                org_name TEXT,
+                model TEXT NOT NULL,
+                deployment TEXT,
+                input_tokens BIGINT NOT NULL,
+                output_tokens BIGINT NOT NULL,
+                cached_tokens BIGINT NOT NULL,
+                reasoning_tokens BIGINT NOT NULL,
+                usage_source TEXT NOT NULL,
+                cost_usd DOUBLE PRECISION NOT NULL,
+                gpu_seconds DOUBLE PRECISION NOT NULL,
+                status BIGINT NOT NULL,
+                error_type TEXT,
+                latency_ms DOUBLE PRECISION NOT NULL,
+                ttft_ms DOUBLE PRECISION,
+                streamed BOOLEAN NOT NULL,
+                cache_hit BOOLEAN NOT NULL,
+                client_gone BOOLEAN NOT NULL,
+                run_id TEXT
+            )""",
+            "CREATE INDEX usage_ledger_at ON usage_ledger (at)",
+            # Budgets sum one key's, user's or team's spend since a time.
+            "CREATE INDEX usage_ledger_key_at ON usage_ledger (key_id, at)",
+            "CREATE INDEX usage_ledger_user_at ON usage_ledger (user_id, at)",
+            "CREATE INDEX usage_ledger_team_at ON usage_ledger (team_id, at)",
+        ],
+    ),
 ]
 
 _LOCK_ID = 7351902  # any constant; names gatecore's migration lock in pg_advisory_xact_lock

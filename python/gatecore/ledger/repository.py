@@ -1,0 +1,121 @@
+"""The usage ledger in the store: batched inserts, usage reports grouped by key/team/…, spend sums."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import msgspec
+
+from gatecore.ledger.row import COLUMNS, Row
+from gatecore.store import Store
+
+# Rows per INSERT statement: 500 rows of 30 parameters stays under SQLite's and PostgreSQL's limits (32766).
+CHUNK_ROWS = 500
+
+# group_by → (group column, display-name column)
+GROUPS: dict[str, tuple[str, str]] = {
+    "key": ("key_id", "key_name"),
+    "team": ("team_id", "team_name"),
+    "user": ("user_id", "user_name"),
+    "org": ("org_id", "org_name"),
+    "model": ("model", "model"),
+    "deployment": ("deployment", "deployment"),
+    "day": ("day", "day"),
+}
+# Budget scopes (limits/) → the column they sum over.
+SCOPE_COLUMNS = {"key": "key_id", "user": "user_id", "team": "team_id", "org": "org_id", "model": "model"}
+# A request counts as an error when it was answered with an error status or its stream broke.
+_ERROR = "CASE WHEN status >= 400 OR error_type IS NOT NULL THEN 1 ELSE 0 END"
+
+
+class UsageGroup(msgspec.Struct, frozen=True):
+    """One line of a usage report (DESIGN.md §3)."""
+
+    group: str | None
+    name: str | None
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_usd: float
+    errors: int
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(rows: int) -> str:
+    width = len(COLUMNS)
+    values = ", ".join(
+        "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(rows)
+    )
+    return f"INSERT INTO usage_ledger ({', '.join(COLUMNS)}) VALUES {values} ON CONFLICT (id) DO NOTHING"
+
+
+class LedgerRepository:
+    """Reads and writes of the `usage_ledger` table."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    async def insert(self, rows: Sequence[Row]) -> None:
+        """Insert rows in one transaction; rows already there (same id) are left as they are."""
+        async with self.store.transaction() as tx:
+            for start in range(0, len(rows), CHUNK_ROWS):
+                chunk = rows[start : start + CHUNK_ROWS]
+                await tx.execute(_insert_sql(len(chunk)), *[value for row in chunk for value in row])
+
+    async def usage(
+        self, group_by: str, since: float | None, until: float | None, team_id: str | None = None
+    ) -> list[UsageGroup]:
+        """Totals per `group_by` value of rows with `since <= at < until`, only `team_id`'s if given,
+        most expensive first."""
+        column, name = GROUPS[group_by]
+        where, args = _filters(since, until, team_id)
+        sql = (
+            f"SELECT {column}, MAX({name}), COUNT(*), SUM(input_tokens), SUM(output_tokens), "
+            f"SUM(cached_tokens), SUM(cost_usd), SUM({_ERROR}) FROM usage_ledger{where} "
+            f"GROUP BY {column} ORDER BY {'1' if group_by == 'day' else '7 DESC, 1'}"
+        )
+        rows = await self.store.fetch(sql, *args)
+        return [
+            UsageGroup(
+                group=row[0],
+                name=row[1],
+                requests=int(row[2]),
+                input_tokens=int(row[3] or 0),
+                output_tokens=int(row[4] or 0),
+                cached_tokens=int(row[5] or 0),
+                cost_usd=round(float(row[6] or 0.0), 9),
+                errors=int(row[7] or 0),
+            )
+            for row in rows
+        ]
+
+    async def spend_since(self, scope_kind: str, scope_id: str, since_epoch: float) -> float:
+        """USD spent by one key, user, team, org or model (`scope_kind`) since `since_epoch`."""
+        column = SCOPE_COLUMNS[scope_kind]
+        row = await self.store.fetchone(
+            f"SELECT SUM(cost_usd) FROM usage_ledger WHERE {column} = $1 AND at >= $2",
+            scope_id,
+            since_epoch,
+        )
+        return float(row[0] or 0.0) if row is not None else 0.0
+
+    async def rows(self, where: str = "", *args: Any) -> list[dict[str, Any]]:
+        """Rows as dicts (tests and tools), ordered by arrival; `where` is a SQL condition."""
+        sql = f"SELECT {', '.join(COLUMNS)} FROM usage_ledger"
+        if where:
+            sql += f" WHERE {where}"
+        records = await self.store.fetch(sql + " ORDER BY at", *args)
+        return [dict(zip(COLUMNS, record, strict=True)) for record in records]
+
+
+def _filters(since: float | None, until: float | None, team_id: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for clause, value in (("at >= ", since), ("at < ", until), ("team_id = ", team_id)):
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{clause}${len(args)}")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
