@@ -327,6 +327,7 @@ class MockUpstream:
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
+        self._add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         extra: dict[str, Any] = {}
         if self.keepalive_timeout is not None:
@@ -335,6 +336,9 @@ class MockUpstream:
         await runner.setup()
         await web.SockSite(runner, sock, backlog=1024).start()
         self._runner = runner
+
+    def _add_routes(self, app: web.Application) -> None:
+        """Subclasses add their own routes here (before the catch-all 404)."""
 
     def stop(self) -> None:
         loop, thread, runner = self._loop, self._thread, self._runner

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from gatecore.config.interpolate import interpolate
+from gatecore.config.routing import RoutingDefaults
 from gatecore.config.schema import (
     AuthConfig,
     DeploymentConfig,
@@ -28,11 +29,10 @@ from gatecore.config.validate import validate_config
 
 T = TypeVar("T")
 
-_SECTIONS = {"server", "providers", "models", "auth", "store"}
+_SECTIONS = {"server", "providers", "models", "auth", "store", "routing"}
 _LATER_SECTIONS = {
     "limits",
     "budgets",
-    "routing",
     "cache",
     "guardrails",
     "prompts",
@@ -77,12 +77,14 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     models = [m for _, m in model_items]
     auth = _auth(doc.get("auth", {}), errors)
     store = _convert(doc.get("store", {}), StoreConfig, "store", errors)
+    routing = _convert(doc.get("routing", {}), RoutingDefaults, "routing", errors)
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
         models=models,
         auth=auth or AuthConfig(),
         store=store or StoreConfig(),
+        routing=routing or RoutingDefaults(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

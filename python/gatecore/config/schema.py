@@ -6,6 +6,8 @@ import re
 
 import msgspec
 
+from gatecore.config.routing import ModelRoutingConfig, RetriesConfig, RoutingDefaults
+
 # Every provider kind and the class that implements it (`module:Class`, imported on first use by
 # providers/base.py). A new wire format is one line here.
 PROVIDER_CLASSES: dict[str, str] = {
@@ -94,6 +96,14 @@ class DeploymentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     provider: str
     model: str
     weight: float = 1.0
+    # Lower is preferred: a deployment is used only while every one of a lower priority is unavailable
+    # (circuit open) or has already failed this request.
+    priority: int = 0
+    # Requests sending `x-gatecore-tags: a,b` go only to deployments carrying all of those tags.
+    tags: list[str] = msgspec.field(default_factory=list)
+    # The engine's Prometheus endpoint (routing strategy least_loaded); default: the provider's base
+    # URL with its path replaced by /metrics.
+    metrics_url: str | None = None
 
 
 class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -108,6 +118,9 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeouts: TimeoutsConfig | None = None
     fallbacks: list[str] = msgspec.field(default_factory=list)
     owned_by: str | None = None
+    # Unset: the `routing.retries` defaults.
+    retries: RetriesConfig | None = None
+    routing: ModelRoutingConfig = ModelRoutingConfig()
 
 
 class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -147,6 +160,7 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     models: list[ModelConfig] = msgspec.field(default_factory=list)
     auth: AuthConfig = AuthConfig()
     store: StoreConfig = StoreConfig()
+    routing: RoutingDefaults = RoutingDefaults()
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

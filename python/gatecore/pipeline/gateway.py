@@ -56,6 +56,7 @@ class Gateway:
         "stages",
         "store",
         "sweeper",
+        "tag_routing",
     )
 
     def __init__(self, config: GatecoreConfig):
@@ -67,15 +68,9 @@ class Gateway:
         self.providers: dict[str, Provider] = {
             p.name: build_provider(p, self.pools) for p in config.providers
         }
-        routes = []
-        for model in config.models:
-            timeouts = Timeouts.resolve(config.server.timeouts, model.timeouts)
-            deployments = [
-                Deployment(self.providers[d.provider], d.model, d.weight, timeouts) for d in model.deployments
-            ]
-            owner = model.owned_by or model.deployments[0].provider
-            routes.append(ModelRoute(model.name, deployments, owner))
-        self.routes = RouteTable(routes)
+        self.routes = build_routes(config, self.providers)
+        # Tags are read from requests only when some deployment has tags.
+        self.tag_routing = any(d.tags for r in self.routes.all_routes() for d in r.deployments)
         self.auth = AuthStage(config.auth)
         # The chain, in order (DESIGN.md §1). `auth` runs first, before the body is decoded, so nothing
         # of an unauthenticated request is parsed; these run after. Later stages (limits, guardrails,
@@ -123,6 +118,33 @@ class Gateway:
     def close(self) -> None:
         self.sweeper.close()
         self.pools.close()
+
+
+def build_routes(config: GatecoreConfig, providers: dict[str, Provider]) -> RouteTable:
+    """The model table: each model's deployments (with their breakers), strategy, retries, fallbacks."""
+    defaults = config.routing
+    routes: dict[str, ModelRoute] = {}
+    for model in config.models:
+        timeouts = Timeouts.resolve(config.server.timeouts, model.timeouts)
+        deployments = [
+            Deployment(
+                providers[d.provider],
+                d.model,
+                d.weight,
+                timeouts,
+                priority=d.priority,
+                tags=d.tags,
+                breaker=defaults.breaker,
+            )
+            for d in model.deployments
+        ]
+        owner = model.owned_by or model.deployments[0].provider
+        routes[model.name] = ModelRoute(
+            model.name, deployments, owner, retries=model.retries or defaults.retries, routing=model.routing
+        )
+    for model in config.models:
+        routes[model.name].fallbacks = [routes[name] for name in model.fallbacks if name != model.name]
+    return RouteTable(list(routes.values()))
 
 
 def build_gateway(config: GatecoreConfig) -> Gateway:

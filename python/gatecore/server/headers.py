@@ -39,4 +39,13 @@ def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) 
     ]
     if ctx.deployment is not None:
         headers.append(("x-gatecore-model", ctx.deployment_id))
+        headers.append(("x-gatecore-attempts", str(ctx.attempts)))
     return headers
+
+
+def request_tags(value: str | None) -> frozenset[str] | None:
+    """`x-gatecore-tags: a, b` → {"a", "b"}; None when absent or empty."""
+    if not value:
+        return None
+    tags = frozenset(t for t in (part.strip() for part in value.split(",")) if t)
+    return tags or None
