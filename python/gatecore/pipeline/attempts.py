@@ -25,6 +25,7 @@ from gatecore.errors import GatewayError, UpstreamUnreachable
 from gatecore.relay.buffered import relay_buffered
 from gatecore.relay.streaming import relay_stream
 from gatecore.request import RequestContext
+from gatecore.routing.breaker import CLOSED
 from gatecore.routing.table import Deployment, ModelRoute, assign
 from gatecore.upstream.response import UpstreamResponse
 from gatecore.upstream.retry_after import retry_after_seconds
@@ -199,7 +200,11 @@ class Retrying:
         best: Deployment | None = None
         best_tries = 0
         for deployment, _ in self.order:
-            if deployment in self.banned or deployment.breaker.retry_in(now) > self.policy.retry_after_max_s:
+            if deployment in self.banned:
+                continue
+            breaker = deployment.breaker
+            wait = breaker.retry_in(now)
+            if wait > 0 and (breaker.state is not CLOSED or wait > self.policy.retry_after_max_s):
                 continue
             tries = self.tries.get(deployment, 0)
             if tries == 0:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.router import AdminApi
 from gatecore.auth.stage import AuthStage, hash_secret
 from gatecore.config.schema import GatecoreConfig
@@ -100,7 +101,13 @@ class Gateway:
         self.identity = IdentitySync(repository, self.auth, self.config.store.poll_interval_s)
         await self.identity.start()
         model_names = frozenset(self.routes.names())
-        self.admin = AdminApi(repository, self.auth, model_names, self.config.auth.rotation_grace_s)
+        self.admin = AdminApi(
+            repository,
+            self.auth,
+            model_names,
+            self.config.auth.rotation_grace_s,
+            DeploymentsApi(self.routes),
+        )
 
     @property
     def ready(self) -> bool:
