@@ -92,3 +92,31 @@ def vllm_metrics(running: float, waiting: float, kv_cache: float = 0.1, model: s
         "# TYPE vllm:request_success_total counter\n"
         f'vllm:request_success_total{{engine="0",finished_reason="stop",model_name="{model}"}} 12.0\n'
     )
+
+
+def sglang_metrics(running: float, waiting: float, token_usage: float = 0.1, model: str = "m") -> str:
+    """An SGLang `/metrics` page (launched with --enable-metrics) with these gauges."""
+    labels = f'{{model_name="{model}"}}'
+    return (
+        "# HELP sglang:num_running_reqs The number of running requests.\n"
+        "# TYPE sglang:num_running_reqs gauge\n"
+        f"sglang:num_running_reqs{labels} {running}\n"
+        "# HELP sglang:num_queue_reqs The number of requests in the waiting queue.\n"
+        "# TYPE sglang:num_queue_reqs gauge\n"
+        f"sglang:num_queue_reqs{labels} {waiting}\n"
+        "# HELP sglang:token_usage The token usage.\n"
+        "# TYPE sglang:token_usage gauge\n"
+        f"sglang:token_usage{labels} {token_usage}\n"
+    )
+
+
+def tgi_metrics(batch: float, queue: float) -> str:
+    """A TGI `/metrics` page with its batch size and queue size gauges (TGI labels neither)."""
+    return (
+        "# TYPE tgi_batch_current_size gauge\n"
+        f"tgi_batch_current_size {batch}\n"
+        "# TYPE tgi_queue_size gauge\n"
+        f"tgi_queue_size {queue}\n"
+        "# TYPE tgi_request_count counter\n"
+        "tgi_request_count 40\n"
+    )

@@ -16,6 +16,7 @@ from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import RequestContext
+from gatecore.routing.engine_load import EngineLoad, EngineLoadPoller, EngineTarget, default_metrics_url
 from gatecore.routing.table import Deployment, ModelRoute, RouteStage, RouteTable
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
@@ -48,6 +49,7 @@ class Gateway:
         "auth",
         "config",
         "disconnect_watch_after",
+        "engines",
         "identity",
         "max_body_bytes",
         "pools",
@@ -70,6 +72,11 @@ class Gateway:
             p.name: build_provider(p, self.pools) for p in config.providers
         }
         self.routes = build_routes(config, self.providers)
+        self.engines = EngineLoadPoller(
+            engine_targets(config, self.routes, self.pools),
+            config.routing.engine_metrics.interval_s,
+            config.routing.engine_metrics.timeout_s,
+        )
         # Tags are read from requests only when some deployment has tags.
         self.tag_routing = any(d.tags for r in self.routes.all_routes() for d in r.deployments)
         self.auth = AuthStage(config.auth)
@@ -86,7 +93,9 @@ class Gateway:
         self.admin: AdminApi | None = None
 
     async def start(self) -> None:
-        """Open the store, apply migrations and load the stored keys (the worker's start)."""
+        """Start polling the engines' load, open the store, apply migrations and load the stored keys
+        (the worker's start)."""
+        self.engines.start()
         url = self.config.store.url
         assert url is not None  # read_config fills in the default
         try:
@@ -114,6 +123,7 @@ class Gateway:
         return self.identity is not None and self.identity.loaded
 
     async def aclose(self) -> None:
+        await self.engines.aclose()
         for recorder in self.recorders:
             await recorder.aclose()
         if self.identity is not None:
@@ -152,6 +162,23 @@ def build_routes(config: GatecoreConfig, providers: dict[str, Provider]) -> Rout
     for model in config.models:
         routes[model.name].fallbacks = [routes[name] for name in model.fallbacks if name != model.name]
     return RouteTable(list(routes.values()))
+
+
+def engine_targets(config: GatecoreConfig, routes: RouteTable, pools: PoolSet) -> list[EngineTarget]:
+    """The replicas of `least_loaded` models whose `/metrics` is polled (each given an EngineLoad)."""
+    base_urls = {p.name: p.base_url for p in config.providers}
+    stale_after = config.routing.engine_metrics.stale_after_s
+    targets: list[EngineTarget] = []
+    for model in config.models:
+        if model.routing.strategy != "least_loaded":
+            continue
+        route = routes.exact.get(model.name) or next(r for r in routes.wildcards if r.name == model.name)
+        for deployment, entry in zip(route.deployments, model.deployments, strict=True):
+            url = entry.metrics_url or default_metrics_url(base_urls.get(entry.provider))
+            if url is not None:
+                deployment.load = EngineLoad(stale_after)
+                targets.append(EngineTarget(url, pools, deployment, deployment.load))
+    return targets
 
 
 def build_gateway(config: GatecoreConfig) -> Gateway:

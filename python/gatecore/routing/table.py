@@ -10,11 +10,11 @@ from gatecore.config.routing import BreakerConfig, ModelRoutingConfig, RetriesCo
 from gatecore.errors import InvalidRequest, ModelNotAllowed, NotFound
 from gatecore.request import RequestContext
 from gatecore.routing.breaker import Breaker
+from gatecore.routing.engine_load import EngineLoad, EnginesBusy
 from gatecore.routing.strategies import Strategy, build_strategy
 
 if TYPE_CHECKING:
     from gatecore.providers.base import Provider
-    from gatecore.routing.engine_load import EngineLoad
     from gatecore.upstream.timeouts import Timeouts
 
 
@@ -97,6 +97,7 @@ class ModelRoute:
         "prefix",
         "retries",
         "routing",
+        "shed_at",
         "strategy",
         "tiers",
     )
@@ -120,6 +121,8 @@ class ModelRoute:
         priorities = sorted({d.priority for d in deployments})
         self.tiers = [[d for d in deployments if d.priority == p] for p in priorities]
         self.strategy: Strategy = build_strategy(self.routing.strategy, self.tiers[0] if self.tiers else [])
+        # least_loaded with max_queue: shed when even the least loaded replica's queue is this deep.
+        self.shed_at = self.routing.max_queue if self.routing.strategy == "least_loaded" else 0
         for deployment in deployments:
             deployment.prefix = self.prefix
             if self.routing.strategy == "lowest_latency":
@@ -127,19 +130,38 @@ class ModelRoute:
 
     def pick(self, tags: frozenset[str] | None = None) -> Deployment | None:
         """A deployment for the next request: the strategy's choice within the best priority tier that
-        has one available (circuit not open, tags matching); None when there is none."""
+        has one available (circuit not open, tags matching); None when there is none. Raises
+        EnginesBusy when the engines' own queues say every replica is past `max_queue`."""
         if tags is None and self.tiers:
             chosen = self.strategy.choose(self.tiers[0])
             if not chosen.breaker.failing:
+                if self.shed_at:
+                    self._shed_if_busy(chosen)
                 return chosen
         now = time.monotonic()
         for tier in self.tiers:
             candidates = [d for d in tier if _usable(d, tags, now)]
             if candidates:
                 chosen = self.strategy.choose(candidates)
+                if self.shed_at:
+                    self._shed_if_busy(chosen)
                 chosen.breaker.available(now)  # takes the half-open probe when it is one
                 return chosen
         return None
+
+    def _shed_if_busy(self, least_loaded: Deployment) -> None:
+        load = least_loaded.load
+        if load is None or not load.fresh() or load.queued(least_loaded.inflight) < self.shed_at:
+            return
+        busy = EnginesBusy(
+            f"Every replica of the model '{self.name}' is busy (at least {self.shed_at} requests queued); "
+            "retry later.",
+            headers=[("retry-after", str(load.retry_after(self.shed_at, least_loaded.inflight)))],
+        )
+        busy.status = self.routing.shed_status
+        if busy.status == 503:
+            busy.type = "api_error"
+        raise busy
 
     def ordered(self, tags: frozenset[str] | None) -> list[Deployment]:
         """Every deployment matching `tags`, best priority first: the order retries go through."""
@@ -212,7 +234,11 @@ class RouteStage:
         if ctx.key is not None and not ctx.key.allows(route.name):
             raise ModelNotAllowed(f"This key may not use the model '{ctx.client_model}'.", param="model")
         ctx.route = route
-        deployment = route.pick(ctx.tags)
+        shed: EnginesBusy | None = None
+        try:
+            deployment = route.pick(ctx.tags)
+        except EnginesBusy as busy:
+            deployment, shed = None, busy
         if deployment is not None and deployment.model != "*":
             ctx.deployment = deployment
             ctx.upstream_model = deployment.model
@@ -222,12 +248,17 @@ class RouteStage:
             if candidate is not route:
                 if ctx.key is not None and not ctx.key.allows(candidate.name):
                     continue
-                deployment = candidate.pick(ctx.tags)
+                try:
+                    deployment = candidate.pick(ctx.tags)
+                except EnginesBusy:
+                    deployment = None
             upstream_model = None if deployment is None else deployment.upstream_model(ctx.client_model)
             if deployment is not None and upstream_model is not None:
                 assign(ctx, deployment, upstream_model)
                 return
             deployment = None
+        if shed is not None:
+            raise shed
         # Every circuit is open: rather than refuse, go to the model's own deployments anyway (Envoy's
         # "panic" routing): the client then gets the upstream's real answer.
         candidates = route.ordered(ctx.tags)
