@@ -98,6 +98,7 @@ class ModelRoute:
         "retries",
         "routing",
         "shed_at",
+        "single",
         "strategy",
         "tiers",
     )
@@ -121,6 +122,8 @@ class ModelRoute:
         priorities = sorted({d.priority for d in deployments})
         self.tiers = [[d for d in deployments if d.priority == p] for p in priorities]
         self.strategy: Strategy = build_strategy(self.routing.strategy, self.tiers[0] if self.tiers else [])
+        # The one deployment of a plain single-deployment model: picked without asking the strategy.
+        self.single = deployments[0] if len(deployments) == 1 and deployments[0].model != "*" else None
         # least_loaded with max_queue: shed when even the least loaded replica's queue is this deep.
         self.shed_at = self.routing.max_queue if self.routing.strategy == "least_loaded" else 0
         for deployment in deployments:
@@ -234,6 +237,16 @@ class RouteStage:
         if ctx.key is not None and not ctx.key.allows(route.name):
             raise ModelNotAllowed(f"This key may not use the model '{ctx.client_model}'.", param="model")
         ctx.route = route
+        if ctx.tags is None and not route.shed_at:
+            # The common case, kept as cheap as a plain weighted pick: no tags, no shedding, and the
+            # strategy's choice healthy.
+            single = route.single
+            chosen = single if single is not None else route.strategy.choose(route.tiers[0])
+            if not chosen.breaker.failing and chosen.model != "*":
+                ctx.deployment = chosen
+                ctx.upstream_model = chosen.model
+                ctx.deployment_id = chosen.id
+                return
         shed: EnginesBusy | None = None
         try:
             deployment = route.pick(ctx.tags)
