@@ -165,3 +165,21 @@ def test_deployments_admin_roles(gateway_factory: GatewayFactory, replicas: tupl
     assert body["error"]["type"] == "permission_error"
     status, _ = AdminClient(gw, None).call("GET", "/deployments")
     assert status == 401
+
+
+def test_retry_after_holds_the_deployment_for_other_requests(
+    gateway_factory: GatewayFactory, replicas: tuple[Replica, Replica]
+) -> None:
+    primary, secondary = replicas
+    gw = start(gateway_factory, primary, secondary)
+    primary.script.append({"status": 429, "headers": {"Retry-After": "1"}})
+    assert served_by(gw) == ("secondary/up-b", "2")
+    # Within the second the primary asked for, later requests go straight to the secondary.
+    assert served_by(gw) == ("secondary/up-b", "1")
+    assert primary.hits == 1
+    state = primary_state(gw)
+    assert state["state"] == "closed"
+    assert 0 < state["retry_in_s"] <= 1
+    time.sleep(1.1)
+    assert served_by(gw) == ("primary/up-a", "1")
+    assert primary_state(gw)["retry_in_s"] == 0

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from gatecore.pipeline.gateway import Gateway
 
 MAX_ERROR_BYTES = 1024 * 1024
+MAX_HOLD_S = 60.0
 
 
 class DisconnectWatch:
@@ -162,7 +163,7 @@ class StoredAnswer:
 class Retrying:
     """The retry state of one request, from its first failed attempt on."""
 
-    __slots__ = ("banned", "ctx", "last_answer", "order", "policy", "tries")
+    __slots__ = ("banned", "ctx", "last_answer", "not_before", "order", "policy", "tries")
 
     def __init__(self, ctx: RequestContext):
         route = ctx.route
@@ -180,6 +181,8 @@ class Retrying:
         self.tries: dict[Deployment, int] = {}
         # Deployments out of this request: their Retry-After is longer than the policy waits.
         self.banned: set[Deployment] = set()
+        # When a deployment asked (Retry-After within the policy's cap) to be called again.
+        self.not_before: dict[Deployment, float] = {}
         self.last_answer: StoredAnswer | None = None
 
     def next_deployment(self, failed: Deployment, wait_hint: float | None) -> Deployment | None:
@@ -188,10 +191,13 @@ class Retrying:
         ctx = self.ctx
         self.tries[failed] = self.tries.get(failed, 0) + 1
         if wait_hint is not None:
+            # Other requests skip the deployment for that long too (bounded: a clock-skewed date or
+            # a huge value must not take it out of service for good).
+            failed.breaker.hold(min(wait_hint, MAX_HOLD_S))
             if wait_hint > self.policy.retry_after_max_s:
                 self.banned.add(failed)
             else:
-                failed.breaker.hold(wait_hint)
+                self.not_before[failed] = time.monotonic() + wait_hint
         if ctx.attempts > self.policy.count or self._elapsed() >= self.policy.budget_s:
             return None
         # Untried deployments first, in order; then back round to the least tried. One whose circuit
@@ -220,7 +226,8 @@ class Retrying:
         request's deployment for the next attempt."""
         tries = self.tries.get(deployment, 0)
         policy = self.policy
-        delay = deployment.breaker.retry_in(time.monotonic())
+        now = time.monotonic()
+        delay = max(deployment.breaker.retry_in(now), self.not_before.get(deployment, now) - now)
         if tries:
             delay = max(
                 delay, random.uniform(0, min(policy.backoff_max_s, policy.backoff_s * 2 ** (tries - 1)))

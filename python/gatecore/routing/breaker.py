@@ -93,6 +93,8 @@ class Breaker:
 
     def hold(self, seconds: float, now: float | None = None) -> None:
         """Skip the deployment for `seconds` (an upstream's Retry-After) without opening the breaker."""
+        if not self.config.enabled:
+            return
         now = time.monotonic() if now is None else now
         self.reopen_at = max(self.reopen_at, now + seconds)
         self.failing = True
