@@ -63,6 +63,17 @@ class RoutingDefaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     engine_metrics: EngineMetricsConfig = EngineMetricsConfig()
 
 
+class HedgeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Hedged requests (opt-in per model): when the first attempt has no answer head after the delay,
+    a second goes to another deployment; the first head wins and the other exchange is closed."""
+
+    # Seconds to wait before hedging; with `p95`, only until `min_samples` heads were timed.
+    delay_s: float = 1.0
+    # Hedge after the model's observed 95th percentile of time to the answer's head instead.
+    p95: bool = False
+    min_samples: int = 20
+
+
 class ModelRoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How a model picks among its deployments (`models[].routing`)."""
 
@@ -73,3 +84,4 @@ class ModelRoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     shed_status: int = 429
     # lowest_latency: weight of the newest sample in the time-to-first-byte moving average.
     ewma_alpha: float = 0.3
+    hedge: HedgeConfig | None = None

@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gatecore.errors import GatewayError, UpstreamUnreachable
+from gatecore.pipeline.hedge import send_hedged
 from gatecore.relay.buffered import relay_buffered
 from gatecore.relay.streaming import relay_stream
 from gatecore.request import RequestContext
@@ -70,7 +71,8 @@ class DisconnectWatch:
 async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> None:
     """Send the request to its deployment (retrying as above) and relay the answer to the client."""
     deployment = ctx.deployment
-    assert deployment is not None
+    route = ctx.route
+    assert deployment is not None and route is not None
     sweeper = gateway.sweeper
     watch = DisconnectWatch(ctx, proto, sweeper.now() + gateway.disconnect_watch_after)
     sweeper.add(watch)
@@ -80,7 +82,15 @@ async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> No
             sent = time.perf_counter_ns()
             deployment.inflight += 1
             try:
-                response = await deployment.provider.send(ctx, ctx.upstream_model, deployment.timeouts)
+                hedge = route.hedge if retrying is None else None
+                if hedge is None:
+                    response = await deployment.provider.send(ctx, ctx.upstream_model, deployment.timeouts)
+                else:
+                    response, winner = await send_hedged(ctx, route, hedge, deployment)
+                    if winner is not deployment:
+                        deployment.inflight -= 1
+                        winner.inflight += 1
+                        deployment = winner
             except GatewayError as exc:
                 deployment.inflight -= 1
                 if not exc.retryable or ctx.client_gone:

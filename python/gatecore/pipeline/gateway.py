@@ -14,6 +14,7 @@ from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.secrets import KeyHasher
 from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
+from gatecore.pipeline.hedge import HedgePolicy
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import RequestContext
 from gatecore.routing.engine_load import EngineLoad, EngineLoadPoller, EngineTarget, default_metrics_url
@@ -160,7 +161,10 @@ def build_routes(config: GatecoreConfig, providers: dict[str, Provider]) -> Rout
             model.name, deployments, owner, retries=model.retries or defaults.retries, routing=model.routing
         )
     for model in config.models:
-        routes[model.name].fallbacks = [routes[name] for name in model.fallbacks if name != model.name]
+        route = routes[model.name]
+        route.fallbacks = [routes[name] for name in model.fallbacks if name != model.name]
+        if model.routing.hedge is not None and len(model.deployments) > 1:
+            route.hedge = HedgePolicy(model.routing.hedge)
     return RouteTable(list(routes.values()))
 
 

@@ -14,6 +14,7 @@ from gatecore.routing.engine_load import EngineLoad, EnginesBusy
 from gatecore.routing.strategies import Strategy, build_strategy
 
 if TYPE_CHECKING:
+    from gatecore.pipeline.hedge import HedgePolicy
     from gatecore.providers.base import Provider
     from gatecore.upstream.timeouts import Timeouts
 
@@ -92,6 +93,7 @@ class ModelRoute:
     __slots__ = (
         "deployments",
         "fallbacks",
+        "hedge",
         "name",
         "owned_by",
         "prefix",
@@ -119,6 +121,8 @@ class ModelRoute:
         self.retries = retries or RetriesConfig()
         self.routing = routing or ModelRoutingConfig()
         self.fallbacks: list[ModelRoute] = []  # resolved once every route exists
+        # Hedged requests (pipeline/hedge.py): the model's HedgePolicy when `routing.hedge` is set.
+        self.hedge: HedgePolicy | None = None
         priorities = sorted({d.priority for d in deployments})
         self.tiers = [[d for d in deployments if d.priority == p] for p in priorities]
         self.strategy: Strategy = build_strategy(self.routing.strategy, self.tiers[0] if self.tiers else [])
