@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
@@ -17,6 +18,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from ..upstreams.openai_mock import RefusedPort
 from ..upstreams.replica_mock import Replica
 from . import raw_http
+from .anthropic_client import make_anthropic
 from .conftest import make_client
 from .gateway import MASTER_KEY, Gateway, running_gateway, write_config
 
@@ -278,3 +280,27 @@ def test_backoff_between_attempts_on_one_deployment(gw: Gateway, primary: Replic
     raw = chat(gw, "patient")
     assert raw.headers["x-gatecore-attempts"] == "3"
     assert primary.hits == 3
+
+
+def test_anthropic_client_failover_and_last_error(gw: Gateway, primary: Replica, secondary: Replica) -> None:
+    primary.steer = {"status": 500}
+    with make_anthropic(gw) as client:
+        raw = client.messages.with_raw_response.create(
+            model="pool", max_tokens=50, messages=[{"role": "user", "content": "hello there"}]
+        )
+        message = raw.parse()
+        assert message.content[0].type == "text"
+        assert message.content[0].text == "mock: hello there"
+        assert raw.headers["x-gatecore-model"] == "secondary/up-b"
+        assert raw.headers["x-gatecore-attempts"] == "2"
+        # Every attempt fails: the last upstream answer (503 from the primary; the second deployment
+        # refused the connection) in Anthropic's error shape.
+        primary.steer = {"status": 503}
+        with pytest.raises(anthropic.APIStatusError) as info:
+            client.messages.create(
+                model="dead-pool", max_tokens=50, messages=[{"role": "user", "content": "hello there"}]
+            )
+    assert info.value.status_code == 503
+    body = info.value.response.json()
+    assert body["type"] == "error"
+    assert body["error"]["type"] in {"api_error", "overloaded_error"}
