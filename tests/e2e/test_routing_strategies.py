@@ -57,6 +57,7 @@ def gw(replicas: tuple[Replica, Replica], tmp_path_factory: pytest.TempPathFacto
             pool("rr", {"strategy": "round_robin"}),
             pool("least-inflight", {"strategy": "least_inflight"}),
             pool("lowest-latency", {"strategy": "lowest_latency", "ewma_alpha": 0.5}),
+            pool("affine", {"prefix_affinity_bytes": 128}),
         ],
         "auth": {"master_key": MASTER_KEY},
     }
@@ -182,6 +183,27 @@ def test_tags_no_deployment_has_is_400(gw: Gateway) -> None:
         )
     assert info.value.status_code == 400
     assert "x-gatecore-tags" in info.value.message
+
+
+def test_prefix_affinity_keeps_a_prefix_on_one_replica(
+    gw: Gateway, replicas: tuple[Replica, Replica]
+) -> None:
+    served: dict[int, set[str]] = {}
+    with make_client(gw) as client:
+        for i in range(12):
+            system = f"You are assistant number {i:03d}. " + "Follow the house rules. " * 8
+            for j in range(3):
+                raw = client.chat.completions.with_raw_response.create(
+                    model="affine",
+                    messages=[
+                        {"role": "system", "content": system},
+                        {"role": "user", "content": f"question {j}: what is {j} + {i}?"},
+                    ],
+                )
+                served.setdefault(i, set()).add(raw.headers["x-gatecore-model"])
+    # Every prefix stayed on one replica; different prefixes spread over both.
+    assert all(len(deployments) == 1 for deployments in served.values()), served
+    assert set().union(*served.values()) == {"a/m-a", "b/m-b"}
 
 
 def test_strategy_config_errors_are_reported(tmp_path: Path) -> None:

@@ -85,3 +85,7 @@ class ModelRoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     # lowest_latency: weight of the newest sample in the time-to-first-byte moving average.
     ewma_alpha: float = 0.3
     hedge: HedgeConfig | None = None
+    # Prefix affinity: requests whose prompts share their first this-many bytes (from the start of
+    # `messages`, or `prompt`) go to the same deployment while it is available, for KV prefix-cache
+    # reuse on local engines (rendezvous hashing, the same in every worker). 0: off.
+    prefix_affinity_bytes: int = 0

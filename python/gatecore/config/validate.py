@@ -175,6 +175,8 @@ def _model_routing(routing: ModelRoutingConfig, path: str) -> list[str]:
         errors.append(f"{path}.shed_status: must be 429 or 503")
     if not 0 < routing.ewma_alpha <= 1:
         errors.append(f"{path}.ewma_alpha: must be greater than 0 and at most 1")
+    if not 0 <= routing.prefix_affinity_bytes <= 1024 * 1024:
+        errors.append(f"{path}.prefix_affinity_bytes: must be between 0 (off) and 1048576")
     if routing.hedge is not None:
         if not routing.hedge.delay_s > 0:
             errors.append(f"{path}.hedge.delay_s: must be greater than 0")

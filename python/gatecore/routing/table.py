@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from gatecore.config.routing import BreakerConfig, ModelRoutingConfig, RetriesConfig
 from gatecore.errors import InvalidRequest, ModelNotAllowed, NotFound
 from gatecore.request import RequestContext
+from gatecore.routing.affinity import affine, prefix_key
 from gatecore.routing.breaker import Breaker
 from gatecore.routing.engine_load import EngineLoad, EnginesBusy
 from gatecore.routing.strategies import Strategy, build_strategy
@@ -96,6 +97,7 @@ class ModelRoute:
         "hedge",
         "name",
         "owned_by",
+        "plain",
         "prefix",
         "retries",
         "routing",
@@ -130,17 +132,22 @@ class ModelRoute:
         self.single = deployments[0] if len(deployments) == 1 and deployments[0].model != "*" else None
         # least_loaded with max_queue: shed when even the least loaded replica's queue is this deep.
         self.shed_at = self.routing.max_queue if self.routing.strategy == "least_loaded" else 0
+        # Neither shedding nor prefix affinity: the strategy's choice can be taken as it is.
+        self.plain = not self.shed_at and not self.routing.prefix_affinity_bytes
         for deployment in deployments:
             deployment.prefix = self.prefix
             if self.routing.strategy == "lowest_latency":
                 deployment.alpha = self.routing.ewma_alpha
 
-    def pick(self, tags: frozenset[str] | None = None) -> Deployment | None:
+    def pick(self, tags: frozenset[str] | None = None, body: bytes = b"") -> Deployment | None:
         """A deployment for the next request: the strategy's choice within the best priority tier that
         has one available (circuit not open, tags matching); None when there is none. Raises
         EnginesBusy when the engines' own queues say every replica is past `max_queue`."""
+        affinity = self.routing.prefix_affinity_bytes
+        key = prefix_key(body, affinity) if affinity else 0
         if tags is None and self.tiers:
-            chosen = self.strategy.choose(self.tiers[0])
+            tier = self.tiers[0]
+            chosen = affine(tier, key) if affinity else self.strategy.choose(tier)
             if not chosen.breaker.failing:
                 if self.shed_at:
                     self._shed_if_busy(chosen)
@@ -149,7 +156,7 @@ class ModelRoute:
         for tier in self.tiers:
             candidates = [d for d in tier if _usable(d, tags, now)]
             if candidates:
-                chosen = self.strategy.choose(candidates)
+                chosen = affine(candidates, key) if affinity else self.strategy.choose(candidates)
                 if self.shed_at:
                     self._shed_if_busy(chosen)
                 chosen.breaker.available(now)  # takes the half-open probe when it is one
@@ -241,7 +248,7 @@ class RouteStage:
         if ctx.key is not None and not ctx.key.allows(route.name):
             raise ModelNotAllowed(f"This key may not use the model '{ctx.client_model}'.", param="model")
         ctx.route = route
-        if ctx.tags is None and not route.shed_at:
+        if ctx.tags is None and route.plain:
             # The common case, kept as cheap as a plain weighted pick: no tags, no shedding, and the
             # strategy's choice healthy.
             single = route.single
@@ -253,7 +260,7 @@ class RouteStage:
                 return
         shed: EnginesBusy | None = None
         try:
-            deployment = route.pick(ctx.tags)
+            deployment = route.pick(ctx.tags, ctx.body)
         except EnginesBusy as busy:
             deployment, shed = None, busy
         if deployment is not None and deployment.model != "*":
@@ -266,7 +273,7 @@ class RouteStage:
                 if ctx.key is not None and not ctx.key.allows(candidate.name):
                     continue
                 try:
-                    deployment = candidate.pick(ctx.tags)
+                    deployment = candidate.pick(ctx.tags, ctx.body)
                 except EnginesBusy:
                     deployment = None
             upstream_model = None if deployment is None else deployment.upstream_model(ctx.client_model)
