@@ -88,6 +88,7 @@ class RequestContext:
 
     __slots__ = (
         "api_key",
+        "attempts",
         "body",
         "client_gone",
         "client_model",
@@ -111,6 +112,7 @@ class RequestContext:
         "status",
         "stream",
         "streamed_events",
+        "tags",
         "upstream",
         "upstream_model",
         "upstream_ns",
@@ -133,6 +135,8 @@ class RequestContext:
         self.route: ModelRoute | None = None
         self.deployment: Deployment | None = None
         self.deployment_id = ""  # `<provider>/<upstream model>`, shown as x-gatecore-model
+        self.attempts = 1  # upstream attempts so far (retries and fallbacks), shown as x-gatecore-attempts
+        self.tags: frozenset[str] | None = None  # `x-gatecore-tags`: only deployments with all of these
         self.upstream_model = ""
         self.client_gone = False
         # The exchange in flight, so a client disconnect can abort it at once.

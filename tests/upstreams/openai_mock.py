@@ -56,7 +56,11 @@ class MockUpstream(MockServer):
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
+        self._add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
+
+    def _add_routes(self, app: web.Application) -> None:
+        """Subclasses add their own routes here (before the catch-all 404)."""
 
     # -- handlers --------------------------------------------------------------------------------------
 

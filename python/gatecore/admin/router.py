@@ -15,6 +15,7 @@ import msgspec
 
 from gatecore.admin.access import TEAM_ADMIN, Caller
 from gatecore.admin.convert import to_datetime
+from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.keys_api import KeysApi
 from gatecore.admin.openapi import openapi_document
 from gatecore.admin.tenants_api import TenantsApi
@@ -49,7 +50,12 @@ class AdminApi:
     """The admin API of one worker."""
 
     def __init__(
-        self, repository: IdentityRepository, auth: AuthStage, models: frozenset[str], grace_s: float
+        self,
+        repository: IdentityRepository,
+        auth: AuthStage,
+        models: frozenset[str],
+        grace_s: float,
+        deployments: DeploymentsApi | None = None,
     ):
         self.auth = auth
         self.repository = repository
@@ -67,6 +73,8 @@ class AdminApi:
             ("GET", "/openapi.json", 200, _document),
             ("GET", "/usage", 200, lambda c, p, b, q: usage.report(c, q)),
         ]
+        if deployments is not None:
+            routes.append(("GET", "/deployments", 200, lambda c, p, b, q: deployments.index(c)))
         for kind in (ORG, TEAM, USER):
             routes += _tenant_routes(TenantsApi(repository, kind, models))
         self._routes = [

@@ -15,6 +15,7 @@ import msgspec
 
 from gatecore.config.interpolate import interpolate
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
+from gatecore.config.routing import RoutingDefaults
 from gatecore.config.schema import (
     AuthConfig,
     DeploymentConfig,
@@ -30,9 +31,19 @@ from gatecore.config.validate import validate_config
 
 T = TypeVar("T")
 
-_SECTIONS = {"server", "providers", "models", "auth", "store", "limits", "budgets", "redis", "ledger"}
-_LATER_SECTIONS = {
+_SECTIONS = {
+    "server",
+    "providers",
+    "models",
+    "auth",
+    "store",
+    "limits",
+    "budgets",
+    "redis",
+    "ledger",
     "routing",
+}
+_LATER_SECTIONS = {
     "cache",
     "guardrails",
     "prompts",
@@ -80,6 +91,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     budgets = _convert(doc.get("budgets", {}), BudgetsConfig, "budgets", errors)
     redis = _convert(doc["redis"], RedisConfig, "redis", errors) if doc.get("redis") is not None else None
     ledger = _convert(doc.get("ledger", {}), LedgerConfig, "ledger", errors)
+    routing = _convert(doc.get("routing", {}), RoutingDefaults, "routing", errors)
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
@@ -90,6 +102,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         budgets=budgets or BudgetsConfig(),
         redis=redis,
         ledger=ledger or LedgerConfig(),
+        routing=routing or RoutingDefaults(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

@@ -8,6 +8,7 @@ import msgspec
 
 from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
+from gatecore.config.routing import ModelRoutingConfig, RetriesConfig, RoutingDefaults
 
 # Every provider kind and the class that implements it (`module:Class`, imported on first use by
 # providers/base.py). A new wire format is one line here.
@@ -112,6 +113,14 @@ class DeploymentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     model: str
     weight: float = 1.0
     pricing: DeploymentPricing | None = None
+    # Lower is preferred: a deployment is used only while every one of a lower priority is unavailable
+    # (circuit open) or has already failed this request.
+    priority: int = 0
+    # Requests sending `x-gatecore-tags: a,b` go only to deployments carrying all of those tags.
+    tags: list[str] = msgspec.field(default_factory=list)
+    # The engine's Prometheus endpoint (routing strategy least_loaded); default: the provider's base
+    # URL with its path replaced by /metrics.
+    metrics_url: str | None = None
 
 
 class CapabilitiesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -138,6 +147,9 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Shown in /v1/models; unset: the shipped model table's figures for the deployment's model.
     context_window: int | None = None
     capabilities: CapabilitiesConfig | None = None
+    # Unset: the `routing.retries` defaults.
+    retries: RetriesConfig | None = None
+    routing: ModelRoutingConfig = ModelRoutingConfig()
 
 
 class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -201,6 +213,7 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     budgets: BudgetsConfig = BudgetsConfig()
     redis: RedisConfig | None = None
     ledger: LedgerConfig = LedgerConfig()
+    routing: RoutingDefaults = RoutingDefaults()
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

@@ -6,6 +6,13 @@ from urllib.parse import urlsplit
 
 from gatecore.config.jwt import validate_jwt_config
 from gatecore.config.limits import validate_limits
+from gatecore.config.routing import (
+    STRATEGIES,
+    BreakerConfig,
+    EngineMetricsConfig,
+    ModelRoutingConfig,
+    RetriesConfig,
+)
 from gatecore.config.schema import (
     CHAT_TEMPLATES,
     DEFAULT_BASE_URLS,
@@ -92,10 +99,15 @@ def validate_config(
                 errors.append(f"{path}.deployments[{j}].model: '*' needs a model name ending in '*'")
             if deployment.pricing is not None:
                 errors.extend(_pricing(deployment.pricing, f"{path}.deployments[{j}].pricing"))
+            if deployment.metrics_url is not None:
+                errors.extend(_base_url(deployment.metrics_url, f"{path}.deployments[{j}].metrics_url"))
         if model.timeouts is not None:
             errors.extend(_timeouts(model.timeouts, f"{path}.timeouts"))
         if model.context_window is not None and model.context_window < 1:
             errors.append(f"{path}.context_window: must be at least 1 token")
+        if model.retries is not None:
+            errors.extend(_retries(model.retries, f"{path}.retries"))
+        errors.extend(_model_routing(model.routing, f"{path}.routing"))
     for i, model in zip(model_at, config.models, strict=True):
         for j, fallback in enumerate(model.fallbacks):
             if fallback not in names and fallback not in (model_names or ()):
@@ -131,6 +143,9 @@ def validate_config(
         unknown = [name for name in named if name not in names and name not in (model_names or ())]
         errors.extend(f"{section}.models.{name}: unknown model '{name}'" for name in unknown)
     errors.extend(_ledger(config.ledger))
+    errors.extend(_retries(config.routing.retries, "routing.retries"))
+    errors.extend(_breaker(config.routing.breaker, "routing.breaker"))
+    errors.extend(_engine_metrics(config.routing.engine_metrics, "routing.engine_metrics"))
     return errors
 
 
@@ -157,6 +172,59 @@ def _ledger(ledger: LedgerConfig) -> list[str]:
         errors.append("ledger.max_queue_rows: must be at least ledger.batch_rows")
     intervals = ("flush_interval_s", "write_timeout_s", "retry_interval_s")
     errors.extend(f"ledger.{f}: must be greater than 0" for f in intervals if not getattr(ledger, f) > 0)
+    return errors
+
+
+def _retries(retries: RetriesConfig, path: str) -> list[str]:
+    errors = []
+    if not 0 <= retries.count <= 20:
+        errors.append(f"{path}.count: must be between 0 and 20")
+    if not 1 <= retries.per_deployment <= 20:
+        errors.append(f"{path}.per_deployment: must be between 1 and 20")
+    names = ("backoff_s", "backoff_max_s", "retry_after_max_s")
+    errors.extend(f"{path}.{name}: must be 0 or more" for name in names if getattr(retries, name) < 0)
+    if not retries.budget_s > 0:
+        errors.append(f"{path}.budget_s: must be greater than 0")
+    return errors
+
+
+def _breaker(breaker: BreakerConfig, path: str) -> list[str]:
+    errors = []
+    if breaker.failures < 1:
+        errors.append(f"{path}.failures: must be at least 1")
+    if not 0 < breaker.error_rate <= 1:
+        errors.append(f"{path}.error_rate: must be greater than 0 and at most 1")
+    if breaker.min_requests < 1:
+        errors.append(f"{path}.min_requests: must be at least 1")
+    names = ("window_s", "cooldown_s")
+    errors.extend(
+        f"{path}.{name}: must be greater than 0" for name in names if not getattr(breaker, name) > 0
+    )
+    return errors
+
+
+def _engine_metrics(metrics: EngineMetricsConfig, path: str) -> list[str]:
+    names = ("interval_s", "timeout_s", "stale_after_s")
+    return [f"{path}.{name}: must be greater than 0" for name in names if not getattr(metrics, name) > 0]
+
+
+def _model_routing(routing: ModelRoutingConfig, path: str) -> list[str]:
+    errors = []
+    if routing.strategy not in STRATEGIES:
+        errors.append(f"{path}.strategy: unknown strategy '{routing.strategy}' ({', '.join(STRATEGIES)})")
+    if routing.max_queue < 0:
+        errors.append(f"{path}.max_queue: must be 0 (never shed) or more")
+    if routing.shed_status not in (429, 503):
+        errors.append(f"{path}.shed_status: must be 429 or 503")
+    if not 0 < routing.ewma_alpha <= 1:
+        errors.append(f"{path}.ewma_alpha: must be greater than 0 and at most 1")
+    if not 0 <= routing.prefix_affinity_bytes <= 1024 * 1024:
+        errors.append(f"{path}.prefix_affinity_bytes: must be between 0 (off) and 1048576")
+    if routing.hedge is not None:
+        if not routing.hedge.delay_s > 0:
+            errors.append(f"{path}.hedge.delay_s: must be greater than 0")
+        if routing.hedge.min_samples < 1:
+            errors.append(f"{path}.hedge.min_samples: must be at least 1")
     return errors
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.router import AdminApi
 from gatecore.auth.stage import AuthStage, hash_secret
 from gatecore.config.schema import GatecoreConfig
@@ -17,9 +18,11 @@ from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
 from gatecore.ledger.recorder import LedgerRecorder
 from gatecore.limits.stage import Limits
+from gatecore.pipeline.hedge import HedgePolicy
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import RequestContext
+from gatecore.routing.engine_load import EngineLoad, EngineLoadPoller, EngineTarget, default_metrics_url
 from gatecore.routing.table import Deployment, ModelRoute, RouteStage, RouteTable
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
@@ -54,6 +57,7 @@ class Gateway:
         "auth",
         "config",
         "disconnect_watch_after",
+        "engines",
         "identity",
         "in_flight",
         "ledger",
@@ -67,6 +71,7 @@ class Gateway:
         "stages",
         "store",
         "sweeper",
+        "tag_routing",
     )
 
     def __init__(self, config: GatecoreConfig):
@@ -78,19 +83,15 @@ class Gateway:
         self.providers: dict[str, Provider] = {
             p.name: build_provider(p, self.pools) for p in config.providers
         }
-        kinds = {p.name: p.kind for p in config.providers}
         self.prices = PriceBook()
-        routes = []
-        for model in config.models:
-            timeouts = Timeouts.resolve(config.server.timeouts, model.timeouts)
-            deployments = []
-            for d in model.deployments:
-                deployment = Deployment(self.providers[d.provider], d.model, d.weight, timeouts)
-                self.prices.add(deployment, kinds[d.provider], d.pricing)
-                deployments.append(deployment)
-            owner = model.owned_by or model.deployments[0].provider
-            routes.append(ModelRoute(model.name, deployments, owner))
-        self.routes = RouteTable(routes)
+        self.routes = build_routes(config, self.providers, self.prices)
+        self.engines = EngineLoadPoller(
+            engine_targets(config, self.routes, self.pools),
+            config.routing.engine_metrics.interval_s,
+            config.routing.engine_metrics.timeout_s,
+        )
+        # Tags are read from requests only when some deployment has tags.
+        self.tag_routing = any(d.tags for r in self.routes.all_routes() for d in r.deployments)
         self.auth = AuthStage(config.auth)
         # The chain, in order (DESIGN.md §1). `auth` runs first, before the body is decoded, so nothing
         # of an unauthenticated request is parsed; these run after. Later stages (limits, guardrails,
@@ -123,7 +124,9 @@ class Gateway:
         self.in_flight = 0
 
     async def start(self) -> None:
-        """Open the store, apply migrations and load the stored keys (the worker's start)."""
+        """Start polling the engines' load, open the store, apply migrations and load the stored keys
+        (the worker's start)."""
+        self.engines.start()
         if self.auth.jwt is not None:
             await self.auth.jwt.start()
         if not await self._open_store(first=True):
@@ -159,7 +162,13 @@ class Gateway:
         self.identity = IdentitySync(repository, self.auth, self.config.store.poll_interval_s)
         await self.identity.start()
         model_names = frozenset(self.routes.names())
-        self.admin = AdminApi(repository, self.auth, model_names, self.config.auth.rotation_grace_s)
+        self.admin = AdminApi(
+            repository,
+            self.auth,
+            model_names,
+            self.config.auth.rotation_grace_s,
+            DeploymentsApi(self.routes),
+        )
         return True
 
     async def _reopen_store(self) -> None:
@@ -183,6 +192,7 @@ class Gateway:
             log.warning("%d requests still in flight at shutdown; they are not recorded", self.in_flight)
         if self._store_retry is not None:
             self._store_retry.cancel()
+        await self.engines.aclose()
         for recorder in self.recorders:
             await recorder.aclose()
         if self.identity is not None:
@@ -196,6 +206,57 @@ class Gateway:
     def close(self) -> None:
         self.sweeper.close()
         self.pools.close()
+
+
+def build_routes(config: GatecoreConfig, providers: dict[str, Provider], prices: PriceBook) -> RouteTable:
+    """The model table: each model's deployments (with their breakers and prices), strategy, retries,
+    fallbacks."""
+    defaults = config.routing
+    kinds = {p.name: p.kind for p in config.providers}
+    routes: dict[str, ModelRoute] = {}
+    for model in config.models:
+        timeouts = Timeouts.resolve(config.server.timeouts, model.timeouts)
+        deployments = [
+            Deployment(
+                providers[d.provider],
+                d.model,
+                d.weight,
+                timeouts,
+                priority=d.priority,
+                tags=d.tags,
+                breaker=defaults.breaker,
+            )
+            for d in model.deployments
+        ]
+        for deployment, d in zip(deployments, model.deployments, strict=True):
+            prices.add(deployment, kinds[d.provider], d.pricing)
+        owner = model.owned_by or model.deployments[0].provider
+        routes[model.name] = ModelRoute(
+            model.name, deployments, owner, retries=model.retries or defaults.retries, routing=model.routing
+        )
+    for model in config.models:
+        route = routes[model.name]
+        route.fallbacks = [routes[name] for name in model.fallbacks if name != model.name]
+        if model.routing.hedge is not None and len(model.deployments) > 1:
+            route.hedge = HedgePolicy(model.routing.hedge)
+    return RouteTable(list(routes.values()))
+
+
+def engine_targets(config: GatecoreConfig, routes: RouteTable, pools: PoolSet) -> list[EngineTarget]:
+    """The replicas of `least_loaded` models whose `/metrics` is polled (each given an EngineLoad)."""
+    base_urls = {p.name: p.base_url for p in config.providers}
+    stale_after = config.routing.engine_metrics.stale_after_s
+    targets: list[EngineTarget] = []
+    for model in config.models:
+        if model.routing.strategy != "least_loaded":
+            continue
+        route = routes.exact.get(model.name) or next(r for r in routes.wildcards if r.name == model.name)
+        for deployment, entry in zip(route.deployments, model.deployments, strict=True):
+            url = entry.metrics_url or default_metrics_url(base_urls.get(entry.provider))
+            if url is not None:
+                deployment.load = EngineLoad(stale_after)
+                targets.append(EngineTarget(url, pools, deployment, deployment.load))
+    return targets
 
 
 def build_gateway(config: GatecoreConfig) -> Gateway:

@@ -2,56 +2,191 @@
 
 from __future__ import annotations
 
-import random
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from gatecore.errors import ModelNotAllowed, NotFound
+from gatecore.config.routing import BreakerConfig, ModelRoutingConfig, RetriesConfig
+from gatecore.errors import InvalidRequest, ModelNotAllowed, NotFound
 from gatecore.request import RequestContext
+from gatecore.routing.affinity import affine, prefix_key
+from gatecore.routing.breaker import Breaker
+from gatecore.routing.engine_load import EngineLoad, EnginesBusy
+from gatecore.routing.strategies import Strategy, build_strategy
 
 if TYPE_CHECKING:
+    from gatecore.pipeline.hedge import HedgePolicy
     from gatecore.providers.base import Provider
     from gatecore.upstream.timeouts import Timeouts
 
 
 class Deployment:
-    """One place a model is served: a provider, the model name there, its weight and timeouts."""
+    """One place a model is served: a provider, the model name there, and what this worker knows of its
+    health (breaker), in-flight requests, latency and engine load."""
 
-    __slots__ = ("id", "model", "provider", "timeouts", "weight")
+    __slots__ = (
+        "alpha",
+        "breaker",
+        "id",
+        "inflight",
+        "load",
+        "model",
+        "prefix",
+        "priority",
+        "provider",
+        "tags",
+        "timeouts",
+        "ttft_s",
+        "weight",
+    )
 
-    def __init__(self, provider: Provider, model: str, weight: float, timeouts: Timeouts):
+    def __init__(
+        self,
+        provider: Provider,
+        model: str,
+        weight: float,
+        timeouts: Timeouts,
+        *,
+        priority: int = 0,
+        tags: Sequence[str] = (),
+        breaker: BreakerConfig | None = None,
+    ):
         self.provider = provider
         self.model = model  # `*`: the rest of the requested name after a wildcard model's prefix
         self.weight = weight
         self.timeouts = timeouts
+        self.priority = priority
+        self.tags = frozenset(tags)
         self.id = f"{provider.name}/{model}"
+        self.prefix: str | None = None  # the wildcard model's prefix, set by its ModelRoute
+        self.breaker = Breaker(breaker or BreakerConfig())
+        self.inflight = 0
+        # Moving average of seconds to the answer's head; measured only when `alpha` is set
+        # (strategy lowest_latency).
+        self.ttft_s: float | None = None
+        self.alpha = 0.0
+        self.load: EngineLoad | None = None  # the engine's own figures (strategy least_loaded)
+
+    def observe_ttft(self, seconds: float) -> None:
+        previous = self.ttft_s
+        self.ttft_s = seconds if previous is None else previous + self.alpha * (seconds - previous)
+
+    def load_score(self) -> float:
+        """Lower is less loaded (strategy least_loaded)."""
+        load = self.load
+        if load is None or not load.fresh():
+            return 1e9 + self.inflight
+        return load.score(self.inflight)
+
+    def upstream_model(self, client_model: str) -> str | None:
+        """The model name sent upstream for `client_model`; None when a wildcard cannot serve it."""
+        if self.model != "*":
+            return self.model
+        prefix = self.prefix
+        if prefix is None or not client_model.startswith(prefix) or len(client_model) <= len(prefix):
+            return None
+        return client_model[len(prefix) :]
 
 
 class ModelRoute:
-    """A client-facing model name and its deployments."""
+    """A client-facing model name, its deployments by priority, its strategy, retries and fallbacks."""
 
-    __slots__ = ("_cumulative", "_total", "deployments", "name", "owned_by", "prefix")
+    __slots__ = (
+        "deployments",
+        "fallbacks",
+        "hedge",
+        "name",
+        "owned_by",
+        "plain",
+        "prefix",
+        "retries",
+        "routing",
+        "shed_at",
+        "single",
+        "strategy",
+        "tiers",
+    )
 
-    def __init__(self, name: str, deployments: list[Deployment], owned_by: str):
+    def __init__(
+        self,
+        name: str,
+        deployments: list[Deployment],
+        owned_by: str,
+        *,
+        retries: RetriesConfig | None = None,
+        routing: ModelRoutingConfig | None = None,
+    ):
         self.name = name
         self.deployments = deployments
         self.owned_by = owned_by
         self.prefix = name[:-1] if name.endswith("*") else None
-        total = 0.0
-        self._cumulative: list[float] = []
+        self.retries = retries or RetriesConfig()
+        self.routing = routing or ModelRoutingConfig()
+        self.fallbacks: list[ModelRoute] = []  # resolved once every route exists
+        # Hedged requests (pipeline/hedge.py): the model's HedgePolicy when `routing.hedge` is set.
+        self.hedge: HedgePolicy | None = None
+        priorities = sorted({d.priority for d in deployments})
+        self.tiers = [[d for d in deployments if d.priority == p] for p in priorities]
+        self.strategy: Strategy = build_strategy(self.routing.strategy, self.tiers[0] if self.tiers else [])
+        # The one deployment of a plain single-deployment model: picked without asking the strategy.
+        self.single = deployments[0] if len(deployments) == 1 and deployments[0].model != "*" else None
+        # least_loaded with max_queue: shed when even the least loaded replica's queue is this deep.
+        self.shed_at = self.routing.max_queue if self.routing.strategy == "least_loaded" else 0
+        # Neither shedding nor prefix affinity: the strategy's choice can be taken as it is.
+        self.plain = not self.shed_at and not self.routing.prefix_affinity_bytes
         for deployment in deployments:
-            total += deployment.weight
-            self._cumulative.append(total)
-        self._total = total
+            deployment.prefix = self.prefix
+            if self.routing.strategy == "lowest_latency":
+                deployment.alpha = self.routing.ewma_alpha
 
-    def pick(self) -> Deployment:
-        """A deployment chosen at random in proportion to the weights."""
-        if len(self.deployments) == 1:
-            return self.deployments[0]
-        point = random.random() * self._total
-        for deployment, edge in zip(self.deployments, self._cumulative, strict=True):
-            if point < edge:
-                return deployment
-        return self.deployments[-1]
+    def pick(self, tags: frozenset[str] | None = None, body: bytes = b"") -> Deployment | None:
+        """A deployment for the next request: the strategy's choice within the best priority tier that
+        has one available (circuit not open, tags matching); None when there is none. Raises
+        EnginesBusy when the engines' own queues say every replica is past `max_queue`."""
+        affinity = self.routing.prefix_affinity_bytes
+        key = prefix_key(body, affinity) if affinity else 0
+        if tags is None and self.tiers:
+            tier = self.tiers[0]
+            chosen = affine(tier, key) if affinity else self.strategy.choose(tier)
+            if not chosen.breaker.failing:
+                if self.shed_at:
+                    self._shed_if_busy(chosen)
+                return chosen
+        now = time.monotonic()
+        for tier in self.tiers:
+            candidates = [d for d in tier if _usable(d, tags, now)]
+            if candidates:
+                chosen = affine(candidates, key) if affinity else self.strategy.choose(candidates)
+                if self.shed_at:
+                    self._shed_if_busy(chosen)
+                chosen.breaker.available(now)  # takes the half-open probe when it is one
+                return chosen
+        return None
+
+    def _shed_if_busy(self, least_loaded: Deployment) -> None:
+        load = least_loaded.load
+        if load is None or not load.fresh() or load.queued(least_loaded.inflight) < self.shed_at:
+            return
+        busy = EnginesBusy(
+            f"Every replica of the model '{self.name}' is busy (at least {self.shed_at} requests queued); "
+            "retry later.",
+            headers=[("retry-after", str(load.retry_after(self.shed_at, least_loaded.inflight)))],
+        )
+        busy.status = self.routing.shed_status
+        if busy.status == 503:
+            busy.type = "api_error"
+        raise busy
+
+    def ordered(self, tags: frozenset[str] | None) -> list[Deployment]:
+        """Every deployment matching `tags`, best priority first: the order retries go through."""
+        return [d for tier in self.tiers for d in tier if tags is None or tags <= d.tags]
+
+
+def _usable(deployment: Deployment, tags: frozenset[str] | None, now: float) -> bool:
+    if tags is not None and not tags <= deployment.tags:
+        return False
+    breaker = deployment.breaker
+    return not breaker.failing or now >= breaker.reopen_at
 
 
 class RouteTable:
@@ -82,9 +217,22 @@ class RouteTable:
         routes = [*self.exact.values(), *self.wildcards]
         return routes if allowed is None else [r for r in routes if r.name in allowed]
 
+    def all_routes(self) -> list[ModelRoute]:
+        return [*self.exact.values(), *self.wildcards]
+
+
+def assign(ctx: RequestContext, deployment: Deployment, upstream_model: str) -> None:
+    """Make `deployment` the one the request goes to (x-gatecore-model shows it)."""
+    ctx.deployment = deployment
+    ctx.upstream_model = upstream_model
+    ctx.deployment_id = (
+        deployment.id if deployment.model != "*" else f"{deployment.provider.name}/{upstream_model}"
+    )
+
 
 class RouteStage:
-    """Resolves the requested model (404 unknown, 403 not allowed for the key) and picks a deployment."""
+    """Resolves the requested model (404 unknown, 403 not allowed for the key) and picks a deployment:
+    the model's own, else the first fallback model's that has one available."""
 
     __slots__ = ("table",)
 
@@ -100,11 +248,50 @@ class RouteStage:
         if ctx.key is not None and not ctx.key.allows(route.name):
             raise ModelNotAllowed(f"This key may not use the model '{ctx.client_model}'.", param="model")
         ctx.route = route
-        deployment = ctx.deployment = route.pick()
-        if deployment.model == "*":
-            assert route.prefix is not None
-            ctx.upstream_model = ctx.client_model[len(route.prefix) :]
-            ctx.deployment_id = f"{deployment.provider.name}/{ctx.upstream_model}"
-        else:
+        if ctx.tags is None and route.plain:
+            # The common case, kept as cheap as a plain weighted pick: no tags, no shedding, and the
+            # strategy's choice healthy.
+            single = route.single
+            chosen = single if single is not None else route.strategy.choose(route.tiers[0])
+            if not chosen.breaker.failing and chosen.model != "*":
+                ctx.deployment = chosen
+                ctx.upstream_model = chosen.model
+                ctx.deployment_id = chosen.id
+                return
+        shed: EnginesBusy | None = None
+        try:
+            deployment = route.pick(ctx.tags, ctx.body)
+        except EnginesBusy as busy:
+            deployment, shed = None, busy
+        if deployment is not None and deployment.model != "*":
+            ctx.deployment = deployment
             ctx.upstream_model = deployment.model
             ctx.deployment_id = deployment.id
+            return
+        for candidate in (route, *route.fallbacks):
+            if candidate is not route:
+                if ctx.key is not None and not ctx.key.allows(candidate.name):
+                    continue
+                try:
+                    deployment = candidate.pick(ctx.tags, ctx.body)
+                except EnginesBusy:
+                    deployment = None
+            upstream_model = None if deployment is None else deployment.upstream_model(ctx.client_model)
+            if deployment is not None and upstream_model is not None:
+                assign(ctx, deployment, upstream_model)
+                return
+            deployment = None
+        if shed is not None:
+            raise shed
+        # Every circuit is open: rather than refuse, go to the model's own deployments anyway (Envoy's
+        # "panic" routing): the client then gets the upstream's real answer.
+        candidates = route.ordered(ctx.tags)
+        if not candidates:
+            raise InvalidRequest(
+                f"No deployment of the model '{ctx.client_model}' has the tags requested in x-gatecore-tags.",
+                code="no_matching_deployment",
+            )
+        deployment = route.strategy.choose(candidates)
+        upstream_model = deployment.upstream_model(ctx.client_model)
+        assert upstream_model is not None  # the route matched the name
+        assign(ctx, deployment, upstream_model)

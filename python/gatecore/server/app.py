@@ -25,13 +25,12 @@ from gatecore.admin.router import PREFIX as ADMIN_PREFIX
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
 from gatecore.config.source import read_config_from_process_env
 from gatecore.errors import GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
+from gatecore.pipeline.attempts import call_upstream
 from gatecore.pipeline.gateway import Gateway, build_gateway
-from gatecore.relay.buffered import relay_buffered
-from gatecore.relay.streaming import relay_stream
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, RequestContext
 from gatecore.routing.table import RouteStage
 from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
-from gatecore.server.headers import client_secret, request_id, run_tag
+from gatecore.server.headers import client_secret, request_id, request_tags, run_tag
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_body import decode_fields, read_body
 from gatecore.translate.anthropic_request import (
@@ -49,36 +48,6 @@ Handler = Callable[[Any, Any], Awaitable[None]]
 Prepare = Callable[[RequestContext], None]
 _JSON_HEADERS = [("content-type", JSON)]
 _OK = b'{"status":"ok"}'
-
-
-class _DisconnectWatch:
-    """Aborts the request's upstream exchange the moment the client goes away.
-
-    granian's client_disconnect() future is never released when a request ends normally (about
-    1.8 KB per call, measured), so it is only asked for once the request has waited until `due`
-    (the DeadlineSweeper calls `expire`).
-    """
-
-    __slots__ = ("ctx", "due", "proto")
-
-    def __init__(self, ctx: RequestContext, proto: Any, due: float):
-        self.ctx: RequestContext | None = ctx
-        self.proto = proto
-        self.due = due
-
-    def expire(self) -> None:
-        if self.ctx is not None:
-            self.proto.client_disconnect().add_done_callback(self.disconnected)
-
-    def disconnected(self, _: Any) -> None:
-        ctx = self.ctx
-        if ctx is None:  # the request already ended
-            return
-        ctx.client_gone = True
-        upstream = ctx.upstream
-        if upstream is not None:
-            ctx.upstream = None
-            upstream.abort()
 
 
 class GatewayApp:
@@ -164,11 +133,13 @@ class GatewayApp:
         try:
             ctx.body = await read_body(headers, proto, gateway.max_body_bytes)
             ctx.api_key = client_secret(headers)
+            if gateway.tag_routing:
+                ctx.tags = request_tags(headers.get("x-gatecore-tags"))
             await gateway.auth(ctx)
             prepare(ctx)
             for stage in gateway.stages:
                 await stage(ctx)
-            await self._call_upstream(gateway, ctx, proto)
+            await call_upstream(gateway, ctx, proto)
         except GatewayError as exc:
             ctx.status = exc.status
             ctx.error_code = exc.code
@@ -183,27 +154,6 @@ class GatewayApp:
                 for recorder in gateway.recorders:
                     recorder.record(ctx, finished)
             gateway.in_flight -= 1
-
-    async def _call_upstream(self, gateway: Gateway, ctx: RequestContext, proto: Any) -> None:
-        deployment = ctx.deployment
-        assert deployment is not None
-        sweeper = gateway.sweeper
-        watch = _DisconnectWatch(ctx, proto, sweeper.now() + gateway.disconnect_watch_after)
-        sweeper.add(watch)
-        try:
-            sent = time.perf_counter_ns()
-            response = await deployment.provider.send(ctx, ctx.upstream_model, deployment.timeouts)
-            if deployment.provider.is_stream(ctx, response):
-                # From here on a gone client shows as a failed write of the next event.
-                sweeper.discard(watch)
-                await relay_stream(proto, ctx, response, deployment.provider, sent)
-            else:
-                await relay_buffered(proto, ctx, response, deployment.provider, sent)
-        finally:
-            sweeper.discard(watch)
-            watch.ctx = None
-        if ctx.client_gone and ctx.status < 400:
-            ctx.status = 499
 
     async def _count_tokens(self, scope: Any, proto: Any) -> None:
         """`POST /v1/messages/count_tokens`: `{"input_tokens": n}` with the routed model's tokenizer."""

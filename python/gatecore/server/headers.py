@@ -13,6 +13,7 @@ from gatecore.request import RequestContext
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
 _PREFIX = "req_" + os.urandom(6).hex()
 _counter = count(1)
+_ONE_ATTEMPT = ("x-gatecore-attempts", "1")
 
 
 def request_id(client_value: str | None) -> str:
@@ -46,7 +47,17 @@ def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) 
         ("x-gatecore-overhead-ms", f"{overhead_ns / 1e6:.3f}"),
     ]
     if ctx.deployment is not None:
+        attempts = ctx.attempts
         headers.append(("x-gatecore-model", ctx.deployment_id))
+        headers.append(_ONE_ATTEMPT if attempts == 1 else ("x-gatecore-attempts", str(attempts)))
     if ctx.limits is not None:
         headers += ctx.limits.headers()
     return headers
+
+
+def request_tags(value: str | None) -> frozenset[str] | None:
+    """`x-gatecore-tags: a, b` → {"a", "b"}; None when absent or empty."""
+    if not value:
+        return None
+    tags = frozenset(t for t in (part.strip() for part in value.split(",")) if t)
+    return tags or None

@@ -1,0 +1,146 @@
+"""In-process microbenchmark: µs per inference request through the whole pipeline without a network.
+
+Runs the real `POST /v1/chat/completions` handler (body read, auth, policy fields, routing stage, the
+upstream call, the buffered relay, response headers) N times on uvloop against an in-memory upstream
+that answers at once, for a model with 1 deployment and one with 8 weighted deployments, and reports
+µs per request (best of REPEATS). No retry happens: this is the happy path's cost. Bounded by N and
+REPEATS; works on any gatecore tree (to compare before/after, point PYTHONPATH at either).
+
+    PYTHONPATH=python .venv/bin/python benches/routing_overhead.py [N] [REPEATS]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import uvloop
+
+from gatecore.config.load import load_config
+from gatecore.pipeline.gateway import build_gateway
+from gatecore.server.app import GatewayApp
+
+KEY = "sk-bench-routing-0001"
+ANSWER = (
+    b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}'
+)
+
+
+class Answer:
+    """An upstream answer already complete (what the relays read)."""
+
+    status = 200
+    content_type = b"application/json"
+
+    async def read_all(self, limit: int) -> bytes:
+        return ANSWER
+
+    def body_if_complete(self) -> bytes | None:
+        return ANSWER
+
+    async def next_chunk(self) -> bytes | None:
+        return None
+
+    def abort(self) -> None:
+        pass
+
+
+class InstantProvider:
+    name = "bench"
+    tokenizer = "o200k_base"
+
+    async def send(self, ctx: Any, upstream_model: str, timeouts: Any) -> Answer:
+        return Answer()
+
+    def is_stream(self, ctx: Any, response: Any) -> bool:
+        return False
+
+    def stream_decoder(self, ctx: Any) -> None:
+        return None
+
+    def decode_body(self, ctx: Any, body: bytes) -> bytes:
+        return body
+
+    def decode_error(self, status: int, body: bytes) -> Any:
+        raise AssertionError("no error in this bench")
+
+
+class Headers(dict[str, str]):
+    pass
+
+
+class Scope:
+    proto = "http"
+    method = "POST"
+    path = "/v1/chat/completions"
+    query_string = ""
+
+    def __init__(self, body: bytes):
+        self.headers = Headers({"authorization": f"Bearer {KEY}", "content-length": str(len(body))})
+
+
+class Proto:
+    def __init__(self, body: bytes):
+        self.body = body
+        self.sent = 0
+
+    async def __call__(self) -> bytes:
+        return self.body
+
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        assert status == 200, body
+        self.sent += 1
+
+
+def config() -> dict[str, Any]:
+    provider = {"name": "p", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"}
+    pool = [{"provider": "p", "model": f"m{i}", "weight": 1 + i % 3} for i in range(8)]
+    return {
+        "providers": [provider],
+        "models": [
+            {"name": "one", "deployments": [{"provider": "p", "model": "m"}]},
+            {"name": "pool8", "deployments": pool},
+        ],
+        "auth": {"master_key": KEY},
+    }
+
+
+async def run(n: int, repeats: int) -> dict[str, float]:
+    app = GatewayApp()
+    gateway = app.gateway = build_gateway(load_config(config()))
+    for name in ("one", "pool8"):
+        route = gateway.routes.find(name)
+        assert route is not None
+        for deployment in route.deployments:
+            deployment.provider = InstantProvider()  # type: ignore[assignment]
+    handler = app.routes["/v1/chat/completions"]["POST"]
+    results: dict[str, float] = {}
+    for name in ("one", "pool8"):
+        body = b'{"model":"%s","messages":[{"role":"user","content":"hi"}]}' % name.encode()
+        scope, proto = Scope(body), Proto(body)
+        for _ in range(min(n, 2000)):  # warm up
+            await handler(scope, proto)
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter_ns()
+            for _ in range(n):
+                await handler(scope, proto)
+            best = min(best, (time.perf_counter_ns() - started) / n / 1000)
+        results[name] = best
+    gateway.close()
+    return results
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    results = uvloop.run(run(n, repeats))
+    for name, micros in results.items():
+        print(f"{name:6s} {micros:7.2f} µs/request (best of {repeats} runs of {n})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Hedged requests (opt-in per model, `routing.hedge`): when the first attempt has produced no answer
+head after the model's delay (a set one, or its observed 95th percentile), the same request goes to
+another deployment too; the first head that is not a failure wins and the other exchange is closed
+at once, so only the winner is relayed and accounted (billed once).
+
+The hedge runs on a shallow copy of the request context: each exchange registers itself in its own
+context's `upstream`, so the loser can be aborted alone, and the winner's is handed to the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections import deque
+
+from gatecore.config.routing import HedgeConfig
+from gatecore.errors import UpstreamUnreachable
+from gatecore.request import RequestContext
+from gatecore.routing.table import Deployment, ModelRoute, assign
+from gatecore.upstream.response import UpstreamResponse
+
+SAMPLES = 200  # head times kept per model for the percentile
+
+
+class HedgePolicy:
+    """A model's hedge delay: fixed, or the 95th percentile of its recent times to the answer head."""
+
+    __slots__ = ("_delay", "_samples", "_since", "config")
+
+    def __init__(self, config: HedgeConfig):
+        self.config = config
+        self._samples: deque[float] = deque(maxlen=SAMPLES)
+        self._delay = config.delay_s
+        self._since = 0
+
+    def delay(self) -> float:
+        return self._delay
+
+    def observe(self, seconds: float) -> None:
+        """One attempt's time to its answer head (the percentile is recomputed every 10 samples)."""
+        if not self.config.p95:
+            return
+        samples = self._samples
+        samples.append(seconds)
+        self._since += 1
+        count = len(samples)
+        if count >= self.config.min_samples and (self._since >= 10 or count == self.config.min_samples):
+            self._since = 0
+            self._delay = sorted(samples)[min(count - 1, int(count * 0.95))]
+
+
+def _ok(task: asyncio.Task[UpstreamResponse]) -> bool:
+    if not task.done() or task.cancelled() or task.exception() is not None:
+        return False
+    status = task.result().status
+    return status < 429 or 429 < status < 500
+
+
+def _drop(task: asyncio.Task[UpstreamResponse], ctx: RequestContext) -> None:
+    """Stop a losing exchange: cancel it if still waiting, and close its connection either way."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled() and task.exception() is None:
+        task.result().abort()
+    upstream = ctx.upstream
+    if upstream is not None:
+        ctx.upstream = None
+        upstream.abort()
+
+
+def _second(ctx: RequestContext, route: ModelRoute, first: Deployment) -> tuple[Deployment, str] | None:
+    now = time.monotonic()
+    for deployment in route.ordered(ctx.tags):
+        if deployment is first or deployment.breaker.retry_in(now) > 0:
+            continue
+        upstream_model = deployment.upstream_model(ctx.client_model)
+        if upstream_model is not None:
+            return deployment, upstream_model
+    return None
+
+
+async def send_hedged(
+    ctx: RequestContext, route: ModelRoute, policy: HedgePolicy, first: Deployment
+) -> tuple[UpstreamResponse, Deployment]:
+    """The first attempt, hedged: the winning answer (head read) and the deployment that gave it.
+    When neither succeeds the first attempt's own outcome is returned or raised, for the retry loop."""
+    started = time.monotonic()
+    primary = asyncio.ensure_future(first.provider.send(ctx, ctx.upstream_model, first.timeouts))
+    done, _ = await asyncio.wait((primary,), timeout=policy.delay())
+    second = None if done else _second(ctx, route, first)
+    if second is None:
+        response = await primary
+        policy.observe(time.monotonic() - started)
+        return response, first
+    deployment, upstream_model = second
+    shadow = copy.copy(ctx)
+    shadow.upstream = None
+    hedge = asyncio.ensure_future(deployment.provider.send(shadow, upstream_model, deployment.timeouts))
+    ctx.attempts += 1
+    pending: set[asyncio.Task[UpstreamResponse]] = {primary, hedge}
+    try:
+        while pending:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if ctx.client_gone:
+                raise UpstreamUnreachable("The client went away while the upstreams were called.")
+            if _ok(primary):
+                _drop(hedge, shadow)
+                policy.observe(time.monotonic() - started)
+                return primary.result(), first
+            if _ok(hedge):
+                _drop(primary, ctx)
+                ctx.upstream = shadow.upstream
+                assign(ctx, deployment, upstream_model)
+                policy.observe(time.monotonic() - started)
+                return hedge.result(), deployment
+    except BaseException:
+        _drop(primary, ctx)
+        _drop(hedge, shadow)
+        raise
+    # Neither answered well: the first attempt's outcome goes to the retry loop; the hedge's is dropped.
+    _drop(hedge, shadow)
+    return await primary, first
