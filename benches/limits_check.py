@@ -18,11 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gatecore.auth.policy import KeyPolicy  # noqa: E402
-from gatecore.config.load import load_config  # noqa: E402
-from gatecore.pipeline.gateway import Gateway  # noqa: E402
-from gatecore.request import CHAT, RequestContext  # noqa: E402
-from tests.services.redis import running_redis  # noqa: E402
+from tests.services.redis import running_redis
+
+from gatecore.auth.policy import KeyPolicy
+from gatecore.config.load import load_config
+from gatecore.pipeline.gateway import Gateway
+from gatecore.request import CHAT, RequestContext
 
 BODY = b'{"model":"m","messages":[{"role":"user","content":"Say hello to the benchmark, please."}],"max_tokens":16}'
 HUGE = 1_000_000_000

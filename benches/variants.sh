@@ -2,8 +2,10 @@
 # A/B of gatecore configurations in ONE session: each variant runs the harness's gatecore target in
 # turn (ROUNDS times, alternating, so drift hits every variant alike), then one table of medians.
 #
-#   benches/variants.sh                 the variants below: auth off, static key, virtual key (store)
-#   VARIANTS="off virtual" ROUNDS=2 benches/variants.sh
+#   benches/variants.sh      passthrough (auth, limits, ledger off), virtual (a store key among 10,000),
+#                            full (virtual key + rpm/tpm/budget limits in shared memory + ledger),
+#                            full_redis (the same with limits and budget on Redis)
+#   VARIANTS="passthrough full" ROUNDS=3 benches/variants.sh
 #
 # Variants are functions `variant_<name>` that write a config to $1 and echo the bearer key to use.
 # JSON and stream at c=32 only (MODES, CONCURRENCY), paced streams off; every run is bounded by the
@@ -12,8 +14,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="$ROOT/.venv/bin/python"
 WORK="$(mktemp -d /tmp/gatecore-variants.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
-: "${VARIANTS:=off static virtual}" "${ROUNDS:=2}"
+trap '[ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+: "${VARIANTS:=passthrough virtual full full_redis}" "${ROUNDS:=2}"
 export MODES="${MODES:-json stream}" CONCURRENCY="${CONCURRENCY:-32}" REPEATS="${REPEATS:-3}"
 export DURATION="${DURATION:-5}" PACED=0 KEEP_MOCKS=1
 export RESULTS_DIR="$ROOT/benches/results/variants"
@@ -21,19 +23,40 @@ mkdir -p "$RESULTS_DIR"
 BASE="$ROOT/benches/gatecore-bench.yaml"
 STATIC_KEY="sk-gwbench-5f0c9a1e7b3d4c2a8e6f1b0d9c7a5e3f"
 
-variant_off() {  # no key of any kind: auth is off
+variant_passthrough() {  # no key of any kind (auth off), no ledger: the gateway's bare hop
   grep -v -e '^auth:' -e '^  keys:' "$BASE" >"$1"
+  echo 'ledger: {enabled: false}' >>"$1"
   echo "unused"
 }
-variant_static() {  # the key written in the config file
+variant_static() {  # the key written in the config file (ledger on)
   cp "$BASE" "$1"
   echo "$STATIC_KEY"
 }
-variant_virtual() {  # a virtual key from the store (HMAC lookup), among 10,000 others
+variant_virtual() {  # a virtual key from the store (HMAC lookup among 10,000 keys), no limits, no ledger
+  store_variant "$1" 'ledger: {enabled: false}' ""
+}
+variant_full() {  # virtual key with rpm, tpm and budget limits (in-process, shared memory) + ledger
+  store_variant "$1" "" '"rpm": 100000000, "tpm": 10000000000, "budget_usd": 1000000'
+}
+variant_full_redis() {  # the same with the limits and budget on Redis (one Lua round trip per check)
+  store_variant "$1" "redis: {url: \"redis://127.0.0.1:$REDIS_PORT/0\"}" '"rpm": 100000000, "tpm": 10000000000, "budget_usd": 1000000'
+}
+
+REDIS_PORT=""
+start_redis() {
+  REDIS_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  taskset -c "${MOCK_CPUS:-1}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize yes --pidfile "$WORK/redis.pid" >/dev/null
+  for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
+# $1 config path, $2 extra top-level YAML, $3 extra JSON fields of the bench key
+store_variant() {
   grep -v -e '^auth:' -e '^  keys:' "$BASE" >"$1"
-  printf 'auth: {master_key: "sk-bench-master-0123456789", key_hash_secret: "bench-hash-secret-0123456789"}\nstore: {url: "sqlite:///%s/store.db"}\n' "$WORK" >>"$1"
-  "$PY" - "$1" >/dev/null <<'PY'
-import asyncio, sys
+  printf 'auth: {master_key: "sk-bench-master-0123456789", key_hash_secret: "bench-hash-secret-0123456789"}\nstore: {url: "sqlite:///%s/%s.db"}\n' "$WORK" "$(basename "$1" .yaml)" >>"$1"
+  [ -n "$2" ] && echo "$2" >>"$1"
+  "$PY" - "$1" "{${3}}" <<'PY'
+import asyncio, json, sys
 from gatecore.config.source import read_config
 from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.records import ApiKey
@@ -47,12 +70,14 @@ async def main() -> None:
     repo = IdentityRepository(store, KeyHasher(config.auth.key_hash_secret))
     for i in range(10_000):
         await repo.create_key(ApiKey(id="", name=f"filler-{i}", prefix="", hash=""), "bench")
+    key, secret = await repo.create_key(ApiKey(id="", name="bench", prefix="", hash="", **json.loads(sys.argv[2])), "bench")
     await store.close()
+    print(secret)
 asyncio.run(main())
 PY
-  "$PY" -m gatecore keys --config "$1" create --name bench | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["key"])'
 }
 
+[[ " $VARIANTS " == *" full_redis "* ]] && start_redis
 declare -A summaries
 for round in $(seq "$ROUNDS"); do
   for v in $VARIANTS; do

@@ -108,6 +108,23 @@ def test_concurrent_burst_overshoots_by_at_most_one_request(
         assert spend(client) == 429
 
 
+def test_a_restart_keeps_the_spend_the_ledger_holds(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort, tmp_path: Path
+) -> None:
+    """The shared-memory counters start at zero with a server; the ledger does not. A budget spent
+    before a restart stays spent after it (no Redis)."""
+    config = budget_config(upstream, refused, 12.0, period="monthly")
+    config["store"] = {"url": f"sqlite:///{tmp_path / 'budget.db'}"}
+    first = gateway_factory(config)
+    with make_client(first, BUDGET_KEY) as client:
+        assert [spend(client) for _ in range(2)] == [200, 200]  # $10 of $12
+    first.stop()  # SIGTERM: the ledger flushes its rows
+    second = gateway_factory(config, workers=2)
+    with make_client(second, BUDGET_KEY) as client:
+        assert spend(client) == 200  # $10 < $12: one more is admitted ($15)
+        assert spend(client) == 429  # over: the spend from before the restart counted
+
+
 @contextlib.contextmanager
 def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     received: list[dict[str, Any]] = []

@@ -25,12 +25,13 @@ import time
 from pathlib import Path
 
 from gatecore.config.schema import LedgerConfig
+from gatecore.errors import StoreUnavailable
 from gatecore.ledger.repository import LedgerRepository
 from gatecore.ledger.row import Row, RowMaker
 from gatecore.ledger.spool import Spool
 from gatecore.pricing.book import PriceBook
 from gatecore.request import RequestContext
-from gatecore.store import Store, open_store
+from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
 from gatecore.store.open import sqlite_path
 
@@ -69,6 +70,18 @@ class LedgerRecorder:
         self._retry_at = 0.0
         self._scan_at = 0.0  # next look for segments of sibling workers that died
         self._closing = False
+
+    async def spend_since(
+        self, scope_kind: str, scope_id: str, since_epoch: float, until_epoch: float | None = None
+    ) -> float:
+        """USD the ledger holds for a scope in a period; StoreUnavailable while it cannot read."""
+        repository = self.repository
+        if repository is None:
+            raise StoreUnavailable("The ledger's store is not open yet.")
+        try:
+            return await repository.spend_since(scope_kind, scope_id, since_epoch, until_epoch)
+        except StoreError as exc:
+            raise StoreUnavailable(f"The ledger's store is unavailable: {exc}") from None
 
     async def start(self, store: Store | None) -> None:
         """Start writing (on the worker's loop). With `store` None (it could not be opened) rows are

@@ -68,4 +68,7 @@ class BudgetBook:
         rule.period = clock.kind
         rule.period_left_s = max(0.001, period.end - now) if period.end else 0.0
         rule.soft = soft
+        rule.scope = (kind, scope_id)
+        rule.period_start = period.start
+        rule.period_end = period.end
         return rule

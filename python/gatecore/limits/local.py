@@ -76,6 +76,17 @@ class LocalLimiter:
             slots.append(slot)
         return Outcome(-1, remaining, resets, None), slots
 
+    def claim_seed(self, cell: str) -> bool:
+        """Whether this worker is the first of the server to seed `cell` (then it must, or `unclaim`)."""
+        ok, _ = self.table.reserve(self.slot("seed:" + cell), 1, 1)
+        return bool(ok)
+
+    def unclaim_seed(self, cell: str) -> None:
+        self.table.adjust(self.slot("seed:" + cell), -1)
+
+    def add(self, cell: str, amount: int) -> None:
+        self.table.adjust(self.slot(cell), amount)
+
     def give_back(self, rules: list[Rule], costs: list[int], slots: list[int]) -> None:
         table = self.table
         for rule, cost, slot in zip(rules, costs, slots, strict=False):

@@ -23,7 +23,19 @@ _CACHE_LIMIT = 10_000
 class Rule:
     """One limit of one scope. `label` names it in errors (`key 'ci'`, `model 'gpt-4o'`)."""
 
-    __slots__ = ("cell", "fail_closed", "kind", "label", "limit", "period", "period_left_s", "soft")
+    __slots__ = (
+        "cell",
+        "fail_closed",
+        "kind",
+        "label",
+        "limit",
+        "period",
+        "period_end",
+        "period_left_s",
+        "period_start",
+        "scope",
+        "soft",
+    )
 
     def __init__(self, kind: int, label: str, cell: str, limit: int, fail_closed: bool):
         self.kind = kind
@@ -36,6 +48,11 @@ class Rule:
         self.period = ""
         self.period_left_s = 0.0
         self.soft = False
+        # Budgets only: whose spend it counts (`("key", id)`, …) and since when (epoch s), so a fresh
+        # counter can start from what the ledger already holds.
+        self.scope: tuple[str, str] = ("", "")
+        self.period_start = 0.0
+        self.period_end = 0.0  # 0: the period never ends
 
     def describe(self) -> str:
         return f"{self.label} {KIND_NAMES[self.kind]}"

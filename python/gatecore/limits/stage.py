@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from gatecore.config.schema import GatecoreConfig
-from gatecore.errors import BudgetExceeded, LimitsUnavailable, RateLimited
+from gatecore.errors import BudgetExceeded, GatewayError, LimitsUnavailable, RateLimited
 from gatecore.limits.alerts import post_alert
 from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
 from gatecore.limits.grant import Grant, Outcome
@@ -24,13 +25,25 @@ from gatecore.relay.usage import count_input_tokens
 from gatecore.request import EMBEDDINGS, RequestContext
 
 log = logging.getLogger("gatecore.limits")
+SpendSource = Callable[[str, str, float, float | None], Awaitable[float]]
 _UNITS = ("requests per minute", "tokens per minute", "requests in flight")
 
 
 class Limits:
     """The `limits` and `budgets` of one config: the stage (`__call__`) and its recorder (`record`)."""
 
-    __slots__ = ("_alerts", "budgets", "default_max_tokens", "local", "prices", "rate", "redis", "webhook")
+    __slots__ = (
+        "_alerts",
+        "_seeded",
+        "budgets",
+        "default_max_tokens",
+        "local",
+        "prices",
+        "rate",
+        "redis",
+        "spent_since",
+        "webhook",
+    )
 
     def __init__(self, config: GatecoreConfig, prices: PriceBook):
         self.rate = RuleBook(config.limits)
@@ -41,6 +54,10 @@ class Limits:
         self.redis = RedisLimiter(config.redis) if config.redis is not None else None
         self.webhook = config.budgets.alert_webhook
         self._alerts: set[asyncio.Task[None]] = set()
+        # What the ledger holds for a budget's scope since a time (set once the ledger can read the
+        # store): the shared-memory counters start at zero with the server, the ledger does not.
+        self.spent_since: SpendSource | None = None
+        self._seeded: set[str] = set()
 
     async def __call__(self, ctx: RequestContext) -> None:
         key = ctx.key
@@ -63,10 +80,38 @@ class Limits:
                 )
         local = outcome is None
         if outcome is None:
+            if budget_rules and self.spent_since is not None:
+                await self._seed(budget_rules)
             outcome, slots = self.local.take(rules, costs, min_tokens)
         if outcome.refused >= 0:
             raise _refusal(rules[outcome.refused], outcome, costs[outcome.refused])
         ctx.limits = Grant(rules, costs, outcome, local, slots)
+
+    async def _seed(self, rules: list[Rule]) -> None:
+        """Start each budget counter of this server from the ledger's spend for its period (once per
+        counter and server: the first worker to claim it reads the ledger). Without it, a restart
+        would give every budget its whole period again."""
+        seeded = self._seeded
+        for rule in rules:
+            cell = rule.cell
+            if cell in seeded:
+                continue
+            if len(seeded) > 100_000:  # old periods' cells: forget them, claims stay in the table
+                seeded.clear()
+            if not self.local.claim_seed(cell):
+                seeded.add(cell)
+                continue
+            assert self.spent_since is not None
+            try:
+                spent = await self.spent_since(
+                    rule.scope[0], rule.scope[1], rule.period_start, rule.period_end or None
+                )
+            except GatewayError as exc:
+                self.local.unclaim_seed(cell)  # a later request tries again
+                log.warning("cannot read past spend for %s from the ledger: %s", rule.label, exc)
+                continue
+            self.local.add(cell, to_micros(spent))
+            seeded.add(cell)
 
     def _costs(self, ctx: RequestContext, rules: list[Rule]) -> tuple[list[int], int]:
         """What each rule takes, and the least tokens a tpm rule may take (0: exactly its cost).

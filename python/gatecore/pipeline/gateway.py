@@ -111,6 +111,7 @@ class Gateway:
             assert config.store.url is not None  # read_config fills in the default
             self.ledger = LedgerRecorder(config.ledger, self.prices, config.store.url)
             recorders.append(self.ledger)
+            self.limits.spent_since = self.ledger.spend_since
         if config.server.access_log:
             recorders.append(AccessLog())
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.

@@ -6,6 +6,7 @@ the placeholders. Rows come back as tuples in column order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -30,6 +31,10 @@ class Transaction(Protocol):
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None: ...
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per row of arguments: the statement is prepared once (batches)."""
+        ...
 
 
 class Store(Protocol):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -35,6 +35,9 @@ class PostgresTransaction:
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
         record = await _run(self._conn.fetchrow(sql, *args))
         return None if record is None else tuple(record)
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await _run(self._conn.executemany(sql, rows))
 
 
 class PostgresStore:

@@ -11,7 +11,7 @@ import asyncio
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -58,6 +58,9 @@ class SqliteTransaction:
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
         row: Row | None = await self._store._call(lambda db: db.execute(_sqlite_sql(sql), args).fetchone())
         return row
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._store._call(lambda db: db.executemany(_sqlite_sql(sql), rows))
 
 
 class SqliteStore:
