@@ -19,7 +19,7 @@ def to_micros(usd: float) -> int:
 class BudgetBook:
     """Compiled `budgets` config: the period clocks and the per-model budgets."""
 
-    __slots__ = ("clock", "closed", "models", "period", "soft")
+    __slots__ = ("_cache", "clock", "closed", "models", "period", "soft")
 
     def __init__(self, config: BudgetsConfig):
         tz = ZoneInfo(config.timezone)
@@ -35,9 +35,30 @@ class BudgetBook:
             )
             for name, model in config.models.items()
         }
+        # (key policy, model) → (its rules, when the first of their periods ends): the rules of a key
+        # are built once per period, not per request. Policies are replaced, never changed, on an
+        # identity reload, so a stale entry is only a missed hit; the cache is bounded.
+        self._cache: dict[tuple[KeyPolicy | None, str], tuple[list[Rule], float]] = {}
 
     def rules_for(self, key: KeyPolicy | None, model: str) -> list[Rule]:
         """The budget rules of a request, each for the current period (empty when none applies)."""
+        if key is None and model not in self.models:
+            return []
+        now = self.clock()
+        cached = self._cache.get((key, model))
+        if cached is not None and now < cached[1]:
+            rules = cached[0]
+            for rule in rules:  # only read right after (admission is synchronous from here)
+                rule.period_left_s = max(0.001, rule.period_end - now) if rule.period_end else 0.0
+            return rules
+        rules = self._build(key, model)
+        ends = [rule.period_end for rule in rules if rule.period_end]
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[(key, model)] = (rules, min(ends) if ends else float("inf"))
+        return rules
+
+    def _build(self, key: KeyPolicy | None, model: str) -> list[Rule]:
         rules: list[Rule] = []
         model_budget = self.models.get(model)
         if key is None and model_budget is None:

@@ -33,27 +33,37 @@ class Grant:
 
     def headers(self) -> list[tuple[str, str]]:
         """`x-ratelimit-*` for the tightest requests and tokens scopes (the fewest remaining)."""
+        remaining = self.outcome.remaining
+        best = [-1, -1]  # per kind: RPM, TPM
+        for i, rule in enumerate(self.rules):
+            kind = rule.kind
+            if kind <= TPM and (best[kind] < 0 or remaining[i] < remaining[best[kind]]):
+                best[kind] = i
         out: list[tuple[str, str]] = []
-        for kind, suffix in ((RPM, "requests"), (TPM, "tokens")):
-            best = -1
-            for i, rule in enumerate(self.rules):
-                if rule.kind == kind and (
-                    best < 0 or self.outcome.remaining[i] < self.outcome.remaining[best]
-                ):
-                    best = i
-            if best >= 0:
-                out += [
-                    (f"x-ratelimit-limit-{suffix}", str(self.rules[best].limit)),
-                    (f"x-ratelimit-remaining-{suffix}", str(self.outcome.remaining[best])),
-                    (f"x-ratelimit-reset-{suffix}", duration(self.outcome.reset_ns[best] / 1e9)),
-                ]
+        for kind, i in enumerate(best):
+            if i >= 0:
+                names = _NAMES[kind]
+                out += (
+                    (names[0], self.rules[i].limit_text),
+                    (names[1], str(remaining[i])),
+                    (names[2], duration(self.outcome.reset_ns[i] / 1e9)),
+                )
         return out
 
 
+_NAMES = tuple(
+    tuple(f"x-ratelimit-{part}-{suffix}" for part in ("limit", "remaining", "reset"))
+    for suffix in ("requests", "tokens")
+)
+assert RPM == 0 and TPM == 1  # _NAMES and `best` are indexed by kind
+
+
 def duration(seconds: float) -> str:
-    """OpenAI's reset format: `6s`, `1m30s`, `250ms`."""
-    if seconds < 1:
-        return f"{max(0, round(seconds * 1000))}ms"
-    minutes, rest = divmod(seconds, 60)
-    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
-    return f"{int(minutes)}m{text}" if minutes else text
+    """OpenAI's reset format: `6s`, `1m30s`, `250ms` (whole milliseconds)."""
+    ms = max(0, int(seconds * 1000 + 0.5))
+    if ms < 1000:
+        return f"{ms}ms"
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    text = f"{secs}.{ms:03d}".rstrip("0").rstrip(".") + "s" if ms else f"{secs}s"
+    return f"{minutes}m{text}" if minutes else text

@@ -29,6 +29,7 @@ class Rule:
         "kind",
         "label",
         "limit",
+        "limit_text",
         "period",
         "period_end",
         "period_left_s",
@@ -42,6 +43,7 @@ class Rule:
         self.label = label
         self.cell = cell
         self.limit = limit
+        self.limit_text = str(limit)  # for the x-ratelimit-limit-* headers
         self.fail_closed = fail_closed
         # Budgets only: the period's name (`monthly`), seconds until it ends (0: it never does) and
         # whether crossing the limit only alerts.
