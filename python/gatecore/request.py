@@ -98,6 +98,7 @@ class RequestContext:
         "encoder",
         "endpoint",
         "error_code",
+        "error_upstream",
         "first_byte_ns",
         "gpu_mark",
         "gpu_seconds",
@@ -144,6 +145,7 @@ class RequestContext:
         self.upstream_ns = 0  # time spent waiting on the upstream, excluded from overhead
         self.status = 0
         self.error_code: str | None = None
+        self.error_upstream = False  # the error came from the upstream (not gatecore's own refusal)
         self.streamed_events = 0
         self.usage: Usage | None = None
         # Translates answers for a client whose API is not the hub format (None: OpenAI clients).

@@ -26,6 +26,9 @@ from gatecore.routing.engine_load import EngineLoad, EngineLoadPoller, EngineTar
 from gatecore.routing.table import Deployment, ModelRoute, RouteStage, RouteTable
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
+from gatecore.telemetry.metrics import MetricsRecorder
+from gatecore.telemetry.metrics_api import MetricsApi
+from gatecore.telemetry.worker_files import worker_files
 from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.upstream.pool import PoolSet
 from gatecore.upstream.timeouts import Timeouts
@@ -63,6 +66,7 @@ class Gateway:
         "ledger",
         "limits",
         "max_body_bytes",
+        "metrics",
         "pools",
         "prices",
         "providers",
@@ -113,6 +117,12 @@ class Gateway:
             recorders.append(self.ledger)
         if config.server.access_log:
             recorders.append(AccessLog())
+        self.metrics: MetricsApi | None = None
+        telemetry = config.telemetry
+        if telemetry.metrics:  # after the ledger: it reads ctx.cost_usd
+            metrics = MetricsRecorder(lambda: self.in_flight, worker_files(telemetry.metrics_flush_s))
+            self.metrics = MetricsApi(metrics, self.auth, telemetry.metrics_auth)
+            recorders.append(metrics)
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
         recorders.append(self.limits)
         self.recorders: tuple[Recorder, ...] = tuple(recorders)
