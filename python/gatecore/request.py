@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from gatecore.limits.grant import Grant
     from gatecore.pricing.gpu_time import GpuMeter
     from gatecore.routing.table import Deployment, ModelRoute
+    from gatecore.telemetry.stage_timing import StageTiming
     from gatecore.upstream.response import UpstreamResponse
 
 
@@ -114,6 +115,7 @@ class RequestContext:
         "stream",
         "streamed_events",
         "tags",
+        "timing",
         "upstream",
         "upstream_model",
         "upstream_ns",
@@ -157,3 +159,5 @@ class RequestContext:
         self.gpu_mark: tuple[GpuMeter, float] | None = None
         self.gpu_seconds = 0.0
         self.cost_usd: float | None = None  # set once, by the ledger's recorder
+        # Per-stage marks for `x-gatecore-timing`, only when the client asked and may see them.
+        self.timing: StageTiming | None = None

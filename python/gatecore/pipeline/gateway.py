@@ -67,6 +67,7 @@ class Gateway:
         "limits",
         "max_body_bytes",
         "metrics",
+        "named_stages",
         "pools",
         "prices",
         "providers",
@@ -100,14 +101,16 @@ class Gateway:
         # The chain, in order (DESIGN.md §1). `auth` runs first, before the body is decoded, so nothing
         # of an unauthenticated request is parsed; these run after. Later stages (limits, guardrails,
         # cache) slot in here.
-        stages: list[Stage] = [RouteStage(self.routes)]
+        stages: list[tuple[str, Stage]] = [("route", RouteStage(self.routes))]
         gpu_clock = self.prices.clock_stage()
         if gpu_clock is not None:  # only when some deployment is priced by GPU time
-            stages.append(gpu_clock)
+            stages.append(("gpu_clock", gpu_clock))
         # Limits run once the deployment is known (per-deployment limits, the tokenizer, the price).
         self.limits = Limits(config, self.prices)
-        stages.append(self.limits)
-        self.stages: tuple[Stage, ...] = tuple(stages)
+        stages.append(("limits", self.limits))
+        self.stages: tuple[Stage, ...] = tuple(stage for _, stage in stages)
+        # The same with their names, for `x-gatecore-timing` (telemetry/stage_timing.py).
+        self.named_stages: tuple[tuple[str, Stage], ...] = tuple(stages)
         recorders: list[Recorder] = []
         # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.
         self.ledger: LedgerRecorder | None = None

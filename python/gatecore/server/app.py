@@ -33,6 +33,7 @@ from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
 from gatecore.server.headers import client_secret, request_id, request_tags, run_tag
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_body import decode_fields, read_body
+from gatecore.telemetry.stage_timing import StageTiming, allowed, run_timed
 from gatecore.translate.anthropic_request import (
     decode_messages_request,
     openai_chat_request,
@@ -130,6 +131,7 @@ class GatewayApp:
         headers = scope.headers
         ctx = RequestContext(endpoint, request_id(headers.get("x-request-id")), b"", started)
         ctx.run_id = run_tag(headers.get("x-gatecore-run-id"))
+        debug = headers.get("x-gatecore-debug")
         gateway.in_flight += 1
         try:
             ctx.body = await read_body(headers, proto, gateway.max_body_bytes)
@@ -137,9 +139,15 @@ class GatewayApp:
             if gateway.tag_routing:
                 ctx.tags = request_tags(headers.get("x-gatecore-tags"))
             await gateway.auth(ctx)
-            prepare(ctx)
-            for stage in gateway.stages:
-                await stage(ctx)
+            if debug is not None and allowed(debug, ctx.key):
+                ctx.timing = timing = StageTiming(started, time.perf_counter_ns())
+                prepare(ctx)
+                timing.mark("decode")
+                await run_timed(ctx, gateway.named_stages)
+            else:
+                prepare(ctx)
+                for stage in gateway.stages:
+                    await stage(ctx)
             await call_upstream(gateway, ctx, proto)
         except GatewayError as exc:
             ctx.status = exc.status
