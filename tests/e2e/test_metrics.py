@@ -233,3 +233,51 @@ def test_metrics_off_answers_404(
     assert scrape(gw)[0] == 404
     with make_client(gw) as client:
         assert client.chat.completions.create(model="gpt-test", messages=MESSAGES).usage is not None
+
+
+@pytest.mark.timeout(60)
+def test_access_log_lines_carry_key_prefix_cost_ttft_and_attempts(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort
+) -> None:
+    config = metrics_config(upstream, refused)
+    # gpt-fallback fails at the refused port, then is answered by gpt-test: two attempts.
+    config["models"].append(
+        {
+            "name": "gpt-fallback",
+            "deployments": [{"provider": "down", "model": "m"}],
+            "fallbacks": ["gpt-test"],
+        }
+    )
+    gw = gateway_factory(config)
+    with make_client(gw) as client:
+        plain = client.chat.completions.with_raw_response.create(
+            model="gpt-test", messages=MESSAGES, extra_headers={"x-request-id": "log-plain"}
+        )
+        usage = plain.parse().usage
+        assert usage is not None
+        stream = client.chat.completions.create(
+            model="gpt-test",
+            messages=MESSAGES,
+            stream=True,
+            extra_body={"mock": {"first_byte_delay_ms": 40, "chunks": 3}},
+            extra_headers={"x-request-id": "log-stream"},
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        client.chat.completions.create(
+            model="gpt-fallback", messages=MESSAGES, extra_headers={"x-request-id": "log-fallback"}
+        )
+    entry = gw.wait_access_log("log-plain")
+    assert entry["key"] == "master" and entry["attempts"] == 1
+    prefix = entry["key_prefix"]
+    assert prefix.endswith("…") and MASTER_KEY.startswith(prefix[:-1]) and len(prefix) < len(MASTER_KEY) - 4
+    expected_cost = usage.prompt_tokens * 1e-6 + usage.completion_tokens * 2e-6
+    assert entry["cost_usd"] == pytest.approx(expected_cost, rel=1e-9)
+    assert entry["ttft_ms"] <= entry["latency_ms"]
+    streamed = gw.wait_access_log("log-stream")
+    assert streamed["streamed"] and 40 <= streamed["ttft_ms"] <= streamed["latency_ms"]
+    fallback = gw.wait_access_log("log-fallback")
+    assert fallback["attempts"] == 2 and fallback["status"] == 200
+    assert fallback["cost_usd"] == pytest.approx(expected_cost, rel=1e-9)
+    log = gw.stdout()
+    for secret in (MASTER_KEY, UPSTREAM_KEY, PROMPT):
+        assert secret not in log
