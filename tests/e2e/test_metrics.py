@@ -281,3 +281,7 @@ def test_access_log_lines_carry_key_prefix_cost_ttft_and_attempts(
     log = gw.stdout()
     for secret in (MASTER_KEY, UPSTREAM_KEY, PROMPT):
         assert secret not in log
+    # In the metrics, the fallback counts under the model asked for, with the deployment that served it.
+    metrics = wait_for_requests(gw, 3)
+    served = {"model": "gpt-fallback", "deployment": DEPLOYMENT, "endpoint": "chat", "status_class": "2xx"}
+    assert metrics.value("gatecore_requests_total", **served) == 1
