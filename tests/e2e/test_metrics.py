@@ -21,6 +21,7 @@ from .prometheus_text import Exposition, parse
 
 ONE_RPM_KEY = "sk-metrics-one-rpm-e2e-6d0c"
 PROMPT = "the-quick-metrics-prompt-4471"
+UNKNOWN_MODEL = "no-such-model-7f3a"  # a client's raw string: never a label
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": f"{PROMPT} one two three"}]
 DEPLOYMENT = "up/upstream-model-1"
 BASE = {"model": "gpt-test", "deployment": DEPLOYMENT, "endpoint": "chat"}
@@ -98,7 +99,7 @@ def send_traffic(gw: Gateway, ok_requests: int) -> Traffic:
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="gpt-other", messages=MESSAGES)
     with make_client(gw) as client, pytest.raises(openai.NotFoundError):
-        client.chat.completions.create(model=f"no-such-model-{PROMPT}", messages=MESSAGES)
+        client.chat.completions.create(model=UNKNOWN_MODEL, messages=MESSAGES)
     return seen
 
 
@@ -169,7 +170,17 @@ def check_traffic(metrics: Exposition, seen: Traffic, ok_requests: int, body: st
     assert metrics.types[duration] == "histogram" and metrics.types[requests] == "counter"
 
     # Bounded labels: configured names only; no key, prompt text or client's unknown model string.
-    for secret in (MASTER_KEY, TEAM_KEY, ALL_KEY, ONE_RPM_KEY, UPSTREAM_KEY, PROMPT, "one-rpm", "sk-"):
+    for secret in (
+        MASTER_KEY,
+        TEAM_KEY,
+        ALL_KEY,
+        ONE_RPM_KEY,
+        UPSTREAM_KEY,
+        PROMPT,
+        UNKNOWN_MODEL,
+        "one-rpm",
+        "sk-",
+    ):
         assert secret not in body
     assert metrics.label_values("model") == {"gpt-test", "gpt-other", "unknown"}
 
@@ -185,7 +196,12 @@ def test_metrics_count_known_traffic_exactly(
     metrics = wait_for_requests(gw, 11)
     _, _, body = scrape(gw)
     check_traffic(parse(body), seen, 5, body)
-    # Neither does the access log carry a key or the prompt.
+    # Neither does the access log carry a key or the prompt (its lines are written off the request
+    # path: wait for all of them).
+    deadline = time.monotonic() + 10
+    while len(gw.access_log()) < 11 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(gw.access_log()) == 11
     log = gw.stdout()
     for secret in (MASTER_KEY, ONE_RPM_KEY, UPSTREAM_KEY, PROMPT):
         assert secret not in log
