@@ -187,3 +187,13 @@ class LimitsUnavailable(GatewayError):
     type = "api_error"
     code = "limits_unavailable"
     retryable = True
+
+
+# What the upstream did wrong (as opposed to gatecore refusing the request), for the metrics.
+UPSTREAM_ERRORS = (
+    UpstreamError,
+    UpstreamUnreachable,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+    UpstreamStreamError,
+)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from gatecore.limits.grant import Grant
     from gatecore.pricing.gpu_time import GpuMeter
     from gatecore.routing.table import Deployment, ModelRoute
+    from gatecore.telemetry.stage_timing import StageTiming
     from gatecore.upstream.response import UpstreamResponse
 
 
@@ -98,6 +99,7 @@ class RequestContext:
         "encoder",
         "endpoint",
         "error_code",
+        "error_upstream",
         "first_byte_ns",
         "gpu_mark",
         "gpu_seconds",
@@ -113,6 +115,7 @@ class RequestContext:
         "stream",
         "streamed_events",
         "tags",
+        "timing",
         "upstream",
         "upstream_model",
         "upstream_ns",
@@ -144,6 +147,7 @@ class RequestContext:
         self.upstream_ns = 0  # time spent waiting on the upstream, excluded from overhead
         self.status = 0
         self.error_code: str | None = None
+        self.error_upstream = False  # the error came from the upstream (not gatecore's own refusal)
         self.streamed_events = 0
         self.usage: Usage | None = None
         # Translates answers for a client whose API is not the hub format (None: OpenAI clients).
@@ -155,3 +159,5 @@ class RequestContext:
         self.gpu_mark: tuple[GpuMeter, float] | None = None
         self.gpu_seconds = 0.0
         self.cost_usd: float | None = None  # set once, by the ledger's recorder
+        # Per-stage marks for `x-gatecore-timing`, only when the client asked and may see them.
+        self.timing: StageTiming | None = None

@@ -27,6 +27,7 @@ from gatecore.config.schema import (
     StaticKeyConfig,
     StoreConfig,
 )
+from gatecore.config.telemetry import TelemetryConfig
 from gatecore.config.validate import validate_config
 
 T = TypeVar("T")
@@ -42,12 +43,12 @@ _SECTIONS = {
     "redis",
     "ledger",
     "routing",
+    "telemetry",
 }
 _LATER_SECTIONS = {
     "cache",
     "guardrails",
     "prompts",
-    "telemetry",
 }
 _MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
 
@@ -92,6 +93,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     redis = _convert(doc["redis"], RedisConfig, "redis", errors) if doc.get("redis") is not None else None
     ledger = _convert(doc.get("ledger", {}), LedgerConfig, "ledger", errors)
     routing = _convert(doc.get("routing", {}), RoutingDefaults, "routing", errors)
+    telemetry = _convert(doc.get("telemetry", {}), TelemetryConfig, "telemetry", errors)
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
@@ -103,6 +105,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         redis=redis,
         ledger=ledger or LedgerConfig(),
         routing=routing or RoutingDefaults(),
+        telemetry=telemetry or TelemetryConfig(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

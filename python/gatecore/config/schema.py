@@ -9,6 +9,7 @@ import msgspec
 from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.routing import ModelRoutingConfig, RetriesConfig, RoutingDefaults
+from gatecore.config.telemetry import TelemetryConfig
 
 # Every provider kind and the class that implements it (`module:Class`, imported on first use by
 # providers/base.py). A new wire format is one line here.
@@ -214,6 +215,7 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis: RedisConfig | None = None
     ledger: LedgerConfig = LedgerConfig()
     routing: RoutingDefaults = RoutingDefaults()
+    telemetry: TelemetryConfig = TelemetryConfig()
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

@@ -58,6 +58,8 @@ def validate_config(
     if not server.disconnect_watch_after > 0:
         errors.append("server.disconnect_watch_after: must be greater than 0")
     errors.extend(_timeouts(server.timeouts, "server.timeouts"))
+    if not config.telemetry.metrics_flush_s > 0:
+        errors.append("telemetry.metrics_flush_s: must be greater than 0")
 
     providers: dict[str, str] = {}
     for i, provider in zip(provider_at, config.providers, strict=True):

@@ -28,15 +28,18 @@ class AccessLog:
         self._handle: asyncio.TimerHandle | None = None
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
-        usage = ctx.usage
+        usage, key, first_byte = ctx.usage, ctx.key, ctx.first_byte_ns
         line = {
             "ts": round(time.time(), 3),
             "request_id": ctx.request_id,
             "endpoint": ctx.endpoint.name,
-            "key": ctx.key.name if ctx.key is not None else None,
+            "key": key.name if key is not None else None,
+            # The few characters of the key that are safe to show (`sk-ab…`), never the key.
+            "key_prefix": key.prefix if key is not None else None,
             "model": ctx.client_model,
             "deployment": ctx.deployment_id or None,
             "status": ctx.status,
+            "attempts": ctx.attempts,
             "error": ctx.error_code,
             "streamed": ctx.stream,
             "events": ctx.streamed_events,
@@ -44,8 +47,10 @@ class AccessLog:
             "output_tokens": usage.output_tokens if usage else 0,
             "cached_tokens": usage.cached_tokens if usage else 0,
             "usage_source": usage.source if usage else "none",
+            "cost_usd": ctx.cost_usd,  # priced by the ledger's recorder, which runs first
             "client_gone": ctx.client_gone,
             "latency_ms": round((finished_ns - ctx.started) / 1e6, 3),
+            "ttft_ms": round((first_byte - ctx.started) / 1e6, 3) if first_byte else None,
             "overhead_ms": round((finished_ns - ctx.started - ctx.upstream_ns) / 1e6, 3),
         }
         self._lines.append(orjson.dumps(line) + b"\n")

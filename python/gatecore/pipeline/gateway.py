@@ -26,6 +26,9 @@ from gatecore.routing.engine_load import EngineLoad, EngineLoadPoller, EngineTar
 from gatecore.routing.table import Deployment, ModelRoute, RouteStage, RouteTable
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
+from gatecore.telemetry.metrics import MetricsRecorder
+from gatecore.telemetry.metrics_api import MetricsApi
+from gatecore.telemetry.worker_files import worker_files
 from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.upstream.pool import PoolSet
 from gatecore.upstream.timeouts import Timeouts
@@ -63,6 +66,8 @@ class Gateway:
         "ledger",
         "limits",
         "max_body_bytes",
+        "metrics",
+        "named_stages",
         "pools",
         "prices",
         "providers",
@@ -96,14 +101,16 @@ class Gateway:
         # The chain, in order (DESIGN.md §1). `auth` runs first, before the body is decoded, so nothing
         # of an unauthenticated request is parsed; these run after. Later stages (limits, guardrails,
         # cache) slot in here.
-        stages: list[Stage] = [RouteStage(self.routes)]
+        stages: list[tuple[str, Stage]] = [("route", RouteStage(self.routes))]
         gpu_clock = self.prices.clock_stage()
         if gpu_clock is not None:  # only when some deployment is priced by GPU time
-            stages.append(gpu_clock)
+            stages.append(("gpu_clock", gpu_clock))
         # Limits run once the deployment is known (per-deployment limits, the tokenizer, the price).
         self.limits = Limits(config, self.prices)
-        stages.append(self.limits)
-        self.stages: tuple[Stage, ...] = tuple(stages)
+        stages.append(("limits", self.limits))
+        self.stages: tuple[Stage, ...] = tuple(stage for _, stage in stages)
+        # The same with their names, for `x-gatecore-timing` (telemetry/stage_timing.py).
+        self.named_stages: tuple[tuple[str, Stage], ...] = tuple(stages)
         recorders: list[Recorder] = []
         # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.
         self.ledger: LedgerRecorder | None = None
@@ -114,6 +121,12 @@ class Gateway:
             self.limits.spent_since = self.ledger.spend_since
         if config.server.access_log:
             recorders.append(AccessLog())
+        self.metrics: MetricsApi | None = None
+        telemetry = config.telemetry
+        if telemetry.metrics:  # after the ledger: it reads ctx.cost_usd
+            metrics = MetricsRecorder(lambda: self.in_flight, worker_files(telemetry.metrics_flush_s))
+            self.metrics = MetricsApi(metrics, self.auth, telemetry.metrics_auth)
+            recorders.append(metrics)
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
         recorders.append(self.limits)
         self.recorders: tuple[Recorder, ...] = tuple(recorders)

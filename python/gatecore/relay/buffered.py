@@ -39,6 +39,7 @@ async def relay_buffered(
             status, body = encoder.error_answer(error)
         hub_body, content_type = body, JSON
         ctx.error_code = "upstream_error"
+        ctx.error_upstream = True
     else:
         hub_body = body = provider.decode_body(ctx, body)  # the OpenAI-format body, for usage
         if encoder is not None:

@@ -24,7 +24,7 @@ from gatecore.admin.router import MAX_BODY as ADMIN_MAX_BODY
 from gatecore.admin.router import PREFIX as ADMIN_PREFIX
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
 from gatecore.config.source import read_config_from_process_env
-from gatecore.errors import GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
+from gatecore.errors import UPSTREAM_ERRORS, GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
 from gatecore.pipeline.attempts import call_upstream
 from gatecore.pipeline.gateway import Gateway, build_gateway
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, RequestContext
@@ -33,6 +33,7 @@ from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
 from gatecore.server.headers import client_secret, request_id, request_tags, run_tag
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_body import decode_fields, read_body
+from gatecore.telemetry.stage_timing import StageTiming, allowed, run_timed
 from gatecore.translate.anthropic_request import (
     decode_messages_request,
     openai_chat_request,
@@ -69,6 +70,7 @@ class GatewayApp:
         self.routes["/v1/models"] = {"GET": self._models}
         self.routes["/healthz"] = {"GET": self._healthz}
         self.routes["/readyz"] = {"GET": self._readyz}
+        self.routes["/metrics"] = {"GET": self._metrics}
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # granian calls this before the loop runs, and __rsgi_del__ after it stopped.
@@ -129,6 +131,7 @@ class GatewayApp:
         headers = scope.headers
         ctx = RequestContext(endpoint, request_id(headers.get("x-request-id")), b"", started)
         ctx.run_id = run_tag(headers.get("x-gatecore-run-id"))
+        debug = headers.get("x-gatecore-debug")
         gateway.in_flight += 1
         try:
             ctx.body = await read_body(headers, proto, gateway.max_body_bytes)
@@ -136,13 +139,20 @@ class GatewayApp:
             if gateway.tag_routing:
                 ctx.tags = request_tags(headers.get("x-gatecore-tags"))
             await gateway.auth(ctx)
-            prepare(ctx)
-            for stage in gateway.stages:
-                await stage(ctx)
+            if debug is not None and allowed(debug, ctx.key):
+                ctx.timing = timing = StageTiming(started, time.perf_counter_ns())
+                prepare(ctx)
+                timing.mark("decode")
+                await run_timed(ctx, gateway.named_stages)
+            else:
+                prepare(ctx)
+                for stage in gateway.stages:
+                    await stage(ctx)
             await call_upstream(gateway, ctx, proto)
         except GatewayError as exc:
             ctx.status = exc.status
             ctx.error_code = exc.code
+            ctx.error_upstream = isinstance(exc, UPSTREAM_ERRORS)
             if ctx.client_gone:
                 ctx.status = 499
             else:
@@ -210,6 +220,14 @@ class GatewayApp:
             log.exception("unhandled error on %s %s", scope.method, scope.path[:200])
             return _respond(proto, 500, _JSON_HEADERS, OPENAI.internal_error)
         _respond(proto, status, [("content-type", content_type)] if answer else [], answer)
+
+    async def _metrics(self, scope: Any, proto: Any) -> None:
+        gateway = self.gateway
+        assert gateway is not None
+        if gateway.metrics is None:
+            raise NotFound("Metrics are off (telemetry.metrics: false).")
+        headers, body = await gateway.metrics.answer(scope.headers)
+        proto.response_bytes(200, headers, body)
 
     async def _healthz(self, scope: Any, proto: Any) -> None:
         proto.response_bytes(200, _JSON_HEADERS, _OK)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 
 from gatecore.config.source import CONFIG_ENV, DEMO_ENV
 from gatecore.limits.local import COUNTERS_ENV
+from gatecore.telemetry.worker_files import METRICS_DIR_ENV
 
 
 def serve(
@@ -33,6 +35,9 @@ def serve(
     fd, counters = tempfile.mkstemp(prefix=f"gatecore-{port}-", suffix=".counters", dir=shm)
     os.close(fd)
     os.environ[COUNTERS_ENV] = counters
+    # Where each worker leaves its metrics for the others' scrapes (telemetry/worker_files.py).
+    metrics_dir = tempfile.mkdtemp(prefix=f"gatecore-{port}-", suffix=".metrics", dir=shm)
+    os.environ[METRICS_DIR_ENV] = metrics_dir
     server = Server(
         "gatecore.server.app:app",
         address=host,
@@ -53,3 +58,4 @@ def serve(
     finally:
         with contextlib.suppress(OSError):
             os.unlink(counters)
+        shutil.rmtree(metrics_dir, ignore_errors=True)

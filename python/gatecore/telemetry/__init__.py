@@ -1,0 +1,1 @@
+"""Operators' view of the gateway: Prometheus metrics aggregated across workers."""

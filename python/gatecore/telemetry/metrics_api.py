@@ -1,0 +1,36 @@
+"""`GET /metrics`: this server's figures in Prometheus text, every worker's added up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gatecore.auth.stage import AuthStage
+from gatecore.errors import AuthenticationFailed, Forbidden
+from gatecore.server.headers import client_secret
+from gatecore.telemetry.exposition import CONTENT_TYPE, render
+from gatecore.telemetry.metrics import MetricsRecorder
+
+
+class MetricsApi:
+    """Answers scrapes from this worker's recorder and the other workers' snapshot files."""
+
+    __slots__ = ("auth", "recorder", "require_master")
+
+    def __init__(self, recorder: MetricsRecorder, auth: AuthStage, require_master: bool):
+        self.recorder = recorder
+        self.auth = auth
+        self.require_master = require_master
+
+    async def answer(self, headers: Any) -> tuple[list[tuple[str, str]], bytes]:
+        """The response headers and body of a scrape; raises a GatewayError when not allowed."""
+        if self.require_master:
+            key = await self.auth.authenticate(client_secret(headers))
+            if key is None:
+                raise AuthenticationFailed("The metrics endpoint needs the master key.")
+            if key.source != "master":
+                raise Forbidden("The metrics endpoint needs the master key.")
+        recorder = self.recorder
+        snapshots = [recorder.snapshot()]
+        if recorder.shared is not None:
+            snapshots.extend(recorder.shared.others())
+        return [("content-type", CONTENT_TYPE)], render(snapshots)

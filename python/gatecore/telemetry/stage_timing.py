@@ -1,0 +1,69 @@
+"""`x-gatecore-timing`: where one request's time went, per stage, for a client that asks for it
+(`x-gatecore-debug: timing`) with a key that may see it (the master key, or a key whose metadata has
+`debug: true`). Requests that do not ask pay one header lookup.
+
+The value is in Server-Timing syntax, durations in ms floored to the µs, so the stages never add up
+to more than `total`: `auth;dur=0.012, decode;dur=0.020, route;dur=0.004, limits;dur=0.006,
+upstream;dur=41.250, relay;dur=0.061, total;dur=41.353`. It is sent with the answer's head, so
+`auth` runs from arrival (reading the body included), `upstream` is the wait up to the answer's head
+(its whole body when not streamed) and `relay` is the rest of gatecore's time until the head went out:
+attempts' setup, decoding and re-encoding the answer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from gatecore.request import RequestContext
+
+if TYPE_CHECKING:
+    from gatecore.auth.policy import KeyPolicy
+    from gatecore.pipeline.gateway import Stage
+
+HEADER = "x-gatecore-timing"
+
+
+class StageTiming:
+    """Marks taken as the request moves on: (stage, perf_counter_ns at its end)."""
+
+    __slots__ = ("marks", "started")
+
+    def __init__(self, started: int, auth_done: int):
+        self.started = started
+        self.marks: list[tuple[str, int]] = [("auth", auth_done)]
+
+    def mark(self, stage: str) -> None:
+        self.marks.append((stage, time.perf_counter_ns()))
+
+    def header(self, overhead_ns: int) -> tuple[str, str]:
+        """The header, at the moment the answer's head goes out; `overhead_ns` is gatecore's time so
+        far (the rest of the time was the upstream's)."""
+        total = time.perf_counter_ns() - self.started
+        parts: list[tuple[str, int]] = []
+        last = self.started
+        for stage, at in self.marks:
+            parts.append((stage, at - last))
+            last = at
+        upstream = max(0, total - overhead_ns)
+        staged = sum(d for _, d in parts)
+        parts.append(("upstream", upstream))
+        parts.append(("relay", max(0, total - staged - upstream)))
+        parts.append(("total", total))
+        return HEADER, ", ".join(f"{stage};dur={d // 1000 / 1000:.3f}" for stage, d in parts)
+
+
+def allowed(debug: str, key: KeyPolicy | None) -> bool:
+    """The client asked for timing and its key may see it."""
+    if "timing" not in (part.strip().lower() for part in debug.split(",")):
+        return False
+    return key is not None and (key.source == "master" or key.metadata.get("debug") is True)
+
+
+async def run_timed(ctx: RequestContext, stages: tuple[tuple[str, Stage], ...]) -> None:
+    """Run the pipeline's stages, marking each one's end on `ctx.timing`."""
+    timing = ctx.timing
+    assert timing is not None
+    for name, stage in stages:
+        await stage(ctx)
+        timing.mark(name)

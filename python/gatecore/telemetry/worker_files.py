@@ -1,0 +1,95 @@
+"""Sharing metrics between the workers of one server: a scrape reaches one worker, so each worker
+writes its snapshot to `<pid>.json` in a directory every worker knows (set by `gatecore serve` in the
+environment before the workers start), and the scraped worker adds up every file and its own figures.
+
+A worker writes at most once per `flush_s` after a change (and once more at shutdown), so a scrape sees
+the other workers' figures at most that old. Files of workers that have exited are still counted, so
+the server's counters never go backwards when a worker is replaced, but their in-flight gauge is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from gatecore.telemetry.metrics import MetricsRecorder
+
+METRICS_DIR_ENV = "GATECORE_METRICS_DIR"
+log = logging.getLogger("gatecore.telemetry")
+
+
+class WorkerFiles:
+    """This worker's snapshot file in the shared directory, and reading the others'."""
+
+    __slots__ = ("_handle", "_path", "directory", "flush_s", "pid")
+
+    def __init__(self, directory: str, flush_s: float):
+        self.directory = directory
+        self.flush_s = flush_s
+        self.pid = os.getpid()
+        self._path = os.path.join(directory, f"{self.pid}.json")
+        self._handle: asyncio.TimerHandle | None = None
+
+    def changed(self, recorder: MetricsRecorder) -> None:
+        """Schedule a write unless one is pending (called after every recorded request)."""
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(self.flush_s, self.write, recorder)
+
+    def write(self, recorder: MetricsRecorder) -> None:
+        """Write the snapshot now: a temporary file renamed over the old one (readers never see half)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        tmp = f"{self._path}.tmp"
+        try:
+            with open(tmp, "wb") as out:
+                out.write(orjson.dumps(recorder.snapshot()))
+            os.replace(tmp, self._path)
+        except OSError as exc:  # the directory is gone (server stopping): metrics are best effort
+            log.debug("cannot write the metrics snapshot: %s", exc)
+
+    def others(self) -> list[dict[str, Any]]:
+        """The other workers' last snapshots; the in-flight gauge of exited workers is zeroed."""
+        snapshots: list[dict[str, Any]] = []
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return snapshots
+        for name in names:
+            pid_text, _, suffix = name.partition(".")
+            if suffix != "json" or not pid_text.isdigit() or int(pid_text) == self.pid:
+                continue
+            try:
+                with open(os.path.join(self.directory, name), "rb") as src:
+                    snapshot = orjson.loads(src.read())
+            except (OSError, orjson.JSONDecodeError):
+                continue
+            if not isinstance(snapshot, dict):
+                continue
+            if not _alive(int(pid_text)):
+                snapshot["in_flight"] = 0
+            snapshots.append(snapshot)
+        return snapshots
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_files(flush_s: float) -> WorkerFiles | None:
+    """The shared directory of this server's workers, or None when not started by `gatecore serve`."""
+    directory = os.environ.get(METRICS_DIR_ENV)
+    if not directory or not os.path.isdir(directory):
+        return None
+    return WorkerFiles(directory, flush_s)
