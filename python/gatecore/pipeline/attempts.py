@@ -28,7 +28,7 @@ from gatecore.relay.streaming import relay_stream
 from gatecore.request import RequestContext
 from gatecore.routing.breaker import CLOSED
 from gatecore.routing.table import Deployment, ModelRoute, assign
-from gatecore.upstream.response import UpstreamResponse
+from gatecore.upstream.response import UpstreamResponse, WholeAnswer
 from gatecore.upstream.retry_after import retry_after_seconds
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> No
         ctx.status = 499
 
 
-class StoredAnswer:
+class StoredAnswer(WholeAnswer):
     """An upstream's error answer read whole while other attempts were made: relayed if it stays the
     last answer any upstream gave."""
 
@@ -156,31 +156,12 @@ class StoredAnswer:
         deployment: Deployment,
         upstream_model: str,
         response: UpstreamResponse,
-        headers: dict[bytes, bytes | None],
+        headers: list[tuple[bytes, bytes]],
         body: bytes,
     ):
+        super().__init__(response.status, response.content_type, body, headers)
         self.deployment = deployment
         self.upstream_model = upstream_model
-        self.status = response.status
-        self.content_type = response.content_type
-        self._headers = headers
-        self._body: bytes | None = body
-
-    def header(self, name: bytes) -> bytes | None:
-        return self._headers.get(name)
-
-    async def read_all(self, limit: int) -> bytes:
-        return self.body_if_complete() or b""
-
-    def body_if_complete(self) -> bytes | None:
-        body, self._body = self._body, None
-        return body
-
-    async def next_chunk(self) -> bytes | None:
-        return self.body_if_complete()
-
-    def abort(self) -> None:
-        self._body = None
 
 
 class Retrying:
@@ -272,7 +253,7 @@ class Retrying:
     async def keep_answer(self, deployment: Deployment, response: UpstreamResponse) -> None:
         """Read a failed attempt's error answer whole, to relay it if no later attempt answers."""
         # The headers an error answer is read with later, taken while the head is still there.
-        headers = {name: response.header(name) for name in KEPT_HEADERS}
+        headers = [(name, value) for name in KEPT_HEADERS if (value := response.header(name)) is not None]
         try:
             body = await response.read_all(MAX_ERROR_BYTES)
         except GatewayError:

@@ -34,7 +34,7 @@ from gatecore.providers.sigv4 import SigV4Signer
 from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
 from gatecore.request import RequestContext
 from gatecore.upstream.pool import Origin, PoolSet
-from gatecore.upstream.response import UpstreamResponse
+from gatecore.upstream.response import UpstreamResponse, WholeAnswer
 from gatecore.upstream.timeouts import Timeouts
 
 MAX_ERROR_BYTES = 1024 * 1024
@@ -189,31 +189,3 @@ class BedrockProvider:
             type_ = _ERROR_TYPES.get(error_type, openai_error_type(status))
             return UpstreamError(message, status=status, type_=type_, code=error_code(error_type))
         return UpstreamError(message, status=status, type_=openai_error_type(status), code="upstream_error")
-
-
-class WholeAnswer:
-    """An UpstreamResponse already read whole: an error answer amended before it is decoded."""
-
-    def __init__(
-        self, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-    ):
-        self.status = status
-        self.content_type = content_type
-        self._body: bytes | None = body
-        self._headers = headers or []  # the original answer's headers the relay may still ask for
-
-    def header(self, name: bytes) -> bytes | None:
-        return next((value for key, value in self._headers if key == name), None)
-
-    async def read_all(self, limit: int) -> bytes:
-        return self.body_if_complete() or b""
-
-    def body_if_complete(self) -> bytes | None:
-        body, self._body = self._body, None
-        return body
-
-    async def next_chunk(self) -> bytes | None:
-        return self.body_if_complete()
-
-    def abort(self) -> None:
-        self._body = None

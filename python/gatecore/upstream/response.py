@@ -30,3 +30,32 @@ class UpstreamResponse(Protocol):
     def abort(self) -> None:
         """Drop the exchange now (client gone, or an error): the upstream sees its connection close."""
         ...
+
+
+class WholeAnswer:
+    """An upstream answer read whole and held in memory: an error answer kept or amended before it
+    is relayed."""
+
+    def __init__(
+        self, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    ):
+        self.status = status
+        self.content_type = content_type
+        self._body: bytes | None = body
+        self._headers = headers or []  # the original answer's headers the relay may still ask for
+
+    def header(self, name: bytes) -> bytes | None:
+        return next((value for key, value in self._headers if key == name), None)
+
+    async def read_all(self, limit: int) -> bytes:
+        return self.body_if_complete() or b""
+
+    def body_if_complete(self) -> bytes | None:
+        body, self._body = self._body, None
+        return body
+
+    async def next_chunk(self) -> bytes | None:
+        return self.body_if_complete()
+
+    def abort(self) -> None:
+        self._body = None
