@@ -51,19 +51,18 @@ class BudgetBook:
             for rule in rules:  # only read right after (admission is synchronous from here)
                 rule.period_left_s = max(0.001, rule.period_end - now) if rule.period_end else 0.0
             return rules
-        rules = self._build(key, model)
+        rules = self._build(key, model, now)
         ends = [rule.period_end for rule in rules if rule.period_end]
         if len(self._cache) > 50_000:
             self._cache.clear()
         self._cache[(key, model)] = (rules, min(ends) if ends else float("inf"))
         return rules
 
-    def _build(self, key: KeyPolicy | None, model: str) -> list[Rule]:
+    def _build(self, key: KeyPolicy | None, model: str, now: float) -> list[Rule]:
         rules: list[Rule] = []
         model_budget = self.models.get(model)
         if key is None and model_budget is None:
             return rules
-        now = 0.0
         if key is not None:
             scopes = [("key", key.id, f"key '{key.name}'", key.budget_usd)]
             scopes += [
@@ -73,11 +72,9 @@ class BudgetBook:
             ]
             for kind, scope_id, label, usd in scopes:
                 if usd is not None:
-                    now = now or self.clock()
                     rules.append(self._rule(kind, scope_id, label, usd, self.period, self.soft, now))
         if model_budget is not None:
             usd, clock, soft = model_budget
-            now = now or self.clock()
             rules.append(self._rule("model", model, f"model '{model}'", usd, clock, soft, now))
         return rules
 

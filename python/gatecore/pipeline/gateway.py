@@ -13,7 +13,6 @@ from gatecore.admin.router import AdminApi
 from gatecore.auth.stage import AuthStage, hash_secret
 from gatecore.config.schema import GatecoreConfig
 from gatecore.identity.repository import IdentityRepository
-from gatecore.identity.secrets import KeyHasher
 from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
 from gatecore.ledger.recorder import LedgerRecorder
@@ -172,7 +171,8 @@ class Gateway:
         if first and self.ledger is not None:
             await self.ledger.start(store)
         secret = hash_secret(self.config.auth)
-        repository = IdentityRepository(self.store, KeyHasher(secret) if secret else None)
+        # The auth stage's hasher keys stored hashes too (its secret is the configured one when set).
+        repository = IdentityRepository(self.store, self.auth.hasher if secret else None)
         self.identity = IdentitySync(repository, self.auth, self.config.store.poll_interval_s)
         await self.identity.start()
         model_names = frozenset(self.routes.names())
