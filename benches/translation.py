@@ -152,7 +152,19 @@ async def load(port: int, model: str, concurrency: int, duration: float) -> dict
         while time.monotonic() < deadline:
             started = time.perf_counter()
             writer.write(request)
-            data = await reader.readuntil(b"\r\n0\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                (
+                    int(line[15:])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                ),
+                None,
+            )
+            # Whole answers go out with a content-length, streamed ones chunked.
+            data = await (
+                reader.readexactly(length) if length is not None else reader.readuntil(b"\r\n0\r\n\r\n")
+            )
             if b"[DONE]" not in data or b"tok19" not in data:
                 errors += 1
             latencies.append(time.perf_counter() - started)
