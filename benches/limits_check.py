@@ -3,9 +3,11 @@
 - `off`: a key with no limits and no limits configured (the path every request takes by default);
 - `local`: key rpm + max_parallel and a global rpm, in the shared-memory table (3 cells);
 - `local+tpm`: the same plus a tpm limit (the prompt counted with the Rust tokenizer);
+- `local+tpm+budget`: the same plus a USD budget on the key (the cost estimated from the price table);
 - `redis`: the `local` rules on a real redis-server on loopback (one EVALSHA round trip to admit,
   one to settle, sent off the request path but awaited here so every check is measured whole).
 
+Each figure is admission + the `x-ratelimit-*` headers + settle, the best of 3 runs.
 Run: `PYTHONPATH=python .venv/bin/python benches/limits_check.py` (needs /usr/bin/redis-server).
 """
 
@@ -48,22 +50,27 @@ async def measure(gateway: Gateway, key: KeyPolicy, n: int, drain: bool) -> floa
     ctx.client_model = "m"
     ctx.max_tokens = 16
     route_stage, limits = gateway.stages[0], gateway.limits
+    limits.spent_since = None  # no ledger here: budgets start at zero (a server seeds each once)
     await route_stage(ctx)
     redis = limits.redis
-    started = time.perf_counter()
-    for _ in range(n):
-        ctx.limits = None
-        await limits(ctx)
-        limits.record(ctx, 0)
-        if drain and redis is not None:
-            await asyncio.gather(*redis._pending)
-    elapsed = time.perf_counter() - started
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(n):
+            ctx.limits = None
+            await limits(ctx)
+            if ctx.limits is not None:
+                ctx.limits.headers()
+            limits.record(ctx, 0)
+            if drain and redis is not None:
+                await asyncio.gather(*redis._pending)
+        best = min(best, time.perf_counter() - started)
     if ctx.limits is None and (key.rpm or key.max_parallel):
         raise AssertionError("no limit was applied")
-    return elapsed / n * 1e6
+    return best / n * 1e6
 
 
-def policy(rpm: bool = False, tpm: bool = False) -> KeyPolicy:
+def policy(rpm: bool = False, tpm: bool = False, budget: bool = False) -> KeyPolicy:
     return KeyPolicy(
         "k1",
         "bench",
@@ -73,6 +80,7 @@ def policy(rpm: bool = False, tpm: bool = False) -> KeyPolicy:
         rpm=HUGE if rpm else None,
         tpm=HUGE if tpm else None,
         max_parallel=HUGE if rpm else None,
+        budget_usd=HUGE if budget else None,
     )
 
 
@@ -83,6 +91,8 @@ async def main() -> None:
     local = config(None, global_rpm=True)
     results["local (3 cells)"] = await measure(local, policy(rpm=True), 100_000, False)
     results["local+tpm (4 cells)"] = await measure(local, policy(rpm=True, tpm=True), 100_000, False)
+    full = policy(rpm=True, tpm=True, budget=True)
+    results["local+tpm+budget (5 cells)"] = await measure(local, full, 100_000, False)
     with running_redis() as server:
         shared = config(server.url, global_rpm=True)
         await measure(shared, policy(rpm=True), 200, True)  # connect, load the scripts

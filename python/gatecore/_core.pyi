@@ -340,6 +340,68 @@ class CounterTable:
     def adjust(self, slot: int, delta: int) -> int:
         """Add a signed `delta` (saturating at 0); returns the new value."""
 
+class RulePlan:
+    """A request's limits compiled against a CounterTable: one `admit` and one `settle` call
+    count it against every rule (requests and tokens per minute by GCRA, concurrency slots, budget
+    reservations), all or nothing.
+
+    Example:
+        >>> table = CounterTable(None, 64)
+        >>> plan = RulePlan(table, [(table.slot("rpm:key:k1"), 0, 10, False, 0)])
+        >>> admission = plan.admit(time.monotonic_ns(), 0, 0, 0)
+        >>> admission.refused, plan.headers(admission)[1]
+        (-1, ('x-ratelimit-remaining-requests', '9'))
+
+    Args:
+        table: The table the cells live in.
+        rules: Per rule, in admission order: (slot, kind, limit, soft, alert_slot). Kinds: 0
+            requests/min, 1 tokens/min, 2 in flight, 3 budget (micro-units). `soft` budgets only
+            count (never refuse); `alert_slot` is the budget's once-per-period alert cell.
+
+    Raises:
+        ValueError: A slot outside the table or an unknown kind.
+    """
+
+    def __init__(self, table: CounterTable, rules: list[tuple[int, int, int, bool, int]]) -> None: ...
+    def __len__(self) -> int: ...
+    def admit(self, now_ns: int, tokens: int, micros: int, min_tokens: int) -> Admission:
+        """Count a request: 1 per requests rule and slot, `tokens` per tokens rule (between
+        `min_tokens` and `tokens`, as many as are available, when `min_tokens` > 0), `micros` per
+        budget. A refusal takes nothing (what earlier rules took is given back)."""
+
+    def settle(self, admission: Admission, now_ns: int, tokens: int, micros: int) -> list[tuple[int, int]]:
+        """Settle an admitted request with its real tokens and spend: tokens rules get the
+        difference back or charged, slots are freed, budgets corrected. Returns (rule index, spend
+        after) for each budget whose limit this request crossed first in its period.
+
+        Raises:
+            ValueError: `admission` was refused or is not this plan's.
+        """
+
+    def headers(self, admission: Admission) -> list[tuple[str, str]]:
+        """`x-ratelimit-{limit,remaining,reset}-{requests,tokens}` of the tightest rule of each
+        kind (reset in OpenAI's format: `6s`, `1m30s`, `250ms`)."""
+
+class Admission:
+    """The outcome of `RulePlan.admit`."""
+
+    @property
+    def refused(self) -> int:
+        """Index of the rule that refused, or -1 when every rule passed."""
+
+    @property
+    def retry_ns(self) -> int | None:
+        """For a refused requests or tokens rule: ns until the same request could pass; None when
+        it never can (a cost above the whole limit) or the rule is not a rate."""
+
+    @property
+    def taken(self) -> list[int]:
+        """What each rule took (empty when refused)."""
+
+    @property
+    def refused_remaining(self) -> int:
+        """What the refusing rule had left."""
+
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:
     """Count the tokens of `text`, special-token text counted as ordinary text.
 
@@ -356,6 +418,24 @@ def count_tokens(text: str, encoding: str = "o200k_base") -> int:
 
     Returns:
         The number of tokens (tiktoken's `encode_ordinary`).
+
+    Raises:
+        ValueError: Unknown encoding.
+    """
+
+def count_prompt_tokens(body: bytes, encoding: str = "o200k_base") -> int:
+    """Count the tokens of the prompt text of an OpenAI-format request body, from its bytes.
+
+    The text is `messages[].content` (a string, or parts that are strings or objects with a
+    `text` string), then `prompt`, then `input` (the same shapes), joined with newlines. One
+    pass over the bytes; no Python objects are built. The GIL is released for texts over 2 KiB.
+
+    Example:
+        >>> count_prompt_tokens(b'{"messages":[{"role":"user","content":"hello world"}]}')
+        2
+
+    Returns:
+        The number of tokens; 0 when the body is not a valid JSON object.
 
     Raises:
         ValueError: Unknown encoding.

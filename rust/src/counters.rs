@@ -36,7 +36,7 @@ pub fn name_hash(name: &[u8]) -> u64 {
 /// The shared cells. Backed by a file mapping (shared between processes) or anonymous memory.
 pub struct CounterTable {
     map: MmapMut,
-    slots: usize,
+    pub slots: usize,
 }
 
 impl CounterTable {
@@ -159,6 +159,11 @@ fn check_slots(slots: usize) -> PyResult<usize> {
 }
 
 impl PyCounterTable {
+    /// The shared table (for the admission plans of `admission.rs`).
+    pub fn table(&self) -> &CounterTable {
+        &self.table
+    }
+
     fn cell(&self, slot: usize) -> PyResult<&AtomicU64> {
         if slot >= self.table.slots {
             return Err(PyValueError::new_err("slot index out of range"));

@@ -3,12 +3,14 @@
 
 use pyo3::prelude::*;
 
+pub mod admission;
 pub mod chunk_scan;
 pub mod counters;
 pub mod event_stream;
 pub mod http1;
 pub mod json_edit;
 pub mod json_scan;
+pub mod prompt_tokens;
 pub mod ratelimit;
 pub mod sse;
 pub mod tokens;
@@ -19,7 +21,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sse::PySseRelay>()?;
     m.add_class::<event_stream::PyEventStreamDecoder>()?;
     m.add_class::<counters::PyCounterTable>()?;
+    m.add_class::<admission::PyRulePlan>()?;
+    m.add_class::<admission::PyAdmission>()?;
     m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(prompt_tokens::count_prompt_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::replace_json_string_field, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::insert_json_member, m)?)?;
     Ok(())

@@ -10,6 +10,7 @@ from gatecore.limits.periods import PeriodClock, budget_clock
 from gatecore.limits.rules import BUDGET, Rule
 
 MICROS = 1_000_000  # spend is counted in micro-dollars (integer cells)
+_NONE: list[Rule] = []  # the same (never changed) object every time: the limits stage caches on it
 
 
 def to_micros(usd: float) -> int:
@@ -43,7 +44,7 @@ class BudgetBook:
     def rules_for(self, key: KeyPolicy | None, model: str) -> list[Rule]:
         """The budget rules of a request, each for the current period (empty when none applies)."""
         if key is None and model not in self.models:
-            return []
+            return _NONE
         now = self.clock()
         cached = self._cache.get((key, model))
         if cached is not None and now < cached[1]:

@@ -3,6 +3,7 @@ figures its response headers show."""
 
 from __future__ import annotations
 
+from gatecore._core import Admission, RulePlan
 from gatecore.limits.rules import RPM, TPM, Rule
 
 
@@ -20,19 +21,36 @@ class Outcome:
 
 
 class Grant:
-    """Set on `ctx.limits` once admitted; the settle recorder and the header builder read it."""
+    """Set on `ctx.limits` once admitted; the settle recorder and the header builder read it.
 
-    __slots__ = ("costs", "local", "outcome", "rules", "slots")
+    Counted locally, it holds the request's `RulePlan` and its `Admission` (what each rule took);
+    counted on Redis, the `Outcome` and what each rule took (`costs`)."""
 
-    def __init__(self, rules: list[Rule], costs: list[int], outcome: Outcome, local: bool, slots: list[int]):
+    __slots__ = ("admission", "budget", "costs", "outcome", "plan", "rules")
+
+    def __init__(
+        self,
+        rules: list[Rule],
+        budget: bool,
+        *,
+        plan: RulePlan | None = None,
+        admission: Admission | None = None,
+        outcome: Outcome | None = None,
+        costs: list[int] | None = None,
+    ):
         self.rules = rules
-        self.costs = costs  # what was taken: 1 request, estimated tokens, 1 slot, reserved micro-USD
+        self.budget = budget  # some rule is a budget (the settle needs the request's cost)
+        self.plan = plan
+        self.admission = admission
         self.outcome = outcome
-        self.local = local  # counted in this machine's table (no Redis, or Redis failed open)
-        self.slots = slots  # the local table's slot of each rule (local only)
+        self.costs = costs or []  # Redis: 1 request, estimated tokens, 1 slot, reserved micro-USD
 
     def headers(self) -> list[tuple[str, str]]:
         """`x-ratelimit-*` for the tightest requests and tokens scopes (the fewest remaining)."""
+        if self.plan is not None:
+            assert self.admission is not None
+            return self.plan.headers(self.admission)
+        assert self.outcome is not None
         remaining = self.outcome.remaining
         best = [-1, -1]  # per kind: RPM, TPM
         for i, rule in enumerate(self.rules):

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
+from gatecore._core import RulePlan
+from gatecore.auth.policy import KeyPolicy
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import BudgetExceeded, GatewayError, LimitsUnavailable, RateLimited
 from gatecore.limits.alerts import post_alert
 from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
-from gatecore.limits.grant import Grant, Outcome
+from gatecore.limits.grant import Grant
 from gatecore.limits.local import LocalLimiter, open_table
 from gatecore.limits.redis_limiter import RedisLimiter
 from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule, RuleBook
@@ -27,6 +30,7 @@ from gatecore.request import EMBEDDINGS, RequestContext
 log = logging.getLogger("gatecore.limits")
 SpendSource = Callable[[str, str, float, float | None], Awaitable[float]]
 _UNITS = ("requests per minute", "tokens per minute", "requests in flight")
+_PLAN_CACHE_LIMIT = 50_000
 
 
 class Limits:
@@ -34,6 +38,7 @@ class Limits:
 
     __slots__ = (
         "_alerts",
+        "_plans",
         "_seeded",
         "budgets",
         "default_max_tokens",
@@ -58,34 +63,76 @@ class Limits:
         # store): the shared-memory counters start at zero with the server, the ledger does not.
         self.spent_since: SpendSource | None = None
         self._seeded: set[str] = set()
+        # (key policy, model, deployment) → (the budget rules it was built with, its compiled rules):
+        # policies are replaced, never changed, on an identity reload, so an entry never goes stale.
+        self._plans: dict[
+            tuple[KeyPolicy | None, str, str],
+            tuple[list[Rule], tuple[list[Rule], RulePlan, bool, bool] | None],
+        ] = {}
 
     async def __call__(self, ctx: RequestContext) -> None:
         key = ctx.key
         model = ctx.route.name if ctx.route is not None else ctx.client_model
-        rules = self.rate.rules_for(key, model, ctx.deployment_id)
         budget_rules = self.budgets.rules_for(key, model)
-        if budget_rules:
-            rules = [*rules, *budget_rules]
-        if not rules:
+        compiled = self._compiled(key, model, ctx.deployment_id, budget_rules)
+        if compiled is None:
             return
-        costs, min_tokens = self._costs(ctx, rules)
+        rules, plan, estimate, budget = compiled
+        tokens = micros = min_tokens = 0
+        if estimate:
+            tokens, micros, min_tokens = self._estimate(ctx, budget)
         redis = self.redis
-        outcome: Outcome | None = None
-        slots: list[int] = []
         if redis is not None:
+            costs = [tokens if r.kind == TPM else micros if r.kind == BUDGET else 1 for r in rules]
             outcome = await redis.take(rules, costs, min_tokens)
-            if outcome is None and any(rule.fail_closed for rule in rules):
+            if outcome is not None:
+                if outcome.refused >= 0:
+                    i = outcome.refused
+                    raise _refusal(rules[i], outcome.retry_s, costs[i])
+                ctx.limits = Grant(rules, budget, outcome=outcome, costs=costs)
+                return
+            if any(rule.fail_closed for rule in rules):
                 raise LimitsUnavailable(
                     "Rate limits cannot be checked right now (their store is unreachable)."
                 )
-        local = outcome is None
-        if outcome is None:
-            if budget_rules and self.spent_since is not None:
-                await self._seed(budget_rules)
-            outcome, slots = self.local.take(rules, costs, min_tokens)
-        if outcome.refused >= 0:
-            raise _refusal(rules[outcome.refused], outcome, costs[outcome.refused])
-        ctx.limits = Grant(rules, costs, outcome, local, slots)
+        if budget_rules and self.spent_since is not None:
+            await self._seed(budget_rules)
+        admission = plan.admit(time.monotonic_ns(), tokens, micros, min_tokens)
+        refused = admission.refused
+        if refused >= 0:
+            rule = rules[refused]
+            kind = rule.kind
+            retry_ns = admission.retry_ns
+            if kind == PARALLEL:
+                retry: float | None = 1.0
+            elif kind == BUDGET:
+                retry = rule.period_left_s or None
+            else:
+                retry = None if retry_ns is None else retry_ns / 1e9
+            raise _refusal(rule, retry, tokens if kind == TPM else 1)
+        ctx.limits = Grant(rules, budget, plan=plan, admission=admission)
+
+    def _compiled(
+        self, key: KeyPolicy | None, model: str, deployment_id: str, budget_rules: list[Rule]
+    ) -> tuple[list[Rule], RulePlan, bool, bool] | None:
+        """A request's rules and their plan, compiled once per key, model and deployment (and again
+        when a budget period turns: its rules are new objects then). None when no rule applies."""
+        cache_key = (key, model, deployment_id)
+        entry = self._plans.get(cache_key)
+        if entry is None or entry[0] is not budget_rules:
+            rules = self.rate.rules_for(key, model, deployment_id)
+            if budget_rules:
+                rules = [*rules, *budget_rules]
+            kinds = {rule.kind for rule in rules}
+            compiled = (
+                (rules, self.local.plan(rules), TPM in kinds or BUDGET in kinds, BUDGET in kinds)
+                if rules
+                else None
+            )
+            if len(self._plans) >= _PLAN_CACHE_LIMIT:
+                self._plans.clear()
+            entry = self._plans[cache_key] = (budget_rules, compiled)
+        return entry[1]
 
     async def _seed(self, rules: list[Rule]) -> None:
         """Start each budget counter of this server from the ledger's spend for its period (once per
@@ -113,26 +160,21 @@ class Limits:
             self.local.add(cell, to_micros(spent))
             seeded.add(cell)
 
-    def _costs(self, ctx: RequestContext, rules: list[Rule]) -> tuple[list[int], int]:
-        """What each rule takes, and the least tokens a tpm rule may take (0: exactly its cost).
+    def _estimate(self, ctx: RequestContext, budget: bool) -> tuple[int, int, int]:
+        """Estimated tokens, estimated cost (micro-USD, when a budget applies) and the least tokens a
+        tpm rule may take (0: exactly the estimate).
 
         Without the client's max_tokens the output estimate is a guess, not a bound: the request
         passes when its prompt fits and takes what is available up to the estimate (the settle
         charges what it really used)."""
-        tokens = min_tokens = 0
-        micros = 0
-        kinds = {rule.kind for rule in rules}
-        if TPM in kinds or BUDGET in kinds:
-            deployment = ctx.deployment
-            tokenizer = deployment.provider.tokenizer if deployment is not None else "o200k_base"
-            prompt = count_input_tokens(ctx.body, tokenizer)
-            output = 0 if ctx.endpoint is EMBEDDINGS else (ctx.max_tokens or self.default_max_tokens)
-            tokens = prompt + output
-            if ctx.max_tokens is None and ctx.endpoint is not EMBEDDINGS:
-                min_tokens = prompt + 1
-            if BUDGET in kinds:
-                micros = to_micros(self.prices.estimate_usd(ctx, prompt, output))
-        return [tokens if r.kind == TPM else micros if r.kind == BUDGET else 1 for r in rules], min_tokens
+        deployment = ctx.deployment
+        tokenizer = deployment.provider.tokenizer if deployment is not None else "o200k_base"
+        prompt = count_input_tokens(ctx.body, tokenizer)
+        embeddings = ctx.endpoint is EMBEDDINGS
+        output = 0 if embeddings else (ctx.max_tokens or self.default_max_tokens)
+        min_tokens = prompt + 1 if ctx.max_tokens is None and not embeddings else 0
+        micros = to_micros(self.prices.estimate_usd(ctx, prompt, output)) if budget else 0
+        return prompt + output, micros, min_tokens
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         grant = ctx.limits
@@ -141,11 +183,15 @@ class Limits:
         usage = ctx.usage
         tokens = usage.input_tokens + usage.output_tokens if usage is not None else 0
         micros = 0
-        if any(rule.kind == BUDGET for rule in grant.rules):
+        if grant.budget:
             cost = ctx.cost_usd
             micros = to_micros(self.prices.cost_usd(ctx) if cost is None else cost)
-        if grant.local:
-            self._alert(self.local.settle(grant, tokens, micros))
+        plan = grant.plan
+        if plan is not None:
+            assert grant.admission is not None
+            crossed = plan.settle(grant.admission, time.monotonic_ns(), tokens, micros)
+            if crossed:
+                self._alert([(grant.rules[i], spent) for i, spent in crossed])
         else:
             assert self.redis is not None
             self.redis.settle(grant, tokens, micros, self._alert)
@@ -167,8 +213,7 @@ class Limits:
             await asyncio.wait(list(self._alerts), timeout=5)
 
 
-def _refusal(rule: Rule, outcome: Outcome, cost: int) -> RateLimited | BudgetExceeded:
-    retry = outcome.retry_s
+def _refusal(rule: Rule, retry: float | None, cost: int) -> RateLimited | BudgetExceeded:
     headers = [] if retry is None else [("retry-after", str(max(1, int(retry + 0.999))))]
     if rule.kind == BUDGET:
         error: RateLimited | BudgetExceeded = BudgetExceeded(

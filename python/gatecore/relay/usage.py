@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from gatecore._core import count_tokens
+from gatecore._core import count_prompt_tokens, count_tokens
 from gatecore.api.openai import UsageOnly
 from gatecore.request import Usage
 
@@ -35,17 +35,7 @@ def usage_from_body(body: bytes) -> Usage | None:
 
 def count_input_tokens(request_body: bytes, encoding: str) -> int:
     """Tokens of the prompt text of an OpenAI-format request (messages, prompt or input)."""
-    try:
-        doc = orjson.loads(request_body)
-    except orjson.JSONDecodeError:
-        return 0
-    texts: list[str] = []
-    for message in doc.get("messages") or []:
-        if isinstance(message, dict):
-            _collect_text(message.get("content"), texts)
-    _collect_text(doc.get("prompt"), texts)
-    _collect_text(doc.get("input"), texts)
-    return count_tokens("\n".join(texts), encoding) if texts else 0
+    return count_prompt_tokens(request_body, encoding)
 
 
 def count_output_tokens(response_body: bytes, encoding: str) -> int:
