@@ -339,6 +339,17 @@ class CounterTable:
 
     def adjust(self, slot: int, delta: int) -> int:
         """Add a signed `delta` (saturating at 0); returns the new value."""
+    def share_begin(self, slots: tuple[int, int, int, int], now_ns: int) -> int:
+        """A request starts on a pool whose share clock (∫ dt / requests in flight, shared by
+        every process mapping the table) has its lock, in-flight, last-time and clock cells at
+        `slots`: returns the mark to pass to `share_end`."""
+
+    def share_end(self, slots: tuple[int, int, int, int], mark: int, now_ns: int) -> int:
+        """The request that started at `mark` ends at `now_ns`: its share of the pool's time in
+        nanoseconds (its duration divided among the requests in flight alongside it)."""
+
+    def share_in_flight(self, slots: tuple[int, int, int, int]) -> int:
+        """Requests in flight on the pool now (every process)."""
 
 class RulePlan:
     """A request's limits compiled against a CounterTable: one `admit` and one `settle` call

@@ -156,7 +156,7 @@ class RequestContext:
         self.first_byte_ns = 0  # perf_counter_ns when the answer's first byte went to the client
         # GPU-time pricing: the meter and its clock reading when this request started, then its share
         # of the pool's GPU seconds once finished (pricing/gpu_time.py).
-        self.gpu_mark: tuple[GpuMeter, float] | None = None
+        self.gpu_mark: tuple[GpuMeter, int] | None = None
         self.gpu_seconds = 0.0
         self.cost_usd: float | None = None  # set once, by the ledger's recorder
         # Per-stage marks for `x-gatecore-timing`, only when the client asked and may see them.

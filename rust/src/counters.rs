@@ -15,6 +15,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::ratelimit;
+use crate::share_clock::ShareClock;
 
 const MAGIC: u64 = 0x6761_7465_636e_7431; // "gatecnt1"
 const HEADER_WORDS: usize = 2;
@@ -164,6 +165,13 @@ impl PyCounterTable {
         &self.table
     }
 
+    fn share_clock(&self, slots: [usize; 4]) -> PyResult<ShareClock<'_>> {
+        for slot in slots {
+            self.cell(slot)?;
+        }
+        Ok(ShareClock::new(&self.table, slots))
+    }
+
     fn cell(&self, slot: usize) -> PyResult<&AtomicU64> {
         if slot >= self.table.slots {
             return Err(PyValueError::new_err("slot index out of range"));
@@ -272,6 +280,21 @@ impl PyCounterTable {
 
     fn adjust(&self, slot: usize, delta: i64) -> PyResult<u64> {
         Ok(ratelimit::cell_adjust(self.cell(slot)?, delta))
+    }
+
+    /// A request starts on the pool whose share clock is at `slots`: the mark for `share_end`.
+    fn share_begin(&self, slots: [usize; 4], now_ns: u64) -> PyResult<u64> {
+        Ok(self.share_clock(slots)?.begin(now_ns))
+    }
+
+    /// The request that started at `mark` ends: its share of the pool, in nanoseconds.
+    fn share_end(&self, slots: [usize; 4], mark: u64, now_ns: u64) -> PyResult<u64> {
+        Ok(self.share_clock(slots)?.end(mark, now_ns))
+    }
+
+    /// Requests in flight on the pool whose share clock is at `slots`.
+    fn share_in_flight(&self, slots: [usize; 4]) -> PyResult<u64> {
+        Ok(self.share_clock(slots)?.in_flight())
     }
 }
 

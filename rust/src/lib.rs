@@ -12,6 +12,7 @@ pub mod json_edit;
 pub mod json_scan;
 pub mod prompt_tokens;
 pub mod ratelimit;
+pub mod share_clock;
 pub mod sse;
 pub mod tokens;
 

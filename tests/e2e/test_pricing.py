@@ -109,3 +109,38 @@ def test_gpu_time_is_shared_by_concurrent_requests(priced: tuple[Gateway, Ledger
         assert 0.4 <= share <= 0.65, f"side by side, each pays about half its time (got {share:.2f})"
         assert row["cost_usd"] == pytest.approx(row["gpu_seconds"] * rate, rel=1e-9)
         assert row["input_tokens"] > 0  # tokens are still recorded
+
+
+def test_gpu_time_is_shared_across_workers(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, tmp_path: Path
+) -> None:
+    """With two workers the shares still split the pool's time: requests side by side on different
+    workers (told apart by their ledger row ids, `<worker tag>:<sequence>`) each pay part of it."""
+    store = LedgerStore(f"sqlite:///{tmp_path / 'workers.db'}")
+    gw = gateway_factory(pricing_config(upstream, store.url), workers=2)
+    slow = {"chunks": 10, "gap_ms": 60}  # about 0.6 s of streaming
+    for _ in range(5):  # until the kernel hands the connections to both workers (bounded)
+        rids: list[str] = []
+        barrier = threading.Barrier(4)
+
+        def one(barrier: threading.Barrier = barrier, rids: list[str] = rids) -> None:
+            barrier.wait()
+            rids.append(_chat(gw, "local", stream=True, mock=slow))
+
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        rows = [row for row in store.wait_rows(set(rids)) if row["request_id"] in rids]
+        if len({row["id"].split(":")[0] for row in rows}) == 2:
+            break
+    else:
+        pytest.fail("the requests never reached both workers")
+    started = [row["at"] for row in rows]
+    ended = [row["at"] + row["latency_ms"] / 1000 for row in rows]
+    busy = max(ended) - min(started)  # they overlap: the pool was busy from the first to the last
+    assert sum(row["gpu_seconds"] for row in rows) == pytest.approx(busy, rel=0.15)
+    for row in rows:
+        share = row["gpu_seconds"] / (row["latency_ms"] / 1000)
+        assert 0.15 <= share <= 0.4, f"four side by side each pay about a quarter (got {share:.2f})"

@@ -4,10 +4,12 @@ token arithmetic, and the GPU clock's shares."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
+from gatecore._core import CounterTable
 from gatecore.config import load_config
 from gatecore.pipeline.gateway import Gateway
 from gatecore.pricing import GpuMeter, price_table, table_price
@@ -122,7 +124,7 @@ def test_unknown_model_costs_nothing() -> None:
 
 
 def test_gpu_meter_splits_overlapping_requests() -> None:
-    meter = GpuMeter(gpu_hour_usd=3.6, gpus=2)  # 0.002 USD per second for the pool
+    meter = GpuMeter(CounterTable(None, 64), "pool", gpu_hour_usd=3.6, gpus=2)  # 0.002 USD/s for the pool
     second = 1_000_000_000
     a = meter.begin(0)
     b = meter.begin(0)
@@ -150,8 +152,9 @@ def test_gpu_priced_deployment_charges_its_share_once() -> None:
     asyncio.run(stage(ctx))
     assert ctx.gpu_mark is not None
     meter, _ = ctx.gpu_mark
-    cost = gateway.prices.cost_usd(ctx, meter._last_ns + 500_000_000)  # 0.5 s alone
-    assert cost == pytest.approx(0.5 * 7.2 / 3600)
+    assert meter.in_flight == 1
+    cost = gateway.prices.cost_usd(ctx, time.perf_counter_ns() + 500_000_000)  # 0.5 s alone
+    assert cost == pytest.approx(0.5 * 7.2 / 3600, rel=1e-3)
     assert gateway.prices.cost_usd(ctx) == cost  # a second call does not stop the clock again
     assert meter.in_flight == 0
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from gatecore._core import RulePlan
+from gatecore._core import CounterTable, RulePlan
 from gatecore.auth.policy import KeyPolicy
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import BudgetExceeded, GatewayError, LimitsUnavailable, RateLimited
@@ -50,12 +50,12 @@ class Limits:
         "webhook",
     )
 
-    def __init__(self, config: GatecoreConfig, prices: PriceBook):
+    def __init__(self, config: GatecoreConfig, prices: PriceBook, counters: CounterTable | None = None):
         self.rate = RuleBook(config.limits)
         self.budgets = BudgetBook(config.budgets)
         self.default_max_tokens = config.limits.default_max_tokens
         self.prices = prices
-        self.local = LocalLimiter(open_table(config.limits.table_slots))
+        self.local = LocalLimiter(counters or open_table(config.limits.table_slots))
         self.redis = RedisLimiter(config.redis) if config.redis is not None else None
         self.webhook = config.budgets.alert_webhook
         self._alerts: set[asyncio.Task[None]] = set()

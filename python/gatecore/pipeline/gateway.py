@@ -16,6 +16,7 @@ from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
 from gatecore.ledger.recorder import LedgerRecorder
+from gatecore.limits.local import open_table
 from gatecore.limits.stage import Limits
 from gatecore.pipeline.hedge import HedgePolicy
 from gatecore.pricing.book import PriceBook
@@ -87,7 +88,9 @@ class Gateway:
         self.providers: dict[str, Provider] = {
             p.name: build_provider(p, self.pools) for p in config.providers
         }
-        self.prices = PriceBook()
+        # The server's shared counters (one mapping per worker): limits and GPU clocks live there.
+        counters = open_table(config.limits.table_slots)
+        self.prices = PriceBook(counters)
         self.routes = build_routes(config, self.providers, self.prices)
         self.engines = EngineLoadPoller(
             engine_targets(config, self.routes, self.pools),
@@ -105,7 +108,7 @@ class Gateway:
         if gpu_clock is not None:  # only when some deployment is priced by GPU time
             stages.append(("gpu_clock", gpu_clock))
         # Limits run once the deployment is known (per-deployment limits, the tokenizer, the price).
-        self.limits = Limits(config, self.prices)
+        self.limits = Limits(config, self.prices, counters)
         stages.append(("limits", self.limits))
         self.stages: tuple[Stage, ...] = tuple(stage for _, stage in stages)
         # The same with their names, for `x-gatecore-timing` (telemetry/stage_timing.py).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from gatecore._core import CounterTable
 from gatecore.config.schema import DeploymentPricing
 from gatecore.pricing import price_table
 from gatecore.pricing.gpu_time import GpuClockStage, GpuMeter
@@ -87,9 +88,11 @@ def configured_price(pricing: DeploymentPricing, fallback: ModelPrice | None) ->
 class PriceBook:
     """Prices of every deployment of one config snapshot (`Gateway.prices`)."""
 
-    __slots__ = ("_fixed", "_kinds", "_overrides", "_resolved", "meters", "version")
+    __slots__ = ("_fixed", "_kinds", "_overrides", "_resolved", "_table", "meters", "version")
 
-    def __init__(self) -> None:
+    def __init__(self, table: CounterTable | None = None) -> None:
+        # The server's shared counter table, where GPU clocks live (a private one when not given).
+        self._table = table
         self.version = price_table.VERSION
         self._fixed: dict[Deployment, ModelPrice | None] = {}  # deployments with one upstream model
         self._overrides: dict[Deployment, DeploymentPricing] = {}  # wildcard deployments' blocks
@@ -101,7 +104,9 @@ class PriceBook:
         """Register a deployment at a provider of `kind` with its config `pricing` (or None)."""
         self._kinds[deployment] = kind
         if pricing is not None and pricing.gpu_hour_usd is not None:
-            self.meters[deployment] = GpuMeter(pricing.gpu_hour_usd, pricing.gpus)
+            if self._table is None:
+                self._table = CounterTable(None, 1024)
+            self.meters[deployment] = GpuMeter(self._table, deployment.id, pricing.gpu_hour_usd, pricing.gpus)
             return
         if deployment.model == "*":
             if pricing is not None:

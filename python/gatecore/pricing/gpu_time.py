@@ -7,18 +7,17 @@ the same time each pay half of that time, and the shares of all requests add up 
 was busy.
 
 The meter keeps that integral as one running sum (the "GPU clock", advanced by dt / n at every start
-and end), so a start or an end is O(1): a request reads the clock when it starts and when it ends.
-
-Approximation: each worker process counts only its own requests in flight. With W workers sharing a
-deployment, concurrent requests in other workers are not seen, so a request is charged as if its
-worker were alone on the pool (up to W times the true share; exact with one worker, or when a deployment's
-traffic stays on one worker).
+and end), so a start or an end is O(1): a request reads the clock when it starts and when it ends. The
+clock lives in the server's shared counter table (`_core.CounterTable.share_begin/share_end`), so n
+counts the requests of every worker process: with `--workers N` the shares of all requests still add
+up to the time the pool was busy.
 """
 
 from __future__ import annotations
 
 import time
 
+from gatecore._core import CounterTable
 from gatecore.request import RequestContext
 
 # A request's estimated GPU cost before it runs: the moving average of recent requests' real charges.
@@ -26,33 +25,29 @@ _AVERAGE_WEIGHT = 0.1
 
 
 class GpuMeter:
-    """The GPU clock of one deployment in one worker."""
+    """The GPU clock of one deployment, shared by the server's workers through `table`."""
 
-    __slots__ = ("_clock", "_last_ns", "average_usd", "in_flight", "usd_per_second")
+    __slots__ = ("_slots", "_table", "average_usd", "usd_per_second")
 
-    def __init__(self, gpu_hour_usd: float, gpus: int):
+    def __init__(self, table: CounterTable, pool: str, gpu_hour_usd: float, gpus: int):
         self.usd_per_second = gpu_hour_usd * gpus / 3600.0
-        self.in_flight = 0
-        self._clock = 0.0  # seconds of "1/n" time since start: ∫ dt / n(t)
-        self._last_ns = 0
-        self.average_usd = 0.0
+        self._table = table
+        cells = [table.slot(f"gpu:{pool}:{part}") for part in ("lock", "in_flight", "last", "clock")]
+        self._slots = (cells[0], cells[1], cells[2], cells[3])
+        self.average_usd = 0.0  # this worker's moving average of recent charges (an estimate)
 
-    def _advance(self, now_ns: int) -> None:
-        if self.in_flight > 0 and now_ns > self._last_ns:
-            self._clock += (now_ns - self._last_ns) / 1e9 / self.in_flight
-        self._last_ns = max(now_ns, self._last_ns)
+    @property
+    def in_flight(self) -> int:
+        """Requests in flight on the pool now, in every worker."""
+        return self._table.share_in_flight(self._slots)
 
-    def begin(self, now_ns: int) -> float:
+    def begin(self, now_ns: int) -> int:
         """A request starts: returns the clock reading to pass to `end`."""
-        self._advance(now_ns)
-        self.in_flight += 1
-        return self._clock
+        return self._table.share_begin(self._slots, now_ns)
 
-    def end(self, mark: float, now_ns: int) -> float:
+    def end(self, mark: int, now_ns: int) -> float:
         """The request that started at `mark` ends: returns its share of the pool in GPU-pool seconds."""
-        self._advance(now_ns)
-        self.in_flight = max(0, self.in_flight - 1)
-        seconds = self._clock - mark
+        seconds = self._table.share_end(self._slots, mark, now_ns) / 1e9
         self.average_usd += _AVERAGE_WEIGHT * (seconds * self.usd_per_second - self.average_usd)
         return seconds
 
