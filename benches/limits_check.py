@@ -5,7 +5,9 @@
 - `local+tpm`: the same plus a tpm limit (the prompt counted with the Rust tokenizer);
 - `local+tpm+budget`: the same plus a USD budget on the key (the cost estimated from the price table);
 - `redis`: the `local` rules on a real redis-server on loopback (one EVALSHA round trip to admit,
-  one to settle, sent off the request path but awaited here so every check is measured whole).
+  one to settle, sent off the request path but awaited here so every check is measured whole);
+- `redis, 32 at once`: the same from 32 concurrent tasks, as CPU time per request (the calls of a
+  loop tick share one pipeline, redis_batch.py), which is what bounds a busy worker.
 
 Each figure is admission + the `x-ratelimit-*` headers + settle, the best of 3 runs.
 Run: `PYTHONPATH=python .venv/bin/python benches/limits_check.py` (needs /usr/bin/redis-server).
@@ -70,6 +72,24 @@ async def measure(gateway: Gateway, key: KeyPolicy, n: int, drain: bool) -> floa
     return best / n * 1e6
 
 
+async def concurrent_cpu(gateway: Gateway, key: KeyPolicy, n: int) -> float:
+    limits, route_stage = gateway.limits, gateway.stages[0]
+
+    async def one_task(count: int) -> None:
+        for _ in range(count):
+            ctx = RequestContext(CHAT, "bench", BODY, 0)
+            ctx.key, ctx.client_model, ctx.max_tokens = key, "m", 16
+            await route_stage(ctx)
+            await limits(ctx)
+            limits.record(ctx, 0)
+        assert limits.redis is not None
+        await asyncio.gather(*limits.redis._pending)
+
+    started = time.process_time()
+    await asyncio.gather(*(one_task(n // 32) for _ in range(32)))
+    return (time.process_time() - started) / n * 1e6
+
+
 def policy(rpm: bool = False, tpm: bool = False, budget: bool = False) -> KeyPolicy:
     return KeyPolicy(
         "k1",
@@ -97,6 +117,7 @@ async def main() -> None:
         shared = config(server.url, global_rpm=True)
         await measure(shared, policy(rpm=True), 200, True)  # connect, load the scripts
         results["redis (3 cells, admit+settle)"] = await measure(shared, policy(rpm=True), 2_000, True)
+        results["redis, 32 at once (CPU per request)"] = await concurrent_cpu(shared, policy(rpm=True), 4_000)
         await shared.limits.aclose()
     for name, us in results.items():
         print(f"{name:32s} {us:8.2f} µs/request")

@@ -154,3 +154,34 @@ def test_two_gateways_share_one_budget(
             time.sleep(0.2)  # the settle goes out after the response
         # $5 a request against $12 for the key across both processes.
         assert statuses == [200, 200, 200, 429]
+
+
+def test_a_concurrent_burst_holds_the_limit_and_scripts_reload(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort, redis_server: RedisServer
+) -> None:
+    """Admissions of one loop tick share a pipeline: a burst of 12 at once on an rpm 4 model still
+    lets exactly 4 through. After SCRIPT FLUSH (a Redis restart or failover loses scripts) the
+    scripts are loaded again and the counts already in Redis still hold."""
+    import threading
+
+    import redis
+
+    gw = gateway_factory(redis_config(upstream, refused, redis_server))
+    statuses: list[int] = []
+    barrier = threading.Barrier(12)
+
+    def one() -> None:
+        with make_client(gw) as client:
+            barrier.wait()
+            statuses.append(status_of(client, "gpt-other"))
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert sorted(statuses) == [200] * 4 + [429] * 8
+    with make_client(gw, RPM_KEY) as client:
+        assert status_of(client) == 200
+        redis.Redis(port=redis_server.port).script_flush()
+        assert [status_of(client) for _ in range(3)] == [200, 200, 429]  # rpm 3, one used before

@@ -3,7 +3,8 @@
 The admission script checks every rule of the request against Redis's own clock (`TIME`, so replicas
 need no synchronised clocks) and writes only when all pass; the settle script (sent off the request
 path, after the response) corrects tokens and spend and frees concurrency slots. Scripts run by
-EVALSHA, loaded once and reloaded on NOSCRIPT (redis-py's Script).
+EVALSHA, loaded once and reloaded on NOSCRIPT; the calls of one loop tick (many requests' admissions
+and settles) go in one pipeline (redis_batch.py).
 
 Unreachable Redis (or one slower than `timeout_s`): `take` returns None and the stage applies each
 rule's fail mode; for `retry_after_s` after a failure requests do not try Redis at all.
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 
 from gatecore.config.limits import RedisConfig
 from gatecore.limits.grant import Grant, Outcome
+from gatecore.limits.redis_batch import ScriptBatch
 from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule
 
 log = logging.getLogger("gatecore.limits")
@@ -116,7 +118,7 @@ _DAY_MS = 86_400_000
 class RedisLimiter:
     """Admission and settle against one Redis server."""
 
-    __slots__ = ("_down_until", "_pending", "_settle", "_take", "client", "prefix", "retry_after_s")
+    __slots__ = ("_calls", "_down_until", "_pending", "_settle", "_take", "client", "prefix", "retry_after_s")
 
     def __init__(self, config: RedisConfig):
         self.client: Redis = Redis.from_url(
@@ -126,6 +128,7 @@ class RedisLimiter:
         self.retry_after_s = config.retry_after_s
         self._take = self.client.register_script(TAKE)
         self._settle = self.client.register_script(SETTLE)
+        self._calls = ScriptBatch(self.client)  # one pipeline per loop tick for all requests
         self._down_until = 0.0
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -154,7 +157,7 @@ class RedisLimiter:
                 if rule.kind == TPM:
                     argv[4 * i], argv[4 * i + 3] = "u", min_tokens
         try:
-            answer = await self._take(keys, argv)
+            answer = await self._calls.call(self._take, keys, argv)
         except (TimeoutError, RedisError, OSError) as exc:
             self._failed(exc)
             return None
@@ -201,7 +204,7 @@ class RedisLimiter:
     ) -> None:
         keys, argv = self._args(rules, deltas, settle=True)
         try:
-            answer = await self._settle(keys, argv)
+            answer = await self._calls.call(self._settle, keys, argv)
         except (TimeoutError, RedisError, OSError) as exc:
             # Lost corrections expire with their cells (tokens within a minute, slots when idle).
             self._failed(exc)
@@ -211,4 +214,5 @@ class RedisLimiter:
     async def aclose(self) -> None:
         if self._pending:
             await asyncio.wait(list(self._pending), timeout=2)
+        await self._calls.aclose()
         await self.client.aclose()
