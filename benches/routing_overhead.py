@@ -105,6 +105,9 @@ def config() -> dict[str, Any]:
             {"name": "pool8", "deployments": pool},
         ],
         "auth": {"master_key": KEY},
+        # The routing path alone: no ledger (it needs a store) and no metrics aggregation.
+        "ledger": {"enabled": False},
+        "telemetry": {"metrics": False},
     }
 
 
