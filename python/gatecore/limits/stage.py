@@ -125,7 +125,11 @@ class Limits:
         if TPM in kinds or BUDGET in kinds:
             deployment = ctx.deployment
             tokenizer = deployment.provider.tokenizer if deployment is not None else "o200k_base"
-            prompt = count_input_tokens(ctx.body, tokenizer)
+            counted = ctx.prompt_count  # the routing stage's count, for a long request
+            if counted is not None and counted[0] == tokenizer:
+                prompt = counted[1]
+            else:
+                prompt = count_input_tokens(ctx.body, tokenizer)
             output = 0 if ctx.endpoint is EMBEDDINGS else (ctx.max_tokens or self.default_max_tokens)
             tokens = prompt + output
             if ctx.max_tokens is None and ctx.endpoint is not EMBEDDINGS:
