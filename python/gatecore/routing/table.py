@@ -100,7 +100,7 @@ class ModelRoute:
         if tags is None and fit is None and self.tiers:
             tier = self.tiers[0]
             chosen = affine(tier, key) if affinity else self.strategy.choose(tier)
-            if not chosen.breaker.failing:
+            if not chosen.breaker.failing or recovered(chosen):
                 if self.shed_at:
                     self._shed_if_busy(chosen)
                 return chosen
@@ -133,6 +133,17 @@ class ModelRoute:
         """Every deployment matching `tags` and fitting the request, best priority first: the order
         retries go through."""
         return [d for tier in self.tiers for d in tier if _matches(d, tags, fit)]
+
+
+def recovered(deployment: Deployment) -> bool:
+    """Whether a deployment whose `failing` flag is up may take a request now (its hold or cooldown
+    is over); if so this request is its half-open probe. Taking it here, rather than choosing again,
+    matters for strategies that move on at every choice (round robin would never come back to it)."""
+    now = time.monotonic()
+    if not deployment.available(now):
+        return False
+    deployment.breaker.available(now)
+    return True
 
 
 def _matches(deployment: Deployment, tags: frozenset[str] | None, fit: Fit | None) -> bool:
@@ -217,7 +228,7 @@ class RouteStage:
             # special needed, and the strategy's choice healthy.
             single = route.single
             chosen = single if single is not None else route.strategy.choose(route.tiers[0])
-            if not chosen.breaker.failing and chosen.model != "*":
+            if chosen.model != "*" and (not chosen.breaker.failing or recovered(chosen)):
                 ctx.deployment = chosen
                 ctx.upstream_model = chosen.model
                 ctx.deployment_id = chosen.id
