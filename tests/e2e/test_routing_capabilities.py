@@ -89,6 +89,8 @@ def gw(
                 deployment("b", "long-model", context_window=100_000),
                 routing=rr,
             ),
+            # A wildcard deployment: looked up in the table by the model each request names.
+            model("openai/*", deployment("c", "*")),
             model(
                 "failover-fit",
                 deployment("a", "text-model", capabilities=TEXT_ONLY),
@@ -255,3 +257,14 @@ def test_retries_stay_within_what_fits(gw: Gateway, replicas: tuple[Replica, Rep
     assert raw.headers["x-gatecore-model"] == "c/tool-model-2"
     assert raw.headers["x-gatecore-attempts"] == "2"
     assert (a.hits, b.hits, c.hits) == (0, 1, 1)
+
+
+def test_wildcard_model_judged_by_the_model_asked_for(
+    gw: Gateway, replicas: tuple[Replica, Replica, Replica]
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        chat(gw, "openai/gpt-4", messages=IMAGE)
+    assert "'openai/gpt-4' does not support image input" in info.value.message
+    raw = chat(gw, "openai/gpt-4o", messages=IMAGE)
+    assert raw.headers["x-gatecore-model"] == "c/gpt-4o"
+    assert [r.body_json["model"] for r in replicas[2].requests] == ["gpt-4o"]

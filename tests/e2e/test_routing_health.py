@@ -223,3 +223,43 @@ def test_openapi_document_describes_deployments(gw: Gateway) -> None:
     assert set(described["required"]) <= set(row)
     for nested in ("HealthOut", "QuotaOut", "CapabilitiesOut", "EngineLoadOut"):
         assert nested in schemas
+
+
+def test_new_routing_options_are_checked(tmp_path: Path) -> None:
+    from .gateway import run_cli
+
+    cfg = {
+        "providers": [{"name": "a", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"}],
+        "models": [
+            {
+                "name": "m",
+                "deployments": [
+                    {"provider": "a", "model": "x", "context_window": 0, "health_check": {"path": "health"}},
+                    {"provider": "a", "model": "y", "health_check": {"interval_s": 0, "unhealthy_after": 0}},
+                ],
+                "context_fallbacks": ["nowhere"],
+                "content_policy_fallbacks": ["elsewhere"],
+                "routing": {
+                    "strategy": "lowest_cost",
+                    "quota": {"min_requests": -1},
+                    "outliers": {"latency_factor": 1.0, "max_ejected": 0},
+                },
+            }
+        ],
+    }
+    result = run_cli(["check", "--config", str(write_config(cfg, tmp_path / "bad.yaml"))])
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    for expected in (
+        "models[0].deployments[0].context_window: must be at least 1 token",
+        "models[0].deployments[0].health_check.path: must start with '/'",
+        "models[0].deployments[1].health_check.interval_s: must be greater than 0",
+        "models[0].deployments[1].health_check.unhealthy_after: must be at least 1",
+        "models[0].context_fallbacks[0]: unknown model 'nowhere'",
+        "models[0].content_policy_fallbacks[0]: unknown model 'elsewhere'",
+        "models[0].routing.quota.min_requests: must be 0 or more",
+        "models[0].routing.outliers.latency_factor: must be greater than 1",
+        "models[0].routing.outliers.max_ejected: must be greater than 0 and at most 1",
+    ):
+        assert expected in out, out
+    assert "strategy" not in out  # lowest_cost is a known strategy

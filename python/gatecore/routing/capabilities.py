@@ -28,7 +28,7 @@ TOOLS = 1
 VISION = 2
 JSON_SCHEMA = 4
 NEED_NAMES = ((TOOLS, "tools"), (VISION, "image input"), (JSON_SCHEMA, "JSON schema output"))
-_IMAGE_PART = b'"image_url"'
+IMAGE_PART = b'"image_url"'  # a content part of an image, as a byte string
 _CACHE_LIMIT = 1024  # upstream model names a wildcard deployment remembers
 
 
@@ -55,7 +55,7 @@ def chat_needs(fields: ChatFields, body: bytes) -> int:
     response_format = fields.response_format
     if response_format is not None and response_format.type == "json_schema":
         needs |= JSON_SCHEMA
-    if _IMAGE_PART in body and _has_image_part(body):
+    if IMAGE_PART in body and _has_image_part(body):
         needs |= VISION
     return needs
 
@@ -63,7 +63,7 @@ def chat_needs(fields: ChatFields, body: bytes) -> int:
 def translated_needs(body: bytes, tools: bool) -> int:
     """The needs of a request translated into the hub format by gatecore itself (its encoder escapes
     any `"image_url"` inside text, so the byte search alone is exact)."""
-    return (TOOLS if tools else 0) | (VISION if _IMAGE_PART in body else 0)
+    return (TOOLS if tools else 0) | (VISION if IMAGE_PART in body else 0)
 
 
 def _has_image_part(body: bytes) -> bool:

@@ -97,10 +97,12 @@ class ModelRoute:
         past `max_queue`."""
         affinity = self.routing.prefix_affinity_bytes
         key = prefix_key(body, affinity) if affinity else 0
-        if tags is None and fit is None and self.tiers:
+        if tags is None and self.tiers:
+            # The strategy's choice over the whole tier, when it fits and is available; only when it
+            # is not are the candidates filtered (which keeps each one's share among those that fit).
             tier = self.tiers[0]
             chosen = affine(tier, key) if affinity else self.strategy.choose(tier)
-            if not chosen.breaker.failing or recovered(chosen):
+            if (fit is None or fit.allows(chosen)) and (not chosen.breaker.failing or recovered(chosen)):
                 if self.shed_at:
                     self._shed_if_busy(chosen)
                 return chosen
