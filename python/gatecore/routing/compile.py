@@ -5,7 +5,7 @@ background monitors that keep the deployments' state current (engine load, healt
 
 from __future__ import annotations
 
-from gatecore.config.schema import GatecoreConfig, ModelConfig
+from gatecore.config.schema import DEFAULT_BASE_URLS, GatecoreConfig, ModelConfig
 from gatecore.pipeline.hedge import HedgePolicy
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider
@@ -109,12 +109,13 @@ def health_targets(config: GatecoreConfig, routes: RouteTable, pools: PoolSet) -
         for deployment, entry in zip(route.deployments, model.deployments, strict=True):
             provider = providers[entry.provider]
             settings = health_settings(entry.health_check, provider.kind, config.routing.health_check)
-            if settings is None or not provider.base_url:
+            base_url = provider.base_url or DEFAULT_BASE_URLS.get(provider.kind)
+            if settings is None or not base_url:
                 continue
             path = settings.path or DEFAULT_PATHS.get(provider.kind, DEFAULT_PATH)
             deployment.health = HealthState(settings, path)
             api_key = provider.api_key if provider.kind == "openai" else None
-            targets.append(HealthTarget(provider.base_url, pools, deployment, deployment.health, api_key))
+            targets.append(HealthTarget(base_url, pools, deployment, deployment.health, api_key))
     return targets
 
 
