@@ -20,7 +20,7 @@ from gatecore.ledger.recorder import LedgerRecorder
 from gatecore.ledger.repository import LedgerRepository
 from gatecore.pricing import PriceBook
 from gatecore.request import CHAT, RequestContext, Usage
-from gatecore.routing.table import Deployment
+from gatecore.routing.deployment import Deployment
 from gatecore.store import open_store
 from gatecore.store.migrations import migrate
 

@@ -3,8 +3,11 @@
 Runs the real `POST /v1/chat/completions` handler (body read, auth, policy fields, routing stage, the
 upstream call, the buffered relay, response headers) N times on uvloop against an in-memory upstream
 that answers at once, for a model with 1 deployment and one with 8 weighted deployments, and reports
-µs per request (best of REPEATS). No retry happens: this is the happy path's cost. Bounded by N and
-REPEATS; works on any gatecore tree (to compare before/after, point PYTHONPATH at either).
+µs per request (best of REPEATS). No retry happens: this is the happy path's cost. Two more rows
+price the capability filter on the same 8-deployment pool: `tools8`, a request with `tools` (the
+filter's slow path), and `long8`, a ~2 KB prompt for a model with a 1,000-token window (its tokens
+counted per request). Bounded by N and REPEATS; works on any gatecore tree (to compare before/after,
+point PYTHONPATH at either; a tree without the filter takes its plain path for those two).
 
     PYTHONPATH=python .venv/bin/python benches/routing_overhead.py [N] [REPEATS]
 """
@@ -27,6 +30,15 @@ ANSWER = (
     b'"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],'
     b'"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}'
 )
+
+
+NAMES = ("one", "pool8", "tools8", "long8")
+BODIES = {
+    "tools8": b'{"model":"%s","messages":[{"role":"user","content":"hi"}],'
+    b'"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}',
+    # ~2 KB of text, ~340 tokens: longer in bytes than the 1,000-token window, so it is counted.
+    "long8": b'{"model":"%s","messages":[{"role":"user","content":"' + b"lorem ipsum " * 170 + b'"}]}',
+}
 
 
 class Answer:
@@ -103,23 +115,28 @@ def config() -> dict[str, Any]:
         "models": [
             {"name": "one", "deployments": [{"provider": "p", "model": "m"}]},
             {"name": "pool8", "deployments": pool},
+            {"name": "tools8", "deployments": pool, "capabilities": {"tools": True}},
+            {"name": "long8", "deployments": pool, "context_window": 1000},
         ],
         "auth": {"master_key": KEY},
+        # The routing path alone: no ledger (it needs a store) and no metrics aggregation.
+        "ledger": {"enabled": False},
+        "telemetry": {"metrics": False},
     }
 
 
 async def run(n: int, repeats: int) -> dict[str, float]:
     app = GatewayApp()
     gateway = app.gateway = build_gateway(load_config(config()))
-    for name in ("one", "pool8"):
+    for name in NAMES:
         route = gateway.routes.find(name)
         assert route is not None
         for deployment in route.deployments:
             deployment.provider = InstantProvider()  # type: ignore[assignment]
     handler = app.routes["/v1/chat/completions"]["POST"]
     results: dict[str, float] = {}
-    for name in ("one", "pool8"):
-        body = b'{"model":"%s","messages":[{"role":"user","content":"hi"}]}' % name.encode()
+    for name in NAMES:
+        body = BODIES.get(name, b'{"model":"%s","messages":[{"role":"user","content":"hi"}]}') % name.encode()
         scope, proto = Scope(body), Proto(body)
         for _ in range(min(n, 2000)):  # warm up
             await handler(scope, proto)

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from gatecore.errors import GatewayError
     from gatecore.limits.grant import Grant
     from gatecore.pricing.gpu_time import GpuMeter
-    from gatecore.routing.table import Deployment, ModelRoute
+    from gatecore.routing.deployment import Deployment
+    from gatecore.routing.fit import Fit
+    from gatecore.routing.table import ModelRoute
     from gatecore.telemetry.stage_timing import StageTiming
     from gatecore.upstream.response import UpstreamResponse
 
@@ -101,12 +103,15 @@ class RequestContext:
         "error_code",
         "error_upstream",
         "first_byte_ns",
+        "fit",
         "gpu_mark",
         "gpu_seconds",
         "include_usage",
         "key",
         "limits",
         "max_tokens",
+        "needs",
+        "prompt_count",
         "request_id",
         "route",
         "run_id",
@@ -133,6 +138,13 @@ class RequestContext:
         self.stream = False
         self.include_usage = False  # the client itself asked for stream usage
         self.max_tokens: int | None = None
+        # What the request needs of a deployment (routing/capabilities.py bits: tools, images, JSON
+        # schema) and, once routed, its whole Fit (None: nothing special).
+        self.needs = 0
+        self.fit: Fit | None = None
+        # The prompt's tokens as counted by the routing stage, with the tokenizer used (reused by
+        # the limits stage when it counts with the same one).
+        self.prompt_count: tuple[str, int] | None = None
         # What the limits stage counted this request against (None: no limit applies).
         self.limits: Grant | None = None
         self.route: ModelRoute | None = None

@@ -38,8 +38,10 @@ def gateway_for(
     extra_providers: list[dict[str, Any]] | None = None,
     extra_models: list[dict[str, Any]] | None = None,
     env: dict[str, str] | None = None,
+    model_options: dict[str, Any] | None = None,
 ) -> Iterator[Gateway]:
-    """A gatecore with one provider and a model per `{client name: upstream model}`."""
+    """A gatecore with one provider and a model per `{client name: upstream model}` (each with
+    `model_options` added to its config entry)."""
     config = {
         "server": {"access_log": True},
         "providers": [provider, *(extra_providers or [])],
@@ -48,6 +50,7 @@ def gateway_for(
                 "name": name,
                 "deployments": [{"provider": provider["name"], "model": model}],
                 "timeouts": TIMEOUTS,
+                **(model_options or {}),
             }
             for name, model in models.items()
         ]

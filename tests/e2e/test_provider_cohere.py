@@ -33,8 +33,14 @@ def mock() -> Iterator[CohereMock]:
 @pytest.fixture(scope="module")
 def gw(mock: CohereMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     provider = {"name": "co", "kind": "cohere", "base_url": mock.base_url, "api_key": "${E2E_COHERE_KEY}"}
+    # command-a-03-2025 takes no images in the shipped model table; these tests check how images translate.
+    vision = {"capabilities": {"vision": True}}
     with gateway_for(
-        tmp_path_factory, provider, {"command": "command-a-03-2025"}, env={"E2E_COHERE_KEY": KEY}
+        tmp_path_factory,
+        provider,
+        {"command": "command-a-03-2025"},
+        env={"E2E_COHERE_KEY": KEY},
+        model_options=vision,
     ) as g:
         yield g
 

@@ -33,7 +33,9 @@ def mock() -> Iterator[OllamaMock]:
 @pytest.fixture(scope="module")
 def gw(mock: OllamaMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     provider = {"name": "local-ollama", "kind": "ollama", "base_url": mock.base_url}
-    with gateway_for(tmp_path_factory, provider, {"llama": "llama3.2:3b"}) as g:
+    # llama3.2:3b is text-only in the shipped model table; these tests check how images translate.
+    vision = {"capabilities": {"vision": True}}
+    with gateway_for(tmp_path_factory, provider, {"llama": "llama3.2:3b"}, model_options=vision) as g:
         yield g
 
 

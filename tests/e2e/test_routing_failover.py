@@ -304,3 +304,36 @@ def test_anthropic_client_failover_and_last_error(gw: Gateway, primary: Replica,
     body = info.value.response.json()
     assert body["type"] == "error"
     assert body["error"]["type"] in {"api_error", "overloaded_error"}
+
+
+def test_stream_broken_before_its_first_event_is_retried(
+    gw: Gateway, primary: Replica, secondary: Replica
+) -> None:
+    # The primary answers 200 and its event-stream head, then resets the connection before any event.
+    primary.steer = {"cut_after": 0}
+    with (
+        make_client(gw) as client,
+        client.chat.completions.with_streaming_response.create(
+            model="pool", messages=MESSAGES, stream=True
+        ) as response,
+    ):
+        assert response.headers["x-gatecore-model"] == "secondary/up-b"
+        assert response.headers["x-gatecore-attempts"] == "2"
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in response.parse() if chunk.choices)
+    assert text == "mock: hello there"
+    assert (primary.hits, secondary.hits) == (1, 1)
+
+
+def test_every_stream_broken_before_its_first_event_is_a_502(gw: Gateway, primary: Replica) -> None:
+    # Nothing reached the client: it gets a plain error answer, not a 200 stream ending in an error.
+    primary.steer = {"cut_after": 0}
+    with make_client(gw) as client, pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="solo", messages=MESSAGES, stream=True)
+    assert info.value.status_code == 502
+    assert "before its first event" in info.value.message
+    with make_anthropic(gw) as client, pytest.raises(anthropic.APIStatusError) as failure:
+        client.messages.create(
+            model="solo", max_tokens=20, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    assert failure.value.status_code == 502
+    assert failure.value.response.json()["type"] == "error"

@@ -16,6 +16,8 @@ deterministically, streaming included. Steered by the model name (see loopback.p
 | `no_stop` | the stream leaves out message_stop |
 | `ctype=application/json`, `ctype=text/html` | a stream request answered 200 with a JSON message or an HTML page |
 | `cut=N`, `truncate` | see loopback.send_events |
+| `toolong` | answer 400 `invalid_request_error` "prompt is too long: 208310 tokens > 200000 maximum" |
+| `remaining=N`, `reset=S` | a whole answer carries Anthropic's rate-limit headers: N requests remaining, resetting S seconds from now (RFC 3339; default 60) |
 
 A request with `tool_choice: {"type": "tool"}` is answered with that tool's input `{"answer": 42}`.
 Text answers are `"mock: " + <last user text>`, or `"results: " + <tool results>` after tool results.
@@ -24,6 +26,8 @@ Text answers are `"mock: " + <last user text>`, or `"results: " + <tool results>
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -106,6 +110,8 @@ class AnthropicMock(LoopbackServer):
             type_ = options.get("etype") or ERROR_TYPES.get(status, "api_error")
             retry = {"retry-after": options["retry"]} if "retry" in options else None
             return error(status, type_, f"mock {type_} ({status})", retry)
+        if "toolong" in options:
+            return error(400, "invalid_request_error", "prompt is too long: 208310 tokens > 200000 maximum")
         try:
             _validate(body)
         except Invalid as exc:
@@ -129,7 +135,7 @@ class AnthropicMock(LoopbackServer):
             "stop_sequence": None,
             "usage": usage,
         }
-        return web.json_response(message)
+        return web.json_response(message, headers=_rate_limit_headers(options))
 
     def _answer(self, body: JsonObject, options: dict[str, str]) -> tuple[list[JsonObject], str]:
         choice = body.get("tool_choice") or {}
@@ -235,3 +241,19 @@ class AnthropicMock(LoopbackServer):
         if "badjson" in options:
             events[int(options["badjson"])] = b"event: content_block_delta\ndata: {not json\n\n"
         return await send_events(request, received, events, options, "text/event-stream")
+
+
+def _rate_limit_headers(options: dict[str, str]) -> dict[str, str] | None:
+    """Anthropic's `anthropic-ratelimit-*` headers when steered with `remaining=N` (and `reset=S`)."""
+    if "remaining" not in options:
+        return None
+    reset = datetime.fromtimestamp(time.time() + float(options.get("reset") or 60), UTC)
+    stamp = reset.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "anthropic-ratelimit-requests-limit": "50",
+        "anthropic-ratelimit-requests-remaining": options["remaining"],
+        "anthropic-ratelimit-requests-reset": stamp,
+        "anthropic-ratelimit-tokens-limit": "100000",
+        "anthropic-ratelimit-tokens-remaining": "99000",
+        "anthropic-ratelimit-tokens-reset": stamp,
+    }

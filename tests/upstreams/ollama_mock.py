@@ -28,6 +28,7 @@ class OllamaMock(ScriptedUpstream):
         return self.origin
 
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/api/version", self.health)
         app.router.add_post("/api/chat", self._chat)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:

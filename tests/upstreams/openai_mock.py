@@ -123,7 +123,7 @@ class MockUpstream(MockServer):
                     raise BadRequest("you must provide a model parameter", "model")
                 if kind == "embedding":
                     obj = answers.embedding_response(body)
-                    return closing(self._json(recorded, 200, obj, opts.content_type), opts)
+                    return closing(self._json(recorded, 200, obj, opts.content_type, opts.headers), opts)
                 stream = body.get("stream") is True
                 pieces, usage = answers.answer(kind, body, opts)
             except BadRequest as exc:
@@ -131,7 +131,7 @@ class MockUpstream(MockServer):
                 return closing(self._json(recorded, 400, err), opts)
             if not stream or opts.no_stream:
                 obj = answers.whole_response(kind, body, pieces, usage, opts)
-                return closing(self._json(recorded, 200, obj, opts.content_type), opts)
+                return closing(self._json(recorded, 200, obj, opts.content_type, opts.headers), opts)
             payloads = answers.stream_payloads(kind, body, pieces, usage, opts)
             if opts.all_at_once:
                 return closing(whole_stream(recorded, payloads, opts), opts)

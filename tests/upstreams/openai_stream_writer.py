@@ -20,7 +20,11 @@ async def write_stream(
     """Write each payload as a ``data:`` event, applying ``cut_after``, ``idle_after`` and ``gap_ms``."""
     response = web.StreamResponse(
         status=200,
-        headers={**_SSE_HEADERS, "Content-Type": opts.content_type or _SSE_HEADERS["Content-Type"]},
+        headers={
+            **_SSE_HEADERS,
+            "Content-Type": opts.content_type or _SSE_HEADERS["Content-Type"],
+            **dict(opts.headers),
+        },
     )
     recorded.status = 200
     closing(response, opts)
@@ -52,7 +56,11 @@ def whole_stream(recorded: RecordedRequest, payloads: list[bytes], opts: MockOpt
     return web.Response(
         status=200,
         body=b"".join(b"data: " + payload + b"\n\n" for payload in payloads),
-        headers={**_SSE_HEADERS, "Content-Type": opts.content_type or _SSE_HEADERS["Content-Type"]},
+        headers={
+            **_SSE_HEADERS,
+            "Content-Type": opts.content_type or _SSE_HEADERS["Content-Type"],
+            **dict(opts.headers),
+        },
     )
 
 

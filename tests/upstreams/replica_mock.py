@@ -9,8 +9,12 @@ it tries), plus a Prometheus `/metrics` page with chosen engine figures.
         ...
         assert primary.hits == 1
 
-Steering keys are `openai_mock.MockOptions` keys (README.md), plus `headers`: response headers added
-to an answer that is not streamed (errors included).
+Steering keys are `openai_mock.MockOptions` keys (README.md), `headers` included (response headers
+added to any answer).
+
+`GET /health` answers `health_status` (200 by default), like vLLM's and SGLang's health endpoint;
+checks are counted in `health_hits` and not recorded as requests. `GET /v1/models` is the OpenAI
+mock's list (openai_answers.MOCK_MODELS), recorded like every request of that mock.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class Replica(MockUpstream):
         self.metrics_text = ""
         self.metrics_status = 200
         self.metrics_hits = 0
+        self.health_status = 200
+        self.health_hits = 0
         self._steer_lock = threading.Lock()
 
     @property
@@ -43,6 +49,11 @@ class Replica(MockUpstream):
 
     def _add_routes(self, app: web.Application) -> None:
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/health", self._health)
+
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        self.health_hits += 1
+        return web.Response(status=self.health_status)
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         self.metrics_hits += 1

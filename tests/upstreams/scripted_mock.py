@@ -80,6 +80,16 @@ class ScriptedUpstream(MockServer):
     def __init__(self) -> None:
         super().__init__()
         self._scripts: dict[str, Script] = {}
+        # The engine's health endpoint (each mock registers its own path): answered with this status,
+        # counted in `health_hits`, never recorded as a request.
+        self.health_status = 200
+        self.health_hits = 0
+
+    async def health(self, request: web.Request) -> web.Response:
+        self.health_hits += 1
+        return web.json_response(
+            {"status": "ok" if self.health_status < 300 else "down"}, status=self.health_status
+        )
 
     def script(self, request_id: str, **options: Any) -> None:
         """Steer the answer to the request carrying ``x-request-id: request_id``."""

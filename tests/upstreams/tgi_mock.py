@@ -27,6 +27,7 @@ class TgiMock(ScriptedUpstream):
         return self.origin
 
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/health", self.health)
         app.router.add_post("/generate", self._generate)
         app.router.add_post("/generate_stream", self._generate)
 

@@ -24,6 +24,7 @@ class TritonMock(ScriptedUpstream):
         return self.origin
 
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v2/health/ready", self.health)
         app.router.add_post("/v2/models/{model}/generate", self._generate)
         app.router.add_post("/v2/models/{model}/generate_stream", self._generate)
 

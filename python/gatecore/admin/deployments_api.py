@@ -1,7 +1,8 @@
 """`GET /admin/v1/deployments`: every model's deployments with the routing state this worker holds.
 
-Breakers, in-flight counts, latency averages and engine load are kept per worker process (no shared
-store on the request path), so the answer is the view of the worker that served it (`worker_pid`).
+Breakers, health checks, ejections, quotas, in-flight counts, latency averages and engine load are
+kept per worker process (no shared store on the request path), so the answer is the view of the
+worker that served it (`worker_pid`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import msgspec
 
 from gatecore.admin.access import TEAM_ADMIN, Caller
 from gatecore.errors import Forbidden
-from gatecore.routing.table import Deployment, RouteTable
+from gatecore.routing.deployment import Deployment
+from gatecore.routing.table import RouteTable
 
 
 class EngineLoadOut(msgspec.Struct):
@@ -21,6 +23,31 @@ class EngineLoadOut(msgspec.Struct):
     waiting: float
     kv_cache: float
     age_s: float
+
+
+class CapabilitiesOut(msgspec.Struct):
+    # null: unknown (neither configured nor in the shipped model table)
+    tools: bool | None
+    vision: bool | None
+    json: bool | None
+
+
+class HealthOut(msgspec.Struct):
+    """Active health checks of the deployment."""
+
+    path: str
+    consecutive_failures: int
+    # The last check's problem (null: it passed); null `age_s`: no check yet.
+    last_error: str | None
+    age_s: float | None
+
+
+class QuotaOut(msgspec.Struct):
+    """The provider's remaining quota, from its last answer's rate-limit headers."""
+
+    remaining_requests: int | None
+    remaining_tokens: int | None
+    age_s: float | None
 
 
 class DeploymentOut(msgspec.Struct):
@@ -42,6 +69,20 @@ class DeploymentOut(msgspec.Struct):
     inflight: int
     ttft_ms: float | None
     engine: EngineLoadOut | None
+    # false while active health checks find it down (true when unchecked)
+    healthy: bool
+    health: HealthOut | None
+    # Seconds left of an outlier ejection (0: not ejected), and how often it was ejected.
+    ejected_for_s: float
+    times_ejected: int
+    quota: QuotaOut | None
+    # Seconds left of a hold for an exhausted quota (0: none).
+    quota_hold_s: float
+    context_window: int | None
+    capabilities: CapabilitiesOut
+    # What strategy lowest_cost ranks by: USD per 1M tokens at 3 input to 1 output (0: GPU-time
+    # pricing; null: unknown).
+    cost_per_1m: float | None
 
 
 class DeploymentsOut(msgspec.Struct):
@@ -70,6 +111,8 @@ class DeploymentsApi:
 def _deployment_out(model: str, strategy: str, d: Deployment, now: float) -> DeploymentOut:
     breaker = d.breaker
     load = d.load
+    # A wildcard deployment's capabilities depend on the model asked for: its configured ones here.
+    caps = d.capabilities.fixed or d.capabilities.of("")
     engine = None
     if load is not None and load.at > 0:
         engine = EngineLoadOut(load.running, load.waiting, load.kv_cache, round(now - load.at, 3))
@@ -90,4 +133,29 @@ def _deployment_out(model: str, strategy: str, d: Deployment, now: float) -> Dep
         inflight=d.inflight,
         ttft_ms=None if d.ttft_s is None else round(d.ttft_s * 1000, 3),
         engine=engine,
+        healthy=d.healthy,
+        health=_health_out(d, now),
+        ejected_for_s=round(max(0.0, d.ejected_until - now), 3),
+        times_ejected=d.times_ejected,
+        quota=_quota_out(d, now),
+        quota_hold_s=round(max(0.0, d.quota_until - now), 3),
+        context_window=caps.context_window,
+        capabilities=CapabilitiesOut(caps.tools, caps.vision, caps.json),
+        cost_per_1m=d.cost,
     )
+
+
+def _health_out(d: Deployment, now: float) -> HealthOut | None:
+    state = d.health
+    if state is None:
+        return None
+    age = round(now - state.checked_at, 3) if state.checked_at else None
+    return HealthOut(state.path, state.failures, state.last_error, age)
+
+
+def _quota_out(d: Deployment, now: float) -> QuotaOut | None:
+    state = d.quota
+    if state is None:
+        return None
+    age = round(now - state.at, 3) if state.at else None
+    return QuotaOut(state.remaining_requests, state.remaining_tokens, age)

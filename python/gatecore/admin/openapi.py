@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from gatecore import __version__
+from gatecore.admin.deployments_api import DeploymentsOut
 from gatecore.admin.wire import (
     AuditOut,
     KeyCreate,
@@ -31,6 +32,7 @@ _STRUCTS = (
     TenantOut,
     AuditOut,
     UsageGroup,
+    DeploymentsOut,
 )
 
 
@@ -110,6 +112,14 @@ def openapi_document() -> dict[str, Any]:
             "post": _op("New secret; the old one works for grace_s", 200, _ref("KeyCreated"), "KeyRotate"),
         },
         "/audit": {"get": _op("Recent admin actions, newest first", 200, _list_of("AuditOut"))},
+        "/deployments": {
+            "get": _op(
+                "Every model's deployments with the routing state of the worker that answers (breaker, "
+                "health checks, ejection, quota, in-flight, latency, engine load); admin and viewer keys",
+                200,
+                _ref("DeploymentsOut"),
+            )
+        },
         "/usage": {
             "parameters": _usage_params(),
             "get": _op(

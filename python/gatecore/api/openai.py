@@ -13,6 +13,12 @@ class StreamOptions(msgspec.Struct):
     include_usage: bool | None = None
 
 
+class ResponseFormat(msgspec.Struct):
+    """Only its `type` is read (a JSON schema request goes where JSON output is supported)."""
+
+    type: str = ""
+
+
 class ChatFields(msgspec.Struct):
     """`POST /v1/chat/completions`."""
 
@@ -22,6 +28,10 @@ class ChatFields(msgspec.Struct):
     stream_options: StreamOptions | None = None
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
+    # Read for routing (routing/capabilities.py): requests with tools go where tools are supported.
+    tools: list[msgspec.Raw] | None = None
+    functions: list[msgspec.Raw] | None = None
+    response_format: ResponseFormat | None = None
 
 
 class CompletionFields(msgspec.Struct):

@@ -1,4 +1,5 @@
-"""msgspec Structs of the routing config: retries, circuit breakers, strategies, engine load polling.
+"""msgspec Structs of the routing config: retries, circuit breakers, strategies, engine load polling,
+health checks, outlier ejection and remaining-quota awareness.
 
 The top-level `routing` section holds the gateway-wide defaults; a model's own `retries` and
 `routing` replace them for that model (whole objects, field by field over the defaults).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-STRATEGIES = ("weighted", "round_robin", "least_inflight", "lowest_latency", "least_loaded")
+STRATEGIES = ("weighted", "round_robin", "least_inflight", "lowest_latency", "least_loaded", "lowest_cost")
 
 
 class RetriesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -55,12 +56,29 @@ class EngineMetricsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     stale_after_s: float = 5.0
 
 
+class HealthCheckConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Active health checks of a deployment (`deployments[].health_check`, defaults in
+    `routing.health_check`): a GET on an interval, in the background; a deployment that fails
+    `unhealthy_after` checks in a row is skipped while a healthy one exists."""
+
+    # Path on the base URL's origin; unset: the kind's own (`/health`; ollama `/api/version`, triton
+    # `/v2/health/ready`). A path ending in `/models` must also list the deployment's model.
+    path: str | None = None
+    interval_s: float = 5.0
+    timeout_s: float = 2.0
+    unhealthy_after: int = 2
+    healthy_after: int = 1
+
+
 class RoutingDefaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The top-level `routing` section."""
 
     retries: RetriesConfig = RetriesConfig()
     breaker: BreakerConfig = BreakerConfig()
     engine_metrics: EngineMetricsConfig = EngineMetricsConfig()
+    # The settings of health checks turned on with `deployments[].health_check: true` (or on by
+    # default: deployments of the local engine kinds ollama, tgi and triton).
+    health_check: HealthCheckConfig = HealthCheckConfig()
 
 
 class HedgeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -72,6 +90,36 @@ class HedgeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Hedge after the model's observed 95th percentile of time to the answer's head instead.
     p95: bool = False
     min_samples: int = 20
+
+
+class QuotaConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Remaining-quota awareness (`models[].routing.quota`): each answer's `x-ratelimit-remaining-*`
+    (`anthropic-ratelimit-*-remaining`) heads are recorded per deployment, and one whose remaining
+    requests or tokens fall below these thresholds is skipped until its reset time."""
+
+    min_requests: int = 1
+    min_tokens: int = 0
+    # How long to skip a deployment whose answer gave no reset time for the exhausted quota.
+    default_reset_s: float = 1.0
+
+
+class OutlierConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Passive outlier ejection (`models[].routing.outliers`): every `interval_s`, a deployment whose
+    error rate or mean time to the answer's head over the interval is far above the rest of its
+    pool's is ejected (skipped) for `eject_s`, longer each time it is ejected again in a row."""
+
+    interval_s: float = 10.0
+    # Outcomes a deployment needs in the interval to be judged (and 2 judged deployments at least).
+    min_requests: int = 10
+    # Ejected when its error rate is at least the others' median plus this.
+    error_rate_margin: float = 0.3
+    # Ejected when its mean time to the answer's head is at least this many times the others' median
+    # and at least `latency_min_s`.
+    latency_factor: float = 3.0
+    latency_min_s: float = 0.2
+    eject_s: float = 30.0
+    # The share of the pool that may be ejected at once (at least one deployment).
+    max_ejected: float = 0.5
 
 
 class ModelRoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -89,3 +137,5 @@ class ModelRoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     # `messages`, or `prompt`) go to the same deployment while it is available, for KV prefix-cache
     # reuse on local engines (rendezvous hashing, the same in every worker). 0: off.
     prefix_affinity_bytes: int = 0
+    quota: QuotaConfig | None = None
+    outliers: OutlierConfig | None = None

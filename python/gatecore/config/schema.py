@@ -8,7 +8,7 @@ import msgspec
 
 from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
-from gatecore.config.routing import ModelRoutingConfig, RetriesConfig, RoutingDefaults
+from gatecore.config.routing import HealthCheckConfig, ModelRoutingConfig, RetriesConfig, RoutingDefaults
 from gatecore.config.telemetry import TelemetryConfig
 
 # Every provider kind and the class that implements it (`module:Class`, imported on first use by
@@ -107,6 +107,16 @@ class DeploymentPricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     gpus: int = 1
 
 
+class CapabilitiesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a model (or one deployment) can do: `/v1/models` reports it, and routing sends a request
+    needing tools, images or a JSON schema only where it is not known to be false. Unset fields come
+    from the shipped model table (providers/model_table.py), else unknown (false in /v1/models)."""
+
+    tools: bool | None = None
+    vision: bool | None = None
+    json: bool | None = None
+
+
 class DeploymentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One place a model is served: a provider and the model name there."""
 
@@ -122,15 +132,13 @@ class DeploymentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The engine's Prometheus endpoint (routing strategy least_loaded); default: the provider's base
     # URL with its path replaced by /metrics.
     metrics_url: str | None = None
-
-
-class CapabilitiesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """What a model can do, as `/v1/models` reports it. Unset fields come from the shipped model table
-    (providers/model_table.py), else false."""
-
-    tools: bool | None = None
-    vision: bool | None = None
-    json: bool | None = None
+    # This deployment's own figures, over the model's `context_window` / `capabilities` (a pool may
+    # mix models of different windows); unset: the model's, else the shipped table's.
+    context_window: int | None = None
+    capabilities: CapabilitiesConfig | None = None
+    # Active health checks: true (the `routing.health_check` settings), false, or settings of its
+    # own. Unset: on for the local engine kinds ollama, tgi and triton, off for every other kind.
+    health_check: HealthCheckConfig | bool | None = None
 
 
 class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -144,6 +152,14 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     deployments: list[DeploymentConfig]
     timeouts: TimeoutsConfig | None = None
     fallbacks: list[str] = msgspec.field(default_factory=list)
+    # Models a request goes to instead when it is too long for this one: before sending, when its
+    # estimated tokens exceed every deployment's context window, and on an upstream's "context length
+    # exceeded" answer.
+    context_fallbacks: list[str] = msgspec.field(default_factory=list)
+    # Models a request goes to when an upstream refused it under its content policy (a 400 such as
+    # OpenAI's content_policy_violation or Azure's content_filter, or a non-streamed answer whose
+    # finish_reason is content_filter).
+    content_policy_fallbacks: list[str] = msgspec.field(default_factory=list)
     owned_by: str | None = None
     # Shown in /v1/models; unset: the shipped model table's figures for the deployment's model.
     context_window: int | None = None

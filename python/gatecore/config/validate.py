@@ -10,7 +10,10 @@ from gatecore.config.routing import (
     STRATEGIES,
     BreakerConfig,
     EngineMetricsConfig,
+    HealthCheckConfig,
     ModelRoutingConfig,
+    OutlierConfig,
+    QuotaConfig,
     RetriesConfig,
 )
 from gatecore.config.schema import (
@@ -103,6 +106,10 @@ def validate_config(
                 errors.extend(_pricing(deployment.pricing, f"{path}.deployments[{j}].pricing"))
             if deployment.metrics_url is not None:
                 errors.extend(_base_url(deployment.metrics_url, f"{path}.deployments[{j}].metrics_url"))
+            if deployment.context_window is not None and deployment.context_window < 1:
+                errors.append(f"{path}.deployments[{j}].context_window: must be at least 1 token")
+            if isinstance(deployment.health_check, HealthCheckConfig):
+                errors.extend(_health_check(deployment.health_check, f"{path}.deployments[{j}].health_check"))
         if model.timeouts is not None:
             errors.extend(_timeouts(model.timeouts, f"{path}.timeouts"))
         if model.context_window is not None and model.context_window < 1:
@@ -111,9 +118,10 @@ def validate_config(
             errors.extend(_retries(model.retries, f"{path}.retries"))
         errors.extend(_model_routing(model.routing, f"{path}.routing"))
     for i, model in zip(model_at, config.models, strict=True):
-        for j, fallback in enumerate(model.fallbacks):
-            if fallback not in names and fallback not in (model_names or ()):
-                errors.append(f"models[{i}].fallbacks[{j}]: unknown model '{fallback}'")
+        for field in ("fallbacks", "context_fallbacks", "content_policy_fallbacks"):
+            for j, fallback in enumerate(getattr(model, field)):
+                if fallback not in names and fallback not in (model_names or ()):
+                    errors.append(f"models[{i}].{field}[{j}]: unknown model '{fallback}'")
 
     seen_keys: set[str] = set()
     for i, key in enumerate(config.auth.keys):
@@ -148,6 +156,7 @@ def validate_config(
     errors.extend(_retries(config.routing.retries, "routing.retries"))
     errors.extend(_breaker(config.routing.breaker, "routing.breaker"))
     errors.extend(_engine_metrics(config.routing.engine_metrics, "routing.engine_metrics"))
+    errors.extend(_health_check(config.routing.health_check, "routing.health_check"))
     return errors
 
 
@@ -227,6 +236,49 @@ def _model_routing(routing: ModelRoutingConfig, path: str) -> list[str]:
             errors.append(f"{path}.hedge.delay_s: must be greater than 0")
         if routing.hedge.min_samples < 1:
             errors.append(f"{path}.hedge.min_samples: must be at least 1")
+    if routing.quota is not None:
+        errors.extend(_quota(routing.quota, f"{path}.quota"))
+    if routing.outliers is not None:
+        errors.extend(_outliers(routing.outliers, f"{path}.outliers"))
+    return errors
+
+
+def _health_check(check: HealthCheckConfig, path: str) -> list[str]:
+    errors: list[str] = []
+    if check.path is not None and not check.path.startswith("/"):
+        errors.append(f"{path}.path: must start with '/'")
+    names = ("interval_s", "timeout_s")
+    errors.extend(f"{path}.{name}: must be greater than 0" for name in names if not getattr(check, name) > 0)
+    names = ("unhealthy_after", "healthy_after")
+    errors.extend(f"{path}.{name}: must be at least 1" for name in names if getattr(check, name) < 1)
+    return errors
+
+
+def _quota(quota: QuotaConfig, path: str) -> list[str]:
+    errors: list[str] = []
+    names = ("min_requests", "min_tokens")
+    errors.extend(f"{path}.{name}: must be 0 or more" for name in names if getattr(quota, name) < 0)
+    if not quota.default_reset_s > 0:
+        errors.append(f"{path}.default_reset_s: must be greater than 0")
+    return errors
+
+
+def _outliers(outliers: OutlierConfig, path: str) -> list[str]:
+    errors: list[str] = []
+    names = ("interval_s", "eject_s")
+    errors.extend(
+        f"{path}.{name}: must be greater than 0" for name in names if not getattr(outliers, name) > 0
+    )
+    if outliers.min_requests < 1:
+        errors.append(f"{path}.min_requests: must be at least 1")
+    if not 0 < outliers.error_rate_margin <= 1:
+        errors.append(f"{path}.error_rate_margin: must be greater than 0 and at most 1")
+    if not outliers.latency_factor > 1:
+        errors.append(f"{path}.latency_factor: must be greater than 1")
+    if outliers.latency_min_s < 0:
+        errors.append(f"{path}.latency_min_s: must be 0 or more")
+    if not 0 < outliers.max_ejected <= 1:
+        errors.append(f"{path}.max_ejected: must be greater than 0 and at most 1")
     return errors
 
 

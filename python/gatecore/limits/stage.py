@@ -169,7 +169,11 @@ class Limits:
         charges what it really used)."""
         deployment = ctx.deployment
         tokenizer = deployment.provider.tokenizer if deployment is not None else "o200k_base"
-        prompt = count_input_tokens(ctx.body, tokenizer)
+        counted = ctx.prompt_count  # the routing stage's count, for a long request
+        if counted is not None and counted[0] == tokenizer:
+            prompt = counted[1]
+        else:
+            prompt = count_input_tokens(ctx.body, tokenizer)
         embeddings = ctx.endpoint is EMBEDDINGS
         output = 0 if embeddings else (ctx.max_tokens or self.default_max_tokens)
         min_tokens = prompt + 1 if ctx.max_tokens is None and not embeddings else 0

@@ -4,8 +4,13 @@ An attempt that fails before anything reached the client — a connection error,
 answer's head, a 5xx or 429 head — is retried on the model's next deployment, then on its
 `fallbacks`, and round again while `retries.count` allows, with exponential backoff and full jitter
 before going back to a deployment already tried, and the upstream's Retry-After honoured up to
-`retries.retry_after_max_s`. Once a 2xx head is handed to a relay, nothing is retried: a stream that
-breaks after that ends with an error event, as before.
+`retries.retry_after_max_s`. A 2xx stream is handed to its relay once its first bytes arrived: one
+that ends or breaks before them is a failed attempt too. After that nothing is retried: a stream that
+breaks ends with an error event.
+
+A model with `context_fallbacks` or `content_policy_fallbacks` has its refusals read before they are
+relayed (pipeline/redirects.py): "context length exceeded" or a content-policy refusal takes the
+request to those models instead.
 
 When every attempt fails the client gets the last answer an upstream gave (its status and error, in
 the client's API shape), or 502/504 when no upstream answered at all.
@@ -16,28 +21,21 @@ only once an attempt failed.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from gatecore.errors import GatewayError, UpstreamUnreachable
+from gatecore.errors import GatewayError
 from gatecore.pipeline.hedge import send_hedged
+from gatecore.pipeline.redirects import examine, first_bytes, redirect
+from gatecore.pipeline.retrying import Retrying, StoredAnswer
 from gatecore.relay.buffered import relay_buffered
 from gatecore.relay.streaming import relay_stream
 from gatecore.request import RequestContext
-from gatecore.routing.breaker import CLOSED
-from gatecore.routing.table import Deployment, ModelRoute, assign
-from gatecore.upstream.response import UpstreamResponse, WholeAnswer
+from gatecore.routing.table import ModelRoute, assign
 from gatecore.upstream.retry_after import retry_after_seconds
 
 if TYPE_CHECKING:
     from gatecore.pipeline.gateway import Gateway
-
-MAX_ERROR_BYTES = 1024 * 1024
-# Response headers providers read from an error answer (decode_error, Retry-After).
-KEPT_HEADERS = (b"retry-after", b"retry-after-ms", b"x-amzn-errortype")
-MAX_HOLD_S = 60.0
 
 
 class DisconnectWatch:
@@ -79,6 +77,7 @@ async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> No
     watch = DisconnectWatch(ctx, proto, sweeper.now() + gateway.disconnect_watch_after)
     sweeper.add(watch)
     retrying: Retrying | None = None
+    visited: set[ModelRoute] | None = None  # models this request was redirected from or to
     try:
         while True:
             sent = time.perf_counter_ns()
@@ -93,6 +92,13 @@ async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> No
                         deployment.inflight -= 1
                         winner.inflight += 1
                         deployment = winner
+                quota = deployment.quota
+                if quota is not None:
+                    quota.observe(deployment, response)
+                if ctx.stream and response.status < 300 and deployment.provider.is_stream(ctx, response):
+                    # Nothing has reached the client yet: a stream that ends or breaks before its
+                    # first bytes fails this attempt (the relay would await them anyway).
+                    response = await first_bytes(response)
             except GatewayError as exc:
                 deployment.inflight -= 1
                 if not exc.retryable or ctx.client_gone:
@@ -118,9 +124,26 @@ async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> No
                 breaker = deployment.breaker
                 breaker.ok += 1
                 if breaker.failing:
-                    breaker.succeeded()
-                if deployment.alpha:
+                    deployment.succeeded()
+                if deployment.timed:
                     deployment.observe_ttft((time.perf_counter_ns() - sent) / 1e9)
+                if route.redirects:
+                    try:
+                        response, targets = await examine(ctx, route, deployment, response)
+                    except BaseException:
+                        deployment.inflight -= 1
+                        raise
+                    visited = visited or {route}
+                    target = redirect(ctx, targets, visited) if targets else None
+                    if target is not None:
+                        # A refusal another model may not give: the request goes there instead, and the
+                        # refusal is the answer if nothing else answers.
+                        assert isinstance(response, StoredAnswer)
+                        deployment.inflight -= 1
+                        retrying = Retrying(ctx)
+                        retrying.last_answer = response
+                        deployment, route = target, ctx.route or route
+                        continue
                 break
             deployment.breaker.failure()
             retrying = retrying or Retrying(ctx)
@@ -145,127 +168,3 @@ async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> No
         watch.ctx = None
     if ctx.client_gone and ctx.status < 400:
         ctx.status = 499
-
-
-class StoredAnswer(WholeAnswer):
-    """An upstream's error answer read whole while other attempts were made: relayed if it stays the
-    last answer any upstream gave."""
-
-    def __init__(
-        self,
-        deployment: Deployment,
-        upstream_model: str,
-        response: UpstreamResponse,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-    ):
-        super().__init__(response.status, response.content_type, body, headers)
-        self.deployment = deployment
-        self.upstream_model = upstream_model
-
-
-class Retrying:
-    """The retry state of one request, from its first failed attempt on."""
-
-    __slots__ = ("banned", "ctx", "last_answer", "not_before", "order", "policy", "tries")
-
-    def __init__(self, ctx: RequestContext):
-        route = ctx.route
-        assert route is not None
-        self.ctx = ctx
-        self.policy = route.retries
-        # Every deployment this request may go to, in the order attempts go through them, with the
-        # model name each is sent.
-        self.order: list[tuple[Deployment, str]] = []
-        for candidate in _routes(ctx, route):
-            for deployment in candidate.ordered(ctx.tags):
-                upstream_model = deployment.upstream_model(ctx.client_model)
-                if upstream_model is not None:
-                    self.order.append((deployment, upstream_model))
-        self.tries: dict[Deployment, int] = {}
-        # Deployments out of this request: their Retry-After is longer than the policy waits.
-        self.banned: set[Deployment] = set()
-        # When a deployment asked (Retry-After within the policy's cap) to be called again.
-        self.not_before: dict[Deployment, float] = {}
-        self.last_answer: StoredAnswer | None = None
-
-    def next_deployment(self, failed: Deployment, wait_hint: float | None) -> Deployment | None:
-        """Where the next attempt goes after `failed` failed, or None when there is no next attempt:
-        out of retries, out of time, or nowhere left to go."""
-        ctx = self.ctx
-        self.tries[failed] = self.tries.get(failed, 0) + 1
-        if wait_hint is not None:
-            # Other requests skip the deployment for that long too (bounded: a clock-skewed date or
-            # a huge value must not take it out of service for good).
-            failed.breaker.hold(min(wait_hint, MAX_HOLD_S))
-            if wait_hint > self.policy.retry_after_max_s:
-                self.banned.add(failed)
-            else:
-                self.not_before[failed] = time.monotonic() + wait_hint
-        if ctx.attempts > self.policy.count or self._elapsed() >= self.policy.budget_s:
-            return None
-        # Untried deployments first, in order; then back round to the least tried. One whose circuit
-        # is open, or whose Retry-After runs past what the policy waits, is left out.
-        now = time.monotonic()
-        best: Deployment | None = None
-        best_tries = 0
-        for deployment, _ in self.order:
-            if deployment in self.banned:
-                continue
-            breaker = deployment.breaker
-            wait = breaker.retry_in(now)
-            if wait > 0 and (breaker.state is not CLOSED or wait > self.policy.retry_after_max_s):
-                continue
-            tries = self.tries.get(deployment, 0)
-            if tries == 0:
-                return deployment
-            if tries >= self.policy.per_deployment:
-                continue
-            if best is None or tries < best_tries:
-                best, best_tries = deployment, tries
-        return best
-
-    async def wait_for(self, deployment: Deployment) -> Deployment:
-        """Wait the backoff (and any Retry-After) before going back to `deployment`, then make it the
-        request's deployment for the next attempt."""
-        tries = self.tries.get(deployment, 0)
-        policy = self.policy
-        now = time.monotonic()
-        delay = max(deployment.breaker.retry_in(now), self.not_before.get(deployment, now) - now)
-        if tries:
-            delay = max(
-                delay, random.uniform(0, min(policy.backoff_max_s, policy.backoff_s * 2 ** (tries - 1)))
-            )
-        delay = min(delay, max(0.0, policy.budget_s - self._elapsed()))
-        if delay > 0:
-            await asyncio.sleep(delay)
-        ctx = self.ctx
-        if ctx.client_gone:
-            raise UpstreamUnreachable("The client went away before the upstream was called again.")
-        deployment.breaker.available(time.monotonic())  # takes the half-open probe when it is one
-        ctx.attempts += 1
-        for candidate, upstream_model in self.order:
-            if candidate is deployment:
-                assign(ctx, deployment, upstream_model)
-                break
-        return deployment
-
-    async def keep_answer(self, deployment: Deployment, response: UpstreamResponse) -> None:
-        """Read a failed attempt's error answer whole, to relay it if no later attempt answers."""
-        # The headers an error answer is read with later, taken while the head is still there.
-        headers = [(name, value) for name in KEPT_HEADERS if (value := response.header(name)) is not None]
-        try:
-            body = await response.read_all(MAX_ERROR_BYTES)
-        except GatewayError:
-            response.abort()
-            return
-        self.last_answer = StoredAnswer(deployment, self.ctx.upstream_model, response, headers, body)
-
-    def _elapsed(self) -> float:
-        return (time.perf_counter_ns() - self.ctx.started) / 1e9
-
-
-def _routes(ctx: RequestContext, route: ModelRoute) -> list[ModelRoute]:
-    """The model and the fallback models the client's key may use, in order."""
-    key = ctx.key
-    return [route, *(f for f in route.fallbacks if key is None or key.allows(f.name))]

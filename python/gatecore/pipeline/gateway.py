@@ -18,12 +18,11 @@ from gatecore.ledger.access_log import AccessLog
 from gatecore.ledger.recorder import LedgerRecorder
 from gatecore.limits.local import open_table
 from gatecore.limits.stage import Limits
-from gatecore.pipeline.hedge import HedgePolicy
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import RequestContext
-from gatecore.routing.engine_load import EngineLoad, EngineLoadPoller, EngineTarget, default_metrics_url
-from gatecore.routing.table import Deployment, ModelRoute, RouteStage, RouteTable
+from gatecore.routing.compile import RoutingMonitors, build_routes
+from gatecore.routing.table import RouteStage
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
 from gatecore.telemetry.metrics import MetricsRecorder
@@ -31,7 +30,6 @@ from gatecore.telemetry.metrics_api import MetricsApi
 from gatecore.telemetry.worker_files import worker_files
 from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.upstream.pool import PoolSet
-from gatecore.upstream.timeouts import Timeouts
 
 Stage = Callable[[RequestContext], Awaitable[None]]
 
@@ -60,13 +58,13 @@ class Gateway:
         "auth",
         "config",
         "disconnect_watch_after",
-        "engines",
         "identity",
         "in_flight",
         "ledger",
         "limits",
         "max_body_bytes",
         "metrics",
+        "monitors",
         "named_stages",
         "pools",
         "prices",
@@ -92,11 +90,8 @@ class Gateway:
         counters = open_table(config.limits.table_slots)
         self.prices = PriceBook(counters)
         self.routes = build_routes(config, self.providers, self.prices)
-        self.engines = EngineLoadPoller(
-            engine_targets(config, self.routes, self.pools),
-            config.routing.engine_metrics.interval_s,
-            config.routing.engine_metrics.timeout_s,
-        )
+        # Engine load polling, health checks and outlier ejection, in the background.
+        self.monitors = RoutingMonitors(config, self.routes, self.pools)
         # Tags are read from requests only when some deployment has tags.
         self.tag_routing = any(d.tags for r in self.routes.all_routes() for d in r.deployments)
         self.auth = AuthStage(config.auth)
@@ -140,9 +135,9 @@ class Gateway:
         self.in_flight = 0
 
     async def start(self) -> None:
-        """Start polling the engines' load, open the store, apply migrations and load the stored keys
-        (the worker's start)."""
-        self.engines.start()
+        """Start the routing monitors (engine load, health checks, outliers), open the store, apply
+        migrations and load the stored keys (the worker's start)."""
+        self.monitors.start()
         if self.auth.jwt is not None:
             await self.auth.jwt.start()
         if not await self._open_store(first=True):
@@ -209,7 +204,7 @@ class Gateway:
             log.warning("%d requests still in flight at shutdown; they are not recorded", self.in_flight)
         if self._store_retry is not None:
             self._store_retry.cancel()
-        await self.engines.aclose()
+        await self.monitors.aclose()
         for recorder in self.recorders:
             await recorder.aclose()
         if self.identity is not None:
@@ -223,57 +218,6 @@ class Gateway:
     def close(self) -> None:
         self.sweeper.close()
         self.pools.close()
-
-
-def build_routes(config: GatecoreConfig, providers: dict[str, Provider], prices: PriceBook) -> RouteTable:
-    """The model table: each model's deployments (with their breakers and prices), strategy, retries,
-    fallbacks."""
-    defaults = config.routing
-    kinds = {p.name: p.kind for p in config.providers}
-    routes: dict[str, ModelRoute] = {}
-    for model in config.models:
-        timeouts = Timeouts.resolve(config.server.timeouts, model.timeouts)
-        deployments = [
-            Deployment(
-                providers[d.provider],
-                d.model,
-                d.weight,
-                timeouts,
-                priority=d.priority,
-                tags=d.tags,
-                breaker=defaults.breaker,
-            )
-            for d in model.deployments
-        ]
-        for deployment, d in zip(deployments, model.deployments, strict=True):
-            prices.add(deployment, kinds[d.provider], d.pricing)
-        owner = model.owned_by or model.deployments[0].provider
-        routes[model.name] = ModelRoute(
-            model.name, deployments, owner, retries=model.retries or defaults.retries, routing=model.routing
-        )
-    for model in config.models:
-        route = routes[model.name]
-        route.fallbacks = [routes[name] for name in model.fallbacks if name != model.name]
-        if model.routing.hedge is not None and len(model.deployments) > 1:
-            route.hedge = HedgePolicy(model.routing.hedge)
-    return RouteTable(list(routes.values()))
-
-
-def engine_targets(config: GatecoreConfig, routes: RouteTable, pools: PoolSet) -> list[EngineTarget]:
-    """The replicas of `least_loaded` models whose `/metrics` is polled (each given an EngineLoad)."""
-    base_urls = {p.name: p.base_url for p in config.providers}
-    stale_after = config.routing.engine_metrics.stale_after_s
-    targets: list[EngineTarget] = []
-    for model in config.models:
-        if model.routing.strategy != "least_loaded":
-            continue
-        route = routes.exact.get(model.name) or next(r for r in routes.wildcards if r.name == model.name)
-        for deployment, entry in zip(route.deployments, model.deployments, strict=True):
-            url = entry.metrics_url or default_metrics_url(base_urls.get(entry.provider))
-            if url is not None:
-                deployment.load = EngineLoad(stale_after)
-                targets.append(EngineTarget(url, pools, deployment, deployment.load))
-    return targets
 
 
 def build_gateway(config: GatecoreConfig) -> Gateway:

@@ -17,7 +17,8 @@ from collections import deque
 from gatecore.config.routing import HedgeConfig
 from gatecore.errors import UpstreamUnreachable
 from gatecore.request import RequestContext
-from gatecore.routing.table import Deployment, ModelRoute, assign
+from gatecore.routing.deployment import Deployment
+from gatecore.routing.table import ModelRoute, assign
 from gatecore.upstream.response import UpstreamResponse
 
 SAMPLES = 200  # head times kept per model for the percentile
@@ -71,8 +72,8 @@ def _drop(task: asyncio.Task[UpstreamResponse], ctx: RequestContext) -> None:
 
 def _second(ctx: RequestContext, route: ModelRoute, first: Deployment) -> tuple[Deployment, str] | None:
     now = time.monotonic()
-    for deployment in route.ordered(ctx.tags):
-        if deployment is first or deployment.breaker.retry_in(now) > 0:
+    for deployment in route.ordered(ctx.tags, ctx.fit):
+        if deployment is first or deployment.retry_in(now) > 0:
             continue
         upstream_model = deployment.upstream_model(ctx.client_model)
         if upstream_model is not None:

@@ -17,7 +17,7 @@ from gatecore.pricing.gpu_time import GpuClockStage, GpuMeter
 from gatecore.request import RequestContext
 
 if TYPE_CHECKING:
-    from gatecore.routing.table import Deployment
+    from gatecore.routing.deployment import Deployment
 
 _PER_TOKEN = 1e-6  # prices are per 1M tokens
 _CACHE_LIMIT = 4096  # upstream model names of wildcard deployments remembered
@@ -114,6 +114,18 @@ class PriceBook:
             return
         price = table_price(kind, deployment.model)
         self._fixed[deployment] = price if pricing is None else configured_price(pricing, price)
+
+    def routing_cost(self, deployment: Deployment) -> float | None:
+        """What strategy lowest_cost ranks a deployment by: USD per 1M tokens of a typical request,
+        three input tokens to one output ((3 * input + output) / 4, the usual blend); 0 for GPU-time
+        pricing (the pool is paid by the hour, so one more request while it has room costs nothing
+        extra); None when unknown (no price, or a wildcard deployment, priced per model asked for)."""
+        if deployment in self.meters:
+            return 0.0
+        price = self._fixed.get(deployment)
+        if price is None:
+            return None
+        return (3 * price.input_per_1m + price.output_per_1m) / 4
 
     def clock_stage(self) -> GpuClockStage | None:
         """The stage that starts GPU clocks, or None when no deployment is priced by GPU time."""

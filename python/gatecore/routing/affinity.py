@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gatecore.routing.table import Deployment
+    from gatecore.routing.deployment import Deployment
 
 _MASK = (1 << 64) - 1
 _SCALE = 2.0**-64

@@ -23,7 +23,7 @@ from gatecore.upstream.pool import ConnectionPool, Origin, PoolSet
 from gatecore.upstream.timeouts import Timeouts
 
 if TYPE_CHECKING:
-    from gatecore.routing.table import Deployment
+    from gatecore.routing.deployment import Deployment
 
 log = logging.getLogger("gatecore.routing")
 

@@ -1,5 +1,6 @@
 """How a model picks one of its deployments: weighted random, round robin, least in-flight, lowest
-latency (EWMA of time to first byte) and least loaded (the engines' own queue, routing/engine_load.py).
+latency (EWMA of time to first byte), least loaded (the engines' own queue, routing/engine_load.py) and
+lowest cost (the price book's routing cost, pricing/book.py).
 
 Each strategy chooses among the deployments it is given: the model's best-priority tier on the fast
 path, or the subset still available (circuit closed, tags matching) after something failed.
@@ -8,12 +9,13 @@ path, or the subset still available (circuit closed, tags matching) after someth
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from gatecore.routing.table import Deployment
+    from gatecore.routing.deployment import Deployment
 
 # lowest_latency: share of requests sent to a random deployment so a slow one's average can recover.
 EXPLORE = 0.05
@@ -123,6 +125,27 @@ class LeastLoaded:
         return best
 
 
+class LowestCost:
+    """The cheapest deployment by `Deployment.cost` (unknown cost last), ties in config order. The
+    model keeps each priority tier sorted that way, so retries move on to the next cheapest."""
+
+    __slots__ = ("_cheapest", "_full")
+
+    def __init__(self, deployments: Sequence[Deployment]):
+        self._full = deployments
+        self._cheapest = min(deployments, key=_cost_key) if deployments else None
+
+    def choose(self, deployments: Sequence[Deployment]) -> Deployment:
+        if deployments is self._full and self._cheapest is not None:
+            return self._cheapest
+        return min(deployments, key=_cost_key)  # min keeps the first of equals
+
+
+def _cost_key(deployment: Deployment) -> tuple[int, float]:
+    cost = deployment.cost
+    return deployment.priority, math.inf if cost is None else cost
+
+
 def build_strategy(name: str, deployments: Sequence[Deployment]) -> Strategy:
     """The strategy called `name` (validated by the config) over a model's best-priority tier."""
     if name == "round_robin":
@@ -133,4 +156,6 @@ def build_strategy(name: str, deployments: Sequence[Deployment]) -> Strategy:
         return LowestLatency()
     if name == "least_loaded":
         return LeastLoaded()
+    if name == "lowest_cost":
+        return LowestCost(deployments)
     return Weighted(deployments)

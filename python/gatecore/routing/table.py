@@ -3,95 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from gatecore.config.routing import BreakerConfig, ModelRoutingConfig, RetriesConfig
+from gatecore.config.routing import ModelRoutingConfig, RetriesConfig
 from gatecore.errors import InvalidRequest, ModelNotAllowed, NotFound
 from gatecore.request import RequestContext
 from gatecore.routing.affinity import affine, prefix_key
-from gatecore.routing.breaker import Breaker
-from gatecore.routing.engine_load import EngineLoad, EnginesBusy
+from gatecore.routing.deployment import Deployment
+from gatecore.routing.engine_load import EnginesBusy
+from gatecore.routing.fit import Fit, fitting_route, request_fit
 from gatecore.routing.strategies import Strategy, build_strategy
 
 if TYPE_CHECKING:
     from gatecore.pipeline.hedge import HedgePolicy
-    from gatecore.providers.base import Provider
-    from gatecore.upstream.timeouts import Timeouts
-
-
-class Deployment:
-    """One place a model is served: a provider, the model name there, and what this worker knows of its
-    health (breaker), in-flight requests, latency and engine load."""
-
-    __slots__ = (
-        "alpha",
-        "breaker",
-        "id",
-        "inflight",
-        "load",
-        "model",
-        "prefix",
-        "priority",
-        "provider",
-        "tags",
-        "timeouts",
-        "ttft_s",
-        "weight",
-    )
-
-    def __init__(
-        self,
-        provider: Provider,
-        model: str,
-        weight: float,
-        timeouts: Timeouts,
-        *,
-        priority: int = 0,
-        tags: Sequence[str] = (),
-        breaker: BreakerConfig | None = None,
-    ):
-        self.provider = provider
-        self.model = model  # `*`: the rest of the requested name after a wildcard model's prefix
-        self.weight = weight
-        self.timeouts = timeouts
-        self.priority = priority
-        self.tags = frozenset(tags)
-        self.id = f"{provider.name}/{model}"
-        self.prefix: str | None = None  # the wildcard model's prefix, set by its ModelRoute
-        self.breaker = Breaker(breaker or BreakerConfig())
-        self.inflight = 0
-        # Moving average of seconds to the answer's head; measured only when `alpha` is set
-        # (strategy lowest_latency).
-        self.ttft_s: float | None = None
-        self.alpha = 0.0
-        self.load: EngineLoad | None = None  # the engine's own figures (strategy least_loaded)
-
-    def observe_ttft(self, seconds: float) -> None:
-        previous = self.ttft_s
-        self.ttft_s = seconds if previous is None else previous + self.alpha * (seconds - previous)
-
-    def load_score(self) -> float:
-        """Lower is less loaded (strategy least_loaded)."""
-        load = self.load
-        if load is None or not load.fresh():
-            return 1e9 + self.inflight
-        return load.score(self.inflight)
-
-    def upstream_model(self, client_model: str) -> str | None:
-        """The model name sent upstream for `client_model`; None when a wildcard cannot serve it."""
-        if self.model != "*":
-            return self.model
-        prefix = self.prefix
-        if prefix is None or not client_model.startswith(prefix) or len(client_model) <= len(prefix):
-            return None
-        return client_model[len(prefix) :]
 
 
 class ModelRoute:
     """A client-facing model name, its deployments by priority, its strategy, retries and fallbacks."""
 
     __slots__ = (
+        "content_policy_fallbacks",
+        "context_fallbacks",
         "deployments",
         "fallbacks",
         "hedge",
@@ -99,7 +31,9 @@ class ModelRoute:
         "owned_by",
         "plain",
         "prefix",
+        "redirects",
         "retries",
+        "roomy",
         "routing",
         "shed_at",
         "single",
@@ -122,11 +56,23 @@ class ModelRoute:
         self.prefix = name[:-1] if name.endswith("*") else None
         self.retries = retries or RetriesConfig()
         self.routing = routing or ModelRoutingConfig()
-        self.fallbacks: list[ModelRoute] = []  # resolved once every route exists
+        # Resolved once every route exists (routing/compile.py).
+        self.fallbacks: list[ModelRoute] = []
+        self.context_fallbacks: list[ModelRoute] = []
+        self.content_policy_fallbacks: list[ModelRoute] = []
+        # Either of the two above is set: answers are checked for a refusal another model may not give.
+        self.redirects = False
+        # A body up to this many bytes (plus max_tokens) fits every known context window of the model
+        # and its fallbacks, so its tokens need no counting (a token is at least one byte of text).
+        self.roomy = 1 << 62
         # Hedged requests (pipeline/hedge.py): the model's HedgePolicy when `routing.hedge` is set.
         self.hedge: HedgePolicy | None = None
         priorities = sorted({d.priority for d in deployments})
         self.tiers = [[d for d in deployments if d.priority == p] for p in priorities]
+        if self.routing.strategy == "lowest_cost":
+            # Cheapest first within each tier (ties keep config order), so retries go by cost too.
+            for tier in self.tiers:
+                tier.sort(key=_cost_rank)
         self.strategy: Strategy = build_strategy(self.routing.strategy, self.tiers[0] if self.tiers else [])
         # The one deployment of a plain single-deployment model: picked without asking the strategy.
         self.single = deployments[0] if len(deployments) == 1 and deployments[0].model != "*" else None
@@ -138,23 +84,31 @@ class ModelRoute:
             deployment.prefix = self.prefix
             if self.routing.strategy == "lowest_latency":
                 deployment.alpha = self.routing.ewma_alpha
+                deployment.timed = True
+            if self.routing.outliers is not None:
+                deployment.timed = True
 
-    def pick(self, tags: frozenset[str] | None = None, body: bytes = b"") -> Deployment | None:
+    def pick(
+        self, tags: frozenset[str] | None = None, body: bytes = b"", fit: Fit | None = None
+    ) -> Deployment | None:
         """A deployment for the next request: the strategy's choice within the best priority tier that
-        has one available (circuit not open, tags matching); None when there is none. Raises
-        EnginesBusy when the engines' own queues say every replica is past `max_queue`."""
+        has one available (circuit not open, not held, tags matching, and fitting the request's needs);
+        None when there is none. Raises EnginesBusy when the engines' own queues say every replica is
+        past `max_queue`."""
         affinity = self.routing.prefix_affinity_bytes
         key = prefix_key(body, affinity) if affinity else 0
         if tags is None and self.tiers:
+            # The strategy's choice over the whole tier, when it fits and is available; only when it
+            # is not are the candidates filtered (which keeps each one's share among those that fit).
             tier = self.tiers[0]
             chosen = affine(tier, key) if affinity else self.strategy.choose(tier)
-            if not chosen.breaker.failing:
+            if (fit is None or fit.allows(chosen)) and (not chosen.breaker.failing or recovered(chosen)):
                 if self.shed_at:
                     self._shed_if_busy(chosen)
                 return chosen
         now = time.monotonic()
         for tier in self.tiers:
-            candidates = [d for d in tier if _usable(d, tags, now)]
+            candidates = [d for d in tier if _matches(d, tags, fit) and d.available(now)]
             if candidates:
                 chosen = affine(candidates, key) if affinity else self.strategy.choose(candidates)
                 if self.shed_at:
@@ -177,16 +131,31 @@ class ModelRoute:
             busy.type = "api_error"
         raise busy
 
-    def ordered(self, tags: frozenset[str] | None) -> list[Deployment]:
-        """Every deployment matching `tags`, best priority first: the order retries go through."""
-        return [d for tier in self.tiers for d in tier if tags is None or tags <= d.tags]
+    def ordered(self, tags: frozenset[str] | None, fit: Fit | None = None) -> list[Deployment]:
+        """Every deployment matching `tags` and fitting the request, best priority first: the order
+        retries go through."""
+        return [d for tier in self.tiers for d in tier if _matches(d, tags, fit)]
 
 
-def _usable(deployment: Deployment, tags: frozenset[str] | None, now: float) -> bool:
+def recovered(deployment: Deployment) -> bool:
+    """Whether a deployment whose `failing` flag is up may take a request now (its hold or cooldown
+    is over); if so this request is its half-open probe. Taking it here, rather than choosing again,
+    matters for strategies that move on at every choice (round robin would never come back to it)."""
+    now = time.monotonic()
+    if not deployment.available(now):
+        return False
+    deployment.breaker.available(now)
+    return True
+
+
+def _matches(deployment: Deployment, tags: frozenset[str] | None, fit: Fit | None) -> bool:
     if tags is not None and not tags <= deployment.tags:
         return False
-    breaker = deployment.breaker
-    return not breaker.failing or now >= breaker.reopen_at
+    return fit is None or fit.allows(deployment)
+
+
+def _cost_rank(deployment: Deployment) -> float:
+    return float("inf") if deployment.cost is None else deployment.cost
 
 
 class RouteTable:
@@ -232,7 +201,8 @@ def assign(ctx: RequestContext, deployment: Deployment, upstream_model: str) -> 
 
 class RouteStage:
     """Resolves the requested model (404 unknown, 403 not allowed for the key) and picks a deployment:
-    the model's own, else the first fallback model's that has one available."""
+    the model's own (or, for a request too long for it, a context fallback model's), else the first
+    fallback model's that has one available."""
 
     __slots__ = ("table",)
 
@@ -248,19 +218,26 @@ class RouteStage:
         if ctx.key is not None and not ctx.key.allows(route.name):
             raise ModelNotAllowed(f"This key may not use the model '{ctx.client_model}'.", param="model")
         ctx.route = route
-        if ctx.tags is None and route.plain:
-            # The common case, kept as cheap as a plain weighted pick: no tags, no shedding, and the
-            # strategy's choice healthy.
+        fit = None
+        if ctx.needs or len(ctx.body) + (ctx.max_tokens or 0) > route.roomy:
+            # Tools, images, a JSON schema or a body long enough for the context window to matter:
+            # only fitting deployments (possibly a context fallback model's), else a 400.
+            fit = ctx.fit = request_fit(route, ctx)
+            if fit is not None:
+                route = fitting_route(route, ctx, fit)
+        if ctx.tags is None and route.plain and fit is None:
+            # The common case, kept as cheap as a plain weighted pick: no tags, no shedding, nothing
+            # special needed, and the strategy's choice healthy.
             single = route.single
             chosen = single if single is not None else route.strategy.choose(route.tiers[0])
-            if not chosen.breaker.failing and chosen.model != "*":
+            if chosen.model != "*" and (not chosen.breaker.failing or recovered(chosen)):
                 ctx.deployment = chosen
                 ctx.upstream_model = chosen.model
                 ctx.deployment_id = chosen.id
                 return
         shed: EnginesBusy | None = None
         try:
-            deployment = route.pick(ctx.tags, ctx.body)
+            deployment = route.pick(ctx.tags, ctx.body, fit)
         except EnginesBusy as busy:
             deployment, shed = None, busy
         if deployment is not None and deployment.model != "*":
@@ -273,7 +250,7 @@ class RouteStage:
                 if ctx.key is not None and not ctx.key.allows(candidate.name):
                     continue
                 try:
-                    deployment = candidate.pick(ctx.tags, ctx.body)
+                    deployment = candidate.pick(ctx.tags, ctx.body, fit)
                 except EnginesBusy:
                     deployment = None
             upstream_model = None if deployment is None else deployment.upstream_model(ctx.client_model)
@@ -283,12 +260,14 @@ class RouteStage:
             deployment = None
         if shed is not None:
             raise shed
-        # Every circuit is open: rather than refuse, go to the model's own deployments anyway (Envoy's
-        # "panic" routing): the client then gets the upstream's real answer.
-        candidates = route.ordered(ctx.tags)
+        # Every deployment is unavailable (open circuits, failed health checks, ejections, exhausted
+        # quotas): rather than refuse, go to the model's own deployments anyway (Envoy's "panic"
+        # routing): the client then gets the upstream's real answer.
+        candidates = route.ordered(ctx.tags, fit)
         if not candidates:
             raise InvalidRequest(
-                f"No deployment of the model '{ctx.client_model}' has the tags requested in x-gatecore-tags.",
+                f"No deployment of the model '{ctx.client_model}' has the tags requested in x-gatecore-tags"
+                + (" and can take this request." if fit is not None else "."),
                 code="no_matching_deployment",
             )
         deployment = route.strategy.choose(candidates)

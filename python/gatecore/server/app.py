@@ -28,6 +28,7 @@ from gatecore.errors import UPSTREAM_ERRORS, GatewayError, MethodNotAllowed, Not
 from gatecore.pipeline.attempts import call_upstream
 from gatecore.pipeline.gateway import Gateway, build_gateway
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, RequestContext
+from gatecore.routing.capabilities import translated_needs
 from gatecore.routing.table import RouteStage
 from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
 from gatecore.server.headers import client_secret, request_id, request_tags, run_tag
@@ -241,6 +242,7 @@ class GatewayApp:
 
 def _prepare_messages(ctx: RequestContext) -> None:
     request = translate_messages_request(ctx, ctx.body)
+    ctx.needs = translated_needs(ctx.body, bool(request.tools))
     thinking = request.thinking is not None and request.thinking.type != "disabled"
     stop_sequences = tuple(request.stop_sequences or ())
     ctx.encoder = AnthropicEncoder(ctx.client_model, ctx.request_id, stop_sequences, thinking, ctx.stream)

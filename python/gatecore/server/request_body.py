@@ -9,7 +9,8 @@ import msgspec
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from gatecore.errors import BodyTooLarge, InvalidRequest
-from gatecore.request import RequestContext
+from gatecore.request import CHAT, RequestContext
+from gatecore.routing.capabilities import IMAGE_PART, chat_needs
 
 _AT_PATH = re.compile(r" - at `\$\.?([^`]{0,200})`$")
 
@@ -64,6 +65,10 @@ def decode_fields(ctx: RequestContext, decoder: msgspec.json.Decoder[Any]) -> No
         options = fields.stream_options
         ctx.include_usage = bool(options is not None and options.include_usage)
     ctx.max_tokens = getattr(fields, "max_completion_tokens", None) or getattr(fields, "max_tokens", None)
+    if ctx.endpoint is CHAT and (
+        fields.tools or fields.functions or fields.response_format is not None or IMAGE_PART in ctx.body
+    ):
+        ctx.needs = chat_needs(fields, ctx.body)  # most requests need nothing: no call for them
 
 
 def _incomplete() -> InvalidRequest:

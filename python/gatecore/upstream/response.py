@@ -59,3 +59,39 @@ class WholeAnswer:
 
     def abort(self) -> None:
         self._body = None
+
+
+class PeekedAnswer:
+    """A streamed answer whose first body bytes were read before it was handed to a relay (to retry
+    a stream that broke before anything reached the client): they come first, then the rest."""
+
+    def __init__(self, response: UpstreamResponse, first: bytes):
+        self.status = response.status
+        self.content_type = response.content_type
+        self._response = response
+        self._first: bytes | None = first
+
+    def header(self, name: bytes) -> bytes | None:
+        return self._response.header(name)
+
+    async def read_all(self, limit: int) -> bytes:
+        first, self._first = self._first or b"", None
+        return first + await self._response.read_all(max(0, limit - len(first)))
+
+    def body_if_complete(self) -> bytes | None:
+        rest = self._response.body_if_complete()
+        if rest is None:
+            return None
+        first, self._first = self._first or b"", None
+        return first + rest
+
+    async def next_chunk(self) -> bytes | None:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return await self._response.next_chunk()
+
+    def abort(self) -> None:
+        self._first = None
+        self._response.abort()
