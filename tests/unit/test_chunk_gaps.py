@@ -32,11 +32,19 @@ def test_summary_matches_the_gaps(seed: int) -> None:
     for fraction in (0.5, 0.9, 0.99):
         assert summary.percentile_ms(fraction) == pytest.approx(exact(gaps, fraction), rel=0.0625, abs=0.0011)
     assert len(summary.buckets) < 120  # sparse: bounded by the range of gaps, not their number
+    assert summary.row_fields() == (
+        summary.count,
+        summary.mean_ms(),
+        summary.percentile_ms(0.5),
+        summary.percentile_ms(0.99),
+        summary.max_ms(),
+    )
 
 
 def test_small_and_empty_summaries() -> None:
     empty = ChunkGaps()
     assert (empty.count, empty.mean_ms(), empty.max_ms(), empty.percentile_ms(0.5)) == (0, None, None, None)
+    assert empty.row_fields() == (0, None, None, None, None)  # a stream written in one piece
     one = ChunkGaps()
     one.add(5_000_000)
     assert one.count == 1 and one.mean_ms() == 5.0

@@ -52,6 +52,7 @@ COLUMNS = (
     "gap_max_ms",
 )
 Row = tuple[Any, ...]
+_NO_GAPS = (None, None, None, None, None)  # not streamed
 _NEWER = len(COLUMNS) - COLUMNS.index("run_id") - 1  # columns a row spooled before migration 3 lacks
 
 
@@ -127,9 +128,5 @@ class RowMaker:
             ctx.client_gone,
             ctx.run_id or (key.run_id if key is not None else None),
             round(overhead / 1e6, 3) if overhead else None,
-            gaps.count if gaps is not None else None,
-            gaps.mean_ms() if gaps is not None else None,
-            gaps.percentile_ms(0.5) if gaps is not None else None,
-            gaps.percentile_ms(0.99) if gaps is not None else None,
-            gaps.max_ms() if gaps is not None else None,
+            *(gaps.row_fields() if gaps is not None else _NO_GAPS),
         )

@@ -75,13 +75,30 @@ class ChunkGaps:
     def percentile_ms(self, fraction: float) -> float | None:
         """The gap at `fraction` (0.5, 0.99) by nearest rank, read from its bucket's middle (never
         above the largest gap seen)."""
+        return self.percentiles_ms((fraction,))[0]
+
+    def percentiles_ms(self, fractions: tuple[float, ...]) -> list[float | None]:
+        """`percentile_ms` of each of `fractions` (ascending), in one pass over the buckets."""
         count = self.count
         if not count:
-            return None
-        rank = max(1, -(-int(fraction * count * 1000) // 1000))  # ceil, robust to float noise
+            return [None] * len(fractions)
+        # ceil(fraction * count), robust to float noise (0.99 * 100 is 99.00000000000001)
+        ranks = [max(1, -(-int(f * count * 1000) // 1000)) for f in fractions]
+        found: list[float | None] = []
         seen = 0
-        for bucket in sorted(self.buckets):
-            seen += self.buckets[bucket]
-            if seen >= rank:
-                return round(min(_bucket_middle_ns(bucket), self.max) / 1e6, 3)
-        return self.max_ms()  # unreachable: the counts add up to `count`
+        buckets = self.buckets
+        for bucket in sorted(buckets):
+            seen += buckets[bucket]
+            while len(found) < len(ranks) and seen >= ranks[len(found)]:
+                found.append(round(min(_bucket_middle_ns(bucket), self.max) / 1e6, 3))
+            if len(found) == len(ranks):
+                break
+        return found
+
+    def row_fields(self) -> tuple[int, float | None, float | None, float | None, float | None]:
+        """The ledger's columns: count, mean, p50, p99 and max (ms)."""
+        count = self.count
+        if not count:
+            return 0, None, None, None, None
+        p50, p99 = self.percentiles_ms((0.5, 0.99))
+        return count, round(self.sum / count / 1e6, 3), p50, p99, round(self.max / 1e6, 3)
