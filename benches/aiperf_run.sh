@@ -10,7 +10,8 @@
 # alternating between repeats; aiperf runs are bounded by --request-count. gatecore's own view of
 # its runs (GET /admin/v1/runs/{id}) is saved beside aiperf's.
 #
-# Knobs (env): REQUESTS (200), CONCURRENCY ("1 8"), REPEATS (2), PACED_CHUNKS (20), PACED_GAP_MS (5),
+# Knobs (env): REQUESTS (200), CONCURRENCY ("1 8"), REPEATS (2), RATE (unset: closed loop; else
+# aiperf's --request-rate in requests/s, concurrency then a cap), PACED_CHUNKS (20), PACED_GAP_MS (5),
 # PACED_FIRST_MS (0), PACED_PORT (18102), GW_PORT (18180), GW_CPUS (0), LOADGEN_CPUS (1),
 # AIPERF_VENV (.venv-aiperf), PY (.venv/bin/python), OUT (benches/results/aiperf/STAMP).
 # While /tmp/BENCH_QUIET exists (someone else is measuring) the script waits before starting.
@@ -81,6 +82,7 @@ profile() {  # TARGET CONCURRENCY REPEAT
     "$AIPERF_VENV/bin/aiperf" profile --model paced --url "$url" --endpoint-type chat --streaming \
     --tokenizer "$RUN/tokenizer" --use-server-token-count --no-server-metrics --no-gpu-telemetry \
     --ui-type none --request-count "$REQUESTS" --warmup-request-count "$conc" --concurrency "$conc" \
+    ${RATE:+--request-rate "$RATE"} \
     --prompt-input-tokens-mean 64 --output-tokens-mean "$PACED_CHUNKS" --random-seed 7 \
     --artifact-dir "$OUT/$target-c$conc-r$rep" "${extra[@]}" >"$OUT/$target-c$conc-r$rep.log" 2>&1
   echo "  $target c=$conc repeat $rep done"
