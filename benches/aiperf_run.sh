@@ -13,7 +13,8 @@
 # Knobs (env): REQUESTS (200), CONCURRENCY ("1 8"), REPEATS (2), RATE (unset: closed loop; else
 # aiperf's --request-rate in requests/s, concurrency then a cap), PACED_CHUNKS (20), PACED_GAP_MS (5),
 # PACED_FIRST_MS (0), PACED_PORT (18102), GW_PORT (18180), GW_CPUS (0), LOADGEN_CPUS (1),
-# AIPERF_VENV (.venv-aiperf), PY (.venv/bin/python), OUT (benches/results/aiperf/STAMP).
+# AIPERF_VENV (.venv-aiperf), PY (.venv/bin/python), OUT (benches/results/aiperf/STAMP: aiperf's
+# artifacts, git-ignored; the table also goes to benches/results/aiperf-STAMP.md).
 # While /tmp/BENCH_QUIET exists (someone else is measuring) the script waits before starting.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -101,3 +102,5 @@ for rep in $(seq "$REPEATS"); do
 done
 cpu_idle >"$OUT/cpu-after.txt"
 "$PY" "$ROOT/benches/aiperf_report.py" "$OUT" | tee "$OUT/report.md"
+# The artifacts (aiperf's per-request records, logs) stay out of git; the table is kept beside them.
+cp "$OUT/report.md" "$ROOT/benches/results/aiperf-$(basename "$OUT").md"
