@@ -43,7 +43,7 @@ def logged(
         "team-opted": {"team": "loud"},
         "key-opted": {"metadata": {"log_bodies": True}},
         "quiet": {"team": "quiet"},
-        "not-true": {"metadata": {"log_bodies": "yes"}},  # only the JSON `true` opts in
+        "opted-out": {"metadata": {"log_bodies": False}},
     }
     keys = {
         name: admin.ok("POST", "/keys", {"name": name, **spec}, 201)["key"] for name, spec in specs.items()
@@ -124,7 +124,7 @@ def test_only_opted_in_keys_bodies_are_logged_and_keys_never_are(
 
     output = gw.output()
     for name, _, _ in sent.values():
-        if name in ("quiet", "not-true"):
+        if name in ("quiet", "opted-out"):
             assert not any(m in output for n, m, _ in sent.values() if n == name), name
     for key in (*keys.values(), MASTER_KEY):
         assert key not in output

@@ -1,6 +1,7 @@
 """Benchmark runs: who sees which (team_admin: its team's requests only), keys that tag a run through
 their `run_id` metadata, a bad `x-gatecore-run-id` (400 in the client API's shape), unknown runs and
-bad parameters (404/400 in the admin error shape), and the OpenAPI document."""
+bad parameters (404/400 in the admin error shape), metadata gatecore could not use (422), and the
+OpenAPI document."""
 
 from __future__ import annotations
 
@@ -55,7 +56,6 @@ def teams(
     specs: dict[str, dict[str, Any]] = {
         "red-1": {"team": "red"},
         "red-run": {"team": "red", "metadata": {"run_id": "key-run"}},
-        "red-bad-run": {"team": "red", "metadata": {"run_id": "not a run id"}},
         "blue-1": {"team": "blue"},
         "red-admin": {"team": "red", "role": "team_admin"},
         "viewer": {"role": "viewer"},
@@ -73,7 +73,6 @@ def teams(
         ("red-run", None),
         ("red-run", None),
         ("red-run", "override"),
-        ("red-bad-run", None),
     ]
     for name, run in plan:
         sent.setdefault(run or f"<{name}>", []).append(_chat(gw, keys[name]["key"], run))
@@ -98,7 +97,7 @@ def test_team_admins_see_their_teams_requests_and_keys_tag_runs(
         "blue-only": 1,
         "key-run": 2,
         "override": 1,
-    }  # the key whose metadata run_id is not a valid id tags nothing
+    }
 
     red_admin, viewer = keys["red-admin"]["key"], keys["viewer"]["key"]
     assert wait_run(gw, "shared:1", 5, viewer)["requests"] == 5
@@ -124,7 +123,7 @@ def test_team_admins_see_their_teams_requests_and_keys_tag_runs(
 def test_unknown_runs_and_bad_parameters(
     teams: tuple[Gateway, dict[str, dict[str, Any]], dict[str, list[str]]],
 ) -> None:
-    gw, _, _ = teams
+    gw, keys, _ = teams
     for path in ("/runs/no-such-run", "/runs/no-such-run/requests", "/runs/has%20space", "/runs/x%2Fy"):
         status, content_type, body = admin_get(gw, path)
         assert status == 404 and content_type.startswith("application/json"), path
@@ -141,7 +140,18 @@ def test_unknown_runs_and_bad_parameters(
         status, _, body = admin_get(gw, path)
         error = json.loads(body)["error"]
         assert status == 400 and error["param"] == param and error["type"] == "invalid_request_error"
-    document = AdminClient(gw, MASTER_KEY).ok("GET", "/openapi.json")
+    # A run_id in a key's metadata must be one gatecore can tag with; log_bodies a boolean.
+    admin = AdminClient(gw, MASTER_KEY)
+    for method, path, payload in (
+        ("POST", "/keys", {"name": "bad-run", "metadata": {"run_id": "not a run id"}}),
+        ("PATCH", f"/keys/{keys['red-1']['id']}", {"metadata": {"run_id": "x" * 129}}),
+        ("POST", "/keys", {"name": "bad-log", "metadata": {"log_bodies": "yes"}}),
+        ("POST", "/teams", {"name": "bad-log", "metadata": {"log_bodies": 1}}),
+    ):
+        status, answer = admin.call(method, path, payload)
+        assert status == 422 and answer["error"]["param"].startswith("metadata."), (path, payload)
+    assert admin.ok("GET", f"/keys/{keys['red-1']['id']}")["metadata"] == {}
+    document = admin.ok("GET", "/openapi.json")
     assert {"/runs", "/runs/{id}", "/runs/{id}/requests"} <= set(document["paths"])
     assert {"RunSummary", "RunRequest", "Distribution", "RunListed"} <= set(document["components"]["schemas"])
     export = document["paths"]["/runs/{id}/requests"]["get"]["responses"]["200"]["content"]
