@@ -45,7 +45,7 @@ COLUMNS = (
     "run_id",
     # Migration 3: the timings of a benchmark run's export (admin/runs_api.py).
     "overhead_ms",  # as in x-gatecore-overhead-ms; null when no answer head carried it
-    "chunk_gaps",  # a stream's writes after the first (null: not streamed)
+    "chunk_gaps",  # a stream's writes after the first (null: not streamed, or all events in one write)
     "gap_mean_ms",
     "gap_p50_ms",
     "gap_p99_ms",
