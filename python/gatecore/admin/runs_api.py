@@ -16,6 +16,7 @@ import io
 from collections.abc import AsyncIterator
 
 import msgspec
+from msgspec.structs import astuple
 
 from gatecore.admin.access import TEAM_ADMIN, Caller
 from gatecore.errors import InvalidRequest, NotFound
@@ -46,13 +47,11 @@ def csv_rows(requests: list[RunRequest], header: bool = False) -> bytes:
     writer = csv.writer(out, lineterminator="\n")
     if header:
         writer.writerow(EXPORT_COLUMNS)
-    for request in requests:
-        writer.writerow(
-            [
-                ("true" if value else "false") if isinstance(value, bool) else value
-                for value in (getattr(request, name) for name in EXPORT_COLUMNS)
-            ]
-        )
+    streamed = EXPORT_COLUMNS.index("streamed")
+    writer.writerows(
+        (*row[:streamed], "true" if row[streamed] else "false", *row[streamed + 1 :])
+        for row in map(astuple, requests)
+    )
     return out.getvalue().encode()
 
 

@@ -223,7 +223,9 @@ class RunsRepository:
         n = len(args)
         after: tuple[float, str] | None = None
         while True:
-            keyset = "" if after is None else f" AND (at > ${n + 1} OR (at = ${n + 1} AND id > ${n + 2}))"
+            # A row-value comparison (SQLite 3.15+, PostgreSQL): the index seeks to it; the same test
+            # spelled with OR made SQLite scan the run from its start for every page.
+            keyset = "" if after is None else f" AND (at, id) > (${n + 1}, ${n + 2})"
             rows = await self.store.fetch(
                 f"SELECT {columns}, id FROM usage_ledger WHERE {where}{keyset} "
                 f"ORDER BY at, id LIMIT {PAGE_ROWS}",
@@ -238,12 +240,24 @@ class RunsRepository:
             after = (rows[-1][1], rows[-1][-1])
 
 
+# `_request` builds RunRequests positionally from rows in EXPORT's order.
+assert RunRequest.__struct_fields__ == EXPORT_COLUMNS
+_STREAMED = EXPORT_COLUMNS.index("streamed")
+_ITL = EXPORT_COLUMNS.index("itl_ms")
+
+
 def _request(row: tuple[Any, ...]) -> RunRequest:
-    values = dict(zip(EXPORT_COLUMNS, row, strict=False))
-    values["streamed"] = bool(values["streamed"])
-    itl = values["itl_ms"]
-    values["itl_ms"] = None if itl is None else round(float(itl), 3)
-    return RunRequest(**values)
+    """A row of the export query (the `EXPORT` columns, then `id`) as a RunRequest: `streamed` a
+    boolean in both stores, ITL rounded like the stored figures (PostgreSQL has no round(float, n))."""
+    itl = row[_ITL]
+    values = (
+        *row[:_STREAMED],
+        bool(row[_STREAMED]),
+        *row[_STREAMED + 1 : _ITL],
+        None if itl is None else round(float(itl), 3),
+        *row[_ITL + 1 : len(EXPORT)],
+    )
+    return RunRequest(*values)  # positional: a third of the time of keywords over 100k rows
 
 
 def _ms(value: Any) -> float | None:
