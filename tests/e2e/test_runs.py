@@ -5,6 +5,7 @@ request (CSV and JSON) with the timings the client saw: TTFT, inter-chunk gaps, 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import http.client
 import io
@@ -17,6 +18,10 @@ from typing import Any
 
 import openai
 import pytest
+
+from gatecore.ledger.repository import LedgerRepository
+from gatecore.ledger.row import COLUMNS
+from gatecore.store import open_store
 
 from ..upstreams.openai_mock import MockUpstream
 from .conftest import make_client
@@ -227,3 +232,57 @@ def test_cli_show_and_export_match_the_api(
     assert listed.returncode == 0 and RUN in listed.stdout and "bench-B" in listed.stdout
     missing = run_cli(["runs", "show", "no-such-run", "--config", str(path)])
     assert missing.returncode == 1 and "no run" in missing.stderr
+
+
+def test_a_long_run_is_exported_page_by_page_with_every_request_once(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, store_url: str
+) -> None:
+    """2,500 rows (the export reads 1,000 a page), several sharing an arrival time (the keyset's tie
+    on `id`), written straight into the ledger; the API's CSV and JSON hold each once, in order."""
+    gw = gateway_factory(runs_config(upstream, store_url))
+    count = 2500
+    at = time.time() - 3600
+    rows = []
+    for i in range(count):
+        values: dict[str, Any] = {
+            "id": f"cafe:{i:05x}",
+            "request_id": f"long-{i:05d}",
+            "at": at + (i // 3) * 0.001,  # three rows per arrival time
+            "day": "2026-11-25",
+            "endpoint": "chat",
+            "model": "gpt-run",
+            "input_tokens": 3,
+            "output_tokens": 1 + i % 7,
+            "cached_tokens": 0,
+            "reasoning_tokens": 0,
+            "usage_source": "upstream",
+            "cost_usd": 0.0,
+            "gpu_seconds": 0.0,
+            "status": 200,
+            "latency_ms": 50.0 + i % 11,
+            "ttft_ms": 10.0 + i % 5,
+            "streamed": True,
+            "cache_hit": False,
+            "client_gone": False,
+            "run_id": "long-run",
+        }
+        rows.append(tuple(values.get(column) for column in COLUMNS))
+
+    async def insert() -> None:
+        store = await open_store(store_url)
+        try:
+            await LedgerRepository(store).insert(rows)
+        finally:
+            await store.close()
+
+    asyncio.run(insert())
+    summary = wait_run(gw, "long-run", count)
+    assert summary["requests"] == count and summary["ttft_ms"]["count"] == count
+    status, _, body = admin_get(gw, "/runs/long-run/requests?format=json")
+    assert status == 200
+    exported = [r["request_id"] for r in json.loads(body)["data"]]
+    assert exported == [f"long-{i:05d}" for i in range(count)]
+    status, _, body = admin_get(gw, "/runs/long-run/requests?format=csv")
+    lines = body.decode().splitlines()
+    assert status == 200 and len(lines) == count + 1
+    assert [line.split(",", 1)[0] for line in lines[1:]] == exported
