@@ -100,12 +100,10 @@ async def main(n: int) -> None:
         tracemalloc.stop()
         await store.close()
     print(f"{n} requests in the run (+{n} of no run), SQLite")
-    print(
-        f"summary: {summarised * 1000:.0f} ms (TTFT p50 {summary.ttft_ms.p50} ms, ITL p99 {summary.itl_ms.p99} ms)"
-    )
-    print(
-        f"CSV export: {exported * 1000:.0f} ms, {lines} lines, {size / 1e6:.1f} MB, peak {peak / 1e6:.1f} MB held"
-    )
+    figures = f"TTFT p50 {summary.ttft_ms.p50} ms, ITL p99 {summary.itl_ms.p99} ms"
+    print(f"summary: {summarised * 1000:.0f} ms ({figures})")
+    print(f"CSV export: {exported * 1000:.0f} ms, {lines} lines, {size / 1e6:.1f} MB, ", end="")
+    print(f"peak {peak / 1e6:.1f} MB held")
 
 
 if __name__ == "__main__":

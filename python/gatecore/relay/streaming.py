@@ -2,9 +2,10 @@
 
 Each upstream read is fed to the relay and whatever events it completes are written to the client at
 once: no coalescing, no timers. Each write reads the clock once: the first is the time to first
-token, the later ones add their gap since the previous write to the stream's `ChunkGaps`. Usage is taken from the stream (or counted in Rust when the upstream
-sent none). A break after the stream started ends the client's stream with an error event; a client
-that goes away aborts the upstream exchange.
+token, the later ones add their gap since the previous write to the stream's `ChunkGaps`. Usage is
+taken from the stream (or counted in Rust when the upstream sent none). A break after the stream
+started ends the client's stream with an error event; a client that goes away aborts the upstream
+exchange.
 """
 
 from __future__ import annotations
