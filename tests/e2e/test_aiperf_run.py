@@ -129,6 +129,10 @@ def test_aiperf_run_is_exported_with_exactly_its_requests(
         # Role, 12 content chunks, finish, usage, [DONE]: 16 writes; aiperf may read several as one.
         assert metrics["http_req_chunks_received"]["value"] <= row["chunk_gaps"] + 1 <= 16, rid
         assert row["gap_p50_ms"] >= PACING["gap_ms"] * 0.9 and row["gap_max_ms"] >= row["gap_p99_ms"]
-        # Inter-token latency as aiperf defines it, from both ends of the same stream.
+        # Inter-token latency as aiperf defines it, from both ends of the same stream: per request
+        # loosely (a client stalled by a loaded machine moves its own reading of one stream), and
+        # over the run within 1 ms.
         their_itl = metrics["inter_token_latency"]["value"]
-        assert abs(row["itl_ms"] - their_itl) <= 1.0 + 0.2 * their_itl, (rid, row["itl_ms"], their_itl)
+        assert abs(row["itl_ms"] - their_itl) <= 2.0 + 0.5 * their_itl, (rid, row["itl_ms"], their_itl)
+    their_mean = summary_aiperf["inter_token_latency"]["avg"]
+    assert abs(summary["itl_ms"]["mean"] - their_mean) <= 1.0, (summary["itl_ms"], their_mean)
