@@ -1,7 +1,9 @@
 # gatecore developer tasks. `make test` is the project's test command (what .ci/run calls).
 #
-#   make test        venv + deps, build the Rust extension, then: cargo fmt --check, cargo clippy,
-#                    cargo test, ruff check, ruff format --check, mypy, pytest
+#   make test        venv + deps, build the Rust extension, the aiperf venv, then: cargo fmt --check,
+#                    cargo clippy, cargo test, ruff check, ruff format --check, mypy, pytest
+#   make aiperf-venv .venv-aiperf with aiperf (pinned) for tests/e2e/test_aiperf_run.py and
+#                    benches/aiperf_run.sh: its own venv, its dependencies stay out of .venv
 #   make build       (re)build gatecore._core into .venv (maturin develop --release)
 #   make lint        the static checks only (no pytest, no cargo test)
 #   make fmt         apply cargo fmt + ruff format + ruff --fix
@@ -19,6 +21,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.gatecore-deps
+# aiperf (NVIDIA's LLM benchmark client, no torch) in a venv of its own; the stamp names the version,
+# so changing the pin reinstalls it and an installed venv is not touched again.
+AIPERF_VENV    ?= .venv-aiperf
+AIPERF_VERSION := 0.13.0
+AIPERF_STAMP   := $(AIPERF_VENV)/.gatecore-aiperf-$(AIPERF_VERSION)
 
 # The venv is the only Python that pip, maturin and pyo3 see.
 export VIRTUAL_ENV := $(abspath $(VENV))
@@ -29,7 +36,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # libpython and find it through the rpath rust/build.rs adds.
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: test build lint fmt dist serve-demo bench venv
+.PHONY: test build lint fmt dist serve-demo bench venv aiperf-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,17 +51,24 @@ $(STAMP): pyproject.toml | $(PY)
 
 venv: $(STAMP)
 
+$(AIPERF_STAMP):
+	$(PYTHON) -m venv $(AIPERF_VENV)
+	$(AIPERF_VENV)/bin/python -m pip install -q "aiperf==$(AIPERF_VERSION)"
+	touch $@
+
+aiperf-venv: $(AIPERF_STAMP)
+
 build: $(STAMP)
 	maturin develop --release -q
 
-test: build
+test: build $(AIPERF_STAMP)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test
 	ruff check python tests
 	ruff format --check python tests
 	mypy
-	$(PY) -m pytest
+	GATECORE_AIPERF_VENV=$(abspath $(AIPERF_VENV)) $(PY) -m pytest
 
 lint: $(STAMP)
 	cargo fmt --check

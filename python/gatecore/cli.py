@@ -1,4 +1,4 @@
-"""`gatecore serve | check | keys | usage`."""
+"""`gatecore serve | check | keys | usage | runs`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from gatecore import __version__
 from gatecore.config.load import ConfigError
 from gatecore.config.source import CONFIG_ENV, read_config
 from gatecore.keys_cli import add_keys_parser, run_keys
+from gatecore.runs_cli import add_runs_parser, run_runs
 from gatecore.usage_cli import add_usage_parser, run_usage
 
 
@@ -36,11 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config", required=True, help="config file to validate")
     add_keys_parser(commands)
     add_usage_parser(commands)
+    add_runs_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.config)
-    if args.command in ("keys", "usage"):
+    if args.command in ("keys", "usage", "runs"):
         return _store_command(args)
     return _serve(args)
 
@@ -57,7 +59,7 @@ def _check(path: str) -> int:
 
 
 def _store_command(args: argparse.Namespace) -> int:
-    """`keys` and `usage`: commands that work on the store named by the config."""
+    """`keys`, `usage` and `runs`: commands that work on the store named by the config."""
     path = args.config or os.environ.get(CONFIG_ENV) or None
     try:
         config = read_config(path, demo=False)
@@ -65,6 +67,8 @@ def _store_command(args: argparse.Namespace) -> int:
         for error in exc.errors:
             print(error, file=sys.stderr)
         return 2
+    if args.command == "runs":
+        return run_runs(args, config)
     return run_keys(args, config) if args.command == "keys" else run_usage(args, config)
 
 

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from gatecore.errors import GatewayError
     from gatecore.limits.grant import Grant
     from gatecore.pricing.gpu_time import GpuMeter
+    from gatecore.relay.chunk_gaps import ChunkGaps
     from gatecore.routing.deployment import Deployment
     from gatecore.routing.fit import Fit
     from gatecore.routing.table import ModelRoute
@@ -55,6 +56,34 @@ class Usage:
         self.source = source
 
 
+class BodyCapture:
+    """The first `limit` bytes of what was written to the client (body logging, opted into per key or
+    team); the rest is only counted."""
+
+    __slots__ = ("limit", "parts", "size", "total")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0  # bytes kept
+        self.total = 0  # bytes written
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.limit - self.size
+        if room > 0:
+            part = data[:room]
+            self.parts.append(part)
+            self.size += len(part)
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.size
+
+    def data(self) -> bytes:
+        return b"".join(self.parts)
+
+
 class ResponseEncoder(Protocol):
     """Turns the hub-format (OpenAI) answer into the client's API shape (translate/).
 
@@ -93,6 +122,8 @@ class RequestContext:
         "api_key",
         "attempts",
         "body",
+        "body_capture",
+        "chunk_gaps",
         "client_gone",
         "client_model",
         "cost_usd",
@@ -111,6 +142,7 @@ class RequestContext:
         "limits",
         "max_tokens",
         "needs",
+        "overhead_ns",
         "prompt_count",
         "request_id",
         "route",
@@ -166,6 +198,12 @@ class RequestContext:
         self.encoder: ResponseEncoder | None = None
         self.run_id: str | None = None  # the client's `x-gatecore-run-id` tag, kept in the ledger
         self.first_byte_ns = 0  # perf_counter_ns when the answer's first byte went to the client
+        # gatecore's time up to the answer's head, as sent in x-gatecore-overhead-ms (0: no head was
+        # sent with it, e.g. gatecore's own refusals).
+        self.overhead_ns = 0
+        self.chunk_gaps: ChunkGaps | None = None  # a stream's gaps between writes (relay/streaming.py)
+        # The answer's bytes as written to the client, kept only for keys that opted into body logging.
+        self.body_capture: BodyCapture | None = None
         # GPU-time pricing: the meter and its clock reading when this request started, then its share
         # of the pool's GPU seconds once finished (pricing/gpu_time.py).
         self.gpu_mark: tuple[GpuMeter, int] | None = None

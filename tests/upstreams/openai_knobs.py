@@ -18,6 +18,7 @@ class MockOptions:
     first_byte_delay_ms: int = 0
     chunks: int | None = None
     gap_ms: int = 0
+    tail_gap_ms: int | None = None
     cut_after: int | None = None
     idle_after: int | None = None
     idle_ms: int = 0
@@ -57,6 +58,7 @@ class MockOptions:
             first_byte_delay_ms=num("first_byte_delay_ms") or 0,
             chunks=num("chunks"),
             gap_ms=num("gap_ms") or 0,
+            tail_gap_ms=num("tail_gap_ms"),
             cut_after=num("cut_after"),
             idle_after=num("idle_after"),
             idle_ms=num("idle_ms") or 0,

@@ -4,6 +4,7 @@ at once; and how it notices a peer that went away."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from aiohttp import web
@@ -17,7 +18,8 @@ _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contr
 async def write_stream(
     request: web.Request, recorded: RecordedRequest, payloads: list[bytes], opts: MockOptions
 ) -> web.StreamResponse:
-    """Write each payload as a ``data:`` event, applying ``cut_after``, ``idle_after`` and ``gap_ms``."""
+    """Write each payload as a ``data:`` event, applying ``cut_after``, ``idle_after``, ``gap_ms`` and
+    ``tail_gap_ms``."""
     response = web.StreamResponse(
         status=200,
         headers={
@@ -29,13 +31,15 @@ async def write_stream(
     recorded.status = 200
     closing(response, opts)
     await response.prepare(request)
+    tail = _tail_start(payloads) if opts.tail_gap_ms is not None else len(payloads)
     for i, payload in enumerate(payloads):
         if opts.cut_after is not None and i >= opts.cut_after:
             await _abort(request, recorded)
+        gap_ms = opts.gap_ms if i < tail else opts.tail_gap_ms
         if opts.idle_after is not None and i == opts.idle_after and opts.idle_ms:
             await asyncio.sleep(opts.idle_ms / 1000)
-        elif i and opts.gap_ms:
-            await asyncio.sleep(opts.gap_ms / 1000)
+        elif i and gap_ms:
+            await asyncio.sleep(gap_ms / 1000)
         try:
             await response.write(b"data: " + payload + b"\n\n")
         except ConnectionResetError:
@@ -46,6 +50,21 @@ async def write_stream(
         recorded.event_times.append(time.monotonic())
     await response.write_eof()
     return response
+
+
+def _tail_start(payloads: list[bytes]) -> int:
+    """Where the events after the last content delta start: the finish chunk, the usage chunk,
+    ``[DONE]`` (an engine sends them together with, or right after, its last token)."""
+    for i, payload in enumerate(payloads):
+        if payload == b"[DONE]":
+            return i
+        try:
+            choices = json.loads(payload).get("choices")
+        except ValueError:
+            continue
+        if choices == [] or any(isinstance(c, dict) and c.get("finish_reason") for c in choices or ()):
+            return i
+    return len(payloads)
 
 
 def whole_stream(recorded: RecordedRequest, payloads: list[bytes], opts: MockOptions) -> web.Response:

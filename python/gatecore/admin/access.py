@@ -6,8 +6,11 @@ the keys of its own team and reads its team and users; keys without a role (infe
 
 from __future__ import annotations
 
+from typing import Any
+
 from gatecore.auth.policy import KeyPolicy
 from gatecore.errors import Forbidden, Unprocessable
+from gatecore.run_id import valid_run_id
 
 ADMIN, TEAM_ADMIN, VIEWER = "admin", "team_admin", "viewer"
 
@@ -47,3 +50,18 @@ def check_models(models: list[str] | None, known: frozenset[str]) -> None:
         raise Unprocessable(
             f"Unknown model(s): {', '.join(unknown)[:300]}.", param="models", code="unknown_model"
         )
+
+
+def check_metadata(metadata: dict[str, Any] | None) -> None:
+    """422 for metadata gatecore reads that it could not use: `run_id` (a benchmark run id) and
+    `log_bodies` (true or false)."""
+    if not metadata:
+        return
+    if "run_id" in metadata and valid_run_id(metadata["run_id"]) is None:
+        raise Unprocessable(
+            "metadata.run_id must be 1-128 characters of letters, digits and . _ : + = @ -.",
+            param="metadata.run_id",
+            code="invalid_run_id",
+        )
+    if "log_bodies" in metadata and not isinstance(metadata["log_bodies"], bool):
+        raise Unprocessable("metadata.log_bodies must be true or false.", param="metadata.log_bodies")

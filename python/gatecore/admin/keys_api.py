@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from gatecore.admin.access import TEAM_ADMIN, VIEWER, Caller, check_models
+from gatecore.admin.access import TEAM_ADMIN, VIEWER, Caller, check_metadata, check_models
 from gatecore.admin.convert import key_out, to_epoch
 from gatecore.admin.wire import KeyCreate, KeyCreated, KeyOut, KeyRotate, KeyUpdate, ListOf
 from gatecore.errors import Forbidden, InvalidRequest
@@ -40,6 +40,7 @@ class KeysApi:
             body.team = body.team or caller.team_id
             self._team_admin_may_grant(body.role)
         check_models(body.models, self.models)
+        check_metadata(body.metadata)
         if body.expires_at is not None and body.expires_in_s is not None:
             raise InvalidRequest("Give expires_at or expires_in_s, not both.", param="expires_in_s")
         expires_at = to_epoch(body.expires_at) if body.expires_at is not None else None
@@ -78,6 +79,7 @@ class KeysApi:
             self._team_admin_may_grant(changes["role"])
         if "models" in changes:
             check_models(changes["models"], self.models)
+        check_metadata(changes.get("metadata"))
         renamed = {"team": "team_id", "user": "user_id"}
         changes = {renamed.get(name, name): value for name, value in changes.items()}
         if "expires_at" in changes and changes["expires_at"] is not None:

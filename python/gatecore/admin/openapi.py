@@ -20,6 +20,7 @@ from gatecore.admin.wire import (
     TenantUpdate,
 )
 from gatecore.ledger.repository import GROUPS, UsageGroup
+from gatecore.ledger.runs import RunListed, RunRequest, RunSummary
 
 _STRUCTS = (
     KeyCreate,
@@ -33,6 +34,9 @@ _STRUCTS = (
     AuditOut,
     UsageGroup,
     DeploymentsOut,
+    RunListed,
+    RunSummary,
+    RunRequest,
 )
 
 
@@ -76,6 +80,50 @@ def _usage_params() -> list[dict[str, Any]]:
         {"name": "to", "in": "query", "schema": time_schema, "description": "exclusive"},
         {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
     ]
+
+
+def _runs_paths(id_param: list[dict[str, Any]]) -> dict[str, Any]:
+    """`/runs`, `/runs/{id}` and `/runs/{id}/requests` (admin/runs_api.py)."""
+    unknown = {"description": "no such run (or none of its requests is the team_admin's team's)"}
+    summary = _op(
+        "A benchmark run's summary (a team_admin sees its team's requests)", 200, _ref("RunSummary")
+    )
+    summary["responses"]["404"] = {**unknown, **_json(_ref("Error"))}
+    export = _op("Every request of a run with its timings, in arrival order, streamed", 200, None)
+    export["responses"]["200"]["content"] = {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "run_id": {"type": "string"},
+                    "data": {"type": "array", "items": _ref("RunRequest")},
+                },
+            }
+        },
+        "text/csv": {"schema": {"type": "string", "description": "a header row, then a row per request"}},
+    }
+    export["responses"]["404"] = {**unknown, **_json(_ref("Error"))}
+    export["parameters"] = [
+        {
+            "name": "format",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["json", "csv"], "default": "json"},
+        }
+    ]
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    }
+    latest = _op(
+        "The latest benchmark runs (x-gatecore-run-id or a key's run_id metadata)", 200, _list_of("RunListed")
+    )
+    latest["parameters"] = [limit]
+    return {
+        "/runs": {"get": latest},
+        "/runs/{id}": {"parameters": id_param, "get": summary},
+        "/runs/{id}/requests": {"parameters": id_param, "get": export},
+    }
 
 
 def openapi_document() -> dict[str, Any]:
@@ -129,6 +177,7 @@ def openapi_document() -> dict[str, Any]:
             ),
         },
     }
+    paths.update(_runs_paths(id_param))
     for plural in ("orgs", "teams", "users"):
         paths[f"/{plural}"] = {
             "get": _op(f"List {plural}", 200, _list_of("TenantOut")),

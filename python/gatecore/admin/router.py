@@ -1,13 +1,14 @@
 """Dispatch of `/admin/v1/…`: authenticate the caller, decode the body, call the handler, answer JSON.
 
 Every route needs an admin-role key (the master key is one). Errors use the OpenAI error shape like the
-rest of the gateway, with 400 (bad body), 401, 403, 404, 405, 409, 422 and 503 (store down).
+rest of the gateway, with 400 (bad body), 401, 403, 404, 405, 409, 422 and 503 (store down). Answers
+are JSON, CSV (usage reports) or, for run exports, parts written as they are read (`StreamAnswer`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,6 +19,7 @@ from gatecore.admin.convert import to_datetime
 from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.keys_api import KeysApi
 from gatecore.admin.openapi import openapi_document
+from gatecore.admin.runs_api import RunsApi, StreamAnswer
 from gatecore.admin.tenants_api import TenantsApi
 from gatecore.admin.usage_api import TextAnswer, UsageApi
 from gatecore.admin.wire import AuditOut, KeyCreate, KeyRotate, KeyUpdate, ListOf, TenantCreate, TenantUpdate
@@ -26,6 +28,7 @@ from gatecore.errors import Forbidden, InvalidRequest, MethodNotAllowed, NotFoun
 from gatecore.identity.records import ORG, TEAM, USER
 from gatecore.identity.repository import IdentityRepository
 from gatecore.ledger.repository import LedgerRepository
+from gatecore.ledger.runs import RunsRepository
 
 PREFIX = "/admin/v1"
 JSON = "application/json"
@@ -61,6 +64,7 @@ class AdminApi:
         self.repository = repository
         keys = KeysApi(repository, models, grace_s)
         usage = UsageApi(LedgerRepository(repository.store))
+        runs = RunsApi(RunsRepository(repository.store))
         # (method, path pattern, status on success, handler)
         routes: list[tuple[str, str, int, Handler]] = [
             ("GET", "/keys", 200, lambda c, p, b, q: keys.index(c)),
@@ -72,6 +76,9 @@ class AdminApi:
             ("GET", "/audit", 200, self._audit),
             ("GET", "/openapi.json", 200, _document),
             ("GET", "/usage", 200, lambda c, p, b, q: usage.report(c, q)),
+            ("GET", "/runs", 200, lambda c, p, b, q: runs.index(c, q)),
+            ("GET", f"/runs/{_ID}", 200, lambda c, p, b, q: runs.summary(c, p[0])),
+            ("GET", f"/runs/{_ID}/requests", 200, lambda c, p, b, q: runs.requests(c, p[0], q)),
         ]
         if deployments is not None:
             routes.append(("GET", "/deployments", 200, lambda c, p, b, q: deployments.index(c)))
@@ -100,9 +107,9 @@ class AdminApi:
 
     async def handle(
         self, method: str, path: str, query: str, secret: str | None, body: bytes
-    ) -> tuple[int, bytes, str]:
-        """Status, body and content type of one admin request (JSON, or CSV for usage reports);
-        raises GatewayError for the error answers."""
+    ) -> tuple[int, bytes | AsyncIterator[bytes], str]:
+        """Status, body and content type of one admin request (JSON, CSV for usage reports, or the
+        parts of a run export to write as they come); raises GatewayError for the error answers."""
         policy = await self.auth.authenticate(secret)
         if policy is None:
             # Auth is off (no key of any kind is configured): the admin API stays closed.
@@ -114,6 +121,8 @@ class AdminApi:
         result = await handler(caller, params, body, parse_qs(query))
         if isinstance(result, TextAnswer):
             return status, result.body, result.content_type
+        if isinstance(result, StreamAnswer):
+            return status, result.parts, result.content_type
         return status, b"" if result is None else msgspec.json.encode(result), JSON
 
     async def _audit(

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from gatecore.admin.access import TEAM_ADMIN, Caller, check_models
+from gatecore.admin.access import TEAM_ADMIN, Caller, check_metadata, check_models
 from gatecore.admin.convert import tenant_out
 from gatecore.admin.wire import ListOf, TenantCreate, TenantOut, TenantUpdate
 from gatecore.errors import Forbidden, InvalidRequest
@@ -42,6 +42,7 @@ class TenantsApi:
     async def create(self, caller: Caller, body: TenantCreate) -> TenantOut:
         caller.require_admin()
         self._check(body.org, body.team, body.models)
+        check_metadata(body.metadata)
         tenant = Tenant(
             id="",
             kind=self.kind,
@@ -65,6 +66,7 @@ class TenantsApi:
             if (value := getattr(body, field)) is not msgspec.UNSET
         }
         self._check(changes.get("org"), changes.get("team"), changes.get("models"))
+        check_metadata(changes.get("metadata"))
         if self.parent_field is not None and self.parent_field in changes:
             changes["parent_id"] = changes.pop(self.parent_field)
         return tenant_out(await self.repository.update_tenant(self.kind, ref, changes, caller.actor))

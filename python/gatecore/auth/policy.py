@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gatecore.run_id import valid_run_id
+
 MASTER_ID = "master"
 
 
@@ -41,6 +43,7 @@ class KeyPolicy:
         "budget_usd",
         "expires_at",
         "id",
+        "log_bodies",
         "max_parallel",
         "metadata",
         "models",
@@ -50,6 +53,7 @@ class KeyPolicy:
         "revoked",
         "role",
         "rpm",
+        "run_id",
         "source",
         "tags",
         "team",
@@ -77,6 +81,7 @@ class KeyPolicy:
         tags: tuple[str, ...] = (),
         expires_at: float | None = None,
         revoked: bool = False,
+        log_bodies: bool = False,
     ):
         self.id = id
         self.name = name
@@ -92,6 +97,11 @@ class KeyPolicy:
         self.max_parallel = max_parallel
         self.budget_usd = budget_usd
         self.metadata = metadata or {}
+        # A benchmark run every request of this key belongs to (its `run_id` metadata, when valid),
+        # unless the request names its own with `x-gatecore-run-id`.
+        self.run_id = valid_run_id(self.metadata.get("run_id"))
+        # `log_bodies: true` in the key's or its team's metadata: bodies go into the access log.
+        self.log_bodies = log_bodies or self.metadata.get("log_bodies") is True
         self.tags = tags
         self.expires_at = expires_at
         self.revoked = revoked

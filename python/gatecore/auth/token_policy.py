@@ -9,7 +9,7 @@ from __future__ import annotations
 from gatecore.auth.jwt import JwtIdentity
 from gatecore.auth.policy import KeyPolicy
 from gatecore.identity.records import Tenant
-from gatecore.identity.snapshot import scope_of
+from gatecore.identity.snapshot import logs_bodies, scope_of
 
 
 def token_policy(identity: JwtIdentity, teams: dict[str, Tenant], users: dict[str, Tenant]) -> KeyPolicy:
@@ -31,4 +31,5 @@ def token_policy(identity: JwtIdentity, teams: dict[str, Tenant], users: dict[st
         team=scope_of(team),
         user=scope_of(user),
         expires_at=float(identity.expires_at),
+        log_bodies=logs_bodies(team),
     )

@@ -57,6 +57,9 @@ class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     workers: int = 1
     max_body_bytes: int = 32 * 1024 * 1024
     access_log: bool = False
+    # Keys or teams with `log_bodies: true` in their metadata get their request and answer bodies
+    # into their access-log lines, each cut after this many bytes (0 turns body logging off).
+    body_log_max_bytes: int = 16 * 1024
     # Seconds an upstream wait lasts before the client's connection is watched for a disconnect
     # (streams are watched by their writes instead).
     disconnect_watch_after: float = 0.25

@@ -54,6 +54,8 @@ def validate_config(
         errors.append("server.workers: must be at least 1")
     if server.max_body_bytes < 1024:
         errors.append("server.max_body_bytes: must be at least 1024")
+    if server.body_log_max_bytes < 0:
+        errors.append("server.body_log_max_bytes: must be 0 (off) or more")
     if server.worker_max_rss_mb < 0:
         errors.append("server.worker_max_rss_mb: must be 0 (off) or more")
     if server.shutdown_grace_s < 0:

@@ -28,6 +28,11 @@ def scope_of(tenant: Tenant | None) -> Scope | None:
     )
 
 
+def logs_bodies(team: Tenant | None) -> bool:
+    """The team opted its keys into body logging (`log_bodies: true` in its metadata)."""
+    return team is not None and team.metadata.get("log_bodies") is True
+
+
 def _narrow(allowed: frozenset[str] | None, models: list[str] | None) -> frozenset[str] | None:
     if models is None:
         return allowed
@@ -75,6 +80,7 @@ async def compile_keys(tenants: list[Tenant], key_rows: list[Row]) -> KeyTable:
             tags=tuple(key.tags),
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,
+            log_bodies=logs_bodies(team),
         )
         table[bytes.fromhex(key.hash)] = (policy, None)
         if key.previous_hash is not None and key.previous_valid_until is not None:

@@ -1,6 +1,8 @@
 """One JSON line per request on stdout, written in batches off the request path.
 
-Lines carry ids, names, token counts and timings only: never a key, never prompt text.
+Lines carry ids, names, token counts and timings only: never a key, never prompt text, except the
+bodies of keys or teams that opted into body logging (body_log.py: size-capped, the key scrubbed,
+redacted when a redactor is configured).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import BinaryIO
 
 import orjson
 
+from gatecore.ledger.body_log import Redactor, body_fields
 from gatecore.request import RequestContext
 
 _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
@@ -20,10 +23,13 @@ _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
 class AccessLog:
     """Queues a line per finished request and flushes them shortly after, in one write."""
 
-    __slots__ = ("_handle", "_lines", "_out")
+    __slots__ = ("_handle", "_lines", "_out", "body_log_bytes", "redactor")
 
-    def __init__(self, out: BinaryIO | None = None):
+    def __init__(self, out: BinaryIO | None = None, body_log_bytes: int = 0):
         self._out = out if out is not None else sys.stdout.buffer
+        self.body_log_bytes = body_log_bytes
+        # Rewrites logged bodies (None: no redaction); the guardrails' PII matcher is set here.
+        self.redactor: Redactor | None = None
         self._lines: list[bytes] = []
         self._handle: asyncio.TimerHandle | None = None
 
@@ -52,7 +58,10 @@ class AccessLog:
             "latency_ms": round((finished_ns - ctx.started) / 1e6, 3),
             "ttft_ms": round((first_byte - ctx.started) / 1e6, 3) if first_byte else None,
             "overhead_ms": round((finished_ns - ctx.started - ctx.upstream_ns) / 1e6, 3),
+            "run_id": ctx.run_id or (key.run_id if key is not None else None),
         }
+        if ctx.body_capture is not None:  # only keys or teams that opted into body logging
+            line.update(body_fields(ctx, self.body_log_bytes, self.redactor))
         self._lines.append(orjson.dumps(line) + b"\n")
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self.flush)

@@ -27,7 +27,7 @@ from pathlib import Path
 from gatecore.config.schema import LedgerConfig
 from gatecore.errors import StoreUnavailable
 from gatecore.ledger.repository import LedgerRepository
-from gatecore.ledger.row import Row, RowMaker
+from gatecore.ledger.row import Row, RowMaker, complete_row
 from gatecore.ledger.spool import Spool
 from gatecore.pricing.book import PriceBook
 from gatecore.request import RequestContext
@@ -190,7 +190,7 @@ class LedgerRecorder:
             return
         await self.spool.drain()
         for segment in await self.spool.ready_segments():
-            rows = await self.spool.read(segment)
+            rows = [complete_row(row) for row in await self.spool.read(segment)]
             if rows and not await self._write(rows):
                 return
             await self.spool.remove(segment)

@@ -43,8 +43,23 @@ COLUMNS = (
     "cache_hit",
     "client_gone",
     "run_id",
+    # Migration 3: the timings of a benchmark run's export (admin/runs_api.py).
+    "overhead_ms",  # as in x-gatecore-overhead-ms; null when no answer head carried it
+    "chunk_gaps",  # a stream's writes after the first (null: not streamed, or all events in one write)
+    "gap_mean_ms",
+    "gap_p50_ms",
+    "gap_p99_ms",
+    "gap_max_ms",
 )
 Row = tuple[Any, ...]
+_NO_GAPS = (None, None, None, None, None)  # not streamed
+_NEWER = len(COLUMNS) - COLUMNS.index("run_id") - 1  # columns a row spooled before migration 3 lacks
+
+
+def complete_row(row: Row) -> Row:
+    """A row read back from the spool, with the columns added since it was written set to null."""
+    missing = len(COLUMNS) - len(row)
+    return row + (None,) * missing if 0 < missing <= _NEWER else row
 
 
 class RowMaker:
@@ -79,6 +94,8 @@ class RowMaker:
             team, user, org = key.team, key.user, key.org
         usage = ctx.usage
         first_byte = ctx.first_byte_ns
+        gaps = ctx.chunk_gaps
+        overhead = ctx.overhead_ns
         return (
             f"{self.tag}:{next(self._sequence):x}",
             ctx.request_id,
@@ -109,5 +126,7 @@ class RowMaker:
             ctx.stream,
             False,  # cache hit: no response cache yet
             ctx.client_gone,
-            ctx.run_id,
+            ctx.run_id or (key.run_id if key is not None else None),
+            round(overhead / 1e6, 3) if overhead else None,
+            *(gaps.row_fields() if gaps is not None else _NO_GAPS),
         )

@@ -56,6 +56,7 @@ class Gateway:
         "_store_retry",
         "admin",
         "auth",
+        "body_log_bytes",
         "config",
         "disconnect_watch_after",
         "identity",
@@ -116,8 +117,10 @@ class Gateway:
             self.ledger = LedgerRecorder(config.ledger, self.prices, config.store.url)
             recorders.append(self.ledger)
             self.limits.spent_since = self.ledger.spend_since
+        # Bodies are captured for opted-in keys only when the access log is there to write them.
+        self.body_log_bytes = config.server.body_log_max_bytes if config.server.access_log else 0
         if config.server.access_log:
-            recorders.append(AccessLog())
+            recorders.append(AccessLog(body_log_bytes=self.body_log_bytes))
         self.metrics: MetricsApi | None = None
         telemetry = config.telemetry
         if telemetry.metrics:  # after the ledger: it reads ctx.cost_usd

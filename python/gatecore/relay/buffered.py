@@ -48,6 +48,8 @@ async def relay_buffered(
     headers = inference_headers(ctx, content_type, now - ctx.started - ctx.upstream_ns)
     proto.response_bytes(status, [*headers, *extra] if extra else headers, body)
     ctx.first_byte_ns = time.perf_counter_ns()
+    if ctx.body_capture is not None:
+        ctx.body_capture.add(body)
     if status < 400:
         ctx.usage = usage_from_body(hub_body) or _counted_usage(ctx, hub_body, provider.tokenizer)
 

@@ -1,9 +1,11 @@
 """Relay an upstream SSE stream to the client event by event through the Rust `SseRelay`.
 
 Each upstream read is fed to the relay and whatever events it completes are written to the client at
-once: no coalescing, no timers. Usage is taken from the stream (or counted in Rust when the upstream
-sent none). A break after the stream started ends the client's stream with an error event; a client
-that goes away aborts the upstream exchange.
+once: no coalescing, no timers. Each write reads the clock once: the first is the time to first
+token, the later ones add their gap since the previous write to the stream's `ChunkGaps`. Usage is
+taken from the stream (or counted in Rust when the upstream sent none). A break after the stream
+started ends the client's stream with an error event; a client that goes away aborts the upstream
+exchange.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from granian._granian import RSGIProtocolClosed as ProtocolClosed
 from gatecore._core import SseRelay
 from gatecore.errors import GatewayError, UpstreamProtocolError, UpstreamStreamError
 from gatecore.providers.base import Provider
+from gatecore.relay.chunk_gaps import ChunkGaps
 from gatecore.relay.usage import count_input_tokens
 from gatecore.request import RequestContext, ResponseEncoder, Usage
 from gatecore.server.errors import stream_error_event
@@ -50,8 +53,9 @@ async def relay_stream(
                 ctx.error_code = exc.code
                 error = _stream_failure(exc)
                 if encoder is not None:  # straight to the client's error event, its status kept
-                    proto.response_bytes(200, headers, encoder.error_event(error))
-                    _account(ctx, relay, provider, sent_ns)
+                    out = encoder.error_event(error)
+                    proto.response_bytes(200, headers, out)
+                    _account(ctx, relay, provider, sent_ns, out)
                     return
                 whole = stream_error_event(error)
         out = relay.feed(whole) + relay.finish()
@@ -59,9 +63,12 @@ async def relay_stream(
             out = _encode_whole(encoder, out, ctx, relay, provider)
         proto.response_bytes(200, headers, out)
         ctx.first_byte_ns = time.perf_counter_ns()
-        _account(ctx, relay, provider, sent_ns)
+        _account(ctx, relay, provider, sent_ns, out)
         return
     transport = proto.response_stream(200, headers)
+    gaps = ctx.chunk_gaps = ChunkGaps()
+    capture = ctx.body_capture  # None unless the key opted into body logging
+    last = 0  # perf_counter_ns of the previous write
     try:
         while (chunk := await response.next_chunk()) is not None:
             if decoder is not None:
@@ -71,8 +78,15 @@ async def relay_stream(
                 out = _encode(encoder, out, response)
             if out:
                 await transport.send_bytes(out)
-                if not ctx.first_byte_ns:  # time to first event (TTFT), for the ledger
-                    ctx.first_byte_ns = time.perf_counter_ns()
+                # One clock read per write: TTFT for the first, the gap since the previous after.
+                now = time.perf_counter_ns()
+                if last:
+                    gaps.add(now - last)
+                else:
+                    ctx.first_byte_ns = now
+                last = now
+                if capture is not None:
+                    capture.add(out)
             if relay.held_bytes > MAX_EVENT_BYTES:
                 raise UpstreamProtocolError(
                     f"The upstream sent an event larger than {MAX_EVENT_BYTES} bytes."
@@ -82,6 +96,8 @@ async def relay_stream(
             tail = encoder.feed(tail) + encoder.finish(_stream_usage(ctx, relay, provider))
         if tail:
             await transport.send_bytes(tail)
+            if capture is not None:
+                capture.add(tail)
     except GatewayError as exc:
         ctx.error_code = exc.code
         # A fresh error, never raised: keeping `exc` would tie its traceback, and through it this
@@ -92,6 +108,8 @@ async def relay_stream(
             # A partial event the relay still holds was never sent, so the client is at an event boundary.
             event = stream_error_event(error) if encoder is None else encoder.error_event(error)
             await transport.send_bytes(event)
+            if capture is not None:
+                capture.add(event)
         except ProtocolClosed:
             ctx.client_gone = True
     except ProtocolClosed:
@@ -145,8 +163,12 @@ def _stream_usage(ctx: RequestContext, relay: SseRelay, provider: Provider) -> U
     return ctx.usage
 
 
-def _account(ctx: RequestContext, relay: SseRelay, provider: Provider, sent_ns: int) -> None:
+def _account(
+    ctx: RequestContext, relay: SseRelay, provider: Provider, sent_ns: int, whole: bytes = b""
+) -> None:
     ctx.upstream_ns = time.perf_counter_ns() - sent_ns
+    if whole and ctx.body_capture is not None:  # a stream answered in one write
+        ctx.body_capture.add(whole)
     ctx.streamed_events = relay.events
     _stream_usage(ctx, relay, provider)
     if relay.error is not None:

@@ -15,19 +15,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
+from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from gatecore.admin.router import MAX_BODY as ADMIN_MAX_BODY
 from gatecore.admin.router import PREFIX as ADMIN_PREFIX
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
 from gatecore.config.source import read_config_from_process_env
 from gatecore.errors import UPSTREAM_ERRORS, GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
+from gatecore.ledger.body_log import capture_limit
 from gatecore.pipeline.attempts import call_upstream
 from gatecore.pipeline.gateway import Gateway, build_gateway
-from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint, RequestContext
+from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, BodyCapture, Endpoint, RequestContext
 from gatecore.routing.capabilities import translated_needs
 from gatecore.routing.table import RouteStage
 from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
@@ -131,7 +133,6 @@ class GatewayApp:
         assert gateway is not None
         headers = scope.headers
         ctx = RequestContext(endpoint, request_id(headers.get("x-request-id")), b"", started)
-        ctx.run_id = run_tag(headers.get("x-gatecore-run-id"))
         debug = headers.get("x-gatecore-debug")
         gateway.in_flight += 1
         try:
@@ -140,6 +141,10 @@ class GatewayApp:
             if gateway.tag_routing:
                 ctx.tags = request_tags(headers.get("x-gatecore-tags"))
             await gateway.auth(ctx)
+            # After auth: a bad run id is the client's 400 only once its key is known to be good.
+            ctx.run_id = run_tag(headers.get("x-gatecore-run-id"))
+            if ctx.key is not None and ctx.key.log_bodies and gateway.body_log_bytes:
+                ctx.body_capture = BodyCapture(capture_limit(gateway.body_log_bytes, ctx.api_key))
             if debug is not None and allowed(debug, ctx.key):
                 ctx.timing = timing = StageTiming(started, time.perf_counter_ns())
                 prepare(ctx)
@@ -220,7 +225,10 @@ class GatewayApp:
         except Exception:
             log.exception("unhandled error on %s %s", scope.method, scope.path[:200])
             return _respond(proto, 500, _JSON_HEADERS, OPENAI.internal_error)
-        _respond(proto, status, [("content-type", content_type)] if answer else [], answer)
+        if isinstance(answer, bytes):
+            _respond(proto, status, [("content-type", content_type)] if answer else [], answer)
+        else:
+            await _stream_admin(proto, status, content_type, answer, scope.path)
 
     async def _metrics(self, scope: Any, proto: Any) -> None:
         gateway = self.gateway
@@ -260,6 +268,23 @@ def _error(proto: Any, exc: GatewayError, fmt: ClientFormat, rid: str | None = N
     if rid is not None:
         headers.append(("x-request-id", rid))
     _respond(proto, exc.status, headers, fmt.render_error(exc))
+
+
+async def _stream_admin(
+    proto: Any, status: int, content_type: str, parts: AsyncIterator[bytes], path: str
+) -> None:
+    """Write an admin answer part by part (a run export). The status is already sent: a store error
+    half-way ends the body early (a CSV without its last rows, a JSON document left open)."""
+    transport = proto.response_stream(status, [("content-type", content_type)])
+    try:
+        async for part in parts:
+            await transport.send_bytes(part)
+    except ProtocolClosed:
+        pass  # the client went away
+    except Exception:
+        log.exception("admin answer on %s broke off", path[:200])
+    finally:
+        transport = None  # granian ends the response when the transport is freed
 
 
 def _respond(proto: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> None:

@@ -7,7 +7,9 @@ import re
 from itertools import count
 from typing import Any
 
+from gatecore.errors import InvalidRequest
 from gatecore.request import RequestContext
+from gatecore.run_id import RUN_ID
 
 # A client's own request id is kept when it is a plain token; anything else is replaced.
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,128}")
@@ -24,11 +26,17 @@ def request_id(client_value: str | None) -> str:
 
 
 def run_tag(client_value: str | None) -> str | None:
-    """The client's `x-gatecore-run-id` (a tag grouping requests in the ledger) if it is a safe
-    token, else None."""
-    if client_value is not None and _CLIENT_REQUEST_ID.fullmatch(client_value):
+    """The client's `x-gatecore-run-id` (a tag grouping requests in the ledger into a benchmark run),
+    None without one; 400 when it is not 1-128 characters of `A-Z a-z 0-9 . _ : + = @ -`."""
+    if client_value is None:
+        return None
+    if RUN_ID.fullmatch(client_value):
         return client_value
-    return None
+    raise InvalidRequest(
+        "'x-gatecore-run-id' must be 1-128 characters of letters, digits and . _ : + = @ -.",
+        param="x-gatecore-run-id",
+        code="invalid_run_id",
+    )
 
 
 def client_secret(headers: Any) -> str | None:
@@ -41,6 +49,9 @@ def client_secret(headers: Any) -> str | None:
 
 
 def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) -> list[tuple[str, str]]:
+    """The answer's head: the request id, gatecore's overhead so far (kept on the context for the
+    ledger), the deployment and attempts, limit and timing headers."""
+    ctx.overhead_ns = overhead_ns
     headers = [
         ("content-type", content_type),
         ("x-request-id", ctx.request_id),

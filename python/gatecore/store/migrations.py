@@ -119,6 +119,22 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX usage_ledger_team_at ON usage_ledger (team_id, at)",
         ],
     ),
+    (
+        3,
+        "benchmark runs",
+        [
+            # Per-request timings of the run export (ledger/row.py); null for rows written before.
+            "ALTER TABLE usage_ledger ADD COLUMN overhead_ms DOUBLE PRECISION",
+            "ALTER TABLE usage_ledger ADD COLUMN chunk_gaps BIGINT",
+            "ALTER TABLE usage_ledger ADD COLUMN gap_mean_ms DOUBLE PRECISION",
+            "ALTER TABLE usage_ledger ADD COLUMN gap_p50_ms DOUBLE PRECISION",
+            "ALTER TABLE usage_ledger ADD COLUMN gap_p99_ms DOUBLE PRECISION",
+            "ALTER TABLE usage_ledger ADD COLUMN gap_max_ms DOUBLE PRECISION",
+            # A run's rows in arrival order; partial, so the many rows of no run cost no index entry
+            # (SQLite and PostgreSQL both have partial indexes).
+            "CREATE INDEX usage_ledger_run_at ON usage_ledger (run_id, at, id) WHERE run_id IS NOT NULL",
+        ],
+    ),
 ]
 
 _LOCK_ID = 7351902  # any constant; names gatecore's migration lock in pg_advisory_xact_lock
