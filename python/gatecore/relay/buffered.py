@@ -49,7 +49,8 @@ async def relay_buffered(
     proto.response_bytes(status, [*headers, *extra] if extra else headers, body)
     ctx.first_byte_ns = time.perf_counter_ns()
     if status < 400:
-        ctx.usage = usage_from_body(hub_body) or _counted_usage(ctx, hub_body, provider.tokenizer)
+        usage, ctx.finish_reason = usage_from_body(hub_body)
+        ctx.usage = usage or _counted_usage(ctx, hub_body, provider.tokenizer)
 
 
 def _counted_usage(ctx: RequestContext, body: bytes, encoding: str) -> Usage:

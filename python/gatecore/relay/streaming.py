@@ -148,6 +148,7 @@ def _stream_usage(ctx: RequestContext, relay: SseRelay, provider: Provider) -> U
 def _account(ctx: RequestContext, relay: SseRelay, provider: Provider, sent_ns: int) -> None:
     ctx.upstream_ns = time.perf_counter_ns() - sent_ns
     ctx.streamed_events = relay.events
+    ctx.finish_reason = relay.first_choice_finish_reason
     _stream_usage(ctx, relay, provider)
     if relay.error is not None:
         ctx.error_code = ctx.error_code or "upstream_error_event"

@@ -33,7 +33,7 @@ from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
 from gatecore.server.headers import client_secret, request_id, request_tags, run_tag
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_body import decode_fields, read_body
-from gatecore.telemetry.stage_timing import StageTiming, allowed, run_timed
+from gatecore.telemetry.stage_timing import StageTiming, allowed
 from gatecore.translate.anthropic_request import (
     decode_messages_request,
     openai_chat_request,
@@ -48,6 +48,7 @@ Handler = Callable[[Any, Any], Awaitable[None]]
 # Fills the context from the client's body (policy fields; a translated body for non-OpenAI clients).
 Prepare = Callable[[RequestContext], None]
 _JSON_HEADERS = [("content-type", JSON)]
+_clock = time.perf_counter_ns
 _OK = b'{"status":"ok"}'
 
 
@@ -131,7 +132,9 @@ class GatewayApp:
         headers = scope.headers
         ctx = RequestContext(endpoint, request_id(headers.get("x-request-id")), b"", started)
         ctx.run_id = run_tag(headers.get("x-gatecore-run-id"))
-        debug = headers.get("x-gatecore-debug")
+        tracing = gateway.tracing
+        if tracing is not None:  # all that traces cost a request when they are off
+            tracing.begin(ctx, scope.path, headers)
         gateway.in_flight += 1
         try:
             ctx.body = await read_body(headers, proto, gateway.max_body_bytes)
@@ -139,15 +142,17 @@ class GatewayApp:
             if gateway.tag_routing:
                 ctx.tags = request_tags(headers.get("x-gatecore-tags"))
             await gateway.auth(ctx)
+            # Each stage's end (telemetry/stage_timing.py, the stage histogram, the trace's spans).
+            ends = ctx.stage_ends
+            ends.append(_clock())
+            prepare(ctx)
+            ends.append(_clock())
+            for stage in gateway.stages:
+                await stage(ctx)
+                ends.append(_clock())
+            debug = headers.get("x-gatecore-debug")
             if debug is not None and allowed(debug, ctx.key):
-                ctx.timing = timing = StageTiming(started, time.perf_counter_ns())
-                prepare(ctx)
-                timing.mark("decode")
-                await run_timed(ctx, gateway.named_stages)
-            else:
-                prepare(ctx)
-                for stage in gateway.stages:
-                    await stage(ctx)
+                ctx.timing = StageTiming(gateway.stage_names, started, ends)
             await call_upstream(gateway, ctx, proto)
         except GatewayError as exc:
             ctx.status = exc.status
@@ -156,7 +161,8 @@ class GatewayApp:
             if ctx.client_gone:
                 ctx.status = 499
             else:
-                _error(proto, exc, fmt, ctx.request_id)
+                overhead = _clock() - started - ctx.upstream_ns
+                _error(proto, exc, fmt, ctx.request_id, ("x-gatecore-overhead-ms", f"{overhead / 1e6:.3f}"))
         finally:
             ctx.upstream = None
             if gateway.recorders:
@@ -253,10 +259,18 @@ def _format_of(path: str) -> ClientFormat:
     return OPENAI
 
 
-def _error(proto: Any, exc: GatewayError, fmt: ClientFormat, rid: str | None = None) -> None:
+def _error(
+    proto: Any,
+    exc: GatewayError,
+    fmt: ClientFormat,
+    rid: str | None = None,
+    overhead: tuple[str, str] | None = None,
+) -> None:
     headers = [*_JSON_HEADERS, *exc.headers]
     if rid is not None:
         headers.append(("x-request-id", rid))
+    if overhead is not None:
+        headers.append(overhead)
     _respond(proto, exc.status, headers, fmt.render_error(exc))
 
 
