@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import BudgetExceeded, GatewayError, LimitsUnavailable, RateLimited
@@ -18,11 +19,13 @@ from gatecore.limits.alerts import post_alert
 from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
 from gatecore.limits.grant import Grant, Outcome
 from gatecore.limits.local import LocalLimiter, open_table
-from gatecore.limits.redis_limiter import RedisLimiter
 from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule, RuleBook
 from gatecore.pricing.book import PriceBook
 from gatecore.relay.usage import count_input_tokens
 from gatecore.request import EMBEDDINGS, RequestContext
+
+if TYPE_CHECKING:
+    from gatecore.limits.redis_limiter import RedisLimiter
 
 log = logging.getLogger("gatecore.limits")
 SpendSource = Callable[[str, str, float, float | None], Awaitable[float]]
@@ -51,7 +54,13 @@ class Limits:
         self.default_max_tokens = config.limits.default_max_tokens
         self.prices = prices
         self.local = LocalLimiter(open_table(config.limits.table_slots))
-        self.redis = RedisLimiter(config.redis) if config.redis is not None else None
+        self.redis: RedisLimiter | None = None
+        if config.redis is not None:
+            # Imported only when configured: redis-py loads opentelemetry's metrics SDK when it is
+            # installed, which a gateway without Redis (or with tracing off) has no use for.
+            from gatecore.limits.redis_limiter import RedisLimiter
+
+            self.redis = RedisLimiter(config.redis)
         self.webhook = config.budgets.alert_webhook
         self._alerts: set[asyncio.Task[None]] = set()
         # What the ledger holds for a budget's scope since a time (set once the ledger can read the
