@@ -269,3 +269,24 @@ def test_two_workers_export_and_flush_when_stopping(
     servers = [s for s in receiver.spans if s.kind == "server"]
     assert sorted(s.attributes["gatecore.request_id"] for s in servers) == sorted(rids)
     assert len(receiver.traces()) == 8
+
+
+def test_without_stage_spans_a_trace_keeps_its_attempts_and_relay(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort, receiver: OtlpReceiver
+) -> None:
+    gw = traced(gateway_factory, upstream, refused, receiver, stage_spans=False)
+    rid, missing = new_request_id(), new_request_id()
+    with make_client(gw) as client:
+        client.chat.completions.create(
+            model="gpt-test", messages=MESSAGES, extra_headers={"x-request-id": rid}
+        )
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(
+                model="no-such-model", messages=MESSAGES, extra_headers={"x-request-id": missing}
+            )
+    trace = request_trace(receiver, rid, 3)
+    check_structure(trace)
+    assert trace.names() == ["chat upstream-model-1", "relay"]
+    assert trace.server.attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    trace = request_trace(receiver, missing, 1)
+    assert trace.names() == [] and trace.server.attributes["error.type"] == "model_not_found"

@@ -22,6 +22,9 @@ class TracingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Sent with every export (a collector's API key, `${ENV}` interpolated); merged over
     # OTEL_EXPORTER_OTLP_HEADERS. Never logged.
     headers: dict[str, str] = {}
+    # A span per pipeline stage (auth, decode, route, limits, …) under the request's span; false keeps
+    # the request's, its upstream attempts' and the relay's, about half the spans to make and export.
+    stage_spans: bool = True
     timeout_s: float = 10.0  # per export request
     # The batch span processor: spans wait in a bounded queue (dropped when it is full) and go out
     # every `schedule_delay_s`, or as soon as `batch_size` are waiting.

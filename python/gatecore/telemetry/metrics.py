@@ -31,6 +31,8 @@ TPOT_BOUNDS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.
 OVERHEAD_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Stages take microseconds; upstream_connect, a TCP (and TLS) handshake when no pooled connection is free.
 STAGE_BOUNDS = (5e-06, 1e-05, 2.5e-05, 5e-05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0)
+# The same in ns: stage durations are bucketed and summed as ints (cheaper than floats per request).
+_STAGE_BOUNDS_NS = tuple(round(bound * 1e9) for bound in STAGE_BOUNDS)
 # The stage histogram's parts after the pipeline's own stages (see MetricsRecorder._observe_stages).
 CONNECT_STAGE = "upstream_connect"
 RELAY_STAGE = "relay"
@@ -134,6 +136,8 @@ class MetricsRecorder:
         "_connect",
         "_labels",
         "_relay",
+        "_stage_buckets",
+        "_stage_series",
         "_stages",
         "counters",
         "deployments",
@@ -156,16 +160,13 @@ class MetricsRecorder:
         self.shared = shared
         self.deployments = deployments
         self._labels: dict[tuple[str, str, str], _Labels] = {}
-        # The stage histogram's bucket lists, one per stage in `stage_names`' order (auth, decode, the
-        # pipeline's stages), then upstream_connect and relay: indexed, not looked up, per request.
-        self._stages = [self._stage(name) for name in stage_names]
-        self._connect = self._stage(CONNECT_STAGE)
-        self._relay = self._stage(RELAY_STAGE)
-
-    def _stage(self, name: str) -> list[float]:
-        buckets = [0.0] * (len(STAGE_BOUNDS) + 2)
-        self.histograms[("gatecore_stage_duration_seconds", label_text(stage=name))] = buckets
-        return buckets
+        # The stage histogram: per stage in `stage_names`' order (auth, decode, the pipeline's stages),
+        # then upstream_connect and relay, a bucket list indexed (not looked up) per request, counts
+        # and the sum in ns as ints; `snapshot` turns the sums into seconds.
+        self._stage_series = [label_text(stage=name) for name in (*stage_names, CONNECT_STAGE, RELAY_STAGE)]
+        self._stage_buckets = [[0] * (len(STAGE_BOUNDS) + 2) for _ in self._stage_series]
+        self._stages = self._stage_buckets[: len(stage_names)]
+        self._connect, self._relay = self._stage_buckets[len(stage_names) :]
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         route, deployment = ctx.route, ctx.deployment
@@ -224,20 +225,23 @@ class MetricsRecorder:
         pooled connection or opening one), which is counted in the upstream's time, not overhead."""
         last = started = ctx.started
         ends = ctx.stage_ends
+        bounds = _STAGE_BOUNDS_NS
         for buckets, end in zip(self._stages, ends, strict=False):
-            seconds = (end - last) / 1e9
-            buckets[bisect_left(STAGE_BOUNDS, seconds)] += 1
-            buckets[-1] += seconds
+            duration = end - last
+            buckets[bisect_left(bounds, duration)] += 1
+            buckets[-1] += duration
             last = end
         if len(ends) == len(self._stages):
             sent = ctx.upstream_sent_ns
             if sent:
-                seconds = (sent - last) / 1e9
-                self._connect[bisect_left(STAGE_BOUNDS, seconds)] += 1
-                self._connect[-1] += seconds
-            seconds = max(0, overhead_ns - (last - started)) / 1e9
-            self._relay[bisect_left(STAGE_BOUNDS, seconds)] += 1
-            self._relay[-1] += seconds
+                duration = sent - last
+                self._connect[bisect_left(bounds, duration)] += 1
+                self._connect[-1] += duration
+            duration = overhead_ns - (last - started)
+            if duration < 0:
+                duration = 0
+            self._relay[bisect_left(bounds, duration)] += 1
+            self._relay[-1] += duration
 
     def _observe(self, name: str, labels: str, value: float) -> None:
         bounds = _BOUNDS[name]
@@ -252,7 +256,13 @@ class MetricsRecorder:
         return {
             "at": time.time(),
             "counters": [[name, labels, value] for (name, labels), value in self.counters.items()],
-            "histograms": [[name, labels, buckets] for (name, labels), buckets in self.histograms.items()],
+            "histograms": [
+                *([name, labels, buckets] for (name, labels), buckets in self.histograms.items()),
+                *(
+                    ["gatecore_stage_duration_seconds", labels, [*buckets[:-1], buckets[-1] / 1e9]]
+                    for labels, buckets in zip(self._stage_series, self._stage_buckets, strict=True)
+                ),
+            ],
             "in_flight": self.in_flight(),
             "deployments": self.deployments.snapshot() if self.deployments is not None else [],
         }

@@ -60,10 +60,38 @@ def exporter_endpoint(configured: str | None) -> str:
     return f"{base.rstrip('/')}/v1/traces" if base else DEFAULT_ENDPOINT
 
 
+class _QueueFullOnce(logging.Filter):
+    """Lets the batch processor's "Queue full, dropping Span." through once a minute: it is logged per
+    dropped span, which under overload would cost more than the spans themselves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_at = 0.0
+        self.dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Queue full"):
+            return True
+        self.dropped += 1
+        now = time.monotonic()
+        if now < self.next_at:
+            return False
+        self.next_at = now + 60.0
+        record.msg = "span queue full (telemetry.tracing.max_queue_size): %d spans dropped so far"
+        record.args = (self.dropped,)
+        return True
+
+
+def _quiet_queue_full() -> None:
+    processor_log = logging.getLogger("opentelemetry.sdk._shared_internal")
+    if not any(isinstance(f, _QueueFullOnce) for f in processor_log.filters):
+        processor_log.addFilter(_QueueFullOnce())
+
+
 class Tracing:
     """A Recorder (pipeline/gateway.py) that ends each request's spans; `begin` starts them."""
 
-    __slots__ = ("_propagator", "provider", "provider_kinds", "stage_names", "tracer")
+    __slots__ = ("_propagator", "provider", "provider_kinds", "stage_names", "stage_spans", "tracer")
 
     def __init__(self, config: TracingConfig, provider_kinds: dict[str, str], stage_names: tuple[str, ...]):
         endpoint = exporter_endpoint(config.endpoint)
@@ -89,6 +117,8 @@ class Tracing:
         # Configured provider name → gen_ai.provider.name.
         self.provider_kinds = {name: PROVIDER_NAMES.get(kind, kind) for name, kind in provider_kinds.items()}
         self.stage_names = stage_names  # auth, decode, then the pipeline's (RequestContext.stage_ends)
+        self.stage_spans = config.stage_spans
+        _quiet_queue_full()
         log.info("tracing on: OTLP/HTTP to %s, sample ratio %g", endpoint, config.sample_ratio)
 
     def begin(self, ctx: RequestContext, path: str, headers: Any) -> None:
@@ -132,10 +162,11 @@ class Tracing:
         ends = ctx.stage_ends
         last = ctx.started
         for name, end in zip(names, ends, strict=False):
-            self._child(trace, name, last, end)
+            if self.stage_spans:
+                self._child(trace, name, last, end)
             last = end
         failed = ctx.status >= 400 or ctx.status == 0
-        if len(ends) < len(names) and failed:
+        if len(ends) < len(names) and failed and self.stage_spans:
             # The stage that refused the request (or failed on its body): it ran until the error.
             stage = self._child(trace, names[len(ends)], last, finished_ns, end=False)
             stage.set_attribute("error.type", ctx.error_code or "internal_error")
