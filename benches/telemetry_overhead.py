@@ -14,6 +14,7 @@ included. Modes, alternated round by round (best of REPEATS per mode):
               time includes exporting every span (a flush before the clock stops), since the
               exporter's thread encodes and sends on the same process's CPU and GIL
     lean      traced with `stage_spans: false` (request, attempt and relay spans only)
+    unsampled tracing on with `sample_ratio: 0`: non-recording spans and the upstream `traceparent`
 
 Works on any gatecore tree (modes it does not know are skipped), to compare before/after:
 
@@ -136,12 +137,12 @@ class Proto:
 
 def config(mode: str, traces_url: str) -> dict[str, Any]:
     telemetry: dict[str, Any] = {"metrics": mode != "bare"}
-    if mode in ("traced", "lean"):
+    if mode in ("traced", "lean", "unsampled"):
         # The default queue holds a run of 1,000 requests (N ≤ 1000 for these modes): nothing dropped.
         telemetry["tracing"] = {
             "enabled": True,
             "endpoint": traces_url,
-            "sample_ratio": 1.0,
+            "sample_ratio": 0.0 if mode == "unsampled" else 1.0,
             "max_queue_size": 10_000,
             "stage_spans": mode == "traced",
         }
@@ -156,7 +157,7 @@ def config(mode: str, traces_url: str) -> dict[str, Any]:
 
 
 def pool_class(mode: str) -> type[ConnectionPool]:
-    if mode not in ("traced", "lean"):
+    if mode not in ("traced", "lean", "unsampled"):
         return InstantPool
     from gatecore.telemetry.traced_pool import TracedConnectionPool
 
@@ -228,7 +229,7 @@ def main() -> None:
     try:
         import gatecore.telemetry.traced_pool  # noqa: F401 - a tree with tracing
 
-        modes += ["traced", "lean"]
+        modes += ["traced", "lean", "unsampled"]
     except ImportError:
         pass
     results: dict[str, list[float]] = {mode: [] for mode in modes}

@@ -18,7 +18,7 @@ class TracingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Share of requests traced when the client sent no `traceparent`; a client's sampled flag wins
     # (parent-based sampling).
     sample_ratio: float = 1.0
-    service_name: str = "gatecore"
+    service_name: str | None = None  # unset: OTEL_SERVICE_NAME, else "gatecore"
     # Sent with every export (a collector's API key, `${ENV}` interpolated); merged over
     # OTEL_EXPORTER_OTLP_HEADERS. Never logged.
     headers: dict[str, str] = {}
@@ -53,7 +53,7 @@ def validate_tracing(tracing: TracingConfig) -> list[str]:
             errors.append(f"{path}.endpoint: '{tracing.endpoint}' is not an http(s) URL")
     if not 0.0 <= tracing.sample_ratio <= 1.0:
         errors.append(f"{path}.sample_ratio: must be between 0 and 1")
-    if not tracing.service_name.strip():
+    if tracing.service_name is not None and not tracing.service_name.strip():
         errors.append(f"{path}.service_name: must not be empty")
     errors.extend(
         f"{path}.headers: '{name}' is not a header name"

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 
 from gatecore.request import RequestContext
 
@@ -46,41 +46,52 @@ class UpstreamAttempt:
         self.head_ns = 0  # perf_counter_ns when the answer's head arrived (0: it did not)
         self.status = 0
         self.open = True  # not ended yet: in flight, or its answer may be the one relayed
-        context = span.get_span_context()
-        # W3C trace context: version 00, trace id, this span's id, flags (01: sampled).
-        header = b"traceparent: 00-%032x-%016x-%02x\r\n" % (
-            context.trace_id,
-            context.span_id,
-            context.trace_flags,
-        )
-        state = context.trace_state.to_header() if context.trace_state else ""
-        if state:
-            header += b"tracestate: %s\r\n" % state.encode("latin-1")
-        self.traceparent = header
+        self.traceparent = trace_headers(span)
 
     def inject(self, head: bytes) -> bytes:
         """The request head (ending in a blank line) with this span's trace context headers added."""
         return head[:-2] + self.traceparent + b"\r\n"
 
 
+def trace_headers(span: Span) -> bytes:
+    """`span`'s context as W3C trace context header lines: version 00, trace id, span id, flags
+    (bit 0: sampled; bit 1: the trace id is random, Trace Context level 2), and the trace state."""
+    context = span.get_span_context()
+    header = b"traceparent: 00-%032x-%016x-%02x\r\n" % (
+        context.trace_id,
+        context.span_id,
+        context.trace_flags,
+    )
+    state = context.trace_state.to_header() if context.trace_state else ""
+    if state:
+        header += b"tracestate: %s\r\n" % state.encode("latin-1")
+    return header
+
+
 class RequestTrace:
     """The spans of one request, ended by `Tracing.record` when the request is over."""
 
-    __slots__ = ("attempts", "context", "offset", "provider_kinds", "span", "tracer")
+    __slots__ = ("attempts", "context", "offset", "provider_kinds", "recording", "span", "tracer")
 
-    def __init__(
-        self, tracer: Tracer, span: Span, context: Context, offset: int, provider_kinds: dict[str, str]
-    ):
+    def __init__(self, tracer: Tracer, span: Span, offset: int, provider_kinds: dict[str, str]):
         self.tracer = tracer
         self.span = span
-        self.context = context  # the server span's, the parent of every other span
+        # Not sampled: no other span is made; upstreams get the request's (non-recording) span context.
+        self.recording = span.is_recording()
+        # The server span's context, the parent of every other span.
+        self.context: Context | None = set_span_in_context(span) if self.recording else None
         self.offset = offset  # time.time_ns() - time.perf_counter_ns(), for the spans' timestamps
         self.provider_kinds = provider_kinds
         self.attempts: list[UpstreamAttempt] = []
 
+    def unsampled_inject(self, head: bytes) -> bytes:
+        """An unsampled request's head with its trace context (sampled flag off) added."""
+        return head[:-2] + trace_headers(self.span) + b"\r\n"
+
     def start_attempt(self, ctx: RequestContext, origin: Origin) -> UpstreamAttempt:
         """A client span for the upstream request about to be written for `ctx` (the request, or a
-        hedge's copy of it)."""
+        hedge's copy of it); only for a sampled request."""
+        assert self.context is not None
         deployment = ctx.deployment
         provider = deployment.provider.name if deployment is not None else ""
         operation = OPERATIONS.get(ctx.endpoint.name, ctx.endpoint.name)

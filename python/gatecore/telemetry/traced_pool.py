@@ -23,6 +23,8 @@ class TracedConnectionPool(ConnectionPool):
         trace = ctx.trace
         if trace is None:  # not a client's request (the engines' /metrics polls)
             return await super().exchange(ctx, head, body, timeouts)
+        if not trace.recording:  # not sampled: no span, the context still goes upstream
+            return await super().exchange(ctx, trace.unsampled_inject(head), body, timeouts)
         attempt = trace.start_attempt(ctx, self.origin)
         try:
             conn = await super().exchange(ctx, attempt.inject(head), body, timeouts)

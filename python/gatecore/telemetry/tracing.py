@@ -20,13 +20,14 @@ import logging
 import os
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gatecore import __version__
@@ -119,7 +120,9 @@ class Tracing:
         self.stage_names = stage_names  # auth, decode, then the pipeline's (RequestContext.stage_ends)
         self.stage_spans = config.stage_spans
         _quiet_queue_full()
-        log.info("tracing on: OTLP/HTTP to %s, sample ratio %g", endpoint, config.sample_ratio)
+        parts = urlsplit(endpoint)  # logged without credentials a URL may carry (userinfo, query)
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="").geturl()
+        log.info("tracing on: OTLP/HTTP to %s, sample ratio %g", shown, config.sample_ratio)
 
     def begin(self, ctx: RequestContext, path: str, headers: Any) -> None:
         """Start the request's server span, a child of the client's `traceparent` when it sent one."""
@@ -146,7 +149,7 @@ class Tracing:
             },
             start_time=ctx.started + offset,
         )
-        ctx.trace = RequestTrace(self.tracer, span, set_span_in_context(span), offset, self.provider_kinds)
+        ctx.trace = RequestTrace(self.tracer, span, offset, self.provider_kinds)
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         """End the request's spans: the stages', the attempts' still open, the relay's, the server's."""
@@ -154,8 +157,7 @@ class Tracing:
         if trace is None:
             return
         span = trace.span
-        if not span.is_recording():  # not sampled: its spans export nothing
-            span.end()
+        if not trace.recording:  # not sampled: nothing to export
             return
         offset = trace.offset
         names = self.stage_names
