@@ -6,6 +6,10 @@
 #                            full (virtual key + rpm/tpm/budget limits in shared memory + ledger),
 #                            full_redis (the same with limits and budget on Redis)
 #   VARIANTS="passthrough full" ROUNDS=3 benches/variants.sh
+#   VARIANTS="plain observed traced traced_lean traced_10pct traced_1pct traced_0pct" benches/variants.sh
+#                            telemetry: all off, metrics + access log, and OpenTelemetry traces (every
+#                            request, without stage spans, 10 %, 1 %, 0 % sampled) to a loopback OTLP
+#                            receiver
 #
 # Variants are functions `variant_<name>` that write a config to $1 and echo the bearer key to use.
 # JSON and stream at c=32 only (MODES, CONCURRENCY), paced streams off; every run is bounded by the
@@ -14,7 +18,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="$ROOT/.venv/bin/python"
 WORK="$(mktemp -d /tmp/gatecore-variants.XXXXXX)"
-trap '[ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap '[ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null; [ -f "$WORK/otlp.pid" ] && kill "$(cat "$WORK/otlp.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
 : "${VARIANTS:=passthrough virtual full full_redis}" "${ROUNDS:=2}"
 export MODES="${MODES:-json stream}" CONCURRENCY="${CONCURRENCY:-32}" REPEATS="${REPEATS:-3}"
 export DURATION="${DURATION:-5}" PACED=0 KEEP_MOCKS=1
@@ -40,6 +44,36 @@ variant_full() {  # virtual key with rpm, tpm and budget limits (in-process, sha
 }
 variant_full_redis() {  # the same with the limits and budget on Redis (one Lua round trip per check)
   store_variant "$1" "redis: {url: \"redis://127.0.0.1:$REDIS_PORT/0\"}" '"rpm": 100000000, "tpm": 10000000000, "budget_usd": 1000000'
+}
+
+variant_plain() {  # the static key; ledger, metrics, access log and tracing off: the telemetry baseline
+  cp "$BASE" "$1"
+  printf 'ledger: {enabled: false}\ntelemetry: {metrics: false}\n' >>"$1"
+  echo "$STATIC_KEY"
+}
+variant_observed() {  # plain + /metrics (its aggregation per request) + the JSON access log on stdout
+  sed 's/^server: {access_log: false}/server: {access_log: true}/' "$BASE" >"$1"
+  echo 'ledger: {enabled: false}' >>"$1"
+  echo "$STATIC_KEY"
+}
+traced_variant() {  # $1 config path, $2 extra tracing settings: observed + traces to the loopback receiver
+  variant_observed "$1" >/dev/null
+  printf 'telemetry: {tracing: {enabled: true, endpoint: "http://127.0.0.1:%s/v1/traces"%s}}\n' "$OTLP_PORT" "$2" >>"$1"
+  echo "$STATIC_KEY"
+}
+variant_traced() { traced_variant "$1" ", sample_ratio: 1.0"; }           # every request, stage spans too
+variant_traced_lean() { traced_variant "$1" ", stage_spans: false"; }    # request, attempt and relay spans
+variant_traced_10pct() { traced_variant "$1" ", sample_ratio: 0.1"; }    # one request in ten
+variant_traced_1pct() { traced_variant "$1" ", sample_ratio: 0.01"; }    # one in a hundred
+variant_traced_0pct() { traced_variant "$1" ", sample_ratio: 0.0"; }     # none: traceparent upstream only
+
+OTLP_PORT=""
+start_otlp() {  # a loopback OTLP/HTTP receiver that decodes and drops, on the mocks' core
+  OTLP_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  ( cd "$ROOT" && exec taskset -c "${MOCK_CPUS:-1}" "$PY" -m tests.upstreams.otlp_receiver --port "$OTLP_PORT" --drop ) \
+    >"$WORK/otlp.log" 2>&1 &
+  echo $! >"$WORK/otlp.pid"
+  for _ in $(seq 50); do curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$OTLP_PORT/" && break; sleep 0.1; done
 }
 
 REDIS_PORT=""
@@ -78,6 +112,7 @@ PY
 }
 
 [[ " $VARIANTS " == *" full_redis "* ]] && start_redis
+[[ " $VARIANTS " == *" traced"* ]] && start_otlp
 declare -A summaries
 for round in $(seq "$ROUNDS"); do
   for v in $VARIANTS; do

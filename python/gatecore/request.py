@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gatecore.routing.fit import Fit
     from gatecore.routing.table import ModelRoute
     from gatecore.telemetry.stage_timing import StageTiming
+    from gatecore.telemetry.trace_spans import RequestTrace
     from gatecore.upstream.response import UpstreamResponse
 
 
@@ -133,6 +134,7 @@ class RequestContext:
         "endpoint",
         "error_code",
         "error_upstream",
+        "finish_reason",
         "first_byte_ns",
         "fit",
         "gpu_mark",
@@ -147,15 +149,18 @@ class RequestContext:
         "request_id",
         "route",
         "run_id",
+        "stage_ends",
         "started",
         "status",
         "stream",
         "streamed_events",
         "tags",
         "timing",
+        "trace",
         "upstream",
         "upstream_model",
         "upstream_ns",
+        "upstream_sent_ns",
         "usage",
     )
 
@@ -164,6 +169,9 @@ class RequestContext:
         self.request_id = request_id
         self.body = body  # the client's raw body; forwarded as is unless a stage must change it
         self.started = started  # perf_counter_ns at arrival
+        # perf_counter_ns at the end of each pipeline stage the request got through, in order: auth,
+        # decode, then the pipeline's (Gateway.stage_names; telemetry: stage durations, x-gatecore-timing, spans).
+        self.stage_ends: list[int] = []
         self.api_key: str | None = None
         self.key: KeyPolicy | None = None
         self.client_model = ""
@@ -189,11 +197,14 @@ class RequestContext:
         # The exchange in flight, so a client disconnect can abort it at once.
         self.upstream: UpstreamResponse | None = None
         self.upstream_ns = 0  # time spent waiting on the upstream, excluded from overhead
+        # perf_counter_ns when the first attempt's request was written to an upstream connection.
+        self.upstream_sent_ns = 0
         self.status = 0
         self.error_code: str | None = None
         self.error_upstream = False  # the error came from the upstream (not gatecore's own refusal)
         self.streamed_events = 0
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None  # the first choice's, when the answer had one
         # Translates answers for a client whose API is not the hub format (None: OpenAI clients).
         self.encoder: ResponseEncoder | None = None
         self.run_id: str | None = None  # the client's `x-gatecore-run-id` tag, kept in the ledger
@@ -211,3 +222,5 @@ class RequestContext:
         self.cost_usd: float | None = None  # set once, by the ledger's recorder
         # Per-stage marks for `x-gatecore-timing`, only when the client asked and may see them.
         self.timing: StageTiming | None = None
+        # This request's spans when tracing is on (telemetry/trace_spans.py); None when it is off.
+        self.trace: RequestTrace | None = None

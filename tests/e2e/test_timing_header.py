@@ -57,11 +57,17 @@ def test_master_key_gets_the_breakdown_buffered_and_streamed(gw: Gateway) -> Non
     assert timing["total"] - timing["upstream"] < 50
     assert raw.parse().choices[0].message.content
 
-    raw = chat(
-        gw, MASTER_KEY, ASK, stream=True, extra_body={"mock": {"first_byte_delay_ms": 30, "chunks": 3}}
-    )
-    check_breakdown(raw.headers["x-gatecore-timing"], 25.0)
-    assert "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
+    # The stream is read before its client closes (a closed client's socket cannot be read).
+    with make_client(gw, MASTER_KEY) as client:
+        streamed = client.chat.completions.with_raw_response.create(
+            model="gpt-test",
+            messages=HI,
+            extra_headers=ASK,
+            stream=True,
+            extra_body={"mock": {"first_byte_delay_ms": 30, "chunks": 3}},
+        )
+        check_breakdown(streamed.headers["x-gatecore-timing"], 25.0)
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in streamed.parse() if chunk.choices)
 
 
 def test_no_header_unless_asked_and_allowed(gw: Gateway) -> None:

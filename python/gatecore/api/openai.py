@@ -63,7 +63,12 @@ class TokenDetails(msgspec.Struct):
     reasoning_tokens: int = 0
 
 
+class FinishOnly(msgspec.Struct):
+    finish_reason: str | None = None
+
+
 class UsageOnly(msgspec.Struct):
-    """A response body decoded just for its usage."""
+    """A response body decoded just for its usage (and the finish reasons, for traces)."""
 
     usage: Usage | None = None
+    choices: list[FinishOnly] | None = None

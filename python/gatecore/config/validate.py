@@ -29,6 +29,7 @@ from gatecore.config.schema import (
     TimeoutsConfig,
     bedrock_region,
 )
+from gatecore.config.telemetry import validate_tracing
 
 
 def validate_config(
@@ -65,6 +66,7 @@ def validate_config(
     errors.extend(_timeouts(server.timeouts, "server.timeouts"))
     if not config.telemetry.metrics_flush_s > 0:
         errors.append("telemetry.metrics_flush_s: must be greater than 0")
+    errors.extend(validate_tracing(config.telemetry.tracing))
 
     providers: dict[str, str] = {}
     for i, provider in zip(provider_at, config.providers, strict=True):

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from gatecore._core import CounterTable, RulePlan
 from gatecore.auth.policy import KeyPolicy
@@ -21,11 +22,13 @@ from gatecore.limits.alerts import post_alert
 from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
 from gatecore.limits.grant import Grant
 from gatecore.limits.local import LocalLimiter, open_table
-from gatecore.limits.redis_limiter import RedisLimiter
 from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule, RuleBook
 from gatecore.pricing.book import PriceBook
 from gatecore.relay.usage import count_input_tokens
 from gatecore.request import EMBEDDINGS, RequestContext
+
+if TYPE_CHECKING:
+    from gatecore.limits.redis_limiter import RedisLimiter
 
 log = logging.getLogger("gatecore.limits")
 SpendSource = Callable[[str, str, float, float | None], Awaitable[float]]
@@ -56,7 +59,13 @@ class Limits:
         self.default_max_tokens = config.limits.default_max_tokens
         self.prices = prices
         self.local = LocalLimiter(counters or open_table(config.limits.table_slots))
-        self.redis = RedisLimiter(config.redis) if config.redis is not None else None
+        self.redis: RedisLimiter | None = None
+        if config.redis is not None:
+            # Imported only when configured: redis-py loads opentelemetry's metrics SDK when it is
+            # installed, which a gateway without Redis (or with tracing off) has no use for.
+            from gatecore.limits.redis_limiter import RedisLimiter
+
+            self.redis = RedisLimiter(config.redis)
         self.webhook = config.budgets.alert_webhook
         self._alerts: set[asyncio.Task[None]] = set()
         # What the ledger holds for a budget's scope since a time (set once the ledger can read the

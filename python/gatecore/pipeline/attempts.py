@@ -78,6 +78,9 @@ async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> No
     sweeper.add(watch)
     retrying: Retrying | None = None
     visited: set[ModelRoute] | None = None  # models this request was redirected from or to
+    # The upstream's time runs from here: failed attempts and the waits between them are not gatecore's
+    # overhead (x-gatecore-overhead-ms), only the time before and after.
+    upstream_from = time.perf_counter_ns()
     try:
         while True:
             sent = time.perf_counter_ns()
@@ -158,13 +161,15 @@ async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> No
             if provider.is_stream(ctx, response):
                 # From here on a gone client shows as a failed write of the next event.
                 sweeper.discard(watch)
-                await relay_stream(proto, ctx, response, provider, sent)
+                await relay_stream(proto, ctx, response, provider, upstream_from)
             else:
-                await relay_buffered(proto, ctx, response, provider, sent)
+                await relay_buffered(proto, ctx, response, provider, upstream_from)
         finally:
             deployment.inflight -= 1
     finally:
         sweeper.discard(watch)
         watch.ctx = None
+        if not ctx.upstream_ns:  # no answer was relayed: the time until the error was the upstream's
+            ctx.upstream_ns = time.perf_counter_ns() - upstream_from
     if ctx.client_gone and ctx.status < 400:
         ctx.status = 499

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.router import AdminApi
@@ -25,11 +25,15 @@ from gatecore.routing.compile import RoutingMonitors, build_routes
 from gatecore.routing.table import RouteStage
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
+from gatecore.telemetry.deployment_state import DeploymentStates
 from gatecore.telemetry.metrics import MetricsRecorder
 from gatecore.telemetry.metrics_api import MetricsApi
 from gatecore.telemetry.worker_files import worker_files
 from gatecore.upstream.deadlines import DeadlineSweeper
-from gatecore.upstream.pool import PoolSet
+from gatecore.upstream.pool import ConnectionPool, PoolSet
+
+if TYPE_CHECKING:
+    from gatecore.telemetry.tracing import Tracing
 
 Stage = Callable[[RequestContext], Awaitable[None]]
 
@@ -66,16 +70,17 @@ class Gateway:
         "max_body_bytes",
         "metrics",
         "monitors",
-        "named_stages",
         "pools",
         "prices",
         "providers",
         "recorders",
         "routes",
+        "stage_names",
         "stages",
         "store",
         "sweeper",
         "tag_routing",
+        "tracing",
     )
 
     def __init__(self, config: GatecoreConfig):
@@ -83,7 +88,14 @@ class Gateway:
         self.max_body_bytes = config.server.max_body_bytes
         self.disconnect_watch_after = config.server.disconnect_watch_after
         self.sweeper = DeadlineSweeper()
-        self.pools = PoolSet(self.sweeper)
+        self.tracing: Tracing | None = None
+        pool_class = ConnectionPool
+        if config.telemetry.tracing.enabled:
+            # Imported here: with tracing off, opentelemetry is never loaded.
+            from gatecore.telemetry.traced_pool import TracedConnectionPool
+
+            pool_class = TracedConnectionPool
+        self.pools = PoolSet(self.sweeper, pool_class)
         self.providers: dict[str, Provider] = {
             p.name: build_provider(p, self.pools) for p in config.providers
         }
@@ -107,8 +119,9 @@ class Gateway:
         self.limits = Limits(config, self.prices, counters)
         stages.append(("limits", self.limits))
         self.stages: tuple[Stage, ...] = tuple(stage for _, stage in stages)
-        # The same with their names, for `x-gatecore-timing` (telemetry/stage_timing.py).
-        self.named_stages: tuple[tuple[str, Stage], ...] = tuple(stages)
+        # Every stage whose end a request marks (RequestContext.stage_ends): auth and decoding the
+        # body run before the chain. Read by x-gatecore-timing, the stage histogram, the stage spans.
+        self.stage_names = ("auth", "decode", *(name for name, _ in stages))
         recorders: list[Recorder] = []
         # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.
         self.ledger: LedgerRecorder | None = None
@@ -124,9 +137,20 @@ class Gateway:
         self.metrics: MetricsApi | None = None
         telemetry = config.telemetry
         if telemetry.metrics:  # after the ledger: it reads ctx.cost_usd
-            metrics = MetricsRecorder(lambda: self.in_flight, worker_files(telemetry.metrics_flush_s))
+            metrics = MetricsRecorder(
+                lambda: self.in_flight,
+                worker_files(telemetry.metrics_flush_s),
+                self.stage_names,
+                DeploymentStates(self.routes),
+            )
             self.metrics = MetricsApi(metrics, self.auth, telemetry.metrics_auth)
             recorders.append(metrics)
+        if telemetry.tracing.enabled:  # after the ledger: the server span carries ctx.cost_usd
+            from gatecore.telemetry.tracing import Tracing
+
+            kinds = {p.name: p.kind for p in config.providers}
+            self.tracing = Tracing(telemetry.tracing, kinds, self.stage_names)
+            recorders.append(self.tracing)
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
         recorders.append(self.limits)
         self.recorders: tuple[Recorder, ...] = tuple(recorders)
@@ -138,9 +162,11 @@ class Gateway:
         self.in_flight = 0
 
     async def start(self) -> None:
-        """Start the routing monitors (engine load, health checks, outliers), open the store, apply
-        migrations and load the stored keys (the worker's start)."""
+        """Start the routing monitors (engine load, health checks, outliers) and the metrics
+        snapshots, open the store, apply migrations and load the stored keys (the worker's start)."""
         self.monitors.start()
+        if self.metrics is not None:
+            self.metrics.recorder.start()
         if self.auth.jwt is not None:
             await self.auth.jwt.start()
         if not await self._open_store(first=True):

@@ -97,6 +97,7 @@ async def send_hedged(
     deployment, upstream_model = second
     shadow = copy.copy(ctx)
     shadow.upstream = None
+    assign(shadow, deployment, upstream_model)  # the hedge's own deployment, as its exchange sees it
     hedge = asyncio.ensure_future(deployment.provider.send(shadow, upstream_model, deployment.timeouts))
     ctx.attempts += 1
     pending: set[asyncio.Task[UpstreamResponse]] = {primary, hedge}

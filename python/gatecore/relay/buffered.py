@@ -51,7 +51,8 @@ async def relay_buffered(
     if ctx.body_capture is not None:
         ctx.body_capture.add(body)
     if status < 400:
-        ctx.usage = usage_from_body(hub_body) or _counted_usage(ctx, hub_body, provider.tokenizer)
+        usage, ctx.finish_reason = usage_from_body(hub_body)
+        ctx.usage = usage or _counted_usage(ctx, hub_body, provider.tokenizer)
 
 
 def _counted_usage(ctx: RequestContext, body: bytes, encoding: str) -> Usage:

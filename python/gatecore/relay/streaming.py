@@ -170,6 +170,7 @@ def _account(
     if whole and ctx.body_capture is not None:  # a stream answered in one write
         ctx.body_capture.add(whole)
     ctx.streamed_events = relay.events
+    ctx.finish_reason = relay.first_choice_finish_reason
     _stream_usage(ctx, relay, provider)
     if relay.error is not None:
         ctx.error_code = ctx.error_code or "upstream_error_event"

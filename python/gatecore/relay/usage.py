@@ -14,14 +14,18 @@ from gatecore.request import Usage
 _usage_decoder = msgspec.json.Decoder(UsageOnly)
 
 
-def usage_from_body(body: bytes) -> Usage | None:
-    """The `usage` object of a non-streamed OpenAI-format body, if it has one."""
+def usage_from_body(body: bytes) -> tuple[Usage | None, str | None]:
+    """The `usage` object of a non-streamed OpenAI-format body, if it has one, and its first choice's
+    finish reason."""
     try:
-        usage = _usage_decoder.decode(body).usage
+        answer = _usage_decoder.decode(body)
     except msgspec.DecodeError:
-        return None
+        return None, None
+    choices = answer.choices
+    finish_reason = choices[0].finish_reason if choices else None
+    usage = answer.usage
     if usage is None:
-        return None
+        return None, finish_reason
     prompt = usage.prompt_tokens_details
     completion = usage.completion_tokens_details
     return Usage(
@@ -30,7 +34,7 @@ def usage_from_body(body: bytes) -> Usage | None:
         prompt.cached_tokens if prompt else 0,
         completion.reasoning_tokens if completion else 0,
         "upstream",
-    )
+    ), finish_reason
 
 
 def count_input_tokens(request_body: bytes, encoding: str) -> int:

@@ -36,7 +36,7 @@ from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
 from gatecore.server.headers import client_secret, request_id, request_tags, run_tag
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_body import decode_fields, read_body
-from gatecore.telemetry.stage_timing import StageTiming, allowed, run_timed
+from gatecore.telemetry.stage_timing import StageTiming, allowed
 from gatecore.translate.anthropic_request import (
     decode_messages_request,
     openai_chat_request,
@@ -51,6 +51,7 @@ Handler = Callable[[Any, Any], Awaitable[None]]
 # Fills the context from the client's body (policy fields; a translated body for non-OpenAI clients).
 Prepare = Callable[[RequestContext], None]
 _JSON_HEADERS = [("content-type", JSON)]
+_clock = time.perf_counter_ns
 _OK = b'{"status":"ok"}'
 
 
@@ -133,7 +134,9 @@ class GatewayApp:
         assert gateway is not None
         headers = scope.headers
         ctx = RequestContext(endpoint, request_id(headers.get("x-request-id")), b"", started)
-        debug = headers.get("x-gatecore-debug")
+        tracing = gateway.tracing
+        if tracing is not None:  # all that traces cost a request when they are off
+            tracing.begin(ctx, scope.path, headers)
         gateway.in_flight += 1
         try:
             ctx.body = await read_body(headers, proto, gateway.max_body_bytes)
@@ -145,15 +148,17 @@ class GatewayApp:
             ctx.run_id = run_tag(headers.get("x-gatecore-run-id"))
             if ctx.key is not None and ctx.key.log_bodies and gateway.body_log_bytes:
                 ctx.body_capture = BodyCapture(capture_limit(gateway.body_log_bytes, ctx.api_key))
+            # Each stage's end (telemetry/stage_timing.py, the stage histogram, the trace's spans).
+            ends = ctx.stage_ends
+            ends.append(_clock())
+            prepare(ctx)
+            ends.append(_clock())
+            for stage in gateway.stages:
+                await stage(ctx)
+                ends.append(_clock())
+            debug = headers.get("x-gatecore-debug")
             if debug is not None and allowed(debug, ctx.key):
-                ctx.timing = timing = StageTiming(started, time.perf_counter_ns())
-                prepare(ctx)
-                timing.mark("decode")
-                await run_timed(ctx, gateway.named_stages)
-            else:
-                prepare(ctx)
-                for stage in gateway.stages:
-                    await stage(ctx)
+                ctx.timing = StageTiming(gateway.stage_names, started, ends)
             await call_upstream(gateway, ctx, proto)
         except GatewayError as exc:
             ctx.status = exc.status
@@ -162,7 +167,8 @@ class GatewayApp:
             if ctx.client_gone:
                 ctx.status = 499
             else:
-                _error(proto, exc, fmt, ctx.request_id)
+                overhead = _clock() - started - ctx.upstream_ns
+                _error(proto, exc, fmt, ctx.request_id, ("x-gatecore-overhead-ms", f"{overhead / 1e6:.3f}"))
         finally:
             ctx.upstream = None
             if gateway.recorders:
@@ -263,10 +269,18 @@ def _format_of(path: str) -> ClientFormat:
     return OPENAI
 
 
-def _error(proto: Any, exc: GatewayError, fmt: ClientFormat, rid: str | None = None) -> None:
+def _error(
+    proto: Any,
+    exc: GatewayError,
+    fmt: ClientFormat,
+    rid: str | None = None,
+    overhead: tuple[str, str] | None = None,
+) -> None:
     headers = [*_JSON_HEADERS, *exc.headers]
     if rid is not None:
         headers.append(("x-request-id", rid))
+    if overhead is not None:
+        headers.append(overhead)
     _respond(proto, exc.status, headers, fmt.render_error(exc))
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from gatecore.telemetry.deployment_state import NAME as DEPLOYMENT_STATE
+from gatecore.telemetry.deployment_state import render_states
 from gatecore.telemetry.metrics import FAMILIES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def render(snapshots: list[dict[str, Any]]) -> bytes:
-    """Sum the snapshots' series (counters, histogram buckets, the in-flight gauge) and render them,
-    each family with its HELP and TYPE lines, series in a stable order."""
+    """Sum the snapshots' series (counters, histogram buckets, the in-flight gauge, workers per
+    breaker state) and render them, each family with its HELP and TYPE lines, series in a stable
+    order."""
     counters: dict[tuple[str, str], float] = {}
     histograms: dict[tuple[str, str], list[float]] = {}
     in_flight = 0
@@ -30,7 +33,9 @@ def render(snapshots: list[dict[str, Any]]) -> bytes:
     for name, (kind, help_text, bounds) in FAMILIES.items():
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
-        if kind == "gauge":
+        if name == DEPLOYMENT_STATE:
+            render_states(snapshots, lines)
+        elif kind == "gauge":
             lines.append(f"{name} {in_flight}")
         elif kind == "counter":
             for (series, labels), value in sorted(counters.items()):

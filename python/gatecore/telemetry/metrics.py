@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from gatecore.request import RequestContext
 
 if TYPE_CHECKING:
+    from gatecore.telemetry.deployment_state import DeploymentStates
     from gatecore.telemetry.worker_files import WorkerFiles
 
 # Bucket bounds: the GenAI conventions' advised boundaries where they give some.
@@ -28,6 +29,13 @@ DURATION_BOUNDS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 1
 TTFT_BOUNDS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 TPOT_BOUNDS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 OVERHEAD_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# Stages take microseconds; upstream_connect, a TCP (and TLS) handshake when no pooled connection is free.
+STAGE_BOUNDS = (5e-06, 1e-05, 2.5e-05, 5e-05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0)
+# The same in ns: stage durations are bucketed and summed as ints (cheaper than floats per request).
+_STAGE_BOUNDS_NS = tuple(round(bound * 1e9) for bound in STAGE_BOUNDS)
+# The stage histogram's parts after the pipeline's own stages (see MetricsRecorder._observe_stages).
+CONNECT_STAGE = "upstream_connect"
+RELAY_STAGE = "relay"
 
 # name → (type, help, bucket bounds for histograms)
 FAMILIES: dict[str, tuple[str, str, tuple[float, ...]]] = {
@@ -40,10 +48,20 @@ FAMILIES: dict[str, tuple[str, str, tuple[float, ...]]] = {
     "gatecore_rejections_total": ("counter", "Requests refused by gatecore's rate limits and budgets.", ()),
     "gatecore_upstream_errors_total": ("counter", "Requests that failed at the upstream, by error type.", ()),
     "gatecore_requests_in_flight": ("gauge", "Inference requests being served now.", ()),
+    "gatecore_deployment_state": (
+        "gauge",
+        "Workers that see the deployment's circuit breaker in this state (closed, open, half_open, held).",
+        (),
+    ),
     "gatecore_overhead_seconds": (
         "histogram",
         "Time gatecore spent on a request outside the upstream wait.",
         OVERHEAD_BOUNDS,
+    ),
+    "gatecore_stage_duration_seconds": (
+        "histogram",
+        "gatecore's time per pipeline stage (auth, decode, route, limits, relay) and to connect upstream.",
+        STAGE_BOUNDS,
     ),
     "gen_ai_client_token_usage": ("histogram", "Tokens used per request, by token type.", TOKEN_BOUNDS),
     "gen_ai_client_operation_duration_seconds": (
@@ -114,15 +132,41 @@ class MetricsRecorder:
     others' scrapes.
     """
 
-    __slots__ = ("_labels", "counters", "histograms", "in_flight", "shared")
+    __slots__ = (
+        "_connect",
+        "_labels",
+        "_relay",
+        "_stage_buckets",
+        "_stage_series",
+        "_stages",
+        "counters",
+        "deployments",
+        "histograms",
+        "in_flight",
+        "shared",
+    )
 
-    def __init__(self, in_flight: Callable[[], int], shared: WorkerFiles | None = None):
+    def __init__(
+        self,
+        in_flight: Callable[[], int],
+        shared: WorkerFiles | None = None,
+        stage_names: tuple[str, ...] = (),
+        deployments: DeploymentStates | None = None,
+    ):
         self.counters: dict[Series, float] = {}
         # Per-bucket counts (one per bound, then +Inf), then the sum of observed values.
         self.histograms: dict[Series, list[float]] = {}
         self.in_flight = in_flight
         self.shared = shared
+        self.deployments = deployments
         self._labels: dict[tuple[str, str, str], _Labels] = {}
+        # The stage histogram: per stage in `stage_names`' order (auth, decode, the pipeline's stages),
+        # then upstream_connect and relay, a bucket list indexed (not looked up) per request, counts
+        # and the sum in ns as ints; `snapshot` turns the sums into seconds.
+        self._stage_series = [label_text(stage=name) for name in (*stage_names, CONNECT_STAGE, RELAY_STAGE)]
+        self._stage_buckets = [[0] * (len(STAGE_BOUNDS) + 2) for _ in self._stage_series]
+        self._stages = self._stage_buckets[: len(stage_names)]
+        self._connect, self._relay = self._stage_buckets[len(stage_names) :]
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         route, deployment = ctx.route, ctx.deployment
@@ -139,9 +183,10 @@ class MetricsRecorder:
         key = ("gatecore_requests_total", labels.status(ctx.status))
         counters[key] = counters.get(key, 0.0) + 1.0
         latency_s = (finished_ns - ctx.started) / 1e9
-        self._observe(
-            "gatecore_overhead_seconds", labels.base, (finished_ns - ctx.started - ctx.upstream_ns) / 1e9
-        )
+        overhead_ns = finished_ns - ctx.started - ctx.upstream_ns
+        self._observe("gatecore_overhead_seconds", labels.base, overhead_ns / 1e9)
+        if ctx.stage_ends:
+            self._observe_stages(ctx, overhead_ns)
         code = ctx.error_code
         if code is None:
             self._observe("gen_ai_client_operation_duration_seconds", labels.duration, latency_s)
@@ -172,6 +217,32 @@ class MetricsRecorder:
         if self.shared is not None:
             self.shared.changed(self)
 
+    def _observe_stages(self, ctx: RequestContext, overhead_ns: int) -> None:
+        """Each stage the request got through. Once through them all: `relay`, the rest of gatecore's
+        overhead (attempts' bookkeeping, decoding and encoding the answer, writing it), so the stages
+        and relay add up to the request's overhead; and `upstream_connect`, from the end of the stages
+        to the request written to an upstream connection (building the provider's request, taking a
+        pooled connection or opening one), which is counted in the upstream's time, not overhead."""
+        last = started = ctx.started
+        ends = ctx.stage_ends
+        bounds = _STAGE_BOUNDS_NS
+        for buckets, end in zip(self._stages, ends, strict=False):
+            duration = end - last
+            buckets[bisect_left(bounds, duration)] += 1
+            buckets[-1] += duration
+            last = end
+        if len(ends) == len(self._stages):
+            sent = ctx.upstream_sent_ns
+            if sent:
+                duration = sent - last
+                self._connect[bisect_left(bounds, duration)] += 1
+                self._connect[-1] += duration
+            duration = overhead_ns - (last - started)
+            if duration < 0:
+                duration = 0
+            self._relay[bisect_left(bounds, duration)] += 1
+            self._relay[-1] += duration
+
     def _observe(self, name: str, labels: str, value: float) -> None:
         bounds = _BOUNDS[name]
         buckets = self.histograms.get((name, labels))
@@ -185,9 +256,22 @@ class MetricsRecorder:
         return {
             "at": time.time(),
             "counters": [[name, labels, value] for (name, labels), value in self.counters.items()],
-            "histograms": [[name, labels, buckets] for (name, labels), buckets in self.histograms.items()],
+            "histograms": [
+                *([name, labels, buckets] for (name, labels), buckets in self.histograms.items()),
+                *(
+                    ["gatecore_stage_duration_seconds", labels, [*buckets[:-1], buckets[-1] / 1e9]]
+                    for labels, buckets in zip(self._stage_series, self._stage_buckets, strict=True)
+                ),
+            ],
             "in_flight": self.in_flight(),
+            "deployments": self.deployments.snapshot() if self.deployments is not None else [],
         }
+
+    def start(self) -> None:
+        """Leave this worker's snapshot for the others' scrapes from the start, so its breakers count
+        in `gatecore_deployment_state` before it has served anything."""
+        if self.shared is not None:
+            self.shared.write(self)
 
     async def aclose(self) -> None:
         if self.shared is not None:

@@ -4,7 +4,8 @@ environment before the workers start), and the scraped worker adds up every file
 
 A worker writes at most once per `flush_s` after a change (and once more at shutdown), so a scrape sees
 the other workers' figures at most that old. Files of workers that have exited are still counted, so
-the server's counters never go backwards when a worker is replaced, but their in-flight gauge is not.
+the server's counters never go backwards when a worker is replaced, but their in-flight gauge and
+breaker states are not.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ class WorkerFiles:
             if not isinstance(snapshot, dict):
                 continue
             if not _alive(int(pid_text)):
+                # Its counters keep counting; what it was doing and its breakers' view are gone.
                 snapshot["in_flight"] = 0
+                snapshot["deployments"] = []
             snapshots.append(snapshot)
         return snapshots
 

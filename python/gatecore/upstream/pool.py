@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from urllib.parse import urlsplit
 
 from gatecore.errors import UpstreamTimeout, UpstreamUnreachable
@@ -55,6 +56,8 @@ class ConnectionPool:
                 continue
             conn.reused = True
             ctx.upstream = conn
+            if not ctx.upstream_sent_ns:
+                ctx.upstream_sent_ns = time.perf_counter_ns()
             conn.send(head, body, timeouts)
             try:
                 await conn.read_head()
@@ -66,6 +69,8 @@ class ConnectionPool:
             conn.abort()
             raise UpstreamUnreachable("The client went away before the upstream was called.")
         ctx.upstream = conn
+        if not ctx.upstream_sent_ns:
+            ctx.upstream_sent_ns = time.perf_counter_ns()
         conn.send(head, body, timeouts)
         await conn.read_head()
         return conn
@@ -103,19 +108,22 @@ class ConnectionPool:
 
 
 class PoolSet:
-    """Every origin's pool, shared by all providers of a worker process."""
+    """Every origin's pool, shared by all providers of a worker process. `pool_class` is
+    ConnectionPool, or a subclass that wraps each exchange (telemetry/traced_pool.py when tracing is
+    on), so untraced requests never pay for a test of whether they are traced."""
 
-    __slots__ = ("_pools", "sweeper")
+    __slots__ = ("_pool_class", "_pools", "sweeper")
 
-    def __init__(self, sweeper: DeadlineSweeper) -> None:
+    def __init__(self, sweeper: DeadlineSweeper, pool_class: type[ConnectionPool] = ConnectionPool) -> None:
         self.sweeper = sweeper
+        self._pool_class = pool_class
         self._pools: dict[tuple[bool, str, int], ConnectionPool] = {}
 
     def get(self, origin: Origin) -> ConnectionPool:
         key = (origin.tls, origin.host, origin.port)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = ConnectionPool(origin, self.sweeper)
+            pool = self._pools[key] = self._pool_class(origin, self.sweeper)
         return pool
 
     def close(self) -> None:

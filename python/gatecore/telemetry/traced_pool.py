@@ -1,0 +1,35 @@
+"""The connection pool used when tracing is on: every exchange is an upstream attempt with its own
+client span, and the upstream receives that span's context as `traceparent` (and `tracestate`).
+
+Every provider's request goes through `ConnectionPool.exchange` (one call per attempt: a retry, a
+fallback or a hedge is a new call), so this one override traces and propagates for all of them,
+and the untraced pool stays as it was (PoolSet picks the class once, at start).
+"""
+
+from __future__ import annotations
+
+from gatecore.request import RequestContext
+from gatecore.upstream.http1 import Http1Connection
+from gatecore.upstream.pool import ConnectionPool
+from gatecore.upstream.timeouts import Timeouts
+
+
+class TracedConnectionPool(ConnectionPool):
+    __slots__ = ()
+
+    async def exchange(
+        self, ctx: RequestContext, head: bytes, body: bytes, timeouts: Timeouts
+    ) -> Http1Connection:
+        trace = ctx.trace
+        if trace is None:  # not a client's request (the engines' /metrics polls)
+            return await super().exchange(ctx, head, body, timeouts)
+        if not trace.recording:  # not sampled: no span, the context still goes upstream
+            return await super().exchange(ctx, trace.unsampled_inject(head), body, timeouts)
+        attempt = trace.start_attempt(ctx, self.origin)
+        try:
+            conn = await super().exchange(ctx, attempt.inject(head), body, timeouts)
+        except BaseException as exc:
+            trace.failed(attempt, exc)
+            raise
+        trace.answered(attempt, conn.status)
+        return conn

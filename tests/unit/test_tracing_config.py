@@ -1,0 +1,103 @@
+"""`telemetry.tracing`: off by default without loading opentelemetry at all, its settings checked with
+their paths, the exporter's endpoint chosen from the config or the OTLP environment variables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from gatecore.config import ConfigError, load_config
+
+CONFIG: dict[str, Any] = {
+    "providers": [{"name": "p", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"}],
+    "models": [{"name": "m", "deployments": [{"provider": "p", "model": "m"}]}],
+    "auth": {"master_key": "sk-master-tracing-unit"},
+    "ledger": {"enabled": False},
+}
+
+# Builds a worker's gateway as `gatecore serve` does, then reports what it loaded.
+PROBE = """
+import json, sys
+from gatecore.config.load import load_config
+from gatecore.pipeline.gateway import build_gateway
+gateway = build_gateway(load_config(json.loads(sys.argv[1]), {}))
+pool = gateway.pools.get(next(iter(gateway.providers.values())).pool.origin)
+loaded = sorted({m.split(".")[1] for m in sys.modules if m.startswith("opentelemetry.")})
+print(json.dumps([gateway.tracing is not None, type(pool).__name__, loaded]))
+gateway.close()
+"""
+
+
+def probe(config: dict[str, Any]) -> list[Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result: list[Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_tracing_off_loads_no_opentelemetry() -> None:
+    assert probe(CONFIG) == [False, "ConnectionPool", []]
+
+
+def test_tracing_on_loads_it_in_the_worker() -> None:
+    config = {
+        **CONFIG,
+        "telemetry": {"tracing": {"enabled": True, "endpoint": "http://127.0.0.1:9/v1/traces"}},
+    }
+    traced, pool, loaded = probe(config)
+    assert traced and pool == "TracedConnectionPool"
+    assert {"sdk", "exporter", "trace"} <= set(loaded)
+
+
+def test_tracing_settings_are_checked_with_their_paths() -> None:
+    tracing = {
+        "enabled": True,
+        "endpoint": "collector:4318",
+        "sample_ratio": 1.5,
+        "service_name": " ",
+        "headers": {"bad name": "x"},
+        "timeout_s": 0,
+        "max_queue_size": 10,
+        "batch_size": 20,
+        "schedule_delay_s": -1,
+    }
+    with pytest.raises(ConfigError) as info:
+        load_config({**CONFIG, "telemetry": {"tracing": tracing}}, {})
+    assert sorted(info.value.errors) == sorted(
+        [
+            "telemetry.tracing.endpoint: 'collector:4318' is not an http(s) URL",
+            "telemetry.tracing.sample_ratio: must be between 0 and 1",
+            "telemetry.tracing.service_name: must not be empty",
+            "telemetry.tracing.headers: 'bad name' is not a header name",
+            "telemetry.tracing.timeout_s: must be greater than 0",
+            "telemetry.tracing.batch_size: must not exceed max_queue_size",
+            "telemetry.tracing.schedule_delay_s: must be greater than 0",
+        ]
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config({**CONFIG, "telemetry": {"tracing": {"enabled": True, "sampling": 0.5}}}, {})
+    assert any("telemetry" in e and "sampling" in e for e in info.value.errors), info.value.errors
+
+
+def test_the_endpoint_comes_from_the_config_then_the_otlp_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gatecore.telemetry.tracing import DEFAULT_ENDPOINT, exporter_endpoint
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert exporter_endpoint(None) == DEFAULT_ENDPOINT == "http://127.0.0.1:4318/v1/traces"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")
+    assert exporter_endpoint(None) == "http://collector:4318/v1/traces"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:9999/in")
+    assert exporter_endpoint(None) == "http://traces:9999/in"
+    assert exporter_endpoint("http://configured:4318/v1/traces") == "http://configured:4318/v1/traces"
