@@ -4,6 +4,7 @@
 #
 #   benches/variants.sh      passthrough (auth, limits, ledger off), virtual (a store key among 10,000),
 #                            full (virtual key + rpm/tpm/budget limits in shared memory + ledger),
+#                            limits (full without the ledger; not in the default list),
 #                            full_redis (the same with limits and budget on Redis)
 #   VARIANTS="passthrough full" ROUNDS=3 benches/variants.sh
 #   VARIANTS="plain observed traced traced_lean traced_10pct traced_1pct traced_0pct" benches/variants.sh
@@ -41,6 +42,9 @@ variant_virtual() {  # a virtual key from the store (HMAC lookup among 10,000 ke
 }
 variant_full() {  # virtual key with rpm, tpm and budget limits (in-process, shared memory) + ledger
   store_variant "$1" "" '"rpm": 100000000, "tpm": 10000000000, "budget_usd": 1000000'
+}
+variant_limits() {  # full without the ledger: what the limits alone cost
+  store_variant "$1" 'ledger: {enabled: false}' '"rpm": 100000000, "tpm": 10000000000, "budget_usd": 1000000'
 }
 variant_full_redis() {  # the same with the limits and budget on Redis (one Lua round trip per check)
   store_variant "$1" "redis: {url: \"redis://127.0.0.1:$REDIS_PORT/0\"}" '"rpm": 100000000, "tpm": 10000000000, "budget_usd": 1000000'

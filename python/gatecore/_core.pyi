@@ -435,11 +435,14 @@ def count_tokens(text: str, encoding: str = "o200k_base") -> int:
     """
 
 def count_prompt_tokens(body: bytes, encoding: str = "o200k_base") -> int:
-    """Count the tokens of the prompt text of an OpenAI-format request body, from its bytes.
+    """Estimate the tokens of the prompt of an OpenAI-format request body, from its bytes.
 
-    The text is `messages[].content` (a string, or parts that are strings or objects with a
-    `text` string), then `prompt`, then `input` (the same shapes), joined with newlines. One
-    pass over the bytes; no Python objects are built. The GIL is released for texts over 2 KiB.
+    The texts are `messages[].content` (a string, or parts that are strings or objects with a
+    `text` string), then `prompt`, then `input` (the same shapes): the estimate is the sum of each
+    text's tokens plus one per newline joining them. One pass over the bytes, no Python objects.
+    Each text's count is remembered (by a hash of the text, 65,536 texts at most), so a repeated
+    system prompt or the earlier turns of a conversation are not tokenized again. The GIL is
+    released while a text over 2 KiB is tokenized.
 
     Example:
         >>> count_prompt_tokens(b'{"messages":[{"role":"user","content":"hello world"}]}')

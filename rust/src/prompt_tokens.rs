@@ -1,58 +1,109 @@
 //! Tokens of the prompt text of an OpenAI-format request body, counted straight from its bytes.
 //!
 //! Rate limits and budgets admit a request on this estimate, so it runs on every limited request:
-//! one pass of the JSON cursor collects the text of `messages[].content` (a string, or parts that
+//! one pass of the JSON cursor collects the texts of `messages[].content` (a string, or parts that
 //! are strings or objects with a `text` string), `prompt` and `input` (the same shapes), without
-//! building a tree or any Python object. The texts are joined with newlines, messages first, then
-//! prompt, then input, and counted once.
+//! building a tree or any Python object. The estimate is the sum of each text's tokens plus one per
+//! newline that would join them (messages first, then prompt, then input).
+//!
+//! Each text's count is remembered (`TextCounts`, keyed by a hash of the text): the same system
+//! prompt, the earlier turns of a conversation re-sent with every new one, a benchmark's repeated
+//! prompt are tokenized once. That matters more than it looks: BPE walks tables of 100k-200k
+//! entries, and between two requests of a busy server they leave the CPU caches, so a count costs a
+//! few times what it does in a tight loop (7 µs for a 20-word prompt in the server, 1.6 µs in a
+//! microbenchmark); a remembered count is one hash of the text.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use pyo3::prelude::*;
 
 use crate::json_scan::{key_eq, unescape_into, Cursor, Invalid, StrSpan};
 use crate::tokens::{count_detached, Encoding};
 
-/// Where a text found in the body goes: messages, prompt or input.
+/// Remembered counts at most; the map starts over when full (a burst of new texts costs a recount).
+const REMEMBERED_TEXTS: usize = 1 << 16;
+
+/// A text's identity for its remembered count: encoding, length, 64-bit hash of the bytes.
+type TextKey = (Encoding, usize, u64);
+
+/// Counts of texts seen.
+static TEXT_COUNTS: Mutex<Option<HashMap<TextKey, u32>>> = Mutex::new(None);
+
+/// A fast 64-bit hash of bytes (multiply-rotate over 8-byte words, as in rustc's FxHash), plus a
+/// final mix. Not for untrusted collision resistance: a collision only misestimates one request.
+fn text_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h: u64 = 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        h = (h.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    for &b in chunks.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+    }
+    (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd)
+}
+
+/// Tokens of one text, remembered.
+fn count_text(py: Python<'_>, encoding: Encoding, text: &[u8]) -> usize {
+    if text.is_empty() {
+        return 0;
+    }
+    let key = (encoding, text.len(), text_hash(text));
+    if let Some(count) = TEXT_COUNTS
+        .lock()
+        .ok()
+        .and_then(|map| map.as_ref()?.get(&key).copied())
+    {
+        return count as usize;
+    }
+    let count = match std::str::from_utf8(text) {
+        Ok(s) => count_detached(py, encoding, s),
+        Err(_) => count_detached(py, encoding, &String::from_utf8_lossy(text)),
+    };
+    if let Ok(mut guard) = TEXT_COUNTS.lock() {
+        let map = guard.get_or_insert_with(HashMap::new);
+        if map.len() >= REMEMBERED_TEXTS {
+            map.clear();
+        }
+        map.insert(key, u32::try_from(count).unwrap_or(u32::MAX));
+    }
+    count
+}
+
+/// The texts found in a body, by where they go: messages, prompt, input.
 #[derive(Default)]
 struct PromptTexts {
-    parts: [Vec<u8>; 3],
-    counts: [usize; 3], // texts in each part (an empty text still takes its newline)
+    parts: [Vec<Vec<u8>>; 3],
 }
 
 impl PromptTexts {
     fn push(&mut self, which: usize, buf: &[u8], span: &StrSpan) {
-        let out = &mut self.parts[which];
-        if self.counts[which] > 0 {
-            out.push(b'\n');
-        }
-        self.counts[which] += 1;
+        let mut text = Vec::new();
         if span.escaped {
-            unescape_into(&buf[span.inner()], out);
+            unescape_into(&buf[span.inner()], &mut text);
         } else {
-            out.extend_from_slice(&buf[span.inner()]);
+            text.extend_from_slice(&buf[span.inner()]);
         }
+        self.parts[which].push(text);
     }
 
-    fn joined(self) -> String {
-        let mut text = Vec::new();
-        let mut any = false;
-        for (part, count) in self.parts.into_iter().zip(self.counts) {
-            if count == 0 {
-                continue;
-            }
-            if any {
-                text.push(b'\n');
-            }
-            any = true;
-            text.extend_from_slice(&part);
-        }
-        String::from_utf8(text)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    fn texts(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.parts.iter().flatten()
     }
 }
 
-/// The prompt text of `body` (see the module doc); None when it is not a JSON object.
-pub fn prompt_text(body: &[u8]) -> Option<String> {
-    collect(body).ok().map(PromptTexts::joined)
+/// The texts of `body`, in counting order (see the module doc); None when it is not a JSON object.
+pub fn prompt_texts(body: &[u8]) -> Option<Vec<String>> {
+    let texts = collect(body).ok()?;
+    Some(
+        texts
+            .texts()
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .collect(),
+    )
 }
 
 fn collect(body: &[u8]) -> Result<PromptTexts, Invalid> {
@@ -179,18 +230,24 @@ fn part(
 #[pyo3(signature = (body, encoding = "o200k_base"))]
 pub fn count_prompt_tokens(py: Python<'_>, body: &[u8], encoding: &str) -> PyResult<usize> {
     let encoding = Encoding::from_name(encoding)?;
-    Ok(match prompt_text(body) {
-        Some(text) => count_detached(py, encoding, &text),
-        None => 0,
-    })
+    let Ok(texts) = collect(body) else {
+        return Ok(0);
+    };
+    let mut total = 0usize;
+    let mut n = 0usize;
+    for text in texts.texts() {
+        total += count_text(py, encoding, text);
+        n += 1;
+    }
+    Ok(total + n.saturating_sub(1)) // the newlines that join them
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn text(body: &str) -> Option<String> {
-        prompt_text(body.as_bytes())
+    fn texts(body: &str) -> Option<Vec<String>> {
+        prompt_texts(body.as_bytes())
     }
 
     #[test]
@@ -199,32 +256,59 @@ mod tests {
             "messages":[{"role":"system","content":"a1"},
                         {"role":"user","content":[{"type":"text","text":"a\"2"},{"type":"image_url","image_url":{"url":"x"}}]},
                         {"role":"assistant","content":null,"tool_calls":[]}]}"#;
-        assert_eq!(text(body).as_deref(), Some("a1\na\"2\nb1\nb2\nc"));
+        assert_eq!(texts(body).unwrap(), ["a1", "a\"2", "b1", "b2", "c"]);
     }
 
     #[test]
     fn ignores_non_text_shapes_and_rejects_invalid_json() {
+        assert!(texts(r#"{"messages":[1,"x",{"content":5}],"prompt":7}"#)
+            .unwrap()
+            .is_empty());
+        assert!(texts(r#"{"input":[[1,2,3]]}"#).unwrap().is_empty());
         assert_eq!(
-            text(r#"{"messages":[1,"x",{"content":5}],"prompt":7}"#).as_deref(),
-            Some("")
+            texts(r#"{"messages":[{"content":""},{"content":"a"}]}"#).unwrap(),
+            ["", "a"]
         );
-        assert_eq!(text(r#"{"input":[[1,2,3]]}"#).as_deref(), Some(""));
-        // Empty texts still join with newlines, like the texts around them.
-        assert_eq!(
-            text(r#"{"messages":[{"content":""},{"content":"a"}],"input":""}"#).as_deref(),
-            Some("\na\n")
-        );
-        assert_eq!(text(r#"{"messages":[{"content":"a"}]"#), None);
-        assert_eq!(text(r#"[1]"#), None);
-        assert_eq!(text(r#"{"messages":[]} x"#), None);
+        assert_eq!(texts(r#"{"messages":[{"content":"a"}]"#), None);
+        assert_eq!(texts(r#"[1]"#), None);
+        assert_eq!(texts(r#"{"messages":[]} x"#), None);
     }
 
     #[test]
     fn unescapes_and_keeps_non_ascii() {
         assert_eq!(
-            text(r#"{"prompt":"caf\u00e9 \n ok"}"#).as_deref(),
-            Some("café \n ok")
+            texts(r#"{"prompt":"caf\u00e9 \n ok"}"#).unwrap(),
+            ["café \n ok"]
         );
-        assert_eq!(text("{\"prompt\":\"日本\"}").as_deref(), Some("日本"));
+        assert_eq!(texts("{\"prompt\":\"日本\"}").unwrap(), ["日本"]);
+    }
+
+    #[test]
+    fn counts_are_remembered_per_text_and_encoding() {
+        Python::initialize();
+        Python::attach(|py| {
+            let text = "remembered text for the prompt-token cache test".as_bytes();
+            let first = count_text(py, Encoding::O200kBase, text);
+            assert_eq!(
+                first,
+                Encoding::O200kBase.count(std::str::from_utf8(text).unwrap())
+            );
+            assert_eq!(count_text(py, Encoding::O200kBase, text), first);
+            let key = (Encoding::Cl100kBase, text.len(), text_hash(text));
+            assert!(!TEXT_COUNTS
+                .lock()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .contains_key(&key));
+            count_text(py, Encoding::Cl100kBase, text);
+            assert!(TEXT_COUNTS
+                .lock()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .contains_key(&key));
+        });
+        assert_ne!(text_hash(b"abcdefgh1"), text_hash(b"abcdefgh2"));
     }
 }

@@ -12,7 +12,7 @@ use tiktoken_rs::CoreBPE;
 pub const DETACH_OVER: usize = 2048;
 
 /// A supported BPE encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
     O200kBase,
     Cl100kBase,

@@ -38,7 +38,8 @@ def usage_from_body(body: bytes) -> tuple[Usage | None, str | None]:
 
 
 def count_input_tokens(request_body: bytes, encoding: str) -> int:
-    """Tokens of the prompt text of an OpenAI-format request (messages, prompt or input)."""
+    """Tokens of the prompt text of an OpenAI-format request (messages, prompt or input): each text's
+    tokens (remembered per text, `_core.count_prompt_tokens`) plus one per newline joining them."""
     return count_prompt_tokens(request_body, encoding)
 
 
