@@ -374,7 +374,6 @@ class RulePlan:
     """
 
     def __init__(self, table: CounterTable, rules: list[tuple[int, int, int, bool, int]]) -> None: ...
-    def __len__(self) -> int: ...
     def admit(self, now_ns: int, tokens: int, micros: int, min_tokens: int) -> Admission:
         """Count a request: 1 per requests rule and slot, `tokens` per tokens rule (between
         `min_tokens` and `tokens`, as many as are available, when `min_tokens` > 0), `micros` per
@@ -404,14 +403,6 @@ class Admission:
     def retry_ns(self) -> int | None:
         """For a refused requests or tokens rule: ns until the same request could pass; None when
         it never can (a cost above the whole limit) or the rule is not a rate."""
-
-    @property
-    def taken(self) -> list[int]:
-        """What each rule took (empty when refused)."""
-
-    @property
-    def refused_remaining(self) -> int:
-        """What the refusing rule had left."""
 
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:
     """Count the tokens of `text`, special-token text counted as ordinary text.

@@ -48,8 +48,6 @@ pub struct Admission {
     pub taken: Vec<u64>,
     /// Per kind (requests, tokens): the rule with the fewest remaining, its remaining and reset.
     pub tightest: [Option<(usize, u64, u64)>; 2],
-    /// The refusing rule's remaining (0 for a GCRA rule; limit minus in use or spent otherwise).
-    pub refused_remaining: u64,
 }
 
 /// Count a request against every rule (see the module doc). `tokens` is the estimate tpm rules
@@ -67,11 +65,10 @@ pub fn admit(
         retry_ns: NEVER,
         taken: Vec::with_capacity(rules.len()),
         tightest: [None, None],
-        refused_remaining: 0,
     };
     for (i, rule) in rules.iter().enumerate() {
         let cell = table.cell(rule.slot);
-        let (ok, remaining, taken) = match rule.kind {
+        let (ok, taken) = match rule.kind {
             RPM | TPM => {
                 let (max, min) = match rule.kind {
                     RPM => (1, 1),
@@ -87,28 +84,22 @@ pub fn admit(
                 } else {
                     out.retry_ns = d.retry_ns;
                 }
-                (d.allowed, d.remaining, taken)
+                (d.allowed, taken)
             }
-            PARALLEL => {
-                let (ok, used) = slot_acquire(cell, rule.limit);
-                (ok, rule.limit.saturating_sub(used), 1)
-            }
+            PARALLEL => (slot_acquire(cell, rule.limit).0, 1),
             _ => {
-                let (ok, value) = if rule.soft {
-                    (
-                        true,
-                        cell_adjust(cell, i64::try_from(micros).unwrap_or(i64::MAX)),
-                    )
+                let ok = if rule.soft {
+                    cell_adjust(cell, i64::try_from(micros).unwrap_or(i64::MAX));
+                    true
                 } else {
-                    budget_reserve(cell, rule.limit, micros)
+                    budget_reserve(cell, rule.limit, micros).0
                 };
-                (ok, rule.limit.saturating_sub(value), micros)
+                (ok, micros)
             }
         };
         if !ok {
             give_back(table, &rules[..i], &out.taken);
             out.refused = i64::try_from(i).unwrap_or(i64::MAX);
-            out.refused_remaining = remaining;
             out.tightest = [None, None];
             return out;
         }
@@ -237,16 +228,6 @@ impl PyAdmission {
     fn retry_ns(&self) -> Option<u64> {
         (self.inner.retry_ns != NEVER).then_some(self.inner.retry_ns)
     }
-
-    #[getter]
-    fn taken(&self) -> Vec<u64> {
-        self.inner.taken.clone()
-    }
-
-    #[getter]
-    fn refused_remaining(&self) -> u64 {
-        self.inner.refused_remaining
-    }
 }
 
 #[pymethods]
@@ -271,10 +252,6 @@ impl PyRulePlan {
             })
             .collect::<PyResult<Vec<_>>>()?;
         Ok(PyRulePlan { table, rules })
-    }
-
-    fn __len__(&self) -> usize {
-        self.rules.len()
     }
 
     fn admit(&self, now_ns: u64, tokens: u64, micros: u64, min_tokens: u64) -> PyAdmission {
@@ -340,7 +317,7 @@ mod tests {
         assert_eq!(first.tightest[0], Some((0, 9, 6_000_000_000)));
         // The slot is busy: refused at rule 1, and rule 0's request is given back.
         let second = admit(&table, &rules, 1, 0, 60, 0);
-        assert_eq!((second.refused, second.refused_remaining), (1, 0));
+        assert_eq!(second.refused, 1);
         let third = {
             settle(&table, &rules, &first, 2, 0, 50);
             admit(&table, &rules, 2, 0, 60, 0)
