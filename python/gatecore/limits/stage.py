@@ -21,7 +21,7 @@ from gatecore.errors import BudgetExceeded, GatewayError, LimitsUnavailable, Rat
 from gatecore.limits.alerts import post_alert
 from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
 from gatecore.limits.grant import Grant
-from gatecore.limits.local import LocalLimiter, open_table
+from gatecore.limits.local import LocalLimiter
 from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule, RuleBook
 from gatecore.pricing.book import PriceBook
 from gatecore.relay.usage import count_input_tokens
@@ -53,12 +53,12 @@ class Limits:
         "webhook",
     )
 
-    def __init__(self, config: GatecoreConfig, prices: PriceBook, counters: CounterTable | None = None):
+    def __init__(self, config: GatecoreConfig, prices: PriceBook, counters: CounterTable):
         self.rate = RuleBook(config.limits)
         self.budgets = BudgetBook(config.budgets)
         self.default_max_tokens = config.limits.default_max_tokens
         self.prices = prices
-        self.local = LocalLimiter(counters or open_table(config.limits.table_slots))
+        self.local = LocalLimiter(counters)  # the server's shared table (Gateway opens it)
         self.redis: RedisLimiter | None = None
         if config.redis is not None:
             # Imported only when configured: redis-py loads opentelemetry's metrics SDK when it is
