@@ -23,6 +23,7 @@ import uvloop
 from gatecore.config.load import load_config
 from gatecore.pipeline.gateway import build_gateway
 from gatecore.server.app import GatewayApp
+from gatecore.upstream.response import WholeAnswer
 
 KEY = "sk-bench-routing-0001"
 ANSWER = (
@@ -41,31 +42,12 @@ BODIES = {
 }
 
 
-class Answer:
-    """An upstream answer already complete (what the relays read)."""
-
-    status = 200
-    content_type = b"application/json"
-
-    async def read_all(self, limit: int) -> bytes:
-        return ANSWER
-
-    def body_if_complete(self) -> bytes | None:
-        return ANSWER
-
-    async def next_chunk(self) -> bytes | None:
-        return None
-
-    def abort(self) -> None:
-        pass
-
-
 class InstantProvider:
     name = "bench"
     tokenizer = "o200k_base"
 
-    async def send(self, ctx: Any, upstream_model: str, timeouts: Any) -> Answer:
-        return Answer()
+    async def send(self, ctx: Any, upstream_model: str, timeouts: Any) -> WholeAnswer:
+        return WholeAnswer(200, b"application/json", ANSWER)
 
     def is_stream(self, ctx: Any, response: Any) -> bool:
         return False

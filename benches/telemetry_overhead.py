@@ -39,6 +39,7 @@ from gatecore.config.load import load_config
 from gatecore.pipeline.gateway import build_gateway
 from gatecore.server.app import GatewayApp
 from gatecore.upstream.pool import ConnectionPool
+from gatecore.upstream.response import WholeAnswer
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-bench-telemetry-0001"
@@ -51,28 +52,6 @@ ANSWER = (
 )
 
 
-class Answer:
-    """An upstream answer already complete (what the relays read)."""
-
-    status = 200
-    content_type = b"application/json"
-
-    async def read_all(self, limit: int) -> bytes:
-        return ANSWER
-
-    def body_if_complete(self) -> bytes | None:
-        return ANSWER
-
-    async def next_chunk(self) -> bytes | None:
-        return None
-
-    def header(self, name: bytes) -> bytes | None:
-        return None
-
-    def abort(self) -> None:
-        pass
-
-
 class InstantPool(ConnectionPool):
     """A pool whose exchange answers at once (marking the write as a real one does)."""
 
@@ -81,7 +60,7 @@ class InstantPool(ConnectionPool):
     async def exchange(self, ctx: Any, head: bytes, body: bytes, timeouts: Any) -> Any:
         if hasattr(ctx, "upstream_sent_ns") and not ctx.upstream_sent_ns:
             ctx.upstream_sent_ns = time.perf_counter_ns()
-        return Answer()
+        return WholeAnswer(200, b"application/json", ANSWER)
 
 
 class InstantProvider:
