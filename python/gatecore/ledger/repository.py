@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import msgspec
 
 from gatecore.ledger.row import COLUMNS, Row
 from gatecore.store import Store
-
-# Rows per INSERT statement: 500 rows of 30 parameters stays under SQLite's and PostgreSQL's limits (32766).
 
 # group_by → (group column, display-name column)
 GROUPS: dict[str, tuple[str, str]] = {
@@ -41,10 +40,23 @@ class UsageGroup(msgspec.Struct, frozen=True):
     errors: int
 
 
-INSERT_SQL = (
-    f"INSERT INTO usage_ledger ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))}) ON CONFLICT (id) DO NOTHING"
-)
+def _insert_sql(rows: int) -> str:
+    """An INSERT of `rows` rows; a row whose id is already there is skipped."""
+    width = len(COLUMNS)
+    values = ", ".join(
+        f"({', '.join(f'${row * width + i + 1}' for i in range(width))})" for row in range(rows)
+    )
+    return f"INSERT INTO usage_ledger ({', '.join(COLUMNS)}) VALUES {values} ON CONFLICT (id) DO NOTHING"
+
+
+# Rows per statement: a batch goes in as statements of CHUNK_ROWS rows (the rest one by one), each
+# prepared once (the statement text never changes). 50 rows of 36 parameters stays far under SQLite's and
+# PostgreSQL's limit (32766). In SQLite a row then costs 6 µs instead of 7.5 in isolation, and in the
+# server far more is saved: Python's sqlite3 takes the GIL back after every statement, so row-by-row
+# inserts hand the GIL to and from the event loop twice a row.
+CHUNK_ROWS = 50
+INSERT_ONE_SQL = _insert_sql(1)
+INSERT_CHUNK_SQL = _insert_sql(CHUNK_ROWS)
 
 
 class LedgerRepository:
@@ -55,10 +67,13 @@ class LedgerRepository:
 
     async def insert(self, rows: Sequence[Row]) -> None:
         """Insert rows in one transaction; rows already there (same id) are left as they are."""
-        # One prepared single-row INSERT run for every row: in SQLite ten times cheaper per row than
-        # multi-row VALUES statements (6.7 vs 72 µs a row, measured), which are parsed anew each time.
+        whole = len(rows) - len(rows) % CHUNK_ROWS
+        chunks = [tuple(chain.from_iterable(rows[i : i + CHUNK_ROWS])) for i in range(0, whole, CHUNK_ROWS)]
         async with self.store.transaction() as tx:
-            await tx.execute_many(INSERT_SQL, rows)
+            if chunks:
+                await tx.execute_many(INSERT_CHUNK_SQL, chunks)
+            if whole < len(rows):
+                await tx.execute_many(INSERT_ONE_SQL, rows[whole:])
 
     async def usage(
         self, group_by: str, since: float | None, until: float | None, team_id: str | None = None
