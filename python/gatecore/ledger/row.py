@@ -56,6 +56,12 @@ _NO_GAPS = (None, None, None, None, None)  # not streamed
 _NEWER = len(COLUMNS) - COLUMNS.index("run_id") - 1  # columns a row spooled before migration 3 lacks
 
 
+def ms(ns: int) -> float:
+    """Nanoseconds as milliseconds to the microsecond (half up): integer arithmetic, a fifth of
+    `round(ns / 1e6, 3)`'s cost, which was a sixth of a row's."""
+    return (ns + 500) // 1000 / 1000
+
+
 def complete_row(row: Row) -> Row:
     """A row read back from the spool, with the columns added since it was written set to null."""
     missing = len(COLUMNS) - len(row)
@@ -121,12 +127,12 @@ class RowMaker:
             ctx.gpu_seconds,
             ctx.status,
             ctx.error_code,
-            round((finished_ns - ctx.started) / 1e6, 3),
-            round((first_byte - ctx.started) / 1e6, 3) if first_byte else None,
+            ms(finished_ns - ctx.started),
+            ms(first_byte - ctx.started) if first_byte else None,
             ctx.stream,
             False,  # cache hit: no response cache yet
             ctx.client_gone,
             ctx.run_id or (key.run_id if key is not None else None),
-            round(overhead / 1e6, 3) if overhead else None,
+            ms(overhead) if overhead else None,
             *(gaps.row_fields() if gaps is not None else _NO_GAPS),
         )

@@ -48,10 +48,7 @@ class BudgetBook:
         now = self.clock()
         cached = self._cache.get((key, model))
         if cached is not None and now < cached[1]:
-            rules = cached[0]
-            for rule in rules:  # only read right after (admission is synchronous from here)
-                rule.period_left_s = max(0.001, rule.period_end - now) if rule.period_end else 0.0
-            return rules
+            return cached[0]
         rules = self._build(key, model, now)
         ends = [rule.period_end for rule in rules if rule.period_end]
         if len(self._cache) > 50_000:
@@ -85,7 +82,6 @@ class BudgetBook:
         period = clock.at(now)
         rule = Rule(BUDGET, label, f"usd:{kind}:{scope_id}:{period.id}", to_micros(usd), self.closed)
         rule.period = clock.kind
-        rule.period_left_s = max(0.001, period.end - now) if period.end else 0.0
         rule.soft = soft
         rule.scope = (kind, scope_id)
         rule.period_start = period.start

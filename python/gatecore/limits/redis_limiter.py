@@ -118,14 +118,25 @@ _DAY_MS = 86_400_000
 class RedisLimiter:
     """Admission and settle against one Redis server."""
 
-    __slots__ = ("_calls", "_down_until", "_pending", "_settle", "_take", "client", "prefix", "retry_after_s")
+    __slots__ = (
+        "_calls",
+        "_down_until",
+        "_pending",
+        "_settle",
+        "_take",
+        "client",
+        "clock",
+        "prefix",
+        "retry_after_s",
+    )
 
-    def __init__(self, config: RedisConfig):
+    def __init__(self, config: RedisConfig, clock: Callable[[], float]):
         self.client: Redis = Redis.from_url(
             config.url, socket_timeout=config.timeout_s, socket_connect_timeout=config.timeout_s
         )
         self.prefix = config.key_prefix
         self.retry_after_s = config.retry_after_s
+        self.clock = clock  # the budget periods' clock (epoch s)
         self._take = self.client.register_script(TAKE)
         self._settle = self.client.register_script(SETTLE)
         self._calls = ScriptBatch(self.client)  # one pipeline per loop tick for all requests
@@ -135,6 +146,7 @@ class RedisLimiter:
     def _args(self, rules: list[Rule], amounts: list[int], settle: bool) -> tuple[list[str], list[Any]]:
         keys = [self.prefix + rule.cell for rule in rules]
         argv: list[Any] = []
+        now = self.clock()
         for rule, amount in zip(rules, amounts, strict=True):
             kind = rule.kind
             if kind <= TPM:
@@ -142,7 +154,8 @@ class RedisLimiter:
             elif kind == PARALLEL:
                 argv += ["c", rule.limit, amount, _PARALLEL_TTL_MS]
             else:
-                ttl = int(rule.period_left_s * 1000) + _DAY_MS if rule.period_left_s else 0
+                left_s = rule.period_left_s(now)
+                ttl = int(left_s * 1000) + _DAY_MS if left_s else 0
                 argv += ["s" if rule.soft and not settle else "b", rule.limit, amount, ttl]
         return keys, argv
 
@@ -168,7 +181,7 @@ class RedisLimiter:
             refused, retry_us, left = int(answer[1]) - 1, int(answer[2]), int(answer[3])
             rule = rules[refused]
             if rule.kind == BUDGET:
-                retry_s = rule.period_left_s or None
+                retry_s = rule.period_left_s(self.clock()) or None
             else:
                 retry_s = None if retry_us < 0 else retry_us / 1e6
             return Outcome(refused, [left], [0], retry_s)

@@ -32,7 +32,6 @@ class Rule:
         "limit_text",
         "period",
         "period_end",
-        "period_left_s",
         "period_start",
         "scope",
         "soft",
@@ -45,16 +44,18 @@ class Rule:
         self.limit = limit
         self.limit_text = str(limit)  # for the x-ratelimit-limit-* headers
         self.fail_closed = fail_closed
-        # Budgets only: the period's name (`monthly`), seconds until it ends (0: it never does) and
-        # whether crossing the limit only alerts.
+        # Budgets only: the period's name (`monthly`) and whether crossing the limit only alerts.
         self.period = ""
-        self.period_left_s = 0.0
         self.soft = False
         # Budgets only: whose spend it counts (`("key", id)`, …) and since when (epoch s), so a fresh
         # counter can start from what the ledger already holds.
         self.scope: tuple[str, str] = ("", "")
         self.period_start = 0.0
         self.period_end = 0.0  # 0: the period never ends
+
+    def period_left_s(self, now: float) -> float:
+        """Budgets only: seconds from `now` (epoch s) until the period ends (0: it never does)."""
+        return max(0.001, self.period_end - now) if self.period_end else 0.0
 
     def describe(self) -> str:
         return f"{self.label} {KIND_NAMES[self.kind]}"

@@ -65,7 +65,7 @@ class Limits:
             # installed, which a gateway without Redis (or with tracing off) has no use for.
             from gatecore.limits.redis_limiter import RedisLimiter
 
-            self.redis = RedisLimiter(config.redis)
+            self.redis = RedisLimiter(config.redis, self.budgets.clock)
         self.webhook = config.budgets.alert_webhook
         self._alerts: set[asyncio.Task[None]] = set()
         # What the ledger holds for a budget's scope since a time (set once the ledger can read the
@@ -115,7 +115,7 @@ class Limits:
             if kind == PARALLEL:
                 retry: float | None = 1.0
             elif kind == BUDGET:
-                retry = rule.period_left_s or None
+                retry = rule.period_left_s(self.budgets.clock()) or None
             else:
                 retry = None if retry_ns is None else retry_ns / 1e9
             raise _refusal(rule, retry, tokens if kind == TPM else 1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -53,6 +54,11 @@ Prepare = Callable[[RequestContext], None]
 _JSON_HEADERS = [("content-type", JSON)]
 _clock = time.perf_counter_ns
 _OK = b'{"status":"ok"}'
+# The cyclic GC's first generation is collected after 10,000 net allocations instead of 700. A
+# request frees nearly all it allocates by reference counting; what survives a while (ledger rows
+# waiting for their batch, in-flight contexts) made the default threshold run a collection every few
+# hundred requests, about 0.8 µs a request with the ledger on. Measured: 0.06 µs at this threshold.
+_GC_THRESHOLD = (10_000, 10, 10)
 
 
 class GatewayApp:
@@ -80,6 +86,10 @@ class GatewayApp:
         # granian calls this before the loop runs, and __rsgi_del__ after it stopped.
         gateway = build_gateway(read_config_from_process_env())
         loop.run_until_complete(gateway.start())
+        # What the worker built to serve (config, routes, the key table) lives as long as it does:
+        # frozen out of the GC, full collections no longer walk the thousands of stored keys.
+        gc.freeze()
+        gc.set_threshold(*_GC_THRESHOLD)
         self.gateway = gateway
         self.catalog = ModelCatalog(gateway.routes, gateway.config.models)
 
