@@ -493,3 +493,24 @@ def insert_json_member(body: bytes, key: str, raw_value: bytes) -> bytes | None:
     Raises:
         ValueError: `raw_value` is empty.
     """
+
+@final
+class StageHistogram:
+    """`gatecore_stage_duration_seconds` of one worker: per stage, then upstream_connect and relay,
+    bucket counts and the sum, filled from a request's stage ends in one call.
+
+    Example:
+        >>> h = StageHistogram(2, [1_000, 10_000])
+        >>> h.observe(0, [500, 5_000], 6_000, 7_000)
+        >>> h.rows()[1]
+        [0.0, 1.0, 0.0, 4.5e-06]
+    """
+
+    def __init__(self, stages: int, bounds_ns: list[int]) -> None: ...
+    def observe(self, started_ns: int, ends: list[int], sent_ns: int, overhead_ns: int) -> None:
+        """One request: each stage from the previous end (the first from `started_ns`); once
+        through all stages, upstream_connect to `sent_ns` (0: not sent) and relay, the rest of
+        `overhead_ns` (never below 0)."""
+    def rows(self) -> list[list[float]]:
+        """Per row (the stages, upstream_connect, relay): the bucket counts (one per bound, then
+        +Inf), then the sum in seconds."""

@@ -14,6 +14,7 @@ pub mod prompt_tokens;
 pub mod ratelimit;
 pub mod share_clock;
 pub mod sse;
+pub mod stage_histogram;
 pub mod tokens;
 
 #[pymodule]
@@ -24,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<counters::PyCounterTable>()?;
     m.add_class::<admission::PyRulePlan>()?;
     m.add_class::<admission::PyAdmission>()?;
+    m.add_class::<stage_histogram::PyStageHistogram>()?;
     m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(prompt_tokens::count_prompt_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::replace_json_string_field, m)?)?;

