@@ -514,3 +514,24 @@ class StageHistogram:
     def rows(self) -> list[list[float]]:
         """Per row (the stages, upstream_connect, relay): the bucket counts (one per bound, then
         +Inf), then the sum in seconds."""
+
+@final
+class SqliteRowWriter:
+    """Bulk INSERTs into one SQLite database with the GIL released, through the SQLite library
+    already loaded in the process (`library`, the `libsqlite3.so` Python's sqlite3 uses: a second
+    copy of SQLite in one process would not see the first one's file locks). OSError when that
+    library is not loaded or the database cannot be opened.
+
+    `insert_one` is an INSERT of one row of `width` `?` parameters; `insert_chunk` the same for
+    `chunk_rows` rows.
+    """
+
+    def __init__(
+        self, library: str, path: str, insert_one: str, insert_chunk: str, chunk_rows: int, width: int
+    ) -> None: ...
+    def insert(self, rows: list[tuple[object, ...]]) -> None:
+        """All of `rows` (None, bool, int, float or str values) in one transaction, or none of them:
+        OSError with SQLite's message (busy after 10 s, constraint, I/O), ValueError for a value
+        of another type or a row of another width."""
+    def close(self) -> None:
+        """Close the connection; later inserts raise OSError."""

@@ -115,6 +115,8 @@ class LedgerRecorder:
         else:
             await self._spool_batch(self._take_all())
         await self.spool.close()
+        if self.repository is not None and (self._inflight is None or self._inflight.done()):
+            self.repository.close()  # else a stuck write still has it; it closes when freed
         if self._own_store is not None:
             await self._own_store.close()
 

@@ -33,7 +33,7 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
 @lru_cache(maxsize=512)
-def _sqlite_sql(sql: str) -> str:
+def sqlite_sql(sql: str) -> str:
     # `$1` → `?1`: sqlite3 numbers parameters the same way.
     return _PLACEHOLDER.sub(r"?\1", sql)
 
@@ -59,17 +59,17 @@ class SqliteTransaction:
         self._store = store
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self._store._call(lambda db: db.execute(_sqlite_sql(sql), args).rowcount)
+        return await self._store._call(lambda db: db.execute(sqlite_sql(sql), args).rowcount)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return await self._store._call(lambda db: db.execute(_sqlite_sql(sql), args).fetchall())
+        return await self._store._call(lambda db: db.execute(sqlite_sql(sql), args).fetchall())
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        row: Row | None = await self._store._call(lambda db: db.execute(_sqlite_sql(sql), args).fetchone())
+        row: Row | None = await self._store._call(lambda db: db.execute(sqlite_sql(sql), args).fetchone())
         return row
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._store._call(lambda db: db.executemany(_sqlite_sql(sql), rows))
+        await self._store._call(lambda db: db.executemany(sqlite_sql(sql), rows))
 
 
 class SqliteStore:
@@ -77,7 +77,8 @@ class SqliteStore:
 
     dialect = "sqlite"
 
-    def __init__(self, db: sqlite3.Connection, executor: ThreadPoolExecutor):
+    def __init__(self, db: sqlite3.Connection, executor: ThreadPoolExecutor, path: str):
+        self.path = path
         self._db = db
         self._executor = executor
         self._lock = asyncio.Lock()
@@ -104,7 +105,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             executor.shutdown(wait=False)
             raise StoreError(f"cannot open SQLite database {path!r}: {exc}") from None
-        return cls(db, executor)
+        return cls(db, executor, path)
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -114,6 +115,17 @@ class SqliteStore:
             raise ConstraintViolation(str(exc)) from None
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from None
+
+    async def run_alone(self, fn: Callable[[], T]) -> T:
+        """Run `fn` (work on another connection to this database) on the store's thread, between
+        this store's transactions: inside one, it would wait for the write lock that transaction
+        holds while the transaction waits for the thread. OSError and sqlite3 errors → StoreError."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(self._executor, fn)
+            except (OSError, sqlite3.Error) as exc:
+                raise StoreError(str(exc)) from None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteTransaction]:
@@ -138,10 +150,10 @@ class SqliteStore:
             await self._call(lambda db: db.execute("COMMIT"))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return await self._call(lambda db: db.execute(_sqlite_sql(sql), args).fetchall())
+        return await self._call(lambda db: db.execute(sqlite_sql(sql), args).fetchall())
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        row: Row | None = await self._call(lambda db: db.execute(_sqlite_sql(sql), args).fetchone())
+        row: Row | None = await self._call(lambda db: db.execute(sqlite_sql(sql), args).fetchone())
         return row
 
     async def close(self) -> None:
