@@ -535,3 +535,37 @@ class SqliteRowWriter:
         of another type or a row of another width."""
     def close(self) -> None:
         """Close the connection; later inserts raise OSError."""
+
+@final
+class RequestHistograms:
+    """The per-request histograms of one worker's metrics: six per label set, in this order:
+    overhead, duration, input tokens, output tokens, TTFT, time per output token. `bounds[kind]`
+    are a kind's bucket bounds in the unit observed (ns for durations); a kind's sum is divided by
+    `scale[kind]` in `rows` (1e9: shown in seconds).
+
+    Example:
+        >>> h = RequestHistograms([[1e6]] * 6, [1e9, 1e9, 1.0, 1.0, 1e9, 1.0])
+        >>> base = h.add_set()
+        >>> h.observe(base, 500_000, -1, -1, -1, -1, -1.0)
+        >>> h.rows()
+        [(0, [1.0, 0.0, 0.0005])]
+    """
+
+    def __init__(self, bounds: list[list[float]], scale: list[float]) -> None: ...
+    def add_set(self) -> int:
+        """A label set's six histograms; the index of the first."""
+    def observe(
+        self,
+        base: int,
+        overhead_ns: int,
+        duration_ns: int,
+        input_tokens: int,
+        output_tokens: int,
+        ttft_ns: int,
+        tpot_s: float,
+    ) -> None:
+        """One request of the set at `base`; a negative value is not observed (the overhead is
+        always, at 0 or more; output tokens with input tokens)."""
+    def rows(self) -> list[tuple[int, list[float]]]:
+        """Each histogram observed at least once: its index, its bucket counts (one per bound,
+        then +Inf) and its sum."""

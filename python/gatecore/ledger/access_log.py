@@ -51,20 +51,20 @@ class AccessLine(msgspec.Struct):
     run_id: str | None
 
 
-_encode = msgspec.json.Encoder().encode
+_encode_into = msgspec.json.Encoder().encode_into
 
 
 class AccessLog:
     """Queues a line per finished request and flushes them shortly after, in one write."""
 
-    __slots__ = ("_handle", "_lines", "_out", "body_log_bytes", "redactor")
+    __slots__ = ("_handle", "_out", "_pending", "body_log_bytes", "redactor")
 
     def __init__(self, out: BinaryIO | None = None, body_log_bytes: int = 0):
         self._out = out if out is not None else sys.stdout.buffer
         self.body_log_bytes = body_log_bytes
         # Rewrites logged bodies (None: no redaction); the guardrails' PII matcher is set here.
         self.redactor: Redactor | None = None
-        self._lines: list[bytes] = []
+        self._pending = bytearray()  # lines not yet written, each encoded straight onto the end
         self._handle: asyncio.TimerHandle | None = None
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
@@ -93,13 +93,14 @@ class AccessLog:
             ms(finished_ns - started - ctx.upstream_ns),
             ctx.run_id or (key.run_id if key is not None else None),
         )
+        pending = self._pending
         if ctx.body_capture is None:
-            text = _encode(line)
+            _encode_into(line, pending, -1)
         else:  # only keys or teams that opted into body logging
             fields = msgspec.structs.asdict(line)
             fields.update(body_fields(ctx, self.body_log_bytes, self.redactor))
-            text = orjson.dumps(fields)
-        self._lines.append(text + b"\n")
+            pending += orjson.dumps(fields)
+        pending += b"\n"
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self.flush)
 
@@ -108,10 +109,9 @@ class AccessLog:
 
     def flush(self) -> None:
         self._handle = None
-        if not self._lines:
+        if not self._pending:
             return
-        data = b"".join(self._lines)
-        self._lines.clear()
+        data, self._pending = self._pending, bytearray()
         try:
             self._out.write(data)
             self._out.flush()

@@ -14,7 +14,10 @@ _NONE: list[Rule] = []  # the same (never changed) object every time: the limits
 
 
 def to_micros(usd: float) -> int:
-    return max(0, round(usd * MICROS))
+    """Whole micro-dollars (half up; never below 0). Twice a request: `int()` is a third of
+    `max(0, round())`'s cost."""
+    micros = int(usd * MICROS + 0.5)
+    return micros if micros > 0 else 0
 
 
 class BudgetBook:

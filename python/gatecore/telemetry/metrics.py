@@ -17,7 +17,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gatecore._core import StageHistogram
+from gatecore._core import RequestHistograms, StageHistogram
 from gatecore.request import RequestContext
 
 if TYPE_CHECKING:
@@ -107,34 +107,14 @@ def _escape(value: str) -> str:
 
 
 class _Labels:
-    """The label texts of one (model, deployment, endpoint), built once, and the bucket lists of its
-    histograms once each is first observed (`MetricsRecorder.histogram`): a request adds to them
-    without a lookup."""
+    """The label texts of one (model, deployment, endpoint), built once, and the index of its six
+    histograms in the recorder's `RequestHistograms`."""
 
-    __slots__ = (
-        "base",
-        "by_model",
-        "by_status",
-        "duration",
-        "duration_ns",
-        "input",
-        "input_tokens",
-        "model",
-        "output",
-        "output_tokens",
-        "overhead_ns",
-        "tpot",
-        "ttft_ns",
-    )
+    __slots__ = ("base", "by_model", "by_status", "duration", "histograms", "input", "model", "output")
 
-    def __init__(self, model: str, deployment: str, provider: str, endpoint: str):
+    def __init__(self, model: str, deployment: str, provider: str, endpoint: str, histograms: int):
         self.model = model
-        self.overhead_ns: list[int] | None = None
-        self.duration_ns: list[int] | None = None
-        self.ttft_ns: list[int] | None = None
-        self.input_tokens: list[float] | None = None
-        self.output_tokens: list[float] | None = None
-        self.tpot: list[float] | None = None
+        self.histograms = histograms
         self.base = label_text(model=model, deployment=deployment, endpoint=endpoint)
         self.by_model = label_text(model=model)
         self.by_status: dict[int, str] = {}
@@ -165,7 +145,8 @@ class MetricsRecorder:
 
     __slots__ = (
         "_labels",
-        "_ns_histograms",
+        "_requests",
+        "_series",
         "_stage_series",
         "_stages",
         "counters",
@@ -183,10 +164,25 @@ class MetricsRecorder:
         deployments: DeploymentStates | None = None,
     ):
         self.counters: dict[Series, float] = {}
-        # Per-bucket counts (one per bound, then +Inf), then the sum of observed values.
+        # Per-bucket counts (one per bound, then +Inf), then the sum of observed values: the rare
+        # series (durations of failed requests, by error type); the per-request ones are in Rust,
+        # six per label set (`_requests`), each named by `_series` at its index.
         self.histograms: dict[Series, list[float]] = {}
-        # The same for histograms of durations counted in ns (ints); `snapshot` turns sums to seconds.
-        self._ns_histograms: dict[Series, list[int]] = {}
+        self._requests = RequestHistograms(
+            [
+                [float(b) for b in bounds]
+                for bounds in (
+                    _OVERHEAD_BOUNDS_NS,
+                    _DURATION_BOUNDS_NS,
+                    TOKEN_BOUNDS,
+                    TOKEN_BOUNDS,
+                    _TTFT_BOUNDS_NS,
+                    TPOT_BOUNDS,
+                )
+            ],
+            [1e9, 1e9, 1.0, 1.0, 1e9, 1.0],  # durations are observed in ns, shown in seconds
+        )
+        self._series: list[Series] = []
         self.in_flight = in_flight
         self.shared = shared
         self.deployments = deployments
@@ -204,7 +200,7 @@ class MetricsRecorder:
         labels = self._labels.get((model, deployment_id, endpoint))
         if labels is None:
             provider = deployment.provider.name if deployment is not None else "none"
-            labels = self._labels[(model, deployment_id, endpoint)] = _Labels(
+            labels = self._labels[(model, deployment_id, endpoint)] = self._label_set(
                 model, deployment_id, provider, endpoint
             )
         counters = self.counters
@@ -213,10 +209,6 @@ class MetricsRecorder:
         started = ctx.started
         latency_ns = finished_ns - started
         overhead_ns = latency_ns - ctx.upstream_ns
-        # Each observation inline: the bucket list's count at the value's bucket, then its sum.
-        buckets = labels.overhead_ns or self._ns_histogram(labels, "overhead_ns", OVERHEAD, labels.base)
-        buckets[bisect_left(_OVERHEAD_BOUNDS_NS, overhead_ns)] += 1
-        buckets[-1] += overhead_ns
         if ctx.stage_ends:
             # Each stage the request got through. Once through them all: `relay`, the rest of
             # gatecore's overhead (attempts' bookkeeping, decoding and encoding the answer, writing
@@ -226,39 +218,46 @@ class MetricsRecorder:
             # in the upstream's time, not overhead.
             self._stages.observe(started, ctx.stage_ends, ctx.upstream_sent_ns, overhead_ns)
         code = ctx.error_code
-        if code is None:
-            buckets = labels.duration_ns or self._ns_histogram(
-                labels, "duration_ns", DURATION, labels.duration
-            )
-            buckets[bisect_left(_DURATION_BOUNDS_NS, latency_ns)] += 1
-            buckets[-1] += latency_ns
-        else:
-            self._error(labels, code, latency_ns, ctx)
+        # Tokens of answered requests; TTFT and time per output token of streamed ones (-1: none).
+        input_tokens = output_tokens = ttft_ns = -1
+        tpot_s = -1.0
         usage = ctx.usage
         if usage is not None and ctx.status < 400:
             input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
-            tokens = labels.input_tokens or self._histogram(labels, "input_tokens", TOKENS, labels.input)
-            tokens[bisect_left(TOKEN_BOUNDS, input_tokens)] += 1
-            tokens[-1] += input_tokens
-            tokens = labels.output_tokens or self._histogram(labels, "output_tokens", TOKENS, labels.output)
-            tokens[bisect_left(TOKEN_BOUNDS, output_tokens)] += 1
-            tokens[-1] += output_tokens
             first = ctx.first_byte_ns
             if ctx.stream and first:
                 ttft_ns = first - started
-                buckets = labels.ttft_ns or self._ns_histogram(labels, "ttft_ns", TTFT, labels.duration)
-                buckets[bisect_left(_TTFT_BOUNDS_NS, ttft_ns)] += 1
-                buckets[-1] += ttft_ns
                 if output_tokens > 1:
-                    per_token = (finished_ns - first) / 1e9 / (output_tokens - 1)
-                    tpot = labels.tpot or self._histogram(labels, "tpot", TPOT, labels.duration)
-                    tpot[bisect_left(TPOT_BOUNDS, per_token)] += 1
-                    tpot[-1] += per_token
+                    tpot_s = (finished_ns - first) / 1e9 / (output_tokens - 1)
+        self._requests.observe(
+            labels.histograms,
+            overhead_ns,
+            latency_ns if code is None else -1,  # a failed request's duration is labelled below
+            input_tokens,
+            output_tokens,
+            ttft_ns,
+            tpot_s,
+        )
+        if code is not None:
+            self._error(labels, code, latency_ns, ctx)
         if ctx.cost_usd:
             key = ("gatecore_cost_usd_total", labels.base)
             counters[key] = counters.get(key, 0.0) + ctx.cost_usd
         if self.shared is not None:
             self.shared.changed(self)
+
+    def _label_set(self, model: str, deployment: str, provider: str, endpoint: str) -> _Labels:
+        labels = _Labels(model, deployment, provider, endpoint, self._requests.add_set())
+        # In the order of RequestHistograms' kinds.
+        self._series += [
+            (OVERHEAD, labels.base),
+            (DURATION, labels.duration),
+            (TOKENS, labels.input),
+            (TOKENS, labels.output),
+            (TTFT, labels.duration),
+            (TPOT, labels.duration),
+        ]
+        return labels
 
     def _error(self, labels: _Labels, code: str, latency_ns: int, ctx: RequestContext) -> None:
         """A request that ended in an error: its duration under its error type, and the upstream
@@ -272,21 +271,6 @@ class MetricsRecorder:
         elif code in _REJECTIONS:
             key = ("gatecore_rejections_total", f'{labels.by_model},reason="{_REJECTIONS[code]}"')
             counters[key] = counters.get(key, 0.0) + 1.0
-
-    def _histogram(self, labels: _Labels, slot: str, name: str, text: str) -> list[float]:
-        """The bucket list of a series, registered and kept in `labels`' slot."""
-        buckets = self.histograms.get((name, text))
-        if buckets is None:
-            buckets = self.histograms[(name, text)] = [0.0] * (len(_BOUNDS[name]) + 2)
-        setattr(labels, slot, buckets)
-        return buckets
-
-    def _ns_histogram(self, labels: _Labels, slot: str, name: str, text: str) -> list[int]:
-        buckets = self._ns_histograms.get((name, text))
-        if buckets is None:
-            buckets = self._ns_histograms[(name, text)] = [0] * (len(_BOUNDS[name]) + 2)
-        setattr(labels, slot, buckets)
-        return buckets
 
     def _observe(self, name: str, labels: str, value: float) -> None:
         bounds = _BOUNDS[name]
@@ -303,10 +287,7 @@ class MetricsRecorder:
             "counters": [[name, labels, value] for (name, labels), value in self.counters.items()],
             "histograms": [
                 *([name, labels, buckets] for (name, labels), buckets in self.histograms.items()),
-                *(
-                    [name, labels, [*buckets[:-1], buckets[-1] / 1e9]]
-                    for (name, labels), buckets in self._ns_histograms.items()
-                ),
+                *([*self._series[index], row] for index, row in self._requests.rows()),
                 *(
                     ["gatecore_stage_duration_seconds", labels, row]
                     for labels, row in zip(self._stage_series, self._stages.rows(), strict=True)
