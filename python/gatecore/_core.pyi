@@ -569,3 +569,27 @@ class RequestHistograms:
     def rows(self) -> list[tuple[int, list[float]]]:
         """Each histogram observed at least once: its index, its bucket counts (one per bound,
         then +Inf) and its sum."""
+
+@final
+class JsonLines:
+    """JSON Lines with fixed `fields`: each `add` formats one object (`{"field": value, ...}`) and
+    a newline straight onto an internal buffer; `take` returns and clears it. Strings are escaped
+    as JSON requires (UTF-8 kept), non-finite floats are written as null.
+
+    Example:
+        >>> lines = JsonLines(["id", "ok", "ms"])
+        >>> lines.add(("a\\"b", True, 1.5))
+        >>> lines.take()
+        b'{"id":"a\\\\"b","ok":true,"ms":1.5}\\n'
+    """
+
+    def __init__(self, fields: list[str]) -> None: ...
+    def add(self, values: tuple[object, ...]) -> None:
+        """One line: `values` (None, bool, int, float or str) in the fields' order; ValueError
+        for another count or type (nothing is written then)."""
+    def add_raw(self, line: bytes) -> None:
+        """A line formatted elsewhere: one JSON object without a newline."""
+    def take(self) -> bytes:
+        """The lines added since the last take."""
+    def __len__(self) -> int:
+        """Bytes waiting."""

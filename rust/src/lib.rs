@@ -9,6 +9,7 @@ pub mod counters;
 pub mod event_stream;
 pub mod http1;
 pub mod json_edit;
+pub mod json_lines;
 pub mod json_scan;
 pub mod prompt_tokens;
 pub mod ratelimit;
@@ -29,6 +30,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<admission::PyAdmission>()?;
     m.add_class::<stage_histogram::PyStageHistogram>()?;
     m.add_class::<request_histograms::PyRequestHistograms>()?;
+    m.add_class::<json_lines::PyJsonLines>()?;
     m.add_class::<sqlite_rows::PySqliteRowWriter>()?;
     m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(prompt_tokens::count_prompt_tokens, m)?)?;

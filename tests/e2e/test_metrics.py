@@ -22,6 +22,8 @@ from .prometheus_text import Exposition, parse
 ONE_RPM_KEY = "sk-metrics-one-rpm-e2e-6d0c"
 PROMPT = "the-quick-metrics-prompt-4471"
 UNKNOWN_MODEL = "no-such-model-7f3a"  # a client's raw string: never a label
+ODD_NAME_KEY = "sk-metrics-odd-name-e2e-91b2"
+ODD_NAME = 'ops "blue"\\ team\nnext\tline \x01 é…'  # quotes, backslash, controls, UTF-8
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": f"{PROMPT} one two three"}]
 DEPLOYMENT = "up/upstream-model-1"
 BASE = {"model": "gpt-test", "deployment": DEPLOYMENT, "endpoint": "chat"}
@@ -260,6 +262,7 @@ def test_access_log_lines_carry_key_prefix_cost_ttft_and_attempts(
     gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort
 ) -> None:
     config = metrics_config(upstream, refused)
+    config["auth"]["keys"].append({"key": ODD_NAME_KEY, "name": ODD_NAME})
     # gpt-fallback fails at the refused port, then is answered by gpt-test: two attempts.
     config["models"].append(
         {
@@ -298,6 +301,13 @@ def test_access_log_lines_carry_key_prefix_cost_ttft_and_attempts(
     fallback = gw.wait_access_log("log-fallback")
     assert fallback["attempts"] == 2 and fallback["status"] == 200
     assert fallback["cost_usd"] == pytest.approx(expected_cost, rel=1e-9)
+    # Names are the admin's text: quotes, backslashes, control characters and UTF-8 stay one line
+    # of valid JSON, read back exactly.
+    with make_client(gw, key=ODD_NAME_KEY) as client:
+        client.chat.completions.create(
+            model="gpt-test", messages=MESSAGES, extra_headers={"x-request-id": "log-odd"}
+        )
+    assert gw.wait_access_log("log-odd")["key"] == ODD_NAME
     log = gw.stdout()
     for secret in (MASTER_KEY, UPSTREAM_KEY, PROMPT):
         assert secret not in log

@@ -12,9 +12,9 @@ import sys
 import time
 from typing import BinaryIO
 
-import msgspec
 import orjson
 
+from gatecore._core import JsonLines
 from gatecore.ledger.body_log import Redactor, body_fields
 from gatecore.ledger.row import ms
 from gatecore.request import RequestContext
@@ -22,36 +22,32 @@ from gatecore.request import RequestContext
 _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
 
 
-class AccessLine(msgspec.Struct):
-    """One request's line. A Struct built positionally and encoded by msgspec: 1.3 µs, against 4.4
-    for a dict through orjson with `round()`ed times."""
-
-    ts: float
-    request_id: str
-    endpoint: str
-    key: str | None
-    # The few characters of the key that are safe to show (`sk-ab…`), never the key.
-    key_prefix: str | None
-    model: str
-    deployment: str | None
-    status: int
-    attempts: int
-    error: str | None
-    streamed: bool
-    events: int
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int
-    usage_source: str
-    cost_usd: float | None  # priced by the ledger's recorder, which runs first
-    client_gone: bool
-    latency_ms: float
-    ttft_ms: float | None
-    overhead_ms: float
-    run_id: str | None
-
-
-_encode_into = msgspec.json.Encoder().encode_into
+# A line's fields, in order. `key_prefix`: the few characters of the key that are safe to show
+# (`sk-ab…`), never the key; `cost_usd`: priced by the ledger's recorder, which runs first.
+FIELDS = (
+    "ts",
+    "request_id",
+    "endpoint",
+    "key",
+    "key_prefix",
+    "model",
+    "deployment",
+    "status",
+    "attempts",
+    "error",
+    "streamed",
+    "events",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "usage_source",
+    "cost_usd",
+    "client_gone",
+    "latency_ms",
+    "ttft_ms",
+    "overhead_ms",
+    "run_id",
+)
 
 
 class AccessLog:
@@ -64,12 +60,14 @@ class AccessLog:
         self.body_log_bytes = body_log_bytes
         # Rewrites logged bodies (None: no redaction); the guardrails' PII matcher is set here.
         self.redactor: Redactor | None = None
-        self._pending = bytearray()  # lines not yet written, each encoded straight onto the end
+        # Lines not yet written, each formatted in Rust from a tuple of its values: 1 µs a line in
+        # the server, against 3 for a msgspec Struct and 4+ for a dict through orjson.
+        self._pending = JsonLines(list(FIELDS))
         self._handle: asyncio.TimerHandle | None = None
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         usage, key, first_byte, started = ctx.usage, ctx.key, ctx.first_byte_ns, ctx.started
-        line = AccessLine(
+        line = (
             time.time_ns() // 1_000_000 / 1000,
             ctx.request_id,
             ctx.endpoint.name,
@@ -93,14 +91,12 @@ class AccessLog:
             ms(finished_ns - started - ctx.upstream_ns),
             ctx.run_id or (key.run_id if key is not None else None),
         )
-        pending = self._pending
         if ctx.body_capture is None:
-            _encode_into(line, pending, -1)
+            self._pending.add(line)
         else:  # only keys or teams that opted into body logging
-            fields = msgspec.structs.asdict(line)
+            fields = dict(zip(FIELDS, line, strict=True))
             fields.update(body_fields(ctx, self.body_log_bytes, self.redactor))
-            pending += orjson.dumps(fields)
-        pending += b"\n"
+            self._pending.add_raw(orjson.dumps(fields))
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self.flush)
 
@@ -111,7 +107,7 @@ class AccessLog:
         self._handle = None
         if not self._pending:
             return
-        data, self._pending = self._pending, bytearray()
+        data = self._pending.take()
         try:
             self._out.write(data)
             self._out.flush()
