@@ -32,7 +32,7 @@ TPOT_BOUNDS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.
 OVERHEAD_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Stages take microseconds; upstream_connect, a TCP (and TLS) handshake when no pooled connection is free.
 STAGE_BOUNDS = (5e-06, 1e-05, 2.5e-05, 5e-05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0)
-# The same in ns: durations are bucketed and summed as ints (cheaper than floats per request).
+# The same in ns: durations are observed in ns, as the clock gives them (shown in seconds).
 _STAGE_BOUNDS_NS = tuple(round(bound * 1e9) for bound in STAGE_BOUNDS)
 _OVERHEAD_BOUNDS_NS = tuple(round(bound * 1e9) for bound in OVERHEAD_BOUNDS)
 _DURATION_BOUNDS_NS = tuple(round(bound * 1e9) for bound in DURATION_BOUNDS)
