@@ -118,6 +118,7 @@ enum Value {
 
 /// A batch copied out of Python: `width` values per row.
 struct Batch {
+    width: usize,
     values: Vec<Value>,
     text: Vec<u8>,
 }
@@ -125,6 +126,7 @@ struct Batch {
 impl Batch {
     fn from_rows(rows: &Bound<'_, PyList>, width: usize) -> PyResult<Batch> {
         let mut batch = Batch {
+            width,
             values: Vec::with_capacity(rows.len() * width),
             text: Vec::new(),
         };
@@ -174,7 +176,6 @@ struct Connection {
     one: *mut Stmt,
     chunk: *mut Stmt,
     chunk_rows: usize,
-    width: usize,
 }
 
 // SAFETY: the connection is opened NOMUTEX and only ever used under the writer's Mutex, one thread
@@ -259,12 +260,12 @@ impl Connection {
     fn insert(&self, batch: &Batch) -> Result<(), String> {
         self.exec(c"BEGIN IMMEDIATE")?;
         let result = (|| {
-            let chunk = self.chunk_rows * self.width;
+            let chunk = self.chunk_rows * batch.width;
             let whole = batch.values.len() - batch.values.len() % chunk;
             for values in batch.values[..whole].chunks_exact(chunk) {
                 self.run(self.chunk, values, &batch.text)?;
             }
-            for values in batch.values[whole..].chunks_exact(self.width) {
+            for values in batch.values[whole..].chunks_exact(batch.width) {
                 self.run(self.one, values, &batch.text)?;
             }
             self.exec(c"COMMIT")
@@ -299,6 +300,8 @@ impl Drop for Connection {
 #[pyclass(name = "SqliteRowWriter", module = "gatecore._core")]
 pub struct PySqliteRowWriter {
     connection: Mutex<Connection>,
+    /// Values per row, as the two INSERTs were prepared for.
+    width: usize,
 }
 
 #[pymethods]
@@ -332,7 +335,6 @@ impl PySqliteRowWriter {
             one: std::ptr::null_mut(),
             chunk: std::ptr::null_mut(),
             chunk_rows,
-            width,
         };
         if code != SQLITE_OK || db.is_null() {
             return Err(PyOSError::new_err(format!(
@@ -351,18 +353,14 @@ impl PySqliteRowWriter {
             .map_err(PyOSError::new_err)?;
         Ok(PySqliteRowWriter {
             connection: Mutex::new(connection),
+            width,
         })
     }
 
     /// Insert `rows` (tuples of None, bool, int, float or str) in one transaction, without the GIL;
     /// all or none of them (OSError with SQLite's message when it fails).
     fn insert(&self, py: Python<'_>, rows: &Bound<'_, PyList>) -> PyResult<()> {
-        let width = self
-            .connection
-            .lock()
-            .map_err(|_| PyOSError::new_err("writer poisoned"))?
-            .width;
-        let batch = Batch::from_rows(rows, width)?;
+        let batch = Batch::from_rows(rows, self.width)?;
         py.detach(|| {
             let connection = self
                 .connection
