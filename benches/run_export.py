@@ -20,10 +20,13 @@ from pathlib import Path
 
 from gatecore.admin.runs_api import export_parts
 from gatecore.ledger.repository import LedgerRepository
-from gatecore.ledger.row import COLUMNS
 from gatecore.ledger.runs import RunsRepository
 from gatecore.store import open_store
 from gatecore.store.migrations import migrate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.*
+
+from tests.e2e.ledger_store import ledger_row
 
 
 def rows(n: int, run: str | None, start: float) -> list[tuple[object, ...]]:
@@ -33,35 +36,25 @@ def rows(n: int, run: str | None, start: float) -> list[tuple[object, ...]]:
         ttft = rng.lognormvariate(3.0, 0.3)
         tokens = rng.randrange(50, 400)
         latency = ttft + (tokens - 1) * rng.uniform(4.8, 5.4)
-        values = {
-            "id": f"bench{run}:{i:x}",
-            "request_id": f"req-{run}-{i}",
-            "at": start + i * 0.01,
-            "day": "2026-11-25",
-            "endpoint": "chat",
-            "model": "paced",
-            "input_tokens": 64,
-            "output_tokens": tokens,
-            "cached_tokens": 0,
-            "reasoning_tokens": 0,
-            "usage_source": "upstream",
-            "cost_usd": 0.0,
-            "gpu_seconds": 0.0,
-            "status": 200,
-            "latency_ms": round(latency, 3),
-            "ttft_ms": round(ttft, 3),
-            "streamed": True,
-            "cache_hit": False,
-            "client_gone": False,
-            "run_id": run,
-            "overhead_ms": round(rng.uniform(0.1, 0.4), 3),
-            "chunk_gaps": tokens + 2,
-            "gap_mean_ms": 5.1,
-            "gap_p50_ms": 5.0,
-            "gap_p99_ms": 5.5,
-            "gap_max_ms": 6.0,
-        }
-        out.append(tuple(values.get(c) for c in COLUMNS))
+        row = ledger_row(
+            id=f"bench{run}:{i:x}",
+            request_id=f"req-{run}-{i}",
+            at=start + i * 0.01,
+            model="paced",
+            input_tokens=64,
+            output_tokens=tokens,
+            latency_ms=round(latency, 3),
+            ttft_ms=round(ttft, 3),
+            streamed=True,
+            run_id=run,
+            overhead_ms=round(rng.uniform(0.1, 0.4), 3),
+            chunk_gaps=tokens + 2,
+            gap_mean_ms=5.1,
+            gap_p50_ms=5.0,
+            gap_p99_ms=5.5,
+            gap_max_ms=6.0,
+        )
+        out.append(row)
     return out
 
 

@@ -13,11 +13,35 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gatecore.ledger.row import COLUMNS
+from gatecore.ledger.row import COLUMNS, Row
 from gatecore.store import open_store
 
 from ..services.postgres import PostgresServer
 from ..services.tcp_proxy import TcpProxy
+
+# A plain answered chat request's ledger row, for tests and benches that write rows straight into
+# the store; `ledger_row` takes what differs.
+ROW_DEFAULTS: dict[str, Any] = {
+    "day": "2026-11-25",
+    "endpoint": "chat",
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cached_tokens": 0,
+    "reasoning_tokens": 0,
+    "usage_source": "upstream",
+    "cost_usd": 0.0,
+    "gpu_seconds": 0.0,
+    "status": 200,
+    "streamed": False,
+    "cache_hit": False,
+    "client_gone": False,
+}
+
+
+def ledger_row(**values: Any) -> Row:
+    """A row in `COLUMNS` order: `values` over `ROW_DEFAULTS`, every other column null."""
+    merged = {**ROW_DEFAULTS, **values}
+    return tuple(merged.get(column) for column in COLUMNS)
 
 
 class LedgerStore:

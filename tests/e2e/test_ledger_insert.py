@@ -20,35 +20,31 @@ from gatecore.store import StoreError, open_store
 from gatecore.store.migrations import migrate
 
 from ..services.postgres import PostgresServer
+from .ledger_store import ledger_row
 
 
 def ledger_rows(first: int, count: int) -> list[Row]:
     rows = []
     for i in range(first, first + count):
-        values: dict[str, Any] = {
-            "id": f"t:{i:x}",
-            "request_id": f"req-{i}",
-            "at": 1_790_000_000.0 + i,
-            "day": "2026-09-21",
-            "endpoint": "chat",
-            "key_id": f"key-{i % 3}" if i % 4 else None,
-            "model": "gpt-x",
-            "input_tokens": i,
-            "output_tokens": 2 * i,
-            "cached_tokens": i % 5,
-            "reasoning_tokens": 0,
-            "usage_source": "upstream",
-            "cost_usd": i / 1000,
-            "gpu_seconds": 0.0,
-            "status": 200 if i % 7 else 502,
-            "error_type": None if i % 7 else "upstream_error",
-            "latency_ms": 10.5 + i,
-            "ttft_ms": None if i % 2 else 1.25,
-            "streamed": bool(i % 2),
-            "cache_hit": False,
-            "client_gone": i % 9 == 0,
-        }
-        rows.append(tuple(values.get(column) for column in COLUMNS))
+        row = ledger_row(
+            id=f"t:{i:x}",
+            request_id=f"req-{i}",
+            at=1_790_000_000.0 + i,
+            day="2026-09-21",
+            key_id=f"key-{i % 3}" if i % 4 else None,
+            model="gpt-x",
+            input_tokens=i,
+            output_tokens=2 * i,
+            cached_tokens=i % 5,
+            cost_usd=i / 1000,
+            status=200 if i % 7 else 502,
+            error_type=None if i % 7 else "upstream_error",
+            latency_ms=10.5 + i,
+            ttft_ms=None if i % 2 else 1.25,
+            streamed=bool(i % 2),
+            client_gone=i % 9 == 0,
+        )
+        rows.append(row)
     return rows
 
 

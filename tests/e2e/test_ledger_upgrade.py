@@ -19,6 +19,7 @@ from gatecore.store.migrations import MIGRATIONS, migrate
 from ..upstreams.openai_mock import MockUpstream
 from .conftest import make_client
 from .gateway import GatewayFactory
+from .ledger_store import ledger_row
 from .test_runs import admin_get, runs_config, wait_run
 
 OLD_COLUMNS = COLUMNS[: COLUMNS.index("run_id") + 1]
@@ -26,29 +27,20 @@ NEW_COLUMNS = COLUMNS[len(OLD_COLUMNS) :]
 
 
 def old_row(rid: str, run: str) -> list[Any]:
-    values: dict[str, Any] = {
-        "id": f"deadbeef:{rid}",
-        "request_id": rid,
-        "at": time.time() - 60,
-        "day": time.strftime("%Y-%m-%d", time.gmtime()),
-        "endpoint": "chat",
-        "model": "gpt-run",
-        "input_tokens": 5,
-        "output_tokens": 7,
-        "cached_tokens": 0,
-        "reasoning_tokens": 0,
-        "usage_source": "upstream",
-        "cost_usd": 0.0,
-        "gpu_seconds": 0.0,
-        "status": 200,
-        "latency_ms": 80.0,
-        "ttft_ms": 20.0,
-        "streamed": True,
-        "cache_hit": False,
-        "client_gone": False,
-        "run_id": run,
-    }
-    return [values.get(column) for column in OLD_COLUMNS]
+    row = ledger_row(
+        id=f"deadbeef:{rid}",
+        request_id=rid,
+        at=time.time() - 60,
+        day=time.strftime("%Y-%m-%d", time.gmtime()),
+        model="gpt-run",
+        input_tokens=5,
+        output_tokens=7,
+        latency_ms=80.0,
+        ttft_ms=20.0,
+        streamed=True,
+        run_id=run,
+    )
+    return list(row[: len(OLD_COLUMNS)])
 
 
 async def _store_at_migration_2(url: str, rows: list[list[Any]]) -> None:

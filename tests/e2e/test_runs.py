@@ -20,12 +20,12 @@ import openai
 import pytest
 
 from gatecore.ledger.repository import LedgerRepository
-from gatecore.ledger.row import COLUMNS
 from gatecore.store import open_store
 
 from ..upstreams.openai_mock import MockUpstream
 from .conftest import make_client
 from .gateway import MASTER_KEY, Gateway, GatewayFactory, run_cli, write_config
+from .ledger_store import ledger_row
 
 RUN = "bench-A:1"
 STREAM = {"chunks": 5, "gap_ms": 8, "first_byte_delay_ms": 30}
@@ -244,29 +244,19 @@ def test_a_long_run_is_exported_page_by_page_with_every_request_once(
     at = time.time() - 3600
     rows = []
     for i in range(count):
-        values: dict[str, Any] = {
-            "id": f"cafe:{i:05x}",
-            "request_id": f"long-{i:05d}",
-            "at": at + (i // 3) * 0.001,  # three rows per arrival time
-            "day": "2026-11-25",
-            "endpoint": "chat",
-            "model": "gpt-run",
-            "input_tokens": 3,
-            "output_tokens": 1 + i % 7,
-            "cached_tokens": 0,
-            "reasoning_tokens": 0,
-            "usage_source": "upstream",
-            "cost_usd": 0.0,
-            "gpu_seconds": 0.0,
-            "status": 200,
-            "latency_ms": 50.0 + i % 11,
-            "ttft_ms": 10.0 + i % 5,
-            "streamed": True,
-            "cache_hit": False,
-            "client_gone": False,
-            "run_id": "long-run",
-        }
-        rows.append(tuple(values.get(column) for column in COLUMNS))
+        row = ledger_row(
+            id=f"cafe:{i:05x}",
+            request_id=f"long-{i:05d}",
+            at=at + (i // 3) * 0.001,  # three rows per arrival time
+            model="gpt-run",
+            input_tokens=3,
+            output_tokens=1 + i % 7,
+            latency_ms=50.0 + i % 11,
+            ttft_ms=10.0 + i % 5,
+            streamed=True,
+            run_id="long-run",
+        )
+        rows.append(row)
 
     async def insert() -> None:
         store = await open_store(store_url)
