@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,20 @@ def gateway_factory(tmp_path: Path) -> Iterator[GatewayFactory]:
 def make_client(gw: Gateway, key: str = MASTER_KEY, **kwargs: Any) -> openai.OpenAI:
     kwargs.setdefault("timeout", 20.0)
     return openai.OpenAI(base_url=gw.openai_base_url, api_key=key, max_retries=0, **kwargs)
+
+
+def wait_keys_loaded(gw: Gateway, keys: list[str]) -> None:
+    """Until the worker knows every new key (GET /v1/models is not an inference request: no row)."""
+    deadline = time.monotonic() + 5
+    for key in keys:
+        with make_client(gw, key) as client:
+            while True:
+                try:
+                    client.models.list()
+                    break
+                except openai.AuthenticationError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
 
 
 def make_async_client(gw: Gateway, key: str = MASTER_KEY, **kwargs: Any) -> openai.AsyncOpenAI:

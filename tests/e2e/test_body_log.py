@@ -15,9 +15,8 @@ import pytest
 from ..upstreams.openai_mock import MockUpstream
 from .admin_client import AdminClient
 from .anthropic_client import make_anthropic
-from .conftest import make_client
+from .conftest import make_client, wait_keys_loaded
 from .gateway import MASTER_KEY, Gateway, GatewayFactory
-from .test_runs_access import _wait_keys
 
 CAP = 4096
 
@@ -48,7 +47,7 @@ def logged(
     keys = {
         name: admin.ok("POST", "/keys", {"name": name, **spec}, 201)["key"] for name, spec in specs.items()
     }
-    _wait_keys(gw, list(keys.values()))
+    wait_keys_loaded(gw, list(keys.values()))
     yield gw, keys
     admin.close()
 

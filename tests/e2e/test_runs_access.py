@@ -6,7 +6,6 @@ OpenAPI document."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from ..upstreams.openai_mock import MockUpstream
 from .admin_client import AdminClient
 from .anthropic_client import post_raw
-from .conftest import make_client
+from .conftest import make_client, wait_keys_loaded
 from .gateway import MASTER_KEY, Gateway, GatewayFactory
 from .test_runs import admin_get, runs_config, wait_run
 
@@ -30,19 +29,6 @@ def _chat(gw: Gateway, key: str, run: str | None) -> str:
             model="gpt-run", messages=[{"role": "user", "content": "hi"}], extra_headers=headers
         )
     return rid
-
-
-def _wait_keys(gw: Gateway, keys: list[str]) -> None:
-    deadline = time.monotonic() + 5
-    for key in keys:
-        with make_client(gw, key) as client:
-            while True:
-                try:
-                    client.models.list()
-                    break
-                except openai.AuthenticationError:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
 
 
 @pytest.fixture
@@ -61,7 +47,7 @@ def teams(
         "viewer": {"role": "viewer"},
     }
     keys = {name: admin.ok("POST", "/keys", {"name": name, **spec}, 201) for name, spec in specs.items()}
-    _wait_keys(gw, [k["key"] for k in keys.values()])
+    wait_keys_loaded(gw, [k["key"] for k in keys.values()])
     sent: dict[str, list[str]] = {}
     plan = [
         ("red-1", "shared:1"),

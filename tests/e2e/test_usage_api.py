@@ -23,7 +23,7 @@ from gatecore.store import open_store
 
 from ..upstreams.openai_mock import MockUpstream
 from .admin_client import AdminClient
-from .conftest import make_client
+from .conftest import make_client, wait_keys_loaded
 from .gateway import MASTER_KEY, Gateway, GatewayFactory, run_cli, write_config
 
 PRICES = {
@@ -86,7 +86,7 @@ def setup(
         ),
         "viewer": admin.ok("POST", "/keys", {"name": "viewer", "role": "viewer"}, 201),
     }
-    _wait_loaded(gw, [k["key"] for k in keys.values()])
+    wait_keys_loaded(gw, [k["key"] for k in keys.values()])
     traffic = Traffic(config)
     plan = [
         ("red-1", "gpt-a", 2, False),
@@ -139,20 +139,6 @@ def _send(
         "cost_usd": cost,
         "rid": rid,
     }
-
-
-def _wait_loaded(gw: Gateway, keys: list[str]) -> None:
-    """Until the worker knows every new key (GET /v1/models is not an inference request: no row)."""
-    deadline = time.monotonic() + 5
-    for key in keys:
-        with make_client(gw, key) as client:
-            while True:
-                try:
-                    client.models.list()
-                    break
-                except openai.AuthenticationError:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
 
 
 def _get(gw: Gateway, query: str, key: str = MASTER_KEY) -> tuple[int, str, bytes]:
