@@ -8,7 +8,7 @@ import msgspec
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa
+from cryptography.hazmat.primitives.asymmetric import x25519
 from cryptography.x509.oid import NameOID
 
 from gatecore.auth.jwt import JwtVerifier
@@ -62,8 +62,10 @@ def test_bad_keys_and_urls() -> None:
     private_pem = Keys.rsa1.private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    dsa_pem = (
-        dsa.generate_private_key(2048)
+    # X25519 (key agreement): a public key no JWT algorithm signs with. (DSA was the example until
+    # cryptography deprecated it, warning on use.)
+    x25519_pem = (
+        x25519.X25519PrivateKey.generate()
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
@@ -71,7 +73,7 @@ def test_bad_keys_and_urls() -> None:
     for pem, reason in (
         ("not a key", "not a PEM public key"),
         (private_pem, "private key"),
-        (dsa_pem, "no JWT algorithm uses"),
+        (x25519_pem, "no JWT algorithm uses"),
     ):
         [error] = errors_of(public_key_pem=pem, jwks_url=None)
         assert error.startswith(f"{PATH}.public_key_pem: ") and reason in error, error
