@@ -495,27 +495,6 @@ def insert_json_member(body: bytes, key: str, raw_value: bytes) -> bytes | None:
     """
 
 @final
-class StageHistogram:
-    """`gatecore_stage_duration_seconds` of one worker: per stage, then upstream_connect and relay,
-    bucket counts and the sum, filled from a request's stage ends in one call.
-
-    Example:
-        >>> h = StageHistogram(2, [1_000, 10_000])
-        >>> h.observe(0, [500, 5_000], 6_000, 7_000)
-        >>> h.rows()[1]
-        [0.0, 1.0, 0.0, 4.5e-06]
-    """
-
-    def __init__(self, stages: int, bounds_ns: list[int]) -> None: ...
-    def observe(self, started_ns: int, ends: list[int], sent_ns: int, overhead_ns: int) -> None:
-        """One request: each stage from the previous end (the first from `started_ns`); once
-        through all stages, upstream_connect to `sent_ns` (0: not sent) and relay, the rest of
-        `overhead_ns` (never below 0)."""
-    def rows(self) -> list[list[float]]:
-        """Per row (the stages, upstream_connect, relay): the bucket counts (one per bound, then
-        +Inf), then the sum in seconds."""
-
-@final
 class SqliteRowWriter:
     """Bulk INSERTs into one SQLite database with the GIL released, through the SQLite library
     already loaded in the process (`library`, the `libsqlite3.so` Python's sqlite3 uses: a second
@@ -537,53 +516,81 @@ class SqliteRowWriter:
         """Close the connection; later inserts raise OSError."""
 
 @final
-class RequestHistograms:
-    """The per-request histograms of one worker's metrics: six per label set, in this order:
-    overhead, duration, input tokens, output tokens, TTFT, time per output token. `bounds[kind]`
-    are a kind's bucket bounds in the unit observed (ns for durations); a kind's sum is divided by
-    `scale[kind]` in `rows` (1e9: shown in seconds).
+class RequestMetrics:
+    """One worker's per-request metrics, filled in one call per finished request. Per label set:
+    requests by status class (1xx to 5xx; any other status counts as 5xx), the cost sum, and six
+    histograms in this order: overhead, duration, input tokens, output tokens, TTFT, time per output
+    token (`bounds[kind]`: bucket bounds in the unit observed, ns for durations; a kind's sum is
+    divided by `scale[kind]`, 1e9 to show seconds). And one stage histogram: per stage, then
+    upstream_connect and relay (`stage_bounds_ns`).
 
     Example:
-        >>> h = RequestHistograms([[1e6]] * 6, [1e9, 1e9, 1.0, 1.0, 1e9, 1.0])
-        >>> base = h.add_set()
-        >>> h.observe(base, 500_000, -1, -1, -1, -1, -1.0)
-        >>> h.rows()
-        [(0, [1.0, 0.0, 0.0005])]
+        >>> m = RequestMetrics([[1e6]] * 6, [1e9, 1e9, 1.0, 1.0, 1e9, 1.0], 1, [1_000])
+        >>> s = m.add_set()
+        >>> m.observe(s, 200, 0, 3_000_000, 2_500_000, 0, 7, 9, 0.5, True, [400], 600)
+        >>> m.request_counts(), m.costs()
+        ([(0, 1, 1)], [(0, 0.5)])
+        >>> m.histogram_rows()[0]
+        (0, [1.0, 0.0, 0.0005])
     """
 
-    def __init__(self, bounds: list[list[float]], scale: list[float]) -> None: ...
+    def __init__(
+        self, bounds: list[list[float]], scale: list[float], stages: int, stage_bounds_ns: list[int]
+    ) -> None: ...
     def add_set(self) -> int:
-        """A label set's six histograms; the index of the first."""
+        """A new label set; its index."""
     def observe(
         self,
-        base: int,
-        overhead_ns: int,
-        duration_ns: int,
+        set: int,
+        status: int,
+        started_ns: int,
+        finished_ns: int,
+        upstream_ns: int,
+        first_byte_ns: int,
         input_tokens: int,
         output_tokens: int,
-        ttft_ns: int,
-        tpot_s: float,
+        cost_usd: float,
+        succeeded: bool,
+        stage_ends: list[int],
+        sent_ns: int,
     ) -> None:
-        """One request of the set at `base`; a negative value is not observed (the overhead is
-        always, at 0 or more; output tokens with input tokens)."""
-    def rows(self) -> list[tuple[int, list[float]]]:
-        """Each histogram observed at least once: its index, its bucket counts (one per bound,
-        then +Inf) and its sum."""
+        """One finished request of label set `set`. Overhead: the latency less `upstream_ns`.
+        Duration only when `succeeded`; tokens when `input_tokens` >= 0; TTFT from `first_byte_ns`
+        (0: none), and time per output token after the first when there are two or more. The
+        stages from `stage_ends` (the first from `started_ns`); once through all stages,
+        upstream_connect to `sent_ns` (0: not sent) and relay, the rest of the overhead."""
+    def histogram_rows(self) -> list[tuple[int, list[float]]]:
+        """Each histogram observed at least once: its index (set * 6 + kind), its bucket counts
+        (one per bound, then +Inf) and its sum."""
+    def stage_rows(self) -> list[list[float]]:
+        """Per stage row (the stages, upstream_connect, relay): the bucket counts, then the sum in
+        seconds."""
+    def request_counts(self) -> list[tuple[int, int, int]]:
+        """(set, status class index: 0 for 1xx to 4 for 5xx, count) for each class counted."""
+    def costs(self) -> list[tuple[int, float]]:
+        """(set, USD) for each set with a priced request."""
 
 @final
 class JsonLines:
     """JSON Lines with fixed `fields`: each `add` formats one object (`{"field": value, ...}`) and
-    a newline straight onto an internal buffer; `take` returns and clears it. Strings are escaped
-    as JSON requires (UTF-8 kept), non-finite floats are written as null.
+    a newline straight onto an internal buffer; `take` returns and clears it, `write_to` writes it
+    to a file descriptor. Strings are escaped as JSON requires (UTF-8 kept), non-finite floats are
+    written as null. A field whose unit is "ms" or "s" takes integer nanoseconds and shows them in
+    milliseconds (to the µs, half up) or seconds (to the ms) with three decimals.
 
     Example:
         >>> lines = JsonLines(["id", "ok", "ms"])
         >>> lines.add(("a\\"b", True, 1.5))
         >>> lines.take()
         b'{"id":"a\\\\"b","ok":true,"ms":1.5}\\n'
+        >>> timed = JsonLines(["at", "ms"], ["s", "ms"])
+        >>> timed.add((1_700_000_000_123_456_789, 1_234_567))
+        >>> timed.take()
+        b'{"at":1700000000.123,"ms":1.235}\\n'
     """
 
-    def __init__(self, fields: list[str]) -> None: ...
+    def __init__(self, fields: list[str], units: list[str] | None = None) -> None:
+        """`units`: per field "" (as given), "ms" or "s"; ValueError for another or a wrong count."""
     def add(self, values: tuple[object, ...]) -> None:
         """One line: `values` (None, bool, int, float or str) in the fields' order; ValueError
         for another count or type (nothing is written then)."""
@@ -591,5 +598,9 @@ class JsonLines:
         """A line formatted elsewhere: one JSON object without a newline."""
     def take(self) -> bytes:
         """The lines added since the last take."""
+    def write_to(self, fd: int) -> int:
+        """Write the waiting lines to file descriptor `fd` (no copy into Python) and forget them;
+        returns the bytes written. A non-blocking descriptor that is full keeps the rest waiting;
+        another error drops them and raises OSError."""
     def __len__(self) -> int:
         """Bytes waiting."""

@@ -14,6 +14,7 @@ pub mod json_scan;
 pub mod prompt_tokens;
 pub mod ratelimit;
 pub mod request_histograms;
+pub mod request_metrics;
 pub mod share_clock;
 pub mod sqlite_rows;
 pub mod sse;
@@ -28,8 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<counters::PyCounterTable>()?;
     m.add_class::<admission::PyRulePlan>()?;
     m.add_class::<admission::PyAdmission>()?;
-    m.add_class::<stage_histogram::PyStageHistogram>()?;
-    m.add_class::<request_histograms::PyRequestHistograms>()?;
+    m.add_class::<request_metrics::PyRequestMetrics>()?;
     m.add_class::<json_lines::PyJsonLines>()?;
     m.add_class::<sqlite_rows::PySqliteRowWriter>()?;
     m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;

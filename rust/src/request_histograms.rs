@@ -1,11 +1,9 @@
 //! The per-request histograms of one worker's metrics (overhead, duration, tokens, TTFT, time per
-//! output token), filled in one call per request.
+//! output token), filled through `request_metrics.rs`.
 //!
 //! Each label set (model, deployment, endpoint) owns six consecutive histograms, in `KINDS` order.
 //! In Python each observation was a bisect and two list updates on boxed numbers (a new int object
 //! per increment past 256); here the counts are plain integers side by side.
-
-use pyo3::prelude::*;
 
 /// The histograms of a label set, in order; a kind's bounds are `bounds[kind]`.
 pub const OVERHEAD: usize = 0;
@@ -93,60 +91,6 @@ impl RequestHistograms {
                 (i, row)
             })
             .collect()
-    }
-}
-
-#[pyclass(name = "RequestHistograms", module = "gatecore._core")]
-pub struct PyRequestHistograms {
-    inner: RequestHistograms,
-}
-
-#[pymethods]
-impl PyRequestHistograms {
-    #[new]
-    fn new(bounds: Vec<Vec<f64>>, scale: Vec<f64>) -> PyResult<Self> {
-        if bounds.len() != KINDS || scale.len() != KINDS {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "bounds and scale for the {KINDS} kinds"
-            )));
-        }
-        Ok(PyRequestHistograms {
-            inner: RequestHistograms::new(bounds, scale),
-        })
-    }
-
-    fn add_set(&mut self) -> usize {
-        self.inner.add_set()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn observe(
-        &mut self,
-        base: usize,
-        overhead_ns: i64,
-        duration_ns: i64,
-        input_tokens: i64,
-        output_tokens: i64,
-        ttft_ns: i64,
-        tpot_s: f64,
-    ) -> PyResult<()> {
-        if base + KINDS > self.inner.counts.len() {
-            return Err(pyo3::exceptions::PyIndexError::new_err("no such label set"));
-        }
-        self.inner.observe(
-            base,
-            overhead_ns,
-            duration_ns,
-            input_tokens,
-            output_tokens,
-            ttft_ns,
-            tpot_s,
-        );
-        Ok(())
-    }
-
-    fn rows(&self) -> Vec<(usize, Vec<f64>)> {
-        self.inner.rows()
     }
 }
 

@@ -296,6 +296,9 @@ def test_access_log_lines_carry_key_prefix_cost_ttft_and_attempts(
     expected_cost = usage.prompt_tokens * 1e-6 + usage.completion_tokens * 2e-6
     assert entry["cost_usd"] == pytest.approx(expected_cost, rel=1e-9)
     assert entry["ttft_ms"] <= entry["latency_ms"]
+    # Times are shown in their units: the wall clock in s, durations in ms, to three decimals.
+    assert abs(entry["ts"] - time.time()) < 60
+    assert 0 < entry["overhead_ms"] <= entry["latency_ms"] < 60_000
     streamed = gw.wait_access_log("log-stream")
     assert streamed["streamed"] and 40 <= streamed["ttft_ms"] <= streamed["latency_ms"]
     fallback = gw.wait_access_log("log-fallback")

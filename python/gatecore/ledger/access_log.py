@@ -8,6 +8,7 @@ redacted when a redactor is configured).
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 import time
 from typing import BinaryIO
@@ -16,10 +17,13 @@ import orjson
 
 from gatecore._core import JsonLines
 from gatecore.ledger.body_log import Redactor, body_fields
-from gatecore.ledger.row import ms
 from gatecore.request import RequestContext
 
 _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
+# Lines are written once this many bytes wait, whatever the delay: a buffer that stays in the CPU's
+# cache (50 ms of lines at 15,000 req/s were 200 KB, streamed through it and copied twice: 4 µs a
+# request in the server, against 0.6 µs to format a line in a loop).
+_FLUSH_BYTES = 16 * 1024
 
 
 # A line's fields, in order. `key_prefix`: the few characters of the key that are safe to show
@@ -48,27 +52,34 @@ FIELDS = (
     "overhead_ms",
     "run_id",
 )
+# Fields given as integer nanoseconds and shown in seconds ("s") or milliseconds ("ms").
+UNITS = {"ts": "s", "latency_ms": "ms", "ttft_ms": "ms", "overhead_ms": "ms"}
 
 
 class AccessLog:
     """Queues a line per finished request and flushes them shortly after, in one write."""
 
-    __slots__ = ("_handle", "_out", "_pending", "body_log_bytes", "redactor")
+    __slots__ = ("_fd", "_handle", "_out", "_pending", "body_log_bytes", "redactor")
 
     def __init__(self, out: BinaryIO | None = None, body_log_bytes: int = 0):
         self._out = out if out is not None else sys.stdout.buffer
+        # Lines go straight from the Rust buffer to the file descriptor when there is one.
+        try:
+            self._fd: int | None = self._out.fileno()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            self._fd = None
         self.body_log_bytes = body_log_bytes
         # Rewrites logged bodies (None: no redaction); the guardrails' PII matcher is set here.
         self.redactor: Redactor | None = None
         # Lines not yet written, each formatted in Rust from a tuple of its values: 1 µs a line in
         # the server, against 3 for a msgspec Struct and 4+ for a dict through orjson.
-        self._pending = JsonLines(list(FIELDS))
+        self._pending = JsonLines(list(FIELDS), [UNITS.get(field, "") for field in FIELDS])
         self._handle: asyncio.TimerHandle | None = None
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         usage, key, first_byte, started = ctx.usage, ctx.key, ctx.first_byte_ns, ctx.started
         line = (
-            time.time_ns() // 1_000_000 / 1000,
+            time.time_ns(),
             ctx.request_id,
             ctx.endpoint.name,
             key.name if key is not None else None,
@@ -86,30 +97,49 @@ class AccessLog:
             usage.source if usage else "none",
             ctx.cost_usd,
             ctx.client_gone,
-            ms(finished_ns - started),
-            ms(first_byte - started) if first_byte else None,
-            ms(finished_ns - started - ctx.upstream_ns),
+            finished_ns - started,
+            first_byte - started if first_byte else None,
+            finished_ns - started - ctx.upstream_ns,
             ctx.run_id or (key.run_id if key is not None else None),
         )
+        pending = self._pending
         if ctx.body_capture is None:
-            self._pending.add(line)
+            pending.add(line)
         else:  # only keys or teams that opted into body logging
-            fields = dict(zip(FIELDS, line, strict=True))
+            fields: dict[str, object] = dict(zip(FIELDS, line, strict=True))
+            for name, unit in UNITS.items():
+                fields[name] = _shown(fields[name], unit)
             fields.update(body_fields(ctx, self.body_log_bytes, self.redactor))
-            self._pending.add_raw(orjson.dumps(fields))
-        if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self.flush)
+            pending.add_raw(orjson.dumps(fields))
+        if len(pending) >= _FLUSH_BYTES:
+            self.flush()
+        elif self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self._flush_due)
 
     async def aclose(self) -> None:
         self.flush()
 
-    def flush(self) -> None:
+    def _flush_due(self) -> None:
         self._handle = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the waiting lines now."""
         if not self._pending:
             return
-        data = self._pending.take()
         try:
-            self._out.write(data)
-            self._out.flush()
+            if self._fd is None:
+                self._out.write(self._pending.take())
+                self._out.flush()
+            else:
+                self._out.flush()  # anything written through the file object goes first
+                self._pending.write_to(self._fd)
         except (OSError, ValueError):  # stdout closed: the log is best effort, requests go on
             pass
+
+
+def _shown(ns: object, unit: str) -> object:
+    """A nanosecond field as `JsonLines` shows it: ms to the µs (half up), s to the ms."""
+    if not isinstance(ns, int):
+        return ns
+    return (ns + 500) // 1000 / 1000 if unit == "ms" else ns // 1_000_000 / 1000
