@@ -581,21 +581,24 @@ class JsonLines:
     Example:
         >>> lines = JsonLines(["id", "ok", "ms"])
         >>> lines.add(("a\\"b", True, 1.5))
+        33
         >>> lines.take()
         b'{"id":"a\\\\"b","ok":true,"ms":1.5}\\n'
         >>> timed = JsonLines(["at", "ms"], ["s", "ms"])
         >>> timed.add((1_700_000_000_123_456_789, 1_234_567))
+        33
         >>> timed.take()
         b'{"at":1700000000.123,"ms":1.235}\\n'
     """
 
     def __init__(self, fields: list[str], units: list[str] | None = None) -> None:
         """`units`: per field "" (as given), "ms" or "s"; ValueError for another or a wrong count."""
-    def add(self, values: tuple[object, ...]) -> None:
+    def add(self, values: tuple[object, ...]) -> int:
         """One line: `values` (None, bool, int, float or str) in the fields' order; ValueError
-        for another count or type (nothing is written then)."""
-    def add_raw(self, line: bytes) -> None:
-        """A line formatted elsewhere: one JSON object without a newline."""
+        for another count or type (nothing is written then). Returns the bytes now waiting."""
+    def add_raw(self, line: bytes) -> int:
+        """A line formatted elsewhere: one JSON object without a newline. Returns the bytes now
+        waiting."""
     def take(self) -> bytes:
         """The lines added since the last take."""
     def write_to(self, fd: int) -> int:

@@ -123,8 +123,9 @@ impl PyJsonLines {
         })
     }
 
-    /// One line: `values` in the fields' order (None, bool, int, float or str).
-    fn add(&mut self, values: &Bound<'_, PyTuple>) -> PyResult<()> {
+    /// One line: `values` in the fields' order (None, bool, int, float or str). Returns the bytes
+    /// now waiting.
+    fn add(&mut self, values: &Bound<'_, PyTuple>) -> PyResult<usize> {
         if values.len() != self.keys.len() {
             return Err(PyValueError::new_err(format!(
                 "{} values for {} fields",
@@ -146,13 +147,15 @@ impl PyJsonLines {
             }
         }
         self.buffer.extend_from_slice(b"}\n");
-        Ok(())
+        Ok(self.buffer.len())
     }
 
     /// A line formatted elsewhere (it must be one JSON object without a newline); `\n` is added.
-    fn add_raw(&mut self, line: &[u8]) {
+    /// Returns the bytes now waiting.
+    fn add_raw(&mut self, line: &[u8]) -> usize {
         self.buffer.extend_from_slice(line);
         self.buffer.push(b'\n');
+        self.buffer.len()
     }
 
     /// Write every line added so far to the file descriptor `fd` and forget them, without a copy

@@ -17,7 +17,7 @@ import orjson
 
 from gatecore._core import JsonLines
 from gatecore.ledger.body_log import Redactor, body_fields
-from gatecore.request import RequestContext
+from gatecore.request import RequestContext, Usage
 
 _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
 # Lines are written once this many bytes wait, whatever the delay: a buffer that stays in the CPU's
@@ -52,6 +52,18 @@ FIELDS = (
     "overhead_ms",
     "run_id",
 )
+_wall_ns = time.time_ns
+
+
+class _NoKey:
+    """What the log shows of the key of a request that had none."""
+
+    __slots__ = ()
+    name = prefix = run_id = None
+
+
+_NO_KEY = _NoKey()
+_NO_USAGE = Usage()
 # Fields given as integer nanoseconds and shown in seconds ("s") or milliseconds ("ms").
 UNITS = {"ts": "s", "latency_ms": "ms", "ttft_ms": "ms", "overhead_ms": "ms"}
 
@@ -77,13 +89,15 @@ class AccessLog:
         self._handle: asyncio.TimerHandle | None = None
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
-        usage, key, first_byte, started = ctx.usage, ctx.key, ctx.first_byte_ns, ctx.started
+        # Stand-ins for a request without usage or key: no test per field.
+        usage, key = ctx.usage or _NO_USAGE, ctx.key or _NO_KEY
+        first_byte, started = ctx.first_byte_ns, ctx.started
         line = (
-            time.time_ns(),
+            _wall_ns(),
             ctx.request_id,
             ctx.endpoint.name,
-            key.name if key is not None else None,
-            key.prefix if key is not None else None,
+            key.name,
+            key.prefix,
             ctx.client_model,
             ctx.deployment_id or None,
             ctx.status,
@@ -91,27 +105,27 @@ class AccessLog:
             ctx.error_code,
             ctx.stream,
             ctx.streamed_events,
-            usage.input_tokens if usage else 0,
-            usage.output_tokens if usage else 0,
-            usage.cached_tokens if usage else 0,
-            usage.source if usage else "none",
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cached_tokens,
+            usage.source,
             ctx.cost_usd,
             ctx.client_gone,
             finished_ns - started,
             first_byte - started if first_byte else None,
             finished_ns - started - ctx.upstream_ns,
-            ctx.run_id or (key.run_id if key is not None else None),
+            ctx.run_id or key.run_id,
         )
         pending = self._pending
         if ctx.body_capture is None:
-            pending.add(line)
+            waiting = pending.add(line)
         else:  # only keys or teams that opted into body logging
             fields: dict[str, object] = dict(zip(FIELDS, line, strict=True))
             for name, unit in UNITS.items():
                 fields[name] = _shown(fields[name], unit)
             fields.update(body_fields(ctx, self.body_log_bytes, self.redactor))
-            pending.add_raw(orjson.dumps(fields))
-        if len(pending) >= _FLUSH_BYTES:
+            waiting = pending.add_raw(orjson.dumps(fields))
+        if waiting >= _FLUSH_BYTES:
             self.flush()
         elif self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self._flush_due)
