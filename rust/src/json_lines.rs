@@ -29,6 +29,30 @@ pub fn push_json_float(out: &mut Vec<u8>, value: f64) {
     }
 }
 
+/// `value` in decimal: digits from a stack buffer, about a third of `write!`'s cost (the access log
+/// writes a dozen integers a line).
+pub fn push_u64(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// `value` in decimal, with its sign.
+pub fn push_i64(out: &mut Vec<u8>, value: i64) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, value.unsigned_abs());
+}
+
 /// How a field's integer value is shown: as it is, or nanoseconds in milliseconds or seconds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Unit {
@@ -53,10 +77,7 @@ impl Unit {
 pub fn push_nanos(out: &mut Vec<u8>, ns: i64, unit: Unit) {
     let magnitude = ns.unsigned_abs();
     let thousandths = match unit {
-        Unit::Plain => {
-            let _ = write!(out, "{ns}"); // writing to a Vec cannot fail
-            return;
-        }
+        Unit::Plain => return push_i64(out, ns),
         Unit::NanosAsMillis => (magnitude + 500) / 1000,
         Unit::NanosAsSeconds => magnitude / 1_000_000,
     };
@@ -64,7 +85,7 @@ pub fn push_nanos(out: &mut Vec<u8>, ns: i64, unit: Unit) {
         out.push(b'-');
     }
     let fraction = thousandths % 1000;
-    let _ = write!(out, "{}", thousandths / 1000);
+    push_u64(out, thousandths / 1000);
     out.extend_from_slice(&[
         b'.',
         b'0' + (fraction / 100) as u8,
@@ -209,10 +230,11 @@ fn push_value(out: &mut Vec<u8>, value: &Borrowed<'_, '_, PyAny>, unit: Unit) ->
         push_nanos(out, value.extract::<i64>()?, unit);
     } else if value.is_instance_of::<PyInt>() {
         match value.extract::<i64>() {
-            Ok(number) => write!(out, "{number}"),
-            Err(_) => write!(out, "{}", value.extract::<i128>()?),
+            Ok(number) => push_i64(out, number),
+            Err(_) => {
+                let _ = write!(out, "{}", value.extract::<i128>()?); // writing to a Vec cannot fail
+            }
         }
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     } else if let Ok(number) = value.cast::<PyFloat>() {
         push_json_float(out, number.value());
     } else {
@@ -240,6 +262,18 @@ mod tests {
         assert_eq!(string("a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(string("l1\nl2\r\t\u{1}"), r#""l1\nl2\r\t\u0001""#);
         assert_eq!(string("sk-ab…"), "\"sk-ab…\"");
+    }
+
+    #[test]
+    fn integers_print_as_rust_does() {
+        for value in [0, 7, -7, 10, 99, 100, 1_000_000, i64::MAX, i64::MIN, -1] {
+            let mut out = Vec::new();
+            push_i64(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), value.to_string());
+        }
+        let mut out = Vec::new();
+        push_u64(&mut out, u64::MAX);
+        assert_eq!(String::from_utf8(out).unwrap(), u64::MAX.to_string());
     }
 
     #[test]
