@@ -21,8 +21,8 @@ from gatecore.request import RequestContext, Usage
 
 _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
 # Lines are written once this many bytes wait, whatever the delay: a buffer that stays in the CPU's
-# cache (50 ms of lines at 15,000 req/s were 200 KB, streamed through it and copied twice: 4 µs a
-# request in the server, against 0.6 µs to format a line in a loop).
+# cache. 50 ms of lines at 15,000 req/s were 200 KB, copied into a bytes object before the write;
+# metrics + access log then cost 0.93x of their absence in one server, 0.95-0.96x now (64 KiB: 0.94x).
 _FLUSH_BYTES = 16 * 1024
 
 
@@ -69,7 +69,8 @@ UNITS = {"ts": "s", "latency_ms": "ms", "ttft_ms": "ms", "overhead_ms": "ms"}
 
 
 class AccessLog:
-    """Queues a line per finished request and flushes them shortly after, in one write."""
+    """Queues a line per finished request and writes them in batches: every 16 KiB, or 50 ms after
+    the first line of a batch."""
 
     __slots__ = ("_fd", "_handle", "_out", "_pending", "body_log_bytes", "redactor")
 
