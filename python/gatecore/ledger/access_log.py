@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import os
+import stat
 import sys
 import time
 from typing import BinaryIO
@@ -24,6 +27,12 @@ _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
 # cache. 50 ms of lines at 15,000 req/s were 200 KB, copied into a bytes object before the write;
 # metrics + access log then cost 0.93x of their absence in one server, 0.95-0.96x now (64 KiB: 0.94x).
 _FLUSH_BYTES = 16 * 1024
+# Lines that wait for a pipe nobody reads (a stalled log collector) are kept up to this many bytes,
+# then new ones are dropped and counted: the log never blocks the event loop nor grows without bound.
+_BACKLOG_BYTES = 16 * 1024 * 1024
+_DROP_WARN_S = 10.0  # at most one warning about dropped lines per this many seconds
+_CLOSE_WAIT_S = 1.0  # at shutdown, how long lines waiting for a stalled pipe still get
+log = logging.getLogger("gatecore.access_log")
 
 
 # A line's fields, in order. `key_prefix`: the few characters of the key that are safe to show
@@ -72,15 +81,24 @@ class AccessLog:
     """Queues a line per finished request and writes them in batches: every 16 KiB, or 50 ms after
     the first line of a batch."""
 
-    __slots__ = ("_fd", "_handle", "_out", "_pending", "body_log_bytes", "redactor")
+    __slots__ = (
+        "_dropped",
+        "_fd",
+        "_handle",
+        "_out",
+        "_pending",
+        "_warned_at",
+        "body_log_bytes",
+        "redactor",
+    )
 
     def __init__(self, out: BinaryIO | None = None, body_log_bytes: int = 0):
         self._out = out if out is not None else sys.stdout.buffer
-        # Lines go straight from the Rust buffer to the file descriptor when there is one.
-        try:
-            self._fd: int | None = self._out.fileno()
-        except (OSError, ValueError, io.UnsupportedOperation):
-            self._fd = None
+        # Lines go straight from the Rust buffer to the file descriptor when there is one; to a
+        # non-blocking one of their own when it is a pipe or socket.
+        self._fd = _log_fd(self._out)
+        self._dropped = 0  # lines dropped since the last warning
+        self._warned_at = 0.0
         self.body_log_bytes = body_log_bytes
         # Rewrites logged bodies (None: no redaction); the guardrails' PII matcher is set here.
         self.redactor: Redactor | None = None
@@ -128,15 +146,42 @@ class AccessLog:
             waiting = pending.add_raw(orjson.dumps(fields))
         if waiting >= _FLUSH_BYTES:
             self.flush()
+            if len(pending) > _BACKLOG_BYTES:
+                self._drop()
         elif self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self._flush_due)
 
     async def aclose(self) -> None:
         self.flush()
+        deadline = time.monotonic() + _CLOSE_WAIT_S
+        while self._pending and time.monotonic() < deadline:  # a pipe that is slow to drain
+            await asyncio.sleep(0.01)
+            self.flush()
+        if self._pending:
+            self._dropped += self._pending.take().count(b"\n")
+        if self._dropped:
+            log.warning("access log: %d lines dropped (stdout did not take them)", self._dropped)
+        if self._fd is not None and self._fd != _fileno(self._out):
+            os.close(self._fd)
+            self._fd = None
+
+    def _drop(self) -> None:
+        """The pipe has taken nothing while the backlog filled: drop what waits, say so now and then.
+        The first line stays: the pipe may hold its beginning (a write can stop mid-line)."""
+        waiting = self._pending.take()
+        first = waiting.find(b"\n")
+        self._pending.add_raw(waiting[:first])
+        self._dropped += waiting.count(b"\n") - 1
+        now = time.monotonic()
+        if now - self._warned_at >= _DROP_WARN_S:
+            log.warning("access log: %d lines dropped (stdout does not take them)", self._dropped)
+            self._warned_at, self._dropped = now, 0
 
     def _flush_due(self) -> None:
         self._handle = None
         self.flush()
+        if self._pending:  # a pipe that took only part: try again, traffic or not
+            self._handle = asyncio.get_running_loop().call_later(_FLUSH_DELAY, self._flush_due)
 
     def flush(self) -> None:
         """Write the waiting lines now."""
@@ -151,6 +196,29 @@ class AccessLog:
                 self._pending.write_to(self._fd)
         except (OSError, ValueError):  # stdout closed: the log is best effort, requests go on
             pass
+
+
+def _fileno(out: BinaryIO) -> int | None:
+    try:
+        return out.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+def _log_fd(out: BinaryIO) -> int | None:
+    """The descriptor lines are written to. For a pipe (a container's log collector), a non-blocking
+    one of our own on the same pipe, opened anew so that the shared one stays blocking for everyone
+    else writing to stdout: a stalled reader cannot block the event loop. For a file, a terminal or
+    a socket (which cannot be opened anew), the stream's own."""
+    fd = _fileno(out)
+    if fd is None:
+        return None
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        pass  # no /proc, or no reader yet: blocking writes, as before
+    return fd
 
 
 def _shown(ns: object, unit: str) -> object:
