@@ -1,12 +1,13 @@
 """Per-worker metrics: each finished request folded into counters and histogram buckets.
 
-`record` runs on the request's task after the answer went out; it only adds numbers (about 1.5 µs
+`record` runs on the request's task after the answer went out; it only adds numbers (about 1.2 µs
 in the server), so the metrics cost no I/O on the request path. What every request adds (its status
 class and cost, its six histograms, the stage histogram) is counted in Rust (`RequestMetrics`) in
 one call; the rare series (errors by type, rejections) in a dict keyed by (metric name, rendered
-label text). Label texts are built once per (route, deployment, endpoint) and cached. Labels are configured names
-only (route names, `provider/model` deployments, endpoint kinds, error codes): never a key, a user or
-a client's raw model string, so the number of series stays bounded.
+label text). Label texts are built once per (route, deployment, endpoint), all compiled from the
+config, and cached. Labels are configured names only (route names, `provider/model` deployments,
+endpoint kinds, error codes): never a key, a user or a client's raw model string, so the number of
+series stays bounded.
 
 Names follow the OpenTelemetry GenAI semantic conventions where one exists (`gen_ai_*`, attributes
 as labels with dots turned into underscores); the rest are `gatecore_*`.
