@@ -94,23 +94,29 @@ impl RequestHistograms {
     }
 }
 
+/// Small histograms for tests: durations bounded at 1 µs and 1 ms, tokens at 10, TPOT at 0.5 s.
+#[cfg(test)]
+pub(crate) fn test_histograms() -> RequestHistograms {
+    let ns = vec![1e3, 1e6];
+    RequestHistograms::new(
+        vec![
+            ns.clone(),
+            ns.clone(),
+            vec![10.0],
+            vec![10.0],
+            ns,
+            vec![0.5],
+        ],
+        vec![1e9, 1e9, 1.0, 1.0, 1e9, 1.0],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn histograms() -> RequestHistograms {
-        let ns = vec![1e3, 1e6];
-        RequestHistograms::new(
-            vec![
-                ns.clone(),
-                ns.clone(),
-                vec![10.0],
-                vec![10.0],
-                ns,
-                vec![0.5],
-            ],
-            vec![1e9, 1e9, 1.0, 1.0, 1e9, 1.0],
-        )
+        test_histograms()
     }
 
     #[test]

@@ -212,19 +212,8 @@ mod tests {
     use super::*;
 
     fn metrics() -> RequestMetrics {
-        let ns = vec![1e3, 1e6];
         RequestMetrics::new(
-            RequestHistograms::new(
-                vec![
-                    ns.clone(),
-                    ns.clone(),
-                    vec![10.0],
-                    vec![10.0],
-                    ns,
-                    vec![0.5],
-                ],
-                vec![1e9, 1e9, 1.0, 1.0, 1e9, 1.0],
-            ),
+            crate::request_histograms::test_histograms(),
             StageHistogram::new(2, vec![10, 100]),
         )
     }
