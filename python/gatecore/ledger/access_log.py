@@ -20,6 +20,7 @@ import orjson
 
 from gatecore._core import JsonLines
 from gatecore.ledger.body_log import Redactor, body_fields
+from gatecore.ledger.row import ms
 from gatecore.request import RequestContext, Usage
 
 _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
@@ -95,7 +96,7 @@ class AccessLog:
     def __init__(self, out: BinaryIO | None = None, body_log_bytes: int = 0):
         self._out = out if out is not None else sys.stdout.buffer
         # Lines go straight from the Rust buffer to the file descriptor when there is one; to a
-        # non-blocking one of their own when it is a pipe or socket.
+        # non-blocking one of their own when it is a pipe (see _log_fd).
         self._fd = _log_fd(self._out)
         self._dropped = 0  # lines dropped since the last warning
         self._warned_at = 0.0
@@ -225,4 +226,4 @@ def _shown(ns: object, unit: str) -> object:
     """A nanosecond field as `JsonLines` shows it: ms to the µs (half up), s to the ms."""
     if not isinstance(ns, int):
         return ns
-    return (ns + 500) // 1000 / 1000 if unit == "ms" else ns // 1_000_000 / 1000
+    return ms(ns) if unit == "ms" else ns // 1_000_000 / 1000
