@@ -571,6 +571,77 @@ class RequestMetrics:
         """(set, USD) for each set with a priced request."""
 
 @final
+class OtlpSpans:
+    """Finished spans encoded into OTLP/HTTP export bodies (`ExportTraceServiceRequest`, binary
+    protobuf) of `batch_size` spans, waiting oldest first; past `max_spans` waiting, new spans are
+    dropped and counted.
+    Every span goes out under `resource` (its attributes) and the instrumentation scope
+    `scope_name` `scope_version`. Ids are ints (a trace id 128 bits, a span id 64); times are epoch
+    ns. Attribute values: str, bool, int (int64), float, or a tuple or list of those; a None value
+    leaves its attribute out; anything else is a ValueError (and no span is added).
+
+    Example:
+        >>> spans = OtlpSpans({"service.name": "gatecore"}, "gatecore", "1.0", 512, 2048)
+        >>> trace_id, span_id = spans.trace_id(), spans.span_id()
+        >>> spans.add(trace_id, span_id, 0, "chat m", 2, 1_000, 2_000, {"gen_ai.request.model": "m"})
+        1
+        >>> body = spans.take()  # POST it to /v1/traces as application/x-protobuf
+        >>> len(spans)
+        0
+    """
+
+    def __init__(
+        self,
+        resource: dict[str, object],
+        scope_name: str,
+        scope_version: str,
+        batch_size: int,
+        max_spans: int,
+    ) -> None: ...
+    def span_id(self) -> int:
+        """A new span id: 64 random bits, never 0 (seeded from the OS per instance)."""
+    def trace_id(self) -> int:
+        """A new trace id: 128 random bits, never 0."""
+    def add(
+        self,
+        trace_id: int,
+        span_id: int,
+        parent_id: int,
+        name: str,
+        kind: int,
+        start_ns: int,
+        end_ns: int,
+        attributes: dict[str, object] | None,
+        status: int = 0,
+        message: str = "",
+        trace_state: str = "",
+        flags: int = 0,
+    ) -> int:
+        """One ended span (`parent_id` 0: a root; `kind` and `status` are OTLP's SpanKind and
+        StatusCode; `flags` OTLP's Span.flags). Returns the spans now waiting."""
+    def add_chain(
+        self,
+        trace_id: int,
+        parent_id: int,
+        flags: int,
+        names: tuple[str, ...],
+        start_ns: int,
+        ends: list[int],
+        offset_ns: int,
+        trace_state: str | None = None,
+    ) -> int:
+        """Internal spans one after the other under `parent_id`: the first from `start_ns` to
+        `ends[0]`, the next from there to `ends[1]`, …, as many as `names` and `ends` both have;
+        `offset_ns` moves these clock readings to epoch time. Returns the spans now waiting."""
+    def take(self) -> bytes | None:
+        """An export body of the oldest batch (`batch_size` spans, or all that wait when fewer
+        do), which leaves the queue; None when none wait."""
+    @property
+    def dropped(self) -> int:
+        """Spans dropped because the queue was full, since it was made."""
+    def __len__(self) -> int:
+        """Spans waiting."""
+
 class JsonLines:
     """JSON Lines with fixed `fields`: each `add` formats one object (`{"field": value, ...}`) and
     a newline straight onto an internal buffer; `take` returns and clears it, `write_to` writes it

@@ -11,7 +11,9 @@ pub mod http1;
 pub mod json_edit;
 pub mod json_lines;
 pub mod json_scan;
+pub mod otlp_spans;
 pub mod prompt_tokens;
+pub mod protobuf;
 pub mod ratelimit;
 pub mod request_histograms;
 pub mod request_metrics;
@@ -31,6 +33,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<admission::PyAdmission>()?;
     m.add_class::<request_metrics::PyRequestMetrics>()?;
     m.add_class::<json_lines::PyJsonLines>()?;
+    m.add_class::<otlp_spans::PyOtlpSpans>()?;
     m.add_class::<sqlite_rows::PySqliteRowWriter>()?;
     m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(prompt_tokens::count_prompt_tokens, m)?)?;

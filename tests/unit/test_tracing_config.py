@@ -1,5 +1,5 @@
-"""`telemetry.tracing`: off by default without loading opentelemetry at all, its settings checked with
-their paths, the exporter's endpoint chosen from the config or the OTLP environment variables."""
+"""`telemetry.tracing`: off by default without loading the tracer at all, its settings checked with
+their paths, the exporter's endpoint, headers and resource from the config or the OTEL_* variables."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from gatecore.pipeline.gateway import build_gateway
 gateway = build_gateway(load_config(json.loads(sys.argv[1]), {}))
 pool = gateway.pools.get(next(iter(gateway.providers.values())).pool.origin)
 loaded = sorted({m.split(".")[1] for m in sys.modules if m.startswith("opentelemetry.")})
-print(json.dumps([gateway.tracing is not None, type(pool).__name__, loaded]))
+tracer = "gatecore.telemetry.tracing" in sys.modules
+print(json.dumps([gateway.tracing is not None, type(pool).__name__, loaded, tracer]))
 gateway.close()
 """
 
@@ -45,7 +46,7 @@ def probe(config: dict[str, Any]) -> list[Any]:
 
 
 def test_tracing_off_loads_no_opentelemetry() -> None:
-    assert probe(CONFIG) == [False, "ConnectionPool", []]
+    assert probe(CONFIG) == [False, "ConnectionPool", [], False]
 
 
 def test_tracing_on_loads_it_in_the_worker() -> None:
@@ -53,9 +54,8 @@ def test_tracing_on_loads_it_in_the_worker() -> None:
         **CONFIG,
         "telemetry": {"tracing": {"enabled": True, "endpoint": "http://127.0.0.1:9/v1/traces"}},
     }
-    traced, pool, loaded = probe(config)
-    assert traced and pool == "TracedConnectionPool"
-    assert {"sdk", "exporter", "trace"} <= set(loaded)
+    # Traces are made and exported by gatecore itself: no OpenTelemetry SDK is loaded either way.
+    assert probe(config) == [True, "TracedConnectionPool", [], True]
 
 
 def test_tracing_settings_are_checked_with_their_paths() -> None:
@@ -91,7 +91,7 @@ def test_tracing_settings_are_checked_with_their_paths() -> None:
 def test_the_endpoint_comes_from_the_config_then_the_otlp_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from gatecore.telemetry.tracing import DEFAULT_ENDPOINT, exporter_endpoint
+    from gatecore.telemetry.otlp_export import DEFAULT_ENDPOINT, exporter_endpoint
 
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
@@ -101,3 +101,33 @@ def test_the_endpoint_comes_from_the_config_then_the_otlp_environment(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:9999/in")
     assert exporter_endpoint(None) == "http://traces:9999/in"
     assert exporter_endpoint("http://configured:4318/v1/traces") == "http://configured:4318/v1/traces"
+
+
+def test_export_headers_and_resource_come_from_the_otel_variables_then_the_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gatecore.telemetry.otlp_export import export_compression, export_headers
+    from gatecore.telemetry.tracing import resource_attributes
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "Api-Key=from%20env, x-tenant = t1 ,broken")
+    assert export_headers({"x-tenant": "t2"}) == {"api-key": "from env", "x-tenant": "t2"}
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-only=traces")
+    assert export_headers({}) == {"x-only": "traces"}  # the traces variable wins over the general one
+
+    for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+        monkeypatch.delenv(name, raising=False)
+    assert resource_attributes(None)["service.name"] == "gatecore"
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,deployment.environment=prod%2Feu")
+    resource = resource_attributes(None)
+    assert resource["service.name"] == "from-attrs"
+    assert resource["deployment.environment"] == "prod/eu"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-service-var")
+    assert resource_attributes(None)["service.name"] == "from-service-var"
+    assert resource_attributes("configured")["service.name"] == "configured"
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+    assert export_compression(None) == "gzip"
+    assert export_compression("none") == "none"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")  # not supported: sent uncompressed
+    assert export_compression(None) == "none"

@@ -5,8 +5,10 @@
 opentelemetry-proto classes, keeps every span as a plain `ReceivedSpan` and answers 200 with an empty
 `ExportTraceServiceResponse`. A body that does not decode is a 400, as a collector answers it.
 
-Tests read `spans`, `traces()` and `wait_for_spans(...)`; benches run it with `keep=False` (accept,
-decode and drop) as a process of its own:
+Tests read `spans`, `traces()` and `wait_for_spans(...)`, and may script failures first
+(`fail_with`: statuses answered, in order, to the next exports, a collector's 503 with `Retry-After`
+or a 400 that rejects the batch); benches run it with `keep=False` (accept, decode and drop) as a
+process of its own:
 
     python -m tests.upstreams.otlp_receiver --port 4318 --drop
 """
@@ -125,6 +127,9 @@ class OtlpReceiver(MockServer):
         super().__init__(host)
         self.keep = keep
         self.exports = 0  # export requests that decoded
+        self.refused = 0  # export requests answered with a scripted failure
+        self.fail_with: list[int] = []
+        self.retry_after: str | None = None  # sent with a scripted 429 or 503
         self._spans: list[ReceivedSpan] = []
         self._spans_cond = threading.Condition()
 
@@ -137,13 +142,26 @@ class OtlpReceiver(MockServer):
 
     async def _export(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        with self._spans_cond:
+            status = self.fail_with.pop(0) if self.fail_with else None
+            if status is not None:
+                self.refused += 1
+                self._spans_cond.notify_all()
+        if status is not None:
+            headers = {"Retry-After": self.retry_after} if self.retry_after and status in (429, 503) else {}
+            return web.Response(status=status, text="scripted failure", headers=headers)
+        # aiohttp inflates a gzip body itself (its server decompresses by default); a body still
+        # gzip-framed is inflated here.
+        if request.headers.get("Content-Encoding", "").lower() == "gzip" and body[:2] == b"\x1f\x8b":
             body = gzip.decompress(body)
         if request.content_type != PROTOBUF:
             return web.Response(status=415, text=f"expected {PROTOBUF}")
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
-            spans = decode_export(body, headers)
+            if self.keep:
+                spans = decode_export(body, headers)
+            else:  # benches: the protobuf is parsed (in C), not turned into Python objects
+                ExportTraceServiceRequest().ParseFromString(body)
         except DecodeError:
             return web.Response(status=400, text="not an ExportTraceServiceRequest")
         with self._spans_cond:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -10,7 +11,7 @@ import msgspec
 class TracingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """`telemetry.tracing`: OpenTelemetry traces exported over OTLP/HTTP (protobuf)."""
 
-    # Off: opentelemetry is not even imported, and a request pays one attribute test.
+    # Off: the tracer is not even imported, and a request pays one attribute test.
     enabled: bool = False
     # The collector's traces URL. Unset: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
     # OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, else http://127.0.0.1:4318/v1/traces.
@@ -20,12 +21,15 @@ class TracingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sample_ratio: float = 1.0
     service_name: str | None = None  # unset: OTEL_SERVICE_NAME, else "gatecore"
     # Sent with every export (a collector's API key, `${ENV}` interpolated); merged over
-    # OTEL_EXPORTER_OTLP_HEADERS. Never logged.
+    # OTEL_EXPORTER_OTLP_TRACES_HEADERS, else OTEL_EXPORTER_OTLP_HEADERS. Never logged.
     headers: dict[str, str] = {}
     # A span per pipeline stage (auth, decode, route, limits, …) under the request's span; false keeps
     # the request's, its upstream attempts' and the relay's, about half the spans to make and export.
     stage_spans: bool = True
-    timeout_s: float = 10.0  # per export request
+    timeout_s: float = 10.0  # per exported batch, retries included
+    # gzip-compress export bodies. Unset: OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, else
+    # OTEL_EXPORTER_OTLP_COMPRESSION, else none.
+    compression: Literal["gzip", "none"] | None = None
     # The batch span processor: spans wait in a bounded queue (dropped when it is full) and go out
     # every `schedule_delay_s`, or as soon as `batch_size` are waiting.
     max_queue_size: int = 8192

@@ -91,7 +91,7 @@ class Gateway:
         self.tracing: Tracing | None = None
         pool_class = ConnectionPool
         if config.telemetry.tracing.enabled:
-            # Imported here: with tracing off, opentelemetry is never loaded.
+            # Imported here: with tracing off, the tracer is never loaded.
             from gatecore.telemetry.traced_pool import TracedConnectionPool
 
             pool_class = TracedConnectionPool
@@ -149,7 +149,7 @@ class Gateway:
             from gatecore.telemetry.tracing import Tracing
 
             kinds = {p.name: p.kind for p in config.providers}
-            self.tracing = Tracing(telemetry.tracing, kinds, self.stage_names)
+            self.tracing = Tracing(telemetry.tracing, kinds, self.stage_names, self.sweeper)
             recorders.append(self.tracing)
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
         recorders.append(self.limits)
@@ -165,6 +165,8 @@ class Gateway:
         """Start the routing monitors (engine load, health checks, outliers) and the metrics
         snapshots, open the store, apply migrations and load the stored keys (the worker's start)."""
         self.monitors.start()
+        if self.tracing is not None:
+            self.tracing.start()
         if self.metrics is not None:
             self.metrics.recorder.start()
         if self.auth.jwt is not None:

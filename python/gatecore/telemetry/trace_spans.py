@@ -7,6 +7,10 @@ stage spans (auth, decode, route, limits, …, relay) are made when the request 
 every request takes anyway (`RequestContext.stage_ends`), with their real start and end times: the
 stages themselves run exactly as they do untraced.
 
+A span is a few plain values until it ends; then it is encoded at once into the worker's export
+queue (`_core.OtlpSpans`). Times are `perf_counter_ns` readings, moved to epoch time by the
+request's `offset`.
+
 Attributes follow the OpenTelemetry GenAI and HTTP semantic conventions; gatecore's own are
 `gatecore.*`. Only names, ids, counts and times: never a key (its display prefix at most), a prompt
 or an answer.
@@ -17,81 +21,113 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
-
+from gatecore._core import OtlpSpans
 from gatecore.request import RequestContext
+from gatecore.telemetry.trace_context import traceparent_line
 
 if TYPE_CHECKING:
     from gatecore.upstream.pool import Origin
 
 # The conventions' gen_ai.operation.name per endpoint.
 OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
-# An attempt whose answer's head has one of these statuses is not retried: it may be the one relayed.
-_ERROR = Status(StatusCode.ERROR)
+# OTLP's Span.SpanKind and Status.StatusCode values.
+INTERNAL, SERVER, CLIENT = 1, 2, 3
+ERROR = 2
+# OTLP's Span.flags above the W3C trace flags: whether the parent is remote is known; it is.
+HAS_IS_REMOTE = 0x100
+IS_REMOTE = 0x200
 
 
 def _relayable(status: int) -> bool:
+    # An attempt whose answer's head has another status is retried: it cannot be the one relayed.
     return status < 429 or 429 < status < 500
 
 
 class UpstreamAttempt:
-    """The client span of one upstream request."""
+    """The client span of one upstream request, open until `RequestTrace` ends it."""
 
-    __slots__ = ("deployment", "head_ns", "open", "span", "status", "traceparent")
+    __slots__ = (
+        "attributes",
+        "deployment",
+        "head_ns",
+        "name",
+        "open",
+        "span_id",
+        "start_ns",
+        "status",
+        "traceparent",
+    )
 
-    def __init__(self, span: Span, deployment: str):
-        self.span = span
+    def __init__(
+        self, span_id: int, name: str, attributes: dict[str, Any], deployment: str, traceparent: bytes
+    ):
+        self.span_id = span_id
+        self.name = name
+        self.attributes = attributes
         self.deployment = deployment
+        self.start_ns = time.perf_counter_ns()
         self.head_ns = 0  # perf_counter_ns when the answer's head arrived (0: it did not)
         self.status = 0
         self.open = True  # not ended yet: in flight, or its answer may be the one relayed
-        self.traceparent = trace_headers(span)
+        self.traceparent = traceparent
 
     def inject(self, head: bytes) -> bytes:
         """The request head (ending in a blank line) with this span's trace context headers added."""
         return head[:-2] + self.traceparent + b"\r\n"
 
 
-def trace_headers(span: Span) -> bytes:
-    """`span`'s context as W3C trace context header lines: version 00, trace id, span id, flags
-    (bit 0: sampled; bit 1: the trace id is random, Trace Context level 2), and the trace state."""
-    context = span.get_span_context()
-    header = b"traceparent: 00-%032x-%016x-%02x\r\n" % (
-        context.trace_id,
-        context.span_id,
-        context.trace_flags,
-    )
-    state = context.trace_state.to_header() if context.trace_state else ""
-    if state:
-        header += b"tracestate: %s\r\n" % state.encode("latin-1")
-    return header
-
-
 class RequestTrace:
-    """The spans of one request, ended by `Tracing.record` when the request is over."""
+    """The trace context of one request, and its spans until `Tracing.record` ends them."""
 
-    __slots__ = ("attempts", "context", "offset", "provider_kinds", "recording", "span", "tracer")
+    __slots__ = (
+        "attempts",
+        "flags",
+        "offset",
+        "parent_id",
+        "path",
+        "provider_kinds",
+        "recording",
+        "span_flags",
+        "span_id",
+        "spans",
+        "trace_id",
+        "trace_state",
+    )
 
-    def __init__(self, tracer: Tracer, span: Span, offset: int, provider_kinds: dict[str, str]):
-        self.tracer = tracer
-        self.span = span
-        # Not sampled: no other span is made; upstreams get the request's (non-recording) span context.
-        self.recording = span.is_recording()
-        # The server span's context, the parent of every other span.
-        self.context: Context | None = set_span_in_context(span) if self.recording else None
+    def __init__(
+        self,
+        spans: OtlpSpans,
+        path: str,
+        trace_id: int,
+        parent_id: int,
+        flags: int,
+        trace_state: str,
+        offset: int,
+        provider_kinds: dict[str, str],
+    ):
+        self.spans = spans
+        self.path = path  # the request's, for the server span
+        self.trace_id = trace_id
+        self.span_id = spans.span_id()  # the server span's, the parent of every other span
+        self.parent_id = parent_id  # the client's span (0: none, a new trace)
+        self.flags = flags  # W3C trace flags; bit 0: sampled
+        # Not sampled: no span is made; upstreams get the request's context with the flag off.
+        self.recording = bool(flags & 1)
+        self.trace_state = trace_state
+        self.span_flags = (flags & 0xFF) | HAS_IS_REMOTE  # OTLP's flags of the spans under ours
         self.offset = offset  # time.time_ns() - time.perf_counter_ns(), for the spans' timestamps
         self.provider_kinds = provider_kinds
         self.attempts: list[UpstreamAttempt] = []
 
     def unsampled_inject(self, head: bytes) -> bytes:
         """An unsampled request's head with its trace context (sampled flag off) added."""
-        return head[:-2] + trace_headers(self.span) + b"\r\n"
+        return (
+            head[:-2] + traceparent_line(self.trace_id, self.span_id, self.flags, self.trace_state) + b"\r\n"
+        )
 
     def start_attempt(self, ctx: RequestContext, origin: Origin) -> UpstreamAttempt:
         """A client span for the upstream request about to be written for `ctx` (the request, or a
         hedge's copy of it); only for a sampled request."""
-        assert self.context is not None
         deployment = ctx.deployment
         provider = deployment.provider.name if deployment is not None else ""
         operation = OPERATIONS.get(ctx.endpoint.name, ctx.endpoint.name)
@@ -109,14 +145,11 @@ class RequestTrace:
             # A second exchange before any retry: the hedge, run on a copy of the first attempt's
             # context (retries and fallbacks count in ctx.attempts first).
             attributes["gatecore.hedge"] = True
-        span = self.tracer.start_span(
-            f"{operation} {ctx.upstream_model}",
-            self.context,
-            SpanKind.CLIENT,
-            attributes,
-            start_time=time.perf_counter_ns() + self.offset,
+        span_id = self.spans.span_id()
+        header = traceparent_line(self.trace_id, span_id, self.flags, self.trace_state)
+        attempt = UpstreamAttempt(
+            span_id, f"{operation} {ctx.upstream_model}", attributes, ctx.deployment_id, header
         )
-        attempt = UpstreamAttempt(span, ctx.deployment_id)
         self.attempts.append(attempt)
         return attempt
 
@@ -126,26 +159,21 @@ class RequestTrace:
         now = time.perf_counter_ns()
         attempt.head_ns = now
         attempt.status = status
-        span = attempt.span
-        span.set_attribute("http.response.status_code", status)
+        attempt.attributes["http.response.status_code"] = status
         if status >= 400:
-            span.set_attribute("error.type", str(status))
-            span.set_status(_ERROR)
+            attempt.attributes["error.type"] = str(status)
         if not _relayable(status):
-            attempt.open = False
-            span.end(now + self.offset)
+            self._end_attempt(attempt, now)
 
     def failed(self, attempt: UpstreamAttempt, exc: BaseException) -> None:
         """The attempt ended without an answer (connection error, timeout, cancelled hedge)."""
-        attempt.open = False
-        span = attempt.span
         code = getattr(exc, "code", None)
         if code is None:  # not a GatewayError: the task was cancelled (a hedge that lost, a gone client)
-            span.set_attribute("gatecore.cancelled", True)
+            attempt.attributes["gatecore.cancelled"] = True
+            self._end_attempt(attempt, time.perf_counter_ns())
         else:
-            span.set_attribute("error.type", str(code))
-            span.set_status(Status(StatusCode.ERROR, str(code)))
-        span.end(time.perf_counter_ns() + self.offset)
+            attempt.attributes["error.type"] = str(code)
+            self._end_attempt(attempt, time.perf_counter_ns(), str(code))
 
     def end_attempts(self, ctx: RequestContext, finished: int) -> int:
         """End the spans still open: the attempt relayed ends with the request, a hedge that lost at its
@@ -154,16 +182,36 @@ class RequestTrace:
         for attempt in self.attempts:
             if not attempt.open or not attempt.head_ns:
                 continue  # ended, or still in flight (a cancelled hedge ends when its task does)
-            attempt.open = False
             if attempt.deployment == ctx.deployment_id and not relayed_head:
                 relayed_head = attempt.head_ns
                 if ctx.error_code is not None and attempt.status < 400:  # broke after its head
-                    attempt.span.set_status(Status(StatusCode.ERROR, ctx.error_code))
-                    attempt.span.set_attribute("error.type", ctx.error_code)
-                attempt.span.end(finished + self.offset)
+                    attempt.attributes["error.type"] = ctx.error_code
+                    self._end_attempt(attempt, finished, ctx.error_code)
+                else:
+                    self._end_attempt(attempt, finished)
             else:
-                attempt.span.set_attribute("gatecore.dropped", True)
-                attempt.span.end(attempt.head_ns + self.offset)
+                attempt.attributes["gatecore.dropped"] = True
+                self._end_attempt(attempt, attempt.head_ns)
         if not relayed_head:  # the last answer an upstream gave, an error relayed as it was
             relayed_head = max((a.head_ns for a in self.attempts), default=0)
         return relayed_head
+
+    def _end_attempt(self, attempt: UpstreamAttempt, end_ns: int, error: str | None = None) -> None:
+        attempt.open = False
+        offset = self.offset
+        # An error answer (status ≥ 400) is an error span without a message; a failure names its code.
+        failed = error is not None or attempt.status >= 400
+        self.spans.add(
+            self.trace_id,
+            attempt.span_id,
+            self.span_id,
+            attempt.name,
+            CLIENT,
+            attempt.start_ns + offset,
+            end_ns + offset,
+            attempt.attributes,
+            ERROR if failed else 0,
+            error or "",
+            self.trace_state,
+            self.span_flags,
+        )

@@ -1,0 +1,154 @@
+"""The OTLP/HTTP exporter against a loopback collector (tests/upstreams/otlp_receiver.py): batches
+sent when full or when due, gzip, headers, retries of what the OTLP specification calls retryable,
+drops of what it does not, queue overflow reported, everything flushed at close, no secret logged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gatecore._core import OtlpSpans
+from gatecore.config.telemetry import TracingConfig
+from gatecore.telemetry.otlp_export import OtlpExporter
+from gatecore.upstream.deadlines import DeadlineSweeper
+
+from ..upstreams.otlp_receiver import OtlpReceiver, ReceivedSpan
+
+TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
+SECRET = "collector-token-3f9a"
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as otlp:
+        yield otlp
+
+
+def exporter(endpoint: str, **settings: Any) -> tuple[OtlpExporter, OtlpSpans]:
+    config = TracingConfig(enabled=True, endpoint=endpoint, **settings)
+    spans = OtlpSpans(
+        {"service.name": "exporter-test"}, "gatecore", "0", config.batch_size, config.max_queue_size
+    )
+    return OtlpExporter(config, spans, DeadlineSweeper()), spans
+
+
+def add(exp: OtlpExporter, spans: OtlpSpans, names: list[str]) -> None:
+    for name in names:
+        exp.notify(spans.add(TRACE_ID, spans.span_id(), 0, name, 1, 1, 2, {"n": name}))
+
+
+async def received(receiver: OtlpReceiver, count: int, timeout: float = 5.0) -> list[ReceivedSpan]:
+    return await asyncio.to_thread(receiver.wait_for_spans, lambda got: len(got) >= count, timeout)
+
+
+@pytest.mark.asyncio
+async def test_a_full_batch_goes_at_once_and_the_rest_when_due(receiver: OtlpReceiver) -> None:
+    exp, spans = exporter(
+        receiver.traces_url, batch_size=3, schedule_delay_s=0.4, headers={"x-collector-key": SECRET}
+    )
+    exp.start()
+    started = time.monotonic()
+    add(exp, spans, ["a", "b", "c", "d"])
+    first = await received(receiver, 3)
+    assert time.monotonic() - started < 0.3  # the full batch did not wait for the delay
+    assert [s.name for s in first] == ["a", "b", "c"]
+    everything = await received(receiver, 4)
+    assert time.monotonic() - started >= 0.35  # "d" waited for it
+    assert [s.name for s in everything] == ["a", "b", "c", "d"]
+    headers = everything[0].export_headers
+    assert headers["x-collector-key"] == SECRET
+    assert headers["content-type"] == "application/x-protobuf"
+    assert headers["user-agent"].startswith("gatecore/")
+    assert "content-encoding" not in headers
+    assert receiver.exports == 2
+    await exp.aclose()
+
+
+@pytest.mark.asyncio
+async def test_gzip_bodies_and_a_flush_at_close(receiver: OtlpReceiver) -> None:
+    exp, spans = exporter(receiver.traces_url, compression="gzip", schedule_delay_s=30.0)
+    exp.start()
+    add(exp, spans, [f"s{i}" for i in range(5)])
+    await asyncio.sleep(0.1)
+    assert receiver.exports == 0  # not due for 30 s, and no batch is full
+    await exp.aclose()  # the worker stops: what waits goes now
+    got = receiver.spans
+    assert [s.name for s in got] == [f"s{i}" for i in range(5)]
+    assert got[0].export_headers["content-encoding"] == "gzip"
+    assert len(spans) == 0
+
+
+@pytest.mark.asyncio
+async def test_retryable_answers_are_retried_after_what_the_collector_asks(receiver: OtlpReceiver) -> None:
+    receiver.fail_with = [503, 429]
+    receiver.retry_after = "0"
+    exp, spans = exporter(receiver.traces_url, batch_size=2, timeout_s=5.0)
+    exp.start()
+    add(exp, spans, ["a", "b"])
+    got = await received(receiver, 2)
+    assert [s.name for s in got] == ["a", "b"]
+    assert receiver.refused == 2 and receiver.exports == 1
+    await exp.aclose()
+
+
+@pytest.mark.asyncio
+async def test_a_rejected_batch_is_dropped_with_a_warning_and_no_secret(
+    receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.fail_with = [400]
+    port = receiver.traces_url.split(":")[2].split("/")[0]
+    endpoint = f"http://user:{SECRET}@127.0.0.1:{port}/v1/traces?token={SECRET}"
+    exp, spans = exporter(endpoint, batch_size=2, headers={"authorization": f"Bearer {SECRET}"})
+    exp.start()
+    with caplog.at_level(logging.WARNING, logger="gatecore.telemetry"):
+        add(exp, spans, ["rejected-1", "rejected-2"])
+        await asyncio.to_thread(lambda: receiver.wait_for_spans(lambda _: receiver.refused == 1))
+        add(exp, spans, ["next-1", "next-2"])  # the exporter goes on
+        got = await received(receiver, 2)
+    assert [s.name for s in got] == ["next-1", "next-2"]  # the 400 was not retried
+    assert "HTTP 400" in caplog.text and "2 spans dropped" in caplog.text
+    assert f"http://127.0.0.1:{port}/v1/traces" in caplog.text
+    assert SECRET not in caplog.text
+    await exp.aclose()
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_collector_costs_the_batch_not_the_worker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exp, spans = exporter(f"http://127.0.0.1:{port}/v1/traces", batch_size=1, timeout_s=1.0)
+    exp.start()
+    with caplog.at_level(logging.WARNING, logger="gatecore.telemetry"):
+        started = time.monotonic()
+        add(exp, spans, ["lost"])
+        await asyncio.sleep(0.05)
+        # Retried with backoff within timeout_s, then dropped: close does not wait any longer.
+        await exp.aclose()
+        assert time.monotonic() - started < 2.5
+    assert "Cannot connect" in caplog.text and "1 spans dropped" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_a_full_queue_drops_new_spans_and_says_so_once(
+    receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    exp, spans = exporter(receiver.traces_url, batch_size=2, max_queue_size=4, schedule_delay_s=0.05)
+    with caplog.at_level(logging.WARNING, logger="gatecore.telemetry"):
+        add(exp, spans, [f"s{i}" for i in range(10)])  # nothing exports yet: the task is not started
+        assert spans.dropped == 6
+        exp.start()
+        await received(receiver, 4)
+        add(exp, spans, ["late"])
+        await received(receiver, 5)
+        await exp.aclose()
+    assert caplog.text.count("span queue full") == 1
+    assert "6 spans dropped so far" in caplog.text
