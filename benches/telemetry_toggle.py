@@ -8,6 +8,8 @@ req/s is the telemetry's cost with everything else held equal.
 
     PYTHONPATH=python:. .venv/bin/python benches/telemetry_toggle.py CONFIG [SECONDS] [PERIOD] [MODE]
     TOGGLE=AccessLog ...      switch only these recorders (class names, comma-separated)
+    TOGGLE=Tracing ...        switch tracing: its recorder and `gateway.tracing` (off, a request
+                              makes no trace context, so its upstream call carries no traceparent)
 
 CONFIG must turn on the recorders switched (metrics and the access log: the variants' "observed"). gatecore on core 0, the
 harness's mocks and wrk on core 1; the load is bounded (wrk -d SECONDS under timeout).
@@ -47,6 +49,7 @@ class ToggleApp:
         self.on = True
         self.full: tuple[Any, ...] = ()
         self.lean: tuple[Any, ...] = ()
+        self.tracing: Any = None
         self.mark = 0.0
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -56,6 +59,7 @@ class ToggleApp:
         self.full = gateway.recorders
         self.lean = tuple(r for r in self.full if type(r).__name__ not in TOGGLED)
         assert len(self.lean) == len(self.full) - len(TOGGLED), f"the config must turn on {TOGGLED}"
+        self.tracing = gateway.tracing
         self.mark = time.perf_counter()
         loop.call_later(float(os.environ[PERIOD_ENV]), self.flip, loop)
 
@@ -65,6 +69,8 @@ class ToggleApp:
         self.count, self.mark, self.on = 0, now, not self.on
         assert gateway_app.gateway is not None
         gateway_app.gateway.recorders = self.full if self.on else self.lean
+        if "Tracing" in TOGGLED:
+            gateway_app.gateway.tracing = self.tracing if self.on else None
         loop.call_later(float(os.environ[PERIOD_ENV]), self.flip, loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -642,6 +642,15 @@ class OtlpSpans:
     def __len__(self) -> int:
         """Spans waiting."""
 
+def traceparent_line(trace_id: int, span_id: int, flags: int, trace_state: str) -> bytes:
+    """The request header lines that hand a span's context on: `traceparent` (version 00, lower-case
+    hex, the flags' low byte) and `tracestate` when `trace_state` is not empty.
+
+    Example:
+        >>> traceparent_line(1, 2, 0x01, "")
+        b'traceparent: 00-00000000000000000000000000000001-0000000000000002-01\\r\\n'
+    """
+
 class JsonLines:
     """JSON Lines with fixed `fields`: each `add` formats one object (`{"field": value, ...}`) and
     a newline straight onto an internal buffer; `take` returns and clears it, `write_to` writes it

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from gatecore.routing.fit import Fit
     from gatecore.routing.table import ModelRoute
     from gatecore.telemetry.stage_timing import StageTiming
-    from gatecore.telemetry.trace_spans import RequestTrace
+    from gatecore.telemetry.trace_spans import RequestTrace, UnsampledTrace
     from gatecore.upstream.response import UpstreamResponse
 
 
@@ -222,5 +222,6 @@ class RequestContext:
         self.cost_usd: float | None = None  # set once, by the ledger's recorder
         # Per-stage marks for `x-gatecore-timing`, only when the client asked and may see them.
         self.timing: StageTiming | None = None
-        # This request's spans when tracing is on (telemetry/trace_spans.py); None when it is off.
-        self.trace: RequestTrace | None = None
+        # This request's spans when tracing is on and it is sampled, else only its trace context
+        # (telemetry/trace_spans.py); None when tracing is off.
+        self.trace: RequestTrace | UnsampledTrace | None = None

@@ -39,5 +39,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(prompt_tokens::count_prompt_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::replace_json_string_field, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::insert_json_member, m)?)?;
+    m.add_function(wrap_pyfunction!(otlp_spans::traceparent_line, m)?)?;
     Ok(())
 }

@@ -9,6 +9,9 @@ specification asks, while the `traceparent` it came with still counts.
 
 from __future__ import annotations
 
+# The header lines that hand a span's context on: `traceparent`, and `tracestate` when there is one.
+from gatecore._core import traceparent_line as traceparent_line
+
 _HEX = frozenset("0123456789abcdef")
 # tracestate keys: lower-case letters, digits and `_-*/`, with `@` between a tenant and a system.
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-*/@")
@@ -83,15 +86,6 @@ def _valid_value(value: str) -> bool:
     return (
         0 < len(value) <= 256 and value[-1] != " " and all(" " <= c <= "~" and c not in ",=" for c in value)
     )
-
-
-def traceparent_line(trace_id: int, span_id: int, flags: int, trace_state: str) -> bytes:
-    """The request header lines that hand a span's context on: `traceparent` (version 00), and
-    `tracestate` when there is one."""
-    line = b"traceparent: 00-%032x-%016x-%02x\r\n" % (trace_id, span_id, flags & 0xFF)
-    if trace_state:
-        line += b"tracestate: %s\r\n" % trace_state.encode("latin-1")
-    return line
 
 
 def ratio_bound(ratio: float) -> int:

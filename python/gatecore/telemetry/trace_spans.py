@@ -76,8 +76,18 @@ class UpstreamAttempt:
         return head[:-2] + self.traceparent + b"\r\n"
 
 
+class UnsampledTrace:
+    """The trace context of a request that is not sampled: only the header lines its upstream
+    requests carry (its trace id, a span id of its own, the sampled flag off), made once."""
+
+    __slots__ = ("header",)
+
+    def __init__(self, header: bytes):
+        self.header = header
+
+
 class RequestTrace:
-    """The trace context of one request, and its spans until `Tracing.record` ends them."""
+    """The trace context of one sampled request, and its spans until `Tracing.record` ends them."""
 
     __slots__ = (
         "attempts",
@@ -86,7 +96,6 @@ class RequestTrace:
         "parent_id",
         "path",
         "provider_kinds",
-        "recording",
         "span_flags",
         "span_id",
         "spans",
@@ -110,9 +119,7 @@ class RequestTrace:
         self.trace_id = trace_id
         self.span_id = spans.span_id()  # the server span's, the parent of every other span
         self.parent_id = parent_id  # the client's span (0: none, a new trace)
-        self.flags = flags  # W3C trace flags; bit 0: sampled
-        # Not sampled: no span is made; upstreams get the request's context with the flag off.
-        self.recording = bool(flags & 1)
+        self.flags = flags  # W3C trace flags; bit 0 (sampled) is set
         self.trace_state = trace_state
         self.span_flags = (flags & 0xFF) | HAS_IS_REMOTE  # OTLP's flags of the spans under ours
         self.offset = offset  # time.time_ns() - time.perf_counter_ns(), for the spans' timestamps
@@ -127,7 +134,7 @@ class RequestTrace:
 
     def start_attempt(self, ctx: RequestContext, origin: Origin) -> UpstreamAttempt:
         """A client span for the upstream request about to be written for `ctx` (the request, or a
-        hedge's copy of it); only for a sampled request."""
+        hedge's copy of it)."""
         deployment = ctx.deployment
         provider = deployment.provider.name if deployment is not None else ""
         operation = OPERATIONS.get(ctx.endpoint.name, ctx.endpoint.name)

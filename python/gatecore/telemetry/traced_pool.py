@@ -4,11 +4,18 @@ client span, and the upstream receives that span's context as `traceparent` (and
 Every provider's request goes through `ConnectionPool.exchange` (one call per attempt: a retry, a
 fallback or a hedge is a new call), so this one override traces and propagates for all of them,
 and the untraced pool stays as it was (PoolSet picks the class once, at start).
+
+`exchange` is a plain method returning the pool's own coroutine for requests without spans (not a
+client's request, or not sampled): no coroutine of its own wraps theirs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from gatecore.request import RequestContext
+from gatecore.telemetry.trace_spans import RequestTrace, UnsampledTrace
 from gatecore.upstream.http1 import Http1Connection
 from gatecore.upstream.pool import ConnectionPool
 from gatecore.upstream.timeouts import Timeouts
@@ -17,14 +24,19 @@ from gatecore.upstream.timeouts import Timeouts
 class TracedConnectionPool(ConnectionPool):
     __slots__ = ()
 
-    async def exchange(
+    def exchange(
         self, ctx: RequestContext, head: bytes, body: bytes, timeouts: Timeouts
-    ) -> Http1Connection:
+    ) -> Coroutine[Any, Any, Http1Connection]:
         trace = ctx.trace
         if trace is None:  # not a client's request (the engines' /metrics polls)
-            return await super().exchange(ctx, head, body, timeouts)
-        if not trace.recording:  # not sampled: no span, the context still goes upstream
-            return await super().exchange(ctx, trace.unsampled_inject(head), body, timeouts)
+            return super().exchange(ctx, head, body, timeouts)
+        if isinstance(trace, UnsampledTrace):  # no span; the context still goes upstream
+            return super().exchange(ctx, head[:-2] + trace.header + b"\r\n", body, timeouts)
+        return self._traced(ctx, trace, head, body, timeouts)
+
+    async def _traced(
+        self, ctx: RequestContext, trace: RequestTrace, head: bytes, body: bytes, timeouts: Timeouts
+    ) -> Http1Connection:
         attempt = trace.start_attempt(ctx, self.origin)
         try:
             conn = await super().exchange(ctx, attempt.inject(head), body, timeouts)

@@ -37,6 +37,7 @@ from gatecore.telemetry.trace_context import (
     parse_traceparent,
     parse_tracestate,
     ratio_bound,
+    traceparent_line,
 )
 from gatecore.telemetry.trace_spans import (
     ERROR,
@@ -45,6 +46,7 @@ from gatecore.telemetry.trace_spans import (
     OPERATIONS,
     SERVER,
     RequestTrace,
+    UnsampledTrace,
 )
 from gatecore.upstream.deadlines import DeadlineSweeper
 
@@ -111,26 +113,28 @@ class Tracing:
 
     def begin(self, ctx: RequestContext, path: str, headers: Any) -> None:
         """The request's trace context: the client's `traceparent` continued, else a new trace."""
-        offset = time.time_ns() - time.perf_counter_ns()
-        parent = None
         traceparent = headers.get("traceparent")
-        if traceparent is not None:
-            parent = parse_traceparent(traceparent)
+        parent = parse_traceparent(traceparent) if traceparent is not None else None
+        spans = self.spans
         if parent is None:
-            trace_id = self.spans.trace_id()
-            flags = RANDOM | (SAMPLED if (trace_id & LOW_64) < self.sample_bound else 0)
-            ctx.trace = RequestTrace(self.spans, path, trace_id, 0, flags, "", offset, self.provider_kinds)
+            trace_id, parent_id, state = spans.trace_id(), 0, ""
+            if (trace_id & LOW_64) >= self.sample_bound:  # the common case at low ratios: cheapest
+                ctx.trace = UnsampledTrace(traceparent_line(trace_id, spans.span_id(), RANDOM, ""))
+                return
+            flags = RANDOM | SAMPLED
         else:
             trace_id, parent_id, flags = parent
             state = parse_tracestate(headers.get("tracestate"))
-            ctx.trace = RequestTrace(
-                self.spans, path, trace_id, parent_id, flags, state, offset, self.provider_kinds
-            )
+            if not flags & SAMPLED:
+                ctx.trace = UnsampledTrace(traceparent_line(trace_id, spans.span_id(), flags, state))
+                return
+        offset = time.time_ns() - time.perf_counter_ns()
+        ctx.trace = RequestTrace(spans, path, trace_id, parent_id, flags, state, offset, self.provider_kinds)
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         """End the request's spans: the stages', the attempts' still open, the relay's, the server's."""
         trace = ctx.trace
-        if trace is None or not trace.recording:  # not sampled: nothing to export
+        if not isinstance(trace, RequestTrace):  # not sampled: nothing to export
             return
         spans = self.spans
         offset = trace.offset
@@ -170,11 +174,7 @@ class Tracing:
                     trace_id, relay_id, server_id, "relay", INTERNAL, start, end, None, 0, "", state, flags
                 )
         operation = OPERATIONS.get(ctx.endpoint.name, ctx.endpoint.name)
-        attributes = self._attributes(ctx, finished_ns)
-        attributes["http.request.method"] = "POST"
-        attributes["url.path"] = attributes["http.route"] = trace.path
-        attributes["gen_ai.operation.name"] = operation
-        attributes["gatecore.request_id"] = ctx.request_id
+        attributes = self._attributes(ctx, trace.path, operation, finished_ns)
         status, message = 0, ""
         if ctx.error_code is not None:
             attributes["error.type"] = ctx.error_code
@@ -198,9 +198,14 @@ class Tracing:
         )
         self.exporter.notify(waiting)
 
-    def _attributes(self, ctx: RequestContext, finished_ns: int) -> dict[str, Any]:
-        """The server span's attributes known once the request is over."""
+    def _attributes(self, ctx: RequestContext, path: str, operation: str, finished_ns: int) -> dict[str, Any]:
+        """The server span's attributes."""
         attributes: dict[str, Any] = {
+            "http.request.method": "POST",
+            "url.path": path,
+            "http.route": path,
+            "gen_ai.operation.name": operation,
+            "gatecore.request_id": ctx.request_id,
             "http.response.status_code": ctx.status or 500,
             "gatecore.attempts": ctx.attempts,
             "gatecore.stream": ctx.stream,
