@@ -229,3 +229,29 @@ def test_the_anthropic_route_is_traced_too(
     assert trace.server.attributes["gatecore.stream"] is True
     assert trace.server.attributes["gen_ai.usage.output_tokens"] == final.usage.output_tokens
     no_secret_in(receiver.spans)
+
+
+def test_compression_and_resource_come_from_the_otel_variables(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort, receiver: OtlpReceiver
+) -> None:
+    config = tracing_config(upstream.base_url, refused.base_url, receiver)
+    env = {
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        "OTEL_EXPORTER_OTLP_HEADERS": f"x-collector-key={COLLECTOR_KEY}",
+        "OTEL_RESOURCE_ATTRIBUTES": "service.name=from-env,deployment.environment=e2e%20test",
+    }
+    gw = gateway_factory(config, env=env)
+    rid = new_request_id()
+    with make_client(gw) as client:
+        client.chat.completions.create(
+            model="gpt-test", messages=MESSAGES, extra_headers={"x-request-id": rid}
+        )
+    trace = request_trace(receiver, rid, 7)
+    check_structure(trace)
+    server = trace.server
+    assert server.export_headers["content-encoding"] == "gzip"
+    assert server.export_headers["x-collector-key"] == COLLECTOR_KEY
+    assert server.resource["service.name"] == "from-env"
+    assert server.resource["deployment.environment"] == "e2e test"
+    assert server.resource["telemetry.sdk.name"] == "gatecore"
+    assert COLLECTOR_KEY not in gw.output()

@@ -126,12 +126,6 @@ class RequestTrace:
         self.provider_kinds = provider_kinds
         self.attempts: list[UpstreamAttempt] = []
 
-    def unsampled_inject(self, head: bytes) -> bytes:
-        """An unsampled request's head with its trace context (sampled flag off) added."""
-        return (
-            head[:-2] + traceparent_line(self.trace_id, self.span_id, self.flags, self.trace_state) + b"\r\n"
-        )
-
     def start_attempt(self, ctx: RequestContext, origin: Origin) -> UpstreamAttempt:
         """A client span for the upstream request about to be written for `ctx` (the request, or a
         hedge's copy of it)."""
