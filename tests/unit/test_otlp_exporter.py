@@ -1,17 +1,26 @@
 """The OTLP/HTTP exporter against a loopback collector (tests/upstreams/otlp_receiver.py): batches
 sent when full or when due, gzip, headers, retries of what the OTLP specification calls retryable,
-drops of what it does not, queue overflow reported, everything flushed at close, no secret logged."""
+drops of what it does not, queue overflow reported, everything flushed at close, no secret logged,
+an https collector verified against a private CA."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gatecore._core import OtlpSpans
 from gatecore.config.telemetry import TracingConfig
@@ -152,3 +161,70 @@ async def test_a_full_queue_drops_new_spans_and_says_so_once(
         await exp.aclose()
     assert caplog.text.count("span queue full") == 1
     assert "6 spans dropped so far" in caplog.text
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key (PEM files)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gatecore test collector")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "collector.pem", directory / "collector.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.asyncio
+async def test_an_https_collector_is_verified_against_the_configured_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = self_signed(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"):
+        monkeypatch.delenv(name, raising=False)
+    with OtlpReceiver(ssl_context=served) as receiver:
+        assert receiver.traces_url.startswith("https://")
+        exp, spans = exporter(receiver.traces_url, batch_size=1, certificate=str(cert))
+        exp.start()
+        add(exp, spans, ["over-tls"])
+        assert [s.name for s in await received(receiver, 1)] == ["over-tls"]
+        await exp.aclose()
+
+        # The same CA from the OTLP environment variable.
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", str(cert))
+        exp, spans = exporter(receiver.traces_url, batch_size=1)
+        exp.start()
+        add(exp, spans, ["from-env"])
+        assert [s.name for s in await received(receiver, 2)][-1] == "from-env"
+        await exp.aclose()
+
+        # Without it, the system's CAs do not trust this collector: the batch is dropped, not sent.
+        monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE")
+        exp, spans = exporter(receiver.traces_url, batch_size=1, timeout_s=0.5)
+        exp.start()
+        with caplog.at_level(logging.WARNING, logger="gatecore.telemetry"):
+            add(exp, spans, ["untrusted"])
+            await asyncio.sleep(0.1)
+            await exp.aclose()
+        assert "1 spans dropped" in caplog.text
+        assert [s.name for s in receiver.spans] == ["over-tls", "from-env"]

@@ -69,6 +69,7 @@ def test_tracing_settings_are_checked_with_their_paths() -> None:
         "max_queue_size": 10,
         "batch_size": 20,
         "schedule_delay_s": -1,
+        "certificate": "/nonexistent/collector-ca.pem",
     }
     with pytest.raises(ConfigError) as info:
         load_config({**CONFIG, "telemetry": {"tracing": tracing}}, {})
@@ -81,8 +82,12 @@ def test_tracing_settings_are_checked_with_their_paths() -> None:
             "telemetry.tracing.timeout_s: must be greater than 0",
             "telemetry.tracing.batch_size: must not exceed max_queue_size",
             "telemetry.tracing.schedule_delay_s: must be greater than 0",
+            "telemetry.tracing.certificate: '/nonexistent/collector-ca.pem' is not a file",
         ]
     )
+    with pytest.raises(ConfigError) as info:  # gzip or none, nothing else
+        load_config({**CONFIG, "telemetry": {"tracing": {"enabled": True, "compression": "zstd"}}}, {})
+    assert any("compression" in e for e in info.value.errors), info.value.errors
     with pytest.raises(ConfigError) as info:
         load_config({**CONFIG, "telemetry": {"tracing": {"enabled": True, "sampling": 0.5}}}, {})
     assert any("telemetry" in e and "sampling" in e for e in info.value.errors), info.value.errors

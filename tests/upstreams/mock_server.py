@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -73,10 +74,17 @@ class MockServer:
     raw_paths = False
     """Record the path as sent (percent-encoding kept) instead of decoded."""
 
-    def __init__(self, host: str = "127.0.0.1", *, keepalive_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        keepalive_timeout: float | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         """``keepalive_timeout``: seconds an idle keep-alive connection stays open before the mock
-        closes it (aiohttp's default when None)."""
+        closes it (aiohttp's default when None). ``ssl_context``: serve https with it."""
         self.host = host
+        self.ssl_context = ssl_context
         self.port = 0
         self.keepalive_timeout = keepalive_timeout
         self._requests: list[RecordedRequest] = []
@@ -92,7 +100,7 @@ class MockServer:
 
     @property
     def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -133,7 +141,7 @@ class MockServer:
             extra["keepalive_timeout"] = self.keepalive_timeout
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5, **extra)
         await runner.setup()
-        await web.SockSite(runner, sock, backlog=self.backlog).start()
+        await web.SockSite(runner, sock, backlog=self.backlog, ssl_context=self.ssl_context).start()
         self._runner = runner
 
     def stop(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -123,8 +124,10 @@ class OtlpReceiver(MockServer):
 
     thread_name = "otlp-receiver"
 
-    def __init__(self, host: str = "127.0.0.1", *, keep: bool = True) -> None:
-        super().__init__(host)
+    def __init__(
+        self, host: str = "127.0.0.1", *, keep: bool = True, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        super().__init__(host, ssl_context=ssl_context)
         self.keep = keep
         self.exports = 0  # export requests that decoded
         self.refused = 0  # export requests answered with a scripted failure

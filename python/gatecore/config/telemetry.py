@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -27,6 +28,9 @@ class TracingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # the request's, its upstream attempts' and the relay's, about half the spans to make and export.
     stage_spans: bool = True
     timeout_s: float = 10.0  # per exported batch, retries included
+    # PEM file of the CAs that verify an https collector (a private CA). Unset:
+    # OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE, else OTEL_EXPORTER_OTLP_CERTIFICATE, else the system's.
+    certificate: str | None = None
     # gzip-compress export bodies. Unset: OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, else
     # OTEL_EXPORTER_OTLP_COMPRESSION, else none.
     compression: Literal["gzip", "none"] | None = None
@@ -55,6 +59,8 @@ def validate_tracing(tracing: TracingConfig) -> list[str]:
         parts = urlsplit(tracing.endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             errors.append(f"{path}.endpoint: '{tracing.endpoint}' is not an http(s) URL")
+    if tracing.certificate is not None and not os.path.isfile(tracing.certificate):
+        errors.append(f"{path}.certificate: '{tracing.certificate}' is not a file")
     if not 0.0 <= tracing.sample_ratio <= 1.0:
         errors.append(f"{path}.sample_ratio: must be between 0 and 1")
     if tracing.service_name is not None and not tracing.service_name.strip():

@@ -4,7 +4,8 @@ Ended spans wait encoded in the worker's `OtlpSpans` queue (bounded by `max_queu
 spans are dropped, counted, and reported in one warning a minute). This task posts them as
 `ExportTraceServiceRequest`s (`Content-Type: application/x-protobuf`, gzip when configured) to the
 collector: a batch as soon as `batch_size` wait, everything every `schedule_delay_s`, one export at a
-time, through a keep-alive connection pool of its own (the gateway's HTTP/1.1 client, TLS included).
+time, through a keep-alive connection pool of its own (the gateway's HTTP/1.1 client; TLS verified
+against the system's CAs or the configured CA file).
 
 Per the OTLP specification, 429, 502, 503 and 504 and failed connections are retried with
 exponential backoff (or the collector's `Retry-After`), within `timeout_s` per batch; any other
@@ -19,6 +20,7 @@ import gzip
 import logging
 import os
 import random
+import ssl
 import time
 from urllib.parse import unquote, urlsplit
 
@@ -81,6 +83,24 @@ def export_compression(configured: str | None) -> str:
     return "gzip" if env.strip().lower() == "gzip" else "none"
 
 
+def export_ssl_context(configured: str | None) -> ssl.SSLContext | None:
+    """How an https collector is verified: against the CA file of the config, else of the OTLP
+    environment, else (None) the system's CAs. An unreadable file from the environment is logged and
+    the system's CAs are used (the config's was checked when it was loaded)."""
+    cafile = (
+        configured
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE")
+        or os.environ.get("OTEL_EXPORTER_OTLP_CERTIFICATE")
+    )
+    if not cafile:
+        return None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("trace export: cannot read the CA file %s (%s); using the system's CAs", cafile, exc)
+        return None
+
+
 def shown_url(url: str) -> str:
     """`url` without the credentials it may carry (userinfo, query), for logs."""
     parts = urlsplit(url)
@@ -111,7 +131,8 @@ class OtlpExporter:
         self.url = exporter_endpoint(config.endpoint)
         parts = urlsplit(self.url)
         origin = Origin(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}")
-        self.pool = ConnectionPool(origin, sweeper, max_idle=2)
+        ssl_context = export_ssl_context(config.certificate) if origin.tls else None
+        self.pool = ConnectionPool(origin, sweeper, max_idle=2, ssl_context=ssl_context)
         self.batch_size = config.batch_size
         self.delay_s = config.schedule_delay_s
         self.timeout_s = config.timeout_s

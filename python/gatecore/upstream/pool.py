@@ -34,12 +34,21 @@ class ConnectionPool:
 
     __slots__ = ("_idle", "_ssl", "_sweeper", "max_idle", "origin")
 
-    def __init__(self, origin: Origin, sweeper: DeadlineSweeper, max_idle: int = 512):
+    def __init__(
+        self,
+        origin: Origin,
+        sweeper: DeadlineSweeper,
+        max_idle: int = 512,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        """`ssl_context`: how an https origin is verified (default: the system's CAs)."""
         self.origin = origin
         self._sweeper = sweeper
         self.max_idle = max_idle
         self._idle: list[Http1Connection] = []
-        self._ssl: ssl.SSLContext | None = ssl.create_default_context() if origin.tls else None
+        self._ssl: ssl.SSLContext | None = None
+        if origin.tls:
+            self._ssl = ssl_context or ssl.create_default_context()
 
     async def exchange(
         self, ctx: RequestContext, head: bytes, body: bytes, timeouts: Timeouts
