@@ -161,9 +161,11 @@ def test_models_list_check_wants_the_deployments_model(
         found["b/not-served-here"]["health"]["last_error"] == "the model list does not name not-served-here"
     )
     assert {served_by(gw, "listed") for _ in range(3)} == {"a/upstream-model-1"}
-    # The check sent the provider's key, as a vLLM started with --api-key wants.
-    listing = [r for r in upstreams[0].requests if r.method == "GET" and r.path == "/v1/models"]
-    assert listing and listing[-1].headers["authorization"] == "Bearer sk-up"
+    # The check sent the provider's key, as a vLLM started with --api-key wants. The replica's
+    # requests were cleared when this test began, and the lines above can take less than the check's
+    # 0.1 s interval: wait for the next check rather than expect one already there.
+    listing = upstreams[0].find(lambda r: r.method == "GET" and r.path == "/v1/models")
+    assert listing.headers["authorization"] == "Bearer sk-up"
 
 
 def test_local_engines_are_checked_by_default(
