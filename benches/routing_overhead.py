@@ -3,7 +3,8 @@
 Runs the real `POST /v1/chat/completions` handler (body read, auth, policy fields, routing stage, the
 upstream call, the buffered relay, response headers) N times on uvloop against an in-memory upstream
 that answers at once, for a model with 1 deployment and one with 8 weighted deployments, and reports
-µs per request (best of REPEATS). No retry happens: this is the happy path's cost. Two more rows
+µs per request (best of REPEATS). Each request is followed by one turn of the loop, as in the server,
+where the recorders run (`Gateway.finished`); figures before 2026-12-06 had none. No retry happens: this is the happy path's cost. Two more rows
 price the capability filter on the same 8-deployment pool: `tools8`, a request with `tools` (the
 filter's slow path), and `long8`, a ~2 KB prompt for a model with a 1,000-token window (its tokens
 counted per request). Bounded by N and REPEATS; works on any gatecore tree (to compare before/after,
@@ -14,6 +15,7 @@ point PYTHONPATH at either; a tree without the filter takes its plain path for t
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from typing import Any
@@ -122,11 +124,13 @@ async def run(n: int, repeats: int) -> dict[str, float]:
         scope, proto = Scope(body), Proto(body)
         for _ in range(min(n, 2000)):  # warm up
             await handler(scope, proto)
+            await asyncio.sleep(0)  # a turn of the loop: the recorders run (Gateway.finished)
         best = float("inf")
         for _ in range(repeats):
             started = time.perf_counter_ns()
             for _ in range(n):
                 await handler(scope, proto)
+                await asyncio.sleep(0)  # a turn of the loop: the recorders run (Gateway.finished)
             best = min(best, (time.perf_counter_ns() - started) / n / 1000)
         results[name] = best
     gateway.close()

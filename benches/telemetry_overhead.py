@@ -1,8 +1,8 @@
 """In-process microbenchmark: µs per request of gatecore's telemetry around the whole pipeline.
 
 Runs the real `POST /v1/chat/completions` handler N times on uvloop (body read, auth, policy fields,
-routing, limits, the attempt loop, the buffered relay, response headers, the recorders) against an
-upstream that answers at once. The answer comes through the connection pool's `exchange` (an
+routing, limits, the attempt loop, the buffered relay, response headers, then one turn of the loop
+where the recorders run, as in the server) against an upstream that answers at once. The answer comes through the connection pool's `exchange` (an
 in-memory pool), so with tracing on the traced pool's attempt span and `traceparent` header are
 included. Modes, alternated round by round (best of REPEATS per mode):
 
@@ -167,6 +167,7 @@ async def measure(mode: str, n: int, repeats: int, traces_url: str) -> tuple[flo
     scope, proto = Scope(), Proto()
     for _ in range(min(n, 2000)):  # warm up
         await handler(scope, proto)
+        await asyncio.sleep(0)  # a turn of the loop: the recorders run (Gateway.finished)
     tracing = getattr(gateway, "tracing", None)
     if tracing is not None:
         if hasattr(tracing, "start"):  # trees before gatecore exported its own spans have none
@@ -177,6 +178,7 @@ async def measure(mode: str, n: int, repeats: int, traces_url: str) -> tuple[flo
         started, cpu_started = time.perf_counter_ns(), time.process_time_ns()
         for _ in range(n):
             await handler(scope, proto)
+            await asyncio.sleep(0)  # a turn of the loop: the recorders run (Gateway.finished)
         if tracing is not None:  # until the last span is exported
             await flush_spans(tracing)
         best = min(best, (time.perf_counter_ns() - started) / n / 1000)

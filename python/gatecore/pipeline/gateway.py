@@ -39,8 +39,9 @@ Stage = Callable[[RequestContext], Awaitable[None]]
 
 
 class Recorder(Protocol):
-    """Told about every finished inference request (access log, ledger, metrics), off the request path:
-    `record` only queues; writing happens later, in batches."""
+    """Told about every finished inference request (access log, ledger, metrics), off the request path
+    (`Gateway.finished` calls it on the loop's next turn, over that turn's batch): `record` only
+    queues; writing happens later, in batches."""
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None: ...
 
@@ -57,6 +58,7 @@ class Gateway:
     """Everything a worker needs to serve requests, built from one config snapshot."""
 
     __slots__ = (
+        "_finished",
         "_store_retry",
         "admin",
         "auth",
@@ -160,6 +162,28 @@ class Gateway:
         self._store_retry: asyncio.Task[None] | None = None
         # Inference requests between arrival and their recorders (drained at shutdown).
         self.in_flight = 0
+        # Finished requests waiting for the recorders (`finished`).
+        self._finished: list[tuple[RequestContext, int]] = []
+
+    def finished(self, ctx: RequestContext, finished_ns: int) -> None:
+        """Hand a finished request to the recorders, on the loop's next turn, with the others that
+        finish in this one: each recorder then runs over the batch while its code and data are in
+        the CPU's caches (run one request at a time, after its relay, they cost the server about
+        three times what they cost in a loop). A later request's handler runs after them, so a
+        scrape or a usage query made after an answer arrived counts it."""
+        batch = self._finished
+        batch.append((ctx, finished_ns))
+        if len(batch) == 1:
+            asyncio.get_running_loop().call_soon(self._record_finished)
+
+    def _record_finished(self) -> None:
+        batch, self._finished = self._finished, []
+        for recorder in self.recorders:  # the ledger first: it prices for the others
+            for ctx, finished_ns in batch:
+                try:
+                    recorder.record(ctx, finished_ns)
+                except Exception:  # one recorder's failure must not cost the others their record
+                    log.exception("%s failed for request %s", type(recorder).__name__, ctx.request_id)
 
     async def start(self) -> None:
         """Start the routing monitors (engine load, health checks, outliers) and the metrics
@@ -233,6 +257,7 @@ class Gateway:
             await asyncio.sleep(0.01)
         if self.in_flight:
             log.warning("%d requests still in flight at shutdown; they are not recorded", self.in_flight)
+        self._record_finished()  # those finished in the loop's last turn
         if self._store_retry is not None:
             self._store_retry.cancel()
         await self.monitors.aclose()

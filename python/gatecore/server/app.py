@@ -182,9 +182,7 @@ class GatewayApp:
         finally:
             ctx.upstream = None
             if gateway.recorders:
-                finished = time.perf_counter_ns()
-                for recorder in gateway.recorders:
-                    recorder.record(ctx, finished)
+                gateway.finished(ctx, time.perf_counter_ns())
             gateway.in_flight -= 1
 
     async def _count_tokens(self, scope: Any, proto: Any) -> None:
