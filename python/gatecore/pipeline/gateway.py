@@ -160,7 +160,8 @@ class Gateway:
         self.identity: IdentitySync | None = None
         self.admin: AdminApi | None = None
         self._store_retry: asyncio.Task[None] | None = None
-        # Inference requests between arrival and their recorders (drained at shutdown).
+        # Inference requests between arrival and being handed to their recorders (drained at
+        # shutdown; `aclose` then records those handed over in the loop's last turn).
         self.in_flight = 0
         # Finished requests waiting for the recorders (`finished`).
         self._finished: list[tuple[RequestContext, int]] = []

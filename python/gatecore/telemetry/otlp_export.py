@@ -130,7 +130,7 @@ class OtlpExporter:
         self.spans = spans
         self.url = exporter_endpoint(config.endpoint)
         parts = urlsplit(self.url)
-        origin = Origin(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}")
+        origin = Origin(self.url)  # scheme, host and port: a URL's credentials are not part of it
         ssl_context = export_ssl_context(config.certificate) if origin.tls else None
         self.pool = ConnectionPool(origin, sweeper, max_idle=2, ssl_context=ssl_context)
         self.batch_size = config.batch_size

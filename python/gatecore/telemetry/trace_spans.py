@@ -168,13 +168,14 @@ class RequestTrace:
 
     def failed(self, attempt: UpstreamAttempt, exc: BaseException) -> None:
         """The attempt ended without an answer (connection error, timeout, cancelled hedge)."""
+        now = time.perf_counter_ns()
         code = getattr(exc, "code", None)
         if code is None:  # not a GatewayError: the task was cancelled (a hedge that lost, a gone client)
             attempt.attributes["gatecore.cancelled"] = True
-            self._end_attempt(attempt, time.perf_counter_ns())
+            self._end_attempt(attempt, now)
         else:
             attempt.attributes["error.type"] = str(code)
-            self._end_attempt(attempt, time.perf_counter_ns(), str(code))
+            self._end_attempt(attempt, now, str(code))
 
     def end_attempts(self, ctx: RequestContext, finished: int) -> int:
         """End the spans still open: the attempt relayed ends with the request, a hedge that lost at its
