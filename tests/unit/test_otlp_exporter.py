@@ -6,6 +6,7 @@ an https collector verified against a private CA."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import ipaddress
 import logging
@@ -91,6 +92,18 @@ async def test_gzip_bodies_and_a_flush_at_close(receiver: OtlpReceiver) -> None:
     assert [s.name for s in got] == [f"s{i}" for i in range(5)]
     assert got[0].export_headers["content-encoding"] == "gzip"
     assert len(spans) == 0
+
+
+@pytest.mark.asyncio
+async def test_credentials_in_the_url_go_as_basic_auth(receiver: OtlpReceiver) -> None:
+    port = receiver.traces_url.split(":")[2].split("/")[0]
+    exp, spans = exporter(f"http://tenant%40a:{SECRET}@127.0.0.1:{port}/v1/traces", batch_size=1)
+    exp.start()
+    add(exp, spans, ["authed"])
+    (span,) = await received(receiver, 1)
+    expected = base64.b64encode(f"tenant@a:{SECRET}".encode()).decode()
+    assert span.export_headers["authorization"] == f"Basic {expected}"
+    await exp.aclose()
 
 
 @pytest.mark.asyncio

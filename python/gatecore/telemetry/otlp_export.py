@@ -16,6 +16,7 @@ answer drops the batch with a warning naming the status. Warnings never show the
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import logging
 import os
@@ -148,7 +149,12 @@ class OtlpExporter:
         ]
         if self.gzip:
             lines.append("content-encoding: gzip")
-        lines.extend(f"{name}: {value}" for name, value in export_headers(config.headers).items())
+        headers = export_headers(config.headers)
+        if parts.username is not None and "authorization" not in headers:
+            # A URL's credentials go as HTTP Basic auth, as the OpenTelemetry SDK's exporter sent them.
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            headers["authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
         self._head = ("\r\n".join(lines) + "\r\ncontent-length: ").encode("latin-1")
         self._wake = asyncio.Event()
         self._closing = False
