@@ -160,6 +160,34 @@ async def test_an_unreachable_collector_costs_the_batch_not_the_worker(
 
 
 @pytest.mark.asyncio
+async def test_an_export_cancelled_mid_exchange_closes_its_connection() -> None:
+    arrived = asyncio.Event()
+    closed = asyncio.Event()
+
+    async def silent_collector(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the request arrives and is never answered
+        arrived.set()
+        while await reader.read(65536):
+            pass
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent_collector, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        exp, spans = exporter(f"http://127.0.0.1:{port}/v1/traces", timeout_s=30.0)
+        add(exp, spans, ["stalled"])
+        export = asyncio.create_task(exp.flush())
+        await asyncio.wait_for(arrived.wait(), 5)
+        export.cancel()  # as the worker's loop does at exit
+        with pytest.raises(asyncio.CancelledError):
+            await export
+        # The connection was neither idle nor closed: the exporter aborted it, the collector sees it go.
+        await asyncio.wait_for(closed.wait(), 5)
+        await exp.aclose()
+
+
+@pytest.mark.asyncio
 async def test_a_full_queue_drops_new_spans_and_says_so_once(
     receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -151,6 +151,8 @@ class MockServer:
         if runner is not None:
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_cancel_pending(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         if not thread.is_alive():
@@ -242,3 +244,13 @@ def _peer_port(request: web.Request) -> int | None:
     transport = request.transport
     peer = transport.get_extra_info("peername") if transport is not None else None
     return peer[1] if isinstance(peer, tuple) and len(peer) >= 2 and isinstance(peer[1], int) else None
+
+
+async def _cancel_pending() -> None:
+    """Cancel what the server still runs after its cleanup, such as a TLS handshake in progress, and
+    wait for it to unwind, so its transport is closed here and not left for the GC to warn about."""
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

@@ -238,6 +238,11 @@ class OtlpExporter:
                 await answer.read_all(MAX_ANSWER_BYTES)
             except GatewayError as exc:
                 reason = exc.message
+            except BaseException:
+                # Cancelled at shutdown mid-exchange: the connection is neither idle nor closed.
+                if ctx.upstream is not None:
+                    ctx.upstream.abort()
+                raise
             else:
                 if 200 <= answer.status < 300:
                     return
