@@ -249,6 +249,40 @@ def test_sampling_follows_the_ratio_and_the_clients_flag(
     assert sampled_flag(upstream, sampled) == (trace.server.trace_id, True)
 
 
+def test_the_otel_sampler_variables_decide_when_the_config_does_not(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort, receiver: OtlpReceiver
+) -> None:
+    config = tracing_config(upstream.base_url, refused.base_url, receiver)
+
+    def call(gw: Gateway, sampled: bool) -> tuple[str, str, str]:
+        rid, trace_id, parent_id = new_request_id(), os.urandom(16).hex(), os.urandom(8).hex()
+        with make_client(gw) as client:
+            client.chat.completions.create(
+                model="gpt-test",
+                messages=MESSAGES,
+                extra_headers={
+                    "x-request-id": rid,
+                    "traceparent": f"00-{trace_id}-{parent_id}-{'01' if sampled else '00'}",
+                },
+            )
+        return rid, trace_id, parent_id
+
+    # Not parent-based, ratio 0: a client's sampled trace is not kept, and goes on unsampled upstream.
+    none = gateway_factory(
+        config, env={"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}
+    )
+    rid, trace_id, _ = call(none, sampled=True)
+    assert sampled_flag(upstream, rid) == (trace_id, False)
+    # Not parent-based, every trace: a client's unsampled trace is kept, as the parent's child.
+    every = gateway_factory(config, env={"OTEL_TRACES_SAMPLER": "always_on"})
+    rid, trace_id, parent_id = call(every, sampled=False)
+    trace = request_trace(receiver, rid, 7)
+    assert (trace.server.trace_id, trace.server.parent_span_id) == (trace_id, parent_id)
+    assert sampled_flag(upstream, rid) == (trace_id, True)
+    time.sleep(0.3)  # six export intervals: the first gateway's request would have arrived
+    assert receiver.traces() == {trace_id: trace.spans}
+
+
 @pytest.mark.timeout(90)
 def test_two_workers_export_and_flush_when_stopping(
     gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort, receiver: OtlpReceiver

@@ -4,6 +4,7 @@ their paths, the exporter's endpoint, headers and resource from the config or th
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -33,13 +34,14 @@ gateway.close()
 """
 
 
-def probe(config: dict[str, Any]) -> list[Any]:
+def probe(config: dict[str, Any], env: dict[str, str] | None = None) -> list[Any]:
     done = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(config)],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
+        env={**os.environ, **(env or {})},
     )
     result: list[Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -56,6 +58,15 @@ def test_tracing_on_loads_it_in_the_worker() -> None:
     }
     # Traces are made and exported by gatecore itself: no OpenTelemetry SDK is loaded either way.
     assert probe(config) == [True, "TracedConnectionPool", [], True]
+    assert probe(config, {"OTEL_SDK_DISABLED": "false"})[0] is True
+
+
+def test_otel_sdk_disabled_turns_configured_tracing_off() -> None:
+    config = {
+        **CONFIG,
+        "telemetry": {"tracing": {"enabled": True, "endpoint": "http://127.0.0.1:9/v1/traces"}},
+    }
+    assert probe(config, {"OTEL_SDK_DISABLED": "TRUE"}) == [False, "ConnectionPool", [], False]
 
 
 def test_tracing_settings_are_checked_with_their_paths() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -17,9 +18,12 @@ class TracingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The collector's traces URL. Unset: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
     # OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, else http://127.0.0.1:4318/v1/traces.
     endpoint: str | None = None
-    # Share of requests traced when the client sent no `traceparent`; a client's sampled flag wins
-    # (parent-based sampling).
-    sample_ratio: float = 1.0
+    # Share of new traces kept (by trace id, as OpenTelemetry's TraceIdRatioBased). Unset:
+    # OTEL_TRACES_SAMPLER(_ARG), else 1.0.
+    sample_ratio: float | None = None
+    # A client's `traceparent` sampled flag decides for its trace (OpenTelemetry's ParentBased); false:
+    # the ratio decides for every trace. Unset: OTEL_TRACES_SAMPLER's parentbased_* or not, else true.
+    parent_based: bool | None = None
     service_name: str | None = None  # unset: OTEL_SERVICE_NAME, else "gatecore"
     # Sent with every export (a collector's API key, `${ENV}` interpolated); merged over
     # OTEL_EXPORTER_OTLP_TRACES_HEADERS, else OTEL_EXPORTER_OTLP_HEADERS. Never logged.
@@ -61,7 +65,7 @@ def validate_tracing(tracing: TracingConfig) -> list[str]:
             errors.append(f"{path}.endpoint: '{tracing.endpoint}' is not an http(s) URL")
     if tracing.certificate is not None and not os.path.isfile(tracing.certificate):
         errors.append(f"{path}.certificate: '{tracing.certificate}' is not a file")
-    if not 0.0 <= tracing.sample_ratio <= 1.0:
+    if tracing.sample_ratio is not None and not 0.0 <= tracing.sample_ratio <= 1.0:
         errors.append(f"{path}.sample_ratio: must be between 0 and 1")
     if tracing.service_name is not None and not tracing.service_name.strip():
         errors.append(f"{path}.service_name: must not be empty")
@@ -79,3 +83,9 @@ def validate_tracing(tracing: TracingConfig) -> list[str]:
     if not tracing.schedule_delay_s > 0:
         errors.append(f"{path}.schedule_delay_s: must be greater than 0")
     return errors
+
+
+def tracing_enabled(tracing: TracingConfig, env: Mapping[str, str]) -> bool:
+    """Whether this worker traces: `enabled`, unless OTEL_SDK_DISABLED=true (the OpenTelemetry
+    switch that turns a service's telemetry off without editing its config)."""
+    return tracing.enabled and env.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"

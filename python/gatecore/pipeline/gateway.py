@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
@@ -12,6 +13,7 @@ from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.router import AdminApi
 from gatecore.auth.stage import AuthStage, hash_secret
 from gatecore.config.schema import GatecoreConfig
+from gatecore.config.telemetry import tracing_enabled
 from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
@@ -91,8 +93,9 @@ class Gateway:
         self.disconnect_watch_after = config.server.disconnect_watch_after
         self.sweeper = DeadlineSweeper()
         self.tracing: Tracing | None = None
+        traced = tracing_enabled(config.telemetry.tracing, os.environ)
         pool_class = ConnectionPool
-        if config.telemetry.tracing.enabled:
+        if traced:
             # Imported here: with tracing off, the tracer is never loaded.
             from gatecore.telemetry.traced_pool import TracedConnectionPool
 
@@ -147,7 +150,7 @@ class Gateway:
             )
             self.metrics = MetricsApi(metrics, self.auth, telemetry.metrics_auth)
             recorders.append(metrics)
-        if telemetry.tracing.enabled:  # after the ledger: the server span carries ctx.cost_usd
+        if traced:  # after the ledger: the server span carries ctx.cost_usd
             from gatecore.telemetry.tracing import Tracing
 
             kinds = {p.name: p.kind for p in config.providers}

@@ -12,9 +12,9 @@ in Rust (`_core.OtlpSpans`), straight into the next export body. What the SDK di
 done here to the same specifications: W3C trace context (telemetry/trace_context.py), the
 parent-based trace-id-ratio sampler, OTLP/HTTP protobuf with retries, the OTEL_* variables.
 
-Sampling is parent-based: a client's `traceparent` decides (sampled flag), else `sample_ratio` of the
-trace ids (their low 64 bits, as OpenTelemetry's TraceIdRatioBased reads them, so services sampling
-at the same ratio keep the same traces). An unsampled request still has a trace context, so the
+Sampling is parent-based by default (telemetry/sampling.py): a client's `traceparent` decides
+(sampled flag), else `sample_ratio` of the trace ids (their low 64 bits, as OpenTelemetry's
+TraceIdRatioBased reads them, so services sampling at the same ratio keep the same traces). An unsampled request still has a trace context, so the
 upstream receives a `traceparent` with the sampled flag off, as W3C trace context asks.
 """
 
@@ -30,6 +30,7 @@ from gatecore._core import OtlpSpans
 from gatecore.config.telemetry import TracingConfig
 from gatecore.request import RequestContext
 from gatecore.telemetry.otlp_export import OtlpExporter, parse_key_values, shown_url
+from gatecore.telemetry.sampling import sampler_of
 from gatecore.telemetry.trace_context import (
     LOW_64,
     RANDOM,
@@ -80,7 +81,15 @@ def resource_attributes(service_name: str | None) -> dict[str, Any]:
 class Tracing:
     """A Recorder (pipeline/gateway.py) that ends each request's spans; `begin` starts them."""
 
-    __slots__ = ("exporter", "provider_kinds", "sample_bound", "spans", "stage_names", "stage_spans")
+    __slots__ = (
+        "exporter",
+        "parent_based",
+        "provider_kinds",
+        "sample_bound",
+        "spans",
+        "stage_names",
+        "stage_spans",
+    )
 
     def __init__(
         self,
@@ -98,13 +107,18 @@ class Tracing:
         )
         # Header values are never logged (the exporter logs statuses and reasons only).
         self.exporter = OtlpExporter(config, self.spans, sweeper)
-        self.sample_bound = ratio_bound(config.sample_ratio)
+        sampler = sampler_of(config, os.environ)
+        self.sample_bound = ratio_bound(sampler.ratio)
+        self.parent_based = sampler.parent_based
         # Configured provider name → gen_ai.provider.name.
         self.provider_kinds = {name: PROVIDER_NAMES.get(kind, kind) for name, kind in provider_kinds.items()}
         self.stage_names = stage_names  # auth, decode, then the pipeline's (RequestContext.stage_ends)
         self.stage_spans = config.stage_spans
         log.info(
-            "tracing on: OTLP/HTTP to %s, sample ratio %g", shown_url(self.exporter.url), config.sample_ratio
+            "tracing on: OTLP/HTTP to %s, sample ratio %g%s",
+            shown_url(self.exporter.url),
+            sampler.ratio,
+            ", parent-based" if sampler.parent_based else "",
         )
 
     def start(self) -> None:
@@ -125,6 +139,9 @@ class Tracing:
         else:
             trace_id, parent_id, flags = parent
             state = parse_tracestate(headers.get("tracestate"))
+            if not self.parent_based:  # the ratio decides, on the client's trace id
+                kept = (trace_id & LOW_64) < self.sample_bound
+                flags = (flags | SAMPLED) if kept else (flags & ~SAMPLED)
             if not flags & SAMPLED:
                 ctx.trace = UnsampledTrace(traceparent_line(trace_id, spans.span_id(), flags, state))
                 return
