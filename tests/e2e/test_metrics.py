@@ -291,6 +291,7 @@ def test_access_log_lines_carry_key_prefix_cost_ttft_and_attempts(
         )
     entry = gw.wait_access_log("log-plain")
     assert entry["key"] == "master" and entry["attempts"] == 1
+    assert entry["trace_id"] is None and entry["span_id"] is None  # tracing is off
     prefix = entry["key_prefix"]
     assert prefix.endswith("…") and MASTER_KEY.startswith(prefix[:-1]) and len(prefix) < len(MASTER_KEY) - 4
     expected_cost = usage.prompt_tokens * 1e-6 + usage.completion_tokens * 2e-6

@@ -255,3 +255,31 @@ def test_compression_and_resource_come_from_the_otel_variables(
     assert server.resource["deployment.environment"] == "e2e test"
     assert server.resource["telemetry.sdk.name"] == "gatecore"
     assert COLLECTOR_KEY not in gw.output()
+
+
+def test_access_log_lines_lead_to_their_traces(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort, receiver: OtlpReceiver
+) -> None:
+    config = tracing_config(upstream.base_url, refused.base_url, receiver)
+    config["server"] = {"access_log": True}
+    gw = gateway_factory(config)
+    sampled, unsampled = new_request_id(), new_request_id()
+    client_trace = os.urandom(16).hex()
+    with make_client(gw) as client:
+        client.chat.completions.create(
+            model="gpt-test", messages=MESSAGES, extra_headers={"x-request-id": sampled}
+        )
+        client.chat.completions.create(
+            model="gpt-test",
+            messages=MESSAGES,
+            extra_headers={"x-request-id": unsampled, "traceparent": f"00-{client_trace}-{'ab' * 8}-00"},
+        )
+    # A sampled request's line names its trace and its server span.
+    server = request_trace(receiver, sampled, 7).server
+    line = gw.wait_access_log(sampled)
+    assert (line["trace_id"], line["span_id"]) == (server.trace_id, server.span_id)
+    # An unsampled one's names what its upstream received, where the upstream's own logs lead.
+    _, trace_id, span_id, _ = upstream.wait_for(unsampled).headers["traceparent"].split("-")
+    line = gw.wait_access_log(unsampled)
+    assert (line["trace_id"], line["span_id"]) == (client_trace, span_id)
+    assert trace_id == client_trace

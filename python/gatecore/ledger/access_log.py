@@ -1,6 +1,7 @@
 """One JSON line per request on stdout, written in batches off the request path.
 
-Lines carry ids, names, token counts and timings only: never a key, never prompt text, except the
+Lines carry ids, names, token counts and timings only (with tracing on, the request's trace and span
+ids too, so a line leads to its trace): never a key, never prompt text, except the
 bodies of keys or teams that opted into body logging (body_log.py: size-capped, the key scrubbed,
 redacted when a redactor is configured).
 """
@@ -42,6 +43,8 @@ log = logging.getLogger("gatecore.access_log")
 FIELDS = (
     "ts",
     "request_id",
+    "trace_id",
+    "span_id",
     "endpoint",
     "key",
     "key_prefix",
@@ -75,6 +78,7 @@ class _NoKey:
 
 _NO_KEY = _NoKey()
 _NO_USAGE = Usage()
+_NO_TRACE: tuple[None, None] = (None, None)
 # Fields given as integer nanoseconds and shown in seconds ("s") or milliseconds ("ms").
 UNITS = {"ts": "s", "latency_ms": "ms", "ttft_ms": "ms", "overhead_ms": "ms"}
 
@@ -113,9 +117,13 @@ class AccessLog:
         # Stand-ins for a request without usage or key: no test per field.
         usage, key = ctx.usage or _NO_USAGE, ctx.key or _NO_KEY
         first_byte, started = ctx.first_byte_ns, ctx.started
+        trace = ctx.trace  # with tracing on: the request's trace and span, sampled or not
+        trace_id, span_id = trace.hex_ids() if trace is not None else _NO_TRACE
         line = (
             _wall_ns(),
             ctx.request_id,
+            trace_id,
+            span_id,
             ctx.endpoint.name,
             key.name,
             key.prefix,

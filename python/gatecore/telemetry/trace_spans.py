@@ -85,6 +85,12 @@ class UnsampledTrace:
     def __init__(self, header: bytes):
         self.header = header
 
+    def hex_ids(self) -> tuple[str, str]:
+        """(trace id, span id) in hex, as the access log shows them: read from the header line
+        (`traceparent: 00-<trace id>-<span id>-<flags>`)."""
+        header = self.header
+        return header[16:48].decode(), header[49:65].decode()
+
 
 class RequestTrace:
     """The trace context of one sampled request, and its spans until `Tracing.record` ends them."""
@@ -125,6 +131,10 @@ class RequestTrace:
         self.offset = offset  # time.time_ns() - time.perf_counter_ns(), for the spans' timestamps
         self.provider_kinds = provider_kinds
         self.attempts: list[UpstreamAttempt] = []
+
+    def hex_ids(self) -> tuple[str, str]:
+        """(trace id, server span id) in hex, as the access log shows them."""
+        return f"{self.trace_id:032x}", f"{self.span_id:016x}"
 
     def start_attempt(self, ctx: RequestContext, origin: Origin) -> UpstreamAttempt:
         """A client span for the upstream request about to be written for `ctx` (the request, or a
