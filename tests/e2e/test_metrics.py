@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import http.client
 import os
+import platform
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
+
+import gatecore
 
 from ..upstreams.openai_mock import MockUpstream, RefusedPort
 from .conftest import make_client
@@ -202,6 +205,7 @@ def test_metrics_count_known_traffic_exactly(
     metrics = wait_for_requests(gw, 11)
     _, _, body = scrape(gw)
     check_traffic(parse(body), seen, 5, body)
+    check_worker_processes(parse(body), gw, workers=1)
     # Neither does the access log carry a key or the prompt (its lines are written off the request
     # path: wait for all of them).
     deadline = time.monotonic() + 10
@@ -230,6 +234,44 @@ def test_metrics_add_up_every_worker(
     for _ in range(6):
         _, _, body = scrape(gw)
         check_traffic(parse(body), seen, 16, body)
+    check_worker_processes(parse(body), gw, workers=2)
+
+
+def proc_stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields from the 3rd (state) on, the command name skipped."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rpartition(")")[2].split()
+
+
+def check_worker_processes(metrics: Exposition, gw: Gateway, workers: int) -> None:
+    """One `process_*` series per worker of this server, labelled by its pid, with its own figures."""
+    assert (
+        metrics.value(
+            "gatecore_build_info", version=gatecore.__version__, python_version=platform.python_version()
+        )
+        == 1
+    )
+    pids = {int(pid) for (name, labels) in metrics.samples for key, pid in labels if key == "pid"}
+    assert len(pids) == workers
+    page, ticks = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as system:
+        boot = next(int(line.split()[1]) for line in system if line.startswith("btime "))
+    for pid in pids:
+        stat = proc_stat(pid)
+        assert int(stat[1]) == gw.proc.pid  # a worker of this server (its parent is `gatecore serve`)
+        with open(f"/proc/{pid}/statm") as statm:
+            rss = int(statm.read().split()[1]) * page
+        shown = metrics.value("process_resident_memory_bytes", pid=str(pid))
+        assert 20e6 < shown < 2e9 and 0.5 < shown / rss < 2, (shown, rss)
+        assert metrics.value("process_virtual_memory_bytes", pid=str(pid)) >= shown
+        cpu = metrics.value("process_cpu_seconds_total", pid=str(pid))
+        assert 0 < cpu <= (int(stat[11]) + int(stat[12])) / ticks + 0.05  # utime + stime, read later
+        assert metrics.value("process_start_time_seconds", pid=str(pid)) == pytest.approx(
+            boot + int(stat[19]) / ticks, abs=0.02
+        )
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        assert 5 <= metrics.value("process_open_fds", pid=str(pid)) <= fds + 16
+        assert metrics.value("process_max_fds", pid=str(pid)) >= 256
 
 
 @pytest.mark.timeout(60)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
+from gatecore import __version__
 from gatecore.telemetry.deployment_state import NAME as DEPLOYMENT_STATE
 from gatecore.telemetry.deployment_state import render_states
 from gatecore.telemetry.metrics import FAMILIES
+from gatecore.telemetry.process_stats import BUILD_INFO, SNAPSHOT_KEYS
+from gatecore.telemetry.process_stats import FAMILIES as PROCESS_FAMILIES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -45,6 +49,7 @@ def render(snapshots: list[dict[str, Any]]) -> bytes:
             for (series, labels), buckets in sorted(histograms.items()):
                 if series == name:
                     lines.extend(_histogram(name, labels, bounds, buckets))
+    _render_processes(snapshots, lines)
     lines.append("")
     return "\n".join(lines).encode()
 
@@ -59,6 +64,27 @@ def _histogram(name: str, labels: str, bounds: tuple[float, ...], buckets: list[
     lines.append(f"{name}_sum{{{labels}}} {_number(buckets[-1])}")
     lines.append(f"{name}_count{{{labels}}} {_number(cumulative)}")
     return lines
+
+
+def _render_processes(snapshots: list[dict[str, Any]], lines: list[str]) -> None:
+    """The build info, then each live worker's `process_*` series, labelled by its pid (the
+    snapshots of exited workers carry no `process`)."""
+    lines.append(f"# HELP {BUILD_INFO} gatecore's version and the Python that runs it; always 1.")
+    lines.append(f"# TYPE {BUILD_INFO} gauge")
+    python = platform.python_version()
+    lines.append(f'{BUILD_INFO}{{version="{__version__}",python_version="{python}"}} 1')
+    workers = sorted(
+        (p for s in snapshots if isinstance(p := s.get("process"), dict) and isinstance(p.get("pid"), int)),
+        key=lambda p: int(p["pid"]),
+    )
+    for name, (kind, help_text) in PROCESS_FAMILIES.items():
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        key = SNAPSHOT_KEYS[name]
+        for figures in workers:
+            value = figures.get(key)
+            if isinstance(value, int | float):
+                lines.append(f'{name}{{pid="{figures["pid"]}"}} {_number(value)}')
 
 
 def _number(value: float) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from gatecore._core import RequestMetrics
 from gatecore.request import Endpoint, RequestContext
+from gatecore.telemetry.process_stats import ProcessStats
 
 if TYPE_CHECKING:
     from gatecore.routing.deployment import Deployment
@@ -152,6 +153,7 @@ class MetricsRecorder:
         "deployments",
         "histograms",
         "in_flight",
+        "process",
         "shared",
     )
 
@@ -190,6 +192,7 @@ class MetricsRecorder:
         self.in_flight = in_flight
         self.shared = shared
         self.deployments = deployments
+        self.process = ProcessStats()  # built in the worker, after granian started it
         # By the route, deployment and endpoint objects themselves (hashed by identity).
         self._labels: dict[tuple[ModelRoute | None, Deployment | None, Endpoint], _Labels] = {}
         self._stage_series = [label_text(stage=name) for name in (*stage_names, CONNECT_STAGE, RELAY_STAGE)]
@@ -297,6 +300,7 @@ class MetricsRecorder:
             ],
             "in_flight": self.in_flight(),
             "deployments": self.deployments.snapshot() if self.deployments is not None else [],
+            "process": self.process.snapshot(),
         }
 
     def start(self) -> None:
@@ -307,4 +311,4 @@ class MetricsRecorder:
 
     async def aclose(self) -> None:
         if self.shared is not None:
-            self.shared.write(self)
+            self.shared.close(self)

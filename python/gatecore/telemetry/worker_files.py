@@ -2,10 +2,11 @@
 writes its snapshot to `<pid>.json` in a directory every worker knows (set by `gatecore serve` in the
 environment before the workers start), and the scraped worker adds up every file and its own figures.
 
-A worker writes at most once per `flush_s` after a change (and once more at shutdown), so a scrape sees
-the other workers' figures at most that old. Files of workers that have exited are still counted, so
-the server's counters never go backwards when a worker is replaced, but their in-flight gauge and
-breaker states are not.
+A worker writes at most once per `flush_s` after a change, and every `REFRESH_S` without one (its
+process figures: memory, CPU, descriptors), and once more at shutdown, so a scrape sees the other
+workers' request figures at most `flush_s` old. Files of workers that have exited are still counted,
+so the server's counters never go backwards when a worker is replaced, but their in-flight gauge,
+breaker states and process figures are not.
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ if TYPE_CHECKING:
     from gatecore.telemetry.metrics import MetricsRecorder
 
 METRICS_DIR_ENV = "GATECORE_METRICS_DIR"
+# An idle worker's snapshot is rewritten this often, so its process figures stay current.
+REFRESH_S = 10.0
 log = logging.getLogger("gatecore.telemetry")
 
 
 class WorkerFiles:
     """This worker's snapshot file in the shared directory, and reading the others'."""
 
-    __slots__ = ("_handle", "_path", "directory", "flush_s", "pid")
+    __slots__ = ("_closed", "_handle", "_path", "_refresh", "directory", "flush_s", "pid")
 
     def __init__(self, directory: str, flush_s: float):
         self.directory = directory
@@ -35,6 +38,8 @@ class WorkerFiles:
         self.pid = os.getpid()
         self._path = os.path.join(directory, f"{self.pid}.json")
         self._handle: asyncio.TimerHandle | None = None
+        self._refresh: asyncio.TimerHandle | None = None
+        self._closed = False
 
     def changed(self, recorder: MetricsRecorder) -> None:
         """Schedule a write unless one is pending (called after every recorded request)."""
@@ -42,10 +47,15 @@ class WorkerFiles:
             self._handle = asyncio.get_running_loop().call_later(self.flush_s, self.write, recorder)
 
     def write(self, recorder: MetricsRecorder) -> None:
-        """Write the snapshot now: a temporary file renamed over the old one (readers never see half)."""
+        """Write the snapshot now: a temporary file renamed over the old one (readers never see half).
+        Called on the worker's loop; the next write comes within REFRESH_S whatever happens."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._refresh is not None:
+            self._refresh.cancel()
+        if not self._closed:
+            self._refresh = asyncio.get_running_loop().call_later(REFRESH_S, self.write, recorder)
         tmp = f"{self._path}.tmp"
         try:
             with open(tmp, "wb") as out:
@@ -53,6 +63,11 @@ class WorkerFiles:
             os.replace(tmp, self._path)
         except OSError as exc:  # the directory is gone (server stopping): metrics are best effort
             log.debug("cannot write the metrics snapshot: %s", exc)
+
+    def close(self, recorder: MetricsRecorder) -> None:
+        """The worker stops: write its last snapshot, and no more."""
+        self._closed = True
+        self.write(recorder)
 
     def others(self) -> list[dict[str, Any]]:
         """The other workers' last snapshots; the in-flight gauge of exited workers is zeroed."""
@@ -76,6 +91,7 @@ class WorkerFiles:
                 # Its counters keep counting; what it was doing and its breakers' view are gone.
                 snapshot["in_flight"] = 0
                 snapshot["deployments"] = []
+                snapshot.pop("process", None)
             snapshots.append(snapshot)
         return snapshots
 
