@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from gatecore._core import RequestMetrics
 from gatecore.request import Endpoint, RequestContext
+from gatecore.telemetry.exemplars import Exemplars, SampledTrace
 from gatecore.telemetry.process_stats import ProcessStats
 
 if TYPE_CHECKING:
@@ -151,6 +152,7 @@ class MetricsRecorder:
         "_stage_series",
         "counters",
         "deployments",
+        "exemplars",
         "histograms",
         "in_flight",
         "process",
@@ -193,6 +195,7 @@ class MetricsRecorder:
         self.shared = shared
         self.deployments = deployments
         self.process = ProcessStats()  # built in the worker, after granian started it
+        self.exemplars = Exemplars()
         # By the route, deployment and endpoint objects themselves (hashed by identity).
         self._labels: dict[tuple[ModelRoute | None, Deployment | None, Endpoint], _Labels] = {}
         self._stage_series = [label_text(stage=name) for name in (*stage_names, CONNECT_STAGE, RELAY_STAGE)]
@@ -234,8 +237,24 @@ class MetricsRecorder:
         )
         if code is not None:
             self._error(labels, code, finished_ns - ctx.started, ctx)
+        trace = ctx.trace
+        if trace is not None and trace.sampled:  # tracing on: this request's trace on its buckets
+            self._exemplars(ctx, labels, trace, finished_ns, first_byte)
         if self.shared is not None:
             self.shared.changed(self)
+
+    def _exemplars(
+        self, ctx: RequestContext, labels: _Labels, trace: SampledTrace, finished_ns: int, first_byte: int
+    ) -> None:
+        exemplars, started, ids, at = self.exemplars, ctx.started, trace.hex_ids(), time.time()
+        duration = labels.duration
+        if ctx.error_code is not None:
+            duration = f'{duration},error_type="{_escape(ctx.error_code)}"'
+        exemplars.add(DURATION, duration, DURATION_BOUNDS, (finished_ns - started) / 1e9, ids, at)
+        overhead = (finished_ns - started - ctx.upstream_ns) / 1e9
+        exemplars.add(OVERHEAD, labels.base, OVERHEAD_BOUNDS, overhead, ids, at)
+        if first_byte:
+            exemplars.add(TTFT, labels.duration, TTFT_BOUNDS, (first_byte - started) / 1e9, ids, at)
 
     def _label_set(
         self, route: ModelRoute | None, deployment: Deployment | None, endpoint: Endpoint
@@ -301,6 +320,7 @@ class MetricsRecorder:
             "in_flight": self.in_flight(),
             "deployments": self.deployments.snapshot() if self.deployments is not None else [],
             "process": self.process.snapshot(),
+            "exemplars": self.exemplars.snapshot(),
         }
 
     def start(self) -> None:

@@ -1,4 +1,4 @@
-"""`GET /metrics`: this server's figures in Prometheus text, every worker's added up."""
+"""`GET /metrics`: this server's figures in Prometheus text or OpenMetrics, every worker's added up."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from gatecore.auth.stage import AuthStage
 from gatecore.errors import AuthenticationFailed, Forbidden
 from gatecore.server.headers import client_secret
-from gatecore.telemetry.exposition import CONTENT_TYPE, render
+from gatecore.telemetry.exposition import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, render
 from gatecore.telemetry.metrics import MetricsRecorder
 
 
@@ -33,4 +33,7 @@ class MetricsApi:
         snapshots = [recorder.snapshot()]
         if recorder.shared is not None:
             snapshots.extend(recorder.shared.others())
+        # Prometheus asks for OpenMetrics first (it has room for exemplars); anything else gets text.
+        if "application/openmetrics-text" in (headers.get("accept") or ""):
+            return [("content-type", OPENMETRICS_CONTENT_TYPE)], render(snapshots, openmetrics=True)
         return [("content-type", CONTENT_TYPE)], render(snapshots)

@@ -81,6 +81,7 @@ class UnsampledTrace:
     requests carry (its trace id, a span id of its own, the sampled flag off), made once."""
 
     __slots__ = ("header",)
+    sampled = False
 
     def __init__(self, header: bytes):
         self.header = header
@@ -108,6 +109,7 @@ class RequestTrace:
         "trace_id",
         "trace_state",
     )
+    sampled = True
 
     def __init__(
         self,
