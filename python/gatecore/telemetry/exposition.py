@@ -100,7 +100,7 @@ def _render_processes(snapshots: list[dict[str, Any]], lines: list[str], openmet
     lines.append(f'{BUILD_INFO}{{version="{__version__}",python_version="{python}"}} 1')
     workers = sorted(
         (p for s in snapshots if isinstance(p := s.get("process"), dict) and isinstance(p.get("pid"), int)),
-        key=lambda p: int(p["pid"]),
+        key=lambda p: p["pid"],
     )
     for name, (kind, help_text) in PROCESS_FAMILIES.items():
         _family(lines, name, kind, help_text, openmetrics)

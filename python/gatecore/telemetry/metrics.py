@@ -136,6 +136,10 @@ class _Labels:
         self.input = genai + ',gen_ai_token_type="input"'
         self.output = genai + ',gen_ai_token_type="output"'
 
+    def with_error(self, code: str) -> str:
+        """The duration series of a request that failed with `code` (its histogram and exemplars)."""
+        return f'{self.duration},error_type="{_escape(code)}"'
+
 
 class MetricsRecorder:
     """A Recorder (pipeline/gateway.py) that aggregates finished requests into this worker's series.
@@ -247,9 +251,8 @@ class MetricsRecorder:
         self, ctx: RequestContext, labels: _Labels, trace: SampledTrace, finished_ns: int, first_byte: int
     ) -> None:
         exemplars, started, ids, at = self.exemplars, ctx.started, trace.hex_ids(), time.time()
-        duration = labels.duration
-        if ctx.error_code is not None:
-            duration = f'{duration},error_type="{_escape(ctx.error_code)}"'
+        code = ctx.error_code
+        duration = labels.duration if code is None else labels.with_error(code)
         exemplars.add(DURATION, duration, DURATION_BOUNDS, (finished_ns - started) / 1e9, ids, at)
         overhead = (finished_ns - started - ctx.upstream_ns) / 1e9
         exemplars.add(OVERHEAD, labels.base, OVERHEAD_BOUNDS, overhead, ids, at)
@@ -279,7 +282,7 @@ class MetricsRecorder:
         """A request that ended in an error: its duration under its error type, and the upstream
         error or rejection counter."""
         counters = self.counters
-        error = f'{labels.duration},error_type="{_escape(code)}"'
+        error = labels.with_error(code)
         self._observe(DURATION, error, latency_ns / 1e9)
         if ctx.error_upstream or ctx.status < 400:  # an error status, or a stream broken after 200
             key = ("gatecore_upstream_errors_total", f'{labels.base},error_type="{_escape(code)}"')

@@ -55,7 +55,7 @@ class ProcessStats:
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.start = _start_time()
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self._page = os.sysconf("SC_PAGE_SIZE")
 
     def snapshot(self) -> dict[str, float | int]:
         """Plain data for the worker's snapshot; figures this platform does not give are left out."""

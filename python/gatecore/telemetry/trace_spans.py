@@ -38,6 +38,11 @@ HAS_IS_REMOTE = 0x100
 IS_REMOTE = 0x200
 
 
+def inject(head: bytes, lines: bytes) -> bytes:
+    """An upstream request head (ending in a blank line) with trace context header `lines` added."""
+    return head[:-2] + lines + b"\r\n"
+
+
 def _relayable(status: int) -> bool:
     # An attempt whose answer's head has another status is retried: it cannot be the one relayed.
     return status < 429 or 429 < status < 500
@@ -69,11 +74,7 @@ class UpstreamAttempt:
         self.head_ns = 0  # perf_counter_ns when the answer's head arrived (0: it did not)
         self.status = 0
         self.open = True  # not ended yet: in flight, or its answer may be the one relayed
-        self.traceparent = traceparent
-
-    def inject(self, head: bytes) -> bytes:
-        """The request head (ending in a blank line) with this span's trace context headers added."""
-        return head[:-2] + self.traceparent + b"\r\n"
+        self.traceparent = traceparent  # this span's trace context header lines
 
 
 class UnsampledTrace:
@@ -97,6 +98,7 @@ class RequestTrace:
     """The trace context of one sampled request, and its spans until `Tracing.record` ends them."""
 
     __slots__ = (
+        "_hex_ids",
         "attempts",
         "flags",
         "offset",
@@ -133,10 +135,15 @@ class RequestTrace:
         self.offset = offset  # time.time_ns() - time.perf_counter_ns(), for the spans' timestamps
         self.provider_kinds = provider_kinds
         self.attempts: list[UpstreamAttempt] = []
+        self._hex_ids: tuple[str, str] | None = None
 
     def hex_ids(self) -> tuple[str, str]:
-        """(trace id, server span id) in hex, as the access log shows them."""
-        return f"{self.trace_id:032x}", f"{self.span_id:016x}"
+        """(trace id, server span id) in hex, as the access log and the exemplars show them
+        (formatted once, for both)."""
+        ids = self._hex_ids
+        if ids is None:
+            ids = self._hex_ids = (f"{self.trace_id:032x}", f"{self.span_id:016x}")
+        return ids
 
     def start_attempt(self, ctx: RequestContext, origin: Origin) -> UpstreamAttempt:
         """A client span for the upstream request about to be written for `ctx` (the request, or a

@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from gatecore.request import RequestContext
-from gatecore.telemetry.trace_spans import RequestTrace, UnsampledTrace
+from gatecore.telemetry.trace_spans import RequestTrace, UnsampledTrace, inject
 from gatecore.upstream.http1 import Http1Connection
 from gatecore.upstream.pool import ConnectionPool
 from gatecore.upstream.timeouts import Timeouts
@@ -31,7 +31,7 @@ class TracedConnectionPool(ConnectionPool):
         if trace is None:  # not a client's request (the engines' /metrics polls)
             return super().exchange(ctx, head, body, timeouts)
         if isinstance(trace, UnsampledTrace):  # no span; the context still goes upstream
-            return super().exchange(ctx, head[:-2] + trace.header + b"\r\n", body, timeouts)
+            return super().exchange(ctx, inject(head, trace.header), body, timeouts)
         return self._traced(ctx, trace, head, body, timeouts)
 
     async def _traced(
@@ -39,7 +39,7 @@ class TracedConnectionPool(ConnectionPool):
     ) -> Http1Connection:
         attempt = trace.start_attempt(ctx, self.origin)
         try:
-            conn = await super().exchange(ctx, attempt.inject(head), body, timeouts)
+            conn = await super().exchange(ctx, inject(head, attempt.traceparent), body, timeouts)
         except BaseException as exc:
             trace.failed(attempt, exc)
             raise
