@@ -54,6 +54,12 @@ def exporter_endpoint(configured: str | None) -> str:
     return f"{base.rstrip('/')}/v1/traces" if base else DEFAULT_ENDPOINT
 
 
+def _otlp_variable(name: str) -> str | None:
+    """OTEL_EXPORTER_OTLP_TRACES_<name>, else OTEL_EXPORTER_OTLP_<name> (the traces signal's own
+    setting wins over the one for every signal, as the OTLP exporter specification says)."""
+    return os.environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or os.environ.get(f"OTEL_EXPORTER_OTLP_{name}")
+
+
 def parse_key_values(text: str | None) -> dict[str, str]:
     """`key=value,key=value` with percent-encoded values, as OTEL_EXPORTER_OTLP_HEADERS and
     OTEL_RESOURCE_ATTRIBUTES carry them; malformed members are skipped."""
@@ -68,8 +74,7 @@ def parse_key_values(text: str | None) -> dict[str, str]:
 
 def export_headers(configured: dict[str, str]) -> dict[str, str]:
     """The export request's extra headers: the OTLP environment's, then the config's over them."""
-    env = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or os.environ.get("OTEL_EXPORTER_OTLP_HEADERS")
-    headers = {k.lower(): v for k, v in parse_key_values(env).items()}
+    headers = {k.lower(): v for k, v in parse_key_values(_otlp_variable("HEADERS")).items()}
     headers.update((k.lower(), v) for k, v in configured.items())
     return headers
 
@@ -78,9 +83,7 @@ def export_compression(configured: str | None) -> str:
     """ "gzip" or "none": the config's, else the OTLP environment's, else none."""
     if configured is not None:
         return configured
-    env = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_COMPRESSION", ""
-    )
+    env = _otlp_variable("COMPRESSION") or ""
     return "gzip" if env.strip().lower() == "gzip" else "none"
 
 
@@ -88,11 +91,7 @@ def export_ssl_context(configured: str | None) -> ssl.SSLContext | None:
     """How an https collector is verified: against the CA file of the config, else of the OTLP
     environment, else (None) the system's CAs. An unreadable file from the environment is logged and
     the system's CAs are used (the config's was checked when it was loaded)."""
-    cafile = (
-        configured
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE")
-        or os.environ.get("OTEL_EXPORTER_OTLP_CERTIFICATE")
-    )
+    cafile = configured or _otlp_variable("CERTIFICATE")
     if not cafile:
         return None
     try:

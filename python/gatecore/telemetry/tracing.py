@@ -14,8 +14,9 @@ parent-based trace-id-ratio sampler, OTLP/HTTP protobuf with retries, the OTEL_*
 
 Sampling is parent-based by default (telemetry/sampling.py): a client's `traceparent` decides
 (sampled flag), else `sample_ratio` of the trace ids (their low 64 bits, as OpenTelemetry's
-TraceIdRatioBased reads them, so services sampling at the same ratio keep the same traces). An unsampled request still has a trace context, so the
-upstream receives a `traceparent` with the sampled flag off, as W3C trace context asks.
+TraceIdRatioBased reads them, so services sampling at the same ratio keep the same traces). An
+unsampled request still has a trace context, so the upstream receives a `traceparent` with the
+sampled flag off, as W3C trace context asks.
 """
 
 from __future__ import annotations
