@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 
 from gatecore.ledger.row import RowMaker
-from gatecore.relay.chunk_gaps import ChunkGaps
 from gatecore.request import CHAT, RequestContext, Usage
+from gatecore.request.chunk_gaps import ChunkGaps
 
 
 def best_ns(run: Callable[[int], None], n: int, repeats: int) -> float:

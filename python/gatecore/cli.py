@@ -11,6 +11,8 @@ from gatecore import __version__
 from gatecore.config.load import ConfigError
 from gatecore.config.source import CONFIG_ENV, read_config
 from gatecore.keys_cli import add_keys_parser, run_keys
+from gatecore.pipeline.chain import LINKS
+from gatecore.pipeline.plugins import placed_links
 from gatecore.runs_cli import add_runs_parser, run_runs
 from gatecore.usage_cli import add_usage_parser, run_usage
 
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check(path: str) -> int:
     try:
-        read_config(path, demo=False)
+        config = read_config(path, demo=False)
+        placed_links(LINKS, config.pipeline)  # the installed stages, where the config places them
     except ConfigError as exc:
         for error in exc.errors:
             print(error)

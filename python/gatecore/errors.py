@@ -1,7 +1,7 @@
 """One error family for everything a client can be told.
 
 Each error has a stable slug (`code`), an HTTP status and an error `type` as OpenAI names them.
-Only `server/errors.py` turns these into response bodies; nothing else formats errors.
+Only `api/error_bodies.py` turns these into response bodies; nothing else formats errors.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from gatecore.relay.chunk_gaps import ChunkGaps
+from gatecore.request.chunk_gaps import ChunkGaps
 
 
 def exact(gaps: list[int], fraction: float) -> float:

@@ -11,9 +11,9 @@ import pytest
 
 from gatecore._core import CounterTable
 from gatecore.config import load_config
-from gatecore.pipeline.gateway import Gateway
 from gatecore.pricing import GpuMeter, price_table, table_price
 from gatecore.request import CHAT, RequestContext, Usage
+from gatecore.worker import Worker
 
 
 def test_exact_name_wins_over_prefix() -> None:
@@ -60,7 +60,7 @@ def test_tokens_cost_splits_cached_input() -> None:
     assert price.tokens_usd(1000, 200, 400) == pytest.approx(expected, rel=1e-12)
 
 
-def _gateway(deployments: list[dict[str, Any]], kind: str = "openai") -> Gateway:
+def _gateway(deployments: list[dict[str, Any]], kind: str = "openai") -> Worker:
     provider: dict[str, Any] = {"name": "p", "kind": kind, "api_key": "x"}
     if kind == "openai":
         provider["base_url"] = "http://127.0.0.1:9/v1"
@@ -72,15 +72,15 @@ def _gateway(deployments: list[dict[str, Any]], kind: str = "openai") -> Gateway
         },
         {},
     )
-    return Gateway(config)
+    return Worker(config)
 
 
-def _ctx(gateway: Gateway, usage: Usage | None, upstream_model: str | None = None) -> RequestContext:
+def _ctx(gateway: Worker, usage: Usage | None, upstream_model: str | None = None) -> RequestContext:
     ctx = RequestContext(CHAT, "r1", b"", 0)
     route = gateway.routes.find("m")
     assert route is not None
-    ctx.deployment = route.deployments[0]
-    ctx.upstream_model = upstream_model or ctx.deployment.model
+    deployment = ctx.deployment = route.deployments[0]
+    ctx.upstream_model = upstream_model or deployment.model
     ctx.usage = usage
     return ctx
 
@@ -110,7 +110,7 @@ def test_wildcard_deployment_prices_each_upstream_model() -> None:
         },
         {},
     )
-    gateway = Gateway(config)
+    gateway = Worker(config)
     deployment = gateway.routes.wildcards[0].deployments[0]
     mini = gateway.prices.price_of(deployment, "gpt-4o-mini")
     big = gateway.prices.price_of(deployment, "gpt-4o")
@@ -145,7 +145,7 @@ def test_gpu_meter_splits_overlapping_requests() -> None:
 def test_gpu_priced_deployment_charges_its_share_once() -> None:
     pricing = {"gpu_hour_usd": 7.2, "gpus": 1}
     gateway = _gateway([{"provider": "p", "model": "llama", "pricing": pricing}])
-    assert len(gateway.stages) == 3  # route, then the GPU clock, then limits
+    assert gateway.stage_names == ("auth", "decode", "route", "gpu_clock", "limits")
     ctx = _ctx(gateway, Usage(10, 10))
     stage = gateway.prices.clock_stage()
     assert stage is not None
@@ -153,6 +153,7 @@ def test_gpu_priced_deployment_charges_its_share_once() -> None:
     asyncio.run(stage(ctx))
     assert ctx.gpu_mark is not None
     meter, _ = ctx.gpu_mark
+    assert isinstance(meter, GpuMeter)
     assert meter.in_flight == 1
     ended_ns = time.perf_counter_ns() + 500_000_000  # at least 0.5 s alone
     cost = gateway.prices.cost_usd(ctx, ended_ns)

@@ -1,4 +1,4 @@
-"""Finished requests reach the recorders in batches (`Gateway.finished`): on the loop's next turn,
+"""Finished requests reach the recorders in batches (`Recording.finished`, the chain's last step): on the loop's next turn,
 each recorder over the whole batch in the configured order, a failing recorder logged without costing
 the others their records, and what is still waiting recorded at shutdown."""
 
@@ -7,21 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 import pytest
 
-from gatecore.config.load import load_config
-from gatecore.pipeline.gateway import Gateway, build_gateway
+from gatecore.pipeline.recording import Recording
 from gatecore.request import CHAT, RequestContext
-
-CONFIG: dict[str, Any] = {
-    "providers": [{"name": "p", "kind": "openai", "base_url": "http://127.0.0.1:9/v1"}],
-    "models": [{"name": "m", "deployments": [{"provider": "p", "model": "m"}]}],
-    "auth": {"master_key": "sk-master-recorder-batch"},
-    "ledger": {"enabled": False},
-    "telemetry": {"metrics": False},
-}
 
 
 class ListRecorder:
@@ -38,13 +28,11 @@ class ListRecorder:
         self.calls.append((self.name, "closed"))
 
 
-def gateway_with(*recorders: ListRecorder) -> Gateway:
-    gateway = build_gateway(load_config(CONFIG, {}))
-    gateway.recorders = recorders
-    return gateway
+def gateway_with(*recorders: ListRecorder) -> Recording:
+    return Recording(recorders)
 
 
-def finished(gateway: Gateway, request_id: str) -> None:
+def finished(gateway: Recording, request_id: str) -> None:
     gateway.finished(RequestContext(CHAT, request_id, b"", time.perf_counter_ns()), time.perf_counter_ns())
 
 
@@ -60,7 +48,6 @@ async def test_a_turns_requests_are_recorded_next_turn_recorder_by_recorder() ->
     finished(gateway, "r3")
     await asyncio.sleep(0)
     assert calls[4:] == [("ledger", "r3"), ("log", "r3")]
-    gateway.close()
 
 
 @pytest.mark.asyncio
@@ -73,7 +60,6 @@ async def test_a_failing_recorder_costs_no_other_record(caplog: pytest.LogCaptur
         await asyncio.sleep(0)
     assert calls == [("ledger", "r1"), ("ledger", "r2"), ("log", "r1"), ("log", "r2")]
     assert "ListRecorder failed for request r1" in caplog.text
-    gateway.close()
 
 
 @pytest.mark.asyncio

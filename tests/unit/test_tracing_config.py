@@ -24,8 +24,8 @@ CONFIG: dict[str, Any] = {
 PROBE = """
 import json, sys
 from gatecore.config.load import load_config
-from gatecore.pipeline.gateway import build_gateway
-gateway = build_gateway(load_config(json.loads(sys.argv[1]), {}))
+from gatecore.worker import Worker
+gateway = Worker(load_config(json.loads(sys.argv[1]), {}))
 pool = gateway.pools.get(next(iter(gateway.providers.values())).pool.origin)
 loaded = sorted({m.split(".")[1] for m in sys.modules if m.startswith("opentelemetry.")})
 tracer = "gatecore.telemetry.tracing" in sys.modules

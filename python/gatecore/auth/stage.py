@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any
 
 from gatecore.auth.jwt import JwtVerifier, looks_like_jwt
 from gatecore.auth.policy import MASTER_ID, KeyPolicy
@@ -26,6 +27,15 @@ log = logging.getLogger("gatecore.auth")
 def key_prefix(secret: str) -> str:
     """The part of a key that is safe to show."""
     return visible_prefix(secret) + "…"
+
+
+def client_secret(headers: Any) -> str | None:
+    """The client's API key: `Authorization: Bearer <key>`, else `x-api-key` (Anthropic clients)."""
+    authorization = headers.get("authorization")
+    if authorization is not None and authorization[:7].lower() == "bearer ":
+        return str(authorization[7:].strip())
+    key = headers.get("x-api-key")
+    return None if key is None else str(key)
 
 
 def hash_secret(config: AuthConfig) -> str | None:
@@ -112,4 +122,5 @@ class AuthStage:
         return self.lookup(secret)
 
     async def __call__(self, ctx: RequestContext) -> None:
-        ctx.key = await self.authenticate(ctx.api_key)
+        secret = ctx.api_key = client_secret(ctx.headers)
+        ctx.key = await self.authenticate(secret)

@@ -15,6 +15,7 @@ import msgspec
 
 from gatecore.config.interpolate import interpolate
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
+from gatecore.config.pipeline import PipelineConfig
 from gatecore.config.routing import RoutingDefaults
 from gatecore.config.schema import (
     AuthConfig,
@@ -44,6 +45,7 @@ _SECTIONS = {
     "ledger",
     "routing",
     "telemetry",
+    "pipeline",
 }
 _LATER_SECTIONS = {
     "cache",
@@ -94,6 +96,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     ledger = _convert(doc.get("ledger", {}), LedgerConfig, "ledger", errors)
     routing = _convert(doc.get("routing", {}), RoutingDefaults, "routing", errors)
     telemetry = _convert(doc.get("telemetry", {}), TelemetryConfig, "telemetry", errors)
+    pipeline = _convert(doc.get("pipeline", {}), PipelineConfig, "pipeline", errors)
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
@@ -106,6 +109,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         ledger=ledger or LedgerConfig(),
         routing=routing or RoutingDefaults(),
         telemetry=telemetry or TelemetryConfig(),
+        pipeline=pipeline or PipelineConfig(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

@@ -8,6 +8,7 @@ import msgspec
 
 from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
+from gatecore.config.pipeline import PipelineConfig
 from gatecore.config.routing import HealthCheckConfig, ModelRoutingConfig, RetriesConfig, RoutingDefaults
 from gatecore.config.telemetry import TelemetryConfig
 
@@ -235,6 +236,7 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ledger: LedgerConfig = LedgerConfig()
     routing: RoutingDefaults = RoutingDefaults()
     telemetry: TelemetryConfig = TelemetryConfig()
+    pipeline: PipelineConfig = PipelineConfig()
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

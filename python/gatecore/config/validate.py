@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from gatecore.config.jwt import validate_jwt_config
 from gatecore.config.limits import validate_limits
+from gatecore.config.pipeline import validate_pipeline
 from gatecore.config.routing import (
     STRATEGIES,
     BreakerConfig,
@@ -67,6 +68,7 @@ def validate_config(
     if not config.telemetry.metrics_flush_s > 0:
         errors.append("telemetry.metrics_flush_s: must be greater than 0")
     errors.extend(validate_tracing(config.telemetry.tracing))
+    errors.extend(validate_pipeline(config.pipeline))
 
     providers: dict[str, str] = {}
     for i, provider in zip(provider_at, config.providers, strict=True):

@@ -15,9 +15,12 @@ A streamed answer is logged as the events written to the client, in the client's
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gatecore.request import RequestContext
+from gatecore.request import BodyCapture, RequestContext
+
+if TYPE_CHECKING:
+    from gatecore.config.schema import ServerConfig
 
 KEY_MARK = "[key]"
 
@@ -33,6 +36,27 @@ class Redactor(Protocol):
 def capture_limit(body_log_bytes: int, secret: str | None) -> int:
     """How much of the answer to keep: the logged size plus room for a key straddling the cut."""
     return body_log_bytes + (len(secret.encode()) if secret else 0)
+
+
+class BodyCaptureStage:
+    """Starts capturing the answer of a request whose key opted into body logging."""
+
+    __slots__ = ("body_log_bytes",)
+
+    def __init__(self, body_log_bytes: int):
+        self.body_log_bytes = body_log_bytes
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        key = ctx.key
+        if key is not None and key.log_bodies:
+            ctx.body_capture = BodyCapture(capture_limit(self.body_log_bytes, ctx.api_key))
+
+
+def body_capture_stage(server: ServerConfig) -> BodyCaptureStage | None:
+    """The stage, when bodies can be logged at all: the access log is on and keeps some bytes."""
+    if not server.access_log or not server.body_log_max_bytes:
+        return None
+    return BodyCaptureStage(server.body_log_max_bytes)
 
 
 def logged_body(data: bytes, limit: int, secret: str | None, redactor: Redactor | None) -> tuple[str, bool]:

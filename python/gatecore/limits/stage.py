@@ -24,8 +24,8 @@ from gatecore.limits.grant import Grant
 from gatecore.limits.local import LocalLimiter
 from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule, RuleBook
 from gatecore.pricing.book import PriceBook
-from gatecore.relay.usage import count_input_tokens
 from gatecore.request import EMBEDDINGS, RequestContext
+from gatecore.request.tokens import count_input_tokens
 
 if TYPE_CHECKING:
     from gatecore.limits.redis_limiter import RedisLimiter
@@ -193,6 +193,7 @@ class Limits:
         grant = ctx.limits
         if grant is None:
             return
+        assert isinstance(grant, Grant)  # the context holds it as a view
         usage = ctx.usage
         tokens = usage.input_tokens + usage.output_tokens if usage is not None else 0
         micros = 0

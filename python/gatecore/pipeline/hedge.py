@@ -12,43 +12,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections import deque
 
-from gatecore.config.routing import HedgeConfig
 from gatecore.errors import UpstreamUnreachable
 from gatecore.request import RequestContext
 from gatecore.routing.deployment import Deployment
+from gatecore.routing.hedge_policy import HedgePolicy
+from gatecore.routing.stage import fit_of
 from gatecore.routing.table import ModelRoute, assign
 from gatecore.upstream.response import UpstreamResponse
-
-SAMPLES = 200  # head times kept per model for the percentile
-
-
-class HedgePolicy:
-    """A model's hedge delay: fixed, or the 95th percentile of its recent times to the answer head."""
-
-    __slots__ = ("_delay", "_samples", "_since", "config")
-
-    def __init__(self, config: HedgeConfig):
-        self.config = config
-        self._samples: deque[float] = deque(maxlen=SAMPLES)
-        self._delay = config.delay_s
-        self._since = 0
-
-    def delay(self) -> float:
-        return self._delay
-
-    def observe(self, seconds: float) -> None:
-        """One attempt's time to its answer head (the percentile is recomputed every 10 samples)."""
-        if not self.config.p95:
-            return
-        samples = self._samples
-        samples.append(seconds)
-        self._since += 1
-        count = len(samples)
-        if count >= self.config.min_samples and (self._since >= 10 or count == self.config.min_samples):
-            self._since = 0
-            self._delay = sorted(samples)[min(count - 1, int(count * 0.95))]
 
 
 def _ok(task: asyncio.Task[UpstreamResponse]) -> bool:
@@ -72,7 +43,7 @@ def _drop(task: asyncio.Task[UpstreamResponse], ctx: RequestContext) -> None:
 
 def _second(ctx: RequestContext, route: ModelRoute, first: Deployment) -> tuple[Deployment, str] | None:
     now = time.monotonic()
-    for deployment in route.ordered(ctx.tags, ctx.fit):
+    for deployment in route.ordered(ctx.tags, fit_of(ctx)):
         if deployment is first or deployment.retry_in(now) > 0:
             continue
         upstream_model = deployment.upstream_model(ctx.client_model)

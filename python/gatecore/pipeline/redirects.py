@@ -1,19 +1,19 @@
 """What the attempt loop looks at in an answer before a relay gets it, while nothing has reached the
 client: a refusal another model may not give (routing/refusals.py), which takes the request to the
-model's `context_fallbacks` or `content_policy_fallbacks`, and a stream that ends or breaks before
-its first byte, which is retried like a failed attempt.
+model's `context_fallbacks` or `content_policy_fallbacks`.
 """
 
 from __future__ import annotations
 
-from gatecore.errors import GatewayError, UpstreamProtocolError
+from gatecore.errors import GatewayError
 from gatecore.relay.buffered import MAX_RESPONSE_BYTES
 from gatecore.request import RequestContext
 from gatecore.routing.deployment import Deployment
 from gatecore.routing.engine_load import EnginesBusy
 from gatecore.routing.refusals import CONTENT_POLICY, CONTEXT, REFUSAL_STATUSES, filtered, refusal_of
+from gatecore.routing.stage import fit_of
 from gatecore.routing.table import ModelRoute, assign
-from gatecore.upstream.response import PeekedAnswer, UpstreamResponse, WholeAnswer
+from gatecore.upstream.response import UpstreamResponse
 
 from .retrying import MAX_ERROR_BYTES, StoredAnswer, kept_headers
 
@@ -53,19 +53,23 @@ async def examine(
     return answer, []
 
 
-def redirect(ctx: RequestContext, targets: list[ModelRoute], visited: set[ModelRoute]) -> Deployment | None:
+def redirect(
+    ctx: RequestContext, targets: list[ModelRoute], visited: set[ModelRoute]
+) -> tuple[ModelRoute, Deployment] | None:
     """Make the first of `targets` that the key may use, that this request has not been to and that
-    has a deployment fitting it the request's route and deployment; None when there is none."""
+    has a deployment fitting it the request's route and deployment (returned); None when there is
+    none."""
     key = ctx.key
+    fit = fit_of(ctx)
     for target in targets:
         if target in visited or (key is not None and not key.allows(target.name)):
             continue
         try:
-            deployment = target.pick(ctx.tags, ctx.body, ctx.fit)
+            deployment = target.pick(ctx.tags, ctx.body, fit)
         except EnginesBusy:
             deployment = None
         if deployment is None:  # every one unavailable: the model's own anyway (panic routing)
-            ordered = target.ordered(ctx.tags, ctx.fit)
+            ordered = target.ordered(ctx.tags, fit)
             deployment = ordered[0] if ordered else None
         upstream_model = deployment.upstream_model(ctx.client_model) if deployment is not None else None
         if deployment is None or upstream_model is None:
@@ -74,26 +78,5 @@ def redirect(ctx: RequestContext, targets: list[ModelRoute], visited: set[ModelR
         ctx.route = target
         ctx.attempts += 1
         assign(ctx, deployment, upstream_model)
-        return deployment
+        return target, deployment
     return None
-
-
-async def first_bytes(response: UpstreamResponse) -> UpstreamResponse:
-    """A 2xx stream with its first bytes read (handed to the relay first), so that a stream that
-    ends or breaks before them is a failed attempt, retried like one (nothing reached the client)."""
-    whole = response.body_if_complete()
-    if whole is not None:
-        if not whole:
-            raise UpstreamProtocolError("The upstream ended the stream before its first event.")
-        return WholeAnswer(response.status, response.content_type, whole)
-    try:
-        first = await response.next_chunk()
-    except GatewayError as exc:
-        if exc.retryable:
-            raise
-        raise UpstreamProtocolError(
-            f"The upstream stream broke before its first event: {exc.message}"
-        ) from None
-    if not first:
-        raise UpstreamProtocolError("The upstream ended the stream before its first event.")
-    return PeekedAnswer(response, first)

@@ -11,6 +11,7 @@ import time
 from gatecore.errors import GatewayError, UpstreamUnreachable
 from gatecore.request import RequestContext
 from gatecore.routing.deployment import Deployment
+from gatecore.routing.stage import fit_of
 from gatecore.routing.table import ModelRoute, assign
 from gatecore.upstream.response import UpstreamResponse, WholeAnswer
 
@@ -48,16 +49,15 @@ class Retrying:
 
     __slots__ = ("banned", "ctx", "last_answer", "not_before", "order", "policy", "tries")
 
-    def __init__(self, ctx: RequestContext):
-        route = ctx.route
-        assert route is not None
+    def __init__(self, ctx: RequestContext, route: ModelRoute):
         self.ctx = ctx
         self.policy = route.retries
         # Every deployment this request may go to, in the order attempts go through them, with the
         # model name each is sent.
         self.order: list[tuple[Deployment, str]] = []
+        fit = fit_of(ctx)
         for candidate in _routes(ctx, route):
-            for deployment in candidate.ordered(ctx.tags, ctx.fit):
+            for deployment in candidate.ordered(ctx.tags, fit):
                 upstream_model = deployment.upstream_model(ctx.client_model)
                 if upstream_model is not None:
                     self.order.append((deployment, upstream_model))

@@ -8,7 +8,7 @@ keep the answer. A request's cost is then a few multiplications.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gatecore._core import CounterTable
 from gatecore.config.schema import DeploymentPricing
@@ -16,8 +16,17 @@ from gatecore.pricing import price_table
 from gatecore.pricing.gpu_time import GpuClockStage, GpuMeter
 from gatecore.request import RequestContext
 
-if TYPE_CHECKING:
-    from gatecore.routing.deployment import Deployment
+
+class PricedDeployment(Protocol):
+    """What the book reads of a deployment it prices (routing/deployment.py); it keys its tables by
+    the deployment object itself."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
 
 _PER_TOKEN = 1e-6  # prices are per 1M tokens
 _CACHE_LIMIT = 4096  # upstream model names of wildcard deployments remembered
@@ -94,13 +103,13 @@ class PriceBook:
         # The server's shared counter table, where GPU clocks live (a private one when not given).
         self._table = table
         self.version = price_table.VERSION
-        self._fixed: dict[Deployment, ModelPrice | None] = {}  # deployments with one upstream model
-        self._overrides: dict[Deployment, DeploymentPricing] = {}  # wildcard deployments' blocks
-        self._kinds: dict[Deployment, str] = {}
+        self._fixed: dict[object, ModelPrice | None] = {}  # deployments with one upstream model
+        self._overrides: dict[object, DeploymentPricing] = {}  # wildcard deployments' blocks
+        self._kinds: dict[object, str] = {}
         self._resolved: dict[tuple[str, str], ModelPrice | None] = {}
         self.meters: dict[object, GpuMeter] = {}
 
-    def add(self, deployment: Deployment, kind: str, pricing: DeploymentPricing | None) -> None:
+    def add(self, deployment: PricedDeployment, kind: str, pricing: DeploymentPricing | None) -> None:
         """Register a deployment at a provider of `kind` with its config `pricing` (or None)."""
         self._kinds[deployment] = kind
         if pricing is not None and pricing.gpu_hour_usd is not None:
@@ -115,7 +124,7 @@ class PriceBook:
         price = table_price(kind, deployment.model)
         self._fixed[deployment] = price if pricing is None else configured_price(pricing, price)
 
-    def routing_cost(self, deployment: Deployment) -> float | None:
+    def routing_cost(self, deployment: object) -> float | None:
         """What strategy lowest_cost ranks a deployment by: USD per 1M tokens of a typical request,
         three input tokens to one output ((3 * input + output) / 4, the usual blend); 0 for GPU-time
         pricing (the pool is paid by the hour, so one more request while it has room costs nothing
@@ -131,7 +140,7 @@ class PriceBook:
         """The stage that starts GPU clocks, or None when no deployment is priced by GPU time."""
         return GpuClockStage(self.meters) if self.meters else None
 
-    def price_of(self, deployment: Deployment | None, upstream_model: str) -> ModelPrice | None:
+    def price_of(self, deployment: object | None, upstream_model: str) -> ModelPrice | None:
         """The token price of a request served by `deployment` as `upstream_model`."""
         if deployment is None:
             return None

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from gatecore.api.error_bodies import JSON, render_error
 from gatecore.providers.base import Provider
 from gatecore.providers.upstream_errors import keep_retry_after
-from gatecore.relay.usage import count_input_tokens, count_output_tokens, usage_from_body
+from gatecore.relay.answer_head import inference_headers
+from gatecore.relay.usage import count_output_tokens, usage_from_body
 from gatecore.request import RequestContext, Usage
-from gatecore.server.errors import JSON, render_error
-from gatecore.server.headers import inference_headers
+from gatecore.request.tokens import count_input_tokens
 from gatecore.upstream.response import UpstreamResponse
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024

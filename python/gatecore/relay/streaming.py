@@ -16,13 +16,13 @@ from typing import Any
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from gatecore._core import SseRelay
+from gatecore.api.error_bodies import stream_error_event
 from gatecore.errors import GatewayError, UpstreamProtocolError, UpstreamStreamError
 from gatecore.providers.base import Provider
-from gatecore.relay.chunk_gaps import ChunkGaps
-from gatecore.relay.usage import count_input_tokens
+from gatecore.relay.answer_head import inference_headers
 from gatecore.request import RequestContext, ResponseEncoder, Usage
-from gatecore.server.errors import stream_error_event
-from gatecore.server.headers import inference_headers
+from gatecore.request.chunk_gaps import ChunkGaps
+from gatecore.request.tokens import count_input_tokens
 from gatecore.upstream.response import UpstreamResponse
 
 # An upstream that never ends an event would otherwise make the relay hold ever more memory.

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from gatecore._core import count_prompt_tokens, count_tokens
+from gatecore._core import count_tokens
 from gatecore.api.openai import UsageOnly
 from gatecore.request import Usage
 
@@ -35,12 +35,6 @@ def usage_from_body(body: bytes) -> tuple[Usage | None, str | None]:
         completion.reasoning_tokens if completion else 0,
         "upstream",
     ), finish_reason
-
-
-def count_input_tokens(request_body: bytes, encoding: str) -> int:
-    """Tokens of the prompt text of an OpenAI-format request (messages, prompt or input): each text's
-    tokens (remembered per text, `_core.count_prompt_tokens`) plus one per newline joining them."""
-    return count_prompt_tokens(request_body, encoding)
 
 
 def count_output_tokens(response_body: bytes, encoding: str) -> int:

@@ -6,7 +6,6 @@ background monitors that keep the deployments' state current (engine load, healt
 from __future__ import annotations
 
 from gatecore.config.schema import DEFAULT_BASE_URLS, GatecoreConfig, ModelConfig
-from gatecore.pipeline.hedge import HedgePolicy
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider
 from gatecore.routing.capabilities import CapabilitySource
@@ -20,6 +19,7 @@ from gatecore.routing.health_check import (
     HealthTarget,
     health_settings,
 )
+from gatecore.routing.hedge_policy import HedgePolicy
 from gatecore.routing.outliers import OutlierDetector
 from gatecore.routing.quota import QuotaState, heads_for
 from gatecore.routing.table import ModelRoute, RouteTable

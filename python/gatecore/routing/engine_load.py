@@ -14,16 +14,21 @@ import contextlib
 import logging
 import math
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from gatecore.errors import GatewayError
-from gatecore.request import CHAT, RequestContext
+from gatecore.upstream.exchange import StandaloneExchange
 from gatecore.upstream.pool import ConnectionPool, Origin, PoolSet
 from gatecore.upstream.timeouts import Timeouts
 
-if TYPE_CHECKING:
-    from gatecore.routing.deployment import Deployment
+
+class LoadedDeployment(Protocol):
+    """What the poller reads of the deployment it polls (routing/deployment.py): this worker's own
+    requests in flight to it."""
+
+    inflight: int
+
 
 log = logging.getLogger("gatecore.routing")
 
@@ -162,7 +167,7 @@ class EngineTarget:
 
     __slots__ = ("deployment", "head", "load", "pool", "url")
 
-    def __init__(self, url: str, pools: PoolSet, deployment: Deployment, load: EngineLoad):
+    def __init__(self, url: str, pools: PoolSet, deployment: LoadedDeployment, load: EngineLoad):
         parts = urlsplit(url)
         origin = Origin(url)
         self.url = url
@@ -196,9 +201,9 @@ class EngineLoadPoller:
 
     async def _poll(self, target: EngineTarget) -> None:
         # The pool wants a request context (for a client disconnect to abort through); a poll has none.
-        ctx = RequestContext(CHAT, "engine-metrics", b"", 0)
+        exchange = StandaloneExchange()
         try:
-            response = await target.pool.exchange(ctx, target.head, b"", self.timeouts)
+            response = await target.pool.exchange(exchange, target.head, b"", self.timeouts)
             body = await response.read_all(MAX_METRICS_BYTES)
         except GatewayError as exc:
             log.debug("engine metrics %s: %s", target.url, exc.message)

@@ -14,19 +14,33 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import msgspec
 
 from gatecore.config.routing import HealthCheckConfig
 from gatecore.errors import GatewayError
-from gatecore.request import CHAT, RequestContext
+from gatecore.upstream.exchange import StandaloneExchange
 from gatecore.upstream.pool import ConnectionPool, Origin, PoolSet
 from gatecore.upstream.timeouts import Timeouts
 
-if TYPE_CHECKING:
-    from gatecore.routing.deployment import Deployment
+
+class CheckedDeployment(Protocol):
+    """What the checks read and flip of the deployment they check (routing/deployment.py)."""
+
+    healthy: bool
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    def hold(self) -> None:
+        """Recompute when the deployment may be tried again."""
+        ...
+
 
 log = logging.getLogger("gatecore.routing")
 
@@ -75,7 +89,7 @@ class HealthState:
         self.last_error: str | None = None
         self.checked_at = 0.0  # monotonic time of the last check; 0: none yet
 
-    def record(self, deployment: Deployment, error: str | None) -> None:
+    def record(self, deployment: CheckedDeployment, error: str | None) -> None:
         self.checked_at = time.monotonic()
         self.last_error = error
         if error is None:
@@ -99,7 +113,12 @@ class HealthTarget:
     __slots__ = ("deployment", "expect_model", "head", "pool", "state", "timeouts")
 
     def __init__(
-        self, base_url: str, pools: PoolSet, deployment: Deployment, state: HealthState, api_key: str | None
+        self,
+        base_url: str,
+        pools: PoolSet,
+        deployment: CheckedDeployment,
+        state: HealthState,
+        api_key: str | None,
     ):
         parts = urlsplit(base_url)
         origin = Origin(f"{parts.scheme}://{parts.netloc}")
@@ -121,9 +140,9 @@ class HealthTarget:
     async def check(self) -> str | None:
         """One check: None when healthy, else what was wrong (never a secret: no headers quoted)."""
         # The pool wants a request context (for a client disconnect to abort through); a check has none.
-        ctx = RequestContext(CHAT, "health-check", b"", 0)
+        exchange = StandaloneExchange()
         try:
-            response = await self.pool.exchange(ctx, self.head, b"", self.timeouts)
+            response = await self.pool.exchange(exchange, self.head, b"", self.timeouts)
             body = await response.read_all(MAX_BODY_BYTES)
         except GatewayError as exc:
             return exc.message

@@ -16,13 +16,21 @@ import math
 import re
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gatecore.config.routing import QuotaConfig
+from gatecore.upstream.response import UpstreamResponse
 
-if TYPE_CHECKING:
-    from gatecore.routing.deployment import Deployment
-    from gatecore.upstream.response import UpstreamResponse
+
+class QuotaHeld(Protocol):
+    """What a quota hold changes of a deployment (routing/deployment.py)."""
+
+    quota_until: float
+
+    def hold(self) -> None:
+        """Recompute when the deployment may be tried again."""
+        ...
+
 
 # remaining requests, remaining tokens, reset of requests, reset of tokens
 OPENAI_HEADS = (
@@ -92,7 +100,7 @@ class QuotaState:
         self.remaining_tokens: int | None = None
         self.at = 0.0  # monotonic time of the last answer that reported a quota
 
-    def observe(self, deployment: Deployment, response: UpstreamResponse) -> None:
+    def observe(self, deployment: QuotaHeld, response: UpstreamResponse) -> None:
         """Read an answer's rate-limit heads; hold the deployment when its quota is used up."""
         heads = self.heads
         requests = _count(response.header(heads[0]))

@@ -1,21 +1,18 @@
-"""The model table compiled from config, and the stage that picks a deployment for a request."""
+"""The model table compiled from config: each client-facing model's deployments, strategy, retries
+and fallbacks (the route stage, routing/stage.py, reads it)."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from gatecore.config.routing import ModelRoutingConfig, RetriesConfig
-from gatecore.errors import InvalidRequest, ModelNotAllowed, NotFound
 from gatecore.request import RequestContext
 from gatecore.routing.affinity import affine, prefix_key
 from gatecore.routing.deployment import Deployment
 from gatecore.routing.engine_load import EnginesBusy
-from gatecore.routing.fit import Fit, fitting_route, request_fit
+from gatecore.routing.fit import Fit
+from gatecore.routing.hedge_policy import HedgePolicy
 from gatecore.routing.strategies import Strategy, build_strategy
-
-if TYPE_CHECKING:
-    from gatecore.pipeline.hedge import HedgePolicy
 
 
 class ModelRoute:
@@ -197,80 +194,3 @@ def assign(ctx: RequestContext, deployment: Deployment, upstream_model: str) -> 
     ctx.deployment_id = (
         deployment.id if deployment.model != "*" else f"{deployment.provider.name}/{upstream_model}"
     )
-
-
-class RouteStage:
-    """Resolves the requested model (404 unknown, 403 not allowed for the key) and picks a deployment:
-    the model's own (or, for a request too long for it, a context fallback model's), else the first
-    fallback model's that has one available."""
-
-    __slots__ = ("table",)
-
-    def __init__(self, table: RouteTable):
-        self.table = table
-
-    async def __call__(self, ctx: RequestContext) -> None:
-        route = self.table.find(ctx.client_model)
-        if route is None:
-            raise NotFound(
-                f"The model '{ctx.client_model}' does not exist.", code="model_not_found", param="model"
-            )
-        if ctx.key is not None and not ctx.key.allows(route.name):
-            raise ModelNotAllowed(f"This key may not use the model '{ctx.client_model}'.", param="model")
-        ctx.route = route
-        fit = None
-        if ctx.needs or len(ctx.body) + (ctx.max_tokens or 0) > route.roomy:
-            # Tools, images, a JSON schema or a body long enough for the context window to matter:
-            # only fitting deployments (possibly a context fallback model's), else a 400.
-            fit = ctx.fit = request_fit(route, ctx)
-            if fit is not None:
-                route = fitting_route(route, ctx, fit)
-        if ctx.tags is None and route.plain and fit is None:
-            # The common case, kept as cheap as a plain weighted pick: no tags, no shedding, nothing
-            # special needed, and the strategy's choice healthy.
-            single = route.single
-            chosen = single if single is not None else route.strategy.choose(route.tiers[0])
-            if chosen.model != "*" and (not chosen.breaker.failing or recovered(chosen)):
-                ctx.deployment = chosen
-                ctx.upstream_model = chosen.model
-                ctx.deployment_id = chosen.id
-                return
-        shed: EnginesBusy | None = None
-        try:
-            deployment = route.pick(ctx.tags, ctx.body, fit)
-        except EnginesBusy as busy:
-            deployment, shed = None, busy
-        if deployment is not None and deployment.model != "*":
-            ctx.deployment = deployment
-            ctx.upstream_model = deployment.model
-            ctx.deployment_id = deployment.id
-            return
-        for candidate in (route, *route.fallbacks):
-            if candidate is not route:
-                if ctx.key is not None and not ctx.key.allows(candidate.name):
-                    continue
-                try:
-                    deployment = candidate.pick(ctx.tags, ctx.body, fit)
-                except EnginesBusy:
-                    deployment = None
-            upstream_model = None if deployment is None else deployment.upstream_model(ctx.client_model)
-            if deployment is not None and upstream_model is not None:
-                assign(ctx, deployment, upstream_model)
-                return
-            deployment = None
-        if shed is not None:
-            raise shed
-        # Every deployment is unavailable (open circuits, failed health checks, ejections, exhausted
-        # quotas): rather than refuse, go to the model's own deployments anyway (Envoy's "panic"
-        # routing): the client then gets the upstream's real answer.
-        candidates = route.ordered(ctx.tags, fit)
-        if not candidates:
-            raise InvalidRequest(
-                f"No deployment of the model '{ctx.client_model}' has the tags requested in x-gatecore-tags"
-                + (" and can take this request." if fit is not None else "."),
-                code="no_matching_deployment",
-            )
-        deployment = route.strategy.choose(candidates)
-        upstream_model = deployment.upstream_model(ctx.client_model)
-        assert upstream_model is not None  # the route matched the name
-        assign(ctx, deployment, upstream_model)

@@ -1,12 +1,10 @@
-"""The RSGI application: one handler, a route table, and the inference request flow.
+"""The RSGI application: one handler and a route table.
 
-Per request: read the body (size-checked), run the pipeline stages (auth, routing, …), call the
-chosen deployment, and relay its answer whole or as a stream. Any GatewayError becomes an error in the
-route's client API shape (OpenAI's, or Anthropic's on /v1/messages) with its status; anything unexpected
-is logged and answered with a generic 500, never a trace.
-
-Anthropic Messages requests are translated into the hub format (an OpenAI chat request) before the
-stages run, and their answers translated back by the context's encoder (translate/).
+An inference route builds the request's context from the HTTP request (its id, headers and the
+connection), runs the route's chain (pipeline/chain.py: body, auth, decode, route, limits, the upstream
+call, the record) and writes the error the chain returns in the route's client API shape (OpenAI's,
+or Anthropic's on /v1/messages) with its status. Answers themselves are written by the chain's last
+stage, as they arrive. Anything unexpected is logged and answered with a generic 500, never a trace.
 """
 
 from __future__ import annotations
@@ -19,38 +17,25 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import msgspec
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from gatecore.admin.router import MAX_BODY as ADMIN_MAX_BODY
 from gatecore.admin.router import PREFIX as ADMIN_PREFIX
-from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
+from gatecore.api.error_bodies import ANTHROPIC, JSON, OPENAI, ClientFormat
+from gatecore.auth.stage import client_secret
 from gatecore.config.source import read_config_from_process_env
-from gatecore.errors import UPSTREAM_ERRORS, GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
-from gatecore.ledger.body_log import capture_limit
-from gatecore.pipeline.attempts import call_upstream
-from gatecore.pipeline.gateway import Gateway, build_gateway
-from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, BodyCapture, Endpoint, RequestContext
-from gatecore.routing.capabilities import translated_needs
-from gatecore.routing.table import RouteStage
-from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
-from gatecore.server.headers import client_secret, request_id, request_tags, run_tag
+from gatecore.errors import GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
+from gatecore.pipeline.chain import Chain
+from gatecore.pipeline.read_body import read_body
+from gatecore.request import RequestContext
+from gatecore.server.metrics_endpoint import MetricsEndpoint
 from gatecore.server.models_api import ModelCatalog
-from gatecore.server.request_body import decode_fields, read_body
-from gatecore.telemetry.stage_timing import StageTiming, allowed
-from gatecore.translate.anthropic_request import (
-    decode_messages_request,
-    openai_chat_request,
-    translate_messages_request,
-)
-from gatecore.translate.anthropic_stream import AnthropicEncoder
-from gatecore.translate.anthropic_tokens import count_request_tokens
+from gatecore.server.request_id import request_id
+from gatecore.worker import Worker
 
 log = logging.getLogger("gatecore.server")
 
 Handler = Callable[[Any, Any], Awaitable[None]]
-# Fills the context from the client's body (policy fields; a translated body for non-OpenAI clients).
-Prepare = Callable[[RequestContext], None]
 _JSON_HEADERS = [("content-type", JSON)]
 _clock = time.perf_counter_ns
 _OK = b'{"status":"ok"}'
@@ -59,43 +44,56 @@ _OK = b'{"status":"ok"}'
 # waiting for their batch, in-flight contexts) made the default threshold run a collection every few
 # hundred requests, about 0.8 µs a request with the ledger on. Measured: 0.06 µs at this threshold.
 _GC_THRESHOLD = (10_000, 10, 10)
+# Inference paths and the chain (Worker.chains) and client API of each.
+_INFERENCE = {
+    "/v1/chat/completions": ("chat", OPENAI),
+    "/v1/completions": ("completions", OPENAI),
+    "/v1/embeddings": ("embeddings", OPENAI),
+    "/v1/messages": ("messages", ANTHROPIC),
+}
 
 
 class GatewayApp:
     """The RSGI target (`gatecore.server.app:app`). The config is loaded in each worker at start."""
 
     def __init__(self) -> None:
-        self.gateway: Gateway | None = None
+        self.worker: Worker | None = None
         self.catalog: ModelCatalog | None = None
-        inference = {
-            "/v1/chat/completions": self._openai_route(CHAT, msgspec.json.Decoder(ChatFields)),
-            "/v1/completions": self._openai_route(COMPLETIONS, msgspec.json.Decoder(CompletionFields)),
-            "/v1/embeddings": self._openai_route(EMBEDDINGS, msgspec.json.Decoder(EmbeddingFields)),
-            "/v1/messages": self._messages,
-            "/v1/messages/count_tokens": self._count_tokens,
-        }
-        self.routes: dict[str, dict[str, Handler]] = {path: {"POST": h} for path, h in inference.items()}
-        # The same routes without the /v1 prefix, for clients configured with a bare base URL.
-        self.routes.update({path.removeprefix("/v1"): methods for path, methods in list(self.routes.items())})
-        self.routes["/v1/models"] = {"GET": self._models}
-        self.routes["/healthz"] = {"GET": self._healthz}
-        self.routes["/readyz"] = {"GET": self._readyz}
-        self.routes["/metrics"] = {"GET": self._metrics}
+        self.metrics: MetricsEndpoint | None = None
+        self.routes: dict[str, dict[str, Handler]] = {}
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # granian calls this before the loop runs, and __rsgi_del__ after it stopped.
-        gateway = build_gateway(read_config_from_process_env())
-        loop.run_until_complete(gateway.start())
+        worker = Worker(read_config_from_process_env())
+        loop.run_until_complete(worker.start())
         # What the worker built to serve (config, routes, the key table) lives as long as it does:
         # frozen out of the GC, full collections no longer walk the thousands of stored keys.
         gc.freeze()
         gc.set_threshold(*_GC_THRESHOLD)
-        self.gateway = gateway
-        self.catalog = ModelCatalog(gateway.routes, gateway.config.models)
+        self.serve(worker)
+
+    def serve(self, worker: Worker) -> None:
+        """Serve with `worker` (started): build the route table from its chains."""
+        self.worker = worker
+        self.catalog = ModelCatalog(worker.routes, worker.config.models)
+        telemetry = worker.config.telemetry
+        if worker.metrics is not None:
+            self.metrics = MetricsEndpoint(worker.metrics, worker.auth, telemetry.metrics_auth)
+        routes: dict[str, dict[str, Handler]] = {}
+        for path, (api, fmt) in _INFERENCE.items():
+            routes[path] = {"POST": self._inference(worker.chains[api], fmt)}
+        routes["/v1/messages/count_tokens"] = {"POST": self._inference(worker.count_tokens, ANTHROPIC)}
+        # The same routes without the /v1 prefix, for clients configured with a bare base URL.
+        routes.update({path.removeprefix("/v1"): methods for path, methods in list(routes.items())})
+        routes["/v1/models"] = {"GET": self._models}
+        routes["/healthz"] = {"GET": self._healthz}
+        routes["/readyz"] = {"GET": self._readyz}
+        routes["/metrics"] = {"GET": self._metrics}
+        self.routes = routes
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.gateway is not None:
-            loop.run_until_complete(self.gateway.aclose())
+        if self.worker is not None:
+            loop.run_until_complete(self.worker.aclose())
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
@@ -123,107 +121,39 @@ class GatewayApp:
             log.exception("unhandled error on %s %s", scope.method, path[:200])
             _respond(proto, 500, _JSON_HEADERS, _format_of(path).internal_error)
 
-    def _openai_route(self, endpoint: Endpoint, decoder: msgspec.json.Decoder[Any]) -> Handler:
-        def prepare(ctx: RequestContext) -> None:
-            decode_fields(ctx, decoder)
+    def _inference(self, chain: Chain, fmt: ClientFormat) -> Handler:
+        endpoint = chain.endpoint
 
         async def handle(scope: Any, proto: Any) -> None:
-            await self._inference(endpoint, prepare, OPENAI, scope, proto)
+            started = _clock()
+            headers = scope.headers
+            rid = request_id(headers.get("x-request-id"))
+            ctx = RequestContext(endpoint, rid, b"", started, headers, proto)
+            error = await chain.run(ctx, scope.path)
+            if error is not None:
+                overhead = _clock() - started - ctx.upstream_ns
+                _error(proto, error, fmt, rid, ("x-gatecore-overhead-ms", f"{overhead / 1e6:.3f}"))
 
         return handle
 
-    async def _messages(self, scope: Any, proto: Any) -> None:
-        """`POST /v1/messages`: an Anthropic client, served through the hub format."""
-        await self._inference(CHAT, _prepare_messages, ANTHROPIC, scope, proto)
-
-    async def _inference(
-        self, endpoint: Endpoint, prepare: Prepare, fmt: ClientFormat, scope: Any, proto: Any
-    ) -> None:
-        started = time.perf_counter_ns()
-        gateway = self.gateway
-        assert gateway is not None
-        headers = scope.headers
-        ctx = RequestContext(endpoint, request_id(headers.get("x-request-id")), b"", started)
-        tracing = gateway.tracing
-        if tracing is not None:  # all that traces cost a request when they are off
-            tracing.begin(ctx, scope.path, headers)
-        gateway.in_flight += 1
-        try:
-            ctx.body = await read_body(headers, proto, gateway.max_body_bytes)
-            ctx.api_key = client_secret(headers)
-            if gateway.tag_routing:
-                ctx.tags = request_tags(headers.get("x-gatecore-tags"))
-            await gateway.auth(ctx)
-            # After auth: a bad run id is the client's 400 only once its key is known to be good.
-            ctx.run_id = run_tag(headers.get("x-gatecore-run-id"))
-            if ctx.key is not None and ctx.key.log_bodies and gateway.body_log_bytes:
-                ctx.body_capture = BodyCapture(capture_limit(gateway.body_log_bytes, ctx.api_key))
-            # Each stage's end (telemetry/stage_timing.py, the stage histogram, the trace's spans).
-            ends = ctx.stage_ends
-            ends.append(_clock())
-            prepare(ctx)
-            ends.append(_clock())
-            for stage in gateway.stages:
-                await stage(ctx)
-                ends.append(_clock())
-            debug = headers.get("x-gatecore-debug")
-            if debug is not None and allowed(debug, ctx.key):
-                ctx.timing = StageTiming(gateway.stage_names, started, ends)
-            await call_upstream(gateway, ctx, proto)
-        except GatewayError as exc:
-            ctx.status = exc.status
-            ctx.error_code = exc.code
-            ctx.error_upstream = isinstance(exc, UPSTREAM_ERRORS)
-            if ctx.client_gone:
-                ctx.status = 499
-            else:
-                overhead = _clock() - started - ctx.upstream_ns
-                _error(proto, exc, fmt, ctx.request_id, ("x-gatecore-overhead-ms", f"{overhead / 1e6:.3f}"))
-        finally:
-            ctx.upstream = None
-            if gateway.recorders:
-                gateway.finished(ctx, time.perf_counter_ns())
-            gateway.in_flight -= 1
-
-    async def _count_tokens(self, scope: Any, proto: Any) -> None:
-        """`POST /v1/messages/count_tokens`: `{"input_tokens": n}` with the routed model's tokenizer."""
-        gateway = self.gateway
-        assert gateway is not None
-        headers = scope.headers
-        ctx = RequestContext(CHAT, request_id(headers.get("x-request-id")), b"", time.perf_counter_ns())
-        try:
-            body = await read_body(headers, proto, gateway.max_body_bytes)
-            ctx.api_key = client_secret(headers)
-            await gateway.auth(ctx)
-            request, members = decode_messages_request(body)
-            openai_chat_request(request, members)  # the same 400s as /v1/messages for what cannot go
-            ctx.client_model = request.model
-            await RouteStage(gateway.routes)(ctx)  # 404 unknown model, 403 not allowed
-            assert ctx.deployment is not None
-            tokens = count_request_tokens(request, ctx.deployment.provider.tokenizer)
-        except GatewayError as exc:
-            return _error(proto, exc, ANTHROPIC, ctx.request_id)
-        headers_out = [*_JSON_HEADERS, ("x-request-id", ctx.request_id)]
-        proto.response_bytes(200, headers_out, b'{"input_tokens":%d}' % tokens)
-
     async def _models(self, scope: Any, proto: Any) -> None:
-        gateway, catalog = self.gateway, self.catalog
-        assert gateway is not None and catalog is not None
-        key = await gateway.auth.authenticate(client_secret(scope.headers))
+        worker, catalog = self.worker, self.catalog
+        assert worker is not None and catalog is not None
+        key = await worker.auth.authenticate(client_secret(scope.headers))
         proto.response_bytes(200, _JSON_HEADERS, catalog.list_body(key))
 
     async def _model(self, scope: Any, proto: Any) -> None:
-        gateway, catalog = self.gateway, self.catalog
-        assert gateway is not None and catalog is not None
-        key = await gateway.auth.authenticate(client_secret(scope.headers))
+        worker, catalog = self.worker, self.catalog
+        assert worker is not None and catalog is not None
+        key = await worker.auth.authenticate(client_secret(scope.headers))
         body = catalog.model_body(key, scope.path[len("/v1/models/") :])
         proto.response_bytes(200, _JSON_HEADERS, body)
 
     async def _admin(self, scope: Any, proto: Any) -> None:
-        gateway = self.gateway
-        assert gateway is not None
+        worker = self.worker
+        assert worker is not None
         try:
-            admin = gateway.admin
+            admin = worker.admin
             if admin is None:
                 raise StoreUnavailable("The admin API is unavailable: the store could not be opened.")
             body = await read_body(scope.headers, proto, ADMIN_MAX_BODY)
@@ -245,29 +175,19 @@ class GatewayApp:
             await _stream_admin(proto, status, content_type, answer, scope.path)
 
     async def _metrics(self, scope: Any, proto: Any) -> None:
-        gateway = self.gateway
-        assert gateway is not None
-        if gateway.metrics is None:
+        if self.metrics is None:
             raise NotFound("Metrics are off (telemetry.metrics: false).")
-        headers, body = await gateway.metrics.answer(scope.headers)
+        headers, body = await self.metrics.answer(scope.headers)
         proto.response_bytes(200, headers, body)
 
     async def _healthz(self, scope: Any, proto: Any) -> None:
         proto.response_bytes(200, _JSON_HEADERS, _OK)
 
     async def _readyz(self, scope: Any, proto: Any) -> None:
-        if self.gateway is None or not self.gateway.ready:
+        if self.worker is None or not self.worker.ready:
             proto.response_bytes(503, _JSON_HEADERS, b'{"status":"starting"}')
         else:
             proto.response_bytes(200, _JSON_HEADERS, _OK)
-
-
-def _prepare_messages(ctx: RequestContext) -> None:
-    request = translate_messages_request(ctx, ctx.body)
-    ctx.needs = translated_needs(ctx.body, bool(request.tools))
-    thinking = request.thinking is not None and request.thinking.type != "disabled"
-    stop_sequences = tuple(request.stop_sequences or ())
-    ctx.encoder = AnthropicEncoder(ctx.client_model, ctx.request_id, stop_sequences, thinking, ctx.stream)
 
 
 def _format_of(path: str) -> ClientFormat:

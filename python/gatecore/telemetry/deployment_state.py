@@ -20,24 +20,32 @@ worker's figures, not only the scraped one's.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from gatecore.routing.breaker import CLOSED, OPEN
-from gatecore.telemetry.metrics import label_text
-
-if TYPE_CHECKING:
-    from gatecore.routing.breaker import Breaker
-    from gatecore.routing.table import RouteTable
+from gatecore.telemetry.labels import label_text
 
 NAME = "gatecore_deployment_state"
 STATES = ("closed", "open", "half_open", "held")
+# The stored states of routing/breaker.py, as its snapshots carry them.
+_CLOSED, _OPEN = "closed", "open"
+
+
+class BreakerView(Protocol):
+    """What the gauge reads of a deployment's breaker (routing/breaker.py)."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def reopen_at(self) -> float: ...
 
 
 def effective_state(stored: str, reopen_at: float, now: float) -> str:
     """The breaker's state as a request arriving at `now` would find it."""
-    if stored == OPEN:
+    if stored == _OPEN:
         return "open" if now < reopen_at else "half_open"
-    if stored == CLOSED:
+    if stored == _CLOSED:
         return "held" if now < reopen_at else "closed"
     return "half_open"
 
@@ -47,12 +55,12 @@ class DeploymentStates:
 
     __slots__ = ("rows",)
 
-    def __init__(self, routes: RouteTable):
-        # Deployments are per model route (one provider/model pair in two models has two breakers).
-        self.rows: list[tuple[str, Breaker]] = [
-            (label_text(model=route.name, deployment=d.id), d.breaker)
-            for route in routes.all_routes()
-            for d in route.deployments
+    def __init__(self, breakers: Iterable[tuple[str, str, BreakerView]]):
+        """`breakers`: (model, deployment id, breaker) of every deployment of every model route
+        (one provider/model pair in two models has two breakers)."""
+        self.rows: list[tuple[str, BreakerView]] = [
+            (label_text(model=model, deployment=deployment), breaker)
+            for model, deployment, breaker in breakers
         ]
 
     def snapshot(self) -> list[list[Any]]:

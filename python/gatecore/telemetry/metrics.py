@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 from gatecore._core import RequestMetrics
 from gatecore.request import Endpoint, RequestContext
 from gatecore.telemetry.exemplars import Exemplars, SampledTrace
+from gatecore.telemetry.labels import escape, label_text
 from gatecore.telemetry.process_stats import ProcessStats
 
 if TYPE_CHECKING:
-    from gatecore.routing.deployment import Deployment
-    from gatecore.routing.table import ModelRoute
+    from gatecore.request.views import DeploymentView, RouteView
     from gatecore.telemetry.deployment_state import DeploymentStates
     from gatecore.telemetry.worker_files import WorkerFiles
 
@@ -105,15 +105,6 @@ _REJECTIONS = {"rate_limit_exceeded": "rate_limit", "budget_exceeded": "budget"}
 Series = tuple[str, str]  # (metric name, label text without braces)
 
 
-def label_text(**labels: str) -> str:
-    """`a="x",b="y"` with Prometheus escaping (backslash, quote, newline)."""
-    return ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 class _Labels:
     """The label texts of one (model, deployment, endpoint), built once, and its index in the
     recorder's `RequestMetrics`."""
@@ -138,7 +129,7 @@ class _Labels:
 
     def with_error(self, code: str) -> str:
         """The duration series of a request that failed with `code` (its histogram and exemplars)."""
-        return f'{self.duration},error_type="{_escape(code)}"'
+        return f'{self.duration},error_type="{escape(code)}"'
 
 
 class MetricsRecorder:
@@ -201,7 +192,7 @@ class MetricsRecorder:
         self.process = ProcessStats()  # built in the worker, after granian started it
         self.exemplars = Exemplars()
         # By the route, deployment and endpoint objects themselves (hashed by identity).
-        self._labels: dict[tuple[ModelRoute | None, Deployment | None, Endpoint], _Labels] = {}
+        self._labels: dict[tuple[RouteView | None, DeploymentView | None, Endpoint], _Labels] = {}
         self._stage_series = [label_text(stage=name) for name in (*stage_names, CONNECT_STAGE, RELAY_STAGE)]
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
@@ -260,7 +251,7 @@ class MetricsRecorder:
             exemplars.add(TTFT, labels.duration, TTFT_BOUNDS, (first_byte - started) / 1e9, ids, at)
 
     def _label_set(
-        self, route: ModelRoute | None, deployment: Deployment | None, endpoint: Endpoint
+        self, route: RouteView | None, deployment: DeploymentView | None, endpoint: Endpoint
     ) -> _Labels:
         model = route.name if route is not None else "unknown"
         deployment_id = deployment.id if deployment is not None else "none"
@@ -285,7 +276,7 @@ class MetricsRecorder:
         error = labels.with_error(code)
         self._observe(DURATION, error, latency_ns / 1e9)
         if ctx.error_upstream or ctx.status < 400:  # an error status, or a stream broken after 200
-            key = ("gatecore_upstream_errors_total", f'{labels.base},error_type="{_escape(code)}"')
+            key = ("gatecore_upstream_errors_total", f'{labels.base},error_type="{escape(code)}"')
             counters[key] = counters.get(key, 0.0) + 1.0
         elif code in _REJECTIONS:
             key = ("gatecore_rejections_total", f'{labels.by_model},reason="{_REJECTIONS[code]}"')

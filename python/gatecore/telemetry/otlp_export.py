@@ -29,8 +29,8 @@ from gatecore import __version__
 from gatecore._core import OtlpSpans
 from gatecore.config.telemetry import TracingConfig
 from gatecore.errors import GatewayError
-from gatecore.request import CHAT, RequestContext
 from gatecore.upstream.deadlines import DeadlineSweeper
+from gatecore.upstream.exchange import StandaloneExchange
 from gatecore.upstream.pool import ConnectionPool, Origin
 from gatecore.upstream.retry_after import retry_after_seconds
 from gatecore.upstream.timeouts import Timeouts
@@ -230,17 +230,17 @@ class OtlpExporter:
             left = deadline - time.monotonic()
             timeouts = Timeouts(left, left, left, left)
             # The pool wants a request context (for a client disconnect to abort through); an export has none.
-            ctx = RequestContext(CHAT, "otlp-export", b"", 0)
+            exchange = StandaloneExchange()
             wait: float | None = None
             try:
-                answer = await self.pool.exchange(ctx, head, body, timeouts)
+                answer = await self.pool.exchange(exchange, head, body, timeouts)
                 await answer.read_all(MAX_ANSWER_BYTES)
             except GatewayError as exc:
                 reason = exc.message
             except BaseException:
                 # Cancelled at shutdown mid-exchange: the connection is neither idle nor closed.
-                if ctx.upstream is not None:
-                    ctx.upstream.abort()
+                if exchange.upstream is not None:
+                    exchange.upstream.abort()
                 raise
             else:
                 if 200 <= answer.status < 300:

@@ -16,6 +16,7 @@ from typing import Any
 
 from gatecore.request import RequestContext
 from gatecore.telemetry.trace_spans import RequestTrace, UnsampledTrace, inject
+from gatecore.upstream.exchange import ExchangeHandle
 from gatecore.upstream.http1 import Http1Connection
 from gatecore.upstream.pool import ConnectionPool
 from gatecore.upstream.timeouts import Timeouts
@@ -25,13 +26,14 @@ class TracedConnectionPool(ConnectionPool):
     __slots__ = ()
 
     def exchange(
-        self, ctx: RequestContext, head: bytes, body: bytes, timeouts: Timeouts
+        self, ctx: ExchangeHandle, head: bytes, body: bytes, timeouts: Timeouts
     ) -> Coroutine[Any, Any, Http1Connection]:
-        trace = ctx.trace
+        trace = ctx.trace if isinstance(ctx, RequestContext) else None
         if trace is None:  # not a client's request (the engines' /metrics polls)
             return super().exchange(ctx, head, body, timeouts)
         if isinstance(trace, UnsampledTrace):  # no span; the context still goes upstream
             return super().exchange(ctx, inject(head, trace.header), body, timeouts)
+        assert isinstance(ctx, RequestContext) and isinstance(trace, RequestTrace)
         return self._traced(ctx, trace, head, body, timeouts)
 
     async def _traced(

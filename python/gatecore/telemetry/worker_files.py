@@ -14,17 +14,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
-
-if TYPE_CHECKING:
-    from gatecore.telemetry.metrics import MetricsRecorder
 
 METRICS_DIR_ENV = "GATECORE_METRICS_DIR"
 # An idle worker's snapshot is rewritten this often, so its process figures stay current.
 REFRESH_S = 10.0
 log = logging.getLogger("gatecore.telemetry")
+
+
+class Snapshotting(Protocol):
+    """What a worker's snapshot file is written from (telemetry/metrics.py `MetricsRecorder`)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """This worker's figures as plain data."""
+        ...
 
 
 class WorkerFiles:
@@ -41,12 +46,12 @@ class WorkerFiles:
         self._refresh: asyncio.TimerHandle | None = None
         self._closed = False
 
-    def changed(self, recorder: MetricsRecorder) -> None:
+    def changed(self, recorder: Snapshotting) -> None:
         """Schedule a write unless one is pending (called after every recorded request)."""
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(self.flush_s, self.write, recorder)
 
-    def write(self, recorder: MetricsRecorder) -> None:
+    def write(self, recorder: Snapshotting) -> None:
         """Write the snapshot now: a temporary file renamed over the old one (readers never see half).
         Called on the worker's loop; the next write comes within REFRESH_S whatever happens."""
         if self._handle is not None:
@@ -64,7 +69,7 @@ class WorkerFiles:
         except OSError as exc:  # the directory is gone (server stopping): metrics are best effort
             log.debug("cannot write the metrics snapshot: %s", exc)
 
-    def close(self, recorder: MetricsRecorder) -> None:
+    def close(self, recorder: Snapshotting) -> None:
         """The worker stops: write its last snapshot, and no more."""
         self._closed = True
         self.write(recorder)

@@ -18,10 +18,10 @@ from typing import Any
 import msgspec
 import orjson
 
+from gatecore.api.error_bodies import anthropic_stream_error_event, render_anthropic_error
 from gatecore.api.openai_chat_response import ChatCompletionChunk, ToolCall
 from gatecore.errors import GatewayError, UpstreamProtocolError
 from gatecore.request import Usage
-from gatecore.server.errors import anthropic_stream_error_event, render_anthropic_error
 from gatecore.translate.anthropic_response import (
     message_events,
     message_from_completion,

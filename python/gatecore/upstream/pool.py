@@ -8,8 +8,8 @@ import time
 from urllib.parse import urlsplit
 
 from gatecore.errors import UpstreamTimeout, UpstreamUnreachable
-from gatecore.request import RequestContext
 from gatecore.upstream.deadlines import DeadlineSweeper
+from gatecore.upstream.exchange import ExchangeHandle
 from gatecore.upstream.http1 import Http1Connection, StaleConnection
 from gatecore.upstream.timeouts import Timeouts
 
@@ -51,7 +51,7 @@ class ConnectionPool:
             self._ssl = ssl_context or ssl.create_default_context()
 
     async def exchange(
-        self, ctx: RequestContext, head: bytes, body: bytes, timeouts: Timeouts
+        self, ctx: ExchangeHandle, head: bytes, body: bytes, timeouts: Timeouts
     ) -> Http1Connection:
         """Send one request and return the connection once the answer's head has arrived.
 

@@ -1,4 +1,9 @@
-"""Reading the request body within the size limit, and decoding the fields policy needs."""
+"""The decode stages: the client's body → the policy fields the stages read, per inbound API.
+
+OpenAI routes decode their fields with msgspec (the body itself is forwarded as it is); an Anthropic
+Messages request is translated into the hub format first (translate/), its answers translated back by
+the encoder it leaves on the context.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +11,35 @@ import re
 from typing import Any
 
 import msgspec
-from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
-from gatecore.errors import BodyTooLarge, InvalidRequest
+from gatecore.errors import InvalidRequest
 from gatecore.request import CHAT, RequestContext
-from gatecore.routing.capabilities import IMAGE_PART, chat_needs
+from gatecore.routing.capabilities import IMAGE_PART, chat_needs, translated_needs
+from gatecore.translate.anthropic_request import translate_messages_request
+from gatecore.translate.anthropic_stream import AnthropicEncoder
 
 _AT_PATH = re.compile(r" - at `\$\.?([^`]{0,200})`$")
 
 
-async def read_body(headers: Any, proto: Any, limit: int) -> bytes:
-    """The whole request body; 413 as soon as it is known to exceed `limit` bytes."""
-    declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise InvalidRequest("Invalid Content-Length header.", code="invalid_header")
-        if int(declared) > limit:
-            raise BodyTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-        try:
-            body: bytes = await proto()
-        except ProtocolClosed:
-            raise _incomplete() from None
-        return body
-    # No length given (chunked upload): read piece by piece and stop at the limit.
-    parts: list[bytes] = []
-    size = 0
-    try:
-        async for part in proto:
-            size += len(part)
-            if size > limit:
-                raise BodyTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-            parts.append(part)
-    except ProtocolClosed:
-        raise _incomplete() from None
-    return b"".join(parts)
+class DecodeOpenAI:
+    """An OpenAI route's decode stage: its policy fields (400 with a precise reason otherwise)."""
+
+    __slots__ = ("decoder",)
+
+    def __init__(self, decoder: msgspec.json.Decoder[Any]):
+        self.decoder = decoder
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        decode_fields(ctx, self.decoder)
+
+
+async def decode_messages(ctx: RequestContext) -> None:
+    """`POST /v1/messages`'s decode stage: an Anthropic request, served through the hub format."""
+    request = translate_messages_request(ctx, ctx.body)
+    ctx.needs = translated_needs(ctx.body, bool(request.tools))
+    thinking = request.thinking is not None and request.thinking.type != "disabled"
+    stop_sequences = tuple(request.stop_sequences or ())
+    ctx.encoder = AnthropicEncoder(ctx.client_model, ctx.request_id, stop_sequences, thinking, ctx.stream)
 
 
 def decode_fields(ctx: RequestContext, decoder: msgspec.json.Decoder[Any]) -> None:
@@ -69,11 +69,6 @@ def decode_fields(ctx: RequestContext, decoder: msgspec.json.Decoder[Any]) -> No
         fields.tools or fields.functions or fields.response_format is not None or IMAGE_PART in ctx.body
     ):
         ctx.needs = chat_needs(fields, ctx.body)  # most requests need nothing: no call for them
-
-
-def _incomplete() -> InvalidRequest:
-    # The client stopped sending before the end of its body; if it still listens, it gets this 400.
-    return InvalidRequest("The request body ended before its declared length.", code="incomplete_body")
 
 
 def _is_json(body: bytes) -> bool:

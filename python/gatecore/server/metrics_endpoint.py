@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatecore.auth.stage import AuthStage
+from gatecore.auth.stage import AuthStage, client_secret
 from gatecore.errors import AuthenticationFailed, Forbidden
-from gatecore.server.headers import client_secret
 from gatecore.telemetry.exposition import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, render
 from gatecore.telemetry.metrics import MetricsRecorder
 
 
-class MetricsApi:
+class MetricsEndpoint:
     """Answers scrapes from this worker's recorder and the other workers' snapshot files."""
 
     __slots__ = ("auth", "recorder", "require_master")

@@ -1,24 +1,26 @@
-"""The per-request context every pipeline stage reads and fills.
+"""The per-request context every stage of the chain reads and fills.
 
-Ground floor: this module imports no stage, so every stage can import it.
+Ground floor: this module imports no stage (the stages' objects it holds are typed by the Protocols of
+request/views.py), so every stage can import it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from gatecore.auth.policy import KeyPolicy
     from gatecore.errors import GatewayError
-    from gatecore.limits.grant import Grant
-    from gatecore.pricing.gpu_time import GpuMeter
-    from gatecore.relay.chunk_gaps import ChunkGaps
-    from gatecore.routing.deployment import Deployment
-    from gatecore.routing.fit import Fit
-    from gatecore.routing.table import ModelRoute
-    from gatecore.telemetry.stage_timing import StageTiming
-    from gatecore.telemetry.trace_spans import RequestTrace, UnsampledTrace
-    from gatecore.upstream.response import UpstreamResponse
+    from gatecore.request.chunk_gaps import ChunkGaps
+    from gatecore.request.stage_timing import StageTiming
+    from gatecore.request.views import (
+        Abortable,
+        DeploymentView,
+        GpuShare,
+        LimitGrant,
+        RouteView,
+        TraceView,
+    )
 
 
 class Endpoint:
@@ -125,6 +127,7 @@ class RequestContext:
         "body",
         "body_capture",
         "chunk_gaps",
+        "client",
         "client_gone",
         "client_model",
         "cost_usd",
@@ -139,6 +142,7 @@ class RequestContext:
         "fit",
         "gpu_mark",
         "gpu_seconds",
+        "headers",
         "include_usage",
         "key",
         "limits",
@@ -164,8 +168,21 @@ class RequestContext:
         "usage",
     )
 
-    def __init__(self, endpoint: Endpoint, request_id: str, body: bytes, started: int):
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        request_id: str,
+        body: bytes,
+        started: int,
+        headers: Any = None,
+        client: Any = None,
+    ):
         self.endpoint = endpoint
+        # The client's request headers (granian's lazy header map: `get(name)` reads one) and its
+        # connection (granian's RSGI protocol: the body, the answer, the disconnect future). Typed
+        # loosely on purpose: only server/ builds them, and stages read the few parts they need.
+        self.headers = headers
+        self.client = client
         self.request_id = request_id
         self.body = body  # the client's raw body; forwarded as is unless a stage must change it
         self.started = started  # perf_counter_ns at arrival
@@ -181,21 +198,21 @@ class RequestContext:
         # What the request needs of a deployment (routing/capabilities.py bits: tools, images, JSON
         # schema) and, once routed, its whole Fit (None: nothing special).
         self.needs = 0
-        self.fit: Fit | None = None
+        self.fit: object | None = None  # routing/fit.py's Fit: only routing reads it
         # The prompt's tokens as counted by the routing stage, with the tokenizer used (reused by
         # the limits stage when it counts with the same one).
         self.prompt_count: tuple[str, int] | None = None
         # What the limits stage counted this request against (None: no limit applies).
-        self.limits: Grant | None = None
-        self.route: ModelRoute | None = None
-        self.deployment: Deployment | None = None
+        self.limits: LimitGrant | None = None
+        self.route: RouteView | None = None
+        self.deployment: DeploymentView | None = None
         self.deployment_id = ""  # `<provider>/<upstream model>`, shown as x-gatecore-model
         self.attempts = 1  # upstream attempts so far (retries and fallbacks), shown as x-gatecore-attempts
         self.tags: frozenset[str] | None = None  # `x-gatecore-tags`: only deployments with all of these
         self.upstream_model = ""
         self.client_gone = False
         # The exchange in flight, so a client disconnect can abort it at once.
-        self.upstream: UpstreamResponse | None = None
+        self.upstream: Abortable | None = None
         self.upstream_ns = 0  # time spent waiting on the upstream, excluded from overhead
         # perf_counter_ns when the first attempt's request was written to an upstream connection.
         self.upstream_sent_ns = 0
@@ -217,11 +234,11 @@ class RequestContext:
         self.body_capture: BodyCapture | None = None
         # GPU-time pricing: the meter and its clock reading when this request started, then its share
         # of the pool's GPU seconds once finished (pricing/gpu_time.py).
-        self.gpu_mark: tuple[GpuMeter, int] | None = None
+        self.gpu_mark: tuple[GpuShare, int] | None = None
         self.gpu_seconds = 0.0
         self.cost_usd: float | None = None  # set once, by the ledger's recorder
         # Per-stage marks for `x-gatecore-timing`, only when the client asked and may see them.
         self.timing: StageTiming | None = None
         # This request's spans when tracing is on and it is sampled, else only its trace context
         # (telemetry/trace_spans.py); None when tracing is off.
-        self.trace: RequestTrace | UnsampledTrace | None = None
+        self.trace: TraceView | None = None

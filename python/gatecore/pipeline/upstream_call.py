@@ -1,4 +1,5 @@
-"""The upstream call of one inference request: attempts across deployments and fallback models.
+"""The chain's last stage, the upstream call: attempts across deployments and fallback models, then
+the relay of the answer.
 
 An attempt that fails before anything reached the client — a connection error, a timeout before the
 answer's head, a 5xx or 429 head — is retried on the model's next deployment, then on its
@@ -9,7 +10,8 @@ that ends or breaks before them is a failed attempt too. After that nothing is r
 breaks ends with an error event.
 
 A model with `context_fallbacks` or `content_policy_fallbacks` has its refusals read before they are
-relayed (pipeline/redirects.py): "context length exceeded" or a content-policy refusal takes the
+relayed (pipeline/redirects.py). The retry boundary (pipeline/retry_boundary.py) is a stream's first
+bytes: "context length exceeded" or a content-policy refusal takes the
 request to those models instead.
 
 When every attempt fails the client gets the last answer an upstream gave (its status and error, in
@@ -22,59 +24,42 @@ only once an attempt failed.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
 
+from gatecore.config.schema import ServerConfig
 from gatecore.errors import GatewayError
+from gatecore.pipeline.disconnect_watch import DisconnectWatch
 from gatecore.pipeline.hedge import send_hedged
-from gatecore.pipeline.redirects import examine, first_bytes, redirect
+from gatecore.pipeline.redirects import examine, redirect
+from gatecore.pipeline.retry_boundary import first_bytes
 from gatecore.pipeline.retrying import Retrying, StoredAnswer
 from gatecore.relay.buffered import relay_buffered
 from gatecore.relay.streaming import relay_stream
 from gatecore.request import RequestContext
+from gatecore.routing.stage import routed
 from gatecore.routing.table import ModelRoute, assign
+from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.upstream.retry_after import retry_after_seconds
 
-if TYPE_CHECKING:
-    from gatecore.pipeline.gateway import Gateway
+
+class UpstreamCall:
+    """The upstream call stage: sends the request where routing put it (retrying as above) and
+    relays the answer to the client."""
+
+    __slots__ = ("sweeper", "watch_after")
+
+    def __init__(self, sweeper: DeadlineSweeper, server: ServerConfig):
+        self.sweeper = sweeper
+        self.watch_after = server.disconnect_watch_after
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        await call_upstream(ctx, self.sweeper, self.watch_after)
 
 
-class DisconnectWatch:
-    """Aborts the request's upstream exchange the moment the client goes away.
-
-    granian's client_disconnect() future is never released when a request ends normally (about
-    1.8 KB per call, measured), so it is only asked for once the request has waited until `due`
-    (the DeadlineSweeper calls `expire`).
-    """
-
-    __slots__ = ("ctx", "due", "proto")
-
-    def __init__(self, ctx: RequestContext, proto: Any, due: float):
-        self.ctx: RequestContext | None = ctx
-        self.proto = proto
-        self.due = due
-
-    def expire(self) -> None:
-        if self.ctx is not None:
-            self.proto.client_disconnect().add_done_callback(self.disconnected)
-
-    def disconnected(self, _: Any) -> None:
-        ctx = self.ctx
-        if ctx is None:  # the request already ended
-            return
-        ctx.client_gone = True
-        upstream = ctx.upstream
-        if upstream is not None:
-            ctx.upstream = None
-            upstream.abort()
-
-
-async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> None:
+async def call_upstream(ctx: RequestContext, sweeper: DeadlineSweeper, watch_after: float) -> None:
     """Send the request to its deployment (retrying as above) and relay the answer to the client."""
-    deployment = ctx.deployment
-    route = ctx.route
-    assert deployment is not None and route is not None
-    sweeper = gateway.sweeper
-    watch = DisconnectWatch(ctx, proto, sweeper.now() + gateway.disconnect_watch_after)
+    route, deployment = routed(ctx)
+    proto = ctx.client
+    watch = DisconnectWatch(ctx, proto, sweeper.now() + watch_after)
     sweeper.add(watch)
     retrying: Retrying | None = None
     visited: set[ModelRoute] | None = None  # models this request was redirected from or to
@@ -107,7 +92,7 @@ async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> No
                 if not exc.retryable or ctx.client_gone:
                     raise
                 deployment.breaker.failure()
-                retrying = retrying or Retrying(ctx)
+                retrying = retrying or Retrying(ctx, route)
                 next_deployment = retrying.next_deployment(deployment, None)
                 if next_deployment is not None:
                     deployment = await retrying.wait_for(next_deployment)
@@ -137,19 +122,19 @@ async def call_upstream(gateway: Gateway, ctx: RequestContext, proto: Any) -> No
                         deployment.inflight -= 1
                         raise
                     visited = visited or {route}
-                    target = redirect(ctx, targets, visited) if targets else None
-                    if target is not None:
+                    moved = redirect(ctx, targets, visited) if targets else None
+                    if moved is not None:
                         # A refusal another model may not give: the request goes there instead, and the
                         # refusal is the answer if nothing else answers.
                         assert isinstance(response, StoredAnswer)
                         deployment.inflight -= 1
-                        retrying = Retrying(ctx)
+                        route, deployment = moved
+                        retrying = Retrying(ctx, route)
                         retrying.last_answer = response
-                        deployment, route = target, ctx.route or route
                         continue
                 break
             deployment.breaker.failure()
-            retrying = retrying or Retrying(ctx)
+            retrying = retrying or Retrying(ctx, route)
             next_deployment = retrying.next_deployment(deployment, retry_after_seconds(response))
             if next_deployment is None or ctx.client_gone:
                 break  # the last answer: relayed as the upstream gave it

@@ -1,0 +1,157 @@
+"""The chain: the one list that owns the order of an inference request's stages, and its runner.
+
+A stage is an object with `async def __call__(ctx) -> None` (Envoy's filter): it reads and fills the
+request context, or raises a `GatewayError` to answer the client itself; it never calls the next
+stage and knows none of the others. `LINKS` below is the order, one line a stage: each line builds
+its stage from the worker's `ChainParts` (None: not configured, left out of the chain at no cost).
+Adding a capability is one module that defines its stage plus one line here. Stages from other
+installed packages are placed among these by config (`pipeline.stages`, pipeline/plugins.py).
+
+A timed link marks its end on the context (`RequestContext.stage_ends`): the stage durations of the
+metrics, the trace's stage spans and `x-gatecore-timing` are read from those marks. An untimed link's
+time counts in the next timed one (the body's read counts in `auth`, as it always did).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from gatecore.config.schema import GatecoreConfig
+from gatecore.errors import UPSTREAM_ERRORS, GatewayError
+from gatecore.ledger.body_log import body_capture_stage
+from gatecore.ledger.run_tag import RunTag
+from gatecore.pipeline.debug_timing import DebugTiming
+from gatecore.pipeline.read_body import ReadBody
+from gatecore.pipeline.recording import Recording
+from gatecore.pipeline.upstream_call import UpstreamCall
+from gatecore.request import Endpoint, RequestContext
+from gatecore.routing.stage import RouteStage
+
+if TYPE_CHECKING:
+    from gatecore.auth.stage import AuthStage
+    from gatecore.limits.stage import Limits
+    from gatecore.pricing.book import PriceBook
+    from gatecore.routing.table import RouteTable
+    from gatecore.telemetry.tracing import Tracing
+    from gatecore.upstream.deadlines import DeadlineSweeper
+
+Stage = Callable[[RequestContext], Awaitable[None]]
+_clock = time.perf_counter_ns
+
+
+class ChainParts:
+    """What the worker built that stages are made of (one per worker, shared by every chain)."""
+
+    __slots__ = ("auth", "config", "decode", "limits", "prices", "routes", "stage_names", "sweeper")
+
+    def __init__(
+        self,
+        config: GatecoreConfig,
+        auth: AuthStage,
+        routes: RouteTable,
+        prices: PriceBook,
+        limits: Limits,
+        sweeper: DeadlineSweeper,
+    ):
+        self.config = config
+        self.auth = auth
+        self.routes = routes
+        self.prices = prices
+        self.limits = limits
+        self.sweeper = sweeper
+        self.decode: Stage | None = None  # the inbound API's decoder, set per chain
+        # The timed stages' names, in order, once the chain is built (DebugTiming reads them).
+        self.stage_names: list[str] = []
+
+
+class Link:
+    """One line of the chain: the stage's name (its mark's label when timed; where config places
+    other stages), how it is built, and whether it marks its end."""
+
+    __slots__ = ("build", "name", "timed")
+
+    def __init__(self, name: str, build: Callable[[ChainParts], Stage | None], timed: bool = True):
+        self.name = name
+        self.build = build
+        self.timed = timed
+
+
+# The chain, in order (DESIGN.md §1).
+LINKS: tuple[Link, ...] = (
+    Link("read_body", lambda p: ReadBody(p.config.server.max_body_bytes), timed=False),  # 413, 400
+    Link("auth", lambda p: p.auth),  # 401: who is calling; the key's policy onto the context
+    Link("run_tag", lambda p: RunTag(), timed=False),  # 400: a malformed x-gatecore-run-id
+    Link("body_capture", lambda p: body_capture_stage(p.config.server), timed=False),  # opted-in keys
+    Link("decode", lambda p: p.decode),  # 400: the client's API → the hub format's policy fields
+    Link("route", lambda p: RouteStage(p.routes)),  # 404, 403: a model and a deployment
+    Link("gpu_clock", lambda p: p.prices.clock_stage()),  # GPU-time pricing: the request's clock
+    Link("limits", lambda p: p.limits),  # 429: rpm, tpm, concurrency, budgets
+    Link("debug_timing", lambda p: DebugTiming(p.stage_names), timed=False),  # x-gatecore-timing
+    Link("upstream", lambda p: UpstreamCall(p.sweeper, p.config.server), timed=False),  # attempts, relay
+)
+
+
+def build_steps(parts: ChainParts, links: Sequence[Link]) -> tuple[tuple[Stage, bool], ...]:
+    """The stages `links` build from `parts`, each with whether it marks its end; `parts.stage_names`
+    is then the timed stages' names (the same for every inference chain: each has one decode)."""
+    steps: list[tuple[Stage, bool]] = []
+    names: list[str] = []
+    parts.stage_names = names  # filled as the links are built: DebugTiming holds this list
+    for link in links:
+        stage = link.build(parts)
+        if stage is None:
+            continue
+        steps.append((stage, link.timed))
+        if link.timed:
+            names.append(link.name)
+    return tuple(steps)
+
+
+class Chain:
+    """The stages of one inference route, in order, and what runs around them: the trace's start,
+    the error's bookkeeping, and the record at the end (pipeline/recording.py)."""
+
+    __slots__ = ("endpoint", "recording", "steps", "tracing")
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        steps: tuple[tuple[Stage, bool], ...],
+        recording: Recording,
+        tracing: Tracing | None,
+    ):
+        self.endpoint = endpoint
+        self.steps = steps
+        self.recording = recording
+        self.tracing = tracing
+
+    async def run(self, ctx: RequestContext, path: str) -> GatewayError | None:
+        """Run the stages over `ctx` and record it. Returns the error to answer the client with when a
+        stage refused or failed before anything was sent (None: answered, or the client is gone)."""
+        tracing = self.tracing
+        if tracing is not None:  # all that traces cost a request when they are off
+            tracing.begin(ctx, path, ctx.headers)
+        recording = self.recording
+        recording.in_flight += 1
+        ends = ctx.stage_ends
+        try:
+            for stage, timed in self.steps:
+                await stage(ctx)
+                if timed:
+                    ends.append(_clock())
+            return None
+        except GatewayError as exc:
+            ctx.status = exc.status
+            ctx.error_code = exc.code
+            ctx.error_upstream = isinstance(exc, UPSTREAM_ERRORS)
+            if ctx.client_gone:
+                ctx.status = 499
+                return None
+            return exc
+        finally:
+            ctx.upstream = None
+            if recording.recorders:
+                recording.finished(ctx, _clock())
+            recording.in_flight -= 1

@@ -1,0 +1,27 @@
+"""The head of an inference answer: the headers every relayed answer carries."""
+
+from __future__ import annotations
+
+from gatecore.request import RequestContext
+
+_ONE_ATTEMPT = ("x-gatecore-attempts", "1")
+
+
+def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) -> list[tuple[str, str]]:
+    """The answer's head: the request id, gatecore's overhead so far (kept on the context for the
+    ledger), the deployment and attempts, limit and timing headers."""
+    ctx.overhead_ns = overhead_ns
+    headers = [
+        ("content-type", content_type),
+        ("x-request-id", ctx.request_id),
+        ("x-gatecore-overhead-ms", f"{overhead_ns / 1e6:.3f}"),
+    ]
+    if ctx.deployment is not None:
+        attempts = ctx.attempts
+        headers.append(("x-gatecore-model", ctx.deployment_id))
+        headers.append(_ONE_ATTEMPT if attempts == 1 else ("x-gatecore-attempts", str(attempts)))
+    if ctx.limits is not None:
+        headers += ctx.limits.headers()
+    if ctx.timing is not None:
+        headers.append(ctx.timing.header(overhead_ns))
+    return headers

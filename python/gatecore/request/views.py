@@ -1,0 +1,79 @@
+"""What the request context holds of the stages' own objects, as small Protocols.
+
+The context is the ground floor: it names no stage's class. Each Protocol here declares only what code
+outside the owning stage reads; the owner stores its own class (a `ModelRoute`, a `Grant`, …) and,
+where it needs more than this, narrows the type back with an `isinstance` check at its entry point.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ProviderView(Protocol):
+    """A deployment's provider, as the stages see it."""
+
+    @property
+    def name(self) -> str:
+        """The provider's configured name."""
+        ...
+
+    @property
+    def tokenizer(self) -> str:
+        """The tiktoken encoding that counts its tokens."""
+        ...
+
+
+class DeploymentView(Protocol):
+    """The deployment a request was routed to (routing/deployment.py)."""
+
+    @property
+    def id(self) -> str:
+        """`<provider>/<upstream model>` as configured."""
+        ...
+
+    @property
+    def provider(self) -> ProviderView: ...
+
+
+class RouteView(Protocol):
+    """The client-facing model a request was routed to (routing/table.py `ModelRoute`)."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class LimitGrant(Protocol):
+    """What the limits stage counted a request against (limits/grant.py `Grant`)."""
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The `x-ratelimit-*` headers of the answer."""
+        ...
+
+
+class GpuShare(Protocol):
+    """The GPU clock a request runs on (pricing/gpu_time.py `GpuMeter`)."""
+
+    @property
+    def usd_per_second(self) -> float: ...
+
+    def end(self, mark: int, now_ns: int) -> float:
+        """The request that started at `mark` ends: its share of the pool, in seconds."""
+        ...
+
+
+class TraceView(Protocol):
+    """A request's trace context when tracing is on (telemetry/trace_spans.py)."""
+
+    @property
+    def sampled(self) -> bool: ...
+
+    def hex_ids(self) -> tuple[str, str]:
+        """(trace id, span id) in hex."""
+        ...
+
+
+class Abortable(Protocol):
+    """An upstream exchange in flight, so that a client disconnect can abort it at once."""
+
+    def abort(self) -> None: ...
