@@ -26,14 +26,15 @@ from tests.services.redis import running_redis
 
 from gatecore.auth.policy import KeyPolicy
 from gatecore.config.load import load_config
-from gatecore.pipeline.gateway import Gateway
+from gatecore.routing.stage import RouteStage
+from gatecore.worker import Worker
 from gatecore.request import CHAT, RequestContext
 
 BODY = b'{"model":"m","messages":[{"role":"user","content":"Say hello to the benchmark, please."}],"max_tokens":16}'
 HUGE = 1_000_000_000
 
 
-def config(redis_url: str | None, global_rpm: bool) -> Gateway:
+def config(redis_url: str | None, global_rpm: bool) -> Worker:
     doc = {
         "providers": [{"name": "echo", "kind": "echo"}],
         "models": [{"name": "m", "deployments": [{"provider": "echo", "model": "m"}]}],
@@ -43,15 +44,15 @@ def config(redis_url: str | None, global_rpm: bool) -> Gateway:
         doc["limits"] = {"global": {"rpm": HUGE}}
     if redis_url:
         doc["redis"] = {"url": redis_url}
-    return Gateway(load_config(doc))
+    return Worker(load_config(doc))
 
 
-async def measure(gateway: Gateway, key: KeyPolicy, n: int, drain: bool) -> float:
+async def measure(gateway: Worker, key: KeyPolicy, n: int, drain: bool) -> float:
     ctx = RequestContext(CHAT, "bench", BODY, 0)
     ctx.key = key
     ctx.client_model = "m"
     ctx.max_tokens = 16
-    route_stage, limits = gateway.stages[0], gateway.limits
+    route_stage, limits = RouteStage(gateway.routes), gateway.limits
     limits.spent_since = None  # no ledger here: budgets start at zero (a server seeds each once)
     await route_stage(ctx)
     redis = limits.redis
@@ -72,8 +73,8 @@ async def measure(gateway: Gateway, key: KeyPolicy, n: int, drain: bool) -> floa
     return best / n * 1e6
 
 
-async def concurrent_cpu(gateway: Gateway, key: KeyPolicy, n: int) -> float:
-    limits, route_stage = gateway.limits, gateway.stages[0]
+async def concurrent_cpu(gateway: Worker, key: KeyPolicy, n: int) -> float:
+    limits, route_stage = gateway.limits, RouteStage(gateway.routes)
 
     async def one_task(count: int) -> None:
         for _ in range(count):

@@ -18,11 +18,12 @@ import tempfile
 import time
 
 from gatecore.config.load import load_config
-from gatecore.pipeline.gateway import Gateway
 from gatecore.request import CHAT, RequestContext, Usage
+from gatecore.routing.stage import RouteStage
 from gatecore.telemetry.deployment_state import DeploymentStates
 from gatecore.telemetry.metrics import MetricsRecorder
 from gatecore.telemetry.worker_files import WorkerFiles
+from gatecore.worker import Worker
 
 BODY = b'{"model":"m","messages":[{"role":"user","content":"hi"}]}'
 
@@ -40,10 +41,10 @@ async def main(n: int, repeats: int) -> None:
         "models": [{"name": "m", "deployments": [{"provider": "echo", "model": "m"}]}],
         "store": {"url": "sqlite:///:memory:"},
     }
-    gateway = Gateway(load_config(doc))
+    gateway = Worker(load_config(doc))
     ctx = RequestContext(CHAT, "bench", BODY, time.perf_counter_ns())
     ctx.client_model = "m"
-    await gateway.stages[0](ctx)
+    await RouteStage(gateway.routes)(ctx)
     ctx.status, ctx.usage, ctx.cost_usd = 200, Usage(120, 80, source="upstream"), 0.0004
     ctx.upstream_ns = 45_000_000
     # auth, decode, route, limits end 20, 25, 28 and 31 µs after arrival; written upstream at 40 µs.
@@ -57,7 +58,7 @@ async def main(n: int, repeats: int) -> None:
                     ctx.stage_ends = list(marks) if stages else []
                     ctx.upstream_sent_ns = ctx.started + 40_000 if stages else 0
                     recorder = MetricsRecorder(
-                        lambda: 0, shared, gateway.stage_names, DeploymentStates(gateway.routes)
+                        lambda: 0, shared, gateway.stage_names, DeploymentStates((r.name, d.id, d.breaker) for r in gateway.routes.all_routes() for d in r.deployments)
                     )
                     best = min([await measure(recorder, ctx, n) for _ in range(repeats)])
                     kind = ("stream" if stream else "buffered") + (" +stages" if stages else "")

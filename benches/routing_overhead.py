@@ -23,8 +23,8 @@ from typing import Any
 import uvloop
 
 from gatecore.config.load import load_config
-from gatecore.pipeline.gateway import build_gateway
 from gatecore.server.app import GatewayApp
+from gatecore.worker import Worker
 from gatecore.upstream.response import WholeAnswer
 
 KEY = "sk-bench-routing-0001"
@@ -111,7 +111,8 @@ def config() -> dict[str, Any]:
 
 async def run(n: int, repeats: int) -> dict[str, float]:
     app = GatewayApp()
-    gateway = app.gateway = build_gateway(load_config(config()))
+    gateway = Worker(load_config(config()))
+    app.serve(gateway)
     for name in NAMES:
         route = gateway.routes.find(name)
         assert route is not None
@@ -124,13 +125,13 @@ async def run(n: int, repeats: int) -> dict[str, float]:
         scope, proto = Scope(body), Proto(body)
         for _ in range(min(n, 2000)):  # warm up
             await handler(scope, proto)
-            await asyncio.sleep(0)  # a turn of the loop: the recorders run (Gateway.finished)
+            await asyncio.sleep(0)  # a turn of the loop: the recorders run (Recording.finished)
         best = float("inf")
         for _ in range(repeats):
             started = time.perf_counter_ns()
             for _ in range(n):
                 await handler(scope, proto)
-                await asyncio.sleep(0)  # a turn of the loop: the recorders run (Gateway.finished)
+                await asyncio.sleep(0)  # a turn of the loop: the recorders run (Recording.finished)
             best = min(best, (time.perf_counter_ns() - started) / n / 1000)
         results[name] = best
     gateway.close()

@@ -40,8 +40,8 @@ from typing import Any
 import uvloop
 
 from gatecore.config.load import load_config
-from gatecore.pipeline.gateway import build_gateway
 from gatecore.server.app import GatewayApp
+from gatecore.worker import Worker
 from gatecore.upstream.pool import ConnectionPool
 from gatecore.upstream.response import WholeAnswer
 
@@ -152,8 +152,9 @@ def pool_class(mode: str) -> type[ConnectionPool]:
 
 async def measure(mode: str, n: int, repeats: int, traces_url: str) -> tuple[float, float]:
     app = GatewayApp()
-    gateway = app.gateway = build_gateway(load_config(config(mode, traces_url)))
-    for recorder in gateway.recorders:  # the access log goes nowhere
+    gateway = Worker(load_config(config(mode, traces_url)))
+    app.serve(gateway)
+    for recorder in gateway.recording.recorders:  # the access log goes nowhere
         if type(recorder).__name__ == "AccessLog":
             recorder._out = Sink()  # type: ignore[attr-defined]
             recorder._fd = None  # type: ignore[attr-defined]  # write to the sink, not stdout's fd
@@ -167,7 +168,7 @@ async def measure(mode: str, n: int, repeats: int, traces_url: str) -> tuple[flo
     scope, proto = Scope(), Proto()
     for _ in range(min(n, 2000)):  # warm up
         await handler(scope, proto)
-        await asyncio.sleep(0)  # a turn of the loop: the recorders run (Gateway.finished)
+        await asyncio.sleep(0)  # a turn of the loop: the recorders run (Recording.finished)
     tracing = getattr(gateway, "tracing", None)
     if tracing is not None:
         if hasattr(tracing, "start"):  # trees before gatecore exported its own spans have none
@@ -178,7 +179,7 @@ async def measure(mode: str, n: int, repeats: int, traces_url: str) -> tuple[flo
         started, cpu_started = time.perf_counter_ns(), time.process_time_ns()
         for _ in range(n):
             await handler(scope, proto)
-            await asyncio.sleep(0)  # a turn of the loop: the recorders run (Gateway.finished)
+            await asyncio.sleep(0)  # a turn of the loop: the recorders run (Recording.finished)
         if tracing is not None:  # until the last span is exported
             await flush_spans(tracing)
         best = min(best, (time.perf_counter_ns() - started) / n / 1000)

@@ -8,7 +8,7 @@ req/s is the telemetry's cost with everything else held equal.
 
     PYTHONPATH=python:. .venv/bin/python benches/telemetry_toggle.py CONFIG [SECONDS] [PERIOD] [MODE]
     TOGGLE=AccessLog ...      switch only these recorders (class names, comma-separated)
-    TOGGLE=Tracing ...        switch tracing: its recorder and `gateway.tracing` (off, a request
+    TOGGLE=Tracing ...        switch tracing: its recorder and each chain's `tracing` (off, a request
                               makes no trace context, so its upstream call carries no traceparent)
 
 CONFIG must turn on the recorders switched (metrics and the access log: the variants' "observed"). gatecore on core 0, the
@@ -54,9 +54,9 @@ class ToggleApp:
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         gateway_app.__rsgi_init__(loop)
-        gateway = gateway_app.gateway
+        gateway = gateway_app.worker
         assert gateway is not None
-        self.full = gateway.recorders
+        self.full = gateway.recording.recorders
         self.lean = tuple(r for r in self.full if type(r).__name__ not in TOGGLED)
         assert len(self.lean) == len(self.full) - len(TOGGLED), f"the config must turn on {TOGGLED}"
         self.tracing = gateway.tracing
@@ -67,10 +67,12 @@ class ToggleApp:
         now = time.perf_counter()
         self.phases.append(("on" if self.on else "off", self.count, now - self.mark))
         self.count, self.mark, self.on = 0, now, not self.on
-        assert gateway_app.gateway is not None
-        gateway_app.gateway.recorders = self.full if self.on else self.lean
+        worker = gateway_app.worker
+        assert worker is not None
+        worker.recording.recorders = self.full if self.on else self.lean
         if "Tracing" in TOGGLED:
-            gateway_app.gateway.tracing = self.tracing if self.on else None
+            for chain in worker.chains.values():
+                chain.tracing = self.tracing if self.on else None
         loop.call_later(float(os.environ[PERIOD_ENV]), self.flip, loop)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
