@@ -8,8 +8,9 @@ A provider's test module (``test_<provider>.py`` in this folder) does three thin
   stream); a table left empty is a case it does not run;
 - adds those cases to its globals (``globals().update(SUITE.tests())``), so pytest collects them in
   that module and their ids name the provider;
-- defines the module fixture ``target``: its gateway, its mock upstream and the secrets no answer may
-  show.
+- declares ``SETUP = Setup(...)`` (harness.py): its mock upstream, provider config, models and the
+  secrets no answer may show; conftest.py makes the module's ``mock``, ``target`` and ``client``
+  fixtures from it.
 
 conftest.py parametrizes each imported case by the module's table (one test per entry, the entry's
 key as the id). What only one provider does stays in its module as an ordinary test.

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from ...upstreams.mock_server import MockServer
 from ..conftest import make_client
 from ..gateway import MASTER_KEY, Gateway, running_gateway, write_config
 
 __all__ = [
+    "Setup",
     "StreamResult",
     "chat",
     "collect_stream",
@@ -59,6 +62,23 @@ def gateway_for(
     path = write_config(config, workdir / "gatecore.yaml")
     with running_gateway(["--config", str(path)], workdir, config=config, env=env) as gw:
         yield gw
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A provider module's gateway, declared as data (its ``SETUP``; conftest.py turns it into the
+    module's ``mock`` and ``target`` fixtures)."""
+
+    mock: Callable[[], MockServer]
+    """Makes the mock upstream (entered for the module)."""
+    providers: Callable[[Any], list[dict[str, Any]]]
+    """The provider config entries, given the running mock (for its address)."""
+    models: dict[str, tuple[str, str]]
+    """``{client name: (provider, upstream model)}``, as ``gateway_for`` takes them."""
+    secrets: tuple[str, ...] = ()
+    """Besides the master key, what no answer nor log may show."""
+    env: dict[str, str] | None = None
+    model_options: dict[str, Any] | None = None
 
 
 class StreamResult:

@@ -5,7 +5,6 @@ Anthropic does."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -18,8 +17,8 @@ from .. import raw_http
 from ..conftest import new_request_id
 from ..gateway import MASTER_KEY, GatewayFactory
 from . import conformance as cf
-from .harness import gateway_for
-from .translated import IMAGE_URL, PNG_B64, WEATHER_TOOLS, post, provider_config
+from .harness import Setup
+from .translated import IMAGE_MESSAGES, IMAGE_URL, PNG_B64, WEATHER_TOOLS, post, provider_config
 
 MODEL = "claude/claude-mock"
 USER: list[Any] = [{"role": "user", "content": "hello there"}]
@@ -54,6 +53,22 @@ def _first_tool_is_weather(sent: RecordedRequest) -> None:
         "description": "Weather of a city",
         "input_schema": WEATHER_TOOLS[0]["function"]["parameters"],
     }
+
+
+SETUP = Setup(
+    mock=AnthropicMock,
+    providers=lambda mock: [
+        {
+            "name": "claude",
+            "kind": "anthropic",
+            "base_url": mock.origin,
+            "api_key": API_KEY,
+            "default_max_tokens": 333,
+        }
+    ],
+    models={"claude/*": ("claude", "*")},
+    secrets=(API_KEY,),
+)
 
 
 SUITE = cf.Suite(
@@ -229,18 +244,7 @@ SUITE = cf.Suite(
         ),
         "images": cf.Translation(
             MODEL,
-            {
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "text", "text": "what is this"},
-                            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
-                            {"type": "image_url", "image_url": {"url": IMAGE_URL}},
-                        ],
-                    }
-                ]
-            },
+            {"messages": IMAGE_MESSAGES},
             cf.Sent(
                 body={
                     "messages": [
@@ -305,25 +309,6 @@ SUITE = cf.Suite(
     },
 )
 globals().update(SUITE.tests())
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[AnthropicMock]:
-    with AnthropicMock() as upstream:
-        yield upstream
-
-
-@pytest.fixture(scope="module")
-def target(mock: AnthropicMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cf.Target]:
-    provider = {
-        "name": "claude",
-        "kind": "anthropic",
-        "base_url": mock.origin,
-        "api_key": API_KEY,
-        "default_max_tokens": 333,
-    }
-    with gateway_for(tmp_path_factory, [provider], {"claude/*": ("claude", "*")}) as gw:
-        yield cf.Target(gw, mock, (API_KEY, MASTER_KEY))
 
 
 def test_two_tools_non_stream(client: openai.OpenAI, mock: AnthropicMock) -> None:

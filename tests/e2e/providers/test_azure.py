@@ -3,14 +3,10 @@ the openai SDK: the shared conformance cases through this table, then what only 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from ...upstreams.azure_mock import API_KEY, CONTENT_FILTER_MESSAGE, AzureMock
-from ..gateway import MASTER_KEY, GatewayFactory
+from ..gateway import GatewayFactory
 from . import conformance as cf
-from .harness import gateway_for
+from .harness import Setup
 from .translated import post, provider_config
 
 MODEL = "az/gpt4o-prod"
@@ -20,6 +16,22 @@ SENT = cf.Sent(
     headers={"api-key": API_KEY},
     no_headers=["authorization"],
 )
+
+SETUP = Setup(
+    mock=AzureMock,
+    providers=lambda mock: [
+        {
+            "name": "az",
+            "kind": "azure",
+            "base_url": mock.origin,
+            "api_key": API_KEY,
+            "api_version": "2024-10-21",
+        }
+    ],
+    models={"az/*": ("az", "*")},
+    secrets=(API_KEY,),
+)
+
 
 SUITE = cf.Suite(
     chat={
@@ -56,25 +68,6 @@ SUITE = cf.Suite(
     },
 )
 globals().update(SUITE.tests())
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[AzureMock]:
-    with AzureMock() as upstream:
-        yield upstream
-
-
-@pytest.fixture(scope="module")
-def target(mock: AzureMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cf.Target]:
-    provider = {
-        "name": "az",
-        "kind": "azure",
-        "base_url": mock.origin,
-        "api_key": API_KEY,
-        "api_version": "2024-10-21",
-    }
-    with gateway_for(tmp_path_factory, [provider], {"az/*": ("az", "*")}) as gw:
-        yield cf.Target(gw, mock, (API_KEY, MASTER_KEY))
 
 
 def test_wrong_key_is_401_without_leaking(mock: AzureMock, gateway_factory: GatewayFactory) -> None:

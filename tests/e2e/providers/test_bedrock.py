@@ -4,7 +4,6 @@ the shared conformance cases through this table, then what only Bedrock does."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -13,10 +12,9 @@ import pytest
 from ...upstreams.bedrock_mock import BedrockMock, model_in_path
 from ...upstreams.mock_server import RecordedRequest
 from ..conftest import make_client, new_request_id
-from ..gateway import MASTER_KEY
 from . import conformance as cf
-from .harness import chat, collect_stream, error_body, gateway_for
-from .translated import PLAIN_TOOLS, TURNS
+from .harness import Setup, chat, collect_stream, error_body
+from .translated import PLAIN_TOOLS, REMOTE_IMAGE, TURNS
 
 MODEL = "claude"
 ACCESS_KEY = "AKIDE2EEXAMPLE"
@@ -50,6 +48,27 @@ def _error(status: int, error_type: str | None, openai_type: str, code: str) -> 
         status,
         {"message": "It went wrong.", "type": openai_type, "param": None, "code": code},
     )
+
+
+PROVIDER = {
+    "name": "aws", "kind": "bedrock", "aws_region": "eu-west-3", "aws_access_key_id": "${E2E_AWS_KEY_ID}",
+    "aws_secret_access_key": "${E2E_AWS_SECRET}", "aws_session_token": "${E2E_AWS_TOKEN}",
+}  # fmt: skip
+SETUP = Setup(
+    mock=lambda: BedrockMock(ACCESS_KEY, SECRET, "eu-west-3"),
+    providers=lambda mock: [
+        {**PROVIDER, "base_url": mock.base_url},
+        {
+            **PROVIDER,
+            "base_url": mock.base_url,
+            "name": "aws-wrong",
+            "aws_secret_access_key": "not-the-secret",
+        },
+    ],
+    models={MODEL: ("aws", MODEL_ID), "claude-wrong-key": ("aws-wrong", MODEL_ID)},
+    secrets=(SECRET,),
+    env={"E2E_AWS_KEY_ID": ACCESS_KEY, "E2E_AWS_SECRET": SECRET, "E2E_AWS_TOKEN": TOKEN},
+)
 
 
 SUITE = cf.Suite(
@@ -109,14 +128,7 @@ SUITE = cf.Suite(
     rejected={
         "image-url": cf.Rejected(
             MODEL,
-            {
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
-                    }
-                ]
-            },
+            REMOTE_IMAGE,
             "messages[0].content[0].image_url",
         ),
         "json-mode": cf.Rejected(MODEL, {"response_format": {"type": "json_object"}}, "response_format"),
@@ -261,26 +273,6 @@ globals().update(SUITE.tests())
 
 def _tool_choice_is(sent: RecordedRequest, choice: dict[str, Any]) -> None:
     assert sent.body_json["toolConfig"]["toolChoice"] == choice
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[BedrockMock]:
-    with BedrockMock(ACCESS_KEY, SECRET, "eu-west-3") as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def target(mock: BedrockMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cf.Target]:
-    provider = {
-        "name": "aws", "kind": "bedrock", "base_url": mock.base_url, "aws_region": "eu-west-3",
-        "aws_access_key_id": "${E2E_AWS_KEY_ID}", "aws_secret_access_key": "${E2E_AWS_SECRET}",
-        "aws_session_token": "${E2E_AWS_TOKEN}",
-    }  # fmt: skip
-    wrong = {**provider, "name": "aws-wrong", "aws_secret_access_key": "not-the-secret"}
-    env = {"E2E_AWS_KEY_ID": ACCESS_KEY, "E2E_AWS_SECRET": SECRET, "E2E_AWS_TOKEN": TOKEN}
-    models = {MODEL: ("aws", MODEL_ID), "claude-wrong-key": ("aws-wrong", MODEL_ID)}
-    with gateway_for(tmp_path_factory, [provider, wrong], models, env=env) as gw:
-        yield cf.Target(gw, mock, (SECRET, MASTER_KEY))
 
 
 def test_wrong_secret_is_rejected_by_the_signature_check(target: cf.Target) -> None:

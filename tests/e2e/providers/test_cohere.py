@@ -3,16 +3,12 @@ cases through this table."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from ...upstreams.cohere_mock import CohereMock
 from ...upstreams.mock_server import RecordedRequest
-from ..gateway import MASTER_KEY
 from . import conformance as cf
-from .harness import gateway_for
+from .harness import Setup
 from .translated import PLAIN_TOOLS, TURNS
 
 MODEL = "command"
@@ -27,6 +23,19 @@ IMAGE_PARTS: list[Any] = [
 def _answered_usage(sent: RecordedRequest) -> cf.Tokens:
     tokens = sent.response_json["usage"]["tokens"]
     return cf.Tokens(prompt=tokens["input_tokens"], completion=tokens["output_tokens"])
+
+
+SETUP = Setup(
+    mock=lambda: CohereMock(KEY),
+    providers=lambda mock: [
+        {"name": "co", "kind": "cohere", "base_url": mock.base_url, "api_key": "${E2E_COHERE_KEY}"}
+    ],
+    models={MODEL: ("co", "command-a-03-2025")},
+    secrets=(KEY,),
+    env={"E2E_COHERE_KEY": KEY},
+    # command-a-03-2025 takes no images in the shipped model table; these tests check how images translate.
+    model_options={"capabilities": {"vision": True}},
+)
 
 
 SUITE = cf.Suite(
@@ -169,24 +178,3 @@ SUITE = cf.Suite(
     },
 )
 globals().update(SUITE.tests())
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[CohereMock]:
-    with CohereMock(KEY) as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def target(mock: CohereMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cf.Target]:
-    provider = {"name": "co", "kind": "cohere", "base_url": mock.base_url, "api_key": "${E2E_COHERE_KEY}"}
-    # command-a-03-2025 takes no images in the shipped model table; these tests check how images translate.
-    vision = {"capabilities": {"vision": True}}
-    with gateway_for(
-        tmp_path_factory,
-        [provider],
-        {MODEL: ("co", "command-a-03-2025")},
-        env={"E2E_COHERE_KEY": KEY},
-        model_options=vision,
-    ) as gw:
-        yield cf.Target(gw, mock, (KEY, MASTER_KEY))

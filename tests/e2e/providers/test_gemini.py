@@ -3,7 +3,6 @@ the shared conformance cases through this table, then what only Gemini does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -13,10 +12,9 @@ from openai.types.chat import ChatCompletionMessageFunctionToolCall
 from ...upstreams.gemini_mock import API_KEY, STATUSES, GeminiMock
 from ...upstreams.mock_server import RecordedRequest
 from ..conftest import new_request_id
-from ..gateway import MASTER_KEY
 from . import conformance as cf
-from .harness import gateway_for
-from .translated import IMAGE_URL, PNG_B64, WEATHER_TOOLS, collect_tool_calls
+from .harness import Setup
+from .translated import IMAGE_MESSAGES, IMAGE_URL, PNG_B64, WEATHER_TOOLS, collect_tool_calls
 
 MODEL = "gem/gemini-mock"
 USER: list[Any] = [{"role": "user", "content": "hello there"}]
@@ -40,6 +38,16 @@ JSON_SCHEMA = {
 def _declares_weather_tool(sent: RecordedRequest) -> None:
     declaration = sent.body_json["tools"][0]["functionDeclarations"][0]
     assert declaration["name"] == "get_weather" and declaration["parameters"]["required"] == ["city"]
+
+
+SETUP = Setup(
+    mock=GeminiMock,
+    providers=lambda mock: [
+        {"name": "google", "kind": "gemini", "base_url": mock.origin, "api_key": API_KEY}
+    ],
+    models={"gem/*": ("google", "*")},
+    secrets=(API_KEY,),
+)
 
 
 SUITE = cf.Suite(
@@ -138,25 +146,14 @@ SUITE = cf.Suite(
         ),
         "images": cf.Translation(
             MODEL,
-            {
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "text", "text": "what"},
-                            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
-                            {"type": "image_url", "image_url": {"url": IMAGE_URL}},
-                        ],
-                    }
-                ]
-            },
+            {"messages": IMAGE_MESSAGES},
             cf.Sent(
                 body={
                     "contents": [
                         {
                             "role": "user",
                             "parts": [
-                                {"text": "what"},
+                                {"text": "what is this"},
                                 {"inlineData": {"mimeType": "image/png", "data": PNG_B64}},
                                 {"fileData": {"mimeType": "image/png", "fileUri": IMAGE_URL}},
                             ],
@@ -220,19 +217,6 @@ SUITE = cf.Suite(
     },
 )
 globals().update(SUITE.tests())
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[GeminiMock]:
-    with GeminiMock() as upstream:
-        yield upstream
-
-
-@pytest.fixture(scope="module")
-def target(mock: GeminiMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cf.Target]:
-    provider = {"name": "google", "kind": "gemini", "base_url": mock.origin, "api_key": API_KEY}
-    with gateway_for(tmp_path_factory, [provider], {"gem/*": ("google", "*")}) as gw:
-        yield cf.Target(gw, mock, (API_KEY, MASTER_KEY))
 
 
 def test_tool_results_round_trip_with_the_gateways_call_ids(client: openai.OpenAI, mock: GeminiMock) -> None:

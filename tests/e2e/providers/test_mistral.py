@@ -3,19 +3,25 @@ openai SDK: the shared conformance cases through this table, then what only Mist
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from ...upstreams.mistral_mock import API_KEY, MistralMock
-from ..gateway import MASTER_KEY
 from . import conformance as cf
-from .harness import gateway_for
+from .harness import Setup
 from .translated import WEATHER_TOOLS, post
 
 MODEL = "mi/mistral-small-latest"
 USER: list[Any] = [{"role": "user", "content": "hello there"}]
+
+SETUP = Setup(
+    mock=MistralMock,
+    providers=lambda mock: [
+        {"name": "mi", "kind": "mistral", "base_url": mock.origin + "/v1", "api_key": API_KEY}
+    ],
+    models={"mi/*": ("mi", "*")},
+    secrets=(API_KEY,),
+)
+
 
 SUITE = cf.Suite(
     stream={
@@ -60,19 +66,6 @@ SUITE = cf.Suite(
     },
 )
 globals().update(SUITE.tests())
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[MistralMock]:
-    with MistralMock() as upstream:
-        yield upstream
-
-
-@pytest.fixture(scope="module")
-def target(mock: MistralMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cf.Target]:
-    provider = {"name": "mi", "kind": "mistral", "base_url": mock.origin + "/v1", "api_key": API_KEY}
-    with gateway_for(tmp_path_factory, [provider], {"mi/*": ("mi", "*")}) as gw:
-        yield cf.Target(gw, mock, (API_KEY, MASTER_KEY))
 
 
 def test_unknown_field_is_mistrals_422(target: cf.Target) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -14,10 +13,9 @@ import pytest
 from ...upstreams.mock_server import RecordedRequest
 from ...upstreams.ollama_mock import OllamaMock
 from ..conftest import new_request_id
-from ..gateway import MASTER_KEY
 from . import conformance as cf
-from .harness import chat, gateway_for
-from .translated import PLAIN_TOOLS, TURNS
+from .harness import Setup, chat
+from .translated import PLAIN_TOOLS, REMOTE_IMAGE, TURNS
 
 MODEL = "llama"
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nfake-image").decode()
@@ -33,6 +31,15 @@ def _answered_usage(sent: RecordedRequest) -> cf.Tokens:
 def _streamed_usage(sent: RecordedRequest) -> cf.Tokens:
     final = json.loads(sent.events[-1])
     return cf.Tokens(prompt=final["prompt_eval_count"], completion=final["eval_count"])
+
+
+SETUP = Setup(
+    mock=OllamaMock,
+    providers=lambda mock: [{"name": "local-ollama", "kind": "ollama", "base_url": mock.base_url}],
+    models={MODEL: ("local-ollama", "llama3.2:3b")},
+    # llama3.2:3b is text-only in the shipped model table; these tests check how images translate.
+    model_options={"capabilities": {"vision": True}},
+)
 
 
 SUITE = cf.Suite(
@@ -75,14 +82,7 @@ SUITE = cf.Suite(
     rejected={
         "image-url": cf.Rejected(
             MODEL,
-            {
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}],
-                    }
-                ]
-            },
+            REMOTE_IMAGE,
             "messages[0].content[0].image_url",
         ),
         "tool_choice": cf.Rejected(MODEL, {"tool_choice": "required", "tools": PLAIN_TOOLS}, "tool_choice"),
@@ -156,23 +156,6 @@ SUITE = cf.Suite(
     },
 )
 globals().update(SUITE.tests())
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[OllamaMock]:
-    with OllamaMock() as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def target(mock: OllamaMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cf.Target]:
-    provider = {"name": "local-ollama", "kind": "ollama", "base_url": mock.base_url}
-    # llama3.2:3b is text-only in the shipped model table; these tests check how images translate.
-    vision = {"capabilities": {"vision": True}}
-    with gateway_for(
-        tmp_path_factory, [provider], {MODEL: ("local-ollama", "llama3.2:3b")}, model_options=vision
-    ) as gw:
-        yield cf.Target(gw, mock, (MASTER_KEY,))
 
 
 def test_tool_round_trip_reaches_ollama_format(client: openai.OpenAI, mock: OllamaMock) -> None:

@@ -4,17 +4,13 @@ then what only TGI does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import openai
-import pytest
 
 from ...upstreams.mock_server import RecordedRequest
 from ...upstreams.tgi_mock import TgiMock
 from ..conftest import new_request_id
-from ..gateway import MASTER_KEY
 from . import conformance as cf
-from .harness import gateway_for
+from .harness import Setup
 from .prompt_engines import CHATML, LLAMA3, USER, rejected
 
 MODEL = "qwen"
@@ -23,6 +19,16 @@ SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}}
 
 def _answered_usage(sent: RecordedRequest) -> cf.Tokens:
     return cf.Tokens(completion=sent.response_json["details"]["generated_tokens"])
+
+
+SETUP = Setup(
+    mock=TgiMock,
+    providers=lambda mock: [
+        {"name": "tgi", "kind": "tgi", "base_url": mock.base_url},
+        {"name": "tgi-llama", "kind": "tgi", "base_url": mock.base_url, "chat_template": "llama3"},
+    ],
+    models={MODEL: ("tgi", "tgi"), "llama3": ("tgi-llama", "tgi")},
+)
 
 
 SUITE = cf.Suite(
@@ -96,23 +102,6 @@ globals().update(SUITE.tests())
 
 def _grammar_is(sent: RecordedRequest, grammar: dict[str, object]) -> None:
     assert sent.body_json["parameters"]["grammar"] == grammar
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[TgiMock]:
-    with TgiMock() as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def target(mock: TgiMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cf.Target]:
-    providers = [
-        {"name": "tgi", "kind": "tgi", "base_url": mock.base_url},
-        {"name": "tgi-llama", "kind": "tgi", "base_url": mock.base_url, "chat_template": "llama3"},
-    ]
-    models = {MODEL: ("tgi", "tgi"), "llama3": ("tgi-llama", "tgi")}
-    with gateway_for(tmp_path_factory, providers, models) as gw:
-        yield cf.Target(gw, mock, (MASTER_KEY,))
 
 
 def test_completions_native(client: openai.OpenAI, mock: TgiMock) -> None:

@@ -3,19 +3,21 @@ streams, errors. The shared conformance cases through this table, then what only
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from ...upstreams.triton_mock import TritonMock
 from ..conftest import make_client
-from ..gateway import MASTER_KEY
 from . import conformance as cf
-from .harness import gateway_for
+from .harness import Setup
 from .prompt_engines import CHATML, USER, rejected
 
 MODEL = "trt"
 REPLY = "mock: <|im_start|>assistant"
+
+SETUP = Setup(
+    mock=TritonMock,
+    providers=lambda mock: [{"name": "triton", "kind": "triton", "base_url": mock.base_url}],
+    models={MODEL: ("triton", "ensemble")},
+)
+
 
 SUITE = cf.Suite(
     chat={
@@ -61,19 +63,6 @@ SUITE = cf.Suite(
     rejected=rejected(MODEL),
 )
 globals().update(SUITE.tests())
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[TritonMock]:
-    with TritonMock() as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-def target(mock: TritonMock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[cf.Target]:
-    provider = {"name": "triton", "kind": "triton", "base_url": mock.base_url}
-    with gateway_for(tmp_path_factory, [provider], {MODEL: ("triton", "ensemble")}) as gw:
-        yield cf.Target(gw, mock, (MASTER_KEY,))
 
 
 def test_usage_is_counted_without_the_engine_reporting_it(target: cf.Target) -> None:

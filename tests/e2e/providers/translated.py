@@ -40,6 +40,24 @@ WEATHER_TOOLS: list[Any] = [
 ]
 
 
+# A user turn with an inline (base64) image and one by URL.
+IMAGE_MESSAGES: list[Any] = [
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "what is this"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+            {"type": "image_url", "image_url": {"url": IMAGE_URL}},
+        ],
+    }
+]
+# An image only reachable by URL, for providers that take inline images alone.
+REMOTE_IMAGE: dict[str, Any] = {
+    "messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}
+    ]
+}
+
 # The scripted suites' (bedrock, cohere, ollama) tools, and the conversation they translate.
 PLAIN_TOOLS: list[Any] = [
     {
