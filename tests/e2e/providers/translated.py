@@ -4,13 +4,10 @@ the checks every translated error and broken stream must pass."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import openai
-
-from . import raw_http
-from .gateway import MASTER_KEY, Gateway
+from .. import raw_http
+from ..gateway import MASTER_KEY, Gateway
 
 # The image every vision test sends (a 1x1 PNG).
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -43,6 +40,40 @@ WEATHER_TOOLS: list[Any] = [
 ]
 
 
+# A user turn with an inline (base64) image and one by URL.
+IMAGE_MESSAGES: list[Any] = [
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "what is this"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+            {"type": "image_url", "image_url": {"url": IMAGE_URL}},
+        ],
+    }
+]
+# An image only reachable by URL, for providers that take inline images alone.
+REMOTE_IMAGE: dict[str, Any] = {
+    "messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}
+    ]
+}
+
+# The scripted suites' (bedrock, cohere, ollama) tools, and the conversation they translate.
+PLAIN_TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "function": {"name": f, "description": f"{f} tool", "parameters": {"type": "object"}},
+    }
+    for f in ("get_weather", "get_time")
+]
+TURNS: list[Any] = [
+    {"role": "system", "content": "be brief"},
+    {"role": "user", "content": "hi"},
+    {"role": "assistant", "content": "hello"},
+    {"role": "user", "content": "how are you"},
+]
+
+
 def provider_config(provider: dict[str, Any], prefix: str) -> dict[str, Any]:
     """One provider behind a wildcard model `<prefix>/*` (so tests steer the mock by model name)."""
     return {
@@ -57,15 +88,6 @@ def provider_config(provider: dict[str, Any], prefix: str) -> dict[str, Any]:
         ],
         "auth": {"master_key": MASTER_KEY},
     }
-
-
-def client_for(gw: Gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.openai_base_url, api_key=MASTER_KEY, max_retries=0, timeout=20.0)
-
-
-def stream_chunks(client: openai.OpenAI, **kwargs: Any) -> Iterator[Any]:
-    with client.chat.completions.create(stream=True, **kwargs) as stream:
-        yield from stream
 
 
 def collect_tool_calls(chunks: list[Any]) -> list[dict[str, str]]:
@@ -84,11 +106,6 @@ def collect_tool_calls(chunks: list[Any]) -> list[dict[str, str]]:
                     calls[delta.index]["arguments"] += delta.function.arguments or ""
     assert sorted(calls) == list(range(len(calls)))
     return [calls[i] for i in sorted(calls)]
-
-
-def raw_stream(gw: Gateway, body: dict[str, Any], timeout: float = 8) -> raw_http.StreamResult:
-    headers = {"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"}
-    return raw_http.read_stream(gw.port, "/v1/chat/completions", json.dumps(body).encode(), headers, timeout)
 
 
 def assert_stream_ended_with_error(result: raw_http.StreamResult, secrets: tuple[str, ...]) -> dict[str, Any]:

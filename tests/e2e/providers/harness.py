@@ -1,10 +1,12 @@
-"""What the provider suites share: a gateway over one mock upstream, and stream helpers."""
+"""What the provider modules share besides the conformance cases: a gateway over their mock upstreams,
+and stream helpers for their own tests."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +14,17 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from .conftest import make_client, new_request_id
-from .gateway import MASTER_KEY, Gateway, running_gateway, write_config
+from ...upstreams.mock_server import MockServer
+from ..conftest import make_client
+from ..gateway import MASTER_KEY, Gateway, running_gateway, write_config
 
 __all__ = [
-    "MASTER_KEY",
+    "Setup",
     "StreamResult",
     "chat",
     "collect_stream",
     "error_body",
     "gateway_for",
-    "new_request_id",
-    "tool_calls_of",
 ]
 
 TIMEOUTS = {"connect": 2, "first_byte": 5, "idle": 5, "total": 15}
@@ -32,35 +33,52 @@ TIMEOUTS = {"connect": 2, "first_byte": 5, "idle": 5, "total": 15}
 @contextlib.contextmanager
 def gateway_for(
     tmp_path_factory: pytest.TempPathFactory,
-    provider: dict[str, Any],
-    models: dict[str, str],
+    providers: list[dict[str, Any]],
+    models: dict[str, tuple[str, str]],
     *,
-    extra_providers: list[dict[str, Any]] | None = None,
-    extra_models: list[dict[str, Any]] | None = None,
     env: dict[str, str] | None = None,
     model_options: dict[str, Any] | None = None,
 ) -> Iterator[Gateway]:
-    """A gatecore with one provider and a model per `{client name: upstream model}` (each with
-    `model_options` added to its config entry)."""
+    """A gatecore with these providers and a model per ``{client name: (provider, upstream model)}``
+    (each with ``model_options`` added to its config entry; an upstream model ``*`` makes a wildcard
+    ``<name>`` like ``claude/*``, for mocks steered by model name). The circuit breaker is off: these
+    suites send error after error to one deployment on purpose."""
     config = {
         "server": {"access_log": True},
-        "providers": [provider, *(extra_providers or [])],
+        "providers": providers,
         "models": [
             {
                 "name": name,
-                "deployments": [{"provider": provider["name"], "model": model}],
+                "deployments": [{"provider": provider, "model": model}],
                 "timeouts": TIMEOUTS,
                 **(model_options or {}),
             }
-            for name, model in models.items()
-        ]
-        + (extra_models or []),
+            for name, (provider, model) in models.items()
+        ],
+        "routing": {"breaker": {"enabled": False}},
         "auth": {"master_key": MASTER_KEY},
     }
-    workdir: Path = tmp_path_factory.mktemp(provider["name"])
+    workdir: Path = tmp_path_factory.mktemp(providers[0]["name"])
     path = write_config(config, workdir / "gatecore.yaml")
     with running_gateway(["--config", str(path)], workdir, config=config, env=env) as gw:
         yield gw
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A provider module's gateway, declared as data (its ``SETUP``; conftest.py turns it into the
+    module's ``mock`` and ``target`` fixtures)."""
+
+    mock: Callable[[], MockServer]
+    """Makes the mock upstream (entered for the module)."""
+    providers: Callable[[Any], list[dict[str, Any]]]
+    """The provider config entries, given the running mock (for its address)."""
+    models: dict[str, tuple[str, str]]
+    """``{client name: (provider, upstream model)}``, as ``gateway_for`` takes them."""
+    secrets: tuple[str, ...] = ()
+    """Besides the master key, what no answer nor log may show."""
+    env: dict[str, str] | None = None
+    model_options: dict[str, Any] | None = None
 
 
 class StreamResult:
@@ -94,24 +112,6 @@ def collect_stream(gw: Gateway, rid: str, **kwargs: Any) -> StreamResult:
         except openai.APIError as exc:
             error = exc
     return StreamResult(chunks, error, time.monotonic() - started)
-
-
-def tool_calls_of(chunks: list[ChatCompletionChunk]) -> list[dict[str, str]]:
-    """Streamed tool-call deltas assembled as OpenAI clients do: by index, arguments concatenated."""
-    calls: dict[int, dict[str, str]] = {}
-    order: list[int] = []
-    for chunk in chunks:
-        for choice in chunk.choices:
-            for delta in choice.delta.tool_calls or []:
-                if delta.index not in calls:
-                    assert delta.id and delta.function and delta.function.name, "first delta lacks id/name"
-                    calls[delta.index] = {"id": delta.id, "name": delta.function.name, "arguments": ""}
-                    order.append(delta.index)
-                else:
-                    assert delta.id is None, "a later delta repeated the id"
-                if delta.function and delta.function.arguments:
-                    calls[delta.index]["arguments"] += delta.function.arguments
-    return [calls[i] for i in order]
 
 
 def chat(client: openai.OpenAI, **body: Any) -> ChatCompletion:
