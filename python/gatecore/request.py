@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from gatecore.auth.policy import KeyPolicy
     from gatecore.errors import GatewayError
     from gatecore.limits.grant import Grant
+    from gatecore.policy.key_policy import KeyPolicy
     from gatecore.pricing.gpu_time import GpuMeter
     from gatecore.relay.chunk_gaps import ChunkGaps
     from gatecore.routing.deployment import Deployment

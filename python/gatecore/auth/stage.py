@@ -11,13 +11,13 @@ import os
 import time
 
 from gatecore.auth.jwt import JwtVerifier, looks_like_jwt
-from gatecore.auth.policy import MASTER_ID, KeyPolicy
 from gatecore.auth.token_policy import token_policy
 from gatecore.config import AuthConfig
 from gatecore.errors import AuthenticationFailed
 from gatecore.identity.records import TEAM, USER, Tenant
 from gatecore.identity.secrets import KeyHasher, visible_prefix
 from gatecore.identity.snapshot import KeyTable
+from gatecore.policy.key_policy import MASTER_ID, KeyPolicy
 from gatecore.request import RequestContext
 
 log = logging.getLogger("gatecore.auth")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from gatecore.auth.policy import KeyPolicy, Scope
 from gatecore.identity.records import Tenant, key_from_row
+from gatecore.policy.key_policy import KeyPolicy, Scope
 from gatecore.store.base import Row
 
 # A table entry: the policy, and until when this secret is accepted (None: no rotation grace limit).
