@@ -15,7 +15,7 @@ from gatecore.auth.token_policy import token_policy
 from gatecore.config import AuthConfig
 from gatecore.errors import AuthenticationFailed
 from gatecore.identity.records import TEAM, USER, Tenant
-from gatecore.identity.secrets import KeyHasher, visible_prefix
+from gatecore.identity.secrets import KeyHasher, hash_secret, visible_prefix
 from gatecore.identity.snapshot import KeyTable
 from gatecore.policy.key_policy import MASTER_ID, KeyPolicy
 from gatecore.request import RequestContext
@@ -26,11 +26,6 @@ log = logging.getLogger("gatecore.auth")
 def key_prefix(secret: str) -> str:
     """The part of a key that is safe to show."""
     return visible_prefix(secret) + "…"
-
-
-def hash_secret(config: AuthConfig) -> str | None:
-    """The server secret keying stored key hashes: auth.key_hash_secret, else the master key."""
-    return config.key_hash_secret or config.master_key
 
 
 class AuthStage:

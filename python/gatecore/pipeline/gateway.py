@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.router import AdminApi
-from gatecore.auth.stage import AuthStage, hash_secret
+from gatecore.auth.stage import AuthStage
 from gatecore.config.schema import GatecoreConfig
 from gatecore.config.telemetry import tracing_enabled
 from gatecore.identity.repository import IdentityRepository
+from gatecore.identity.secrets import hash_secret
 from gatecore.identity.sync import IdentitySync
 from gatecore.ledger.access_log import AccessLog
 from gatecore.ledger.recorder import LedgerRecorder
