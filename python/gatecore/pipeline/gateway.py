@@ -17,7 +17,6 @@ from gatecore.config.telemetry import tracing_enabled
 from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.secrets import hash_secret
 from gatecore.identity.sync import IdentitySync
-from gatecore.ledger.access_log import AccessLog
 from gatecore.ledger.recorder import LedgerRecorder
 from gatecore.limits.local import open_table
 from gatecore.limits.stage import Limits
@@ -28,6 +27,7 @@ from gatecore.routing.compile import RoutingMonitors, build_routes
 from gatecore.routing.table import RouteStage
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
+from gatecore.telemetry.access_log import AccessLog
 from gatecore.telemetry.deployment_state import DeploymentStates
 from gatecore.telemetry.metrics import MetricsRecorder
 from gatecore.telemetry.metrics_api import MetricsApi

@@ -27,7 +27,6 @@ from gatecore.admin.router import PREFIX as ADMIN_PREFIX
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
 from gatecore.config.source import read_config_from_process_env
 from gatecore.errors import UPSTREAM_ERRORS, GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
-from gatecore.ledger.body_log import capture_limit
 from gatecore.pipeline.attempts import call_upstream
 from gatecore.pipeline.gateway import Gateway, build_gateway
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, BodyCapture, Endpoint, RequestContext
@@ -37,6 +36,7 @@ from gatecore.server.errors import ANTHROPIC, JSON, OPENAI, ClientFormat
 from gatecore.server.headers import client_secret, request_id, request_tags, run_tag
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_body import decode_fields, read_body
+from gatecore.telemetry.body_log import capture_limit
 from gatecore.telemetry.stage_timing import StageTiming, allowed
 from gatecore.translate.anthropic_request import (
     decode_messages_request,

@@ -20,9 +20,9 @@ from typing import BinaryIO
 import orjson
 
 from gatecore._core import JsonLines
-from gatecore.ledger.body_log import Redactor, body_fields
-from gatecore.ledger.row import ms
+from gatecore.durations import ms
 from gatecore.request import RequestContext, Usage
+from gatecore.telemetry.body_log import Redactor, body_fields
 
 _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
 # Lines are written once this many bytes wait, whatever the delay: a buffer that stays in the CPU's
