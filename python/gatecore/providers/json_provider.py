@@ -17,10 +17,10 @@ from gatecore._core import count_tokens
 from gatecore.config.schema import ProviderConfig
 from gatecore.errors import GatewayError, UpstreamError
 from gatecore.providers.base import require_chat
-from gatecore.providers.chat_request import JsonObject, load_chat
-from gatecore.providers.completion_bodies import TextChunkWriter, chat_completion_body, text_completion_body
+from gatecore.providers.from_hub_request import JsonObject, load_chat
 from gatecore.providers.json_post import JsonPost, bearer_headers
-from gatecore.providers.openai_chunks import ChunkWriter
+from gatecore.providers.to_hub_bodies import TextChunkWriter, chat_completion_body, text_completion_body
+from gatecore.providers.to_hub_chunks import ChunkWriter
 from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
 from gatecore.request import CHAT, RequestContext
 from gatecore.upstream.pool import PoolSet

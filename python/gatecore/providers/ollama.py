@@ -13,7 +13,7 @@ import orjson
 
 from gatecore.errors import InvalidRequest, UpstreamProtocolError
 from gatecore.providers.base import StreamDecoder
-from gatecore.providers.chat_request import (
+from gatecore.providers.from_hub_request import (
     NO_LOGPROBS_AUDIO_PREDICTION,
     JsonObject,
     arguments_of,
@@ -30,9 +30,9 @@ from gatecore.providers.chat_request import (
     tool_choice_of,
     untranslatable,
 )
-from gatecore.providers.completion_bodies import chat_completion_body, decode_json, stream_error, tool_call
 from gatecore.providers.json_provider import ChatJsonProvider
-from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
+from gatecore.providers.to_hub_bodies import chat_completion_body, decode_json, stream_error, tool_call
+from gatecore.providers.to_hub_chunks import DONE, ChunkWriter, usage_object
 from gatecore.request import RequestContext
 
 KIND = "ollama"

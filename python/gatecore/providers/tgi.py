@@ -2,7 +2,7 @@
 `/generate_stream` (SSE: `{"token": {...}, "generated_text", "details"}` per token).
 
 `/v1/completions` sends the prompt as `inputs`; `/v1/chat/completions` renders the messages with the
-provider's `chat_template` (chat_prompt.py). Sampling goes in `parameters` (max_tokens →
+provider's `chat_template` (hub_chat_to_prompt.py). Sampling goes in `parameters` (max_tokens →
 `max_new_tokens`, stop → `stop`, response_format json_schema → `grammar`); finish reasons
 eos_token/stop_sequence → stop, length → length. TGI reports generated tokens (and, in streams, the
 input length); a prompt count it does not report is counted by the gateway with the provider's
@@ -15,8 +15,7 @@ from typing import Any
 
 from gatecore.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamProtocolError
 from gatecore.providers.base import StreamDecoder
-from gatecore.providers.chat_prompt import chat_turns, render_prompt
-from gatecore.providers.chat_request import (
+from gatecore.providers.from_hub_request import (
     JsonObject,
     max_tokens_of,
     n_of,
@@ -25,14 +24,15 @@ from gatecore.providers.chat_request import (
     stop_sequences_of,
     untranslatable,
 )
-from gatecore.providers.completion_bodies import (
+from gatecore.providers.hub_chat_to_prompt import chat_turns, render_prompt
+from gatecore.providers.json_provider import PromptJsonProvider
+from gatecore.providers.sse_events import SseEventSplitter
+from gatecore.providers.to_hub_bodies import (
     TextChunkWriter,
     decode_json,
     stream_error,
 )
-from gatecore.providers.json_provider import PromptJsonProvider
-from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
-from gatecore.providers.sse_events import SseEventSplitter
+from gatecore.providers.to_hub_chunks import DONE, ChunkWriter, usage_object
 from gatecore.providers.upstream_errors import openai_error_type
 from gatecore.request import CHAT, COMPLETIONS, RequestContext
 

@@ -2,7 +2,7 @@
 `/generate_stream` (SSE, one `{"text_output": ...}` object per event, `{"error": ...}` on failure).
 
 The request is `{"text_input", "max_tokens", "stream", "parameters": {...}}`: the prompt is the
-completions `prompt` or the chat messages rendered with `chat_template` (chat_prompt.py); top-level
+completions `prompt` or the chat messages rendered with `chat_template` (hub_chat_to_prompt.py); top-level
 `max_tokens` and `stream` reach the model as inputs (TensorRT-LLM's ensemble names), sampling goes in
 `parameters` (temperature, top_p, top_k, seed: scalars, as the extension requires), and stop strings
 go as the top-level `stop_words` input (a list cannot be a parameter). Triton reports neither a
@@ -17,22 +17,22 @@ from urllib.parse import quote
 from gatecore._core import count_tokens
 from gatecore.errors import UpstreamProtocolError
 from gatecore.providers.base import StreamDecoder
-from gatecore.providers.chat_request import (
+from gatecore.providers.from_hub_request import (
     JsonObject,
     max_tokens_of,
     n_of,
     reject_set,
     stop_sequences_of,
 )
-from gatecore.providers.completion_bodies import (
+from gatecore.providers.json_provider import PromptJsonProvider
+from gatecore.providers.sse_events import SseEventSplitter
+from gatecore.providers.tgi import prompt_of
+from gatecore.providers.to_hub_bodies import (
     TextChunkWriter,
     decode_json,
     stream_error,
 )
-from gatecore.providers.json_provider import PromptJsonProvider
-from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
-from gatecore.providers.sse_events import SseEventSplitter
-from gatecore.providers.tgi import prompt_of
+from gatecore.providers.to_hub_chunks import DONE, ChunkWriter, usage_object
 from gatecore.request import RequestContext
 
 KIND = "triton"

@@ -38,13 +38,13 @@ from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_body import decode_fields, read_body
 from gatecore.telemetry.body_log import capture_limit
 from gatecore.telemetry.stage_timing import StageTiming, allowed
-from gatecore.translate.anthropic_request import (
+from gatecore.translate.anthropic_request_to_hub import (
     decode_messages_request,
     openai_chat_request,
     translate_messages_request,
 )
-from gatecore.translate.anthropic_stream import AnthropicEncoder
 from gatecore.translate.anthropic_tokens import count_request_tokens
+from gatecore.translate.hub_stream_to_anthropic import AnthropicEncoder
 
 log = logging.getLogger("gatecore.server")
 
