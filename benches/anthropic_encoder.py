@@ -15,7 +15,7 @@ import time
 import orjson
 
 from gatecore.request import Usage
-from gatecore.translate.anthropic_stream import AnthropicEncoder
+from gatecore.translate.hub_stream_to_anthropic import AnthropicEncoder
 
 BASE = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "m"}
 

@@ -13,7 +13,7 @@ import timeit
 
 from gatecore.auth.stage import AuthStage
 from gatecore.config.schema import AuthConfig
-from gatecore.identity.records import KEY_COLUMNS, ApiKey, key_values
+from gatecore.identity.records import KEY_COLUMNS, ApiKey, row_values
 from gatecore.identity.snapshot import compile_keys
 
 KEYS = 10_000
@@ -24,7 +24,7 @@ def main() -> None:
     stage = AuthStage(AuthConfig(master_key="sk-bench-master-0123456789"))
     secrets = [f"gk-bench-{i:06d}-abcdefghijklmnopqrstuvwxyz0123456789" for i in range(KEYS)]
     rows = [
-        key_values(
+        row_values(
             ApiKey(
                 id=f"key_{i}",
                 name=f"k{i}",

@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from gatecore.auth.policy import KeyPolicy, Scope
 from gatecore.config.schema import DeploymentPricing, LedgerConfig
 from gatecore.ledger.recorder import LedgerRecorder
 from gatecore.ledger.repository import LedgerRepository
+from gatecore.policy.key_policy import KeyPolicy, Scope
 from gatecore.pricing import PriceBook
 from gatecore.request import CHAT, RequestContext, Usage
 from gatecore.routing.deployment import Deployment

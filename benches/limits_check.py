@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.services.redis import running_redis
 
-from gatecore.auth.policy import KeyPolicy
 from gatecore.config.load import load_config
 from gatecore.routing.stage import RouteStage
 from gatecore.worker import Worker
+from gatecore.policy.key_policy import KeyPolicy
 from gatecore.request import CHAT, RequestContext
 
 BODY = b'{"model":"m","messages":[{"role":"user","content":"Say hello to the benchmark, please."}],"max_tokens":16}'

@@ -77,7 +77,7 @@ def openai_stream() -> bytes:
 
 def decode_cost(rounds: int = 3000) -> dict[str, float]:
     from gatecore._core import SseRelay
-    from gatecore.providers.anthropic_stream import AnthropicStreamDecoder
+    from gatecore.providers.anthropic_stream_to_hub import AnthropicStreamDecoder
 
     anth, oai = anthropic_stream(), openai_stream()
     events = anth.count(b"\n\n")

@@ -19,12 +19,12 @@ import msgspec
 from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.router import AdminApi
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
-from gatecore.auth.stage import AuthStage, hash_secret
+from gatecore.auth.stage import AuthStage
 from gatecore.config.schema import GatecoreConfig
 from gatecore.config.telemetry import tracing_enabled
 from gatecore.identity.repository import IdentityRepository
+from gatecore.identity.secrets import hash_secret
 from gatecore.identity.sync import IdentitySync
-from gatecore.ledger.access_log import AccessLog
 from gatecore.ledger.recorder import LedgerRecorder
 from gatecore.limits.local import open_table
 from gatecore.limits.stage import Limits
@@ -39,6 +39,7 @@ from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from gatecore.routing.compile import RoutingMonitors, build_routes
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
+from gatecore.telemetry.access_log import AccessLog
 from gatecore.telemetry.deployment_state import DeploymentStates
 from gatecore.telemetry.metrics import MetricsRecorder
 from gatecore.telemetry.worker_files import worker_files

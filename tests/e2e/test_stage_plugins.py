@@ -87,18 +87,14 @@ def test_a_placed_stage_refuses_in_each_apis_shape(
 
     claude = anthropic.Anthropic(api_key=MASTER_KEY, base_url=gw.base_url, max_retries=0)
     with pytest.raises(anthropic.PermissionDeniedError) as messages_refused:
-        claude.messages.create(
-            model="gpt-test", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
-        )
+        claude.messages.create(model="gpt-test", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     assert messages_refused.value.body == {
         "type": "error",
         "error": {"type": "permission_error", "message": "This gateway needs the 'x-team-tag' header."},
     }
 
     allowed = make_client(gw, default_headers={"x-team-tag": "blue"})
-    answer = allowed.chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": "hi"}]
-    )
+    answer = allowed.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
     assert answer.choices[0].message.content
 
 

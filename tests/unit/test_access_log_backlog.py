@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from gatecore.ledger import access_log
-from gatecore.ledger.access_log import AccessLog
 from gatecore.request import CHAT, RequestContext
+from gatecore.telemetry import access_log
+from gatecore.telemetry.access_log import AccessLog
 
 
 def finished(i: int) -> RequestContext:

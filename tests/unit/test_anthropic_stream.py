@@ -10,7 +10,7 @@ import pytest
 
 from gatecore.errors import UpstreamProtocolError, UpstreamStreamError
 from gatecore.request import Usage
-from gatecore.translate.anthropic_stream import AnthropicEncoder
+from gatecore.translate.hub_stream_to_anthropic import AnthropicEncoder
 
 
 def encoder() -> AnthropicEncoder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from gatecore.ledger.body_log import KEY_MARK, logged_body
+from gatecore.telemetry.body_log import KEY_MARK, logged_body
 
 KEY = "gk-AbCdEf0123456789secretsecretsecret"
 

@@ -8,7 +8,7 @@ import pytest
 
 from gatecore.config import ConfigError, load_config
 from gatecore.config.schema import bedrock_region
-from gatecore.providers.chat_prompt import chat_turns, render_prompt
+from gatecore.providers.hub_chat_to_prompt import chat_turns, render_prompt
 
 
 def _config(provider: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatecore.auth.policy import KeyPolicy
 from gatecore.errors import Forbidden, Unprocessable
+from gatecore.policy.key_policy import KeyPolicy
 from gatecore.run_id import valid_run_id
 
 ADMIN, TEAM_ADMIN, VIEWER = "admin", "team_admin", "viewer"

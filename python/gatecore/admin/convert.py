@@ -7,6 +7,7 @@ from typing import Literal
 
 from gatecore.admin.wire import KeyOut, TenantOut
 from gatecore.identity.records import ApiKey, Tenant
+from gatecore.policy.fields import carried
 
 UTC = datetime.UTC
 
@@ -34,43 +35,22 @@ def key_out(key: ApiKey, now: float) -> KeyOut:
         status = "expired"
     else:
         status = "active"
-    return KeyOut(
-        id=key.id,
-        name=key.name,
-        prefix=key.prefix,
+    return carried(
+        key,
+        KeyOut,
         status=status,
-        team_id=key.team_id,
-        user_id=key.user_id,
-        role=key.role,
-        models=key.models,
-        rpm=key.rpm,
-        tpm=key.tpm,
-        max_parallel=key.max_parallel,
-        budget_usd=key.budget_usd,
-        metadata=key.metadata,
-        tags=key.tags,
         expires_at=maybe_datetime(key.expires_at),
         revoked_at=maybe_datetime(key.revoked_at),
         previous_valid_until=maybe_datetime(key.previous_valid_until),
-        created_by=key.created_by,
         created_at=to_datetime(key.created_at),
         updated_at=to_datetime(key.updated_at),
     )
 
 
 def tenant_out(tenant: Tenant) -> TenantOut:
-    return TenantOut(
-        id=tenant.id,
-        kind=tenant.kind,  # type: ignore[arg-type]
-        name=tenant.name,
-        parent_id=tenant.parent_id,
-        email=tenant.email,
-        models=tenant.models,
-        rpm=tenant.rpm,
-        tpm=tenant.tpm,
-        max_parallel=tenant.max_parallel,
-        budget_usd=tenant.budget_usd,
-        metadata=tenant.metadata,
+    return carried(
+        tenant,
+        TenantOut,
         created_at=to_datetime(tenant.created_at),
         updated_at=to_datetime(tenant.updated_at),
     )

@@ -10,10 +10,11 @@ import msgspec
 
 from gatecore.admin.access import TEAM_ADMIN, VIEWER, Caller, check_metadata, check_models
 from gatecore.admin.convert import key_out, to_epoch
-from gatecore.admin.wire import KeyCreate, KeyCreated, KeyOut, KeyRotate, KeyUpdate, ListOf
+from gatecore.admin.wire import KeyCreate, KeyCreated, KeyOut, KeyRotate, ListOf
 from gatecore.errors import Forbidden, InvalidRequest
 from gatecore.identity.records import ApiKey
 from gatecore.identity.repository import IdentityRepository
+from gatecore.policy.fields import carried
 
 
 class KeysApi:
@@ -46,27 +47,21 @@ class KeysApi:
         expires_at = to_epoch(body.expires_at) if body.expires_at is not None else None
         if body.expires_in_s is not None:
             expires_at = time.time() + body.expires_in_s
-        key = ApiKey(
+        key = carried(
+            body,
+            ApiKey,
             id="",
-            name=body.name,
             prefix="",
             hash="",
             team_id=body.team,
             user_id=body.user,
-            role=body.role,
-            models=body.models,
-            rpm=body.rpm,
-            tpm=body.tpm,
-            max_parallel=body.max_parallel,
-            budget_usd=body.budget_usd,
-            metadata=body.metadata,
-            tags=body.tags,
             expires_at=expires_at,
         )
         key, secret = await self.repository.create_key(key, caller.actor, _owned_by(caller))
         return _created(key, secret)
 
-    async def update(self, caller: Caller, key_id: str, body: KeyUpdate) -> KeyOut:
+    async def update(self, caller: Caller, key_id: str, body: msgspec.Struct) -> KeyOut:
+        """Apply a KeyUpdate body: the fields present change."""
         caller.require_writer()
         current = await self.repository.key(key_id)
         caller.require_team(current.team_id)

@@ -40,6 +40,17 @@ _STRUCTS = (
 )
 
 
+# The answers take their policy fields from PolicyFields, whose defaults serve the request bodies; an
+# answer always holds every field, so its schema says each is required and has no default.
+_ANSWERS = ("KeyOut", "KeyCreated", "TenantOut")
+
+
+def _every_field_present(schema: dict[str, Any]) -> None:
+    schema["required"] = list(schema["properties"])
+    for field in schema["properties"].values():
+        field.pop("default", None)
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -129,6 +140,8 @@ def _runs_paths(id_param: list[dict[str, Any]]) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once per worker, on first request)."""
     _, components = msgspec.json.schema_components(_STRUCTS, ref_template="#/components/schemas/{name}")
+    for name in _ANSWERS:
+        _every_field_present(components[name])
     components["Error"] = {
         "type": "object",
         "properties": {

@@ -8,10 +8,11 @@ import msgspec
 
 from gatecore.admin.access import TEAM_ADMIN, Caller, check_metadata, check_models
 from gatecore.admin.convert import tenant_out
-from gatecore.admin.wire import ListOf, TenantCreate, TenantOut, TenantUpdate
+from gatecore.admin.wire import ListOf, TenantCreate, TenantOut
 from gatecore.errors import Forbidden, InvalidRequest
 from gatecore.identity.records import ORG, PARENT_KIND, TEAM, USER, Tenant
 from gatecore.identity.repository import IdentityRepository
+from gatecore.policy.fields import carried
 
 
 class TenantsApi:
@@ -43,22 +44,12 @@ class TenantsApi:
         caller.require_admin()
         self._check(body.org, body.team, body.models)
         check_metadata(body.metadata)
-        tenant = Tenant(
-            id="",
-            kind=self.kind,
-            name=body.name,
-            parent_id=body.org if self.kind == TEAM else body.team if self.kind == USER else None,
-            email=body.email,
-            models=body.models,
-            rpm=body.rpm,
-            tpm=body.tpm,
-            max_parallel=body.max_parallel,
-            budget_usd=body.budget_usd,
-            metadata=body.metadata,
-        )
+        parent = body.org if self.kind == TEAM else body.team if self.kind == USER else None
+        tenant = carried(body, Tenant, id="", kind=self.kind, parent_id=parent)
         return tenant_out(await self.repository.create_tenant(tenant, caller.actor))
 
-    async def update(self, caller: Caller, ref: str, body: TenantUpdate) -> TenantOut:
+    async def update(self, caller: Caller, ref: str, body: msgspec.Struct) -> TenantOut:
+        """Apply a TenantUpdate body: the fields present change."""
         caller.require_admin()
         changes: dict[str, Any] = {
             field: value

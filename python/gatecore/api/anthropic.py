@@ -2,7 +2,7 @@
 
 Written from Anthropic's API reference. Only what the translation to the OpenAI hub format reads is
 declared; unknown members of an object are ignored by msgspec (e.g. `cache_control`, `citations`), and
-unknown top-level fields are looked at separately (see translate/anthropic_request.py). Content blocks
+unknown top-level fields are looked at separately (see translate/anthropic_request_to_hub.py). Content blocks
 are tagged unions on `type`: a block type not declared here fails to decode, and that failure becomes
 a 400 naming the block, never a silent drop.
 """

@@ -1,1 +1,1 @@
-"""Who may call what: the auth stage and the compiled key policies it attaches to requests."""
+"""Who may call what: the auth stage, which attaches a compiled key policy (gatecore.policy) to requests."""

@@ -12,13 +12,13 @@ import time
 from typing import Any
 
 from gatecore.auth.jwt import JwtVerifier, looks_like_jwt
-from gatecore.auth.policy import MASTER_ID, KeyPolicy
 from gatecore.auth.token_policy import token_policy
 from gatecore.config import AuthConfig
 from gatecore.errors import AuthenticationFailed
 from gatecore.identity.records import TEAM, USER, Tenant
-from gatecore.identity.secrets import KeyHasher, visible_prefix
+from gatecore.identity.secrets import KeyHasher, hash_secret, visible_prefix
 from gatecore.identity.snapshot import KeyTable
+from gatecore.policy.key_policy import MASTER_ID, KeyPolicy
 from gatecore.request import RequestContext
 
 log = logging.getLogger("gatecore.auth")
@@ -36,11 +36,6 @@ def client_secret(headers: Any) -> str | None:
         return str(authorization[7:].strip())
     key = headers.get("x-api-key")
     return None if key is None else str(key)
-
-
-def hash_secret(config: AuthConfig) -> str | None:
-    """The server secret keying stored key hashes: auth.key_hash_secret, else the master key."""
-    return config.key_hash_secret or config.master_key
 
 
 class AuthStage:

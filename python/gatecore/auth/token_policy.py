@@ -7,9 +7,9 @@ and limits apply to it as to the team's keys; the token's own models claim can o
 from __future__ import annotations
 
 from gatecore.auth.jwt import JwtIdentity
-from gatecore.auth.policy import KeyPolicy
 from gatecore.identity.records import Tenant
 from gatecore.identity.snapshot import logs_bodies, scope_of
+from gatecore.policy.key_policy import KeyPolicy
 
 
 def token_policy(identity: JwtIdentity, teams: dict[str, Tenant], users: dict[str, Tenant]) -> KeyPolicy:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
-import msgspec
 import orjson
+
+from gatecore.policy.fields import KeyPolicyFields, PolicyFields
 
 ORG: Final = "org"
 TEAM: Final = "team"
@@ -23,7 +25,7 @@ def new_id(kind: str) -> str:
     return f"{kind}_{os.urandom(8).hex()}"
 
 
-class Tenant(msgspec.Struct, kw_only=True):
+class Tenant(PolicyFields, kw_only=True):
     """An organization, team or user: allowed models and limits, under a parent of the level above."""
 
     id: str
@@ -31,42 +33,11 @@ class Tenant(msgspec.Struct, kw_only=True):
     name: str
     parent_id: str | None = None
     email: str | None = None
-    models: list[str] | None = None  # None: every model the parent allows
-    rpm: int | None = None
-    tpm: int | None = None
-    max_parallel: int | None = None
-    budget_usd: float | None = None
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
 
 
-TENANT_COLUMNS = (
-    "id, kind, name, parent_id, email, models, rpm, tpm, max_parallel, budget_usd, metadata, "
-    "created_at, updated_at"
-)
-
-
-def tenant_from_row(row: tuple[Any, ...]) -> Tenant:
-    (id_, kind, name, parent_id, email, models, rpm, tpm, parallel, budget, metadata, created, updated) = row
-    return Tenant(
-        id=id_,
-        kind=kind,
-        name=name,
-        parent_id=parent_id,
-        email=email,
-        models=_json_or_none(models),
-        rpm=rpm,
-        tpm=tpm,
-        max_parallel=parallel,
-        budget_usd=budget,
-        metadata=orjson.loads(metadata),
-        created_at=created,
-        updated_at=updated,
-    )
-
-
-class ApiKey(msgspec.Struct, kw_only=True):
+class ApiKey(KeyPolicyFields, kw_only=True):
     """A virtual API key. Only the keyed hash of its secret is kept; `prefix` is safe to show."""
 
     id: str
@@ -78,13 +49,6 @@ class ApiKey(msgspec.Struct, kw_only=True):
     team_id: str | None = None
     user_id: str | None = None
     role: str | None = None  # None: inference only
-    models: list[str] | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    max_parallel: int | None = None
-    budget_usd: float | None = None
-    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
-    tags: list[str] = msgspec.field(default_factory=list)
     expires_at: float | None = None
     revoked_at: float | None = None
     created_by: str = ""
@@ -92,64 +56,32 @@ class ApiKey(msgspec.Struct, kw_only=True):
     updated_at: float = 0.0
 
 
-KEY_COLUMNS = (
-    "id, name, prefix, hash, previous_hash, previous_valid_until, team_id, user_id, role, models, rpm, "
-    "tpm, max_parallel, budget_usd, metadata, tags, expires_at, revoked_at, created_by, created_at, "
-    "updated_at"
-)
+# A record's fields are its table's columns, by name and in this order (so a policy field added to
+# PolicyFields is read and written once its migration adds the column). These hold JSON text:
+_JSON_COLUMNS = frozenset({"models", "metadata", "tags"})
+TENANT_COLUMNS = ", ".join(Tenant.__struct_fields__)
+KEY_COLUMNS = ", ".join(ApiKey.__struct_fields__)
+
+R = TypeVar("R", Tenant, ApiKey)
 
 
-def key_from_row(row: tuple[Any, ...]) -> ApiKey:
-    (
-        id_,
-        name,
-        prefix,
-        hash_,
-        previous_hash,
-        previous_until,
-        team_id,
-        user_id,
-        role,
-        models,
-        rpm,
-        tpm,
-        parallel,
-        budget,
-        metadata,
-        tags,
-        expires_at,
-        revoked_at,
-        created_by,
-        created_at,
-        updated_at,
-    ) = row
-    return ApiKey(
-        id=id_,
-        name=name,
-        prefix=prefix,
-        hash=hash_,
-        previous_hash=previous_hash,
-        previous_valid_until=previous_until,
-        team_id=team_id,
-        user_id=user_id,
-        role=role,
-        models=_json_or_none(models),
-        rpm=rpm,
-        tpm=tpm,
-        max_parallel=parallel,
-        budget_usd=budget,
-        metadata=orjson.loads(metadata),
-        tags=orjson.loads(tags),
-        expires_at=expires_at,
-        revoked_at=revoked_at,
-        created_by=created_by,
-        created_at=created_at,
-        updated_at=updated_at,
-    )
+def _row_reader(record: type[R]) -> Callable[[tuple[Any, ...]], R]:
+    # The JSON positions found once: a reload reads every key row (compile_keys), so this stays lean.
+    names = record.__struct_fields__
+    json_at = tuple(i for i, name in enumerate(names) if name in _JSON_COLUMNS)
+
+    def read(row: tuple[Any, ...]) -> R:
+        values = list(row)
+        for i in json_at:
+            if values[i] is not None:
+                values[i] = orjson.loads(values[i])
+        return record(**dict(zip(names, values, strict=True)))
+
+    return read
 
 
-def _json_or_none(value: str | None) -> Any:
-    return None if value is None else orjson.loads(value)
+tenant_from_row = _row_reader(Tenant)  # a tenant from its row, in TENANT_COLUMNS order
+key_from_row = _row_reader(ApiKey)  # a key from its row, in KEY_COLUMNS order
 
 
 def json_or_none(value: Any) -> str | None:
@@ -157,47 +89,32 @@ def json_or_none(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def tenant_values(t: Tenant) -> tuple[Any, ...]:
-    """The row of a tenant, in TENANT_COLUMNS order."""
-    return (
-        t.id,
-        t.kind,
-        t.name,
-        t.parent_id,
-        t.email,
-        json_or_none(t.models),
-        t.rpm,
-        t.tpm,
-        t.max_parallel,
-        None if t.budget_usd is None else float(t.budget_usd),
-        orjson.dumps(t.metadata).decode(),
-        t.created_at,
-        t.updated_at,
-    )
+def _column_value(name: str, value: Any) -> Any:
+    if name in _JSON_COLUMNS:
+        return json_or_none(value)
+    if name == "budget_usd" and value is not None:
+        return float(value)  # an int from a JSON body is stored as the REAL it is
+    return value
 
 
-def key_values(k: ApiKey) -> tuple[Any, ...]:
-    """The row of a key, in KEY_COLUMNS order."""
-    return (
-        k.id,
-        k.name,
-        k.prefix,
-        k.hash,
-        k.previous_hash,
-        k.previous_valid_until,
-        k.team_id,
-        k.user_id,
-        k.role,
-        json_or_none(k.models),
-        k.rpm,
-        k.tpm,
-        k.max_parallel,
-        None if k.budget_usd is None else float(k.budget_usd),
-        orjson.dumps(k.metadata).decode(),
-        orjson.dumps(k.tags).decode(),
-        k.expires_at,
-        k.revoked_at,
-        k.created_by,
-        k.created_at,
-        k.updated_at,
-    )
+def row_values(record: Tenant | ApiKey, columns: tuple[str, ...] | None = None) -> tuple[Any, ...]:
+    """The row of a record: every column (TENANT_COLUMNS or KEY_COLUMNS order), or only `columns`."""
+    names = record.__struct_fields__ if columns is None else columns
+    return tuple(_column_value(name, getattr(record, name)) for name in names)
+
+
+def insert_statement(table: str, record: type[Tenant | ApiKey]) -> str:
+    """`INSERT INTO table (…) VALUES ($1, …)` of every column: pass `row_values(record)`."""
+    fields = record.__struct_fields__
+    placeholders = ", ".join(f"${i}" for i in range(1, len(fields) + 1))
+    return f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({placeholders})"
+
+
+def update_statement(
+    table: str, record: type[Tenant | ApiKey], fixed: tuple[str, ...]
+) -> tuple[str, tuple[str, ...]]:
+    """`UPDATE table SET … WHERE id = $1` of every column but `id` and `fixed`, and those columns in
+    parameter order ($2 onwards): pass `row_values(record, columns)` after the id."""
+    columns = tuple(n for n in record.__struct_fields__ if n != "id" and n not in fixed)
+    sets = ", ".join(f"{name}=${i}" for i, name in enumerate(columns, start=2))
+    return f"UPDATE {table} SET {sets} WHERE id = $1", columns

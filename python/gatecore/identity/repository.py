@@ -24,17 +24,24 @@ from gatecore.identity.records import (
     USER,
     ApiKey,
     Tenant,
+    insert_statement,
     key_from_row,
-    key_values,
     new_id,
+    row_values,
     tenant_from_row,
-    tenant_values,
+    update_statement,
 )
 from gatecore.identity.rules import check_narrows
 from gatecore.identity.secrets import KeyHasher, new_key_secret, visible_prefix
 from gatecore.store.base import ConstraintViolation, Row, Store, StoreError, Transaction
 
 T = TypeVar("T")
+
+_INSERT_TENANT = insert_statement("tenants", Tenant)
+_INSERT_KEY = insert_statement("api_keys", ApiKey)
+# What an update rewrites: every column but the id and these.
+_UPDATE_TENANT, _TENANT_UPDATED = update_statement("tenants", Tenant, fixed=("kind", "created_at"))
+_UPDATE_KEY, _KEY_UPDATED = update_statement("api_keys", ApiKey, fixed=("created_by", "created_at"))
 
 
 class IdentityRepository:
@@ -142,10 +149,7 @@ class IdentityRepository:
         async with self._write() as tx:
             parent = await self._parent_of(tx, tenant)
             check_narrows(tenant, parent, tenant.kind)
-            await tx.execute(
-                f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
-                *tenant_values(tenant),
-            )
+            await tx.execute(_INSERT_TENANT, *row_values(tenant))
             await record(
                 tx, AuditEntry(actor, f"{tenant.kind}.create", tenant.kind, tenant.id, shown_tenant(tenant))
             )
@@ -164,14 +168,7 @@ class IdentityRepository:
             tenant.updated_at = time.time()
             parent = await self._parent_of(tx, tenant)
             check_narrows(tenant, parent, kind)
-            values = tenant_values(tenant)
-            await tx.execute(
-                "UPDATE tenants SET name=$2, parent_id=$3, email=$4, models=$5, rpm=$6, tpm=$7, "
-                "max_parallel=$8, budget_usd=$9, metadata=$10, updated_at=$11 WHERE id = $1",
-                values[0],
-                *values[2:11],
-                values[12],
-            )
+            await tx.execute(_UPDATE_TENANT, tenant.id, *row_values(tenant, _TENANT_UPDATED))
             await record(tx, AuditEntry(actor, f"{kind}.update", kind, tenant.id, without_secrets(changes)))
         return tenant
 
@@ -216,11 +213,7 @@ class IdentityRepository:
             await self._resolve_key_owner(tx, key)
             if check is not None:
                 check(key)
-            await tx.execute(
-                f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES "
-                "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)",
-                *key_values(key),
-            )
+            await tx.execute(_INSERT_KEY, *row_values(key))
             await record(tx, AuditEntry(actor, "key.create", "key", key.id, shown_key(key)))
         return key, secret
 
@@ -358,10 +351,4 @@ async def _locked_key(tx: Transaction, key_id: str) -> ApiKey:
 
 
 async def _store_key(tx: Transaction, key: ApiKey) -> None:
-    await tx.execute(
-        "UPDATE api_keys SET name=$2, prefix=$3, hash=$4, previous_hash=$5, previous_valid_until=$6, "
-        "team_id=$7, user_id=$8, role=$9, models=$10, rpm=$11, tpm=$12, max_parallel=$13, budget_usd=$14, "
-        "metadata=$15, tags=$16, expires_at=$17, revoked_at=$18, updated_at=$19 WHERE id = $1",
-        *key_values(key)[:18],
-        key.updated_at,
-    )
+    await tx.execute(_UPDATE_KEY, key.id, *row_values(key, _KEY_UPDATED))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from gatecore.errors import Unprocessable
 from gatecore.identity.records import ApiKey, Tenant
-
-LIMIT_FIELDS = ("rpm", "tpm", "max_parallel", "budget_usd")
+from gatecore.policy.fields import LIMIT_FIELDS
 
 
 def check_narrows(child: Tenant | ApiKey, parent: Tenant | None, what: str) -> None:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gatecore.config import AuthConfig
 
 KEY_PREFIX = "gk-"
 _VISIBLE = 6  # characters after `gk-` that are safe to show
@@ -23,6 +27,11 @@ def visible_prefix(secret: str) -> str:
     if secret.startswith(KEY_PREFIX):
         return secret[: len(KEY_PREFIX) + _VISIBLE]
     return secret[:_VISIBLE]
+
+
+def hash_secret(config: AuthConfig) -> str | None:
+    """The server secret keying stored key hashes: auth.key_hash_secret, else the master key."""
+    return config.key_hash_secret or config.master_key
 
 
 _BLOCK = 64  # SHA-256's block size

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gatecore.auth.policy import KeyPolicy, Scope
 from gatecore.identity.records import Tenant, key_from_row
+from gatecore.policy.fields import limits_of
+from gatecore.policy.key_policy import KeyPolicy, Scope
 from gatecore.store.base import Row
 
 # A table entry: the policy, and until when this secret is accepted (None: no rotation grace limit).
@@ -23,9 +24,7 @@ def scope_of(tenant: Tenant | None) -> Scope | None:
     """The limits-bearing view of a tenant that policies carry."""
     if tenant is None:
         return None
-    return Scope(
-        tenant.kind, tenant.id, tenant.name, tenant.rpm, tenant.tpm, tenant.max_parallel, tenant.budget_usd
-    )
+    return Scope(tenant.kind, tenant.id, tenant.name, **limits_of(tenant))
 
 
 def logs_bodies(team: Tenant | None) -> bool:
@@ -72,10 +71,7 @@ async def compile_keys(tenants: list[Tenant], key_rows: list[Row]) -> KeyTable:
             team=scope_of(team),
             user=scope_of(user),
             org=scope_of(org),
-            rpm=key.rpm,
-            tpm=key.tpm,
-            max_parallel=key.max_parallel,
-            budget_usd=key.budget_usd,
+            **limits_of(key),
             metadata=key.metadata,
             tags=tuple(key.tags),
             expires_at=key.expires_at,

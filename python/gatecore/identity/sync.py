@@ -10,19 +10,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Protocol
 
-from gatecore.auth.stage import AuthStage
 from gatecore.errors import GatewayError
+from gatecore.identity.records import Tenant
 from gatecore.identity.repository import IdentityRepository
-from gatecore.identity.snapshot import compile_keys
+from gatecore.identity.snapshot import KeyTable, compile_keys
 
 log = logging.getLogger("gatecore.identity")
+
+
+class KeyTableHolder(Protocol):
+    """Whoever serves from the compiled key table (the auth stage, structurally): identity sits below
+    the stages, so it names only what it calls."""
+
+    def install(self, stored: KeyTable, tenants: list[Tenant]) -> None:
+        """Replace the store's keys and the tenants they belong to."""
 
 
 class IdentitySync:
     """Loads the key table at start, then reloads it whenever the store's change counter moves."""
 
-    def __init__(self, repository: IdentityRepository, auth: AuthStage, interval_s: float):
+    def __init__(self, repository: IdentityRepository, auth: KeyTableHolder, interval_s: float):
         self.repository = repository
         self.auth = auth
         self.interval_s = interval_s

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from gatecore.auth.policy import KeyPolicy
 from gatecore.config.limits import BudgetsConfig
 from gatecore.limits.periods import PeriodClock, budget_clock
 from gatecore.limits.rules import BUDGET, Rule
+from gatecore.policy.key_policy import KeyPolicy
 
 MICROS = 1_000_000  # spend is counted in micro-dollars (integer cells)
 _NONE: list[Rule] = []  # the same (never changed) object every time: the limits stage caches on it

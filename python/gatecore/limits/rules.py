@@ -7,8 +7,8 @@ table (one machine) or Redis (many) count each scope once.
 
 from __future__ import annotations
 
-from gatecore.auth.policy import KeyPolicy, Scope
 from gatecore.config.limits import LimitsConfig, RateLimitConfig
+from gatecore.policy.key_policy import KeyPolicy, Scope
 
 RPM = 0  # requests per minute (GCRA)
 TPM = 1  # tokens per minute (GCRA, cost = estimated tokens)

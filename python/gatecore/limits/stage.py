@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from gatecore._core import CounterTable, RulePlan
-from gatecore.auth.policy import KeyPolicy
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import BudgetExceeded, GatewayError, LimitsUnavailable, RateLimited
 from gatecore.limits.alerts import post_alert
@@ -23,6 +22,7 @@ from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
 from gatecore.limits.grant import Grant
 from gatecore.limits.local import LocalLimiter
 from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule, RuleBook
+from gatecore.policy.key_policy import KeyPolicy
 from gatecore.pricing.book import PriceBook
 from gatecore.request import EMBEDDINGS, RequestContext
 from gatecore.request.tokens import count_input_tokens

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import UPSTREAM_ERRORS, GatewayError
-from gatecore.ledger.body_log import body_capture_stage
 from gatecore.ledger.run_tag import RunTag
 from gatecore.pipeline.debug_timing import DebugTiming
 from gatecore.pipeline.read_body import ReadBody
@@ -28,6 +27,7 @@ from gatecore.pipeline.recording import Recording
 from gatecore.pipeline.upstream_call import UpstreamCall
 from gatecore.request import Endpoint, RequestContext
 from gatecore.routing.stage import RouteStage
+from gatecore.telemetry.body_log import body_capture_stage
 
 if TYPE_CHECKING:
     from gatecore.auth.stage import AuthStage

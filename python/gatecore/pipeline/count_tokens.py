@@ -4,7 +4,7 @@ the routed deployment's tokenizer is the answer."""
 from __future__ import annotations
 
 from gatecore.request import RequestContext
-from gatecore.translate.anthropic_request import decode_messages_request, openai_chat_request
+from gatecore.translate.anthropic_request_to_hub import decode_messages_request, openai_chat_request
 from gatecore.translate.anthropic_tokens import count_request_tokens
 
 _JSON_HEADERS = [("content-type", "application/json")]

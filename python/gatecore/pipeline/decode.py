@@ -15,8 +15,8 @@ import msgspec
 from gatecore.errors import InvalidRequest
 from gatecore.request import CHAT, RequestContext
 from gatecore.routing.capabilities import IMAGE_PART, chat_needs, translated_needs
-from gatecore.translate.anthropic_request import translate_messages_request
-from gatecore.translate.anthropic_stream import AnthropicEncoder
+from gatecore.translate.anthropic_request_to_hub import translate_messages_request
+from gatecore.translate.hub_stream_to_anthropic import AnthropicEncoder
 
 _AT_PATH = re.compile(r" - at `\$\.?([^`]{0,200})`$")
 

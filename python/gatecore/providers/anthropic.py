@@ -1,8 +1,8 @@
 """Anthropic's Messages API (POST {base_url}/v1/messages) behind the OpenAI hub format.
 
-Requests are translated by anthropic_request.py, streams by anthropic_stream.py; whole answers and
-errors here. Auth is `x-api-key` with `anthropic-version` (providers[].api_version, default
-2023-06-01).
+Requests are translated by hub_to_anthropic_request.py, streams by anthropic_stream_to_hub.py;
+whole answers and errors here. Auth is `x-api-key` with `anthropic-version` (providers[].api_version,
+default 2023-06-01).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import orjson
 
 from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
 from gatecore.errors import GatewayError, UpstreamError, UpstreamProtocolError
-from gatecore.providers.anthropic_request import anthropic_request
-from gatecore.providers.anthropic_stream import (
+from gatecore.providers.anthropic_stream_to_hub import (
     ERROR_TYPES,
     FINISH_REASONS,
     AnthropicStreamDecoder,
     anthropic_usage,
 )
 from gatecore.providers.base import StreamDecoder, require_chat
-from gatecore.providers.chat_request import load_chat
+from gatecore.providers.from_hub_request import load_chat
+from gatecore.providers.hub_to_anthropic_request import anthropic_request
 from gatecore.providers.json_post import JsonPost
 from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
 from gatecore.request import RequestContext

@@ -19,18 +19,13 @@ from gatecore._core import EventStreamDecoder
 from gatecore.config.schema import ProviderConfig, bedrock_region
 from gatecore.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from gatecore.providers.base import StreamDecoder, require_chat
-from gatecore.providers.bedrock_translate import (
-    KIND,
-    build_converse,
-    converse_usage,
-    decode_converse,
-    finish_reason,
-)
-from gatecore.providers.chat_request import load_chat
-from gatecore.providers.completion_bodies import decode_json, stream_error
+from gatecore.providers.bedrock_response_to_hub import converse_usage, decode_converse, finish_reason
+from gatecore.providers.from_hub_request import load_chat
+from gatecore.providers.hub_to_bedrock_request import KIND, build_converse
 from gatecore.providers.json_post import JsonPost
-from gatecore.providers.openai_chunks import DONE, ChunkWriter
 from gatecore.providers.sigv4 import SigV4Signer
+from gatecore.providers.to_hub_bodies import decode_json, stream_error
+from gatecore.providers.to_hub_chunks import DONE, ChunkWriter
 from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
 from gatecore.request import RequestContext
 from gatecore.upstream.pool import Origin, PoolSet

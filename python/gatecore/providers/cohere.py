@@ -15,14 +15,13 @@ from typing import Any
 import orjson
 
 from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
-from gatecore.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamProtocolError
-from gatecore.providers.base import StreamDecoder, require_chat
-from gatecore.providers.chat_request import (
+from gatecore.errors import InvalidRequest, UpstreamProtocolError
+from gatecore.providers.base import StreamDecoder
+from gatecore.providers.from_hub_request import (
     NO_LOGPROBS_AUDIO_PREDICTION,
     JsonObject,
     content_parts,
     functions_of,
-    load_chat,
     max_tokens_of,
     messages_of,
     n_of,
@@ -33,15 +32,12 @@ from gatecore.providers.chat_request import (
     tool_choice_of,
     untranslatable,
 )
-from gatecore.providers.completion_bodies import chat_completion_body, decode_json, stream_error, tool_call
-from gatecore.providers.json_post import JsonPost, bearer_headers
-from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
+from gatecore.providers.json_provider import ChatJsonProvider
 from gatecore.providers.sse_events import SseEventSplitter
-from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
+from gatecore.providers.to_hub_bodies import chat_completion_body, decode_json, stream_error, tool_call
+from gatecore.providers.to_hub_chunks import DONE, ChunkWriter, usage_object
 from gatecore.request import RequestContext
 from gatecore.upstream.pool import PoolSet
-from gatecore.upstream.response import UpstreamResponse
-from gatecore.upstream.timeouts import Timeouts
 
 KIND = "cohere"
 _UNSUPPORTED: dict[str, tuple[object, ...]] = NO_LOGPROBS_AUDIO_PREDICTION
@@ -217,23 +213,18 @@ class CohereStreamDecoder:
         return DONE
 
 
-class CohereProvider:
+class CohereProvider(ChatJsonProvider):
     """Cohere `/v2/chat`."""
 
+    kind = KIND
+    path = "/v2/chat"
+    error_field = "message"
+
     def __init__(self, config: ProviderConfig, pools: PoolSet):
-        self.name = config.name
-        self.tokenizer = config.tokenizer
-        headers = bearer_headers(config, {"accept": "application/json"})
-        self.post = JsonPost(config.base_url or DEFAULT_BASE_URLS[KIND], pools, headers)
+        super().__init__(config, pools, DEFAULT_BASE_URLS[KIND], {"accept": "application/json"})
 
-    async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
-        require_chat(ctx, KIND)
-        body = orjson.dumps(build_chat(load_chat(ctx.body), upstream_model, ctx.stream))
-        return await self.post.send(ctx, "/v2/chat", body, timeouts)
-
-    def is_stream(self, ctx: RequestContext, response: UpstreamResponse) -> bool:
-        # A 2xx answer in another format fails the SSE splitter's first check: an error event.
-        return ctx.stream and response.status < 400
+    def chat_body(self, doc: JsonObject, model: str, stream: bool) -> JsonObject:
+        return build_chat(doc, model, stream)
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder | None:
         return CohereStreamDecoder(ChunkWriter(f"chatcmpl-{ctx.request_id}", ctx.client_model))
@@ -265,10 +256,3 @@ class CohereProvider:
             cohere_usage(doc.get("usage")),
             calls,
         )
-
-    def decode_error(self, status: int, body: bytes) -> GatewayError:
-        doc = json_object(body)
-        message = doc.get("message") if doc else None
-        if not isinstance(message, str):
-            return unshaped_error(status, body)
-        return UpstreamError(message, status=status, type_=openai_error_type(status), code="upstream_error")

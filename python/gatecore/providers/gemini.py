@@ -1,8 +1,8 @@
 """Google's Gemini API (generativelanguage.googleapis.com) behind the OpenAI hub format.
 
 POST {base_url}/v1beta/models/{model}:generateContent, or :streamGenerateContent?alt=sse for
-streams, authenticated with `x-goog-api-key`. Requests are translated by gemini_request.py, answers
-by gemini_stream.py; errors (`{"error": {"code", "message", "status"}}`) here.
+streams, authenticated with `x-goog-api-key`. Requests are translated by hub_to_gemini_request.py,
+answers by gemini_response_to_hub.py; errors (`{"error": {"code", "message", "status"}}`) here.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import orjson
 from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
 from gatecore.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from gatecore.providers.base import StreamDecoder, require_chat
-from gatecore.providers.chat_request import load_chat
-from gatecore.providers.gemini_request import gemini_request
-from gatecore.providers.gemini_stream import GeminiStreamDecoder, openai_completion
+from gatecore.providers.from_hub_request import load_chat
+from gatecore.providers.gemini_response_to_hub import GeminiStreamDecoder, openai_completion
+from gatecore.providers.hub_to_gemini_request import gemini_request
 from gatecore.providers.json_post import JsonPost
 from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
 from gatecore.request import RequestContext

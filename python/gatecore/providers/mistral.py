@@ -21,7 +21,7 @@ import orjson
 from gatecore.config.schema import ProviderConfig
 from gatecore.errors import GatewayError, UpstreamError
 from gatecore.providers.base import require_chat
-from gatecore.providers.chat_request import load_chat, reject_set
+from gatecore.providers.from_hub_request import load_chat, reject_set
 from gatecore.providers.openai_compat import OpenAICompatProvider
 from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
 from gatecore.request import RequestContext

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import orjson
 
-from gatecore.config.schema import ProviderConfig
-from gatecore.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamProtocolError
-from gatecore.providers.base import StreamDecoder, require_chat
-from gatecore.providers.chat_request import (
+from gatecore.errors import InvalidRequest, UpstreamProtocolError
+from gatecore.providers.base import StreamDecoder
+from gatecore.providers.from_hub_request import (
     NO_LOGPROBS_AUDIO_PREDICTION,
     JsonObject,
     arguments_of,
     content_parts,
     functions_of,
     image_url_of,
-    load_chat,
     max_tokens_of,
     messages_of,
     n_of,
@@ -32,14 +30,10 @@ from gatecore.providers.chat_request import (
     tool_choice_of,
     untranslatable,
 )
-from gatecore.providers.completion_bodies import chat_completion_body, decode_json, stream_error, tool_call
-from gatecore.providers.json_post import JsonPost, bearer_headers
-from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
-from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
+from gatecore.providers.json_provider import ChatJsonProvider
+from gatecore.providers.to_hub_bodies import chat_completion_body, decode_json, stream_error, tool_call
+from gatecore.providers.to_hub_chunks import DONE, ChunkWriter, usage_object
 from gatecore.request import RequestContext
-from gatecore.upstream.pool import PoolSet
-from gatecore.upstream.response import UpstreamResponse
-from gatecore.upstream.timeouts import Timeouts
 
 KIND = "ollama"
 # Request fields with no Ollama equivalent, and the value that means "not used".
@@ -210,24 +204,14 @@ class OllamaStreamDecoder:
         return out + DONE
 
 
-class OllamaProvider:
+class OllamaProvider(ChatJsonProvider):
     """Ollama's `/api/chat`."""
 
-    def __init__(self, config: ProviderConfig, pools: PoolSet):
-        assert config.base_url is not None
-        self.name = config.name
-        self.tokenizer = config.tokenizer
-        self.post = JsonPost(config.base_url, pools, bearer_headers(config))
+    kind = KIND
+    path = "/api/chat"
 
-    async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
-        require_chat(ctx, KIND)
-        body = orjson.dumps(build_chat(load_chat(ctx.body), upstream_model, ctx.stream))
-        return await self.post.send(ctx, "/api/chat", body, timeouts)
-
-    def is_stream(self, ctx: RequestContext, response: UpstreamResponse) -> bool:
-        # Any 2xx answer to a stream request is decoded as NDJSON: a wrong content type shows as
-        # bad lines, ending the client's stream with an error event.
-        return ctx.stream and response.status < 400
+    def chat_body(self, doc: JsonObject, model: str, stream: bool) -> JsonObject:
+        return build_chat(doc, model, stream)
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder | None:
         return OllamaStreamDecoder(
@@ -251,10 +235,3 @@ class OllamaProvider:
             [tool_call(*c) for c in calls],
             thinking,
         )
-
-    def decode_error(self, status: int, body: bytes) -> GatewayError:
-        doc = json_object(body)
-        message = doc.get("error") if doc else None
-        if not isinstance(message, str):
-            return unshaped_error(status, body)
-        return UpstreamError(message, status=status, type_=openai_error_type(status), code="upstream_error")

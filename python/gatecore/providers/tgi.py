@@ -2,7 +2,7 @@
 `/generate_stream` (SSE: `{"token": {...}, "generated_text", "details"}` per token).
 
 `/v1/completions` sends the prompt as `inputs`; `/v1/chat/completions` renders the messages with the
-provider's `chat_template` (chat_prompt.py). Sampling goes in `parameters` (max_tokens →
+provider's `chat_template` (hub_chat_to_prompt.py). Sampling goes in `parameters` (max_tokens →
 `max_new_tokens`, stop → `stop`, response_format json_schema → `grammar`); finish reasons
 eos_token/stop_sequence → stop, length → length. TGI reports generated tokens (and, in streams, the
 input length); a prompt count it does not report is counted by the gateway with the provider's
@@ -11,16 +11,12 @@ tokenizer.
 
 from __future__ import annotations
 
-import orjson
+from typing import Any
 
-from gatecore._core import count_tokens
-from gatecore.config.schema import ProviderConfig
 from gatecore.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamProtocolError
 from gatecore.providers.base import StreamDecoder
-from gatecore.providers.chat_prompt import chat_turns, render_prompt
-from gatecore.providers.chat_request import (
+from gatecore.providers.from_hub_request import (
     JsonObject,
-    load_chat,
     max_tokens_of,
     n_of,
     reject_set,
@@ -28,21 +24,17 @@ from gatecore.providers.chat_request import (
     stop_sequences_of,
     untranslatable,
 )
-from gatecore.providers.completion_bodies import (
+from gatecore.providers.hub_chat_to_prompt import chat_turns, render_prompt
+from gatecore.providers.json_provider import PromptJsonProvider
+from gatecore.providers.sse_events import SseEventSplitter
+from gatecore.providers.to_hub_bodies import (
     TextChunkWriter,
-    chat_completion_body,
     decode_json,
     stream_error,
-    text_completion_body,
 )
-from gatecore.providers.json_post import JsonPost, bearer_headers
-from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
-from gatecore.providers.sse_events import SseEventSplitter
-from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
+from gatecore.providers.to_hub_chunks import DONE, ChunkWriter, usage_object
+from gatecore.providers.upstream_errors import openai_error_type
 from gatecore.request import CHAT, COMPLETIONS, RequestContext
-from gatecore.upstream.pool import PoolSet
-from gatecore.upstream.response import UpstreamResponse
-from gatecore.upstream.timeouts import Timeouts
 
 KIND = "tgi"
 _UNSUPPORTED: dict[str, tuple[object, ...]] = {"logit_bias": ({},), "logprobs": (False,), "audio": ()}
@@ -143,36 +135,19 @@ class TgiStreamDecoder:
         return DONE
 
 
-class TgiProvider:
+class TgiProvider(PromptJsonProvider):
     """TGI's native `/generate` and `/generate_stream`."""
 
-    def __init__(self, config: ProviderConfig, pools: PoolSet):
-        assert config.base_url is not None
-        self.name = config.name
-        self.tokenizer = config.tokenizer
-        self.template = config.chat_template
-        self.post = JsonPost(config.base_url, pools, bearer_headers(config))
+    kind = KIND
 
-    async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
-        doc = load_chat(ctx.body)
-        body = orjson.dumps(build_generate(doc, prompt_of(ctx, doc, self.template)))
-        return await self.post.send(ctx, "/generate_stream" if ctx.stream else "/generate", body, timeouts)
+    def prompt(self, ctx: RequestContext, doc: JsonObject) -> str:
+        return prompt_of(ctx, doc, self.template)
 
-    def is_stream(self, ctx: RequestContext, response: UpstreamResponse) -> bool:
-        return ctx.stream and response.status < 400
-
-    def _prompt_tokens(self, ctx: RequestContext) -> int:
-        doc = load_chat(ctx.body)
-        return count_tokens(prompt_of(ctx, doc, self.template), self.tokenizer)
+    def generate(self, doc: JsonObject, prompt: str, model: str, stream: bool) -> tuple[str, JsonObject]:
+        return "/generate_stream" if stream else "/generate", build_generate(doc, prompt)
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder | None:
-        rid, model = ctx.request_id, ctx.client_model
-        writer = (
-            ChunkWriter(f"chatcmpl-{rid}", model)
-            if ctx.endpoint is CHAT
-            else TextChunkWriter(f"cmpl-{rid}", model)
-        )
-        return TgiStreamDecoder(writer, self._prompt_tokens(ctx))
+        return TgiStreamDecoder(self.writer(ctx), self.prompt_tokens(ctx))
 
     def decode_body(self, ctx: RequestContext, body: bytes) -> bytes:
         doc = decode_json(body, "a response")
@@ -182,18 +157,12 @@ class TgiProvider:
         else:  # some TGI versions answer /generate with a one-element array
             raise UpstreamProtocolError("The upstream response has no generated_text.")
         generated = details.get("generated_tokens") if isinstance(details, dict) else None
-        usage = usage_object(self._prompt_tokens(ctx), generated if isinstance(generated, int) else 0)
-        reason = finish_reason(details)
-        if ctx.endpoint is CHAT:
-            return chat_completion_body(f"chatcmpl-{ctx.request_id}", ctx.client_model, text, reason, usage)
-        return text_completion_body(f"cmpl-{ctx.request_id}", ctx.client_model, text, reason, usage)
+        usage = usage_object(self.prompt_tokens(ctx), generated if isinstance(generated, int) else 0)
+        return self.completion_body(ctx, text, finish_reason(details), usage)
 
-    def decode_error(self, status: int, body: bytes) -> GatewayError:
-        doc = json_object(body)
-        message = doc.get("error") if doc else None
-        if not isinstance(message, str):
-            return unshaped_error(status, body)
-        error_type = doc.get("error_type") if doc else None
+    def upstream_error(self, status: int, message: str, doc: dict[str, Any]) -> GatewayError:
+        """TGI's `error_type` kept in the code; `overloaded` is a rate limit to the client."""
+        error_type = doc.get("error_type")
         code = f"tgi_{error_type}" if isinstance(error_type, str) else "upstream_error"
         type_ = "rate_limit_error" if error_type == "overloaded" else openai_error_type(status)
         return UpstreamError(message, status=status, type_=type_, code=code)

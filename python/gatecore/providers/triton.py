@@ -2,7 +2,7 @@
 `/generate_stream` (SSE, one `{"text_output": ...}` object per event, `{"error": ...}` on failure).
 
 The request is `{"text_input", "max_tokens", "stream", "parameters": {...}}`: the prompt is the
-completions `prompt` or the chat messages rendered with `chat_template` (chat_prompt.py); top-level
+completions `prompt` or the chat messages rendered with `chat_template` (hub_chat_to_prompt.py); top-level
 `max_tokens` and `stream` reach the model as inputs (TensorRT-LLM's ensemble names), sampling goes in
 `parameters` (temperature, top_p, top_k, seed: scalars, as the extension requires), and stop strings
 go as the top-level `stop_words` input (a list cannot be a parameter). Triton reports neither a
@@ -14,36 +14,26 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import orjson
-
 from gatecore._core import count_tokens
-from gatecore.config.schema import ProviderConfig
-from gatecore.errors import GatewayError, UpstreamError, UpstreamProtocolError
+from gatecore.errors import UpstreamProtocolError
 from gatecore.providers.base import StreamDecoder
-from gatecore.providers.chat_request import (
+from gatecore.providers.from_hub_request import (
     JsonObject,
-    load_chat,
     max_tokens_of,
     n_of,
     reject_set,
     stop_sequences_of,
 )
-from gatecore.providers.completion_bodies import (
-    TextChunkWriter,
-    chat_completion_body,
-    decode_json,
-    stream_error,
-    text_completion_body,
-)
-from gatecore.providers.json_post import JsonPost, bearer_headers
-from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
+from gatecore.providers.json_provider import PromptJsonProvider
 from gatecore.providers.sse_events import SseEventSplitter
 from gatecore.providers.tgi import prompt_of
-from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
-from gatecore.request import CHAT, RequestContext
-from gatecore.upstream.pool import PoolSet
-from gatecore.upstream.response import UpstreamResponse
-from gatecore.upstream.timeouts import Timeouts
+from gatecore.providers.to_hub_bodies import (
+    TextChunkWriter,
+    decode_json,
+    stream_error,
+)
+from gatecore.providers.to_hub_chunks import DONE, ChunkWriter, usage_object
+from gatecore.request import RequestContext
 
 KIND = "triton"
 _UNSUPPORTED: dict[str, tuple[object, ...]] = {
@@ -107,52 +97,25 @@ class TritonStreamDecoder:
         return writer.text("", "stop") + usage + DONE
 
 
-class TritonProvider:
+class TritonProvider(PromptJsonProvider):
     """Triton's generate extension."""
 
-    def __init__(self, config: ProviderConfig, pools: PoolSet):
-        assert config.base_url is not None
-        self.name = config.name
-        self.tokenizer = config.tokenizer
-        self.template = config.chat_template
-        self.post = JsonPost(config.base_url, pools, bearer_headers(config))
+    kind = KIND
 
-    async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
-        doc = load_chat(ctx.body)
-        body = orjson.dumps(build_generate(doc, prompt_of(ctx, doc, self.template), ctx.stream))
-        action = "generate_stream" if ctx.stream else "generate"
-        return await self.post.send(
-            ctx, f"/v2/models/{quote(upstream_model, safe='')}/{action}", body, timeouts
-        )
+    def prompt(self, ctx: RequestContext, doc: JsonObject) -> str:
+        return prompt_of(ctx, doc, self.template)
 
-    def is_stream(self, ctx: RequestContext, response: UpstreamResponse) -> bool:
-        return ctx.stream and response.status < 400
-
-    def _prompt_tokens(self, ctx: RequestContext) -> int:
-        return count_tokens(prompt_of(ctx, load_chat(ctx.body), self.template), self.tokenizer)
+    def generate(self, doc: JsonObject, prompt: str, model: str, stream: bool) -> tuple[str, JsonObject]:
+        action = "generate_stream" if stream else "generate"
+        return f"/v2/models/{quote(model, safe='')}/{action}", build_generate(doc, prompt, stream)
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder | None:
-        rid, model = ctx.request_id, ctx.client_model
-        writer = (
-            ChunkWriter(f"chatcmpl-{rid}", model)
-            if ctx.endpoint is CHAT
-            else TextChunkWriter(f"cmpl-{rid}", model)
-        )
-        return TritonStreamDecoder(writer, self._prompt_tokens(ctx), self.tokenizer)
+        return TritonStreamDecoder(self.writer(ctx), self.prompt_tokens(ctx), self.tokenizer)
 
     def decode_body(self, ctx: RequestContext, body: bytes) -> bytes:
         doc = decode_json(body, "a response")
         text = doc.get("text_output")
         if not isinstance(text, str):
             raise UpstreamProtocolError("The upstream response has no text_output.")
-        usage = usage_object(self._prompt_tokens(ctx), count_tokens(text, self.tokenizer))
-        if ctx.endpoint is CHAT:
-            return chat_completion_body(f"chatcmpl-{ctx.request_id}", ctx.client_model, text, "stop", usage)
-        return text_completion_body(f"cmpl-{ctx.request_id}", ctx.client_model, text, "stop", usage)
-
-    def decode_error(self, status: int, body: bytes) -> GatewayError:
-        doc = json_object(body)
-        message = doc.get("error") if doc else None
-        if not isinstance(message, str):
-            return unshaped_error(status, body)
-        return UpstreamError(message, status=status, type_=openai_error_type(status), code="upstream_error")
+        usage = usage_object(self.prompt_tokens(ctx), count_tokens(text, self.tokenizer))
+        return self.completion_body(ctx, text, "stop", usage)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from gatecore.auth.policy import KeyPolicy
     from gatecore.errors import GatewayError
+    from gatecore.policy.key_policy import KeyPolicy
     from gatecore.request.chunk_gaps import ChunkGaps
     from gatecore.request.stage_timing import StageTiming
     from gatecore.request.views import (

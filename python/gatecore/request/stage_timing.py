@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gatecore.auth.policy import KeyPolicy
+    from gatecore.policy.key_policy import KeyPolicy
 
 HEADER = "x-gatecore-timing"
 

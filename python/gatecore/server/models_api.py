@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from gatecore.auth.policy import KeyPolicy
 from gatecore.config.schema import CapabilitiesConfig, ModelConfig
 from gatecore.errors import NotFound
+from gatecore.policy.key_policy import KeyPolicy
 from gatecore.providers.model_table import model_facts
 from gatecore.routing.table import ModelRoute, RouteTable
 

@@ -133,7 +133,7 @@ class _Labels:
 
 
 class MetricsRecorder:
-    """A Recorder (pipeline/gateway.py) that aggregates finished requests into this worker's series.
+    """A Recorder (pipeline/recording.py) that aggregates finished requests into this worker's series.
 
     With `shared` (several workers), each change schedules a write of this worker's snapshot for the
     others' scrapes.

@@ -1,8 +1,8 @@
 """OpenTelemetry traces (`telemetry.tracing`): a server span per inference request and its children,
 exported over OTLP/HTTP by this worker.
 
-This module is imported only when tracing is enabled (pipeline/gateway.py), so with tracing off a
-request pays one attribute test (`gateway.tracing is not None`). Each worker builds its own span
+This module is imported only when tracing is enabled (worker.py), so with tracing off a
+request pays one attribute test (`Chain.tracing is not None`). Each worker builds its own span
 queue and exporter when its gateway is built, after granian started the worker process; the export
 task runs on the worker's loop (telemetry/otlp_export.py) and shutdown flushes what is queued.
 
@@ -80,7 +80,7 @@ def resource_attributes(service_name: str | None) -> dict[str, Any]:
 
 
 class Tracing:
-    """A Recorder (pipeline/gateway.py) that ends each request's spans; `begin` starts them."""
+    """A Recorder (pipeline/recording.py) that ends each request's spans; `begin` starts them."""
 
     __slots__ = (
         "exporter",

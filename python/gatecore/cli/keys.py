@@ -15,12 +15,11 @@ import msgspec
 from gatecore.admin.access import Caller
 from gatecore.admin.keys_api import KeysApi
 from gatecore.admin.wire import KeyCreate, KeyRotate
-from gatecore.auth.policy import KeyPolicy
-from gatecore.auth.stage import hash_secret
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import GatewayError, InvalidRequest
 from gatecore.identity.repository import IdentityRepository
-from gatecore.identity.secrets import KeyHasher
+from gatecore.identity.secrets import KeyHasher, hash_secret
+from gatecore.policy.key_policy import KeyPolicy
 from gatecore.store import StoreError, open_store
 from gatecore.store.migrations import migrate
 

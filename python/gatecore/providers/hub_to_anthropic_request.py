@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from gatecore.errors import InvalidRequest
-from gatecore.providers.chat_request import (
+from gatecore.providers.from_hub_request import (
     NO_LOGPROBS_AUDIO_PREDICTION,
     NO_OPENAI_EXTRAS,
     NO_SEED_OR_PENALTIES,

@@ -1,6 +1,6 @@
 """Whole OpenAI response bodies and text-completion chunks, written by translating providers.
 
-`ChunkWriter` (openai_chunks.py) covers streamed chat; this module covers the rest: the non-streamed
+`ChunkWriter` (to_hub_chunks.py) covers streamed chat; this module covers the rest: the non-streamed
 `chat.completion` and `text_completion` bodies, and the `text_completion` chunks of engines that
 serve `/v1/completions` natively from a prompt (tgi, triton).
 """

@@ -20,15 +20,15 @@ from typing import BinaryIO
 import orjson
 
 from gatecore._core import JsonLines
-from gatecore.ledger.body_log import Redactor, body_fields
-from gatecore.ledger.row import ms
+from gatecore.durations import ms
 from gatecore.request import RequestContext, Usage
+from gatecore.telemetry.body_log import Redactor, body_fields
 
 _FLUSH_DELAY = 0.05  # seconds: lines of a burst are written together
 # Lines are written once this many bytes wait, whatever the delay: a buffer that stays in the CPU's
 # cache. 50 ms of lines at 15,000 req/s were 200 KB, copied into a bytes object before the write;
 # metrics + access log then cost 0.93x of their absence in one server, 0.95-0.96x with this (64 KiB:
-# 0.94x), before the recorders ran in batches (Gateway.finished).
+# 0.94x), before the recorders ran in batches (Recording.finished).
 _FLUSH_BYTES = 16 * 1024
 # Lines that wait for a pipe nobody reads (a stalled log collector) are kept up to this many bytes,
 # then new ones are dropped and counted: the log never blocks the event loop nor grows without bound.

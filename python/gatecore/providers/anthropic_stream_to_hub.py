@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from gatecore.errors import UpstreamProtocolError, UpstreamStreamError
-from gatecore.providers.openai_chunks import DONE, ChunkWriter, usage_object
 from gatecore.providers.sse_events import SseEventSplitter
+from gatecore.providers.to_hub_chunks import DONE, ChunkWriter, usage_object
 
 FINISH_REASONS = {
     "end_turn": "stop",

@@ -1,4 +1,4 @@
-"""`gatecore serve | check | keys | usage | runs`."""
+"""`gatecore serve` (run the gateway) and `gatecore check` (validate a config file)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,14 @@ import logging
 import os
 import sys
 
-from gatecore import __version__
 from gatecore.config.load import ConfigError
 from gatecore.config.source import CONFIG_ENV, read_config
-from gatecore.keys_cli import add_keys_parser, run_keys
 from gatecore.pipeline.chain import LINKS
 from gatecore.pipeline.plugins import placed_links
-from gatecore.runs_cli import add_runs_parser, run_runs
-from gatecore.usage_cli import add_usage_parser, run_usage
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `gatecore` command."""
-    parser = argparse.ArgumentParser(prog="gatecore", description="A fast OpenAI-compatible AI gateway.")
-    parser.add_argument("--version", action="version", version=f"gatecore {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The `serve` and `check` subcommands."""
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument(
         "--config", help=f"config file (YAML or JSON); default: ${CONFIG_ENV} or the environment"
@@ -37,19 +29,10 @@ def main(argv: list[str] | None = None) -> int:
 
     check = commands.add_parser("check", help="validate a config file and print every error")
     check.add_argument("--config", required=True, help="config file to validate")
-    add_keys_parser(commands)
-    add_usage_parser(commands)
-    add_runs_parser(commands)
-
-    args = parser.parse_args(argv)
-    if args.command == "check":
-        return _check(args.config)
-    if args.command in ("keys", "usage", "runs"):
-        return _store_command(args)
-    return _serve(args)
 
 
-def _check(path: str) -> int:
+def run_check(path: str) -> int:
+    """Print every error of the config file at `path` (exit 1), or `ok`."""
     try:
         config = read_config(path, demo=False)
         placed_links(LINKS, config.pipeline)  # the installed stages, where the config places them
@@ -61,21 +44,8 @@ def _check(path: str) -> int:
     return 0
 
 
-def _store_command(args: argparse.Namespace) -> int:
-    """`keys`, `usage` and `runs`: commands that work on the store named by the config."""
-    path = args.config or os.environ.get(CONFIG_ENV) or None
-    try:
-        config = read_config(path, demo=False)
-    except ConfigError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        return 2
-    if args.command == "runs":
-        return run_runs(args, config)
-    return run_keys(args, config) if args.command == "keys" else run_usage(args, config)
-
-
-def _serve(args: argparse.Namespace) -> int:
+def run_serve(args: argparse.Namespace) -> int:
+    """Read the config (exit 2 on errors) and serve until stopped; flags override the config."""
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

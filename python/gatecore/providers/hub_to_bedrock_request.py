@@ -1,4 +1,4 @@
-"""OpenAI chat ↔ Bedrock Converse: the request body, the whole answer, and stop reasons.
+"""OpenAI chat request → Bedrock Converse request body (the answer side: bedrock_response_to_hub.py).
 
 Converse takes images as bytes only (base64 in JSON), so http(s) image URLs are a 400 naming the
 field. Tool results go in user turns as `toolResult` blocks; consecutive tool messages are merged
@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from gatecore.errors import InvalidRequest, UpstreamProtocolError
-from gatecore.providers.chat_request import (
+from gatecore.errors import InvalidRequest
+from gatecore.providers.from_hub_request import (
     NO_LOGPROBS_AUDIO_PREDICTION,
     NO_SEED_OR_PENALTIES,
     JsonObject,
@@ -30,8 +28,6 @@ from gatecore.providers.chat_request import (
     tool_choice_of,
     untranslatable,
 )
-from gatecore.providers.completion_bodies import chat_completion_body, tool_call
-from gatecore.providers.openai_chunks import usage_object
 
 KIND = "bedrock"
 IMAGE_FORMATS = {
@@ -42,18 +38,6 @@ IMAGE_FORMATS = {
     "image/webp": "webp",
 }
 _UNSUPPORTED: dict[str, tuple[object, ...]] = {**NO_LOGPROBS_AUDIO_PREDICTION, **NO_SEED_OR_PENALTIES}
-STOP_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "guardrail_intervened": "content_filter",
-    "content_filtered": "content_filter",
-}
-
-
-def finish_reason(stop_reason: Any) -> str:
-    return STOP_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
 def build_converse(doc: JsonObject) -> JsonObject:
@@ -162,51 +146,3 @@ def _tool_config(doc: JsonObject) -> JsonObject | None:
             else {"tool": {"name": name}}
         )
     return config
-
-
-def converse_usage(usage: Any) -> JsonObject | None:
-    """Converse `usage` (inputTokens, outputTokens, cacheReadInputTokens) as OpenAI usage."""
-    if not isinstance(usage, dict):
-        return None
-
-    def count(name: str) -> int:
-        value = usage.get(name)
-        return value if isinstance(value, int) else 0
-
-    cached = count("cacheReadInputTokens")
-    # Bedrock counts cache reads and writes apart from inputTokens; OpenAI's prompt_tokens includes them.
-    prompt = count("inputTokens") + cached + count("cacheWriteInputTokens")
-    return usage_object(prompt, count("outputTokens"), cached)
-
-
-def decode_converse(body: JsonObject, completion_id: str, model: str) -> bytes:
-    """A Converse answer as an OpenAI chat.completion body."""
-    output = body.get("output")
-    message = output.get("message") if isinstance(output, dict) else None
-    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
-        raise UpstreamProtocolError("The upstream answer has no output message.")
-    texts: list[str] = []
-    reasoning: list[str] = []
-    calls: list[JsonObject] = []
-    for block in message["content"]:
-        if not isinstance(block, dict):
-            continue
-        if isinstance(block.get("text"), str):
-            texts.append(block["text"])
-        elif isinstance(block.get("toolUse"), dict):
-            use = block["toolUse"]
-            arguments = orjson.dumps(use.get("input") or {}).decode()
-            calls.append(tool_call(str(use.get("toolUseId", "")), str(use.get("name", "")), arguments))
-        elif isinstance(block.get("reasoningContent"), dict):
-            text = (block["reasoningContent"].get("reasoningText") or {}).get("text")
-            if isinstance(text, str):
-                reasoning.append(text)
-    return chat_completion_body(
-        completion_id,
-        model,
-        "".join(texts) if texts or not calls else None,
-        finish_reason(body.get("stopReason")),
-        converse_usage(body.get("usage")),
-        calls,
-        "".join(reasoning) or None,
-    )

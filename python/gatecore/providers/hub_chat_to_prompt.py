@@ -15,7 +15,13 @@ the engine's OpenAI-compatible `/v1/chat/completions` with kind `openai` for tho
 
 from __future__ import annotations
 
-from gatecore.providers.chat_request import JsonObject, content_parts, messages_of, text_of, untranslatable
+from gatecore.providers.from_hub_request import (
+    JsonObject,
+    content_parts,
+    messages_of,
+    text_of,
+    untranslatable,
+)
 
 
 def chat_turns(doc: JsonObject, kind: str) -> list[tuple[str, str]]:

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from gatecore.errors import InvalidRequest
-from gatecore.providers.chat_request import (
+from gatecore.providers.from_hub_request import (
     NO_LOGPROBS_AUDIO_PREDICTION,
     NO_OPENAI_EXTRAS,
     JsonObject,

@@ -22,14 +22,14 @@ from gatecore.api.error_bodies import anthropic_stream_error_event, render_anthr
 from gatecore.api.openai_chat_response import ChatCompletionChunk, ToolCall
 from gatecore.errors import GatewayError, UpstreamProtocolError
 from gatecore.request import Usage
-from gatecore.translate.anthropic_response import (
+from gatecore.translate.hub_error_to_gateway_error import overloaded_as_529, upstream_error
+from gatecore.translate.hub_response_to_anthropic import (
     message_events,
     message_from_completion,
     message_id,
     stop_reason,
     usage_object,
 )
-from gatecore.translate.openai_error import overloaded_as_529, upstream_error
 
 _chunk = msgspec.json.Decoder(ChatCompletionChunk)
 
