@@ -1,7 +1,8 @@
 # gatecore developer tasks. `make test` is the project's test command (what .ci/run calls).
 #
 #   make test        venv + deps, build the Rust extension, the aiperf venv, then: cargo fmt --check,
-#                    cargo clippy, cargo test, ruff check, ruff format --check, mypy, pytest
+#                    cargo clippy, cargo test, ruff check, ruff format --check, mypy, lint-imports
+#                    (the layers of docs/ARCHITECTURE.md, pyproject's [tool.importlinter]), pytest
 #   make aiperf-venv .venv-aiperf with aiperf (pinned) for tests/e2e/test_aiperf_run.py and
 #                    benches/aiperf_run.sh: its own venv, its dependencies stay out of .venv
 #   make build       (re)build gatecore._core into .venv (maturin develop --release)
@@ -68,6 +69,7 @@ test: build $(AIPERF_STAMP)
 	ruff check python tests
 	ruff format --check python tests
 	mypy
+	lint-imports
 	GATECORE_AIPERF_VENV=$(abspath $(AIPERF_VENV)) $(PY) -m pytest
 
 lint: $(STAMP)
@@ -76,6 +78,7 @@ lint: $(STAMP)
 	ruff check python tests
 	ruff format --check python tests
 	mypy
+	lint-imports
 
 fmt: $(STAMP)
 	cargo fmt
