@@ -54,7 +54,7 @@ async def measure(gateway: Worker, key: KeyPolicy, n: int, drain: bool) -> float
     ctx.max_tokens = 16
     route_stage, limits = RouteStage(gateway.routes), gateway.limits
     limits.spent_since = None  # no ledger here: budgets start at zero (a server seeds each once)
-    await route_stage(ctx)
+    route_stage(ctx)
     redis = limits.redis
     best = float("inf")
     for _ in range(3):
@@ -80,7 +80,7 @@ async def concurrent_cpu(gateway: Worker, key: KeyPolicy, n: int) -> float:
         for _ in range(count):
             ctx = RequestContext(CHAT, "bench", BODY, 0)
             ctx.key, ctx.client_model, ctx.max_tokens = key, "m", 16
-            await route_stage(ctx)
+            route_stage(ctx)
             await limits(ctx)
             limits.record(ctx, 0)
         assert limits.redis is not None

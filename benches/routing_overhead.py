@@ -4,18 +4,26 @@ Runs the real `POST /v1/chat/completions` handler (body read, auth, policy field
 upstream call, the buffered relay, response headers) N times on uvloop against an in-memory upstream
 that answers at once, for a model with 1 deployment and one with 8 weighted deployments, and reports
 µs per request (best of REPEATS). Each request is followed by one turn of the loop, as in the server,
-where the recorders run (`Gateway.finished`); figures before 2026-12-06 had none. No retry happens: this is the happy path's cost. Two more rows
+where the recorders run (`Recording.finished`, earlier `Gateway.finished`); figures before 2026-12-06 had none. No retry happens: this is the happy path's cost. Two more rows
 price the capability filter on the same 8-deployment pool: `tools8`, a request with `tools` (the
 filter's slow path), and `long8`, a ~2 KB prompt for a model with a 1,000-token window (its tokens
 counted per request). Bounded by N and REPEATS; works on any gatecore tree (to compare before/after,
 point PYTHONPATH at either; a tree without the filter takes its plain path for those two).
 
     PYTHONPATH=python .venv/bin/python benches/routing_overhead.py [N] [REPEATS]
+
+`ONLY=one` runs one row. For instructions instead of time (these VMs drift 2× from day to day),
+run it under callgrind at two N and divide the difference by the requests between them (each N runs
+min(N, 2000) warm-up requests plus N × REPEATS measured ones):
+
+    PYTHONPATH=python ONLY=one valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python benches/routing_overhead.py 500 1      # then 1500, and subtract
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from typing import Any
@@ -24,8 +32,12 @@ import uvloop
 
 from gatecore.config.load import load_config
 from gatecore.server.app import GatewayApp
-from gatecore.worker import Worker
 from gatecore.upstream.response import WholeAnswer
+
+try:  # the tree since the chain (issue 16): the worker's composition root
+    from gatecore.worker import Worker
+except ImportError:  # earlier trees
+    from gatecore.pipeline.gateway import Gateway as Worker  # type: ignore[no-redef]
 
 KEY = "sk-bench-routing-0001"
 ANSWER = (
@@ -35,7 +47,7 @@ ANSWER = (
 )
 
 
-NAMES = ("one", "pool8", "tools8", "long8")
+NAMES = tuple(os.environ.get("ONLY", "one pool8 tools8 long8").split())
 BODIES = {
     "tools8": b'{"model":"%s","messages":[{"role":"user","content":"hi"}],'
     b'"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}',
@@ -112,7 +124,10 @@ def config() -> dict[str, Any]:
 async def run(n: int, repeats: int) -> dict[str, float]:
     app = GatewayApp()
     gateway = Worker(load_config(config()))
-    app.serve(gateway)
+    if hasattr(app, "serve"):
+        app.serve(gateway)
+    else:  # earlier trees: the app built its routes at construction
+        app.gateway = gateway
     for name in NAMES:
         route = gateway.routes.find(name)
         assert route is not None

@@ -3,7 +3,6 @@ token arithmetic, and the GPU clock's shares."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -150,7 +149,7 @@ def test_gpu_priced_deployment_charges_its_share_once() -> None:
     stage = gateway.prices.clock_stage()
     assert stage is not None
     started_ns = time.perf_counter_ns()
-    asyncio.run(stage(ctx))
+    stage(ctx)
     assert ctx.gpu_mark is not None
     meter, _ = ctx.gpu_mark
     assert isinstance(meter, GpuMeter)

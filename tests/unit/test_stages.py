@@ -119,10 +119,10 @@ async def test_auth_reads_the_bearer_or_x_api_key_and_refuses_the_rest(worker: W
 @pytest.mark.asyncio
 async def test_run_tag_keeps_a_token_and_refuses_anything_else() -> None:
     ctx = context(x_gatecore_run_id="bench-1")
-    await RunTag()(ctx)
+    RunTag()(ctx)
     assert ctx.run_id == "bench-1"
     with pytest.raises(InvalidRequest) as bad:
-        await RunTag()(context(x_gatecore_run_id="no spaces"))
+        RunTag()(context(x_gatecore_run_id="no spaces"))
     assert bad.value.code == "invalid_run_id"
 
 
@@ -140,13 +140,13 @@ async def test_read_body_refuses_a_declared_length_past_the_limit_before_reading
 @pytest.mark.asyncio
 async def test_decode_reads_the_policy_fields_and_refuses_what_the_endpoint_cannot_do() -> None:
     ctx = context(b'{"model":"m","messages":[],"stream":true,"max_tokens":7}')
-    await DecodeOpenAI(msgspec.json.Decoder(ChatFields))(ctx)
+    DecodeOpenAI(msgspec.json.Decoder(ChatFields))(ctx)
     assert (ctx.client_model, ctx.stream, ctx.max_tokens) == ("m", True, 7)
     with pytest.raises(InvalidRequest) as nameless:
-        await DecodeOpenAI(msgspec.json.Decoder(EmbeddingFields))(context(b'{"input":"x"}', EMBEDDINGS))
+        DecodeOpenAI(msgspec.json.Decoder(EmbeddingFields))(context(b'{"input":"x"}', EMBEDDINGS))
     assert (nameless.value.code, nameless.value.param) == ("missing_model", "model")
     with pytest.raises(InvalidRequest) as broken:
-        await DecodeOpenAI(msgspec.json.Decoder(ChatFields))(context(b'{"model": '))
+        DecodeOpenAI(msgspec.json.Decoder(ChatFields))(context(b'{"model": '))
     assert broken.value.code == "invalid_json"
 
 
@@ -158,17 +158,17 @@ async def test_route_resolves_the_model_the_key_may_use_and_reads_tags_only_when
     assert route.tag_routing  # a deployment has tags
     ctx = context(x_gatecore_tags="us")
     ctx.client_model = "tagged"
-    await route(ctx)
+    route(ctx)
     assert ctx.deployment_id == "q/t" and ctx.tags == frozenset({"us"})
     unknown = context()
     unknown.client_model = "nope"
     with pytest.raises(NotFound):
-        await route(unknown)
+        route(unknown)
     team = context(authorization=f"Bearer {TEAM}")
     await worker.auth(team)
     team.client_model = "other"
     with pytest.raises(ModelNotAllowed):
-        await route(team)
+        route(team)
 
 
 @pytest.mark.asyncio
@@ -177,7 +177,7 @@ async def test_limits_refuse_past_the_keys_rpm(worker: Worker) -> None:
         ctx = context(authorization=f"Bearer {TEAM}")
         await worker.auth(ctx)
         ctx.client_model = "m"
-        await RouteStage(worker.routes)(ctx)
+        RouteStage(worker.routes)(ctx)
         if attempt == 0:
             await worker.limits(ctx)
             assert ctx.limits is not None
@@ -192,11 +192,11 @@ async def test_debug_timing_only_for_a_key_that_may_see_it(worker: Worker) -> No
     names = ["auth", "decode"]
     ctx = context(x_gatecore_debug="timing")
     ctx.stage_ends = [ctx.started + 1000, ctx.started + 2000]
-    await DebugTiming(names)(ctx)
+    DebugTiming(names)(ctx)
     assert ctx.timing is None  # no key
     await worker.auth(ctx := context(authorization=f"Bearer {MASTER}", x_gatecore_debug="timing"))
     ctx.stage_ends = [ctx.started + 1000, ctx.started + 2000]
-    await DebugTiming(names)(ctx)
+    DebugTiming(names)(ctx)
     assert ctx.timing is not None
     name, value = ctx.timing.header(0)
     assert name == "x-gatecore-timing" and value.startswith("auth;dur=0.001, decode;dur=0.001")

@@ -27,5 +27,5 @@ class RunTag:
 
     __slots__ = ()
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> None:
         ctx.run_id = run_tag(ctx.headers.get("x-gatecore-run-id"))

@@ -1,8 +1,10 @@
 """The chain: the one list that owns the order of an inference request's stages, and its runner.
 
-A stage is an object with `async def __call__(ctx) -> None` (Envoy's filter): it reads and fills the
-request context, or raises a `GatewayError` to answer the client itself; it never calls the next
-stage and knows none of the others. `LINKS` below is the order, one line a stage: each line builds
+A stage is a callable taking the request context (Envoy's filter): it reads and fills the context, or
+raises a `GatewayError` to answer the client itself; it never calls the next stage and knows none of
+the others. One that may wait is an `async def __call__(ctx)`; one that never does is a plain
+`def __call__(ctx) -> None`, which the runner calls without making a coroutine of it (about a
+fifth of a microsecond saved per stage and request, measured in instructions: benches/README.md). `LINKS` below is the order, one line a stage: each line builds
 its stage from the worker's `ChainParts` (None: not configured, left out of the chain at no cost).
 Adding a capability is one module that defines its stage plus one line here. Stages from other
 installed packages are placed among these by config (`pipeline.stages`, pipeline/plugins.py).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from types import FunctionType, MethodType
 from typing import TYPE_CHECKING
 
 from gatecore.config.schema import GatecoreConfig
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
     from gatecore.telemetry.tracing import Tracing
     from gatecore.upstream.deadlines import DeadlineSweeper
 
-Stage = Callable[[RequestContext], Awaitable[None]]
+Stage = Callable[[RequestContext], Awaitable[None] | None]
 _clock = time.perf_counter_ns
 
 
@@ -103,10 +106,19 @@ def build_steps(parts: ChainParts, links: Sequence[Link]) -> tuple[tuple[Stage, 
         stage = link.build(parts)
         if stage is None:
             continue
-        steps.append((stage, link.timed))
+        steps.append((_callable(stage), link.timed))
         if link.timed:
             names.append(link.name)
     return tuple(steps)
+
+
+def _callable(stage: Stage) -> Stage:
+    """What the runner calls: a stage object's bound `__call__` (called directly, it skips the type's
+    `__call__` lookup that calling the object makes on every request), or the function itself."""
+    if isinstance(stage, FunctionType | MethodType):
+        return stage
+    call: Stage = stage.__call__  # type: ignore[operator]
+    return call
 
 
 class Chain:
@@ -138,7 +150,9 @@ class Chain:
         ends = ctx.stage_ends
         try:
             for stage, timed in self.steps:
-                await stage(ctx)
+                waits = stage(ctx)
+                if waits is not None:
+                    await waits
                 if timed:
                     ends.append(_clock())
             return None

@@ -10,7 +10,7 @@ from gatecore.translate.anthropic_tokens import count_request_tokens
 _JSON_HEADERS = [("content-type", "application/json")]
 
 
-async def decode_count_tokens(ctx: RequestContext) -> None:
+def decode_count_tokens(ctx: RequestContext) -> None:
     """The decode stage: an Anthropic Messages request, with the same 400s as `/v1/messages` for
     what cannot go to the hub format."""
     request, members = decode_messages_request(ctx.body)
@@ -23,7 +23,7 @@ class CountTokens:
 
     __slots__ = ()
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> None:
         request, _ = decode_messages_request(ctx.body)  # decoded again: this route is not hot
         deployment = ctx.deployment
         assert deployment is not None  # the route stage ran

@@ -15,7 +15,7 @@ class DebugTiming:
     def __init__(self, names: list[str]):
         self.names = names  # the chain's timed stages, filled once the chain is built
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> None:
         debug = ctx.headers.get("x-gatecore-debug")
         if debug is not None and allowed(debug, ctx.key):
             ctx.timing = StageTiming(tuple(self.names), ctx.started, ctx.stage_ends)

@@ -29,11 +29,11 @@ class DecodeOpenAI:
     def __init__(self, decoder: msgspec.json.Decoder[Any]):
         self.decoder = decoder
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> None:
         decode_fields(ctx, self.decoder)
 
 
-async def decode_messages(ctx: RequestContext) -> None:
+def decode_messages(ctx: RequestContext) -> None:
     """`POST /v1/messages`'s decode stage: an Anthropic request, served through the hub format."""
     request = translate_messages_request(ctx, ctx.body)
     ctx.needs = translated_needs(ctx.body, bool(request.tools))

@@ -24,6 +24,7 @@ only once an attempt failed.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from gatecore.config.schema import ServerConfig
 from gatecore.errors import GatewayError
@@ -35,7 +36,7 @@ from gatecore.pipeline.retrying import Retrying, StoredAnswer
 from gatecore.relay.buffered import relay_buffered
 from gatecore.relay.streaming import relay_stream
 from gatecore.request import RequestContext
-from gatecore.routing.stage import routed
+from gatecore.routing.deployment import Deployment
 from gatecore.routing.table import ModelRoute, assign
 from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.upstream.retry_after import retry_after_seconds
@@ -52,109 +53,111 @@ class UpstreamCall:
         self.watch_after = server.disconnect_watch_after
 
     async def __call__(self, ctx: RequestContext) -> None:
-        await call_upstream(ctx, self.sweeper, self.watch_after)
-
-
-async def call_upstream(ctx: RequestContext, sweeper: DeadlineSweeper, watch_after: float) -> None:
-    """Send the request to its deployment (retrying as above) and relay the answer to the client."""
-    route, deployment = routed(ctx)
-    proto = ctx.client
-    watch = DisconnectWatch(ctx, proto, sweeper.now() + watch_after)
-    sweeper.add(watch)
-    retrying: Retrying | None = None
-    visited: set[ModelRoute] | None = None  # models this request was redirected from or to
-    # The upstream's time runs from here: failed attempts and the waits between them are not gatecore's
-    # overhead (x-gatecore-overhead-ms), only the time before and after.
-    upstream_from = time.perf_counter_ns()
-    try:
-        while True:
-            sent = time.perf_counter_ns()
-            deployment.inflight += 1
-            try:
-                hedge = route.hedge if retrying is None else None
-                if hedge is None:
-                    response = await deployment.provider.send(ctx, ctx.upstream_model, deployment.timeouts)
-                else:
-                    response, winner = await send_hedged(ctx, route, hedge, deployment)
-                    if winner is not deployment:
-                        deployment.inflight -= 1
-                        winner.inflight += 1
-                        deployment = winner
-                quota = deployment.quota
-                if quota is not None:
-                    quota.observe(deployment, response)
-                if ctx.stream and response.status < 300 and deployment.provider.is_stream(ctx, response):
-                    # Nothing has reached the client yet: a stream that ends or breaks before its
-                    # first bytes fails this attempt (the relay would await them anyway).
-                    response = await first_bytes(response)
-            except GatewayError as exc:
-                deployment.inflight -= 1
-                if not exc.retryable or ctx.client_gone:
+        """Send the request to its deployment (retrying as above) and relay the answer."""
+        sweeper = self.sweeper
+        watch_after = self.watch_after
+        route, deployment = ctx.route, ctx.deployment
+        if TYPE_CHECKING:  # the route stage puts routing's own classes there; not checked per request
+            assert isinstance(route, ModelRoute) and isinstance(deployment, Deployment)
+        proto = ctx.client
+        watch = DisconnectWatch(ctx, proto, sweeper.now() + watch_after)
+        sweeper.add(watch)
+        retrying: Retrying | None = None
+        visited: set[ModelRoute] | None = None  # models this request was redirected from or to
+        # The upstream's time runs from here: failed attempts and the waits between them are not gatecore's
+        # overhead (x-gatecore-overhead-ms), only the time before and after.
+        upstream_from = time.perf_counter_ns()
+        try:
+            while True:
+                sent = time.perf_counter_ns()
+                deployment.inflight += 1
+                try:
+                    hedge = route.hedge if retrying is None else None
+                    if hedge is None:
+                        response = await deployment.provider.send(
+                            ctx, ctx.upstream_model, deployment.timeouts
+                        )
+                    else:
+                        response, winner = await send_hedged(ctx, route, hedge, deployment)
+                        if winner is not deployment:
+                            deployment.inflight -= 1
+                            winner.inflight += 1
+                            deployment = winner
+                    quota = deployment.quota
+                    if quota is not None:
+                        quota.observe(deployment, response)
+                    if ctx.stream and response.status < 300 and deployment.provider.is_stream(ctx, response):
+                        # Nothing has reached the client yet: a stream that ends or breaks before its
+                        # first bytes fails this attempt (the relay would await them anyway).
+                        response = await first_bytes(response)
+                except GatewayError as exc:
+                    deployment.inflight -= 1
+                    if not exc.retryable or ctx.client_gone:
+                        raise
+                    deployment.breaker.failure()
+                    retrying = retrying or Retrying(ctx, route)
+                    next_deployment = retrying.next_deployment(deployment, None)
+                    if next_deployment is not None:
+                        deployment = await retrying.wait_for(next_deployment)
+                        continue
+                    stored = retrying.last_answer
+                    if stored is None:
+                        raise
+                    response, deployment = stored, stored.deployment
+                    assign(ctx, deployment, stored.upstream_model)
+                    deployment.inflight += 1
+                    break
+                except BaseException:
+                    deployment.inflight -= 1
                     raise
+                status = response.status
+                if status < 429 or 429 < status < 500:
+                    breaker = deployment.breaker
+                    breaker.ok += 1
+                    if breaker.failing:
+                        deployment.succeeded()
+                    if deployment.timed:
+                        deployment.observe_ttft((time.perf_counter_ns() - sent) / 1e9)
+                    if route.redirects:
+                        try:
+                            response, targets = await examine(ctx, route, deployment, response)
+                        except BaseException:
+                            deployment.inflight -= 1
+                            raise
+                        visited = visited or {route}
+                        moved = redirect(ctx, targets, visited) if targets else None
+                        if moved is not None:
+                            # A refusal another model may not give: the request goes there instead, and the
+                            # refusal is the answer if nothing else answers.
+                            assert isinstance(response, StoredAnswer)
+                            deployment.inflight -= 1
+                            route, deployment = moved
+                            retrying = Retrying(ctx, route)
+                            retrying.last_answer = response
+                            continue
+                    break
                 deployment.breaker.failure()
                 retrying = retrying or Retrying(ctx, route)
-                next_deployment = retrying.next_deployment(deployment, None)
-                if next_deployment is not None:
-                    deployment = await retrying.wait_for(next_deployment)
-                    continue
-                stored = retrying.last_answer
-                if stored is None:
-                    raise
-                response, deployment = stored, stored.deployment
-                assign(ctx, deployment, stored.upstream_model)
-                deployment.inflight += 1
-                break
-            except BaseException:
+                next_deployment = retrying.next_deployment(deployment, retry_after_seconds(response))
+                if next_deployment is None or ctx.client_gone:
+                    break  # the last answer: relayed as the upstream gave it
                 deployment.inflight -= 1
-                raise
-            status = response.status
-            if status < 429 or 429 < status < 500:
-                breaker = deployment.breaker
-                breaker.ok += 1
-                if breaker.failing:
-                    deployment.succeeded()
-                if deployment.timed:
-                    deployment.observe_ttft((time.perf_counter_ns() - sent) / 1e9)
-                if route.redirects:
-                    try:
-                        response, targets = await examine(ctx, route, deployment, response)
-                    except BaseException:
-                        deployment.inflight -= 1
-                        raise
-                    visited = visited or {route}
-                    moved = redirect(ctx, targets, visited) if targets else None
-                    if moved is not None:
-                        # A refusal another model may not give: the request goes there instead, and the
-                        # refusal is the answer if nothing else answers.
-                        assert isinstance(response, StoredAnswer)
-                        deployment.inflight -= 1
-                        route, deployment = moved
-                        retrying = Retrying(ctx, route)
-                        retrying.last_answer = response
-                        continue
-                break
-            deployment.breaker.failure()
-            retrying = retrying or Retrying(ctx, route)
-            next_deployment = retrying.next_deployment(deployment, retry_after_seconds(response))
-            if next_deployment is None or ctx.client_gone:
-                break  # the last answer: relayed as the upstream gave it
-            deployment.inflight -= 1
-            await retrying.keep_answer(deployment, response)
-            deployment = await retrying.wait_for(next_deployment)
-        try:
-            provider = deployment.provider
-            if provider.is_stream(ctx, response):
-                # From here on a gone client shows as a failed write of the next event.
-                sweeper.discard(watch)
-                await relay_stream(proto, ctx, response, provider, upstream_from)
-            else:
-                await relay_buffered(proto, ctx, response, provider, upstream_from)
+                await retrying.keep_answer(deployment, response)
+                deployment = await retrying.wait_for(next_deployment)
+            try:
+                provider = deployment.provider
+                if provider.is_stream(ctx, response):
+                    # From here on a gone client shows as a failed write of the next event.
+                    sweeper.discard(watch)
+                    await relay_stream(proto, ctx, response, provider, upstream_from)
+                else:
+                    await relay_buffered(proto, ctx, response, provider, upstream_from)
+            finally:
+                deployment.inflight -= 1
         finally:
-            deployment.inflight -= 1
-    finally:
-        sweeper.discard(watch)
-        watch.ctx = None
-        if not ctx.upstream_ns:  # no answer was relayed: the time until the error was the upstream's
-            ctx.upstream_ns = time.perf_counter_ns() - upstream_from
-    if ctx.client_gone and ctx.status < 400:
-        ctx.status = 499
+            sweeper.discard(watch)
+            watch.ctx = None
+            if not ctx.upstream_ns:  # no answer was relayed: the time until the error was the upstream's
+                ctx.upstream_ns = time.perf_counter_ns() - upstream_from
+        if ctx.client_gone and ctx.status < 400:
+            ctx.status = 499

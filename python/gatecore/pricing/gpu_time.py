@@ -63,7 +63,7 @@ class GpuClockStage:
     def __init__(self, meters: dict[object, GpuMeter]):
         self.meters = meters
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> None:
         meter = self.meters.get(ctx.deployment)
         if meter is not None:
             ctx.gpu_mark = (meter, meter.begin(time.perf_counter_ns()))

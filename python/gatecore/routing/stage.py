@@ -7,18 +7,9 @@ from gatecore.errors import InvalidRequest, ModelNotAllowed, NotFound
 from gatecore.request import COMPLETIONS, EMBEDDINGS, RequestContext
 from gatecore.request.tokens import count_input_tokens
 from gatecore.routing.capabilities import JSON_SCHEMA, TOOLS, VISION, describe
-from gatecore.routing.deployment import Deployment
 from gatecore.routing.engine_load import EnginesBusy
 from gatecore.routing.fit import CapabilityMissing, ContextTooLong, Fit
 from gatecore.routing.table import ModelRoute, RouteTable, assign, recovered
-
-
-def routed(ctx: RequestContext) -> tuple[ModelRoute, Deployment]:
-    """The route and deployment the route stage (or a retry) put on the context, as routing's own
-    types (the context holds them as views)."""
-    route, deployment = ctx.route, ctx.deployment
-    assert isinstance(route, ModelRoute) and isinstance(deployment, Deployment)
-    return route, deployment
 
 
 def fit_of(ctx: RequestContext) -> Fit | None:
@@ -48,7 +39,7 @@ class RouteStage:
         # Tags are read from requests (`x-gatecore-tags`) only when some deployment has tags.
         self.tag_routing = any(d.tags for r in table.all_routes() for d in r.deployments)
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> None:
         if self.tag_routing:
             ctx.tags = request_tags(ctx.headers.get("x-gatecore-tags"))
         route = self.table.find(ctx.client_model)

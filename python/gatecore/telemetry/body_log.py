@@ -46,7 +46,7 @@ class BodyCaptureStage:
     def __init__(self, body_log_bytes: int):
         self.body_log_bytes = body_log_bytes
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> None:
         key = ctx.key
         if key is not None and key.log_bodies:
             ctx.body_capture = BodyCapture(capture_limit(self.body_log_bytes, ctx.api_key))
