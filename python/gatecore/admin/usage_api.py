@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from datetime import UTC, datetime
 
 import msgspec
@@ -48,9 +49,13 @@ def parse_time(value: str, param: str) -> float:
     """Epoch seconds of an RFC 3339 time or of a number of epoch seconds; 400 otherwise."""
     text = value.strip()
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):  # `nan`, `inf`, 1e999: no time
+            raise InvalidRequest(f"'{param}' must be a finite number of epoch seconds.", param=param)
+        return number
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

@@ -36,6 +36,11 @@ from gatecore.store.base import ConstraintViolation, Row, Store, StoreError, Tra
 
 T = TypeVar("T")
 
+# What update_tenant may change (id, kind and times are the repository's).
+_TENANT_CHANGES = frozenset(
+    ("name", "parent_id", "email", "models", "rpm", "tpm", "max_parallel", "budget_usd", "metadata")
+)
+
 
 class IdentityRepository:
     """Identity state in a Store."""
@@ -160,6 +165,9 @@ class IdentityRepository:
                 raise NotFound(f"No {kind} '{ref[:100]}'.", code=f"{kind}_not_found")
             tenant = tenant_from_row(row)
             for name, value in changes.items():
+                if name not in _TENANT_CHANGES:
+                    # A caller's mistake, not a crash: only these columns may change.
+                    raise Unprocessable(f"A {kind} has no '{name}' field.", param=name)
                 setattr(tenant, name, value)
             tenant.updated_at = time.time()
             parent = await self._parent_of(tx, tenant)
