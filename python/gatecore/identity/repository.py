@@ -32,7 +32,7 @@ from gatecore.identity.records import (
 )
 from gatecore.identity.rules import check_narrows
 from gatecore.identity.secrets import KeyHasher, new_key_secret, visible_prefix
-from gatecore.store.base import ConstraintViolation, Row, Store, StoreError, Transaction
+from gatecore.store.base import ConstraintViolation, Row, Store, StoreError, Transaction, ValueOutOfRange
 
 T = TypeVar("T")
 
@@ -294,6 +294,8 @@ class IdentityRepository:
                 await tx.execute("UPDATE change_counter SET version = version + 1 WHERE id = 1")
         except ConstraintViolation as error:
             raise Conflict(f"The change conflicts with existing data ({_constraint(error)}).") from None
+        except ValueOutOfRange:
+            raise Unprocessable("A value is out of the range the store can hold.") from None
         except StoreError as error:
             raise StoreUnavailable(f"The store is unavailable: {error}") from None
 
