@@ -12,12 +12,15 @@ ENV RUSTUP_HOME=/usr/local/rustup \
     PATH=/usr/local/cargo/bin:$PATH \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# The Rust toolchain rust-toolchain.toml pins (not whatever `stable` is on the day of the build).
+ARG RUST_TOOLCHAIN=1.95.0
 # gcc + libc6-dev: rustc's linker; curl + ca-certificates: rustup
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
-    | sh -s -- -y --no-modify-path --profile minimal --default-toolchain stable \
+ && curl --proto '=https' --tlsv1.2 -sSf -o /tmp/rustup-init.sh https://sh.rustup.rs \
+ && sh /tmp/rustup-init.sh -y --no-modify-path --profile minimal --default-toolchain "$RUST_TOOLCHAIN" \
+ && rm /tmp/rustup-init.sh \
  && pip install "maturin>=1.7,<2"
 WORKDIR /src
 COPY . .
@@ -33,9 +36,12 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     GATECORE_CONFIG=/etc/gatecore/config.yaml
+# the dependencies come from the hash-checked lock (a changed or substituted file fails the build);
 # the wheel is bind-mounted from the builder, so it never becomes a layer of this image
-RUN --mount=type=bind,from=builder,source=/dist,target=/dist \
-    pip install /dist/*.whl \
+RUN --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
+    --mount=type=bind,from=builder,source=/dist,target=/dist \
+    pip install --require-hashes -r /tmp/requirements.lock \
+ && pip install --no-deps /dist/*.whl \
  && useradd --system --user-group --uid 10001 --home-dir /var/lib/gatecore --create-home \
     --shell /usr/sbin/nologin gatecore \
  && mkdir -p /etc/gatecore

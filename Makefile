@@ -42,8 +42,10 @@ export PYO3_PYTHON := $(abspath $(PY))
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Runtime deps + test extras + maturin, read from pyproject.toml (re-run when it changes).
-$(STAMP): pyproject.toml | $(PY)
+# Runtime deps from the hash-checked lock (requirements.lock), then test extras + maturin, read from
+# pyproject.toml (re-run when either changes).
+$(STAMP): pyproject.toml requirements.lock | $(PY)
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
 	$(PY) -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb")); p = d["project"]; \
 	  print(*d["build-system"]["requires"], *p["dependencies"], \
 	        *p.get("optional-dependencies", {}).get("test", []), sep="\n")' > $(VENV)/requirements-dev.txt

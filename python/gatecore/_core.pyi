@@ -334,8 +334,8 @@ class CounterTable:
         """Give a concurrency slot back (never below zero)."""
 
     def reserve(self, slot: int, limit: int, amount: int) -> tuple[bool, int]:
-        """Add `amount` if the cell is below `limit`: (reserved, value). Concurrent
-        reservations overshoot `limit` by at most one `amount`."""
+        """Add `amount` if it fits under `limit` (value + amount <= limit, value below limit):
+        (reserved, value after or as found). Concurrent reservations never pass `limit`."""
 
     def adjust(self, slot: int, delta: int) -> int:
         """Add a signed `delta` (saturating at 0); returns the new value."""
@@ -374,10 +374,13 @@ class RulePlan:
     """
 
     def __init__(self, table: CounterTable, rules: list[tuple[int, int, int, bool, int]]) -> None: ...
-    def admit(self, now_ns: int, tokens: int, micros: int, min_tokens: int) -> Admission:
+    def admit(self, now_ns: int, tokens: int, micros: int, min_tokens: int, min_micros: int = 0) -> Admission:
         """Count a request: 1 per requests rule and slot, `tokens` per tokens rule (between
         `min_tokens` and `tokens`, as many as are available, when `min_tokens` > 0), `micros` per
-        budget. A refusal takes nothing (what earlier rules took is given back)."""
+        budget (between `min_micros` and `micros` when `min_micros` > 0: as much as every hard
+        budget has left; see `Admission.reserved_micros`). A hard budget refuses a reservation that
+        does not fit under its limit (spend + reservation > limit). A refusal takes nothing (what
+        earlier rules took is given back)."""
 
     def settle(self, admission: Admission, now_ns: int, tokens: int, micros: int) -> list[tuple[int, int]]:
         """Settle an admitted request with its real tokens and spend: tokens rules get the
@@ -403,6 +406,12 @@ class Admission:
     def retry_ns(self) -> int | None:
         """For a refused requests or tokens rule: ns until the same request could pass; None when
         it never can (a cost above the whole limit) or the rule is not a rate."""
+
+    @property
+    def reserved_micros(self) -> int | None:
+        """What every hard budget reserved for an admitted request (micro-units; `micros`, or
+        less with `min_micros`): the most the request may cost, so the output it may ask the
+        upstream for. None when no hard budget applies."""
 
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:
     """Count the tokens of `text`, special-token text counted as ordinary text.

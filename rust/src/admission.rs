@@ -12,7 +12,8 @@ use pyo3::prelude::*;
 
 use crate::counters::{CounterTable, PyCounterTable};
 use crate::ratelimit::{
-    budget_reserve, cell_adjust, gcra_charge, gcra_give, gcra_take_upto, slot_acquire, slot_release,
+    budget_reserve, budget_reserve_upto, cell_adjust, gcra_charge, gcra_give, gcra_take_upto,
+    slot_acquire, slot_release,
 };
 
 /// Rule kinds, as in `gatecore/limits/rules.py`.
@@ -48,10 +49,17 @@ pub struct Admission {
     pub taken: Vec<u64>,
     /// Per kind (requests, tokens): the rule with the fewest remaining, its remaining and reset.
     pub tightest: [Option<(usize, u64, u64)>; 2],
+    /// What every hard budget reserved (the same for all of them), None when no hard budget
+    /// applies: the most this request may cost, to which its output is capped.
+    pub reserved_micros: Option<u64>,
 }
 
 /// Count a request against every rule (see the module doc). `tokens` is the estimate tpm rules
-/// take (between `min_tokens` and it when `min_tokens` > 0), `micros` what budgets reserve.
+/// take (between `min_tokens` and it when `min_tokens` > 0), `micros` what budgets reserve
+/// (between `min_micros` and it when `min_micros` > 0: as much as every hard budget has left).
+///
+/// A hard budget admits a reservation only when it fits under the limit. When several hard budgets
+/// apply, each ends up holding the same amount, the least any of them could give.
 pub fn admit(
     table: &CounterTable,
     rules: &[PlanRule],
@@ -59,13 +67,17 @@ pub fn admit(
     tokens: u64,
     micros: u64,
     min_tokens: u64,
+    min_micros: u64,
 ) -> Admission {
     let mut out = Admission {
         refused: -1,
         retry_ns: NEVER,
         taken: Vec::with_capacity(rules.len()),
         tightest: [None, None],
+        reserved_micros: None,
     };
+    // The most a hard budget may still reserve: the estimate, lowered by each budget that has less.
+    let mut budget_cap = micros;
     for (i, rule) in rules.iter().enumerate() {
         let cell = table.cell(rule.slot);
         let (ok, taken) = match rule.kind {
@@ -88,13 +100,17 @@ pub fn admit(
             }
             PARALLEL => (slot_acquire(cell, rule.limit).0, 1),
             _ => {
-                let ok = if rule.soft {
+                if rule.soft {
                     cell_adjust(cell, i64::try_from(micros).unwrap_or(i64::MAX));
-                    true
+                    (true, micros)
+                } else if min_micros > 0 {
+                    let (ok, taken, _) =
+                        budget_reserve_upto(cell, rule.limit, min_micros, budget_cap);
+                    budget_cap = budget_cap.min(taken);
+                    (ok, taken)
                 } else {
-                    budget_reserve(cell, rule.limit, micros).0
-                };
-                (ok, micros)
+                    (budget_reserve(cell, rule.limit, micros).0, micros)
+                }
             }
         };
         if !ok {
@@ -104,6 +120,20 @@ pub fn admit(
             return out;
         }
         out.taken.push(taken);
+    }
+    // Earlier hard budgets may hold more than a later one could give: they keep only the least.
+    for (rule, taken) in rules.iter().zip(out.taken.iter_mut()) {
+        if rule.kind == BUDGET && !rule.soft {
+            if *taken > budget_cap {
+                let excess = *taken - budget_cap;
+                cell_adjust(
+                    table.cell(rule.slot),
+                    -i64::try_from(excess).unwrap_or(i64::MAX),
+                );
+                *taken = budget_cap;
+            }
+            out.reserved_micros = Some(budget_cap);
+        }
     }
     out
 }
@@ -228,6 +258,11 @@ impl PyAdmission {
     fn retry_ns(&self) -> Option<u64> {
         (self.inner.retry_ns != NEVER).then_some(self.inner.retry_ns)
     }
+
+    #[getter]
+    fn reserved_micros(&self) -> Option<u64> {
+        self.inner.reserved_micros
+    }
 }
 
 #[pymethods]
@@ -254,10 +289,26 @@ impl PyRulePlan {
         Ok(PyRulePlan { table, rules })
     }
 
-    fn admit(&self, now_ns: u64, tokens: u64, micros: u64, min_tokens: u64) -> PyAdmission {
+    #[pyo3(signature = (now_ns, tokens, micros, min_tokens, min_micros = 0))]
+    fn admit(
+        &self,
+        now_ns: u64,
+        tokens: u64,
+        micros: u64,
+        min_tokens: u64,
+        min_micros: u64,
+    ) -> PyAdmission {
         let table = self.table.get().table();
         PyAdmission {
-            inner: admit(table, &self.rules, now_ns, tokens, micros, min_tokens),
+            inner: admit(
+                table,
+                &self.rules,
+                now_ns,
+                tokens,
+                micros,
+                min_tokens,
+                min_micros,
+            ),
         }
     }
 
@@ -311,24 +362,26 @@ mod tests {
             rule(&table, "par", PARALLEL, 1),
             rule(&table, "usd", BUDGET, 100),
         ];
-        let first = admit(&table, &rules, 1, 0, 60, 0);
+        let first = admit(&table, &rules, 1, 0, 60, 0, 0);
         assert_eq!(first.refused, -1);
         assert_eq!(first.taken, vec![1, 1, 60]);
         assert_eq!(first.tightest[0], Some((0, 9, 6_000_000_000)));
         // The slot is busy: refused at rule 1, and rule 0's request is given back.
-        let second = admit(&table, &rules, 1, 0, 60, 0);
+        let second = admit(&table, &rules, 1, 0, 60, 0, 0);
         assert_eq!(second.refused, 1);
         let third = {
             settle(&table, &rules, &first, 2, 0, 50);
-            admit(&table, &rules, 2, 0, 60, 0)
+            // 50 spent: 60 more would pass the limit, 50 fit exactly.
+            assert_eq!(admit(&table, &rules, 2, 0, 60, 0, 0).refused, 2);
+            admit(&table, &rules, 2, 0, 50, 0, 0)
         };
         assert_eq!(third.refused, -1);
-        assert_eq!(third.tightest[0].map(|t| t.1), Some(8)); // 2 taken, 1 given back
+        assert_eq!(third.tightest[0].map(|t| t.1), Some(8)); // the refused admissions gave theirs back
         assert_eq!(
             table
                 .cell(rules[2].slot)
                 .load(std::sync::atomic::Ordering::Acquire),
-            110
+            100
         );
     }
 
@@ -336,33 +389,92 @@ mod tests {
     fn tokens_take_up_to_the_estimate_and_settle_to_the_real_use() {
         let table = CounterTable::anonymous(64).unwrap();
         let rules = vec![rule(&table, "tpm", TPM, 100)];
-        let a = admit(&table, &rules, 0, 80, 0, 0);
+        let a = admit(&table, &rules, 0, 80, 0, 0, 0);
         assert_eq!(a.taken, vec![80]);
         // 20 left: a request needing at least 10 of an estimate of 50 gets the 20.
-        let b = admit(&table, &rules, 0, 50, 0, 10);
+        let b = admit(&table, &rules, 0, 50, 0, 10, 0);
         assert_eq!((b.refused, b.taken.clone()), (-1, vec![20]));
-        let c = admit(&table, &rules, 0, 50, 0, 10);
+        let c = admit(&table, &rules, 0, 50, 0, 10, 0);
         assert_eq!(c.refused, 0);
         assert!(c.retry_ns > 0 && c.retry_ns != NEVER);
         settle(&table, &rules, &a, 0, 30, 0); // 50 tokens back
-        assert_eq!(admit(&table, &rules, 0, 50, 0, 0).refused, -1);
-        assert_eq!(admit(&table, &rules, 0, 101, 0, 0).retry_ns, NEVER);
+        assert_eq!(admit(&table, &rules, 0, 50, 0, 0, 0).refused, -1);
+        assert_eq!(admit(&table, &rules, 0, 101, 0, 0, 0).retry_ns, NEVER);
     }
 
     #[test]
     fn budgets_alert_once_when_crossed() {
         let table = CounterTable::anonymous(64).unwrap();
         let rules = vec![rule(&table, "usd", BUDGET, 100)];
-        let a = admit(&table, &rules, 0, 0, 10, 0);
+        let a = admit(&table, &rules, 0, 0, 10, 0, 0);
         assert_eq!(settle(&table, &rules, &a, 0, 0, 150), vec![(0, 150)]);
-        assert_eq!(admit(&table, &rules, 0, 0, 10, 0).refused, 0);
+        assert_eq!(admit(&table, &rules, 0, 0, 10, 0, 0).refused, 0);
         let soft = vec![PlanRule {
             soft: true,
             ..rules[0].clone()
         }];
-        let b = admit(&table, &soft, 0, 0, 10, 0);
+        let b = admit(&table, &soft, 0, 0, 10, 0, 0);
         assert_eq!(b.refused, -1);
         assert!(settle(&table, &soft, &b, 0, 0, 10).is_empty()); // already reported this period
+    }
+
+    #[test]
+    fn hard_budgets_reserve_only_what_fits() {
+        let table = CounterTable::anonymous(64).unwrap();
+        let rules = vec![rule(&table, "usd", BUDGET, 1_000_000)];
+        // Exact reservations: the second does not fit beside the first.
+        let a = admit(&table, &rules, 0, 0, 600_000, 0, 0);
+        assert_eq!((a.refused, a.reserved_micros), (-1, Some(600_000)));
+        assert_eq!(admit(&table, &rules, 0, 0, 600_000, 0, 0).refused, 0);
+        // Up to: takes the 400,000 left, which caps the request's output.
+        let b = admit(&table, &rules, 0, 0, 600_000, 0, 1);
+        assert_eq!(
+            (b.refused, b.taken.clone(), b.reserved_micros),
+            (-1, vec![400_000], Some(400_000))
+        );
+        assert_eq!(admit(&table, &rules, 0, 0, 600_000, 0, 1).refused, 0);
+        settle(&table, &rules, &a, 0, 0, 100_000);
+        assert_eq!(
+            table
+                .cell(rules[0].slot)
+                .load(std::sync::atomic::Ordering::Acquire),
+            500_000
+        );
+    }
+
+    #[test]
+    fn several_hard_budgets_hold_the_least_any_could_give() {
+        let table = CounterTable::anonymous(64).unwrap();
+        let rules = vec![
+            rule(&table, "key", BUDGET, 1_000_000),
+            rule(&table, "team", BUDGET, 300_000),
+            rule(&table, "org", BUDGET, 500_000),
+        ];
+        let a = admit(&table, &rules, 0, 0, 800_000, 0, 10);
+        assert_eq!(a.refused, -1);
+        assert_eq!(a.taken, vec![300_000; 3]);
+        assert_eq!(a.reserved_micros, Some(300_000));
+        let spent: Vec<u64> = rules
+            .iter()
+            .map(|r| {
+                table
+                    .cell(r.slot)
+                    .load(std::sync::atomic::Ordering::Acquire)
+            })
+            .collect();
+        assert_eq!(spent, vec![300_000; 3]);
+        // The team budget is spent: refused there, and the key's reservation given back.
+        let b = admit(&table, &rules, 0, 0, 800_000, 0, 10);
+        assert_eq!(b.refused, 1);
+        assert_eq!(
+            table
+                .cell(rules[0].slot)
+                .load(std::sync::atomic::Ordering::Acquire),
+            300_000
+        );
+        // No budget rule: nothing reserved.
+        let none = admit(&table, &[rule(&table, "rpm", RPM, 5)], 0, 0, 5, 0, 1);
+        assert_eq!(none.reserved_micros, None);
     }
 
     #[test]

@@ -6,12 +6,12 @@
 //! building a tree or any Python object. The estimate is the sum of each text's tokens plus one per
 //! newline that would join them (messages first, then prompt, then input).
 //!
-//! Each text's count is remembered (`TextCounts`, keyed by a hash of the text): the same system
+//! Each text's count is remembered (`TextCounts`, keyed by the text itself): the same system
 //! prompt, the earlier turns of a conversation re-sent with every new one, a benchmark's repeated
 //! prompt are tokenized once. That matters more than it looks: BPE walks tables of 100k-200k
 //! entries, and between two requests of a busy server they leave the CPU caches, so a count costs a
 //! few times what it does in a tight loop (7 µs for a 20-word prompt in the server, 1.6 µs in a
-//! microbenchmark); a remembered count is one hash of the text.
+//! microbenchmark); a remembered count is one keyed hash and one comparison of the text.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -22,41 +22,80 @@ use pyo3::prelude::*;
 use crate::json_scan::{key_eq, unescape_into, Cursor, Invalid, StrSpan};
 use crate::tokens::{count_detached, Encoding};
 
-/// Remembered counts at most; the map starts over when full (a burst of new texts costs a recount).
+/// Remembered counts at most; the maps start over when full (a burst of new texts costs a recount).
 const REMEMBERED_TEXTS: usize = 1 << 16;
 
-/// A text's identity for its remembered count: encoding, length, 64-bit hash of the bytes.
-type TextKey = (Encoding, usize, u64);
+/// Bytes of remembered text at most, over both encodings: each entry keeps its text, so memory is
+/// bounded by bytes as well as by entries.
+const REMEMBERED_BYTES: usize = 16 << 20;
+
+/// A text longer than this is counted every time, never remembered (one such text must not evict
+/// thousands of short ones).
+const REMEMBERED_TEXT_MAX: usize = 1 << 20;
+
+/// Remembered counts, one map per encoding, keyed by the text itself.
+///
+/// The key is the whole text, not a digest of it: a hit compares the stored bytes, so two
+/// different prompts can never share a count. (An earlier unkeyed 64-bit hash let a client forge a
+/// collision in a few thousand tries and have a long prompt admitted, routed and billed as a short
+/// one, or poison another tenant's count.) The maps hash with std's `RandomState`, SipHash-1-3
+/// under a key drawn from the OS at start, so a client cannot aim texts at one bucket either.
+struct TextCounts {
+    maps: [HashMap<Box<[u8]>, u32>; 2],
+    bytes: usize,
+}
+
+impl TextCounts {
+    fn new() -> Self {
+        TextCounts {
+            maps: [HashMap::new(), HashMap::new()],
+            bytes: 0,
+        }
+    }
+
+    fn slot(encoding: Encoding) -> usize {
+        match encoding {
+            Encoding::O200kBase => 0,
+            Encoding::Cl100kBase => 1,
+        }
+    }
+
+    fn get(&self, encoding: Encoding, text: &[u8]) -> Option<u32> {
+        self.maps[Self::slot(encoding)].get(text).copied()
+    }
+
+    fn insert(&mut self, encoding: Encoding, text: &[u8], count: u32) {
+        if text.len() > REMEMBERED_TEXT_MAX {
+            return;
+        }
+        let entries: usize = self.maps.iter().map(HashMap::len).sum();
+        if entries >= REMEMBERED_TEXTS || self.bytes + text.len() > REMEMBERED_BYTES {
+            for map in &mut self.maps {
+                map.clear();
+            }
+            self.bytes = 0;
+        }
+        if self.maps[Self::slot(encoding)]
+            .insert(text.into(), count)
+            .is_none()
+        {
+            self.bytes += text.len();
+        }
+    }
+}
 
 /// Counts of texts seen.
-static TEXT_COUNTS: Mutex<Option<HashMap<TextKey, u32>>> = Mutex::new(None);
-
-/// A fast 64-bit hash of bytes (multiply-rotate over 8-byte words, as in rustc's FxHash), plus a
-/// final mix. Not for untrusted collision resistance: a collision only misestimates one request.
-fn text_hash(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h: u64 = 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        h = (h.rotate_left(5) ^ word).wrapping_mul(K);
-    }
-    for &b in chunks.remainder() {
-        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-    }
-    (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd)
-}
+static TEXT_COUNTS: Mutex<Option<TextCounts>> = Mutex::new(None);
 
 /// Tokens of one text, remembered.
 fn count_text(py: Python<'_>, encoding: Encoding, text: &[u8]) -> usize {
     if text.is_empty() {
         return 0;
     }
-    let key = (encoding, text.len(), text_hash(text));
     if let Some(count) = TEXT_COUNTS
         .lock()
         .ok()
-        .and_then(|map| map.as_ref()?.get(&key).copied())
+        .and_then(|counts| counts.as_ref()?.get(encoding, text))
     {
         return count as usize;
     }
@@ -65,11 +104,11 @@ fn count_text(py: Python<'_>, encoding: Encoding, text: &[u8]) -> usize {
         Err(_) => count_detached(py, encoding, &String::from_utf8_lossy(text)),
     };
     if let Ok(mut guard) = TEXT_COUNTS.lock() {
-        let map = guard.get_or_insert_with(HashMap::new);
-        if map.len() >= REMEMBERED_TEXTS {
-            map.clear();
-        }
-        map.insert(key, u32::try_from(count).unwrap_or(u32::MAX));
+        guard.get_or_insert_with(TextCounts::new).insert(
+            encoding,
+            text,
+            u32::try_from(count).unwrap_or(u32::MAX),
+        );
     }
     count
 }
@@ -242,6 +281,7 @@ pub fn count_prompt_tokens(py: Python<'_>, body: &[u8], encoding: &str) -> PyRes
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::BuildHasher;
 
     fn texts(body: &str) -> Option<Vec<String>> {
         let texts = collect(body.as_bytes()).ok()?;
@@ -297,21 +337,69 @@ mod tests {
                 Encoding::O200kBase.count(std::str::from_utf8(text).unwrap())
             );
             assert_eq!(count_text(py, Encoding::O200kBase, text), first);
-            let key = (Encoding::Cl100kBase, text.len(), text_hash(text));
-            assert!(!TEXT_COUNTS
-                .lock()
-                .unwrap()
-                .as_ref()
-                .unwrap()
-                .contains_key(&key));
+            let remembered = |encoding| {
+                TEXT_COUNTS
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .unwrap()
+                    .get(encoding, text)
+            };
+            assert_eq!(remembered(Encoding::O200kBase), Some(first as u32));
             count_text(py, Encoding::Cl100kBase, text);
-            assert!(TEXT_COUNTS
-                .lock()
-                .unwrap()
-                .as_ref()
-                .unwrap()
-                .contains_key(&key));
+            assert!(remembered(Encoding::Cl100kBase).is_some());
         });
-        assert_ne!(text_hash(b"abcdefgh1"), text_hash(b"abcdefgh2"));
+    }
+
+    /// The attack on the old cache: a text whose key collides with a remembered one took its
+    /// count. Keys are now the texts themselves, so even a planted entry for one text (standing in
+    /// for any hash collision) is never returned for another of the same length.
+    #[test]
+    fn a_colliding_text_never_takes_another_texts_count() {
+        let mut counts = TextCounts::new();
+        counts.insert(Encoding::O200kBase, b"short prompt AAAA", 3);
+        assert_eq!(
+            counts.get(Encoding::O200kBase, b"short prompt AAAA"),
+            Some(3)
+        );
+        assert_eq!(counts.get(Encoding::O200kBase, b"short prompt AAAB"), None);
+        assert_eq!(counts.get(Encoding::Cl100kBase, b"short prompt AAAA"), None);
+
+        // Every map of the cache hashes under its own random key (SipHash-1-3, seeded by the OS):
+        // the same text lands on different hashes in two maps, so no precomputed collision list
+        // carries over from one process (or map) to another.
+        let a = TextCounts::new();
+        let (h0, h1) = (
+            a.maps[0].hasher().hash_one(b"x".as_slice()),
+            a.maps[1].hasher().hash_one(b"x".as_slice()),
+        );
+        assert_ne!(h0, h1);
+    }
+
+    #[test]
+    fn memory_is_bounded_by_entries_and_bytes() {
+        let mut counts = TextCounts::new();
+        let big = vec![b'a'; REMEMBERED_TEXT_MAX + 1];
+        counts.insert(Encoding::O200kBase, &big, 1);
+        assert_eq!(counts.get(Encoding::O200kBase, &big), None);
+        assert_eq!(counts.bytes, 0);
+
+        let chunk = vec![b'b'; REMEMBERED_TEXT_MAX];
+        for i in 0..(REMEMBERED_BYTES / REMEMBERED_TEXT_MAX) {
+            let mut text = chunk.clone();
+            text[0] = i as u8;
+            counts.insert(Encoding::O200kBase, &text, 1);
+        }
+        assert_eq!(counts.bytes, REMEMBERED_BYTES);
+        counts.insert(Encoding::Cl100kBase, b"one more", 2);
+        assert_eq!(counts.bytes, 8);
+        assert_eq!(counts.get(Encoding::Cl100kBase, b"one more"), Some(2));
+        assert_eq!(counts.maps[0].len(), 0);
+
+        for i in 0..REMEMBERED_TEXTS as u32 {
+            counts.insert(Encoding::O200kBase, &i.to_le_bytes(), 1);
+        }
+        assert!(counts.maps.iter().map(HashMap::len).sum::<usize>() <= REMEMBERED_TEXTS);
+        assert_eq!(counts.get(Encoding::Cl100kBase, b"one more"), None);
     }
 }

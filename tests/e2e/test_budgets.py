@@ -1,5 +1,5 @@
-"""Budgets end to end: a key stopped at the right spend, a concurrent burst overshooting by at most one
-request, calendar rollover in a configured time zone (injectable clock), and the soft-budget webhook.
+"""Budgets end to end: a key stopped at the right spend, a concurrent burst that never passes the budget
+(a reservation is admitted only when it fits under the limit), calendar rollover in a configured time zone (injectable clock), and the soft-budget webhook.
 
 Prices are set so that a request costs exactly its token count in USD ($1 per token in and out): the
 mock answers `chunks` output tokens to a one-word prompt, so a request with `chunks: 4` costs $5.
@@ -56,9 +56,9 @@ def spend(client: openai.OpenAI, model: str = "gpt-test") -> int:
 def test_budget_stops_a_key_at_the_right_spend(
     gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort
 ) -> None:
-    gw = gateway_factory(budget_config(upstream, refused, 12.0, period="monthly"))
+    gw = gateway_factory(budget_config(upstream, refused, 15.0, period="monthly"))
     with make_client(gw, BUDGET_KEY) as client:
-        # $0 → $5 → $10 are under $12; the third takes it to $15; the fourth is refused.
+        # $5 reservations fit at $0, $5 and $10 (the third exactly to $15); the fourth does not.
         assert [spend(client) for _ in range(3)] == [200, 200, 200]
         with pytest.raises(openai.RateLimitError) as info:
             client.chat.completions.create(model="gpt-test", messages=HI, max_tokens=4, extra_body=FOUR)
@@ -67,7 +67,7 @@ def test_budget_stops_a_key_at_the_right_spend(
         assert (
             "key 'budget-key'" in body["message"]
             and "monthly" in body["message"]
-            and "$12" in body["message"]
+            and "$15" in body["message"]
         )
         assert BUDGET_KEY not in body["message"]
         assert int(info.value.response.headers["retry-after"]) >= 1
@@ -76,7 +76,7 @@ def test_budget_stops_a_key_at_the_right_spend(
         assert spend(master) == 200
 
 
-def test_concurrent_burst_overshoots_by_at_most_one_request(
+def test_concurrent_burst_never_passes_the_budget(
     gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort
 ) -> None:
     budget = 18.0
@@ -101,9 +101,9 @@ def test_concurrent_burst_overshoots_by_at_most_one_request(
 
     statuses = asyncio.run(burst())
     served = statuses.count(200)
-    # All 16 arrive before any finishes: reservations alone keep the spend within one request.
-    assert served * REQUEST_USD <= budget + REQUEST_USD
-    assert served == 4 and statuses.count(429) == 12
+    # All 16 arrive before any finishes: reservations alone keep the spend within the budget.
+    assert served * REQUEST_USD <= budget
+    assert served == 3 and statuses.count(429) == 13
     with make_client(gw, BUDGET_KEY) as client:
         assert spend(client) == 429
 
@@ -113,15 +113,15 @@ def test_a_restart_keeps_the_spend_the_ledger_holds(
 ) -> None:
     """The shared-memory counters start at zero with a server; the ledger does not. A budget spent
     before a restart stays spent after it (no Redis)."""
-    config = budget_config(upstream, refused, 12.0, period="monthly")
+    config = budget_config(upstream, refused, 15.0, period="monthly")
     config["store"] = {"url": f"sqlite:///{tmp_path / 'budget.db'}"}
     first = gateway_factory(config)
     with make_client(first, BUDGET_KEY) as client:
-        assert [spend(client) for _ in range(2)] == [200, 200]  # $10 of $12
+        assert [spend(client) for _ in range(2)] == [200, 200]  # $10 of $15
     first.stop()  # SIGTERM: the ledger flushes its rows
     second = gateway_factory(config, workers=2)
     with make_client(second, BUDGET_KEY) as client:
-        assert spend(client) == 200  # $10 < $12: one more is admitted ($15)
+        assert spend(client) == 200  # $10 + $5 fits in $15: one more is admitted
         assert spend(client) == 429  # over: the spend from before the restart counted
 
 
@@ -162,10 +162,10 @@ def test_calendar_rollover_in_the_configured_time_zone(
     config = budget_config(
         upstream,
         refused,
-        8.0,
+        10.0,
         period="daily",
         timezone="America/New_York",
-        models={"gpt-other": {"usd": 8.0, "period": "monthly"}},
+        models={"gpt-other": {"usd": 10.0, "period": "monthly"}},
     )
     gw = gateway_factory(config, env={"GATECORE_TEST_CLOCK_FILE": str(clock)})
     with make_client(gw, BUDGET_KEY) as client, make_client(gw) as master:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import msgspec
 
 from gatecore import __version__
+from gatecore.admin.bounds import bound_schemas
 from gatecore.admin.deployments_api import DeploymentsOut
 from gatecore.admin.wire import (
     AuditOut,
@@ -67,20 +69,45 @@ def _list_of(name: str) -> dict[str, Any]:
     }
 
 
+# Every error answer an operation can give, with why (router.py maps the errors to these).
+_REASONS = {
+    "400": "the body or a query parameter is malformed or out of its bounds (or the admin API is off)",
+    "401": "missing or invalid key",
+    "403": "role does not allow this",
+    "404": "no such record",
+    "409": "the change conflicts with stored data (a name taken, a tenant still in use, a revoked key)",
+    "422": "well-formed, but names what is not there (a model, a team) or breaks a rule between levels",
+    "503": "the store is unavailable",
+}
+
+
 def _op(
     summary: str, status: int, response: dict[str, Any] | None, body: str | None = None
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": {}}
     op["responses"][str(status)] = {"description": "OK", **(_json(response) if response else {})}
-    for code, reason in (("401", "missing or invalid key"), ("403", "role does not allow this")):
-        op["responses"][code] = {"description": reason, **_json(_ref("Error"))}
+    errors = ["400", "401", "403", "503"] + (["409", "422"] if body is not None else [])
+    for code in errors:
+        op["responses"][code] = {"description": _REASONS[code], **_json(_ref("Error"))}
     if body is not None:
         op["requestBody"] = {"required": True, **_json(_ref(body))}
     return op
 
 
+def _with_errors(op: dict[str, Any], *codes: str) -> dict[str, Any]:
+    for code in codes:
+        op["responses"][code] = {"description": _REASONS[code], **_json(_ref("Error"))}
+    return op
+
+
 def _usage_params() -> list[dict[str, Any]]:
-    time_schema = {"type": "string", "description": "RFC 3339 time or epoch seconds"}
+    time_schema = {
+        "description": "RFC 3339 time or epoch seconds",
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "pattern": "^-?[0-9]{1,12}(\\.[0-9]{1,9})?$"},
+        ],
+    }
     return [
         {
             "name": "group_by",
@@ -137,11 +164,58 @@ def _runs_paths(id_param: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _audit_op() -> dict[str, Any]:
+    op = _op("Recent admin actions, newest first", 200, _list_of("AuditOut"))
+    op["parameters"] = [
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+        },
+        {"name": "target_id", "in": "query", "schema": {"type": "string"}, "description": "one record's"},
+    ]
+    return op
+
+
+def _usage_op() -> dict[str, Any]:
+    op = _op(
+        "Usage totals per group from the ledger (a team_admin sees its team's); CSV with format=csv",
+        200,
+        _list_of("UsageGroup"),
+    )
+    op["responses"]["200"]["content"]["text/csv; charset=utf-8"] = {
+        "schema": {
+            "type": "string",
+            "description": "a header row (the JSON field names), then a row per group",
+        }
+    }
+    return op
+
+
+def _tenant_schemas(components: dict[str, Any]) -> None:
+    """One create and one update schema per level: an org has no `org` or `team`, a team no `team`,
+    a user no `org` (the router refuses them, even as null)."""
+    for kind, without in (("Org", ("org", "team")), ("Team", ("team",)), ("User", ("org",))):
+        for verb in ("Create", "Update"):
+            schema = copy.deepcopy(components[f"Tenant{verb}"])
+            for name in without:
+                schema["properties"].pop(name, None)
+            schema["title"] = f"{kind}{verb}"
+            components[f"{kind}{verb}"] = schema
+    del components["TenantCreate"], components["TenantUpdate"]
+
+
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once per worker, on first request)."""
     _, components = msgspec.json.schema_components(_STRUCTS, ref_template="#/components/schemas/{name}")
     for name in _ANSWERS:
         _every_field_present(components[name])
+    bound_schemas(components)
+    _tenant_schemas(components)
+    for name in ("KeyCreate", "KeyUpdate"):
+        for branch in components[name]["properties"]["expires_at"].get("anyOf", []):
+            if branch.get("type") == "string":
+                branch["format"] = "date-time"
     components["Error"] = {
         "type": "object",
         "properties": {
@@ -172,7 +246,7 @@ def openapi_document() -> dict[str, Any]:
             "parameters": id_param,
             "post": _op("New secret; the old one works for grace_s", 200, _ref("KeyCreated"), "KeyRotate"),
         },
-        "/audit": {"get": _op("Recent admin actions, newest first", 200, _list_of("AuditOut"))},
+        "/audit": {"get": _audit_op()},
         "/deployments": {
             "get": _op(
                 "Every model's deployments with the routing state of the worker that answers (breaker, "
@@ -181,27 +255,25 @@ def openapi_document() -> dict[str, Any]:
                 _ref("DeploymentsOut"),
             )
         },
-        "/usage": {
-            "parameters": _usage_params(),
-            "get": _op(
-                "Usage totals per group from the ledger (a team_admin sees its team's); CSV with format=csv",
-                200,
-                _list_of("UsageGroup"),
-            ),
-        },
+        "/usage": {"parameters": _usage_params(), "get": _usage_op()},
     }
     paths.update(_runs_paths(id_param))
-    for plural in ("orgs", "teams", "users"):
+    for plural, kind in (("orgs", "Org"), ("teams", "Team"), ("users", "User")):
         paths[f"/{plural}"] = {
             "get": _op(f"List {plural}", 200, _list_of("TenantOut")),
-            "post": _op(f"Create one of the {plural}", 201, _ref("TenantOut"), "TenantCreate"),
+            "post": _op(f"Create one of the {plural}", 201, _ref("TenantOut"), f"{kind}Create"),
         }
         paths[f"/{plural}/{{id}}"] = {
             "parameters": id_param,
             "get": _op("Read one, by id or name", 200, _ref("TenantOut")),
-            "patch": _op("Change one", 200, _ref("TenantOut"), "TenantUpdate"),
-            "delete": _op("Delete one that has no members or keys", 204, None),
+            "patch": _op("Change one", 200, _ref("TenantOut"), f"{kind}Update"),
+            "delete": _with_errors(_op("Delete one that has no members or keys", 204, None), "409"),
         }
+    for path, item in paths.items():
+        if "{id}" in path:
+            for method in ("get", "patch", "delete", "post"):
+                if method in item:
+                    _with_errors(item[method], "404")
     return {
         "openapi": "3.1.0",
         "info": {"title": "gatecore admin API", "version": __version__},

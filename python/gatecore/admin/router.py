@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import msgspec
 
 from gatecore.admin.access import TEAM_ADMIN, Caller
+from gatecore.admin.bounds import decode_body
 from gatecore.admin.convert import to_datetime
 from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.keys_api import KeysApi
@@ -35,18 +36,20 @@ JSON = "application/json"
 MAX_BODY = 1024 * 1024
 _ID = r"([^/]{1,200})"
 
+# The query parameters of each route that takes any (by path pattern); the others take none.
+QUERY: dict[str, frozenset[str]] = {
+    "/audit": frozenset(("limit", "target_id")),
+    "/usage": frozenset(("group_by", "from", "to", "format")),
+    "/runs": frozenset(("limit",)),
+    f"/runs/{_ID}/requests": frozenset(("format",)),
+}
+
 Handler = Callable[[Caller, tuple[str, ...], bytes, dict[str, list[str]]], Awaitable[Any]]
 
 
-def _decode(kind: type[Any], body: bytes) -> Any:
-    if not body:
-        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"Invalid request body: {exc}.", code="invalid_body") from None
-    except msgspec.DecodeError:
-        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+def _decode(kind: type[Any], body: bytes, without: tuple[str, ...] = ()) -> Any:
+    """A request body as `kind`, within the bounds the OpenAPI document states (admin/bounds.py)."""
+    return decode_body(kind, body, without=without)
 
 
 class AdminApi:
@@ -85,18 +88,32 @@ class AdminApi:
         for kind in (ORG, TEAM, USER):
             routes += _tenant_routes(TenantsApi(repository, kind, models))
         self._routes = [
-            (method, re.compile(pattern + "$"), status, handler)
+            (method, re.compile(pattern + "$"), status, handler, QUERY.get(pattern, frozenset()))
             for method, pattern, status, handler in routes
         ]
 
-    def match(self, method: str, path: str) -> tuple[int, Handler, tuple[str, ...]]:
-        """The handler of `method path` (path without the /admin/v1 prefix); 404/405 otherwise."""
+    def match(
+        self, method: str, path: str, query: dict[str, list[str]] | None = None
+    ) -> tuple[int, Handler, tuple[str, ...]]:
+        """The handler of `method path` (path without the /admin/v1 prefix); 404/405 otherwise, and
+        400 for a query parameter the route does not have (a typo must not be silently ignored)."""
         allowed: list[str] = []
-        for route_method, pattern, status, handler in self._routes:
+        for route_method, pattern, status, handler, names in self._routes:
             found = pattern.match(path)
             if found is None:
                 continue
             if route_method == method:
+                unknown = sorted(set(query or ()) - names)
+                if unknown:
+                    raise InvalidRequest(
+                        f"Unknown query parameter '{unknown[0][:50]}'"
+                        + (
+                            f"; this path takes {', '.join(sorted(names))}."
+                            if names
+                            else "; this path takes none."
+                        ),
+                        param=unknown[0][:50],
+                    )
                 return status, handler, found.groups()
             allowed.append(route_method)
         if allowed:
@@ -116,9 +133,10 @@ class AdminApi:
             raise InvalidRequest(
                 "The admin API needs a master key: set auth.master_key.", code="admin_disabled"
             )
-        status, handler, params = self.match(method, path)
+        parsed = parse_qs(query, keep_blank_values=True)
+        status, handler, params = self.match(method, path, parsed)
         caller = Caller(policy)
-        result = await handler(caller, params, body, parse_qs(query))
+        result = await handler(caller, params, body, parsed)
         if isinstance(result, TextAnswer):
             return status, result.body, result.content_type
         if isinstance(result, StreamAnswer):
@@ -131,21 +149,34 @@ class AdminApi:
         if caller.role == TEAM_ADMIN:
             raise Forbidden("A team_admin key may not read the audit log.")
         try:
-            limit = min(int(query.get("limit", ["100"])[0]), 1000)
+            limit = int(query.get("limit", ["100"])[-1])
         except ValueError:
             raise InvalidRequest("'limit' must be an integer.", param="limit") from None
-        target = query.get("target_id", [None])[0]
+        if not 1 <= limit <= 1000:  # SQL's LIMIT -1 would be no limit at all
+            raise InvalidRequest("'limit' must be between 1 and 1000.", param="limit")
+        target = query.get("target_id", [None])[-1]
         rows = await self.repository.audit(limit, target)
         return ListOf([AuditOut(**{**row, "at": to_datetime(row["at"])}) for row in rows])
 
 
+# Fields of the shared tenant bodies that a level does not have (an org has no parent; a team's is
+# an org, a user's a team): refused even when null, as the per-level schemas of the document say.
+NOT_FIELDS = {ORG: ("org", "team"), TEAM: ("team",), USER: ("org",)}
+
+
 def _tenant_routes(api: TenantsApi) -> list[tuple[str, str, int, Handler]]:
     plural = f"/{api.kind}s"
+    without = NOT_FIELDS[api.kind]
     return [
         ("GET", plural, 200, lambda c, p, b, q: api.index(c)),
-        ("POST", plural, 201, lambda c, p, b, q: api.create(c, _decode(TenantCreate, b))),
+        ("POST", plural, 201, lambda c, p, b, q: api.create(c, _decode(TenantCreate, b, without))),
         ("GET", f"{plural}/{_ID}", 200, lambda c, p, b, q: api.get(c, p[0])),
-        ("PATCH", f"{plural}/{_ID}", 200, lambda c, p, b, q: api.update(c, p[0], _decode(TenantUpdate, b))),
+        (
+            "PATCH",
+            f"{plural}/{_ID}",
+            200,
+            lambda c, p, b, q: api.update(c, p[0], _decode(TenantUpdate, b, without)),
+        ),
         ("DELETE", f"{plural}/{_ID}", 204, lambda c, p, b, q: api.delete(c, p[0])),
     ]
 

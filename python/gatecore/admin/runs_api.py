@@ -19,6 +19,7 @@ import msgspec
 from msgspec.structs import astuple
 
 from gatecore.admin.access import TEAM_ADMIN, Caller
+from gatecore.admin.usage_api import csv_cell
 from gatecore.errors import InvalidRequest, NotFound
 from gatecore.ledger.runs import EXPORT_COLUMNS, RunListed, RunRequest, RunsRepository, RunSummary
 from gatecore.run_id import valid_run_id
@@ -49,7 +50,11 @@ def csv_rows(requests: list[RunRequest], header: bool = False) -> bytes:
         writer.writerow(EXPORT_COLUMNS)
     streamed = EXPORT_COLUMNS.index("streamed")
     writer.writerows(
-        (*row[:streamed], "true" if row[streamed] else "false", *row[streamed + 1 :])
+        (
+            *map(csv_cell, row[:streamed]),
+            "true" if row[streamed] else "false",
+            *map(csv_cell, row[streamed + 1 :]),
+        )
         for row in map(astuple, requests)
     )
     return out.getvalue().encode()

@@ -56,6 +56,10 @@ class TenantsApi:
             for field in body.__struct_fields__
             if (value := getattr(body, field)) is not msgspec.UNSET
         }
+        for field in (ORG, TEAM):
+            # Present and null is still a field this level does not have (not a 500 further down).
+            if field in changes and field != self.parent_field:
+                raise InvalidRequest(f"A {self.kind} has no '{field}' field.", param=field)
         self._check(changes.get("org"), changes.get("team"), changes.get("models"))
         check_metadata(changes.get("metadata"))
         if self.parent_field is not None and self.parent_field in changes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from datetime import UTC, datetime
 
 import msgspec
@@ -48,9 +49,13 @@ def parse_time(value: str, param: str) -> float:
     """Epoch seconds of an RFC 3339 time or of a number of epoch seconds; 400 otherwise."""
     text = value.strip()
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):  # `nan`, `inf`, 1e999: no time
+            raise InvalidRequest(f"'{param}' must be a finite number of epoch seconds.", param=param)
+        return number
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -62,6 +67,18 @@ def parse_time(value: str, param: str) -> float:
     return parsed.timestamp()
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell a spreadsheet will not run: text starting with `= + - @` (or a tab or carriage
+    return, which some strip first) gets a leading `'` (OWASP's CSV-injection advice). Client
+    strings reach these exports (model names, key and team names). Numbers are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def render_csv(groups: list[UsageGroup]) -> bytes:
     """The report as CSV with a header line (the JSON field names)."""
     out = io.StringIO()
@@ -70,8 +87,8 @@ def render_csv(groups: list[UsageGroup]) -> bytes:
     for g in groups:
         writer.writerow(
             [
-                g.group,
-                g.name,
+                csv_cell(g.group),
+                csv_cell(g.name),
                 g.requests,
                 g.input_tokens,
                 g.output_tokens,

@@ -44,8 +44,25 @@ def _read_document(path: str) -> Any:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+        raise ConfigError([f"{path}: not valid YAML: {_yaml_problem(exc)}"]) from None
     return {} if doc is None else doc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where (line, column), never the text around it: str(exc) quotes the
+    offending line, and a config line is often a secret (`api_key: ...`, `master_key: ...`)."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return type(exc).__name__
+    parts = []
+    if exc.context:
+        parts.append(exc.context + _where(exc.context_mark))
+    if exc.problem:
+        parts.append(exc.problem + _where(exc.problem_mark))
+    return "; ".join(parts) or type(exc).__name__
+
+
+def _where(mark: Any) -> str:
+    return "" if mark is None else f" (line {mark.line + 1}, column {mark.column + 1})"
 
 
 def read_config_from_process_env() -> GatecoreConfig:

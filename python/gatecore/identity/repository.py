@@ -33,7 +33,8 @@ from gatecore.identity.records import (
 )
 from gatecore.identity.rules import check_narrows
 from gatecore.identity.secrets import KeyHasher, new_key_secret, visible_prefix
-from gatecore.store.base import ConstraintViolation, Row, Store, StoreError, Transaction
+from gatecore.policy.fields import PolicyFields
+from gatecore.store.base import ConstraintViolation, Row, Store, StoreError, Transaction, ValueOutOfRange
 
 T = TypeVar("T")
 
@@ -42,6 +43,8 @@ _INSERT_KEY = insert_statement("api_keys", ApiKey)
 # What an update rewrites: every column but the id and these.
 _UPDATE_TENANT, _TENANT_UPDATED = update_statement("tenants", Tenant, fixed=("kind", "created_at"))
 _UPDATE_KEY, _KEY_UPDATED = update_statement("api_keys", ApiKey, fixed=("created_by", "created_at"))
+# What update_tenant may change (id, kind and times are the repository's).
+_TENANT_CHANGES = frozenset(("name", "parent_id", "email", *PolicyFields.__struct_fields__))
 
 
 class IdentityRepository:
@@ -164,6 +167,9 @@ class IdentityRepository:
                 raise NotFound(f"No {kind} '{ref[:100]}'.", code=f"{kind}_not_found")
             tenant = tenant_from_row(row)
             for name, value in changes.items():
+                if name not in _TENANT_CHANGES:
+                    # A caller's mistake, not a crash: only these columns may change.
+                    raise Unprocessable(f"A {kind} has no '{name}' field.", param=name)
                 setattr(tenant, name, value)
             tenant.updated_at = time.time()
             parent = await self._parent_of(tx, tenant)
@@ -279,6 +285,8 @@ class IdentityRepository:
                 await tx.execute("UPDATE change_counter SET version = version + 1 WHERE id = 1")
         except ConstraintViolation as error:
             raise Conflict(f"The change conflicts with existing data ({_constraint(error)}).") from None
+        except ValueOutOfRange:
+            raise Unprocessable("A value is out of the range the store can hold.") from None
         except StoreError as error:
             raise StoreUnavailable(f"The store is unavailable: {error}") from None
 

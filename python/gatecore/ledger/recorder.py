@@ -46,7 +46,8 @@ def default_spool_dir(store_url: str) -> Path:
     if store_url.startswith("sqlite:///"):
         return Path(sqlite_path(store_url) + ".ledger-spool")
     digest = hashlib.sha256(store_url.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"gatecore-ledger-spool-{digest}"
+    # Per user: another user's spool (or one they created first) is refused, not shared (spool.py).
+    return Path(tempfile.gettempdir()) / f"gatecore-ledger-spool-{os.geteuid()}-{digest}"
 
 
 class LedgerRecorder:

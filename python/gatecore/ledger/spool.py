@@ -26,6 +26,7 @@ import fcntl
 import logging
 import os
 import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ class Spool:
         await self._run(self._open)
 
     def _open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self.directory)
         fd = os.open(self.directory / f"{self.tag}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._lock_fd = fd
@@ -182,6 +183,37 @@ class Spool:
             _unlink(self.directory / f"{self.tag}.lock")
         os.close(self._lock_fd)
         self._lock_fd = None
+
+
+class SpoolNotPrivate(PermissionError):
+    """The spool directory could be written by someone else: its rows cannot be trusted."""
+
+
+def private_directory(directory: Path) -> None:
+    """Create `directory` 0700, or accept an existing one only if it is a real directory (not a
+    link) owned by this user that no one else can write; a readable one is tightened to 0700.
+
+    Why: rows in the spool are replayed into the ledger (spend, budgets, usage) as they are found.
+    A directory another local user created first, or may write, would let them plant rows (or read
+    the ones spooled)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(directory, 0o700)
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise SpoolNotPrivate(f"the ledger spool {directory} is not a directory (a symbolic link?)")
+    if info.st_uid != os.geteuid():
+        raise SpoolNotPrivate(
+            f"the ledger spool {directory} belongs to uid {info.st_uid}, not this process's "
+            f"({os.geteuid()}): remove it or set ledger.spool_dir"
+        )
+    if info.st_mode & 0o022:
+        raise SpoolNotPrivate(
+            f"the ledger spool {directory} can be written by others (mode {stat.S_IMODE(info.st_mode):o}): "
+            "check its segments, then chmod 700 it"
+        )
+    if info.st_mode & 0o077:
+        os.chmod(directory, 0o700)
 
 
 def _unlink(path: Path) -> None:

@@ -56,8 +56,12 @@ async def _post(url: str, body: bytes) -> int:
     reader, writer = await asyncio.open_connection(host, parts.port or (443 if tls else 80), ssl=tls or None)
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # Host is host[:port] only: the URL's user:password must never go on the wire in clear.
+        host_header = host if ":" not in host else f"[{host}]"
+        if parts.port is not None:
+            host_header += f":{parts.port}"
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\ncontent-type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\nuser-agent: gatecore\r\n\r\n"
         )
         writer.write(head.encode() + body)

@@ -28,13 +28,19 @@ from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule
 
 log = logging.getLogger("gatecore.limits")
 
-# ARGV per rule: op, limit, cost, ttl_ms (op `u`: the least tokens instead of a ttl). Returns, per
-# rule, the units left, µs until full again and the units taken. Times in microseconds. Numbers go back to strings with
-# %.0f: Lua 5.1 would print large ones in exponent form.
+# ARGV per rule: op, limit, cost, ttl_ms (op `u`: the least tokens instead of a ttl), then one more:
+# the least micro-units a hard budget (`b`) may reserve, 0 for exactly its cost. A hard budget admits
+# only a reservation that fits under its limit (spend + reservation <= limit); with a least, it takes
+# what it has left, down to the least, and every hard budget of the request then holds the same
+# amount, the smallest (as `RulePlan.admit` does). Returns, per rule, the units left, µs until full
+# again and the units taken. Times in microseconds. Numbers go back to strings with %.0f: Lua 5.1
+# would print large ones in exponent form.
 TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local new, ttl, out = {}, {}, {}
+local new, ttl, out, found = {}, {}, {}, {}
+local least_micros = tonumber(ARGV[4*#KEYS+1] or '0') or 0
+local budget_cap = nil
 for i = 1, #KEYS do
   local op, limit, cost = ARGV[4*i-3], tonumber(ARGV[4*i-2]), tonumber(ARGV[4*i-1])
   local v = tonumber(redis.call('GET', KEYS[i]) or '0')
@@ -59,7 +65,15 @@ for i = 1, #KEYS do
     new[i] = v + 1
     left = limit - v - 1
   elseif op == 'b' then
-    if v >= limit then return {0, i, 0, 0} end
+    local least = cost
+    if least_micros > 0 then
+      least = math.min(least_micros, cost)
+      if budget_cap then cost = math.min(cost, budget_cap) end
+      cost = math.min(cost, limit - v)
+    end
+    if v >= limit or limit - v < least then return {0, i, 0, math.max(0, limit - v)} end
+    if least_micros > 0 then budget_cap = cost end
+    found[i] = v
     new[i] = v + cost
     left = math.max(0, limit - new[i])
   else
@@ -67,6 +81,14 @@ for i = 1, #KEYS do
     left = math.max(0, limit - new[i])
   end
   out[3*i-2], out[3*i-1], out[3*i] = left, reset, cost
+end
+if budget_cap then
+  for i = 1, #KEYS do
+    if found[i] then
+      new[i] = found[i] + budget_cap
+      out[3*i-2], out[3*i] = math.max(0, tonumber(ARGV[4*i-2]) - new[i]), budget_cap
+    end
+  end
 end
 for i = 1, #KEYS do
   local value = string.format('%.0f', new[i])
@@ -159,9 +181,13 @@ class RedisLimiter:
                 argv += ["s" if rule.soft and not settle else "b", rule.limit, amount, ttl]
         return keys, argv
 
-    async def take(self, rules: list[Rule], costs: list[int], min_tokens: int = 0) -> Outcome | None:
+    async def take(
+        self, rules: list[Rule], costs: list[int], min_tokens: int = 0, min_micros: int = 0
+    ) -> Outcome | None:
         """The admission outcome, or None when Redis cannot answer (the fail mode decides). `costs`
-        is updated to what was taken (tpm rules take between `min_tokens` and their cost)."""
+        is updated to what was taken: tpm rules take between `min_tokens` and their cost, hard
+        budgets between `min_micros` and theirs (all the same amount, what the tightest has left)
+        when `min_micros` > 0, else exactly their cost, and only when it fits under the limit."""
         if self._down_until and time.monotonic() < self._down_until:
             return None
         keys, argv = self._args(rules, costs, settle=False)
@@ -169,6 +195,8 @@ class RedisLimiter:
             for i, rule in enumerate(rules):
                 if rule.kind == TPM:
                     argv[4 * i], argv[4 * i + 3] = "u", min_tokens
+        if min_micros:
+            argv.append(min_micros)
         try:
             answer = await self._calls.call(self._take, keys, argv)
         except (TimeoutError, RedisError, OSError) as exc:

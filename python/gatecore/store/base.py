@@ -21,6 +21,11 @@ class ConstraintViolation(StoreError):
     """A unique or foreign-key constraint refused a write."""
 
 
+class ValueOutOfRange(StoreError):
+    """A value the store's column cannot hold (an integer beyond 64 bits): the caller's mistake, not
+    an outage."""
+
+
 class Transaction(Protocol):
     """Statements run inside one transaction (committed on a clean exit, rolled back on an error)."""
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from gatecore.store.base import ConstraintViolation, Row, StoreError
+from gatecore.store.base import ConstraintViolation, Row, StoreError, ValueOutOfRange
 
 T = TypeVar("T")
 
@@ -87,5 +87,7 @@ async def _run(pending: Awaitable[T]) -> T:
         return await pending
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise ConstraintViolation(str(exc)) from None
+    except asyncpg.DataError as exc:  # a value the column cannot hold (an integer beyond 64 bits)
+        raise ValueOutOfRange(f"{type(exc).__name__}: {exc}") from None
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         raise StoreError(f"{type(exc).__name__}: {exc}") from None

@@ -8,7 +8,9 @@ and the ledger's batches); reads of other workers and processes go on in paralle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import operator
+import os
 import re
 import sqlite3
 import time
@@ -18,7 +20,7 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from gatecore.store.base import ConstraintViolation, Row, StoreError
+from gatecore.store.base import ConstraintViolation, Row, StoreError, ValueOutOfRange
 
 T = TypeVar("T")
 
@@ -50,6 +52,24 @@ def _use_wal(db: sqlite3.Connection) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def _private_file(path: str) -> None:
+    """Create the database file readable by its owner only (it holds key hashes, e-mails and the
+    ledger), or tighten an existing one to that. SQLite gives its -wal and -shm files the database
+    file's mode, so they follow."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path + suffix).st_mode & 0o077:
+                os.chmod(path + suffix, 0o600)
 
 
 class SqliteTransaction:
@@ -88,6 +108,7 @@ class SqliteStore:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gatecore-sqlite")
 
         def connect() -> sqlite3.Connection:
+            _private_file(path)
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE … COMMIT).
             db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
             _use_wal(db)
@@ -113,6 +134,8 @@ class SqliteStore:
             return await loop.run_in_executor(self._executor, fn, self._db)
         except sqlite3.IntegrityError as exc:
             raise ConstraintViolation(str(exc)) from None
+        except OverflowError as exc:  # an integer beyond SQLite's 64 bits: the caller's value
+            raise ValueOutOfRange(str(exc)) from None
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from None
 

@@ -63,6 +63,14 @@ class Http1Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if not self._in_use or self._parser.complete:
+            # Bytes no request asked for (the connection idles in its pool, or the answer is
+            # already whole): never parse them as the next answer, which a misbehaving or hostile
+            # upstream could otherwise hand to the next client. Close; the pool skips it.
+            self.closed = True
+            if self._transport is not None:
+                self._transport.close()
+            return
         self._received = True
         try:
             body = self._parser.feed(data)
