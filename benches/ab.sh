@@ -4,6 +4,8 @@
 # the gateway's CPU µs per request (its process tree's utime+stime over the run / requests).
 #
 #   benches/ab.sh A.yaml B.yaml [C.yaml ...]      MODE=json|stream ROUNDS=5 DURATION=6 WARMUP=1
+#   benches/ab.sh /path/to/treeA::cfg.yaml /path/to/treeB::cfg.yaml    two trees, one config: each
+#       variant's server imports gatecore from TREE/python (a worktree with its _core .so in place)
 #
 # Faster to iterate with than variants.sh (no harness report, one mode per call); the figures that go
 # into benches/README.md come from variants.sh. Layout as the harness: gatecore on core 0, the mocks
@@ -30,9 +32,11 @@ cpu_ticks() {  # utime+stime of every thread of $1 (granian's main process and i
   echo "$total"
 }
 
-run_one() {  # config -> "req/s cpu_us_per_req"
-  ( cd "$ROOT" && exec taskset -c 0 "$PY" -m gatecore serve --config "$1" --host 127.0.0.1 --port "$PORT" ) \
-    >"$OUT/gw.log" 2>&1 &
+run_one() {  # [tree::]config -> "req/s cpu_us_per_req"
+  local cfg="$1" tree=""
+  if [[ "$cfg" == *::* ]]; then tree="${cfg%%::*}"; cfg="${cfg#*::}"; fi
+  ( cd "$ROOT" && PYTHONPATH="${tree:+$tree/python}" exec taskset -c 0 "$PY" -m gatecore serve --config "$cfg" \
+      --host 127.0.0.1 --port "$PORT" ) >"$OUT/gw.log" 2>&1 &
   GW=$!
   for _ in $(seq 100); do curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/readyz" 2>/dev/null && break; sleep 0.1; done
   local url="http://127.0.0.1:$PORT/v1/chat/completions"
@@ -51,11 +55,13 @@ print(f"{n / seconds:.0f} {ticks * 1e6 / max(1, n):.1f} {errors}")
 ' "$line" "$((after - before))"
 }
 
+label() { if [[ "$1" == *::* ]]; then echo "$(basename "${1%%::*}")::$(basename "${1#*::}")"; else basename "$1"; fi; }
+
 declare -A RPS CPU
 for round in $(seq "$ROUNDS"); do
   for cfg in "$@"; do
     read -r rps cpu errors < <(run_one "$cfg")
-    echo "round $round $(basename "$cfg"): $rps req/s, $cpu CPU µs/req, $errors errors"
+    echo "round $round $(label "$cfg"): $rps req/s, $cpu CPU µs/req, $errors errors"
     RPS[$cfg]+="$rps "; CPU[$cfg]+="$cpu "
   done
 done
@@ -67,6 +73,6 @@ name, base, rps, cpu = sys.argv[1], sys.argv[2], [float(x) for x in sys.argv[3].
 med = statistics.median(rps)
 ratio = f" ({med / float(base):.3f}x)" if base else ""
 print(f"{name}: median {med:,.0f} req/s{ratio}, {statistics.median(cpu):.1f} CPU µs/req (n={len(rps)})")
-' "$(basename "$cfg")" "$base" "${RPS[$cfg]}" "${CPU[$cfg]}"
+' "$(label "$cfg")" "$base" "${RPS[$cfg]}" "${CPU[$cfg]}"
   [ -z "$base" ] && base="$("$PY" -c 'import statistics, sys; print(statistics.median(float(x) for x in sys.argv[1].split()))' "${RPS[$cfg]}")"
 done

@@ -165,7 +165,9 @@ class Chain:
                 return None
             return exc
         finally:
-            ctx.upstream = None
+            # The connection and its headers are granian's: let them go with the answer, not when
+            # the recorders have run on the loop's next turn.
+            ctx.upstream = ctx.client = ctx.headers = None
             if recording.recorders:
                 recording.finished(ctx, _clock())
             recording.in_flight -= 1
