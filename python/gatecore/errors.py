@@ -45,6 +45,14 @@ class BodyTooLarge(GatewayError):
     code = "body_too_large"
 
 
+class BodyTimeout(GatewayError):
+    """The client did not send its whole body within `server.body_read_timeout_s` (408)."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "body_timeout"
+
+
 class AuthenticationFailed(GatewayError):
     status = 401
     type = "authentication_error"

@@ -30,6 +30,7 @@ from gatecore.pipeline.read_body import ReadBody
 from gatecore.pipeline.recording import Recording
 from gatecore.request import CHAT, EMBEDDINGS, Endpoint, RequestContext
 from gatecore.routing.stage import RouteStage
+from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.worker import Worker
 
 MASTER = "sk-master-stages-unit"
@@ -130,10 +131,10 @@ async def test_run_tag_keeps_a_token_and_refuses_anything_else() -> None:
 async def test_read_body_refuses_a_declared_length_past_the_limit_before_reading() -> None:
     ctx = context(body=b"x" * 2048, content_length="2048")
     with pytest.raises(BodyTooLarge):
-        await ReadBody(1024)(ctx)
+        await ReadBody(1024, DeadlineSweeper(), 5.0)(ctx)
     ctx = context(content_length=str(len(CHAT_BODY)))
     ctx.body = b""
-    await ReadBody(1024)(ctx)
+    await ReadBody(1024, DeadlineSweeper(), 5.0)(ctx)
     assert ctx.body == CHAT_BODY
 
 

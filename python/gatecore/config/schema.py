@@ -57,6 +57,9 @@ class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     port: int = 8080
     workers: int = 1
     max_body_bytes: int = 32 * 1024 * 1024
+    # Seconds a known caller has to send its whole body (408 after); nothing of an unknown caller's
+    # body is read at all.
+    body_read_timeout_s: float = 30.0
     access_log: bool = False
     # Keys or teams with `log_bodies: true` in their metadata get their request and answer bodies
     # into their access-log lines, each cut after this many bytes (0 turns body logging off).

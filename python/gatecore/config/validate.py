@@ -56,6 +56,8 @@ def validate_config(
         errors.append("server.workers: must be at least 1")
     if server.max_body_bytes < 1024:
         errors.append("server.max_body_bytes: must be at least 1024")
+    if not 0 < server.body_read_timeout_s <= 3600:
+        errors.append("server.body_read_timeout_s: must be greater than 0 and at most 3600")
     if server.body_log_max_bytes < 0:
         errors.append("server.body_log_max_bytes: must be 0 (off) or more")
     if server.worker_max_rss_mb < 0:

@@ -11,7 +11,7 @@ installed packages are placed among these by config (`pipeline.stages`, pipeline
 
 A timed link marks its end on the context (`RequestContext.stage_ends`): the stage durations of the
 metrics, the trace's stage spans and `x-gatecore-timing` are read from those marks. An untimed link's
-time counts in the next timed one (the body's read counts in `auth`, as it always did).
+time counts in the next timed one (the body's read counts in `decode`).
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ class Link:
 
 # The chain, in order (DESIGN.md §1).
 LINKS: tuple[Link, ...] = (
-    Link("read_body", lambda p: ReadBody(p.config.server.max_body_bytes), timed=False),  # 413, 400
-    Link("auth", lambda p: p.auth),  # 401: who is calling; the key's policy onto the context
+    Link("auth", lambda p: p.auth),  # 401: who is calling (from the headers; no body is read before)
+    Link("read_body", lambda p: ReadBody(p.config.server.max_body_bytes, p.sweeper, _read_s(p)), timed=False),
     Link("run_tag", lambda p: RunTag(), timed=False),  # 400: a malformed x-gatecore-run-id
     Link("body_capture", lambda p: body_capture_stage(p.config.server), timed=False),  # opted-in keys
     Link("decode", lambda p: p.decode),  # 400: the client's API → the hub format's policy fields
@@ -94,6 +94,10 @@ LINKS: tuple[Link, ...] = (
     Link("debug_timing", lambda p: DebugTiming(p.stage_names), timed=False),  # x-gatecore-timing
     Link("upstream", lambda p: UpstreamCall(p.sweeper, p.config.server), timed=False),  # attempts, relay
 )
+
+
+def _read_s(parts: ChainParts) -> float:
+    return parts.config.server.body_read_timeout_s
 
 
 def build_steps(parts: ChainParts, links: Sequence[Link]) -> tuple[tuple[Stage, bool], ...]:

@@ -7,7 +7,7 @@ pay one header lookup for the header.
 The value is in Server-Timing syntax, durations in ms floored to the µs, so the stages never add up
 to more than `total`: `auth;dur=0.012, decode;dur=0.020, route;dur=0.004, limits;dur=0.006,
 upstream;dur=41.250, relay;dur=0.061, total;dur=41.353`. It is sent with the answer's head, so
-`auth` runs from arrival (reading the body included), `upstream` is the wait up to the answer's head
+`auth` runs from arrival, `decode` includes reading the body, `upstream` is the wait up to the answer's head
 (its whole body when not streamed) and `relay` is the rest of gatecore's time until the head went out:
 attempts' setup, decoding and re-encoding the answer.
 """

@@ -156,7 +156,10 @@ class GatewayApp:
             admin = worker.admin
             if admin is None:
                 raise StoreUnavailable("The admin API is unavailable: the store could not be opened.")
-            body = await read_body(scope.headers, proto, ADMIN_MAX_BODY)
+            server = worker.config.server
+            body = await read_body(
+                scope.headers, proto, ADMIN_MAX_BODY, worker.sweeper, server.body_read_timeout_s
+            )
             status, answer, content_type = await admin.handle(
                 scope.method,
                 scope.path[len(ADMIN_PREFIX) :],
