@@ -2,7 +2,8 @@
 # gatecore container image.
 #   docker build -t gatecore .
 #   docker run -p 8080:8080 -v "$PWD/config.yaml:/etc/gatecore/config.yaml:ro" gatecore
-#   docker run -p 8080:8080 -e GATECORE_CONFIG= -e OPENAI_API_KEY=... gatecore     # no config file
+#   docker run -p 8080:8080 -e GATECORE_CONFIG= -e GATECORE_MASTER_KEY=... -e OPENAI_API_KEY=... gatecore
+#       (no config file: the master key is required, the server refuses to start without one)
 # Stage 1 builds the wheel (Rust extension included); stage 2 installs only that wheel, no build tools.
 
 # ---- builder -------------------------------------------------------------------------------------

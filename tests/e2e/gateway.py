@@ -214,7 +214,17 @@ def _wait_ready(gateway: Gateway, ready_path: str) -> bool:
     return False
 
 
+CREDENTIALS = ("master_key", "keys", "jwt", "key_hash_secret")
+
+
 def write_config(config: dict[str, Any], path: Path) -> Path:
+    """Write `config` for a server to read. A config that names no credential source is served
+    without keys on loopback, where every test server listens: the tests of auth-less behaviour
+    (routing, limits by IP-less global rules, …) say so with `auth.unauthenticated: loopback`, which
+    gatecore requires since issue 17 (an auth-less config is otherwise an error)."""
+    auth = config["auth"] if isinstance(config.get("auth"), dict) else {}
+    if not any(auth.get(name) for name in CREDENTIALS) and "unauthenticated" not in auth:
+        config = {**config, "auth": {**auth, "unauthenticated": "loopback"}}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

@@ -15,6 +15,7 @@ def _config(provider: dict[str, Any]) -> dict[str, Any]:
     return {
         "providers": [provider],
         "models": [{"name": "m", "deployments": [{"provider": provider["name"], "model": "x"}]}],
+        "auth": {"unauthenticated": "loopback"},
     }
 
 

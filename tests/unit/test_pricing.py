@@ -68,6 +68,7 @@ def _gateway(deployments: list[dict[str, Any]], kind: str = "openai") -> Worker:
             "providers": [provider],
             "models": [{"name": "m", "deployments": deployments}],
             "ledger": {"enabled": False},  # prices only: no store needed
+            "auth": {"unauthenticated": "loopback"},
         },
         {},
     )
@@ -106,6 +107,7 @@ def test_wildcard_deployment_prices_each_upstream_model() -> None:
             "providers": [provider],
             "models": [{"name": "openai/*", "deployments": [{"provider": "p", "model": "*"}]}],
             "ledger": {"enabled": False},
+            "auth": {"unauthenticated": "loopback"},
         },
         {},
     )

@@ -21,6 +21,7 @@ from gatecore.errors import (
     ModelNotAllowed,
     NotFound,
     RateLimited,
+    StoreUnavailable,
 )
 from gatecore.ledger.run_tag import RunTag
 from gatecore.pipeline.chain import Chain
@@ -97,6 +98,7 @@ def worker() -> Iterator[Worker]:
         {},
     )
     built = Worker(config)
+    built.auth.install({}, [])  # as the identity sync does once the store's keys have loaded
     yield built
     built.close()
 
@@ -115,6 +117,21 @@ async def test_auth_reads_the_bearer_or_x_api_key_and_refuses_the_rest(worker: W
     with pytest.raises(AuthenticationFailed) as wrong:
         await worker.auth(context(authorization="Bearer sk-nobody"))
     assert wrong.value.code == "invalid_api_key"
+
+
+@pytest.mark.asyncio
+async def test_a_miss_is_a_503_until_the_stored_keys_have_loaded() -> None:
+    config = load_config(
+        {"auth": {"key_hash_secret": "a-hash-secret-of-16+chars"}, "ledger": {"enabled": False}}, {}
+    )
+    auth = Worker(config).auth
+    with pytest.raises(StoreUnavailable):
+        await auth(context(authorization="Bearer gk-not-loaded-yet"))
+    auth.install({}, [])
+    with pytest.raises(AuthenticationFailed):
+        await auth(context(authorization="Bearer gk-not-loaded-yet"))
+    with pytest.raises(AuthenticationFailed):  # auth is on from the start, never a pass
+        await auth(context())
 
 
 @pytest.mark.asyncio

@@ -14,7 +14,7 @@ from typing import Any
 from gatecore.auth.jwt import JwtVerifier, looks_like_jwt
 from gatecore.auth.token_policy import token_policy
 from gatecore.config import AuthConfig
-from gatecore.errors import AuthenticationFailed
+from gatecore.errors import AuthenticationFailed, StoreUnavailable
 from gatecore.identity.records import TEAM, USER, Tenant
 from gatecore.identity.secrets import KeyHasher, hash_secret, visible_prefix
 from gatecore.identity.snapshot import KeyTable
@@ -41,7 +41,7 @@ def client_secret(headers: Any) -> str | None:
 class AuthStage:
     """Rejects requests without a valid key (401) and attaches the key's policy to the context."""
 
-    __slots__ = ("enabled", "hasher", "jwt", "static", "table", "teams", "users")
+    __slots__ = ("enabled", "hasher", "jwt", "static", "stored", "table", "teams", "users")
 
     def __init__(self, config: AuthConfig):
         self.jwt = JwtVerifier(config.jwt) if config.jwt is not None else None
@@ -70,7 +70,12 @@ class AuthStage:
             )
             self.static[self.hasher.digest(key.key)] = (policy, None)
         self.table = self.static
-        self.enabled = bool(self.table) or self.jwt is not None
+        # On whenever the config names any credential source, whatever has loaded (fail closed);
+        # off only when it names none and says so (auth.unauthenticated, checked by the config).
+        self.enabled = config.has_credentials
+        # Stored virtual keys exist only with a secret to hash them (a miss is a 503, not a 401,
+        # until they have loaded: the store may be down at start). Set once they have.
+        self.stored: bool | None = False if secret else None
 
     def install(self, stored: KeyTable, tenants: list[Tenant]) -> None:
         """Replace the store's keys (static keys win on a clash; a clash is astronomically unlikely)
@@ -78,10 +83,8 @@ class AuthStage:
         self.table = {**stored, **self.static}
         self.teams = {t.name: t for t in tenants if t.kind == TEAM}
         self.users = {t.name: t for t in tenants if t.kind == USER}
-        enabled = bool(self.table) or self.jwt is not None
-        if not enabled:
-            log.warning("auth is off: no master key, no configured keys and no stored keys")
-        self.enabled = enabled
+        if self.stored is False:
+            self.stored = True
 
     def lookup(self, secret: str | None) -> KeyPolicy | None:
         """The policy of `secret`, or None when auth is off. Raises AuthenticationFailed otherwise."""
@@ -95,6 +98,10 @@ class AuthStage:
         # A dict probe on a keyed hash: timing reveals nothing about stored hashes.
         entry = self.table.get(self.hasher.digest(secret))
         if entry is None:
+            if self.stored is False:
+                raise StoreUnavailable(
+                    "Stored API keys are not loaded yet (the store is unreachable); retry shortly."
+                )
             raise AuthenticationFailed("Invalid API key.", code="invalid_api_key")
         policy, valid_until = entry
         if policy.revoked:

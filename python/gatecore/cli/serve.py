@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -57,15 +58,34 @@ def run_serve(args: argparse.Namespace) -> int:
         for error in exc.errors:
             print(f"  {error}", file=sys.stderr)
         return 2
+    host = args.host or config.server.host
+    if config.auth.unauthenticated == "loopback" and not _loopback(host):
+        print(
+            f"gatecore: refusing to serve without keys on {host[:100]}: no credential source is configured "
+            "and auth.unauthenticated is 'loopback'. Set auth.master_key (GATECORE_MASTER_KEY), or "
+            "auth.unauthenticated: anywhere to let whoever reaches the port spend the providers' credentials.",
+            file=sys.stderr,
+        )
+        return 2
     from gatecore.server.serve import serve
 
     serve(
         path,
         args.demo,
-        host=args.host or config.server.host,
+        host=host,
         port=args.port if args.port is not None else config.server.port,
         workers=args.workers if args.workers is not None else config.server.workers,
         log_level=args.log_level,
         max_rss_mb=config.server.worker_max_rss_mb,
     )
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """`host` is only reachable from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

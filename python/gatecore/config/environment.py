@@ -14,7 +14,7 @@ def config_from_environment(env: Mapping[str, str]) -> dict[str, Any]:
 
     `OPENAI_API_KEY` (and `OPENAI_BASE_URL`) adds an `openai` provider reachable as `openai/<model>`;
     `GATECORE_UPSTREAM_URL` adds an OpenAI-compatible local engine (vLLM, SGLang, llama.cpp, …)
-    reachable as `local/<model>`; `GATECORE_MASTER_KEY` turns auth on.
+    reachable as `local/<model>`; `GATECORE_MASTER_KEY` turns auth on; without it, `GATECORE_UNAUTHENTICATED=loopback` (or `anywhere`) must say that requests are served without keys.
     """
     providers: list[dict[str, Any]] = []
     models: list[dict[str, Any]] = []
@@ -37,11 +37,17 @@ def config_from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     doc: dict[str, Any] = {"providers": providers, "models": models}
     if env.get("GATECORE_MASTER_KEY"):
         doc["auth"] = {"master_key": "${GATECORE_MASTER_KEY}"}
+    elif env.get("GATECORE_UNAUTHENTICATED"):
+        doc["auth"] = {"unauthenticated": "${GATECORE_UNAUTHENTICATED}"}
     return doc
 
 
 def with_demo(doc: dict[str, Any]) -> dict[str, Any]:
-    """`doc` plus the built-in `echo` provider and model."""
+    """`doc` plus the built-in `echo` provider and model. A demo with no credential source configured
+    is served without keys, on a loopback address only (the quick start)."""
+    auth = doc.get("auth")
+    if auth is None or auth == {}:
+        doc = {**doc, "auth": {"unauthenticated": "loopback"}}
     return {
         **doc,
         "providers": [*doc.get("providers", []), ECHO_PROVIDER],

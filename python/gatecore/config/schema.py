@@ -198,6 +198,20 @@ class AuthConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rotation_grace_s: float = 3600.0
     # Bearer JWTs from an OIDC issuer, accepted beside API keys.
     jwt: JwtConfig | None = None
+    # With no credential source above, whether requests are served without a key: `refuse` (the
+    # default: such a config is an error), `loopback` (served, and `serve` listens only on a loopback
+    # address) or `anywhere` (served on any address: whoever reaches the port spends the providers'
+    # credentials). With a credential source, auth is always on.
+    unauthenticated: str = "refuse"
+
+    @property
+    def has_credentials(self) -> bool:
+        """Some credential source is configured: the master key, static keys, JWTs, or a hash
+        secret for stored virtual keys."""
+        return bool(self.master_key or self.keys or self.jwt is not None or self.key_hash_secret)
+
+
+UNAUTHENTICATED = ("refuse", "loopback", "anywhere")
 
 
 class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

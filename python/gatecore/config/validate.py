@@ -22,6 +22,8 @@ from gatecore.config.schema import (
     DEFAULT_BASE_URLS,
     PROVIDER_KINDS,
     TOKENIZERS,
+    UNAUTHENTICATED,
+    AuthConfig,
     DeploymentPricing,
     GatecoreConfig,
     LedgerConfig,
@@ -71,6 +73,7 @@ def validate_config(
         errors.append("telemetry.metrics_flush_s: must be greater than 0")
     errors.extend(validate_tracing(config.telemetry.tracing))
     errors.extend(validate_pipeline(config.pipeline))
+    errors.extend(_unauthenticated(config.auth))
 
     providers: dict[str, str] = {}
     for i, provider in zip(provider_at, config.providers, strict=True):
@@ -335,3 +338,18 @@ def _timeouts(timeouts: TimeoutsConfig, path: str) -> list[str]:
         if value is not None and not value > 0:
             errors.append(f"{path}.{name}: must be greater than 0")
     return errors
+
+
+def _unauthenticated(auth: AuthConfig) -> list[str]:
+    """Auth is on with any credential source; without one, only an explicit setting serves requests."""
+    if auth.unauthenticated not in UNAUTHENTICATED:
+        return [f"auth.unauthenticated: must be one of {', '.join(UNAUTHENTICATED)}"]
+    if auth.has_credentials and auth.unauthenticated != "refuse":
+        return ["auth.unauthenticated: only for a gateway with no credential source; auth is on with one"]
+    if not auth.has_credentials and auth.unauthenticated == "refuse":
+        return [
+            "auth: no credential source (master_key, keys, jwt or key_hash_secret); set one "
+            "(GATECORE_MASTER_KEY without a config file), or serve without keys explicitly with "
+            "auth.unauthenticated: loopback (GATECORE_UNAUTHENTICATED=loopback)"
+        ]
+    return []
