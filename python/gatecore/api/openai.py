@@ -28,6 +28,7 @@ class ChatFields(msgspec.Struct):
     stream_options: StreamOptions | None = None
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
+    n: int | None = None
     # Read for routing (routing/capabilities.py): requests with tools go where tools are supported.
     tools: list[msgspec.Raw] | None = None
     functions: list[msgspec.Raw] | None = None
@@ -42,6 +43,7 @@ class CompletionFields(msgspec.Struct):
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     max_tokens: int | None = None
+    n: int | None = None
 
 
 class EmbeddingFields(msgspec.Struct):

@@ -26,7 +26,7 @@ class Grant:
     Counted locally, it holds the request's `RulePlan` and its `Admission` (what each rule took);
     counted on Redis, the `Outcome` and what each rule took (`costs`)."""
 
-    __slots__ = ("admission", "budget", "costs", "outcome", "plan", "rules")
+    __slots__ = ("admission", "budget", "capped", "costs", "outcome", "plan", "rules")
 
     def __init__(
         self,
@@ -44,12 +44,16 @@ class Grant:
         self.admission = admission
         self.outcome = outcome
         self.costs = costs or []  # Redis: 1 request, estimated tokens, 1 slot, reserved micro-USD
+        # The max_tokens a hard budget capped the request's output to (None: not capped).
+        self.capped: int | None = None
 
     def headers(self) -> list[tuple[str, str]]:
-        """`x-ratelimit-*` for the tightest requests and tokens scopes (the fewest remaining)."""
+        """`x-ratelimit-*` for the tightest requests and tokens scopes (the fewest remaining), and
+        `x-gatecore-max-tokens-capped` when a hard budget capped the output."""
+        capped = [] if self.capped is None else [("x-gatecore-max-tokens-capped", str(self.capped))]
         if self.plan is not None:
             assert self.admission is not None
-            return self.plan.headers(self.admission)
+            return self.plan.headers(self.admission) + capped
         assert self.outcome is not None
         remaining = self.outcome.remaining
         best = [-1, -1]  # per kind: RPM, TPM
@@ -66,7 +70,7 @@ class Grant:
                     (names[1], str(remaining[i])),
                     (names[2], duration(self.outcome.reset_ns[i] / 1e9)),
                 )
-        return out
+        return out + capped
 
 
 _NAMES = tuple(

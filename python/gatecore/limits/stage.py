@@ -21,6 +21,7 @@ from gatecore.limits.alerts import post_alert
 from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
 from gatecore.limits.grant import Grant
 from gatecore.limits.local import LocalLimiter
+from gatecore.limits.max_tokens import with_max_tokens
 from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule, RuleBook
 from gatecore.policy.key_policy import KeyPolicy
 from gatecore.pricing.book import PriceBook
@@ -87,18 +88,21 @@ class Limits:
         if compiled is None:
             return
         rules, plan, estimate, budget = compiled
-        tokens = micros = min_tokens = 0
+        tokens = micros = min_tokens = min_micros = prompt = 0
         if estimate:
-            tokens, micros, min_tokens = self._estimate(ctx, budget)
+            prompt, tokens, micros, min_tokens, min_micros = self._estimate(ctx, budget)
         redis = self.redis
         if redis is not None:
             costs = [tokens if r.kind == TPM else micros if r.kind == BUDGET else 1 for r in rules]
-            outcome = await redis.take(rules, costs, min_tokens)
+            outcome = await redis.take(rules, costs, min_tokens, min_micros)
             if outcome is not None:
                 if outcome.refused >= 0:
                     i = outcome.refused
                     raise _refusal(rules[i], outcome.retry_s, costs[i])
-                ctx.limits = Grant(rules, budget, outcome=outcome, costs=costs)
+                grant = ctx.limits = Grant(rules, budget, outcome=outcome, costs=costs)
+                reserved = next((c for r, c in zip(rules, costs) if r.kind == BUDGET and not r.soft), None)
+                if budget:
+                    grant.capped = self._cap_output(ctx, prompt, reserved)
                 return
             if any(rule.fail_closed for rule in rules):
                 raise LimitsUnavailable(
@@ -106,7 +110,7 @@ class Limits:
                 )
         if budget_rules and self.spent_since is not None:
             await self._seed(budget_rules)
-        admission = plan.admit(time.monotonic_ns(), tokens, micros, min_tokens)
+        admission = plan.admit(time.monotonic_ns(), tokens, micros, min_tokens, min_micros)
         refused = admission.refused
         if refused >= 0:
             rule = rules[refused]
@@ -119,7 +123,9 @@ class Limits:
             else:
                 retry = None if retry_ns is None else retry_ns / 1e9
             raise _refusal(rule, retry, tokens if kind == TPM else 1)
-        ctx.limits = Grant(rules, budget, plan=plan, admission=admission)
+        grant = ctx.limits = Grant(rules, budget, plan=plan, admission=admission)
+        if budget:
+            grant.capped = self._cap_output(ctx, prompt, admission.reserved_micros)
 
     def _compiled(
         self, key: KeyPolicy | None, model: str, deployment_id: str, budget_rules: list[Rule]
@@ -169,13 +175,15 @@ class Limits:
             self.local.add(cell, to_micros(spent))
             seeded.add(cell)
 
-    def _estimate(self, ctx: RequestContext, budget: bool) -> tuple[int, int, int]:
-        """Estimated tokens, estimated cost (micro-USD, when a budget applies) and the least tokens a
-        tpm rule may take (0: exactly the estimate).
+    def _estimate(self, ctx: RequestContext, budget: bool) -> tuple[int, int, int, int, int]:
+        """The prompt's tokens, the estimated tokens (prompt and output, every choice), the estimated
+        cost (micro-USD, when a budget applies), the least tokens a tpm rule may take (0: exactly the
+        estimate) and the least a hard budget may reserve (0: exactly the estimate).
 
-        Without the client's max_tokens the output estimate is a guess, not a bound: the request
-        passes when its prompt fits and takes what is available up to the estimate (the settle
-        charges what it really used)."""
+        Without the client's max_tokens the output estimate is `limits.default_max_tokens` per
+        choice: tpm rules take what is available up to it (the settle charges what was used), and a
+        hard budget's reservation is made a bound by capping the output sent upstream to it
+        (`_cap_output`)."""
         deployment = ctx.deployment
         tokenizer = deployment.provider.tokenizer if deployment is not None else "o200k_base"
         counted = ctx.prompt_count  # the routing stage's count, for a long request
@@ -184,10 +192,38 @@ class Limits:
         else:
             prompt = count_input_tokens(ctx.body, tokenizer)
         embeddings = ctx.endpoint is EMBEDDINGS
-        output = 0 if embeddings else (ctx.max_tokens or self.default_max_tokens)
+        output = 0 if embeddings else (ctx.max_tokens or self.default_max_tokens) * ctx.choices
         min_tokens = prompt + 1 if ctx.max_tokens is None and not embeddings else 0
-        micros = to_micros(self.prices.estimate_usd(ctx, prompt, output)) if budget else 0
-        return prompt + output, micros, min_tokens
+        micros = min_micros = 0
+        if budget:
+            micros = to_micros(self.prices.estimate_usd(ctx, prompt, output))
+            if output and ctx.max_tokens is None:
+                # No limit of the client's: take what every hard budget has left, down to the prompt
+                # and one token a choice, and cap the output to what was reserved. A client's own
+                # max_tokens is reserved whole or refused, never cut short.
+                least = to_micros(self.prices.estimate_usd(ctx, prompt, ctx.choices))
+                min_micros = max(1, least) if least < micros else 0
+        return prompt, prompt + output, micros, min_tokens, min_micros
+
+    def _cap_output(self, ctx: RequestContext, prompt: int, reserved: int | None) -> int | None:
+        """Cap the output sent upstream to what a hard budget's reservation pays for, so a request
+        never costs more than it reserved (its `max_tokens` written into the body; None when no cap
+        was needed: no hard budget, no token price, or the client's own limit fits)."""
+        if reserved is None or ctx.endpoint is EMBEDDINGS:
+            return None
+        price = self.prices.price_of(ctx.deployment, ctx.upstream_model)
+        if price is None or price.output_per_1m <= 0 or self.prices.meters.get(ctx.deployment) is not None:
+            return None
+        # micro-USD: a price per 1M tokens is micro-USD per token.
+        left = reserved - to_micros(price.tokens_usd(prompt, 0))
+        affordable = max(1, int(left // (price.output_per_1m * ctx.choices)))
+        wanted = ctx.max_tokens
+        if wanted is not None and wanted <= affordable:
+            return None
+        cap = min(affordable, wanted or self.default_max_tokens)
+        ctx.body = with_max_tokens(ctx.body, cap)
+        ctx.max_tokens = cap
+        return cap
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         grant = ctx.limits

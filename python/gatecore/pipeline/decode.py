@@ -18,6 +18,9 @@ from gatecore.routing.capabilities import IMAGE_PART, chat_needs, translated_nee
 from gatecore.translate.anthropic_request_to_hub import translate_messages_request
 from gatecore.translate.hub_stream_to_anthropic import AnthropicEncoder
 
+# Bounds of the numbers limits and budgets count with (OpenAI's own `n` bound is 128).
+MAX_OUTPUT_TOKENS = 100_000_000
+MAX_CHOICES = 128
 _AT_PATH = re.compile(r" - at `\$\.?([^`]{0,200})`$")
 
 
@@ -64,7 +67,20 @@ def decode_fields(ctx: RequestContext, decoder: msgspec.json.Decoder[Any]) -> No
         ctx.stream = True
         options = fields.stream_options
         ctx.include_usage = bool(options is not None and options.include_usage)
-    ctx.max_tokens = getattr(fields, "max_completion_tokens", None) or getattr(fields, "max_tokens", None)
+    max_tokens = getattr(fields, "max_completion_tokens", None) or getattr(fields, "max_tokens", None)
+    if max_tokens is not None:
+        if not 1 <= max_tokens <= MAX_OUTPUT_TOKENS:  # limits and budgets count with it
+            raise InvalidRequest(
+                f"'max_tokens' must be between 1 and {MAX_OUTPUT_TOKENS}.",
+                code="invalid_value",
+                param="max_tokens",
+            )
+        ctx.max_tokens = max_tokens
+    n = getattr(fields, "n", None)
+    if n is not None:
+        if not 1 <= n <= MAX_CHOICES:
+            raise InvalidRequest(f"'n' must be between 1 and {MAX_CHOICES}.", code="invalid_value", param="n")
+        ctx.choices = n
     if ctx.endpoint is CHAT and (
         fields.tools or fields.functions or fields.response_format is not None or IMAGE_PART in ctx.body
     ):

@@ -126,6 +126,7 @@ class RequestContext:
         "attempts",
         "body",
         "body_capture",
+        "choices",
         "chunk_gaps",
         "client",
         "client_gone",
@@ -195,6 +196,7 @@ class RequestContext:
         self.stream = False
         self.include_usage = False  # the client itself asked for stream usage
         self.max_tokens: int | None = None
+        self.choices = 1  # `n`: how many answers the request asks for (each up to max_tokens)
         # What the request needs of a deployment (routing/capabilities.py bits: tools, images, JSON
         # schema) and, once routed, its whole Fit (None: nothing special).
         self.needs = 0
