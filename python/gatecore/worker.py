@@ -51,8 +51,9 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger("gatecore")
-# Links of the inference chain that /v1/messages/count_tokens leaves out: it is not recorded.
-_NOT_COUNTED = ("run_tag", "body_capture")
+# Links of the inference chain that /v1/messages/count_tokens leaves out: it is not in the ledger
+# (no run tag, no body log) and costs no GPU time.
+_NOT_COUNTED = ("run_tag", "body_capture", "gpu_clock")
 STORE_RETRY_S = 2.0  # between attempts to open a store that was down at start
 
 
@@ -121,13 +122,14 @@ class Worker:
             self.chains[api] = Chain(endpoint, build_steps(parts, links), recording, None)
         # Every timed stage's name, in order (x-gatecore-timing, the stage histogram, the stage spans).
         self.stage_names = tuple(parts.stage_names)
-        # `/v1/messages/count_tokens`: the chain up to the route, then the count is the answer.
+        # `/v1/messages/count_tokens`: the chain up to the limits (rpm and concurrency count it; its
+        # reservations are settled by the limits' recorder alone), then the count is the answer.
         parts.decode = decode_count_tokens
         counting = [
-            *(link for link in links[: _position(links, "route") + 1] if link.name not in _NOT_COUNTED),
+            *(link for link in links[: _position(links, "limits") + 1] if link.name not in _NOT_COUNTED),
             Link("count", lambda p: CountTokens(), timed=False),
         ]
-        self.count_tokens = Chain(CHAT, build_steps(parts, counting), Recording(()), None)
+        self.count_tokens = Chain(CHAT, build_steps(parts, counting), Recording((self.limits,)), None)
         recorders: list[Recorder] = []
         # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.
         self.ledger: LedgerRecorder | None = None

@@ -95,6 +95,9 @@ class LedgerRecorder:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
+        if ctx.status == 401:
+            # No caller: a flood of bad keys must not fill the store; the metrics count them.
+            return
         cost = self.prices.cost_usd(ctx, finished_ns)
         ctx.cost_usd = cost
         queue = self._queue

@@ -100,9 +100,9 @@ class Limits:
                     i = outcome.refused
                     raise _refusal(rules[i], outcome.retry_s, costs[i])
                 grant = ctx.limits = Grant(rules, budget, outcome=outcome, costs=costs)
-                reserved = next((c for r, c in zip(rules, costs) if r.kind == BUDGET and not r.soft), None)
                 if budget:
-                    grant.capped = self._cap_output(ctx, prompt, reserved)
+                    hard = (c for r, c in zip(rules, costs, strict=True) if r.kind == BUDGET and not r.soft)
+                    grant.capped = self._cap_output(ctx, prompt, next(hard, None))
                 return
             if any(rule.fail_closed for rule in rules):
                 raise LimitsUnavailable(

@@ -3,6 +3,7 @@ the routed deployment's tokenizer is the answer."""
 
 from __future__ import annotations
 
+from gatecore.pipeline.decode import bounded_model
 from gatecore.request import RequestContext
 from gatecore.translate.anthropic_request_to_hub import decode_messages_request, openai_chat_request
 from gatecore.translate.anthropic_tokens import count_request_tokens
@@ -15,7 +16,7 @@ def decode_count_tokens(ctx: RequestContext) -> None:
     what cannot go to the hub format."""
     request, members = decode_messages_request(ctx.body)
     openai_chat_request(request, members)
-    ctx.client_model = request.model
+    ctx.client_model = bounded_model(request.model)
 
 
 class CountTokens:

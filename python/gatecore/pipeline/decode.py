@@ -21,7 +21,18 @@ from gatecore.translate.hub_stream_to_anthropic import AnthropicEncoder
 # Bounds of the numbers limits and budgets count with (OpenAI's own `n` bound is 128).
 MAX_OUTPUT_TOKENS = 100_000_000
 MAX_CHOICES = 128
+MAX_MODEL_CHARS = 256
 _AT_PATH = re.compile(r" - at `\$\.?([^`]{0,200})`$")
+
+
+def bounded_model(name: str) -> str:
+    """The client's model name, which the ledger, the metrics and errors keep: 1-256 characters,
+    none of them a control character (400 otherwise)."""
+    if not 0 < len(name) <= MAX_MODEL_CHARS or not name.isprintable():
+        raise InvalidRequest(
+            f"'model' must be 1-{MAX_MODEL_CHARS} printable characters.", code="invalid_value", param="model"
+        )
+    return name
 
 
 class DecodeOpenAI:
@@ -39,6 +50,7 @@ class DecodeOpenAI:
 def decode_messages(ctx: RequestContext) -> None:
     """`POST /v1/messages`'s decode stage: an Anthropic request, served through the hub format."""
     request = translate_messages_request(ctx, ctx.body)
+    bounded_model(ctx.client_model)
     ctx.needs = translated_needs(ctx.body, bool(request.tools))
     thinking = request.thinking is not None and request.thinking.type != "disabled"
     stop_sequences = tuple(request.stop_sequences or ())
@@ -59,7 +71,7 @@ def decode_fields(ctx: RequestContext, decoder: msgspec.json.Decoder[Any]) -> No
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
     except RecursionError:
         raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
-    ctx.client_model = fields.model
+    ctx.client_model = bounded_model(fields.model)
     stream = getattr(fields, "stream", None)
     if stream:
         if not ctx.endpoint.streams:

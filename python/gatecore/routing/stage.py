@@ -45,7 +45,7 @@ class RouteStage:
         route = self.table.find(ctx.client_model)
         if route is None:
             raise NotFound(
-                f"The model '{ctx.client_model}' does not exist.", code="model_not_found", param="model"
+                f"The model '{ctx.client_model[:200]}' does not exist.", code="model_not_found", param="model"
             )
         if ctx.key is not None and not ctx.key.allows(route.name):
             raise ModelNotAllowed(f"This key may not use the model '{ctx.client_model}'.", param="model")
