@@ -23,10 +23,15 @@ def new_key_secret() -> str:
 
 
 def visible_prefix(secret: str) -> str:
-    """The part of a key that may be shown: `gk-` plus 6 characters (or 6 characters of any key)."""
+    """The part of a key that may be shown: `gk-` plus 6 of its 43 random characters. Of any other
+    key (a master or config key an operator chose, often short or a password), at most its first 3
+    characters (a vendor-style `sk-`), and only when it is long enough that they give nothing away."""
     if secret.startswith(KEY_PREFIX):
         return secret[: len(KEY_PREFIX) + _VISIBLE]
-    return secret[:_VISIBLE]
+    return secret[:3] if len(secret) >= _OTHER_SHOWN_FROM else ""
+
+
+_OTHER_SHOWN_FROM = 20
 
 
 def hash_secret(config: AuthConfig) -> str | None:
