@@ -141,8 +141,13 @@ class LedgerRepository:
         before `until_epoch`, when given)."""
         column = SCOPE_COLUMNS[scope_kind]
         until = "" if until_epoch is None else " AND at < $3"
+        match = f"{column} = $1"
+        if scope_kind == "model" and scope_id.endswith("*"):
+            # A wildcard route's budget: the ledger keeps the model each client asked for under it.
+            scope_id = scope_id[:-1]
+            match = f"substr({column}, 1, {len(scope_id)}) = $1"
         row = await self.store.fetchone(
-            f"SELECT SUM(cost_usd) FROM usage_ledger WHERE {column} = $1 AND at >= $2{until}",
+            f"SELECT SUM(cost_usd) FROM usage_ledger WHERE {match} AND at >= $2{until}",
             scope_id,
             since_epoch,
             *(() if until_epoch is None else (until_epoch,)),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from gatecore._core import CounterTable, RulePlan
 from gatecore.config.schema import GatecoreConfig
-from gatecore.errors import BudgetExceeded, GatewayError, LimitsUnavailable, RateLimited
+from gatecore.errors import BudgetExceeded, Forbidden, GatewayError, LimitsUnavailable, RateLimited
 from gatecore.limits.alerts import post_alert
 from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
 from gatecore.limits.grant import Grant
@@ -196,7 +196,18 @@ class Limits:
         min_tokens = prompt + 1 if ctx.max_tokens is None and not embeddings else 0
         micros = min_micros = 0
         if budget:
-            micros = to_micros(self.prices.estimate_usd(ctx, prompt, output))
+            prices = self.prices
+            if (
+                prices.price_of(ctx.deployment, ctx.upstream_model) is None
+                and ctx.deployment not in prices.meters
+            ):
+                # Priced $0, a budget would never move: refused rather than served for free.
+                raise Forbidden(
+                    f"A budget applies, but no price is known for the model '{ctx.upstream_model[:200]}' "
+                    "(set the deployment's pricing).",
+                    code="model_not_priced",
+                )
+            micros = to_micros(prices.estimate_usd(ctx, prompt, output))
             if output and ctx.max_tokens is None:
                 # No limit of the client's: take what every hard budget has left, down to the prompt
                 # and one token a choice, and cap the output to what was reserved. A client's own
