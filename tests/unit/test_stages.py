@@ -18,6 +18,7 @@ from gatecore.errors import (
     Forbidden,
     GatewayError,
     InvalidRequest,
+    LimitsUnavailable,
     ModelNotAllowed,
     NotFound,
     RateLimited,
@@ -285,3 +286,33 @@ def test_every_worker_chain_has_the_same_timed_stages(worker: Worker) -> None:
     assert set(worker.chains) == {"chat", "completions", "embeddings", "messages"}
     for chain in worker.chains.values():
         assert sum(timed for _, timed in chain.steps) == len(worker.stage_names)
+
+
+@pytest.mark.asyncio
+async def test_a_full_limits_table_is_a_503_not_a_crash() -> None:
+    keys = [{"key": f"sk-many-keys-{i:04d}-0123456789", "name": f"k{i}", "rpm": 10} for i in range(1100)]
+    config = load_config(
+        {
+            "providers": [{"name": "p", "kind": "echo"}],
+            "models": [{"name": "m", "deployments": [{"provider": "p", "model": "m"}]}],
+            "auth": {"keys": keys},
+            "limits": {"table_slots": 1024},
+            "ledger": {"enabled": False},
+            "telemetry": {"metrics": False},
+        },
+        {},
+    )
+    worker = Worker(config)
+    refusals = 0
+    for key in keys:
+        ctx = context(authorization=f"Bearer {key['key']}")
+        await worker.auth(ctx)
+        ctx.client_model = "m"
+        RouteStage(worker.routes)(ctx)
+        try:
+            await worker.limits(ctx)
+        except LimitsUnavailable as exc:
+            assert exc.status == 503 and exc.code == "limits_table_full"
+            refusals += 1
+    assert refusals > 0  # more keys than cells: the last ones are refused, never served unlimited
+    worker.close()

@@ -50,6 +50,7 @@ class Limits:
         "prices",
         "rate",
         "redis",
+        "slots",
         "spent_since",
         "webhook",
     )
@@ -59,7 +60,8 @@ class Limits:
         self.budgets = BudgetBook(config.budgets)
         self.default_max_tokens = config.limits.default_max_tokens
         self.prices = prices
-        self.local = LocalLimiter(counters)  # the server's shared table (Gateway opens it)
+        self.local = LocalLimiter(counters)  # the server's shared table (the worker opens it)
+        self.slots = config.limits.table_slots
         self.redis: RedisLimiter | None = None
         if config.redis is not None:
             # Imported only when configured: redis-py loads opentelemetry's metrics SDK when it is
@@ -139,11 +141,17 @@ class Limits:
             if budget_rules:
                 rules = [*rules, *budget_rules]
             kinds = {rule.kind for rule in rules}
-            compiled = (
-                (rules, self.local.plan(rules), TPM in kinds or BUDGET in kinds, BUDGET in kinds)
-                if rules
-                else None
-            )
+            try:
+                compiled = (
+                    (rules, self.local.plan(rules), TPM in kinds or BUDGET in kinds, BUDGET in kinds)
+                    if rules
+                    else None
+                )
+            except ValueError:  # the shared table has no free cell for a new counter
+                log.error("the limits' shared table is full: raise limits.table_slots (now %d)", self.slots)
+                raise LimitsUnavailable(
+                    "Rate limits cannot be checked right now (their table is full).", code="limits_table_full"
+                ) from None
             if len(self._plans) >= _PLAN_CACHE_LIMIT:
                 self._plans.clear()
             entry = self._plans[cache_key] = (budget_rules, compiled)
