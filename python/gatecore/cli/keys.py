@@ -13,6 +13,7 @@ import sys
 import msgspec
 
 from gatecore.admin.access import Caller
+from gatecore.admin.bounds import check_bounds
 from gatecore.admin.keys_api import KeysApi
 from gatecore.admin.wire import KeyCreate, KeyRotate
 from gatecore.config.schema import GatecoreConfig
@@ -76,7 +77,9 @@ async def _run(args: argparse.Namespace, config: GatecoreConfig) -> bytes:
         if args.action == "revoke":
             return msgspec.json.encode(await keys.revoke(caller, args.id))
         if args.action == "rotate":
-            return msgspec.json.encode(await keys.rotate(caller, args.id, KeyRotate(grace_s=args.grace_s)))
+            rotate = KeyRotate(grace_s=args.grace_s)
+            check_bounds(rotate)  # as the admin API checks them: a 1e300 grace must not commit
+            return msgspec.json.encode(await keys.rotate(caller, args.id, rotate))
         fields = {
             "name": args.name,
             "team": args.team,
@@ -92,6 +95,7 @@ async def _run(args: argparse.Namespace, config: GatecoreConfig) -> bytes:
             body = msgspec.convert(fields, KeyCreate)
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"Invalid key: {exc}.") from None
+        check_bounds(body)
         return msgspec.json.encode(await keys.create(caller, body))
     finally:
         await store.close()
