@@ -113,7 +113,7 @@ class AuthStage:
         """Like `lookup`, and bearer JWTs too when `auth.jwt` is configured."""
         if self.jwt is not None and secret is not None and looks_like_jwt(secret):
             identity = await self.jwt.verify(secret)
-            return token_policy(identity, self.teams, self.users)
+            return token_policy(identity, self.teams, self.users, self.jwt.unscoped, self.jwt.match_users)
         return self.lookup(secret)
 
     async def __call__(self, ctx: RequestContext) -> None:
