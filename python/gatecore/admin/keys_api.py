@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -17,13 +17,29 @@ from gatecore.identity.repository import IdentityRepository
 from gatecore.policy.fields import carried
 
 
-class KeysApi:
-    """The key endpoints; `models` is the set of configured model names a key may be limited to."""
+async def _nothing(key_id: str) -> None:
+    return None
 
-    def __init__(self, repository: IdentityRepository, models: frozenset[str], rotation_grace_s: float):
+
+class KeysApi:
+    """The key endpoints; `models` is the set of configured model names a key may be limited to.
+
+    `written` is awaited with a key's id after each write, before the answer: the worker's auth stage
+    reads the key back, so the secret a 201 or a rotation shows works in the very next request on
+    this worker, and a revoked or rotated-out one is refused there at once (issue 17).
+    """
+
+    def __init__(
+        self,
+        repository: IdentityRepository,
+        models: frozenset[str],
+        rotation_grace_s: float,
+        written: Callable[[str], Awaitable[None]] = _nothing,
+    ):
         self.repository = repository
         self.models = models
         self.rotation_grace_s = rotation_grace_s
+        self.written = written
 
     async def index(self, caller: Caller) -> ListOf:
         """Every key a global caller may see; a caller of a team, its team's keys (no admin key)."""
@@ -62,6 +78,7 @@ class KeysApi:
             expires_at=expires_at,
         )
         key, secret = await self.repository.create_key(key, caller.actor, _owned_by(caller))
+        await self.written(key.id)
         return _created(key, secret)
 
     async def update(self, caller: Caller, key_id: str, body: msgspec.Struct) -> KeyOut:
@@ -82,17 +99,20 @@ class KeysApi:
         if "expires_at" in changes and changes["expires_at"] is not None:
             changes["expires_at"] = to_epoch(changes["expires_at"])
         key = await self.repository.update_key(key_id, changes, caller.actor, _owned_by(caller))
+        await self.written(key.id)
         return key_out(key, time.time())
 
     async def rotate(self, caller: Caller, key_id: str, body: KeyRotate) -> KeyCreated:
         caller.require_writer()
         grace = self.rotation_grace_s if body.grace_s is None else body.grace_s
         key, secret = await self.repository.rotate_key(key_id, grace, caller.actor, _owned_by(caller))
+        await self.written(key.id)
         return _created(key, secret)
 
     async def revoke(self, caller: Caller, key_id: str) -> KeyOut:
         caller.require_writer()
         key = await self.repository.revoke_key(key_id, caller.actor, _owned_by(caller))
+        await self.written(key.id)
         return key_out(key, time.time())
 
 

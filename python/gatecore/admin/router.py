@@ -65,7 +65,7 @@ class AdminApi:
     ):
         self.auth = auth
         self.repository = repository
-        keys = KeysApi(repository, models, grace_s)
+        keys = KeysApi(repository, models, grace_s, auth.refresh_key)
         usage = UsageApi(LedgerRepository(repository.store))
         runs = RunsApi(RunsRepository(repository.store))
         # (method, path pattern, status on success, handler)

@@ -74,6 +74,35 @@ class IdentityRepository:
         version = int(row[0]) if row else 0
         return version, [tenant_from_row(r) for r in tenants], keys
 
+    async def key_with_owners(self, column: str, value: str) -> tuple[list[Tenant], list[Row]]:
+        """One key's raw row (by `hash` or `id`, both unique) and the tenants it belongs to (its user,
+        team and org), read in one transaction: what the snapshot compiles one key's entries from.
+        Empty lists when there is no such key. Two indexed reads plus one per owner level."""
+        if column not in ("hash", "id"):
+            raise ValueError(f"keys are looked up by hash or id, not {column}")
+        try:
+            async with self.store.read_transaction() as tx:
+                row = await tx.fetchone(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE {column} = $1", value)
+                if row is None:
+                    return [], []
+                key = key_from_row(row)
+                tenants: list[Tenant] = []
+                pending = [key.user_id, key.team_id]
+                while pending:
+                    tenant_id = pending.pop()
+                    if tenant_id is None or any(t.id == tenant_id for t in tenants):
+                        continue
+                    found = await tx.fetchone(
+                        f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1", tenant_id
+                    )
+                    if found is not None:
+                        tenant = tenant_from_row(found)
+                        tenants.append(tenant)
+                        pending.append(tenant.parent_id)  # a user's team, a team's org
+        except StoreError as exc:
+            raise StoreUnavailable(f"The store is unavailable: {exc}") from None
+        return tenants, [row]
+
     async def tenant(self, kind: str, ref: str) -> Tenant:
         """A tenant by id or by name; 404 when there is none."""
         row = await _read(
