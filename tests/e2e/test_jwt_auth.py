@@ -1,6 +1,7 @@
 """Bearer JWTs from an OIDC issuer end to end: a loopback JWKS, tokens signed in the test, the openai SDK.
 
-A token's team claim names a team of the store (its models apply); a models claim narrows further;
+A token's team claim names a team of the store (its models apply), a token without one gets what
+`auth.jwt.unscoped` names; a models claim narrows further;
 every failed check is a 401 that says which; a rotated issuer key is picked up without a restart.
 """
 
@@ -47,6 +48,10 @@ def gw(
         "audience": AUDIENCE,
         "jwks_url": issuer[0].url,
         "team_claim": "team",
+        # Users are not matched, and a token without a store team gets gpt-a and gpt-c (issue 17:
+        # without `unscoped` it would be a 403; tests/security/test_jwt_with_an_unknown_team_*.py).
+        "user_claim": None,
+        "unscoped": {"models": ["gpt-a", "gpt-c"]},
         "models_claim": "models",
         "jwks_refresh_s": 1,
         "jwks_min_refetch_s": 0.2,
@@ -67,6 +72,7 @@ def test_team_claim_applies_the_store_team_and_models_claim_narrows(
     assert chat_status(gw, narrowed, "gpt-b") == (403, "model_not_allowed")
     no_team = key.sign(claims(models=["gpt-c"]))
     assert chat_status(gw, no_team, "gpt-c") == (200, None)
+    assert chat_status(gw, key.sign(claims(team="nope")), "gpt-b") == (403, "model_not_allowed")
     # A token is not an admin credential.
     status, body = AdminClient(gw, in_team).call("GET", "/keys")
     assert status == 403 and body["error"]["code"] == "forbidden"

@@ -6,6 +6,6 @@ the attack; each would fail on the code the issue was filed against.
 
 from __future__ import annotations
 
-from ..e2e.conftest import gateway_factory, refused, upstream
+from ..e2e.conftest import gateway_factory, postgres, refused, store_url, upstream
 
-__all__ = ["gateway_factory", "refused", "upstream"]
+__all__ = ["gateway_factory", "postgres", "refused", "store_url", "upstream"]

@@ -132,3 +132,16 @@ async def test_a_certificate_pem_gives_its_public_key() -> None:
     config = JwtConfig(issuer=ISSUER, audience=AUDIENCE, public_key_pem=pem, algorithms=["ES256"])
     assert validate_jwt_config(config, PATH) == []
     assert (await JwtVerifier(config).verify(Keys.ec1.sign(claims()))).team == "research"
+
+
+def test_unscoped_tokens_and_no_user_claim() -> None:
+    config = msgspec.convert({"issuer": ISSUER, "audience": "a", "jwks_url": JWKS_URL}, JwtConfig)
+    assert config.unscoped is None  # by default a token whose team does not resolve is refused
+    assert errors_of(user_claim=None, unscoped={"models": ["m"], "rpm": 5, "budget_usd": 1.5}) == []
+    assert errors_of(unscoped={"models": []}) == [f"{PATH}.unscoped.models: must name at least one model"]
+    assert errors_of(unscoped={"models": ["m"], "tpm": -1, "max_parallel": -2}) == [
+        f"{PATH}.unscoped.tpm: must be 0 or more",
+        f"{PATH}.unscoped.max_parallel: must be 0 or more",
+    ]
+    with pytest.raises(msgspec.ValidationError, match="models"):
+        msgspec.convert({"issuer": ISSUER, "audience": "a", "jwks_url": JWKS_URL, "unscoped": {}}, JwtConfig)

@@ -1,7 +1,13 @@
 """Who may do what on the admin API.
 
-`admin` (and the master key) may do everything; `viewer` may read everything; `team_admin` manages
-the keys of its own team and reads its team and users; keys without a role (inference keys) get 403.
+`admin` (and the master key) may do everything; `viewer` may read; `team_admin` manages the keys of
+its own team and reads its team and users; keys without a role (inference keys) get 403.
+
+A key that belongs to a team sees that team only, whatever its role (issue 17): a team's viewer reads
+that team's keys, users, usage and runs, not every team's. Only an `admin` key (which carries no team)
+or the master key is global. A team_admin touches only keys whose role is at most its own, and grants
+no role above `viewer`, so it can neither take over an admin key nor mint a key that sees more than
+its team.
 """
 
 from __future__ import annotations
@@ -9,16 +15,20 @@ from __future__ import annotations
 from typing import Any
 
 from gatecore.errors import Forbidden, Unprocessable
+from gatecore.identity.records import ApiKey
 from gatecore.policy.key_policy import KeyPolicy
 from gatecore.run_id import valid_run_id
 
 ADMIN, TEAM_ADMIN, VIEWER = "admin", "team_admin", "viewer"
+# The roles of the keys a team_admin may act on, and the roles it may give a key.
+MANAGED_BY_TEAM_ADMIN = (None, VIEWER, TEAM_ADMIN)
+GRANTED_BY_TEAM_ADMIN = (None, VIEWER)
 
 
 class Caller:
     """The authenticated caller of one admin request."""
 
-    __slots__ = ("actor", "role", "team_id")
+    __slots__ = ("actor", "role", "scope", "team_id")
 
     def __init__(self, policy: KeyPolicy):
         if policy.role not in (ADMIN, TEAM_ADMIN, VIEWER):
@@ -28,6 +38,9 @@ class Caller:
         self.team_id = policy.team.id if policy.team is not None else None
         if self.role == TEAM_ADMIN and self.team_id is None:
             raise Forbidden("This team_admin key belongs to no team.")
+        # The one team this caller may see, None for a global caller. An admin key is global even
+        # if a row written before issue 17 gives it a team: its writes reach everything anyway.
+        self.scope = None if self.role == ADMIN else self.team_id
 
     def require_admin(self) -> None:
         if self.role != ADMIN:
@@ -37,10 +50,34 @@ class Caller:
         if self.role == VIEWER:
             raise Forbidden("A viewer key may only read.")
 
+    def require_global(self, what: str) -> None:
+        """403 for a caller that is confined to a team (`what`: what it may not read)."""
+        if self.scope is not None:
+            raise Forbidden(f"A key that belongs to a team may not read {what}.")
+
     def require_team(self, team_id: str | None) -> None:
-        """A team_admin may only act inside its own team."""
-        if self.role == TEAM_ADMIN and team_id != self.team_id:
-            raise Forbidden("A team_admin key may only manage its own team.")
+        """A caller confined to a team may only see or act inside that team."""
+        if self.scope is not None and team_id != self.scope:
+            raise Forbidden(f"A {self.role} key of a team may only see or manage its own team.")
+
+    def require_key_in_scope(self, key: ApiKey) -> None:
+        """The key is one this caller may see or act on: inside its team, and for a team-scoped
+        caller never an admin key (a row written before issue 17 may give one a team)."""
+        self.require_team(key.team_id)
+        if self.scope is not None and key.role == ADMIN:
+            raise Forbidden(f"A {self.role} key may not see or manage an admin key.")
+
+    def require_manages(self, key: ApiKey) -> None:
+        """The caller may change, rotate or revoke the key: a team_admin only keys of its team
+        whose role is at most its own."""
+        self.require_key_in_scope(key)
+        if self.role == TEAM_ADMIN and key.role not in MANAGED_BY_TEAM_ADMIN:
+            raise Forbidden("A team_admin key may only manage inference, viewer and team_admin keys.")
+
+    def require_may_grant(self, role: str | None) -> None:
+        """A team_admin grants no role above viewer (and the key it writes stays in its team)."""
+        if self.role == TEAM_ADMIN and role not in GRANTED_BY_TEAM_ADMIN:
+            raise Forbidden("A team_admin key may only create inference or viewer keys.")
 
 
 def check_models(models: list[str] | None, known: frozenset[str]) -> None:

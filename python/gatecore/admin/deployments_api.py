@@ -12,8 +12,7 @@ import time
 
 import msgspec
 
-from gatecore.admin.access import TEAM_ADMIN, Caller
-from gatecore.errors import Forbidden
+from gatecore.admin.access import Caller
 from gatecore.routing.deployment import Deployment
 from gatecore.routing.table import RouteTable
 
@@ -91,14 +90,13 @@ class DeploymentsOut(msgspec.Struct):
 
 
 class DeploymentsApi:
-    """Read-only: admin and viewer keys."""
+    """Read-only: admin keys and global viewer keys (not a key that belongs to a team)."""
 
     def __init__(self, routes: RouteTable):
         self.routes = routes
 
     async def index(self, caller: Caller) -> DeploymentsOut:
-        if caller.role == TEAM_ADMIN:
-            raise Forbidden("A team_admin key may not read the deployments' state.")
+        caller.require_global("the deployments' state")
         now = time.monotonic()
         data = [
             _deployment_out(route.name, route.routing.strategy, d, now)

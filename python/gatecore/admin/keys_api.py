@@ -3,43 +3,63 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
-from gatecore.admin.access import TEAM_ADMIN, VIEWER, Caller, check_metadata, check_models
+from gatecore.admin.access import ADMIN, TEAM_ADMIN, Caller, check_metadata, check_models
 from gatecore.admin.convert import key_out, to_epoch
 from gatecore.admin.wire import KeyCreate, KeyCreated, KeyOut, KeyRotate, ListOf
-from gatecore.errors import Forbidden, InvalidRequest
+from gatecore.errors import InvalidRequest
 from gatecore.identity.records import ApiKey
 from gatecore.identity.repository import IdentityRepository
 from gatecore.policy.fields import carried
 
 
-class KeysApi:
-    """The key endpoints; `models` is the set of configured model names a key may be limited to."""
+async def _nothing(key_id: str) -> None:
+    return None
 
-    def __init__(self, repository: IdentityRepository, models: frozenset[str], rotation_grace_s: float):
+
+class KeysApi:
+    """The key endpoints; `models` is the set of configured model names a key may be limited to.
+
+    `written` is awaited with a key's id after each write, before the answer: the worker's auth stage
+    reads the key back, so the secret a 201 or a rotation shows works in the very next request on
+    this worker, and a revoked or rotated-out one is refused there at once (issue 17).
+    """
+
+    def __init__(
+        self,
+        repository: IdentityRepository,
+        models: frozenset[str],
+        rotation_grace_s: float,
+        written: Callable[[str], Awaitable[None]] = _nothing,
+    ):
         self.repository = repository
         self.models = models
         self.rotation_grace_s = rotation_grace_s
+        self.written = written
 
     async def index(self, caller: Caller) -> ListOf:
-        team = caller.team_id if caller.role == TEAM_ADMIN else None
+        """Every key a global caller may see; a caller of a team, its team's keys (no admin key)."""
         now = time.time()
-        return ListOf([key_out(k, now) for k in await self.repository.keys(team)])
+        keys = await self.repository.keys(caller.scope)
+        if caller.scope is not None:
+            keys = [k for k in keys if k.role != ADMIN]
+        return ListOf([key_out(k, now) for k in keys])
 
     async def get(self, caller: Caller, key_id: str) -> KeyOut:
         key = await self.repository.key(key_id)
-        caller.require_team(key.team_id)
+        caller.require_key_in_scope(key)
         return key_out(key, time.time())
 
     async def create(self, caller: Caller, body: KeyCreate) -> KeyCreated:
         caller.require_writer()
         if caller.role == TEAM_ADMIN:
+            # Its keys belong to its team (never a global viewer); _owned_by checks the resolved team.
             body.team = body.team or caller.team_id
-            self._team_admin_may_grant(body.role)
+        caller.require_may_grant(body.role)
         check_models(body.models, self.models)
         check_metadata(body.metadata)
         if body.expires_at is not None and body.expires_in_s is not None:
@@ -58,20 +78,19 @@ class KeysApi:
             expires_at=expires_at,
         )
         key, secret = await self.repository.create_key(key, caller.actor, _owned_by(caller))
+        await self.written(key.id)
         return _created(key, secret)
 
     async def update(self, caller: Caller, key_id: str, body: msgspec.Struct) -> KeyOut:
         """Apply a KeyUpdate body: the fields present change."""
         caller.require_writer()
-        current = await self.repository.key(key_id)
-        caller.require_team(current.team_id)
         changes: dict[str, Any] = {
             field: value
             for field in body.__struct_fields__
             if (value := getattr(body, field)) is not msgspec.UNSET
         }
-        if caller.role == TEAM_ADMIN and "role" in changes:
-            self._team_admin_may_grant(changes["role"])
+        if "role" in changes:
+            caller.require_may_grant(changes["role"])
         if "models" in changes:
             check_models(changes["models"], self.models)
         check_metadata(changes.get("metadata"))
@@ -80,31 +99,30 @@ class KeysApi:
         if "expires_at" in changes and changes["expires_at"] is not None:
             changes["expires_at"] = to_epoch(changes["expires_at"])
         key = await self.repository.update_key(key_id, changes, caller.actor, _owned_by(caller))
+        await self.written(key.id)
         return key_out(key, time.time())
 
     async def rotate(self, caller: Caller, key_id: str, body: KeyRotate) -> KeyCreated:
         caller.require_writer()
-        caller.require_team((await self.repository.key(key_id)).team_id)
         grace = self.rotation_grace_s if body.grace_s is None else body.grace_s
-        key, secret = await self.repository.rotate_key(key_id, grace, caller.actor)
+        key, secret = await self.repository.rotate_key(key_id, grace, caller.actor, _owned_by(caller))
+        await self.written(key.id)
         return _created(key, secret)
 
     async def revoke(self, caller: Caller, key_id: str) -> KeyOut:
         caller.require_writer()
-        caller.require_team((await self.repository.key(key_id)).team_id)
-        return key_out(await self.repository.revoke_key(key_id, caller.actor), time.time())
-
-    @staticmethod
-    def _team_admin_may_grant(role: str | None) -> None:
-        if role not in (None, VIEWER):
-            raise Forbidden("A team_admin key may only create inference or viewer keys.")
+        key = await self.repository.revoke_key(key_id, caller.actor, _owned_by(caller))
+        await self.written(key.id)
+        return key_out(key, time.time())
 
 
 def _owned_by(caller: Caller) -> Callable[[ApiKey], None] | None:
-    """For a team_admin: refuses a key that would (after resolving its team and user) leave its team."""
+    """For a team_admin: refuses a key (as stored, and as it would be written, owners resolved)
+    outside its team or with a role above its own. Checked inside the write transaction, so the
+    row judged is the row changed."""
     if caller.role != TEAM_ADMIN:
         return None
-    return lambda key: caller.require_team(key.team_id)
+    return caller.require_manages
 
 
 def _created(key: ApiKey, secret: str) -> KeyCreated:

@@ -5,8 +5,9 @@
 - `GET /admin/v1/runs/{id}/requests?format=csv|json`: every request's timings, streamed page by page
   (CSV with a header row, or `{"run_id": …, "data": [...]}`), so a long run is never held whole.
 
-`admin` and `viewer` keys see every run; a `team_admin` key sees only its team's requests of a run
-(a run with none of them is a 404 for it, like an unknown run).
+`admin` keys and global `viewer` keys see every run; a key that belongs to a team (`team_admin`, or a
+team's `viewer`) sees only its team's requests of a run (a run with none of them is a 404 for it, like
+an unknown run).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import AsyncIterator
 import msgspec
 from msgspec.structs import astuple
 
-from gatecore.admin.access import TEAM_ADMIN, Caller
+from gatecore.admin.access import Caller
 from gatecore.admin.usage_api import csv_cell
 from gatecore.errors import InvalidRequest, NotFound
 from gatecore.ledger.runs import EXPORT_COLUMNS, RunListed, RunRequest, RunsRepository, RunSummary
@@ -125,7 +126,7 @@ def _unknown(run_id: str) -> NotFound:
 
 
 def _team(caller: Caller) -> str | None:
-    return caller.team_id if caller.role == TEAM_ADMIN else None
+    return caller.scope
 
 
 def _one(query: dict[str, list[str]], name: str) -> str | None:

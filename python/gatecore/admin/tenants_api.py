@@ -6,17 +6,18 @@ from typing import Any
 
 import msgspec
 
-from gatecore.admin.access import TEAM_ADMIN, Caller, check_metadata, check_models
+from gatecore.admin.access import Caller, check_metadata, check_models
 from gatecore.admin.convert import tenant_out
 from gatecore.admin.wire import ListOf, TenantCreate, TenantOut
-from gatecore.errors import Forbidden, InvalidRequest
+from gatecore.errors import InvalidRequest
 from gatecore.identity.records import ORG, PARENT_KIND, TEAM, USER, Tenant
 from gatecore.identity.repository import IdentityRepository
 from gatecore.policy.fields import carried
 
 
 class TenantsApi:
-    """CRUD of one tenant kind. Writes need the admin role; a team_admin reads its own team only."""
+    """CRUD of one tenant kind. Writes need the admin role; a key that belongs to a team (a
+    team_admin, or a team's viewer) reads its own team and its users only."""
 
     def __init__(self, repository: IdentityRepository, kind: str, models: frozenset[str]):
         self.repository = repository
@@ -25,17 +26,17 @@ class TenantsApi:
         self.parent_field = PARENT_KIND[kind]  # "org" for teams, "team" for users, None for orgs
 
     async def index(self, caller: Caller) -> ListOf:
-        if caller.role == TEAM_ADMIN:
+        if caller.scope is not None:
             if self.kind == TEAM:
-                return ListOf([tenant_out(await self.repository.tenant(TEAM, caller.team_id or ""))])
+                return ListOf([tenant_out(await self.repository.tenant(TEAM, caller.scope))])
             if self.kind == USER:
-                return ListOf([tenant_out(t) for t in await self.repository.tenants(USER, caller.team_id)])
-            raise Forbidden("A team_admin key may not list organizations.")
+                return ListOf([tenant_out(t) for t in await self.repository.tenants(USER, caller.scope)])
+            caller.require_global("organizations")
         return ListOf([tenant_out(t) for t in await self.repository.tenants(self.kind)])
 
     async def get(self, caller: Caller, ref: str) -> TenantOut:
         tenant = await self.repository.tenant(self.kind, ref)
-        if caller.role == TEAM_ADMIN:
+        if caller.scope is not None:
             own = tenant.id if self.kind == TEAM else tenant.parent_id if self.kind == USER else None
             caller.require_team(own)
         return tenant_out(tenant)

@@ -1,7 +1,8 @@
 """`GET /admin/v1/usage?group_by=key|team|user|org|model|deployment|day&from=&to=[&format=csv]`.
 
-Totals of the usage ledger per group (DESIGN.md §3). `admin` and `viewer` keys see everything; a
-`team_admin` key sees its own team's requests only. `from` (inclusive) and `to` (exclusive) are
+Totals of the usage ledger per group (DESIGN.md §3). `admin` keys and global `viewer` keys see
+everything; a key that belongs to a team (`team_admin`, or a team's `viewer`) sees its team's requests
+only. `from` (inclusive) and `to` (exclusive) are
 RFC 3339 times (`2026-11-01T00:00:00Z`; a time without an offset is UTC) or epoch seconds.
 """
 
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from gatecore.admin.access import TEAM_ADMIN, Caller
+from gatecore.admin.access import Caller
 from gatecore.errors import InvalidRequest
 from gatecore.ledger.repository import GROUPS, LedgerRepository, UsageGroup
 
@@ -117,8 +118,7 @@ class UsageApi:
             raise InvalidRequest("'format' must be json or csv.", param="format")
         since = _time(query, "from")
         until = _time(query, "to")
-        team = caller.team_id if caller.role == TEAM_ADMIN else None
-        groups = await self.repository.usage(group_by, since, until, team)
+        groups = await self.repository.usage(group_by, since, until, caller.scope)
         if fmt == "csv":
             return TextAnswer(render_csv(groups), CSV)
         return UsageReport(groups)

@@ -105,7 +105,11 @@ class JwtVerifier:
         self.audience = config.audience
         self.leeway_s = config.leeway_s
         self._team = _claim_path(config.team_claim)
-        self._user = _claim_path(config.user_claim)
+        self._user = _claim_path(config.user_claim) if config.user_claim is not None else None
+        # What the token policy needs of the config: whether users are matched, and what a token
+        # whose team or user does not resolve gets (None: a 403).
+        self.match_users = config.user_claim is not None
+        self.unscoped = config.unscoped
         self._models = _claim_path(config.models_claim) if config.models_claim else None
         self._required = [_claim_path(name) for name in config.required_claims]
         self._static_key: VerificationKey | None = None
@@ -199,7 +203,7 @@ class JwtVerifier:
         return JwtIdentity(
             subject=claims.get("sub"),
             team=self._name_claim(claims, self._team),
-            user=self._name_claim(claims, self._user),
+            user=self._name_claim(claims, self._user) if self._user is not None else None,
             models=self._models_claim(claims),
             expires_at=int(claims["exp"]),
         )

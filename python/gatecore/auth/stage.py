@@ -14,10 +14,11 @@ from typing import Any
 from gatecore.auth.jwt import JwtVerifier, looks_like_jwt
 from gatecore.auth.token_policy import token_policy
 from gatecore.config import AuthConfig
-from gatecore.errors import AuthenticationFailed, StoreUnavailable
+from gatecore.errors import AuthenticationFailed, GatewayError, StoreUnavailable
 from gatecore.identity.records import TEAM, USER, Tenant
 from gatecore.identity.secrets import KeyHasher, hash_secret, visible_prefix
 from gatecore.identity.snapshot import KeyTable
+from gatecore.identity.sync import IdentitySync
 from gatecore.policy.key_policy import MASTER_ID, KeyPolicy
 from gatecore.request import RequestContext
 
@@ -41,7 +42,7 @@ def client_secret(headers: Any) -> str | None:
 class AuthStage:
     """Rejects requests without a valid key (401) and attaches the key's policy to the context."""
 
-    __slots__ = ("enabled", "hasher", "jwt", "static", "stored", "table", "teams", "users")
+    __slots__ = ("enabled", "hasher", "identity", "jwt", "static", "stored", "table", "teams", "users")
 
     def __init__(self, config: AuthConfig):
         self.jwt = JwtVerifier(config.jwt) if config.jwt is not None else None
@@ -76,6 +77,8 @@ class AuthStage:
         # Stored virtual keys exist only with a secret to hash them (a miss is a 503, not a 401,
         # until they have loaded: the store may be down at start). Set once they have.
         self.stored: bool | None = False if secret else None
+        # The store's keys beyond the table (a miss, a key this worker just wrote); set by the sync.
+        self.identity: IdentitySync | None = None
 
     def install(self, stored: KeyTable, tenants: list[Tenant]) -> None:
         """Replace the store's keys (static keys win on a clash; a clash is astronomically unlikely)
@@ -117,11 +120,50 @@ class AuthStage:
         return policy
 
     async def authenticate(self, secret: str | None) -> KeyPolicy | None:
-        """Like `lookup`, and bearer JWTs too when `auth.jwt` is configured."""
+        """Like `lookup`, and bearer JWTs too when `auth.jwt` is configured. A secret the table does
+        not know is looked up in the store before the 401, so a key works on every worker the moment
+        its 201 is sent, not at the next poll (bounded: see identity/sync.py)."""
         if self.jwt is not None and secret is not None and looks_like_jwt(secret):
             identity = await self.jwt.verify(secret)
-            return token_policy(identity, self.teams, self.users)
+            return token_policy(identity, self.teams, self.users, self.jwt.unscoped, self.jwt.match_users)
+        try:
+            return self.lookup(secret)
+        except AuthenticationFailed as miss:
+            if miss.code != "invalid_api_key" or self.identity is None or not secret:
+                raise
+            digest = self.hasher.digest(secret)
+            entries = await self.identity.find(digest)
+            if entries is None or digest not in entries:
+                raise
+            self._put(entries[digest][0].id, entries)
+        # The key is in the table now: checked (revoked, expired, rotated) like any other.
         return self.lookup(secret)
+
+    def attach_store(self, keys: IdentitySync) -> None:
+        """Look up what the table does not know in the store through `keys` (the identity sync)."""
+        self.identity = keys
+
+    async def refresh_key(self, key_id: str) -> None:
+        """Read one key back from the store into the table at once: called by the admin API after
+        it wrote the key, so on this worker a new or rotated secret works and a revoked or replaced
+        one is refused in the very next request. A store failure leaves it to the next poll."""
+        if self.identity is None:
+            return
+        try:
+            entries = await self.identity.entries_of(key_id)
+        except GatewayError as exc:
+            log.warning("cannot read key %s back from the store (%s); the next poll will", key_id, exc)
+            return
+        self._put(key_id, entries)
+
+    def _put(self, key_id: str, entries: KeyTable) -> None:
+        """Replace the key's entries in the table (its old secrets go: a rotation without grace, a
+        revocation), keeping static keys first. The table is replaced whole, never changed in place,
+        so a reload or a request never sees it half-written."""
+        table = {digest: entry for digest, entry in self.table.items() if entry[0].id != key_id}
+        table.update(entries)
+        table.update(self.static)
+        self.table = table
 
     async def __call__(self, ctx: RequestContext) -> None:
         secret = ctx.api_key = client_secret(ctx.headers)

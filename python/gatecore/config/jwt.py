@@ -7,6 +7,7 @@ never be used as an HMAC secret (the key-confusion attack).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import msgspec
@@ -26,11 +27,28 @@ ALGORITHM_KEY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+class UnscopedTokens(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a token gets whose team or user claim names no tenant of the store (or that has no team
+    claim), when the config allows such tokens at all: these models and limits, per token subject,
+    narrowed further by whatever did resolve and by the token's models claim."""
+
+    # The models such a token may use: required, so allowing unscoped tokens never means "every model".
+    models: list[str]
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budget_usd: float | None = None
+
+
 class JwtConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Which bearer JWTs are accepted and how their claims map to a team, a user and models.
 
     Exactly one of `jwks_url` and `public_key_pem` is set. `exp`, `iss` and `aud` are always required
     and checked; `required_claims` names more (a dotted name reaches into nested objects).
+
+    A token's team claim must name a team of the store, and its user claim (unless `user_claim` is
+    null) a user of the store in that team; otherwise the token is refused (403) unless `unscoped`
+    says what such tokens get (issue 17: a typo or a deleted team must not mean "everything").
     """
 
     issuer: str
@@ -49,10 +67,13 @@ class JwtConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Seconds one JWKS fetch may take (connect and read).
     jwks_timeout_s: float = 5.0
     team_claim: str = "team"
-    user_claim: str = "sub"
+    # The claim naming the token's user in the store; null: tokens are not matched to stored users.
+    user_claim: str | None = "sub"
     # A claim holding the models the token may use (a list, or one space-separated string).
     models_claim: str | None = None
     required_claims: list[str] = msgspec.field(default_factory=lambda: ["sub"])
+    # Absent: a token whose team or user does not resolve is refused. Set: what such a token gets.
+    unscoped: UnscopedTokens | None = None
 
 
 def load_public_key(pem: str) -> PublicKey:
@@ -73,8 +94,11 @@ def load_public_key(pem: str) -> PublicKey:
     return key
 
 
-def validate_jwt_config(config: JwtConfig, path: str) -> list[str]:
-    """Every error in `config` as `path.field: reason` (empty when valid)."""
+def validate_jwt_config(
+    config: JwtConfig, path: str, is_model: Callable[[str], bool] = lambda name: True
+) -> list[str]:
+    """Every error in `config` as `path.field: reason` (empty when valid); `is_model` tells a
+    configured model name (for the models `unscoped` allows)."""
     errors: list[str] = []
     if not config.issuer:
         errors.append(f"{path}.issuer: must not be empty")
@@ -132,6 +156,23 @@ def validate_jwt_config(config: JwtConfig, path: str) -> list[str]:
         f"{path}.required_claims[{i}]: must not be empty"
         for i, claim in enumerate(config.required_claims)
         if not claim
+    )
+    if config.unscoped is not None:
+        errors.extend(_unscoped(config.unscoped, f"{path}.unscoped", is_model))
+    return errors
+
+
+def _unscoped(unscoped: UnscopedTokens, path: str, is_model: Callable[[str], bool]) -> list[str]:
+    errors = [f"{path}.models: must name at least one model"] if not unscoped.models else []
+    errors.extend(
+        f"{path}.models[{i}]: unknown model '{name}'"
+        for i, name in enumerate(unscoped.models)
+        if not is_model(name)
+    )
+    errors.extend(
+        f"{path}.{field}: must be 0 or more"
+        for field in ("rpm", "tpm", "max_parallel", "budget_usd")
+        if (value := getattr(unscoped, field)) is not None and not value >= 0
     )
     return errors
 

@@ -157,7 +157,11 @@ def validate_config(
             if value is not None and value < 0:
                 errors.append(f"auth.keys[{i}].{field}: must be 0 or more")
     if config.auth.jwt is not None:
-        errors.extend(validate_jwt_config(config.auth.jwt, "auth.jwt"))
+        errors.extend(
+            validate_jwt_config(
+                config.auth.jwt, "auth.jwt", lambda name: name in names or name in (model_names or ())
+            )
+        )
     errors.extend(_store(config.store))
     errors.extend(validate_limits(config.limits, config.budgets, config.redis))
     for section, named in (("limits", config.limits.models), ("budgets", config.budgets.models)):

@@ -18,6 +18,7 @@ TENANT_KINDS = (ORG, TEAM, USER)
 PARENT_KIND: dict[str, str | None] = {ORG: None, TEAM: ORG, USER: TEAM}
 
 ROLES = ("admin", "team_admin", "viewer")
+ADMIN_ROLE: Final = "admin"
 
 
 def new_id(kind: str) -> str:

@@ -17,6 +17,7 @@ import orjson
 from gatecore.errors import Conflict, NotFound, StoreUnavailable, Unprocessable
 from gatecore.identity.audit import AuditEntry, record, shown_key, shown_tenant, without_secrets
 from gatecore.identity.records import (
+    ADMIN_ROLE,
     KEY_COLUMNS,
     PARENT_KIND,
     TEAM,
@@ -72,6 +73,35 @@ class IdentityRepository:
             raise StoreUnavailable(f"The store is unavailable: {exc}") from None
         version = int(row[0]) if row else 0
         return version, [tenant_from_row(r) for r in tenants], keys
+
+    async def key_with_owners(self, column: str, value: str) -> tuple[list[Tenant], list[Row]]:
+        """One key's raw row (by `hash` or `id`, both unique) and the tenants it belongs to (its user,
+        team and org), read in one transaction: what the snapshot compiles one key's entries from.
+        Empty lists when there is no such key. Two indexed reads plus one per owner level."""
+        if column not in ("hash", "id"):
+            raise ValueError(f"keys are looked up by hash or id, not {column}")
+        try:
+            async with self.store.read_transaction() as tx:
+                row = await tx.fetchone(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE {column} = $1", value)
+                if row is None:
+                    return [], []
+                key = key_from_row(row)
+                tenants: list[Tenant] = []
+                pending = [key.user_id, key.team_id]
+                while pending:
+                    tenant_id = pending.pop()
+                    if tenant_id is None or any(t.id == tenant_id for t in tenants):
+                        continue
+                    found = await tx.fetchone(
+                        f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1", tenant_id
+                    )
+                    if found is not None:
+                        tenant = tenant_from_row(found)
+                        tenants.append(tenant)
+                        pending.append(tenant.parent_id)  # a user's team, a team's org
+        except StoreError as exc:
+            raise StoreUnavailable(f"The store is unavailable: {exc}") from None
+        return tenants, [row]
 
     async def tenant(self, kind: str, ref: str) -> Tenant:
         """A tenant by id or by name; 404 when there is none."""
@@ -226,8 +256,13 @@ class IdentityRepository:
     async def update_key(
         self, key_id: str, changes: dict[str, Any], actor: str, check: Callable[[ApiKey], None] | None = None
     ) -> ApiKey:
+        """Apply `changes` to a key. `check` sees the key as stored and then as it would be written
+        (owners resolved), inside the write transaction, and may refuse either by raising: what the
+        caller may touch is judged on the row that is changed, not on an earlier read."""
         async with self._write() as tx:
             key = await _locked_key(tx, key_id)
+            if check is not None:
+                check(key)
             for name, value in changes.items():
                 setattr(key, name, value)
             key.updated_at = time.time()
@@ -238,12 +273,17 @@ class IdentityRepository:
             await record(tx, AuditEntry(actor, "key.update", "key", key.id, without_secrets(changes)))
         return key
 
-    async def rotate_key(self, key_id: str, grace_s: float, actor: str) -> tuple[ApiKey, str]:
-        """A new secret for the key; the old one keeps working for `grace_s` seconds."""
+    async def rotate_key(
+        self, key_id: str, grace_s: float, actor: str, check: Callable[[ApiKey], None] | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new secret for the key; the old one keeps working for `grace_s` seconds. `check` sees
+        the stored key inside the transaction and may refuse it by raising."""
         hasher = self._require_hasher()
         secret = new_key_secret()
         async with self._write() as tx:
             key = await _locked_key(tx, key_id)
+            if check is not None:
+                check(key)
             if key.revoked_at is not None:
                 raise Conflict("A revoked key cannot be rotated.", code="key_revoked")
             now = time.time()
@@ -255,9 +295,15 @@ class IdentityRepository:
             await record(tx, AuditEntry(actor, "key.rotate", "key", key.id, {"grace_s": grace_s}))
         return key, secret
 
-    async def revoke_key(self, key_id: str, actor: str) -> ApiKey:
+    async def revoke_key(
+        self, key_id: str, actor: str, check: Callable[[ApiKey], None] | None = None
+    ) -> ApiKey:
+        """Revoke a key (at once; idempotent). `check` sees the stored key inside the transaction
+        and may refuse it by raising."""
         async with self._write() as tx:
             key = await _locked_key(tx, key_id)
+            if check is not None:
+                check(key)
             if key.revoked_at is None:
                 key.revoked_at = key.updated_at = time.time()
                 key.previous_hash = key.previous_valid_until = None
@@ -320,6 +366,14 @@ class IdentityRepository:
             key.team_id = team.id
             if user is not None and user.parent_id not in (None, team.id):
                 raise Unprocessable("The key's user belongs to another team.", param="team")
+        if key.role == ADMIN_ROLE and key.team_id is not None:
+            # An admin key is global: a team on it would put it within a team_admin's reach
+            # (issue 17: a team_admin rotated a team's admin key and took over the gateway).
+            raise Unprocessable(
+                "An admin key belongs to no team (nor to a user of a team); set team and user to null.",
+                param="team" if key.user_id is None else "user",
+                code="admin_key_with_team",
+            )
         owner = user or team
         check_narrows(key, owner, "key")
         if owner is user and team is not None:
