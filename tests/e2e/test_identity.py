@@ -24,6 +24,9 @@ MODELS = ("gpt-a", "gpt-b", "gpt-c")
 PROPAGATION_S = 1.0
 
 
+PRICE = {"input_per_1m": 0.1, "output_per_1m": 0.2}
+
+
 def identity_config(upstream: MockUpstream, store_url: str) -> dict[str, Any]:
     return {
         "server": {"access_log": True},
@@ -31,7 +34,9 @@ def identity_config(upstream: MockUpstream, store_url: str) -> dict[str, Any]:
             {"name": "up", "kind": "openai", "base_url": upstream.base_url, "api_key": "${UP_KEY}"}
         ],
         "models": [
-            {"name": m, "deployments": [{"provider": "up", "model": "upstream-model-1"}]} for m in MODELS
+            # Priced: a key with a budget is refused a model with no known price.
+            {"name": m, "deployments": [{"provider": "up", "model": "upstream-model-1", "pricing": PRICE}]}
+            for m in MODELS
         ],
         "auth": {"master_key": MASTER_KEY, "key_hash_secret": HASH_SECRET},
         "store": {"url": store_url},
