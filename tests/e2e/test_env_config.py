@@ -1,7 +1,9 @@
 """A gateway configured from the environment alone: no ``--config``, no ``$GATECORE_CONFIG``.
 
 ``OPENAI_API_KEY`` (+ ``OPENAI_BASE_URL``) serves ``openai/<model>``, ``GATECORE_UPSTREAM_URL``
-(+ ``GATECORE_UPSTREAM_KEY``) serves ``local/<model>``, ``GATECORE_MASTER_KEY`` turns auth on.
+(+ ``GATECORE_UPSTREAM_KEY``) serves ``local/<model>``, ``GATECORE_MASTER_KEY`` turns auth on; without
+it, ``GATECORE_UNAUTHENTICATED=loopback`` must say the gateway serves without keys (else it refuses to
+start: tests/security/test_open_relay_without_credentials.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ CONFIG_VARS = (
     "GATECORE_CONFIG",
     "GATECORE_DEMO",
     "GATECORE_MASTER_KEY",
+    "GATECORE_UNAUTHENTICATED",
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
     "GATECORE_UPSTREAM_URL",
@@ -141,9 +144,10 @@ def test_provider_from_env(
 def test_both_providers_without_master_key(
     gateway_factory: GatewayFactory, monkeypatch: pytest.MonkeyPatch, upstream: MockUpstream
 ) -> None:
-    """Both providers at once; no master key: auth is off. No GATECORE_UPSTREAM_KEY: no Authorization
-    header upstream."""
+    """Both providers at once; no master key, and serving without keys said explicitly: auth is off.
+    No GATECORE_UPSTREAM_KEY: no Authorization header upstream."""
     env = {"OPENAI_API_KEY": OPENAI_SECRET, "OPENAI_BASE_URL": upstream.base_url}
+    env["GATECORE_UNAUTHENTICATED"] = "loopback"
     env["GATECORE_UPSTREAM_URL"] = upstream.base_url
     gw = start_from_env(gateway_factory, monkeypatch, env)
 

@@ -72,6 +72,15 @@ def test_openmetrics_buckets_lead_to_their_traces(
         client.chat.completions.create(
             model="gpt-test", messages=MESSAGES, extra_headers={"x-request-id": plain}
         )
+        with pytest.raises(openai.InternalServerError):
+            client.with_options(max_retries=0).chat.completions.create(
+                model="gpt-test",
+                messages=MESSAGES,
+                extra_body={"mock": {"status": 500}},
+                extra_headers={"x-request-id": failed},
+            )
+        # The stream last: a bucket keeps its latest exemplar, and the overhead histogram has one
+        # series for all three requests (the failed one's overhead could share the stream's bucket).
         stream = client.chat.completions.create(
             model="gpt-test",
             messages=MESSAGES,
@@ -80,13 +89,6 @@ def test_openmetrics_buckets_lead_to_their_traces(
             extra_headers={"x-request-id": streamed},
         )
         assert list(stream)
-        with pytest.raises(openai.InternalServerError):
-            client.with_options(max_retries=0).chat.completions.create(
-                model="gpt-test",
-                messages=MESSAGES,
-                extra_body={"mock": {"status": 500}},
-                extra_headers={"x-request-id": failed},
-            )
     traces = {rid: request_trace(receiver, rid, 6).server for rid in (plain, streamed, failed)}
 
     content_type, text = scrape(gw, PROMETHEUS_ACCEPT)

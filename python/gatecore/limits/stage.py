@@ -22,7 +22,7 @@ from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
 from gatecore.limits.grant import Grant
 from gatecore.limits.local import LocalLimiter
 from gatecore.limits.max_tokens import with_max_tokens
-from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule, RuleBook
+from gatecore.limits.rules import BUDGET, PARALLEL, RPM, TPM, Rule, RuleBook
 from gatecore.policy.key_policy import KeyPolicy
 from gatecore.pricing.book import PriceBook
 from gatecore.request import EMBEDDINGS, RequestContext
@@ -35,6 +35,8 @@ log = logging.getLogger("gatecore.limits")
 SpendSource = Callable[[str, str, float, float | None], Awaitable[float]]
 _UNITS = ("requests per minute", "tokens per minute", "requests in flight")
 _PLAN_CACHE_LIMIT = 50_000
+# Refusals at routing that still count against the key's rpm (the caller is known).
+_ROUTING_REFUSALS = frozenset(("model_not_found", "model_not_allowed"))
 
 
 class Limits:
@@ -43,6 +45,7 @@ class Limits:
     __slots__ = (
         "_alerts",
         "_plans",
+        "_refusal_plans",
         "_seeded",
         "budgets",
         "default_max_tokens",
@@ -70,11 +73,13 @@ class Limits:
 
             self.redis = RedisLimiter(config.redis, self.budgets.clock)
         self.webhook = config.budgets.alert_webhook
-        self._alerts: set[asyncio.Task[None]] = set()
+        self._alerts: set[asyncio.Task[object]] = set()  # webhook posts and refusals counted on Redis
         # What the ledger holds for a budget's scope since a time (set once the ledger can read the
         # store): the shared-memory counters start at zero with the server, the ledger does not.
         self.spent_since: SpendSource | None = None
         self._seeded: set[str] = set()
+        # Per key policy: the plan of its rpm rules alone, which refusals at routing count against.
+        self._refusal_plans: dict[KeyPolicy, RulePlan] = {}
         # (key policy, model, deployment) → (the budget rules it was built with, its compiled rules):
         # policies are replaced, never changed, on an identity reload, so an entry never goes stale.
         self._plans: dict[
@@ -247,6 +252,8 @@ class Limits:
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         grant = ctx.limits
         if grant is None:
+            if ctx.key is not None and ctx.error_code in _ROUTING_REFUSALS:
+                self._count_refusal(ctx.key)
             return
         assert isinstance(grant, Grant)  # the context holds it as a view
         usage = ctx.usage
@@ -264,6 +271,26 @@ class Limits:
         else:
             assert self.redis is not None
             self.redis.settle(grant, tokens, micros, self._alert)
+
+    def _count_refusal(self, key: KeyPolicy) -> None:
+        """A known caller refused at routing (unknown model, model not allowed) still spends a
+        request of its key's (and its tenants') rpm: a flood of refusals is not free. Counted after
+        the answer, as a request that takes no tokens; nothing is refused here."""
+        rules = [rule for rule in self.rate.key_rules(key) if rule.kind == RPM]
+        if not rules:
+            return
+        redis = self.redis
+        if redis is not None:
+            task = asyncio.get_running_loop().create_task(redis.take(rules, [1] * len(rules)))
+            self._alerts.add(task)  # kept until done, like the alerts (aclose waits for them)
+            task.add_done_callback(self._alerts.discard)
+            return
+        plan = self._refusal_plans.get(key)
+        if plan is None:
+            if len(self._refusal_plans) >= _PLAN_CACHE_LIMIT:
+                self._refusal_plans.clear()
+            plan = self._refusal_plans[key] = self.local.plan(rules)
+        plan.admit(time.monotonic_ns(), 0, 0, 0)
 
     def _alert(self, crossed: list[tuple[Rule, int]]) -> None:
         for rule, spent in crossed:
