@@ -89,10 +89,10 @@ def test_unscoped_tokens_get_only_what_the_config_names(
     server, key = issuer
     store = f"sqlite:///{tmp_path / 'unscoped.db'}"
     gw: Gateway = gateway_factory(
-        jwt_config(upstream, server, store, user_claim=None, unscoped={"models": ["gpt-c"], "rpm": 2})
+        jwt_config(upstream, server, store, user_claim=None, unscoped={"models": ["gpt-c"], "rpm": 3})
     )
     stray = key.sign(claims(team="serach"))
-    assert chat_status(gw, stray, "gpt-a") == (403, "model_not_allowed")
+    assert chat_status(gw, stray, "gpt-a") == (403, "model_not_allowed")  # spends one of the 3 too
     assert chat_status(gw, stray, "gpt-c") == (200, None)
     assert chat_status(gw, key.sign(claims()), "gpt-c") == (200, None)  # same subject: one rpm
     assert chat_status(gw, stray, "gpt-c") == (429, "rate_limit_exceeded")
