@@ -87,8 +87,24 @@ def run_one(operation: Any, mode: GenerationMode, label: str, failures: dict[str
         try:
             case.call_and_validate(headers=AUTH, timeout=10)
         except (Exception, BaseExceptionGroup) as exc:  # Schemathesis raises failure groups
+            if _only_unsendable(str(exc)):
+                return
             found = failures.setdefault(label, [])
             if len(found) < 3:
                 found.append(f"{str(exc)[:1500]}\n{case.as_curl_command(headers=AUTH)[:800]}")
 
     run()
+
+
+def _only_unsendable(failure: str) -> bool:
+    """A negative case whose only invalid parts cannot be sent as generated: the admin key this test
+    always adds (a case "without" it has it), or a query parameter with an empty name (dropped when
+    the URL is built). The server then sees a valid request and rightly accepts it."""
+    if "Schema-violating request accepted" not in failure:
+        return False
+    problems = [line.strip() for line in failure.splitlines() if line.strip().startswith("- ")]
+    unsendable = (
+        "- header: violates `required` (was Authorization)",
+        "- query: violates `additionalProperties`",
+    )
+    return bool(problems) and all(p in unsendable or p.startswith("- ST201") for p in problems)

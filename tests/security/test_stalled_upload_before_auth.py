@@ -93,3 +93,18 @@ def test_a_known_callers_stalled_upload_ends_with_a_408_at_the_deadline(
     with stalled_upload(gw.port, len(BODY), BODY, MASTER_KEY) as sock:
         status, body, _ = answer_of(sock, timeout=15)
     assert status == 200, body
+
+
+def test_the_admin_apis_stalled_upload_without_a_key_gets_a_401_without_being_read(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort
+) -> None:
+    gw = gateway_factory(standard_config(upstream.base_url, refused.base_url, body_read_timeout_s=30))
+    sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    try:
+        head = f"POST /admin/v1/keys HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\nContent-Length: 500000\r\n"
+        sock.sendall(head.encode() + b"Content-Type: application/json\r\n\r\n" + b"{" * 9)
+        status, body, waited = answer_of(sock, timeout=10)
+    finally:
+        sock.close()
+    assert status == 401 and waited < 5
+    assert body["error"]["code"] == "missing_api_key"  # type: ignore[index]

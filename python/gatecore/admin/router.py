@@ -122,20 +122,25 @@ class AdminApi:
             raise error
         raise NotFound(f"Unknown admin path '{(PREFIX + path)[:200]}'.")
 
-    async def handle(
-        self, method: str, path: str, query: str, secret: str | None, body: bytes
-    ) -> tuple[int, bytes | AsyncIterator[bytes], str]:
-        """Status, body and content type of one admin request (JSON, CSV for usage reports, or the
-        parts of a run export to write as they come); raises GatewayError for the error answers."""
+    async def caller(self, secret: str | None) -> Caller:
+        """Who is calling (401 for a missing or unknown key): asked before the body is read, so an
+        unknown caller's upload is never read. What the caller may do is each handler's check."""
         policy = await self.auth.authenticate(secret)
         if policy is None:
             # Auth is off (no key of any kind is configured): the admin API stays closed.
             raise InvalidRequest(
                 "The admin API needs a master key: set auth.master_key.", code="admin_disabled"
             )
+        return Caller(policy)
+
+    async def handle(
+        self, caller: Caller, method: str, path: str, query: str, body: bytes
+    ) -> tuple[int, bytes | AsyncIterator[bytes], str]:
+        """Status, body and content type of one admin request of `caller` (JSON, CSV for usage
+        reports, or the parts of a run export to write as they come); raises GatewayError for the
+        error answers."""
         parsed = parse_qs(query, keep_blank_values=True)
         status, handler, params = self.match(method, path, parsed)
-        caller = Caller(policy)
         result = await handler(caller, params, body, parsed)
         if isinstance(result, TextAnswer):
             return status, result.body, result.content_type

@@ -156,16 +156,13 @@ class GatewayApp:
             admin = worker.admin
             if admin is None:
                 raise StoreUnavailable("The admin API is unavailable: the store could not be opened.")
-            server = worker.config.server
-            body = await read_body(
-                scope.headers, proto, ADMIN_MAX_BODY, worker.sweeper, server.body_read_timeout_s
-            )
+            headers = scope.headers
+            caller = await admin.caller(client_secret(headers))  # before any byte of the body
+            timeout_s = worker.config.server.body_read_timeout_s
+            body = await read_body(headers, proto, ADMIN_MAX_BODY, worker.sweeper, timeout_s)
+            path = scope.path[len(ADMIN_PREFIX) :]
             status, answer, content_type = await admin.handle(
-                scope.method,
-                scope.path[len(ADMIN_PREFIX) :],
-                scope.query_string,
-                client_secret(scope.headers),
-                body,
+                caller, scope.method, path, scope.query_string, body
             )
         except GatewayError as exc:
             return _error(proto, exc, OPENAI)
