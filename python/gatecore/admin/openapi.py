@@ -172,7 +172,12 @@ def _audit_op() -> dict[str, Any]:
             "in": "query",
             "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
         },
-        {"name": "target_id", "in": "query", "schema": {"type": "string"}, "description": "one record's"},
+        {
+            "name": "target_id",
+            "in": "query",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+            "description": "one record's",
+        },
     ]
     return op
 

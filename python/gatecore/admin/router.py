@@ -141,6 +141,13 @@ class AdminApi:
         error answers."""
         parsed = parse_qs(query, keep_blank_values=True)
         status, handler, params = self.match(method, path, parsed)
+        empty = next((name for name, values in parsed.items() if "" in values), None)
+        if empty is not None:
+            # Every parameter of the API has a type or a set of values, and "" is none of them: a
+            # given-but-empty one is refused, not taken for absent (the default).
+            raise InvalidRequest(
+                f"Query parameter '{empty[:50]}' is empty.", param=empty[:50], code="invalid_query"
+            )
         result = await handler(caller, params, body, parsed)
         if isinstance(result, TextAnswer):
             return status, result.body, result.content_type
@@ -160,6 +167,8 @@ class AdminApi:
         if not 1 <= limit <= 1000:  # SQL's LIMIT -1 would be no limit at all
             raise InvalidRequest("'limit' must be between 1 and 1000.", param="limit")
         target = query.get("target_id", [None])[-1]
+        if target is not None and len(target) > 200:  # ids are short; the document says 200
+            raise InvalidRequest("'target_id' is longer than 200 characters.", param="target_id")
         rows = await self.repository.audit(limit, target)
         return ListOf([AuditOut(**{**row, "at": to_datetime(row["at"])}) for row in rows])
 

@@ -108,14 +108,12 @@ class UsageApi:
         self.repository = repository
 
     async def report(self, caller: Caller, query: dict[str, list[str]]) -> UsageReport | TextAnswer:
-        group_by = _one(query, "group_by")
-        group_by = "key" if group_by is None else group_by  # given empty, it is not one of them
+        group_by = _one(query, "group_by") or "key"
         if group_by not in GROUPS:
             raise InvalidRequest(
                 f"'group_by' must be one of {', '.join(GROUPS)}.", param="group_by", code="invalid_group_by"
             )
-        fmt = _one(query, "format")
-        fmt = "json" if fmt is None else fmt
+        fmt = _one(query, "format") or "json"
         if fmt not in ("json", "csv"):
             raise InvalidRequest("'format' must be json or csv.", param="format")
         since = _time(query, "from")
