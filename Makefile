@@ -3,6 +3,8 @@
 #   make test        venv + deps, build the Rust extension, the aiperf venv, then: cargo fmt --check,
 #                    cargo clippy, cargo test, ruff check, ruff format --check, mypy, lint-imports
 #                    (the layers of docs/ARCHITECTURE.md, pyproject's [tool.importlinter]), pytest
+#   make agents      tests/agents/node_modules: the real coding-agent CLIs (Claude Code, Codex CLI,
+#                    Gemini CLI) the suite runs against gatecore, pinned with hashes by package-lock.json
 #   make aiperf-venv .venv-aiperf with aiperf (pinned) for tests/e2e/test_aiperf_run.py and
 #                    benches/aiperf_run.sh: its own venv, its dependencies stay out of .venv
 #   make build       (re)build gatecore._core into .venv (maturin develop --release)
@@ -37,7 +39,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # libpython and find it through the rpath rust/build.rs adds.
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: test build lint fmt dist serve-demo bench venv aiperf-venv
+.PHONY: test build lint fmt dist serve-demo bench venv aiperf-venv agents
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,10 +63,19 @@ $(AIPERF_STAMP):
 
 aiperf-venv: $(AIPERF_STAMP)
 
+# The agent CLIs, exactly as package-lock.json pins them (integrity hashes); `npm ci` reinstalls only when
+# the lock changes. Their install scripts only pick the platform's native binary (nothing is fetched).
+AGENTS_STAMP := tests/agents/node_modules/.gatecore-agents
+$(AGENTS_STAMP): tests/agents/package.json tests/agents/package-lock.json
+	cd tests/agents && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+agents: $(AGENTS_STAMP)
+
 build: $(STAMP)
 	maturin develop --release -q
 
-test: build $(AIPERF_STAMP)
+test: build $(AIPERF_STAMP) $(AGENTS_STAMP)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test
