@@ -139,7 +139,9 @@ class AgentModel(MockServer):
 
     async def _models(self, request: web.Request) -> web.Response:
         recorded = await self.record(request)
-        return self.json_answer(recorded, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+        return self.json_answer(
+            recorded, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]}
+        )
 
     # -- OpenAI Chat Completions -------------------------------------------------------------------------
 
@@ -185,9 +187,11 @@ class AgentModel(MockServer):
             arguments = json.dumps(turn.arguments)
             half = len(arguments) // 2
             head = {"index": 0, "id": turn.call_id, "type": "function", "function": {"name": turn.tool}}
-            events.append(chunk({"tool_calls": [{**head, "function": {**head["function"], "arguments": ""}}]}))
-            for piece in (arguments[:half], arguments[half:]):
-                events.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+            events.append(
+                chunk({"tool_calls": [{**head, "function": {**head["function"], "arguments": ""}}]})
+            )
+            pieces = (arguments[:half], arguments[half:])
+            events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in pieces]
         else:
             words = turn.text.split(" ")
             events += [chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(words)]
@@ -209,7 +213,12 @@ class AgentModel(MockServer):
         turn = self._turn(recorded, anthropic_conversation(body))
         model = str(body.get("model", self.model))
         if turn.tool:
-            block: JsonObject = {"type": "tool_use", "id": turn.call_id, "name": turn.tool, "input": turn.arguments}
+            block: JsonObject = {
+                "type": "tool_use",
+                "id": turn.call_id,
+                "name": turn.tool,
+                "input": turn.arguments,
+            }
             stop = "tool_use"
         else:
             block = {"type": "text", "text": turn.text}
@@ -241,14 +250,18 @@ class AgentModel(MockServer):
         }
         events: list[JsonObject] = [start]
         if turn.tool:
-            events.append({"type": "content_block_start", "index": 0, "content_block": {**block, "input": {}}})
+            events.append(
+                {"type": "content_block_start", "index": 0, "content_block": {**block, "input": {}}}
+            )
             arguments = json.dumps(turn.arguments)
             half = len(arguments) // 2
             for piece in (arguments[:half], arguments[half:]):
                 delta = {"type": "input_json_delta", "partial_json": piece}
                 events.append({"type": "content_block_delta", "index": 0, "delta": delta})
         else:
-            events.append({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+            events.append(
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+            )
             delta = {"type": "text_delta", "text": turn.text}
             events.append({"type": "content_block_delta", "index": 0, "delta": delta})
         events.append({"type": "content_block_stop", "index": 0})
@@ -261,7 +274,10 @@ class AgentModel(MockServer):
         )
         events.append({"type": "message_stop"})
         payloads = [json.dumps(e).encode() for e in events]
-        frames = [f"event: {e['type']}\ndata: ".encode() + p + b"\n\n" for e, p in zip(events, payloads, strict=True)]
+        frames = [
+            f"event: {e['type']}\ndata: ".encode() + p + b"\n\n"
+            for e, p in zip(events, payloads, strict=True)
+        ]
         return await self._sse(request, recorded, frames, payloads)
 
     async def _sse(
