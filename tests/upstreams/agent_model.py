@@ -186,10 +186,8 @@ class AgentModel(MockServer):
         if turn.tool:
             arguments = json.dumps(turn.arguments)
             half = len(arguments) // 2
-            head = {"index": 0, "id": turn.call_id, "type": "function", "function": {"name": turn.tool}}
-            events.append(
-                chunk({"tool_calls": [{**head, "function": {**head["function"], "arguments": ""}}]})
-            )
+            head = {"index": 0, "id": turn.call_id, "type": "function"}
+            events.append(chunk({"tool_calls": [{**head, "function": {"name": turn.tool, "arguments": ""}}]}))
             pieces = (arguments[:half], arguments[half:])
             events += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}) for p in pieces]
         else:
