@@ -333,12 +333,18 @@ class CounterTable:
     def release(self, slot: int) -> None:
         """Give a concurrency slot back (never below zero)."""
 
-    def reserve(self, slot: int, limit: int, amount: int) -> tuple[bool, int]:
-        """Add `amount` if it fits under `limit` (value + amount <= limit, value below limit):
-        (reserved, value after or as found). Concurrent reservations never pass `limit`."""
+    def reserve(self, slot: int, limit: int, amount: int, tag: int = 0) -> tuple[bool, int]:
+        """A budget cell: add `amount` to period `tag`'s spend if it fits under `limit` (spend +
+        amount <= limit, spend below limit): (reserved, spend after or as found). Concurrent
+        reservations never pass `limit`. The first write of a later period starts it from 0 in the
+        same cell (the word carries its period's 16-bit tag: rust/src/budget_cells.rs)."""
 
-    def adjust(self, slot: int, delta: int) -> int:
-        """Add a signed `delta` (saturating at 0); returns the new value."""
+    def adjust(self, slot: int, delta: int, tag: int = 0) -> int:
+        """A budget cell: add a signed `delta` to period `tag`'s spend (saturating at 0; a decrease
+        for a period the cell has left is dropped); returns the spend after."""
+
+    def spend(self, slot: int, tag: int = 0) -> int:
+        """A budget cell: the spend it holds for period `tag` (0 when it holds another period's)."""
     def share_begin(self, slots: tuple[int, int, int, int], now_ns: int) -> int:
         """A request starts on a pool whose share clock (∫ dt / requests in flight, shared by
         every process mapping the table) has its lock, in-flight, last-time and clock cells at
@@ -358,22 +364,23 @@ class RulePlan:
 
     Example:
         >>> table = CounterTable(None, 64)
-        >>> plan = RulePlan(table, [(table.slot("rpm:key:k1"), 0, 10, False, 0)])
+        >>> plan = RulePlan(table, [(table.slot("rpm:key:k1"), 0, 10, False, 0, 0)])
         >>> admission = plan.admit(time.monotonic_ns(), 0, 0, 0)
         >>> admission.refused, plan.headers(admission)[1]
         (-1, ('x-ratelimit-remaining-requests', '9'))
 
     Args:
         table: The table the cells live in.
-        rules: Per rule, in admission order: (slot, kind, limit, soft, alert_slot). Kinds: 0
+        rules: Per rule, in admission order: (slot, kind, limit, soft, alert_slot, tag). Kinds: 0
             requests/min, 1 tokens/min, 2 in flight, 3 budget (micro-units). `soft` budgets only
-            count (never refuse); `alert_slot` is the budget's once-per-period alert cell.
+            count (never refuse); `alert_slot` is the budget's once-per-period alert cell; `tag`
+            the budget's period (16 bits; 0 for the other kinds).
 
     Raises:
         ValueError: A slot outside the table or an unknown kind.
     """
 
-    def __init__(self, table: CounterTable, rules: list[tuple[int, int, int, bool, int]]) -> None: ...
+    def __init__(self, table: CounterTable, rules: list[tuple[int, int, int, bool, int, int]]) -> None: ...
     def admit(self, now_ns: int, tokens: int, micros: int, min_tokens: int, min_micros: int = 0) -> Admission:
         """Count a request: 1 per requests rule and slot, `tokens` per tokens rule (between
         `min_tokens` and `tokens`, as many as are available, when `min_tokens` > 0), `micros` per

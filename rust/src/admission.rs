@@ -10,11 +10,9 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::budget_cells;
 use crate::counters::{CounterTable, PyCounterTable};
-use crate::ratelimit::{
-    budget_reserve, budget_reserve_upto, cell_adjust, gcra_charge, gcra_give, gcra_take_upto,
-    slot_acquire, slot_release,
-};
+use crate::ratelimit::{gcra_charge, gcra_give, gcra_take_upto, slot_acquire, slot_release};
 
 /// Rule kinds, as in `gatecore/limits/rules.py`.
 pub const RPM: u8 = 0;
@@ -36,6 +34,8 @@ pub struct PlanRule {
     pub soft: bool,
     /// Budgets only: the cell that makes "limit crossed" alert once per period.
     pub alert_slot: usize,
+    /// Budgets only: the period's tag (`budget_cells.rs`: the cells are the same every period).
+    pub tag: u16,
 }
 
 /// What one admission took and what its response headers show.
@@ -101,15 +101,19 @@ pub fn admit(
             PARALLEL => (slot_acquire(cell, rule.limit).0, 1),
             _ => {
                 if rule.soft {
-                    cell_adjust(cell, i64::try_from(micros).unwrap_or(i64::MAX));
+                    budget_cells::adjust(cell, i64::try_from(micros).unwrap_or(i64::MAX), rule.tag);
                     (true, micros)
                 } else if min_micros > 0 {
-                    let (ok, taken, _) =
-                        budget_reserve_upto(cell, rule.limit, min_micros, budget_cap);
+                    let (ok, taken, _) = budget_cells::reserve_upto(
+                        cell, rule.limit, min_micros, budget_cap, rule.tag,
+                    );
                     budget_cap = budget_cap.min(taken);
                     (ok, taken)
                 } else {
-                    (budget_reserve(cell, rule.limit, micros).0, micros)
+                    (
+                        budget_cells::reserve(cell, rule.limit, micros, rule.tag).0,
+                        micros,
+                    )
                 }
             }
         };
@@ -126,9 +130,10 @@ pub fn admit(
         if rule.kind == BUDGET && !rule.soft {
             if *taken > budget_cap {
                 let excess = *taken - budget_cap;
-                cell_adjust(
+                budget_cells::adjust(
                     table.cell(rule.slot),
                     -i64::try_from(excess).unwrap_or(i64::MAX),
+                    rule.tag,
                 );
                 *taken = budget_cap;
             }
@@ -145,7 +150,7 @@ fn give_back(table: &CounterTable, rules: &[PlanRule], taken: &[u64]) {
             RPM | TPM => gcra_give(cell, MINUTE_NS, rule.limit, units),
             PARALLEL => slot_release(cell),
             _ => {
-                cell_adjust(cell, -i64::try_from(units).unwrap_or(i64::MAX));
+                budget_cells::adjust(cell, -i64::try_from(units).unwrap_or(i64::MAX), rule.tag);
             }
         }
     }
@@ -173,8 +178,9 @@ pub fn settle(
             PARALLEL => slot_release(cell),
             BUDGET => {
                 let delta = i128::from(micros) - i128::from(taken);
-                let value = cell_adjust(cell, i64::try_from(delta).unwrap_or(0));
-                if value >= rule.limit && budget_reserve(table.cell(rule.alert_slot), 1, 1).0 {
+                let value = budget_cells::adjust(cell, i64::try_from(delta).unwrap_or(0), rule.tag);
+                let alert = table.cell(rule.alert_slot);
+                if value >= rule.limit && budget_cells::reserve(alert, 1, 1, rule.tag).0 {
                     crossed.push((i, value));
                 }
             }
@@ -267,13 +273,17 @@ impl PyAdmission {
 
 #[pymethods]
 impl PyRulePlan {
-    /// `rules`: (slot, kind, limit, soft, alert_slot) per rule, in admission order.
+    /// `rules`: (slot, kind, limit, soft, alert_slot, tag) per rule, in admission order.
     #[new]
-    fn new(table: Py<PyCounterTable>, rules: Vec<(usize, u8, u64, bool, usize)>) -> PyResult<Self> {
+    #[allow(clippy::type_complexity)]
+    fn new(
+        table: Py<PyCounterTable>,
+        rules: Vec<(usize, u8, u64, bool, usize, u16)>,
+    ) -> PyResult<Self> {
         let slots = table.get().table().slots;
         let rules = rules
             .into_iter()
-            .map(|(slot, kind, limit, soft, alert_slot)| {
+            .map(|(slot, kind, limit, soft, alert_slot, tag)| {
                 if slot >= slots || alert_slot >= slots || kind > BUDGET {
                     return Err(PyValueError::new_err("rule slot or kind out of range"));
                 }
@@ -283,6 +293,7 @@ impl PyRulePlan {
                     limit,
                     soft,
                     alert_slot,
+                    tag,
                 })
             })
             .collect::<PyResult<Vec<_>>>()?;
@@ -351,6 +362,7 @@ mod tests {
             limit,
             soft: false,
             alert_slot: table.slot(format!("alert:{name}").as_bytes()).unwrap(),
+            tag: 0,
         }
     }
 

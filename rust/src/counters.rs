@@ -5,7 +5,9 @@
 //! A name is hashed (FNV-1a 64, stable across processes) and found by linear probing; an empty slot
 //! (hash 0) is claimed with a compare-and-swap, so two processes naming the same cell at the same
 //! time end up on one slot. Slots are never freed (the table is sized for the key population; a
-//! full table is reported, never silently shared).
+//! full table is reported, never silently shared). Names are bounded by what exists, not by time: a
+//! budget's cell is the same in every period (`budget_cells.rs`), so only new keys, tenants, models
+//! and deployments claim slots.
 
 use std::fs::OpenOptions;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +16,7 @@ use memmap2::{MmapMut, MmapOptions};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::budget_cells;
 use crate::ratelimit;
 use crate::share_clock::ShareClock;
 
@@ -274,12 +277,20 @@ impl PyCounterTable {
         Ok(())
     }
 
-    fn reserve(&self, slot: usize, limit: u64, amount: u64) -> PyResult<(bool, u64)> {
-        Ok(ratelimit::budget_reserve(self.cell(slot)?, limit, amount))
+    #[pyo3(signature = (slot, limit, amount, tag = 0))]
+    fn reserve(&self, slot: usize, limit: u64, amount: u64, tag: u16) -> PyResult<(bool, u64)> {
+        Ok(budget_cells::reserve(self.cell(slot)?, limit, amount, tag))
     }
 
-    fn adjust(&self, slot: usize, delta: i64) -> PyResult<u64> {
-        Ok(ratelimit::cell_adjust(self.cell(slot)?, delta))
+    #[pyo3(signature = (slot, delta, tag = 0))]
+    fn adjust(&self, slot: usize, delta: i64, tag: u16) -> PyResult<u64> {
+        Ok(budget_cells::adjust(self.cell(slot)?, delta, tag))
+    }
+
+    /// The spend a budget cell holds for period `tag` (0 when it holds another period's).
+    #[pyo3(signature = (slot, tag = 0))]
+    fn spend(&self, slot: usize, tag: u16) -> PyResult<u64> {
+        Ok(budget_cells::spend(self.cell(slot)?, tag))
     }
 
     /// A request starts on the pool whose share clock is at `slots`: the mark for `share_end`.

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 pub mod admission;
+pub mod budget_cells;
 pub mod chunk_scan;
 pub mod counters;
 pub mod event_stream;

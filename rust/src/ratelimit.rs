@@ -5,9 +5,7 @@
 //!   theoretical arrival time (TAT, ns on the caller's clock). `limit` units per `period` are
 //!   allowed, all of them at once when the cell is idle (burst = limit).
 //! - Concurrency: the cell counts requests in flight; `acquire` only below the limit.
-//! - Budgets: the cell holds spend in micro-units; `reserve` admits only when the reservation fits
-//!   under the limit (spend + reservation <= limit), so concurrent reservations never overshoot:
-//!   a hard budget is exceeded only by what requests really cost beyond what they reserved.
+//! - Budgets: see `budget_cells.rs` (spend tagged with its period).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -133,50 +131,6 @@ pub fn slot_release(cell: &AtomicU64) {
     });
 }
 
-/// Reserve `amount` if it fits under `limit` (spend + amount <= limit, and spend below the limit);
-/// returns (reserved, value after or as found). Nothing is taken when refused.
-pub fn budget_reserve(cell: &AtomicU64, limit: u64, amount: u64) -> (bool, u64) {
-    let (ok, _, value) = budget_reserve_upto(cell, limit, amount, amount);
-    (ok, value)
-}
-
-/// Reserve between `min` and `max`: as much as the limit leaves, refused when less than `min` is
-/// left (or the spend has reached the limit). Returns (reserved, amount taken, value after or as
-/// found); nothing is taken when refused. A request that does not bound its own cost reserves what
-/// the budget can still pay and is then held to it (its output capped to the amount taken).
-pub fn budget_reserve_upto(cell: &AtomicU64, limit: u64, min: u64, max: u64) -> (bool, u64, u64) {
-    let min = min.min(max);
-    let mut current = cell.load(Ordering::Acquire);
-    loop {
-        // Checked as "what is left" rather than `current + amount`: no overflow near u64::MAX.
-        let left = limit.saturating_sub(current);
-        if current >= limit || left < min {
-            return (false, 0, current);
-        }
-        let amount = max.min(left);
-        let next = current + amount;
-        match cell.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return (true, amount, next),
-            Err(now) => current = now,
-        }
-    }
-}
-
-/// Add a signed amount (settling a reservation to the real cost); saturates at 0.
-pub fn cell_adjust(cell: &AtomicU64, delta: i64) -> u64 {
-    let step = delta.unsigned_abs();
-    let update = |v: u64| {
-        Some(if delta >= 0 {
-            v.saturating_add(step)
-        } else {
-            v.saturating_sub(step)
-        })
-    };
-    match cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, update) {
-        Ok(prev) | Err(prev) => update(prev).unwrap_or(prev),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,67 +237,6 @@ mod tests {
         slot_release(&cell);
         slot_release(&cell);
         assert_eq!(cell.load(Ordering::Relaxed), 0);
-    }
-
-    /// Issue 17, finding 4: reservations were admitted whenever spend < limit, so eight concurrent
-    /// requests each reserving close to the whole budget all passed. Now the total reserved never
-    /// passes the limit, however many threads race for it.
-    #[test]
-    fn concurrent_reservations_never_pass_the_limit() {
-        let cell = Arc::new(AtomicU64::new(0));
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let cell = Arc::clone(&cell);
-                std::thread::spawn(move || {
-                    (0..1000)
-                        .filter(|_| budget_reserve(&cell, 10_000, 7).0)
-                        .count()
-                })
-            })
-            .collect();
-        let granted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        let spent = cell.load(Ordering::Relaxed);
-        assert_eq!(spent, granted as u64 * 7);
-        assert_eq!(spent, 10_000 / 7 * 7); // every reservation that fitted, none beyond
-        assert_eq!(cell_adjust(&cell, -(spent as i64) - 5), 0);
-        assert_eq!(cell_adjust(&cell, 42), 42);
-    }
-
-    #[test]
-    fn a_reservation_larger_than_what_is_left_is_refused() {
-        // The issue's replay: a $1 budget, requests reserving $0.99 each.
-        let cell = AtomicU64::new(0);
-        assert_eq!(budget_reserve(&cell, 1_000_000, 990_000), (true, 990_000));
-        assert_eq!(budget_reserve(&cell, 1_000_000, 990_000), (false, 990_000));
-        // What still fits passes, exactly to the limit…
-        assert_eq!(budget_reserve(&cell, 1_000_000, 10_000), (true, 1_000_000));
-        // …and at the limit even a free request is refused (the budget is spent).
-        assert_eq!(budget_reserve(&cell, 1_000_000, 0), (false, 1_000_000));
-        // A reservation larger than the whole budget never passes, even on an empty cell.
-        assert!(!budget_reserve(&AtomicU64::new(0), 100, 101).0);
-        // No overflow near the top of the range.
-        let full = AtomicU64::new(u64::MAX - 1);
-        assert_eq!(
-            budget_reserve(&full, u64::MAX, u64::MAX),
-            (false, u64::MAX - 1)
-        );
-        assert_eq!(budget_reserve(&full, u64::MAX, 1), (true, u64::MAX));
-    }
-
-    #[test]
-    fn reserve_upto_takes_what_is_left() {
-        let cell = AtomicU64::new(0);
-        assert_eq!(budget_reserve_upto(&cell, 100, 10, 70), (true, 70, 70));
-        // 30 left: a request wanting 70 and needing at least 10 gets the 30.
-        assert_eq!(budget_reserve_upto(&cell, 100, 10, 70), (true, 30, 100));
-        assert_eq!(budget_reserve_upto(&cell, 100, 0, 70), (false, 0, 100));
-        cell_adjust(&cell, -5);
-        // 5 left: fewer than the least.
-        assert_eq!(budget_reserve_upto(&cell, 100, 10, 70), (false, 0, 95));
-        assert_eq!(budget_reserve_upto(&cell, 100, 5, 70), (true, 5, 100));
-        // A least above the most is the most.
-        let cell = AtomicU64::new(0);
-        assert_eq!(budget_reserve_upto(&cell, 100, 80, 50), (true, 50, 50));
     }
 
     #[test]

@@ -68,7 +68,8 @@ def chat_status(gw: Gateway, key: str, model: str = "gpt-a") -> tuple[int, str |
 
 def wait_for(gw: Gateway, key: str, status: int, code: str | None = None, model: str = "gpt-a") -> float:
     """Seconds until the answer became `status` (and `code`) for good: the start of the first run of 20
-    calls in a row, on fresh connections, that all answer so. Fails past PROPAGATION_S + 1 s."""
+    calls in a row, on fresh connections, that all answer so. Fails when that run began past
+    PROPAGATION_S + 1 s (the 20 calls themselves may take longer on a loaded machine)."""
     start = time.monotonic()
     streak = 0
     streak_began = start
@@ -81,8 +82,9 @@ def wait_for(gw: Gateway, key: str, status: int, code: str | None = None, model:
             streak += 1
         else:
             streak = 0
-        elapsed = time.monotonic() - start
-        assert elapsed < PROPAGATION_S + 1.0, f"still {got} after {elapsed:.2f}s, want {(status, code)}"
+        began = (sent if streak == 0 else streak_began) - start
+        assert began < PROPAGATION_S + 1.0, f"still {got} after {began:.2f}s, want {(status, code)}"
+        assert time.monotonic() - start < PROPAGATION_S + 60.0  # bounded, whatever the load
     return streak_began - start
 
 

@@ -85,6 +85,8 @@ class BudgetBook:
         period = clock.at(now)
         rule = Rule(BUDGET, label, f"usd:{kind}:{scope_id}:{period.id}", to_micros(usd), self.closed)
         rule.period = clock.kind
+        rule.slot_name = f"usd:{kind}:{scope_id}:{clock.kind}"
+        rule.tag = period.tag
         rule.soft = soft
         rule.scope = (kind, scope_id)
         rule.period_start = period.start

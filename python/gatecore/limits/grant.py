@@ -26,7 +26,7 @@ class Grant:
     Counted locally, it holds the request's `RulePlan` and its `Admission` (what each rule took);
     counted on Redis, the `Outcome` and what each rule took (`costs`)."""
 
-    __slots__ = ("admission", "budget", "capped", "costs", "outcome", "plan", "rules")
+    __slots__ = ("admission", "budget", "capped", "costs", "moves", "outcome", "plan", "rules", "target")
 
     def __init__(
         self,
@@ -46,6 +46,17 @@ class Grant:
         self.costs = costs or []  # Redis: 1 request, estimated tokens, 1 slot, reserved micro-USD
         # The max_tokens a hard budget capped the request's output to (None: not capped).
         self.capped: int | None = None
+        # What the request took from the rules of the targets it moved to (retries, fallbacks,
+        # redirects: Limits.admit_move), and the deployment this grant was taken for ("": the first).
+        self.moves: list[Grant] = []
+        self.target = ""
+
+    def cells(self) -> set[str]:
+        """The cells of every rule this request is counted against."""
+        cells = {rule.cell for rule in self.rules}
+        for move in self.moves:
+            cells.update(rule.cell for rule in move.rules)
+        return cells
 
     def headers(self) -> list[tuple[str, str]]:
         """`x-ratelimit-*` for the tightest requests and tokens scopes (the fewest remaining), and

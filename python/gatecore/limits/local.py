@@ -42,23 +42,26 @@ class LocalLimiter:
             self.table,
             [
                 (
-                    self.slot(r.cell),
+                    self.slot(r.slot_name),
                     r.kind,
                     r.limit,
                     r.soft,
-                    self.slot("alert:" + r.cell) if r.kind == BUDGET else 0,
+                    self.slot("alert:" + r.slot_name) if r.kind == BUDGET else 0,
+                    r.tag,
                 )
                 for r in rules
             ],
         )
 
-    def claim_seed(self, cell: str) -> bool:
-        """Whether this worker is the first of the server to seed `cell` (then it must, or `unclaim`)."""
-        ok, _ = self.table.reserve(self.slot("seed:" + cell), 1, 1)
+    def claim_seed(self, rule: Rule) -> bool:
+        """Whether this worker is the first of the server to seed budget `rule`'s cell for its period
+        (then it must, or `unclaim_seed`)."""
+        ok, _ = self.table.reserve(self.slot("seed:" + rule.slot_name), 1, 1, rule.tag)
         return bool(ok)
 
-    def unclaim_seed(self, cell: str) -> None:
-        self.table.adjust(self.slot("seed:" + cell), -1)
+    def unclaim_seed(self, rule: Rule) -> None:
+        self.table.adjust(self.slot("seed:" + rule.slot_name), -1, rule.tag)
 
-    def add(self, cell: str, amount: int) -> None:
-        self.table.adjust(self.slot(cell), amount)
+    def add(self, rule: Rule, amount: int) -> None:
+        """Add `amount` to budget `rule`'s spend for its period."""
+        self.table.adjust(self.slot(rule.slot_name), amount, rule.tag)

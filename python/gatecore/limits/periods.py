@@ -31,14 +31,17 @@ def budget_clock() -> Callable[[], float]:
 
 
 class Period:
-    """One budget period: a stable id (part of the spend cell's name) and its end (epoch s; 0: never)."""
+    """One budget period: a stable id (part of the spend's Redis key), its start and end (epoch s;
+    end 0: never), and its tag in the shared-memory table (a 16-bit serial number, one more than the
+    previous period's: the budget's cell is the same every period, see rust/src/budget_cells.rs)."""
 
-    __slots__ = ("end", "id", "start")
+    __slots__ = ("end", "id", "start", "tag")
 
-    def __init__(self, id: str, start: float, end: float):
+    def __init__(self, id: str, start: float, end: float, seq: int = 0):
         self.id = id
         self.start = start
         self.end = end
+        self.tag = seq & 0xFFFF
 
 
 class PeriodClock:
@@ -68,16 +71,18 @@ def period_at(kind: str, now: float, tz: ZoneInfo, rolling_s: float) -> Period:
     if kind == "rolling":
         # Consecutive windows of rolling_s seconds counted from the epoch.
         index = int(now // rolling_s)
-        return Period(f"r{int(rolling_s)}-{index}", index * rolling_s, (index + 1) * rolling_s)
+        return Period(f"r{int(rolling_s)}-{index}", index * rolling_s, (index + 1) * rolling_s, index)
     local = datetime.fromtimestamp(now, tz)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     if kind == "daily":
         start, end = day, _next_day(day, 1)
         name = f"d{start:%Y-%m-%d}"
+        seq = start.toordinal()
     elif kind == "weekly":
         start = _next_day(day, -day.weekday())
         end = _next_day(start, 7)
         name = f"w{start:%Y-%m-%d}"
+        seq = start.toordinal() // 7  # weeks start on the same weekday: consecutive numbers
     else:  # monthly
         start = day.replace(day=1)
         end = (
@@ -86,7 +91,8 @@ def period_at(kind: str, now: float, tz: ZoneInfo, rolling_s: float) -> Period:
             else start.replace(month=start.month + 1)
         )
         name = f"m{start:%Y-%m}"
-    return Period(name, start.timestamp(), end.timestamp())
+        seq = start.year * 12 + start.month
+    return Period(name, start.timestamp(), end.timestamp(), seq)
 
 
 def _next_day(day: datetime, days: int) -> datetime:

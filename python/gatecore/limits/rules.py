@@ -34,13 +34,19 @@ class Rule:
         "period_end",
         "period_start",
         "scope",
+        "slot_name",
         "soft",
+        "tag",
     )
 
     def __init__(self, kind: int, label: str, cell: str, limit: int, fail_closed: bool):
         self.kind = kind
         self.label = label
         self.cell = cell
+        # The name of its cell in the shared-memory table: `cell`, but a budget's without its period
+        # (the same cell every period, the period's `tag` in its value: rust/src/budget_cells.rs).
+        self.slot_name = cell
+        self.tag = 0
         self.limit = limit
         self.limit_text = str(limit)  # for the x-ratelimit-limit-* headers
         self.fail_closed = fail_closed

@@ -87,14 +87,66 @@ class Limits:
             tuple[list[Rule], tuple[list[Rule], RulePlan, bool, bool] | None],
         ] = {}
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> Awaitable[Grant] | None:
+        """Admit the request (an awaitable that sets `ctx.limits`), or None when no rule applies."""
         key = ctx.key
         model = ctx.route.name if ctx.route is not None else ctx.client_model
         budget_rules = self.budgets.rules_for(key, model)
         compiled = self._compiled(key, model, ctx.deployment_id, budget_rules)
         if compiled is None:
-            return
+            return None
         rules, plan, estimate, budget = compiled
+        return self._admit(ctx, rules, plan, estimate, budget, budget_rules, first=True)
+
+    async def admit_move(self, ctx: RequestContext, model: str) -> GatewayError | None:
+        """Count a request that moves to another deployment or model (a retry, a fallback, a refusal
+        redirect; `ctx` already names the new deployment) against the rules of that target it has not
+        been counted against yet: its deployment's and model's limits and budgets. Returns the refusal
+        (the caller skips that target, as if it had answered 429), or None once admitted.
+
+        A request counts once against each scope it reaches, however often it goes back to one."""
+        key = ctx.key
+        budget_rules = self.budgets.rules_for(key, model)
+        compiled = self._compiled(key, model, ctx.deployment_id, budget_rules)
+        if compiled is None:
+            return None
+        held = ctx.limits
+        assert held is None or isinstance(held, Grant)  # the context holds it as a view
+        cells = held.cells() if held is not None else set()
+        rules = [rule for rule in compiled[0] if rule.cell not in cells]
+        if not rules:
+            return None
+        kinds = {rule.kind for rule in rules}
+        budget = BUDGET in kinds
+        try:
+            plan = self._plan(rules)
+            grant = await self._admit(
+                ctx, rules, plan, TPM in kinds or budget, budget, [r for r in budget_rules if r in rules]
+            )
+        except GatewayError as refusal:
+            return refusal
+        grant.target = ctx.deployment_id
+        if held is None:
+            ctx.limits = grant
+        else:
+            held.moves.append(grant)
+            if grant.capped is not None:
+                held.capped = grant.capped
+        return None
+
+    async def _admit(
+        self,
+        ctx: RequestContext,
+        rules: list[Rule],
+        plan: RulePlan,
+        estimate: bool,
+        budget: bool,
+        budget_rules: list[Rule],
+        first: bool = False,
+    ) -> Grant:
+        """Count the request against `rules` (all or nothing) and return what it holds (`first`: the
+        admission of the limits stage, also set on `ctx.limits`); raises the refusal of the first rule
+        that does not admit it."""
         tokens = micros = min_tokens = min_micros = prompt = 0
         if estimate:
             prompt, tokens, micros, min_tokens, min_micros = self._estimate(ctx, budget)
@@ -106,11 +158,13 @@ class Limits:
                 if outcome.refused >= 0:
                     i = outcome.refused
                     raise _refusal(rules[i], outcome.retry_s, costs[i])
-                grant = ctx.limits = Grant(rules, budget, outcome=outcome, costs=costs)
+                grant = Grant(rules, budget, outcome=outcome, costs=costs)
+                if first:
+                    ctx.limits = grant
                 if budget:
                     hard = (c for r, c in zip(rules, costs, strict=True) if r.kind == BUDGET and not r.soft)
                     grant.capped = self._cap_output(ctx, prompt, next(hard, None))
-                return
+                return grant
             if any(rule.fail_closed for rule in rules):
                 raise LimitsUnavailable(
                     "Rate limits cannot be checked right now (their store is unreachable)."
@@ -130,9 +184,21 @@ class Limits:
             else:
                 retry = None if retry_ns is None else retry_ns / 1e9
             raise _refusal(rule, retry, tokens if kind == TPM else 1)
-        grant = ctx.limits = Grant(rules, budget, plan=plan, admission=admission)
+        grant = Grant(rules, budget, plan=plan, admission=admission)
+        if first:
+            ctx.limits = grant
         if budget:
             grant.capped = self._cap_output(ctx, prompt, admission.reserved_micros)
+        return grant
+
+    def _plan(self, rules: list[Rule]) -> RulePlan:
+        try:
+            return self.local.plan(rules)
+        except ValueError:  # the shared table has no free cell for a new counter
+            log.error("the limits' shared table is full: raise limits.table_slots (now %d)", self.slots)
+            raise LimitsUnavailable(
+                "Rate limits cannot be checked right now (their table is full).", code="limits_table_full"
+            ) from None
 
     def _compiled(
         self, key: KeyPolicy | None, model: str, deployment_id: str, budget_rules: list[Rule]
@@ -146,17 +212,11 @@ class Limits:
             if budget_rules:
                 rules = [*rules, *budget_rules]
             kinds = {rule.kind for rule in rules}
-            try:
-                compiled = (
-                    (rules, self.local.plan(rules), TPM in kinds or BUDGET in kinds, BUDGET in kinds)
-                    if rules
-                    else None
-                )
-            except ValueError:  # the shared table has no free cell for a new counter
-                log.error("the limits' shared table is full: raise limits.table_slots (now %d)", self.slots)
-                raise LimitsUnavailable(
-                    "Rate limits cannot be checked right now (their table is full).", code="limits_table_full"
-                ) from None
+            compiled = (
+                (rules, self._plan(rules), TPM in kinds or BUDGET in kinds, BUDGET in kinds)
+                if rules
+                else None
+            )
             if len(self._plans) >= _PLAN_CACHE_LIMIT:
                 self._plans.clear()
             entry = self._plans[cache_key] = (budget_rules, compiled)
@@ -173,7 +233,7 @@ class Limits:
                 continue
             if len(seeded) > 100_000:  # old periods' cells: forget them, claims stay in the table
                 seeded.clear()
-            if not self.local.claim_seed(cell):
+            if not self.local.claim_seed(rule):
                 seeded.add(cell)
                 continue
             assert self.spent_since is not None
@@ -182,10 +242,10 @@ class Limits:
                     rule.scope[0], rule.scope[1], rule.period_start, rule.period_end or None
                 )
             except GatewayError as exc:
-                self.local.unclaim_seed(cell)  # a later request tries again
+                self.local.unclaim_seed(rule)  # a later request tries again
                 log.warning("cannot read past spend for %s from the ledger: %s", rule.label, exc)
                 continue
-            self.local.add(cell, to_micros(spent))
+            self.local.add(rule, to_micros(spent))
             seeded.add(cell)
 
     def _estimate(self, ctx: RequestContext, budget: bool) -> tuple[int, int, int, int, int]:
@@ -259,9 +319,16 @@ class Limits:
         usage = ctx.usage
         tokens = usage.input_tokens + usage.output_tokens if usage is not None else 0
         micros = 0
-        if grant.budget:
+        if grant.budget or any(move.budget for move in grant.moves):
             cost = ctx.cost_usd
             micros = to_micros(self.prices.cost_usd(ctx) if cost is None else cost)
+        self._settle(grant, tokens, micros)
+        for move in grant.moves:
+            # A target the request left (its attempt failed) took a request and a slot, no tokens or spend.
+            final = move.target == ctx.deployment_id
+            self._settle(move, tokens if final else 0, micros if final else 0)
+
+    def _settle(self, grant: Grant, tokens: int, micros: int) -> None:
         plan = grant.plan
         if plan is not None:
             assert grant.admission is not None

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from gatecore.telemetry.tracing import Tracing
     from gatecore.upstream.deadlines import DeadlineSweeper
 
-Stage = Callable[[RequestContext], Awaitable[None] | None]
+Stage = Callable[[RequestContext], Awaitable[object] | None]
 _clock = time.perf_counter_ns
 
 
@@ -92,7 +92,9 @@ LINKS: tuple[Link, ...] = (
     Link("gpu_clock", lambda p: p.prices.clock_stage()),  # GPU-time pricing: the request's clock
     Link("limits", lambda p: p.limits),  # 429: rpm, tpm, concurrency, budgets
     Link("debug_timing", lambda p: DebugTiming(p.stage_names), timed=False),  # x-gatecore-timing
-    Link("upstream", lambda p: UpstreamCall(p.sweeper, p.config.server), timed=False),  # attempts, relay
+    Link(
+        "upstream", lambda p: UpstreamCall(p.sweeper, p.config.server, p.limits), timed=False
+    ),  # attempts, relay
 )
 
 

@@ -14,6 +14,7 @@ import copy
 import time
 
 from gatecore.errors import UpstreamUnreachable
+from gatecore.limits.stage import Limits
 from gatecore.request import RequestContext
 from gatecore.routing.deployment import Deployment
 from gatecore.routing.hedge_policy import HedgePolicy
@@ -53,10 +54,11 @@ def _second(ctx: RequestContext, route: ModelRoute, first: Deployment) -> tuple[
 
 
 async def send_hedged(
-    ctx: RequestContext, route: ModelRoute, policy: HedgePolicy, first: Deployment
+    ctx: RequestContext, route: ModelRoute, policy: HedgePolicy, first: Deployment, limits: Limits
 ) -> tuple[UpstreamResponse, Deployment]:
     """The first attempt, hedged: the winning answer (head read) and the deployment that gave it.
-    When neither succeeds the first attempt's own outcome is returned or raised, for the retry loop."""
+    When neither succeeds the first attempt's own outcome is returned or raised, for the retry loop.
+    The hedge counts against its deployment's own limits; when they refuse, there is no hedge."""
     started = time.monotonic()
     primary = asyncio.ensure_future(first.provider.send(ctx, ctx.upstream_model, first.timeouts))
     done, _ = await asyncio.wait((primary,), timeout=policy.delay())
@@ -69,6 +71,14 @@ async def send_hedged(
     shadow = copy.copy(ctx)
     shadow.upstream = None
     assign(shadow, deployment, upstream_model)  # the hedge's own deployment, as its exchange sees it
+    # The shadow shares the request's grant: the hedge's is added to it, and settles with the real
+    # figures only if the hedge is the one that answered.
+    if await limits.admit_move(shadow, route.name) is not None:
+        response = await primary
+        policy.observe(time.monotonic() - started)
+        return response, first
+    if ctx.limits is None:
+        ctx.limits = shadow.limits
     hedge = asyncio.ensure_future(deployment.provider.send(shadow, upstream_model, deployment.timeouts))
     ctx.attempts += 1
     pending: set[asyncio.Task[UpstreamResponse]] = {primary, hedge}

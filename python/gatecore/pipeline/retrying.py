@@ -9,6 +9,7 @@ import random
 import time
 
 from gatecore.errors import GatewayError, UpstreamUnreachable
+from gatecore.limits.stage import Limits
 from gatecore.request import RequestContext
 from gatecore.routing.deployment import Deployment
 from gatecore.routing.stage import fit_of
@@ -47,20 +48,21 @@ def kept_headers(response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
 class Retrying:
     """The retry state of one request, from its first failed attempt on."""
 
-    __slots__ = ("banned", "ctx", "last_answer", "not_before", "order", "policy", "tries")
+    __slots__ = ("banned", "ctx", "last_answer", "limits", "not_before", "order", "policy", "tries")
 
-    def __init__(self, ctx: RequestContext, route: ModelRoute):
+    def __init__(self, ctx: RequestContext, route: ModelRoute, limits: Limits):
         self.ctx = ctx
         self.policy = route.retries
+        self.limits = limits
         # Every deployment this request may go to, in the order attempts go through them, with the
-        # model name each is sent.
-        self.order: list[tuple[Deployment, str]] = []
+        # model name each is sent and the model (this one or a fallback) whose deployment it is.
+        self.order: list[tuple[Deployment, str, str]] = []
         fit = fit_of(ctx)
         for candidate in _routes(ctx, route):
             for deployment in candidate.ordered(ctx.tags, fit):
                 upstream_model = deployment.upstream_model(ctx.client_model)
                 if upstream_model is not None:
-                    self.order.append((deployment, upstream_model))
+                    self.order.append((deployment, upstream_model, candidate.name))
         self.tries: dict[Deployment, int] = {}
         # Deployments out of this request: their Retry-After is longer than the policy waits.
         self.banned: set[Deployment] = set()
@@ -89,7 +91,7 @@ class Retrying:
         now = time.monotonic()
         best: Deployment | None = None
         best_tries = 0
-        for deployment, _ in self.order:
+        for deployment, _, _ in self.order:
             if deployment in self.banned:
                 continue
             wait = deployment.retry_in(now)
@@ -104,9 +106,30 @@ class Retrying:
                 best, best_tries = deployment, tries
         return best
 
-    async def wait_for(self, deployment: Deployment) -> Deployment:
-        """Wait the backoff (and any Retry-After) before going back to `deployment`, then make it the
-        request's deployment for the next attempt."""
+    async def move_to(self, deployment: Deployment | None) -> Deployment | None:
+        """Make the next attempt go to `deployment`, or to the next one after it whose own limits
+        (its deployment's and its model's rules, Limits.admit_move) admit the request: a target that
+        refuses is out of this request, like one whose Retry-After runs past the policy. Waits the
+        backoff before returning the target; None when no target is left."""
+        ctx = self.ctx
+        left = (ctx.deployment, ctx.upstream_model, ctx.deployment_id)  # the request's if none admits
+        while deployment is not None:
+            for candidate, upstream_model, model in self.order:
+                if candidate is deployment:
+                    assign(ctx, deployment, upstream_model)
+                    refusal = await self.limits.admit_move(ctx, model)
+                    break
+            else:
+                refusal = None
+            if refusal is None:
+                return await self._wait_for(deployment)
+            self.banned.add(deployment)
+            deployment = self.next_deployment(deployment, None)
+        ctx.deployment, ctx.upstream_model, ctx.deployment_id = left
+        return None
+
+    async def _wait_for(self, deployment: Deployment) -> Deployment:
+        """Wait the backoff (and any Retry-After) before going back to `deployment`."""
         tries = self.tries.get(deployment, 0)
         policy = self.policy
         now = time.monotonic()
@@ -123,10 +146,6 @@ class Retrying:
             raise UpstreamUnreachable("The client went away before the upstream was called again.")
         deployment.breaker.available(time.monotonic())  # takes the half-open probe when it is one
         ctx.attempts += 1
-        for candidate, upstream_model in self.order:
-            if candidate is deployment:
-                assign(ctx, deployment, upstream_model)
-                break
         return deployment
 
     async def keep_answer(self, deployment: Deployment, response: UpstreamResponse) -> None:

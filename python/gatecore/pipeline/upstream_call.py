@@ -27,7 +27,8 @@ import time
 from typing import TYPE_CHECKING
 
 from gatecore.config.schema import ServerConfig
-from gatecore.errors import GatewayError
+from gatecore.errors import GatewayError, UpstreamUnreachable
+from gatecore.limits.stage import Limits
 from gatecore.pipeline.disconnect_watch import DisconnectWatch
 from gatecore.pipeline.hedge import send_hedged
 from gatecore.pipeline.redirects import examine, redirect
@@ -46,11 +47,12 @@ class UpstreamCall:
     """The upstream call stage: sends the request where routing put it (retrying as above) and
     relays the answer to the client."""
 
-    __slots__ = ("sweeper", "watch_after")
+    __slots__ = ("limits", "sweeper", "watch_after")
 
-    def __init__(self, sweeper: DeadlineSweeper, server: ServerConfig):
+    def __init__(self, sweeper: DeadlineSweeper, server: ServerConfig, limits: Limits):
         self.sweeper = sweeper
         self.watch_after = server.disconnect_watch_after
+        self.limits = limits  # a request that moves counts against its new target's limits
 
     async def __call__(self, ctx: RequestContext) -> None:
         """Send the request to its deployment (retrying as above) and relay the answer."""
@@ -78,7 +80,7 @@ class UpstreamCall:
                             ctx, ctx.upstream_model, deployment.timeouts
                         )
                     else:
-                        response, winner = await send_hedged(ctx, route, hedge, deployment)
+                        response, winner = await send_hedged(ctx, route, hedge, deployment, self.limits)
                         if winner is not deployment:
                             deployment.inflight -= 1
                             winner.inflight += 1
@@ -95,10 +97,10 @@ class UpstreamCall:
                     if not exc.retryable or ctx.client_gone:
                         raise
                     deployment.breaker.failure()
-                    retrying = retrying or Retrying(ctx, route)
-                    next_deployment = retrying.next_deployment(deployment, None)
-                    if next_deployment is not None:
-                        deployment = await retrying.wait_for(next_deployment)
+                    retrying = retrying or Retrying(ctx, route, self.limits)
+                    moved_to = await retrying.move_to(retrying.next_deployment(deployment, None))
+                    if moved_to is not None:
+                        deployment = moved_to
                         continue
                     stored = retrying.last_answer
                     if stored is None:
@@ -125,25 +127,34 @@ class UpstreamCall:
                             deployment.inflight -= 1
                             raise
                         visited = visited or {route}
-                        moved = redirect(ctx, targets, visited) if targets else None
+                        moved = await self._redirect(ctx, targets, visited) if targets else None
                         if moved is not None:
                             # A refusal another model may not give: the request goes there instead, and the
                             # refusal is the answer if nothing else answers.
                             assert isinstance(response, StoredAnswer)
                             deployment.inflight -= 1
                             route, deployment = moved
-                            retrying = Retrying(ctx, route)
+                            retrying = Retrying(ctx, route, self.limits)
                             retrying.last_answer = response
                             continue
                     break
                 deployment.breaker.failure()
-                retrying = retrying or Retrying(ctx, route)
+                retrying = retrying or Retrying(ctx, route, self.limits)
                 next_deployment = retrying.next_deployment(deployment, retry_after_seconds(response))
                 if next_deployment is None or ctx.client_gone:
                     break  # the last answer: relayed as the upstream gave it
                 deployment.inflight -= 1
                 await retrying.keep_answer(deployment, response)
-                deployment = await retrying.wait_for(next_deployment)
+                moved_to = await retrying.move_to(next_deployment)
+                if moved_to is None:  # every other target's limits refused: this answer is the last
+                    stored = retrying.last_answer
+                    if stored is None:
+                        raise UpstreamUnreachable("The upstream's answer could not be read.")
+                    response, deployment = stored, stored.deployment
+                    assign(ctx, deployment, stored.upstream_model)
+                    deployment.inflight += 1
+                    break
+                deployment = moved_to
             try:
                 provider = deployment.provider
                 if provider.is_stream(ctx, response):
@@ -161,3 +172,19 @@ class UpstreamCall:
                 ctx.upstream_ns = time.perf_counter_ns() - upstream_from
         if ctx.client_gone and ctx.status < 400:
             ctx.status = 499
+
+    async def _redirect(
+        self, ctx: RequestContext, targets: list[ModelRoute], visited: set[ModelRoute]
+    ) -> tuple[ModelRoute, Deployment] | None:
+        """The first of `targets` that `redirect` finds and whose own limits admit the request (the
+        request keeps its route and deployment when none does)."""
+        route, deployment, upstream_model = ctx.route, ctx.deployment, ctx.upstream_model
+        while (moved := redirect(ctx, targets, visited)) is not None:
+            if await self.limits.admit_move(ctx, moved[0].name) is None:
+                return moved
+            ctx.attempts -= 1  # never made
+        ctx.route = route
+        if TYPE_CHECKING:
+            assert isinstance(deployment, Deployment)
+        assign(ctx, deployment, upstream_model)
+        return None
