@@ -5,9 +5,12 @@
 #   docker run -p 8080:8080 -e GATECORE_CONFIG= -e GATECORE_MASTER_KEY=... -e OPENAI_API_KEY=... gatecore
 #       (no config file: the master key is required, the server refuses to start without one)
 # Stage 1 builds the wheel (Rust extension included); stage 2 installs only that wheel, no build tools.
+# Pin the base image by digest for a reproducible build (SECURITY.md, "Supply chain"):
+#   docker build --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest> -t gatecore .
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- builder -------------------------------------------------------------------------------------
-FROM python:3.11-slim-bookworm AS builder
+FROM ${PYTHON_IMAGE} AS builder
 ENV RUSTUP_HOME=/usr/local/rustup \
     CARGO_HOME=/usr/local/cargo \
     PATH=/usr/local/cargo/bin:$PATH \
@@ -31,7 +34,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     maturin build --release --locked --out /dist
 
 # ---- runtime -------------------------------------------------------------------------------------
-FROM python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
