@@ -35,7 +35,7 @@ from gatecore.pipeline.plugins import placed_links
 from gatecore.pipeline.recording import Recorder, Recording
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider, build_provider
-from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
+from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, Endpoint
 from gatecore.routing.compile import RoutingMonitors, build_routes
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
@@ -115,7 +115,7 @@ class Worker:
             "chat": (CHAT, DecodeOpenAI(msgspec.json.Decoder(ChatFields))),
             "completions": (COMPLETIONS, DecodeOpenAI(msgspec.json.Decoder(CompletionFields))),
             "embeddings": (EMBEDDINGS, DecodeOpenAI(msgspec.json.Decoder(EmbeddingFields))),
-            "messages": (CHAT, decode_messages),
+            "messages": (MESSAGES, decode_messages),
         }
         for api, (endpoint, decode) in decoders.items():
             parts.decode = decode
@@ -129,7 +129,7 @@ class Worker:
             *(link for link in links[: _position(links, "limits") + 1] if link.name not in _NOT_COUNTED),
             Link("count", lambda p: CountTokens(), timed=False),
         ]
-        self.count_tokens = Chain(CHAT, build_steps(parts, counting), Recording((self.limits,)), None)
+        self.count_tokens = Chain(MESSAGES, build_steps(parts, counting), Recording((self.limits,)), None)
         recorders: list[Recorder] = []
         # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.
         self.ledger: LedgerRecorder | None = None

@@ -276,7 +276,21 @@ UNTRANSLATABLE = [
         },
         "messages.0.content.0",
     ),
-    ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
+    (
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "system", "content": [{"type": "tool_use", "id": "x", "name": "f", "input": {}}]},
+            ]
+        },
+        "messages.1.content.0",
+    ),
+    ({"output_config": {"effort": "extreme"}}, "output_config.effort"),
+    ({"output_config": {"format": {"type": "regex", "pattern": "a+"}}}, "output_config.format"),
+    ({"output_config": {"task_budget": 10}}, "output_config"),
+    ({"context_management": {"edits": [{"type": ""}]}}, "context_management.edits.0.type"),
+    ({"context_management": {"edits": "all"}}, "context_management.edits"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0.type"),
     ({"tools": [{"name": "f"}]}, "tools.0.input_schema"),
     ({"tool_choice": {"type": "sometimes"}}, "tool_choice.type"),

@@ -84,6 +84,24 @@ class ThinkingConfig(msgspec.Struct):
     budget_tokens: int | None = None
 
 
+class OutputConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """`output_config`: the answer's effort and format. An unknown member fails to decode, so a 400
+    names it rather than dropping what it asks for."""
+
+    effort: str | None = None
+    format: dict[str, msgspec.Raw] | None = None
+
+
+class ContextEdit(msgspec.Struct):
+    """One `context_management.edits[]` entry; only its type is read (`clear_thinking_*` or not)."""
+
+    type: str
+
+
+class ContextManagement(msgspec.Struct):
+    edits: list[ContextEdit] = msgspec.field(default_factory=list)
+
+
 class Metadata(msgspec.Struct):
     user_id: str | None = None
 
@@ -104,6 +122,8 @@ class MessagesRequest(msgspec.Struct):
     tool_choice: ToolChoice | None = None
     thinking: ThinkingConfig | None = None
     metadata: Metadata | None = None
+    output_config: OutputConfig | None = None
+    context_management: ContextManagement | None = None
 
 
 MESSAGES_FIELDS = frozenset(MessagesRequest.__struct_fields__)

@@ -28,6 +28,8 @@ PROVIDER_CLASSES: dict[str, str] = {
     "triton": "gatecore.providers.triton:TritonProvider",
 }
 PROVIDER_KINDS = tuple(PROVIDER_CLASSES)
+# The kinds that pass allow-listed client headers on (`forward_headers`).
+FORWARD_HEADER_KINDS = ("openai", "azure", "anthropic")
 # The public endpoint of kinds that have one; `base_url` is required for the others (except `echo`).
 DEFAULT_BASE_URLS: dict[str, str] = {
     "anthropic": "https://api.anthropic.com",
@@ -100,6 +102,9 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     aws_session_token: str | None = None
     # Prompt-only engines (tgi, triton): the template chat messages are rendered with (CHAT_TEMPLATES).
     chat_template: str = "chatml"
+    # Client request headers passed on to this upstream (kinds in FORWARD_HEADER_KINDS), besides the
+    # kind's own (anthropic: anthropic-beta). Credentials are refused.
+    forward_headers: list[str] = msgspec.field(default_factory=list)
 
 
 class DeploymentPricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

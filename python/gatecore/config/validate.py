@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from gatecore.config.jwt import validate_jwt_config
@@ -20,6 +21,7 @@ from gatecore.config.routing import (
 from gatecore.config.schema import (
     CHAT_TEMPLATES,
     DEFAULT_BASE_URLS,
+    FORWARD_HEADER_KINDS,
     PROVIDER_KINDS,
     TOKENIZERS,
     UNAUTHENTICATED,
@@ -95,6 +97,7 @@ def validate_config(
             errors.append(f"{path}.chat_template: unknown template '{provider.chat_template}' ({known})")
         if provider.default_max_tokens < 1:
             errors.append(f"{path}.default_max_tokens: must be at least 1")
+        errors.extend(_forward_headers(provider, path))
 
     names: set[str] = set()
     for i, model in zip(model_at, config.models, strict=True):
@@ -357,3 +360,47 @@ def _unauthenticated(auth: AuthConfig) -> list[str]:
             "auth.unauthenticated: loopback (GATECORE_UNAUTHENTICATED=loopback)"
         ]
     return []
+
+
+# Headers a client may never have forwarded: credentials (the client's key is gatecore's, not the
+# upstream's) and those gatecore writes itself.
+_NOT_FORWARDED = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "accept-encoding",
+        "x-request-id",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
+    }
+)
+_HEADER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
+def _forward_headers(provider: ProviderConfig, path: str) -> list[str]:
+    if not provider.forward_headers:
+        return []
+    if provider.kind not in FORWARD_HEADER_KINDS:
+        kinds = ", ".join(FORWARD_HEADER_KINDS)
+        return [f"{path}.forward_headers: provider kind '{provider.kind}' forwards no headers (only {kinds})"]
+    errors = []
+    for j, name in enumerate(provider.forward_headers):
+        lowered = name.lower()
+        if not _HEADER_NAME.fullmatch(lowered):
+            errors.append(f"{path}.forward_headers[{j}]: not a header name (letters, digits, '-'; 1-64)")
+        elif lowered in _NOT_FORWARDED or lowered.startswith(("x-gatecore-", "sec-")):
+            errors.append(f"{path}.forward_headers[{j}]: '{lowered}' may not be forwarded")
+    return errors

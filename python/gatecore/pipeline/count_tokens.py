@@ -14,7 +14,7 @@ _JSON_HEADERS = [("content-type", "application/json")]
 def decode_count_tokens(ctx: RequestContext) -> None:
     """The decode stage: an Anthropic Messages request, with the same 400s as `/v1/messages` for
     what cannot go to the hub format."""
-    request, members = decode_messages_request(ctx.body)
+    request, members = decode_messages_request(ctx.body, ctx)
     openai_chat_request(request, members)
     ctx.client_model = bounded_model(request.model)
 

@@ -2,7 +2,9 @@
 
 Requests are translated by hub_to_anthropic_request.py, streams by anthropic_stream_to_hub.py;
 whole answers and errors here. Auth is `x-api-key` with `anthropic-version` (providers[].api_version,
-default 2023-06-01).
+default 2023-06-01: the shape of what gatecore writes and reads; the client's own when the provider's
+`forward_headers` lists it); the client's `anthropic-beta` is passed on (providers/forward_headers.py). An Anthropic client's `thinking`, `output_config` and
+`context_management` reach the upstream as sent (`ctx.anthropic_native`), not their hub form.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gatecore.providers.anthropic_stream_to_hub import (
     anthropic_usage,
 )
 from gatecore.providers.base import StreamDecoder, require_chat
+from gatecore.providers.forward_headers import ForwardHeaders
 from gatecore.providers.from_hub_request import load_chat
 from gatecore.providers.hub_to_anthropic_request import anthropic_request
 from gatecore.providers.json_post import JsonPost
@@ -40,18 +43,33 @@ class AnthropicProvider:
         self.name = config.name
         self.tokenizer = config.tokenizer
         self.default_max_tokens = config.default_max_tokens
-        headers = {"anthropic-version": config.api_version or API_VERSION}
+        headers: dict[str, str] = {}
         if config.api_key:
             headers["x-api-key"] = config.api_key
         headers.update(config.headers)
+        self._forward = ForwardHeaders.of(config)
+        # Sent per request unless the client's own version is forwarded (or configured in `headers`).
+        self._version: tuple[str, str] | None = None
+        if "anthropic-version" not in {name.lower() for name in config.headers}:
+            self._version = ("anthropic-version", config.api_version or API_VERSION)
         self._post = JsonPost(config.base_url or DEFAULT_BASE_URLS["anthropic"], pools, headers)
 
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
         require_chat(ctx, "anthropic")
-        request, _ = anthropic_request(
-            load_chat(ctx.body), upstream_model, self.default_max_tokens, ctx.stream
-        )
-        return await self._post.send(ctx, "/v1/messages", orjson.dumps(request), timeouts)
+        doc = load_chat(ctx.body)
+        native = ctx.anthropic_native
+        if native is not None:  # the client's own fields stand in for their hub form
+            doc.pop("reasoning_effort", None)
+            if "output_config" in native:
+                doc.pop("response_format", None)
+        request, _ = anthropic_request(doc, upstream_model, self.default_max_tokens, ctx.stream)
+        if native is not None:
+            request.update((name, orjson.Fragment(raw)) for name, raw in native.items())
+        extra = self._forward.values(ctx)
+        version = self._version
+        if version is not None and not any(name == "anthropic-version" for name, _ in extra):
+            extra.append(version)
+        return await self._post.send(ctx, "/v1/messages", orjson.dumps(request), timeouts, extra)
 
     def is_stream(self, ctx: RequestContext, response: UpstreamResponse) -> bool:
         # Any 2xx answer to a stream request goes through the decoder, which rejects a body that is
@@ -59,13 +77,13 @@ class AnthropicProvider:
         return ctx.stream and response.status < 400
 
     def stream_decoder(self, ctx: RequestContext) -> StreamDecoder | None:
-        return AnthropicStreamDecoder(ctx.client_model, _json_mode(ctx.body))
+        return AnthropicStreamDecoder(ctx.client_model, _json_mode(ctx))
 
     def decode_body(self, ctx: RequestContext, body: bytes) -> bytes:
         message = json_object(body)
         if message is None or message.get("type") != "message":
             raise UpstreamProtocolError("The upstream answered something that is not an Anthropic message.")
-        return orjson.dumps(openai_completion(message, ctx.client_model, _json_mode(ctx.body)))
+        return orjson.dumps(openai_completion(message, ctx.client_model, _json_mode(ctx)))
 
     def decode_error(self, status: int, body: bytes) -> GatewayError:
         doc = json_object(body)
@@ -118,9 +136,12 @@ def openai_completion(message: dict[str, Any], model: str, json_tool: bool) -> d
     }
 
 
-def _json_mode(body: bytes) -> bool:
+def _json_mode(ctx: RequestContext) -> bool:
     """Whether the request asked for JSON output (which anthropic_request made a forced tool)."""
+    body = ctx.body
     if b'"response_format"' not in body:
         return False
+    if ctx.anthropic_native is not None and "output_config" in ctx.anthropic_native:
+        return False  # the client's own output_config went upstream: no forced tool
     fmt = load_chat(body).get("response_format")
     return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")

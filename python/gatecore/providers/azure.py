@@ -37,7 +37,7 @@ class AzureOpenAIProvider(OpenAICompatProvider):
         self._deployment_heads: dict[tuple[str, str], bytes] = {}
 
     def request_head(self, ctx: RequestContext, upstream_model: str) -> bytes:
-        key = (ctx.endpoint.name, upstream_model)
+        key = (ctx.endpoint.hub.name, upstream_model)
         head = self._deployment_heads.get(key)
         if head is None:
             path = (

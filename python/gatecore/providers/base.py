@@ -88,7 +88,7 @@ def build_provider(config: ProviderConfig, pools: PoolSet) -> Provider:
 
 def require_chat(ctx: RequestContext, kind: str) -> None:
     """Raise 400 naming the endpoint when a chat-only provider gets a completions/embeddings request."""
-    if ctx.endpoint is not CHAT:
+    if ctx.endpoint.hub is not CHAT:
         raise InvalidRequest(
             f"The {ctx.endpoint.name} endpoint is not available for this model (provider kind '{kind}'); "
             "use /v1/chat/completions.",

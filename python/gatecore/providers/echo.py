@@ -33,9 +33,9 @@ class EchoProvider:
         doc = orjson.loads(ctx.body)
         created = int(time.time())
         rid = f"echo-{ctx.request_id}"
-        if ctx.endpoint is EMBEDDINGS:
+        if ctx.endpoint.hub is EMBEDDINGS:
             return EchoResponse(_embeddings(doc, upstream_model, self.tokenizer), b"application/json")
-        text = _last_user_text(doc) if ctx.endpoint is CHAT else _prompt_text(doc)
+        text = _last_user_text(doc) if ctx.endpoint.hub is CHAT else _prompt_text(doc)
         prompt_tokens = count_tokens(_all_text(doc), self.tokenizer)
         words = text.split(" ") if text else [""]
         usage = {
@@ -44,7 +44,7 @@ class EchoProvider:
             "total_tokens": 0,
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        chat = ctx.endpoint is CHAT
+        chat = ctx.endpoint.hub is CHAT
         if not ctx.stream:
             if chat:
                 choice: dict[str, Any] = {

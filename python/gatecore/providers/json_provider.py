@@ -109,12 +109,12 @@ class PromptJsonProvider(JsonProvider):
 
     def writer(self, ctx: RequestContext) -> ChunkWriter | TextChunkWriter:
         """The chunks of a streamed answer: chat or text completion, as the client asked."""
-        if ctx.endpoint is CHAT:
+        if ctx.endpoint.hub is CHAT:
             return ChunkWriter(f"chatcmpl-{ctx.request_id}", ctx.client_model)
         return TextChunkWriter(f"cmpl-{ctx.request_id}", ctx.client_model)
 
     def completion_body(self, ctx: RequestContext, text: str, reason: str, usage: JsonObject) -> bytes:
         """A whole answer: a chat or text completion, as the client asked."""
-        if ctx.endpoint is CHAT:
+        if ctx.endpoint.hub is CHAT:
             return chat_completion_body(f"chatcmpl-{ctx.request_id}", ctx.client_model, text, reason, usage)
         return text_completion_body(f"cmpl-{ctx.request_id}", ctx.client_model, text, reason, usage)

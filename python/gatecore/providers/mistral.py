@@ -48,9 +48,9 @@ class MistralProvider(OpenAICompatProvider):
         super().__init__(msgspec.structs.replace(config, stream_usage=False), pools)
 
     def request_body(self, ctx: RequestContext, upstream_model: str) -> bytes:
-        if ctx.endpoint.name == "completions":
+        if ctx.endpoint.hub.name == "completions":
             require_chat(ctx, "mistral")
-        if ctx.endpoint.name != "chat":
+        if ctx.endpoint.hub.name != "chat":
             return super().request_body(ctx, upstream_model)
         doc = load_chat(ctx.body)
         reject_set(doc, "mistral", _UNSUPPORTED)

@@ -15,6 +15,7 @@ from gatecore._core import insert_json_member, replace_json_string_field
 from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
 from gatecore.errors import GatewayError, InvalidRequest
 from gatecore.providers.base import StreamDecoder
+from gatecore.providers.forward_headers import ForwardHeaders
 from gatecore.providers.upstream_errors import openai_shaped_error
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, RequestContext
 from gatecore.upstream.pool import Origin, PoolSet
@@ -40,6 +41,8 @@ class OpenAICompatProvider:
             fixed.append(f"authorization: Bearer {config.api_key}")
         fixed.extend(f"{name}: {value}" for name, value in config.headers.items())
         self._base_path = base_path
+        forward = ForwardHeaders.of(config)
+        self._forward = forward if forward else None  # None unless forward_headers is configured
         self._lines = lines = "\r\n".join(fixed)
         # The constant part of every request head, built once per endpoint.
         self._heads = {
@@ -65,14 +68,17 @@ class OpenAICompatProvider:
 
     def request_head(self, ctx: RequestContext, upstream_model: str) -> bytes:
         """The request line and constant headers for this request's endpoint."""
-        return self._heads[ctx.endpoint.name]
+        return self._heads[ctx.endpoint.hub.name]
 
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
         body = self.request_body(ctx, upstream_model)
-        head = b"%scontent-length: %d\r\nx-request-id: %s\r\n\r\n" % (
+        forward = self._forward
+        end = forward.lines(ctx) + b"\r\n" if forward is not None else b"\r\n"
+        head = b"%scontent-length: %d\r\nx-request-id: %s\r\n%s" % (
             self.request_head(ctx, upstream_model),
             len(body),
             ctx.request_id.encode("latin-1"),
+            end,
         )
         return await self.pool.exchange(ctx, head, body, timeouts)
 

@@ -44,12 +44,12 @@ FINISH_REASONS = {"length": "length", "eos_token": "stop", "stop_sequence": "sto
 
 def prompt_of(ctx: RequestContext, doc: JsonObject, template: str) -> str:
     """The prompt text: the completions `prompt`, or the chat messages rendered."""
-    if ctx.endpoint is COMPLETIONS:
+    if ctx.endpoint.hub is COMPLETIONS:
         prompt = doc.get("prompt")
         if not isinstance(prompt, str):
             raise untranslatable("prompt", KIND, "one string prompt per request")
         return prompt
-    if ctx.endpoint is not CHAT:
+    if ctx.endpoint.hub is not CHAT:
         raise InvalidRequest(
             f"The {ctx.endpoint.name} endpoint is not available for this model (provider kind '{KIND}').",
             code="unsupported_endpoint",

@@ -24,19 +24,26 @@ if TYPE_CHECKING:
 
 
 class Endpoint:
-    """An inference endpoint kind: which upstream path it maps to and whether it can stream."""
+    """An inference endpoint kind: which upstream path it maps to and whether it can stream.
 
-    __slots__ = ("name", "streams", "upstream_path")
+    `name` labels the request in metrics, logs and traces; `hub` is the endpoint it is served as
+    (itself, or chat for a client API translated into the hub format): providers look at `hub`.
+    """
 
-    def __init__(self, name: str, upstream_path: str, streams: bool):
+    __slots__ = ("hub", "name", "streams", "upstream_path")
+
+    def __init__(self, name: str, upstream_path: str, streams: bool, hub: Endpoint | None = None):
         self.name = name
         self.upstream_path = upstream_path
         self.streams = streams
+        self.hub: Endpoint = hub or self
 
 
 CHAT = Endpoint("chat", "/chat/completions", streams=True)
 COMPLETIONS = Endpoint("completions", "/completions", streams=True)
 EMBEDDINGS = Endpoint("embeddings", "/embeddings", streams=False)
+# Anthropic's Messages API, served as chat through the hub format.
+MESSAGES = Endpoint("messages", CHAT.upstream_path, streams=True, hub=CHAT)
 
 
 class Usage:
@@ -122,6 +129,7 @@ class RequestContext:
     """Everything known about one inference request, filled in as it moves through the pipeline."""
 
     __slots__ = (
+        "anthropic_native",
         "api_key",
         "attempts",
         "body",
@@ -226,6 +234,9 @@ class RequestContext:
         self.finish_reason: str | None = None  # the first choice's, when the answer had one
         # Translates answers for a client whose API is not the hub format (None: OpenAI clients).
         self.encoder: ResponseEncoder | None = None
+        # An Anthropic client's `thinking`, `output_config` and `context_management` as raw JSON, as
+        # sent: an Anthropic upstream gets them instead of their hub form (None: none, or not Anthropic).
+        self.anthropic_native: dict[str, bytes] | None = None
         self.run_id: str | None = None  # the client's `x-gatecore-run-id` tag, kept in the ledger
         self.first_byte_ns = 0  # perf_counter_ns when the answer's first byte went to the client
         # gatecore's time up to the answer's head, as sent in x-gatecore-overhead-ms (0: no head was

@@ -97,7 +97,12 @@ DURATION = "gen_ai_client_operation_duration_seconds"
 TTFT = "gen_ai_server_time_to_first_token_seconds"
 TPOT = "gen_ai_server_time_per_output_token_seconds"
 TOKENS = "gen_ai_client_token_usage"
-_OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
+_OPERATIONS = {
+    "chat": "chat",
+    "messages": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+}
 # RequestMetrics' status classes, in its order (a status outside 1xx-5xx counts as 5xx).
 _STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _REJECTIONS = {"rate_limit_exceeded": "rate_limit", "budget_exceeded": "budget"}

@@ -29,7 +29,12 @@ if TYPE_CHECKING:
     from gatecore.upstream.pool import Origin
 
 # The conventions' gen_ai.operation.name per endpoint.
-OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
+OPERATIONS = {
+    "chat": "chat",
+    "messages": "chat",
+    "completions": "text_completion",
+    "embeddings": "embeddings",
+}
 # OTLP's Span.SpanKind and Status.StatusCode values.
 INTERNAL, SERVER, CLIENT = 1, 2, 3
 ERROR = 2

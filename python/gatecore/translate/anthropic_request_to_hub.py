@@ -10,9 +10,14 @@ Choices the hub format forces, documented in translate/README.md:
 - `tool_result` blocks become `role: tool` messages placed before the rest of their user turn (OpenAI
   wants them right after the assistant's tool calls); images inside a tool result move to that user
   message; `is_error` is kept as an "Error: " prefix of the result text;
-- `thinking.budget_tokens` maps to `reasoning_effort`; thinking blocks signed by Anthropic are refused
-  (their signature cannot reach another model), unsigned ones (made by gatecore) are left out, as
-  OpenAI-compatible reasoning APIs ask.
+- `thinking.budget_tokens` maps to `reasoning_effort`, and `output_config.effort` over it; thinking
+  blocks signed by Anthropic are refused (their signature cannot reach another model), unsigned ones
+  (made by gatecore) are left out, as OpenAI-compatible reasoning APIs ask;
+- `role: "system"` entries of `messages` (Claude Code sends them) stay system messages where they are;
+- `context_management`: `clear_thinking_*` edits are what gatecore does anyway (thinking never goes
+  back upstream through the hub), so they are honoured by the translation; the request's
+  `thinking`, `output_config` and `context_management` also go, as sent, to `ctx.anthropic_native`
+  for an Anthropic upstream (providers/anthropic.py), which gets them instead of their hub form.
 """
 
 from __future__ import annotations
@@ -42,20 +47,30 @@ _IGNORED = frozenset({"cache_control", "service_tier", "inference_geo", "speed",
 _REFUSED = {
     "container": "code-execution containers exist only on Anthropic's API",
     "mcp_servers": "Anthropic-hosted MCP connectors exist only on Anthropic's API",
-    "context_management": "server-side context editing exists only on Anthropic's API",
-    "output_config": "output_config (structured output and effort) is not translated",
 }
+# Members of the request an Anthropic upstream gets as the client sent them (ctx.anthropic_native).
+_NATIVE = ("thinking", "output_config", "context_management")
+# `output_config.effort` → `reasoning_effort` (the hub has nothing above "high").
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
 # `thinking.budget_tokens` up to these bounds → OpenAI's `reasoning_effort`.
 _EFFORT_BOUNDS = ((4096, "low"), (16384, "medium"))
 
 _decoder = msgspec.json.Decoder(MessagesRequest)
 _top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_model_decoder = msgspec.json.Decoder(str)
+_MAX_MODEL_CHARS = 256  # as pipeline/decode.py's bound on the model name
 _AT_PATH = re.compile(r" - at `\$\.?([^`]{0,300})`$")
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
-def decode_messages_request(body: bytes) -> tuple[MessagesRequest, dict[str, msgspec.Raw]]:
-    """The typed request and every top-level member as raw JSON; 400 naming the field otherwise."""
+def decode_messages_request(
+    body: bytes, ctx: RequestContext | None = None
+) -> tuple[MessagesRequest, dict[str, msgspec.Raw]]:
+    """The typed request and every top-level member as raw JSON; 400 naming the field otherwise.
+
+    With `ctx`, the model the client asked for goes to `ctx.client_model` before the request is
+    checked (when it is a string of at most 256 printable characters), so a 400 for another field is
+    logged with it."""
     if not body:
         raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
     try:
@@ -64,6 +79,8 @@ def decode_messages_request(body: bytes) -> tuple[MessagesRequest, dict[str, msg
         raise InvalidRequest("The request body must be a JSON object.") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+    if ctx is not None:
+        ctx.client_model = _requested_model(members.get("model"))
     try:
         request = _decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -80,17 +97,29 @@ def translate_messages_request(ctx: RequestContext, body: bytes) -> MessagesRequ
     `stream_options.include_usage` to the provider, which adds it (and the relay hides that chunk and
     records its usage) unless the provider is configured not to.
     """
-    request, members = decode_messages_request(body)
+    request, members = decode_messages_request(body, ctx)
     if request.max_tokens is None:
         raise InvalidRequest("max_tokens: Field required.", param="max_tokens")
     if request.max_tokens < 1:
         raise InvalidRequest("max_tokens: must be at least 1.", param="max_tokens")
     doc = openai_chat_request(request, members)
+    native = {name: bytes(members[name]) for name in _NATIVE if name in members}
+    ctx.anthropic_native = native or None
     ctx.client_model = request.model
     ctx.stream = bool(request.stream)
     ctx.max_tokens = request.max_tokens
     ctx.body = msgspec.json.encode(doc)
     return request
+
+
+def _requested_model(raw: msgspec.Raw | None) -> str:
+    if raw is None or len(raw) > 2 * _MAX_MODEL_CHARS:
+        return ""
+    try:
+        model = _model_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ""
+    return model if 0 < len(model) <= _MAX_MODEL_CHARS and model.isprintable() else ""
 
 
 def openai_chat_request(request: MessagesRequest, members: dict[str, msgspec.Raw]) -> dict[str, Any]:
@@ -116,6 +145,10 @@ def openai_chat_request(request: MessagesRequest, members: dict[str, msgspec.Raw
         _tool_choice(request, doc)
     if request.thinking is not None:
         _thinking(request, doc)
+    if request.output_config is not None:
+        _output_config(request, doc)
+    if request.context_management is not None:
+        _context_management(request)
     for name, raw in members.items():
         if name in MESSAGES_FIELDS or name in _IGNORED:
             continue
@@ -142,12 +175,26 @@ def openai_messages(request: MessagesRequest) -> list[dict[str, Any]]:
             _user_turn(message.content, i, out)
         elif message.role == "assistant":
             out.append(_assistant_turn(message.content, i))
+        elif message.role == "system":
+            out.append({"role": "system", "content": _system_text(message.content, i)})
         else:
             raise InvalidRequest(
-                f"messages.{i}.role: must be 'user' or 'assistant', not '{message.role[:40]}'.",
+                f"messages.{i}.role: must be 'user', 'assistant' or 'system', not '{message.role[:40]}'.",
                 param=f"messages.{i}.role",
             )
     return out
+
+
+def _system_text(content: str | list[ContentBlock], i: int) -> str:
+    """A system entry of `messages`: its text blocks joined like the top-level `system`'s."""
+    if isinstance(content, str):
+        return content
+    texts = []
+    for j, block in enumerate(content):
+        if not isinstance(block, TextBlock):
+            raise _misplaced(block, "system", i, j)
+        texts.append(block.text)
+    return "\n\n".join(texts)
 
 
 def _user_turn(content: str | list[ContentBlock], i: int, out: list[dict[str, Any]]) -> None:
@@ -293,6 +340,48 @@ def _thinking(request: MessagesRequest, doc: dict[str, Any]) -> None:
             f"thinking.type: must be 'enabled', 'adaptive' or 'disabled', not '{thinking.type[:40]}'.",
             param="thinking.type",
         )
+
+
+def _output_config(request: MessagesRequest, doc: dict[str, Any]) -> None:
+    config = request.output_config
+    assert config is not None
+    if config.effort is not None:
+        effort = _EFFORTS.get(config.effort)
+        if effort is None:
+            raise InvalidRequest(
+                f"output_config.effort: must be one of {', '.join(_EFFORTS)}, not '{config.effort[:40]}'.",
+                param="output_config.effort",
+            )
+        doc["reasoning_effort"] = effort
+    if config.format is not None:
+        doc["response_format"] = _response_format(config.format)
+
+
+def _response_format(fmt: dict[str, msgspec.Raw]) -> dict[str, Any]:
+    """`output_config.format` (`{"type": "json_schema", "schema": {...}}`) as OpenAI's JSON schema
+    `response_format`."""
+    kind = fmt.get("type")
+    schema = fmt.get("schema")
+    if kind is None or bytes(kind) != b'"json_schema"' or schema is None:
+        raise InvalidRequest(
+            "output_config.format: only {'type': 'json_schema', 'schema': {...}} can be translated.",
+            param="output_config.format",
+        )
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+
+
+def _context_management(request: MessagesRequest) -> None:
+    """Check the edits. Clearing thinking is what the hub translation does anyway; the other edits
+    (clearing old tool results) only save context, so a hub-format model goes without them and an
+    Anthropic upstream gets them as sent (ctx.anthropic_native)."""
+    config = request.context_management
+    assert config is not None
+    for i, edit in enumerate(config.edits):
+        if not edit.type or len(edit.type) > 100:
+            raise InvalidRequest(
+                f"context_management.edits.{i}.type: must be 1-100 characters.",
+                param=f"context_management.edits.{i}.type",
+            )
 
 
 def _validation_error(message: str) -> InvalidRequest:
