@@ -81,6 +81,7 @@ class Worker:
         "store",
         "sweeper",
         "tracing",
+        "unrouted",
     )
 
     def __init__(self, config: GatecoreConfig):
@@ -166,6 +167,8 @@ class Worker:
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
         recorders.append(self.limits)
         recording.recorders = tuple(recorders)
+        # Requests to paths gatecore does not serve: the access log and the metrics alone.
+        self.unrouted = Recording(tuple(r for r in recorders if isinstance(r, AccessLog | MetricsRecorder)))
         self.store: Store | None = None
         self.identity: IdentitySync | None = None
         self.admin: AdminApi | None = None
@@ -247,6 +250,7 @@ class Worker:
         if self._store_retry is not None:
             self._store_retry.cancel()
         await self.monitors.aclose()
+        self.unrouted.record_batch()
         await recording.aclose()  # those finished in the loop's last turn first
         if self.identity is not None:
             await self.identity.close()

@@ -31,6 +31,7 @@ from gatecore.request import RequestContext
 from gatecore.server.metrics_endpoint import MetricsEndpoint
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_id import request_id
+from gatecore.telemetry.unrouted import unrouted_endpoint
 from gatecore.worker import Worker
 
 log = logging.getLogger("gatecore.server")
@@ -106,7 +107,7 @@ class GatewayApp:
             elif path.startswith(ADMIN_PREFIX + "/"):
                 return await self._admin(scope, proto)
             else:
-                return _error(proto, NotFound(f"Unknown path '{path[:200]}'."), _format_of(path))
+                return self._unknown_path(scope, proto, path)
         handler = methods.get(scope.method)
         if handler is None:
             allow = ", ".join(methods)
@@ -120,6 +121,17 @@ class GatewayApp:
         except Exception:
             log.exception("unhandled error on %s %s", scope.method, path[:200])
             _respond(proto, 500, _JSON_HEADERS, _format_of(path).internal_error)
+
+    def _unknown_path(self, scope: Any, proto: Any, path: str) -> None:
+        """404, logged and counted under the path's API family (telemetry/unrouted.py)."""
+        started = _clock()
+        rid = request_id(scope.headers.get("x-request-id"))
+        _error(proto, NotFound(f"Unknown path '{path[:200]}'."), _format_of(path), rid)
+        worker = self.worker
+        if worker is not None and worker.unrouted.recorders:
+            ctx = RequestContext(unrouted_endpoint(path), rid, b"", started, scope.headers)
+            ctx.status, ctx.error_code = 404, NotFound.code
+            worker.unrouted.finished(ctx, _clock())
 
     def _inference(self, chain: Chain, fmt: ClientFormat) -> Handler:
         endpoint = chain.endpoint
