@@ -47,6 +47,7 @@ def _config(openai_url: str, claude_url: str) -> dict[str, Any]:
         {"name": "gpt-4o-mini", "deployments": [{"provider": "oai", "model": "gpt-4o-mini"}], "timeouts": TIMEOUTS},
         {"name": "claude-sonnet-4-5", "deployments": [{"provider": "claude", "model": "claude-sonnet-4-5"}],
          "timeouts": TIMEOUTS},
+        {"name": "claude/*", "deployments": [{"provider": "claude", "model": "*"}], "timeouts": TIMEOUTS},
     ]  # fmt: skip
     keys = [{"key": RPM_KEY, "name": "cc-rpm", "rpm": 2}]
     return {"server": {"access_log": True}, "providers": providers, "models": models,
@@ -196,3 +197,88 @@ def test_forwarding_a_credential_is_refused_at_load(tmp_path: Path, name: str) -
     result = run_cli(["check", "--config", str(path)])
     assert result.returncode != 0
     assert "providers[0].forward_headers[1]" in result.stdout + result.stderr
+
+
+# -- thinking signatures: a Claude model's tool loop through gatecore ----------------------------------
+
+WEATHER: dict[str, Any] = {
+    "name": "get_weather",
+    "description": "Weather of a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+def _turn(client: anthropic.Anthropic, stream: bool, **kwargs: Any) -> Any:
+    if not stream:
+        return client.messages.create(**kwargs)
+    with client.messages.stream(**kwargs) as s:
+        return s.get_final_message()
+
+
+@pytest.mark.parametrize("display", ["omitted", "summarized"])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_signed_thinking_round_trips_to_anthropic(
+    gw: Gateway, claude_mock: AnthropicMock, upstream: MockUpstream, stream: bool, display: str
+) -> None:
+    """Anthropic refuses a tool loop's next turn unless the assistant turn starts with its signed
+    thinking block: gatecore hands the signature to the client and the block back upstream."""
+    thinking = {"type": "enabled", "budget_tokens": 2048, "display": display}
+    question = [{"role": "user", "content": "weather in Paris?"}]
+    common: dict[str, Any] = {"max_tokens": 4096, "tools": [WEATHER], "extra_body": {"thinking": thinking}}
+    with anthropic.Anthropic(base_url=gw.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20.0) as client:
+        first = _turn(client, stream, model="claude/sonnet~tools=1", messages=question, **common)
+        kinds = [b.type for b in first.content]
+        assert kinds == ["thinking", "text", "tool_use"], kinds
+        block = first.content[0]
+        assert block.signature == anthropic_mock.sign(block.thinking)
+        assert (block.thinking == "") == (display == "omitted")
+        call = first.content[2]
+        history = [
+            *question,
+            {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}],
+            },
+        ]
+        rid = new_request_id()
+        second = _turn(
+            client,
+            stream,
+            model="claude/sonnet",
+            messages=history,
+            extra_headers={"x-request-id": rid},
+            **common,
+        )
+        assert [b.type for b in second.content] == ["thinking", "text"]
+        assert second.content[1].text == "results: sunny"
+        sent = claude_mock.wait_for(rid).body_json["messages"][1]["content"]
+        assert sent[0] == {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+        # The same history to an OpenAI-format model: thinking is left out, signed or not.
+        rid = new_request_id()
+        third = _turn(
+            client,
+            stream,
+            model="gpt-4o-mini",
+            messages=history,
+            extra_headers={"x-request-id": rid},
+            **common,
+        )
+        assert third.content
+        assistant = upstream.wait_for(rid).body_json["messages"][1]
+        assert assistant["role"] == "assistant" and "thinking" not in json.dumps(assistant)
+
+
+def test_forged_signature_is_the_upstreams_to_refuse(gw: Gateway, claude_mock: AnthropicMock) -> None:
+    """gatecore passes a signature on as the client sent it: a forged one is refused upstream."""
+    history = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "forged"},
+                                          {"type": "text", "text": "a"}]},
+        {"role": "user", "content": "again"},
+    ]  # fmt: skip
+    body = {"model": "claude/sonnet", "max_tokens": 4096, "messages": history,
+            "thinking": {"type": "enabled", "budget_tokens": 2048}}  # fmt: skip
+    code, _, data = post_raw(gw, body)
+    assert code == 400
+    assert "signature" in anthropic_error(data)["message"]

@@ -253,18 +253,6 @@ UNTRANSLATABLE = [
         "messages.0.content.0.source.type",
     ),
     (
-        {
-            "messages": [
-                {"role": "user", "content": "q"},
-                {
-                    "role": "assistant",
-                    "content": [{"type": "thinking", "thinking": "t", "signature": "EqQBCkYIAxgC"}],
-                },
-            ]
-        },
-        "messages.1.content.0",
-    ),
-    (
         {"messages": [{"role": "assistant", "content": [{"type": "redacted_thinking", "data": "abc"}]}]},
         "messages.0.content.0.type",
     ),

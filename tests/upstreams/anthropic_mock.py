@@ -20,11 +20,16 @@ deterministically, streaming included. Steered by the model name (see loopback.p
 | `remaining=N`, `reset=S` | a whole answer carries Anthropic's rate-limit headers: N requests remaining, resetting S seconds from now (RFC 3339; default 60) |
 
 A request with `tool_choice: {"type": "tool"}` is answered with that tool's input `{"answer": 42}`.
+With `thinking` enabled (or adaptive) the answer starts with a thinking block signed by the mock
+(its text left empty when `thinking.display` is "omitted"); as Anthropic does, every thinking block
+sent back must carry the mock's signature of its text, and in a tool loop the assistant turn before
+the tool results must start with one.
 Text answers are `"mock: " + <last user text>`, or `"results: " + <tool results>` after tool results.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import UTC, datetime
@@ -62,6 +67,16 @@ def _text(content: Any) -> str:
     return " ".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
 
 
+def sign(thinking: str) -> str:
+    """The mock's signature of a thinking text (Anthropic's are opaque; any change breaks them)."""
+    return "mocksig-" + hashlib.sha256(thinking.encode()).hexdigest()[:24]
+
+
+def _thinking_on(body: JsonObject) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
 def _validate(body: JsonObject) -> None:
     if not isinstance(body.get("max_tokens"), int):
         raise Invalid("max_tokens: Field required")
@@ -85,10 +100,22 @@ def _validate(body: JsonObject) -> None:
                 )
             if kind == "image" and block.get("source", {}).get("type") not in ("base64", "url"):
                 raise Invalid(f"messages.{i}: invalid image source")
-            if kind not in ("text", "image", "tool_use", "tool_result", "document"):
+            if kind not in ("text", "image", "tool_use", "tool_result", "document", "thinking"):
                 raise Invalid(f"messages.{i}: unknown content block type {kind}")
+            if kind == "thinking" and block.get("signature") != sign(str(block.get("thinking"))):
+                raise Invalid(f"messages.{i}: Invalid `signature` in `thinking` block")
         tool_uses = {b["id"] for b in blocks if b.get("type") == "tool_use"}
         expected = "assistant" if expected == "user" else "user"
+    last_assistant = messages[-2] if len(messages) > 1 else {}
+    content = last_assistant.get("content")
+    turn: list[Any] = content if isinstance(content, list) else []
+    in_tool_loop = any(b.get("type") == "tool_use" for b in turn)
+    if _thinking_on(body) and in_tool_loop and turn[0].get("type") != "thinking":
+        raise Invalid(
+            f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+            "but found `tool_use`. When `thinking` is enabled, a final `assistant` message must start "
+            "with a thinking block"
+        )
 
 
 class AnthropicMock(LoopbackServer):
@@ -154,6 +181,10 @@ class AnthropicMock(LoopbackServer):
         else:
             text = "mock: " + _text(last["content"])
         content: list[JsonObject] = [{"type": "text", "text": text}]
+        if _thinking_on(body):
+            omitted = body["thinking"].get("display") == "omitted"
+            thought = "" if omitted else f"thinking about {len(body['messages'])} messages"
+            content.insert(0, {"type": "thinking", "thinking": thought, "signature": sign(thought)})
         reason = options.get("reason") or "end_turn"
         count = int(options.get("tools", "0"))
         tools = body.get("tools") or []
@@ -202,7 +233,15 @@ class AnthropicMock(LoopbackServer):
         }
         events = [event("message_start", {"message": message}), event("ping", {})]
         for index, block in enumerate(content):
-            if block["type"] == "text":
+            if block["type"] == "thinking":
+                opening: JsonObject = {"type": "thinking", "thinking": "", "signature": ""}
+                events.append(event("content_block_start", {"index": index, "content_block": opening}))
+                deltas: list[JsonObject] = (
+                    [{"type": "thinking_delta", "thinking": block["thinking"]}] if block["thinking"] else []
+                )
+                deltas.append({"type": "signature_delta", "signature": block["signature"]})
+                events.extend(event("content_block_delta", {"index": index, "delta": d}) for d in deltas)
+            elif block["type"] == "text":
                 events.append(
                     event(
                         "content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}}

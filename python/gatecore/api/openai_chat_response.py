@@ -29,6 +29,9 @@ class ResponseMessage(msgspec.Struct):
     content: str | None = None
     reasoning_content: str | None = None  # DeepSeek, vLLM
     reasoning: str | None = None  # OpenRouter, Ollama /v1
+    # gatecore's own: the signature of an Anthropic upstream's thinking, so an Anthropic client can
+    # send the block back (providers/anthropic_stream_to_hub.py); other upstreams never set it.
+    reasoning_signature: str | None = None
     tool_calls: list[ToolCall] | None = None
     refusal: str | None = None
 

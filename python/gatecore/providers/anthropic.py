@@ -58,13 +58,15 @@ class AnthropicProvider:
         require_chat(ctx, "anthropic")
         doc = load_chat(ctx.body)
         native = ctx.anthropic_native
+        thinking = None
         if native is not None:  # the client's own fields stand in for their hub form
             doc.pop("reasoning_effort", None)
-            if "output_config" in native:
+            if "output_config" in native.members:
                 doc.pop("response_format", None)
-        request, _ = anthropic_request(doc, upstream_model, self.default_max_tokens, ctx.stream)
+            thinking = native.thinking
+        request, _ = anthropic_request(doc, upstream_model, self.default_max_tokens, ctx.stream, thinking)
         if native is not None:
-            request.update((name, orjson.Fragment(raw)) for name, raw in native.items())
+            request.update((name, orjson.Fragment(raw)) for name, raw in native.members.items())
         extra = self._forward.values(ctx)
         version = self._version
         if version is not None and not any(name == "anthropic-version" for name, _ in extra):
@@ -100,6 +102,7 @@ def openai_completion(message: dict[str, Any], model: str, json_tool: bool) -> d
     """An Anthropic Message as an OpenAI chat.completion."""
     texts: list[str] = []
     reasoning: list[str] = []
+    signatures: list[str] = []
     calls: list[dict[str, Any]] = []
     for block in message.get("content") or []:
         kind = block.get("type") if isinstance(block, dict) else None
@@ -107,6 +110,8 @@ def openai_completion(message: dict[str, Any], model: str, json_tool: bool) -> d
             texts.append(str(block.get("text") or ""))
         elif kind == "thinking":
             reasoning.append(str(block.get("thinking") or ""))
+            if isinstance(block.get("signature"), str):
+                signatures.append(block["signature"])
         elif kind == "tool_use" and json_tool:
             texts.append(orjson.dumps(block.get("input") or {}).decode())
         elif kind == "tool_use":
@@ -121,6 +126,8 @@ def openai_completion(message: dict[str, Any], model: str, json_tool: bool) -> d
     reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if reasoning:
         reply["reasoning_content"] = "".join(reasoning)
+    if len(signatures) == 1:  # a signature covers its own block: blocks joined keep none
+        reply["reasoning_signature"] = signatures[0]
     if calls:
         reply["tool_calls"] = calls
     finish = FINISH_REASONS.get(message.get("stop_reason") or "end_turn", "stop")
@@ -141,7 +148,7 @@ def _json_mode(ctx: RequestContext) -> bool:
     body = ctx.body
     if b'"response_format"' not in body:
         return False
-    if ctx.anthropic_native is not None and "output_config" in ctx.anthropic_native:
+    if ctx.anthropic_native is not None and "output_config" in ctx.anthropic_native.members:
         return False  # the client's own output_config went upstream: no forced tool
     fmt = load_chat(body).get("response_format")
     return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")

@@ -115,7 +115,9 @@ class AnthropicStreamDecoder:
                 return writer.text(fragment) if tool < 0 else writer.tool_call_arguments(tool, fragment)
             if dtype == "thinking_delta":
                 return writer.reasoning(delta.get("thinking") or "")
-            return b""  # signature_delta, citations_delta: nothing in OpenAI's format
+            if dtype == "signature_delta" and isinstance(delta.get("signature"), str):
+                return writer.reasoning_signature(delta["signature"])
+            return b""  # citations_delta: nothing in OpenAI's format
         if kind == "content_block_start" and writer is not None:
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use":

@@ -51,12 +51,18 @@ _UNSUPPORTED: dict[str, tuple[object, ...]] = {
 
 
 def anthropic_request(
-    doc: JsonObject, model: str, default_max_tokens: int, stream: bool
+    doc: JsonObject,
+    model: str,
+    default_max_tokens: int,
+    stream: bool,
+    thinking: dict[int, list[dict[str, str]]] | None = None,
 ) -> tuple[JsonObject, bool]:
-    """The Anthropic request for `doc`, and whether response_format became the forced JSON tool."""
+    """The Anthropic request for `doc`, and whether response_format became the forced JSON tool.
+    `thinking`: an Anthropic client's signed thinking blocks, by the place of their assistant message
+    among the request's, put back at the start of that turn."""
     n_of(doc, PROVIDER)
     reject_set(doc, PROVIDER, _UNSUPPORTED)
-    system, messages = _messages(messages_of(doc))
+    system, messages = _messages(messages_of(doc), thinking or {})
     out: JsonObject = {"model": model, "max_tokens": max_tokens_of(doc) or default_max_tokens}
     if system:
         out["system"] = system
@@ -120,9 +126,12 @@ def _tools(doc: JsonObject, out: JsonObject) -> bool:
     return False
 
 
-def _messages(messages: list[JsonObject]) -> tuple[str, list[JsonObject]]:
+def _messages(
+    messages: list[JsonObject], thinking: dict[int, list[dict[str, str]]]
+) -> tuple[str, list[JsonObject]]:
     system: list[str] = []
     turns: list[JsonObject] = []
+    assistants = 0
     for i, message in enumerate(messages):
         role = message["role"]
         param = f"messages[{i}]"
@@ -133,6 +142,10 @@ def _messages(messages: list[JsonObject]) -> tuple[str, list[JsonObject]]:
             blocks = _user_blocks(message.get("content"), f"{param}.content")
         elif role == "assistant":
             blocks = _assistant_blocks(message, param)
+            signed = thinking.get(assistants)
+            assistants += 1
+            if signed and blocks:
+                blocks = [*signed, *blocks]
             if not blocks:
                 continue  # an empty assistant turn: Anthropic rejects empty content
         elif role == "tool":

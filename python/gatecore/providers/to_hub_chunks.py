@@ -69,6 +69,10 @@ class ChunkWriter:
         """A reasoning (thinking) fragment, as `reasoning_content` like DeepSeek/vLLM streams carry it."""
         return self._delta({"reasoning_content": content})
 
+    def reasoning_signature(self, signature: str) -> bytes:
+        """The signature that ends an Anthropic thinking block (gatecore's `reasoning_signature`)."""
+        return self._delta({"reasoning_signature": signature})
+
     def tool_call_start(self, index: int, call_id: str, name: str) -> bytes:
         call = {
             "index": index,

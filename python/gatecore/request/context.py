@@ -125,6 +125,20 @@ class ResponseEncoder(Protocol):
         ...
 
 
+class AnthropicNative:
+    """An Anthropic client's request parts the hub format cannot carry faithfully, kept for an
+    Anthropic upstream (providers/anthropic.py), which sends them instead of their hub form."""
+
+    __slots__ = ("members", "thinking")
+
+    def __init__(self, members: dict[str, bytes], thinking: dict[int, list[dict[str, str]]]):
+        # `thinking`, `output_config` and `context_management` as raw JSON, as sent.
+        self.members = members
+        # Signed thinking blocks of earlier assistant turns, by the turn's place among the
+        # request's assistant messages (Anthropic wants them back in a tool loop).
+        self.thinking = thinking
+
+
 class RequestContext:
     """Everything known about one inference request, filled in as it moves through the pipeline."""
 
@@ -234,9 +248,8 @@ class RequestContext:
         self.finish_reason: str | None = None  # the first choice's, when the answer had one
         # Translates answers for a client whose API is not the hub format (None: OpenAI clients).
         self.encoder: ResponseEncoder | None = None
-        # An Anthropic client's `thinking`, `output_config` and `context_management` as raw JSON, as
-        # sent: an Anthropic upstream gets them instead of their hub form (None: none, or not Anthropic).
-        self.anthropic_native: dict[str, bytes] | None = None
+        # What an Anthropic upstream gets instead of the hub form (None: nothing, or not Anthropic).
+        self.anthropic_native: AnthropicNative | None = None
         self.run_id: str | None = None  # the client's `x-gatecore-run-id` tag, kept in the ledger
         self.first_byte_ns = 0  # perf_counter_ns when the answer's first byte went to the client
         # gatecore's time up to the answer's head, as sent in x-gatecore-overhead-ms (0: no head was

@@ -11,8 +11,8 @@ Choices the hub format forces, documented in translate/README.md:
   wants them right after the assistant's tool calls); images inside a tool result move to that user
   message; `is_error` is kept as an "Error: " prefix of the result text;
 - `thinking.budget_tokens` maps to `reasoning_effort`, and `output_config.effort` over it; thinking
-  blocks signed by Anthropic are refused (their signature cannot reach another model), unsigned ones
-  (made by gatecore) are left out, as OpenAI-compatible reasoning APIs ask;
+  blocks are left out, as OpenAI-compatible reasoning APIs ask, and signed ones (an Anthropic model's)
+  are kept for an Anthropic upstream (`ctx.anthropic_native`), which needs them back in tool loops;
 - `role: "system"` entries of `messages` (Claude Code sends them) stay system messages where they are;
 - `context_management`: `clear_thinking_*` edits are what gatecore does anyway (thinking never goes
   back upstream through the hub), so they are honoured by the translation; the request's
@@ -39,7 +39,7 @@ from gatecore.api.anthropic import (
     UrlSource,
 )
 from gatecore.errors import InvalidRequest
-from gatecore.request import RequestContext
+from gatecore.request import AnthropicNative, RequestContext
 
 # Anthropic-only hints with no effect on what a model answers.
 _IGNORED = frozenset({"cache_control", "service_tier", "inference_geo", "speed", "anthropic_version"})
@@ -102,9 +102,10 @@ def translate_messages_request(ctx: RequestContext, body: bytes) -> MessagesRequ
         raise InvalidRequest("max_tokens: Field required.", param="max_tokens")
     if request.max_tokens < 1:
         raise InvalidRequest("max_tokens: must be at least 1.", param="max_tokens")
-    doc = openai_chat_request(request, members)
+    signed: dict[int, list[dict[str, str]]] = {}
+    doc = openai_chat_request(request, members, signed)
     native = {name: bytes(members[name]) for name in _NATIVE if name in members}
-    ctx.anthropic_native = native or None
+    ctx.anthropic_native = AnthropicNative(native, signed) if native or signed else None
     ctx.client_model = request.model
     ctx.stream = bool(request.stream)
     ctx.max_tokens = request.max_tokens
@@ -122,9 +123,14 @@ def _requested_model(raw: msgspec.Raw | None) -> str:
     return model if 0 < len(model) <= _MAX_MODEL_CHARS and model.isprintable() else ""
 
 
-def openai_chat_request(request: MessagesRequest, members: dict[str, msgspec.Raw]) -> dict[str, Any]:
-    """The OpenAI chat request equivalent to `request` (a dict of JSON values and raw JSON)."""
-    doc: dict[str, Any] = {"model": request.model, "messages": openai_messages(request)}
+def openai_chat_request(
+    request: MessagesRequest,
+    members: dict[str, msgspec.Raw],
+    signed: dict[int, list[dict[str, str]]] | None = None,
+) -> dict[str, Any]:
+    """The OpenAI chat request equivalent to `request` (a dict of JSON values and raw JSON); the
+    signed thinking blocks of assistant turns go to `signed`, by the turn's place among them."""
+    doc: dict[str, Any] = {"model": request.model, "messages": openai_messages(request, signed)}
     if request.max_tokens is not None:
         doc["max_tokens"] = request.max_tokens
     if request.stream:
@@ -159,8 +165,10 @@ def openai_chat_request(request: MessagesRequest, members: dict[str, msgspec.Raw
     return doc
 
 
-def openai_messages(request: MessagesRequest) -> list[dict[str, Any]]:
-    """`system` and `messages` as OpenAI chat messages."""
+def openai_messages(
+    request: MessagesRequest, signed: dict[int, list[dict[str, str]]] | None = None
+) -> list[dict[str, Any]]:
+    """`system` and `messages` as OpenAI chat messages (signed thinking blocks into `signed`)."""
     out: list[dict[str, Any]] = []
     system = request.system
     if isinstance(system, str):
@@ -170,11 +178,15 @@ def openai_messages(request: MessagesRequest) -> list[dict[str, Any]]:
         out.append({"role": "system", "content": "\n\n".join(block.text for block in system)})
     if not request.messages:
         raise InvalidRequest("messages: at least one message is required.", param="messages")
+    assistants = 0
     for i, message in enumerate(request.messages):
         if message.role == "user":
             _user_turn(message.content, i, out)
         elif message.role == "assistant":
-            out.append(_assistant_turn(message.content, i))
+            thinking = _assistant_turn(message.content, i, out)
+            if thinking and signed is not None:
+                signed[assistants] = thinking
+            assistants += 1
         elif message.role == "system":
             out.append({"role": "system", "content": _system_text(message.content, i)})
         else:
@@ -234,11 +246,16 @@ def _tool_message(block: ToolResultBlock, user_parts: list[dict[str, Any]]) -> d
     return {"role": "tool", "tool_call_id": block.tool_use_id, "content": text}
 
 
-def _assistant_turn(content: str | list[ContentBlock], i: int) -> dict[str, Any]:
+def _assistant_turn(
+    content: str | list[ContentBlock], i: int, out: list[dict[str, Any]]
+) -> list[dict[str, str]]:
+    """The turn as one assistant message onto `out`; its signed thinking blocks are returned."""
     if isinstance(content, str):
-        return {"role": "assistant", "content": content}
+        out.append({"role": "assistant", "content": content})
+        return []
     parts: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, str]] = []
     for j, block in enumerate(content):
         if isinstance(block, TextBlock):
             parts.append({"type": "text", "text": block.text})
@@ -247,13 +264,12 @@ def _assistant_turn(content: str | list[ContentBlock], i: int) -> dict[str, Any]
             function = {"name": block.name, "arguments": arguments}
             calls.append({"id": block.id, "type": "function", "function": function})
         elif isinstance(block, ThinkingBlock):
+            # Reasoning is not sent back in the hub format, as OpenAI-compatible reasoning APIs ask;
+            # a signed block (an Anthropic model's) is kept for an Anthropic upstream, which wants it.
             if block.signature:
-                raise InvalidRequest(
-                    f"messages.{i}.content.{j}: a thinking block signed by Anthropic cannot be sent to "
-                    "this model; leave earlier thinking blocks out of the conversation.",
-                    param=f"messages.{i}.content.{j}",
+                thinking.append(
+                    {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
                 )
-            # Unsigned thinking was produced through gatecore: reasoning is not sent back.
         else:
             raise _misplaced(block, "assistant", i, j)
     message: dict[str, Any] = {"role": "assistant", "content": _text_or_parts(parts) if parts else None}
@@ -261,7 +277,8 @@ def _assistant_turn(content: str | list[ContentBlock], i: int) -> dict[str, Any]
         message["tool_calls"] = calls
     elif not parts:
         message["content"] = ""
-    return message
+    out.append(message)
+    return thinking
 
 
 def _text_or_parts(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:

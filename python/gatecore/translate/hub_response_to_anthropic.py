@@ -106,8 +106,9 @@ def content_blocks(message: ResponseMessage, thinking: bool) -> list[dict[str, A
     """Thinking (when the client asked for it), text, then one tool_use block per call, in order."""
     blocks: list[dict[str, Any]] = []
     reasoning = message.reasoning_content or message.reasoning
-    if thinking and reasoning:
-        blocks.append({"type": "thinking", "thinking": reasoning, "signature": ""})
+    signature = message.reasoning_signature or ""
+    if thinking and (reasoning or signature):
+        blocks.append({"type": "thinking", "thinking": reasoning or "", "signature": signature})
     text = message.content or message.refusal
     if text:
         blocks.append({"type": "text", "text": text})
@@ -133,23 +134,27 @@ def message_events(message: dict[str, Any]) -> bytes:
     parts = [_event("message_start", {"type": "message_start", "message": start})]
     for index, block in enumerate(message["content"]):
         kind = block["type"]
+        deltas: list[dict[str, Any]]
         if kind == "text":
             opening: dict[str, Any] = {"type": "text", "text": ""}
-            delta: dict[str, Any] = {"type": "text_delta", "text": block["text"]}
+            deltas = [{"type": "text_delta", "text": block["text"]}]
         elif kind == "thinking":
             opening = {"type": "thinking", "thinking": "", "signature": ""}
-            delta = {"type": "thinking_delta", "thinking": block["thinking"]}
+            deltas = [{"type": "thinking_delta", "thinking": block["thinking"]}]
+            if block["signature"]:
+                deltas.append({"type": "signature_delta", "signature": block["signature"]})
         else:
             opening = {**block, "input": {}}
-            delta = {"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}
+            deltas = [{"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}]
         parts.append(
             _event(
                 "content_block_start",
                 {"type": "content_block_start", "index": index, "content_block": opening},
             )
         )
-        parts.append(
+        parts.extend(
             _event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+            for delta in deltas
         )
         parts.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
     final = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}

@@ -40,6 +40,7 @@ _TOOL_START = _BLOCK_START + b'{"type":"tool_use","id":%s,"name":%s,"input":{}}}
 _DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":'
 _TEXT_DELTA = _DELTA + b'{"type":"text_delta","text":%s}}\n\n'
 _THINKING_DELTA = _DELTA + b'{"type":"thinking_delta","thinking":%s}}\n\n'
+_SIGNATURE_DELTA = _DELTA + b'{"type":"signature_delta","signature":%s}}\n\n'
 _JSON_DELTA = _DELTA + b'{"type":"input_json_delta","partial_json":%s}}\n\n'
 _BLOCK_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
 _PING = b'event: ping\ndata: {"type":"ping"}\n\n'
@@ -169,6 +170,11 @@ class AnthropicEncoder:
                         if self.open_kind != _THINKING:
                             self._open(_THINKING, _THINKING_START, out)
                         out.append(_THINKING_DELTA % (self.index, orjson.dumps(reasoning)))
+                    if delta.reasoning_signature:  # an Anthropic upstream's: it ends its block
+                        if self.open_kind != _THINKING:
+                            self._open(_THINKING, _THINKING_START, out)
+                        out.append(_SIGNATURE_DELTA % (self.index, orjson.dumps(delta.reasoning_signature)))
+                        self._close(out)
                 text = delta.content
                 if not text and delta.refusal:
                     text = delta.refusal
