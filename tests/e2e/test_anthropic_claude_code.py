@@ -20,6 +20,7 @@ import pytest
 
 from ..upstreams import anthropic_mock
 from ..upstreams.anthropic_mock import AnthropicMock
+from ..upstreams.bedrock_mock import BedrockMock
 from ..upstreams.openai_mock import MockUpstream
 from .anthropic_client import anthropic_error, post_raw
 from .conftest import new_request_id
@@ -29,6 +30,9 @@ CAPTURED = json.loads((Path(__file__).parent / "claude_code_request.json").read_
 BETAS: list[str] = CAPTURED["headers"]["anthropic-beta"].split(",")
 TIMEOUTS = {"connect": 2, "first_byte": 5, "idle": 5, "total": 10}
 RPM_KEY = "sk-claude-code-rpm-e2e-7a1c"
+AWS_KEY_ID = "AKIDE2ECLAUDECODE"
+AWS_SECRET = "bedrock-secret-claude-code-9e2b"
+BEDROCK_MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +41,30 @@ def claude_mock() -> Iterator[AnthropicMock]:
         yield upstream
 
 
-def _config(openai_url: str, claude_url: str) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def bedrock() -> Iterator[BedrockMock]:
+    with BedrockMock(AWS_KEY_ID, AWS_SECRET, "us-east-1") as upstream:
+        yield upstream
+
+
+def _config(openai_url: str, claude_url: str, bedrock_url: str = "http://127.0.0.1:9") -> dict[str, Any]:
+    aws = {"kind": "bedrock", "base_url": bedrock_url, "aws_region": "us-east-1",
+           "aws_access_key_id": AWS_KEY_ID, "aws_secret_access_key": AWS_SECRET}  # fmt: skip
     providers = [
         {"name": "oai", "kind": "openai", "base_url": openai_url, "api_key": "sk-upstream-cc",
          "forward_headers": ["x-app"]},
         {"name": "claude", "kind": "anthropic", "base_url": claude_url, "api_key": anthropic_mock.API_KEY},
+        {"name": "aws-betas", **aws, "forward_headers": ["anthropic-beta"]},
+        {"name": "aws", **aws},
     ]  # fmt: skip
     models = [
         {"name": "gpt-4o-mini", "deployments": [{"provider": "oai", "model": "gpt-4o-mini"}], "timeouts": TIMEOUTS},
         {"name": "claude-sonnet-4-5", "deployments": [{"provider": "claude", "model": "claude-sonnet-4-5"}],
          "timeouts": TIMEOUTS},
         {"name": "claude/*", "deployments": [{"provider": "claude", "model": "*"}], "timeouts": TIMEOUTS},
+        {"name": "sonnet-aws-betas", "deployments": [{"provider": "aws-betas", "model": BEDROCK_MODEL}],
+         "timeouts": TIMEOUTS},
+        {"name": "sonnet-aws", "deployments": [{"provider": "aws", "model": BEDROCK_MODEL}], "timeouts": TIMEOUTS},
     ]  # fmt: skip
     keys = [{"key": RPM_KEY, "name": "cc-rpm", "rpm": 2}]
     return {"server": {"access_log": True}, "providers": providers, "models": models,
@@ -55,8 +72,10 @@ def _config(openai_url: str, claude_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def gw(upstream: MockUpstream, claude_mock: AnthropicMock, gateway_factory: GatewayFactory) -> Gateway:
-    return gateway_factory(_config(upstream.base_url, claude_mock.origin))
+def gw(
+    upstream: MockUpstream, claude_mock: AnthropicMock, bedrock: BedrockMock, gateway_factory: GatewayFactory
+) -> Gateway:
+    return gateway_factory(_config(upstream.base_url, claude_mock.origin, bedrock.base_url))
 
 
 def claude_code_call(gw: Gateway, model: str, rid: str, **changes: Any) -> str:
@@ -133,6 +152,17 @@ def test_claude_model_to_anthropic_upstream(gw: Gateway, claude_mock: AnthropicM
     assert CAPTURED["body"]["messages"][1]["content"][0]["text"] in sent["system"]
 
 
+def test_betas_reach_bedrock_only_when_allowed(gw: Gateway, bedrock: BedrockMock) -> None:
+    rid = new_request_id()
+    assert claude_code_call(gw, "sonnet-aws-betas", rid)
+    sent = bedrock.wait_for(rid)
+    assert sent.body_json["additionalModelRequestFields"]["anthropic_beta"] == BETAS
+    assert "anthropic-beta" not in sent.headers
+    rid = new_request_id()
+    assert claude_code_call(gw, "sonnet-aws", rid)
+    assert "anthropic_beta" not in json.dumps(bedrock.wait_for(rid).body_json)
+
+
 def test_other_context_edits_reach_anthropic_only(
     gw: Gateway, upstream: MockUpstream, claude_mock: AnthropicMock
 ) -> None:
@@ -189,14 +219,18 @@ def test_count_tokens_counts_against_rpm(gw: Gateway) -> None:
     assert code == 429
 
 
-@pytest.mark.parametrize("name", ["authorization", "x-api-key", "Cookie", "x-gatecore-tags", "bad name"])
-def test_forwarding_a_credential_is_refused_at_load(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(
+    ("provider", "name"),
+    [(0, "authorization"), (0, "x-api-key"), (0, "Cookie"), (0, "x-gatecore-tags"), (0, "bad name"),
+     (1, "x-goog-api-key"), (2, "x-app")],
+)  # fmt: skip
+def test_forwarding_a_credential_is_refused_at_load(tmp_path: Path, provider: int, name: str) -> None:
     config = _config("http://127.0.0.1:9", "http://127.0.0.1:9")
-    config["providers"][0]["forward_headers"] = ["x-app", name]
+    config["providers"][provider]["forward_headers"] = ["anthropic-beta" if provider == 2 else "x-app", name]
     path = write_config(config, tmp_path / "gatecore.yaml")
     result = run_cli(["check", "--config", str(path)])
     assert result.returncode != 0
-    assert "providers[0].forward_headers[1]" in result.stdout + result.stderr
+    assert f"providers[{provider}].forward_headers[1]" in result.stdout + result.stderr
 
 
 # -- thinking signatures: a Claude model's tool loop through gatecore ----------------------------------

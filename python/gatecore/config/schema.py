@@ -29,7 +29,7 @@ PROVIDER_CLASSES: dict[str, str] = {
 }
 PROVIDER_KINDS = tuple(PROVIDER_CLASSES)
 # The kinds that pass allow-listed client headers on (`forward_headers`).
-FORWARD_HEADER_KINDS = ("openai", "azure", "anthropic")
+FORWARD_HEADER_KINDS = ("openai", "azure", "anthropic", "bedrock")
 # The public endpoint of kinds that have one; `base_url` is required for the others (except `echo`).
 DEFAULT_BASE_URLS: dict[str, str] = {
     "anthropic": "https://api.anthropic.com",

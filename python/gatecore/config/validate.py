@@ -403,4 +403,6 @@ def _forward_headers(provider: ProviderConfig, path: str) -> list[str]:
             errors.append(f"{path}.forward_headers[{j}]: not a header name (letters, digits, '-'; 1-64)")
         elif lowered in _NOT_FORWARDED or lowered.startswith(("x-gatecore-", "sec-")):
             errors.append(f"{path}.forward_headers[{j}]: '{lowered}' may not be forwarded")
+        elif provider.kind == "bedrock" and lowered != "anthropic-beta":
+            errors.append(f"{path}.forward_headers[{j}]: bedrock forwards only anthropic-beta (in the body)")
     return errors

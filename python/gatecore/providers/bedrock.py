@@ -20,8 +20,9 @@ from gatecore.config.schema import ProviderConfig, bedrock_region
 from gatecore.errors import GatewayError, UpstreamError, UpstreamProtocolError
 from gatecore.providers.base import StreamDecoder, require_chat
 from gatecore.providers.bedrock_response_to_hub import converse_usage, decode_converse, finish_reason
+from gatecore.providers.forward_headers import ForwardHeaders
 from gatecore.providers.from_hub_request import load_chat
-from gatecore.providers.hub_to_bedrock_request import KIND, build_converse
+from gatecore.providers.hub_to_bedrock_request import KIND, add_betas, build_converse
 from gatecore.providers.json_post import JsonPost
 from gatecore.providers.sigv4 import SigV4Signer
 from gatecore.providers.to_hub_bodies import decode_json, stream_error
@@ -140,10 +141,18 @@ class BedrockProvider:
         )
         self.post = JsonPost(base_url, pools, dict(config.headers))
         self.host = Origin(base_url).host_header
+        # `forward_headers: [anthropic-beta]`: the client's betas go to a Claude model on Bedrock in
+        # the body (`additionalModelRequestFields.anthropic_beta`), where Bedrock reads them. Opt-in:
+        # Bedrock refuses betas it does not know, and clients such as Claude Code send several.
+        forward = ForwardHeaders(name for name in config.forward_headers if name.lower() == "anthropic-beta")
+        self.betas = forward if forward else None
 
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
         require_chat(ctx, KIND)
-        body = orjson.dumps(build_converse(load_chat(ctx.body)))
+        converse = build_converse(load_chat(ctx.body))
+        if self.betas is not None:
+            add_betas(converse, self.betas.values(ctx))
+        body = orjson.dumps(converse)
         action = "converse-stream" if ctx.stream else "converse"
         path = f"/model/{quote(upstream_model, safe='')}/{action}"
         signed = [("host", self.host), ("content-type", "application/json")]

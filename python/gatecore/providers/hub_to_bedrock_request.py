@@ -98,6 +98,15 @@ def build_converse(doc: JsonObject) -> JsonObject:
     return body
 
 
+def add_betas(body: JsonObject, headers: list[tuple[str, str]]) -> None:
+    """The client's `anthropic-beta` header (comma-separated) as Bedrock's `anthropic_beta` list for
+    Claude models, at most 32 names of at most 100 characters each."""
+    betas = [name.strip() for _, value in headers for name in value.split(",") if name.strip()]
+    betas = [name for name in betas if len(name) <= 100][:32]
+    if betas:
+        body.setdefault("additionalModelRequestFields", {})["anthropic_beta"] = betas
+
+
 def _blocks(content: Any, param: str) -> list[JsonObject]:
     blocks: list[JsonObject] = []
     for j, part in enumerate(content_parts(content, param)):
