@@ -316,3 +316,13 @@ def test_forged_signature_is_the_upstreams_to_refuse(gw: Gateway, claude_mock: A
     code, _, data = post_raw(gw, body)
     assert code == 400
     assert "signature" in anthropic_error(data)["message"]
+
+
+@pytest.mark.parametrize("value", ["b" * 5000, "caf\u00e9-2025-01-01", "a\tb"], ids=["long", "latin1", "tab"])
+def test_unsafe_forwarded_values_are_dropped(gw: Gateway, claude_mock: AnthropicMock, value: str) -> None:
+    """A value past 4096 characters, or not printable ASCII, is not forwarded (and never a 500)."""
+    rid = new_request_id()
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "q"}]}
+    code, _, data = post_raw(gw, body, {"x-request-id": rid, "anthropic-beta": value})
+    assert code == 200, data
+    assert "anthropic-beta" not in claude_mock.wait_for(rid).headers
