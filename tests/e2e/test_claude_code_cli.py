@@ -4,7 +4,8 @@ once with an OpenAI-format upstream (a non-Claude model name) and once with an A
 Claude model name). The upstream is an agent's model (tests/upstreams/agent_model.py): it calls Bash
 while tools are offered, then reports the tool's result; Claude Code must run the tool and finish.
 Nothing reaches the network: telemetry, auto-update and non-essential traffic are switched off, HOME
-and CLAUDE_CONFIG_DIR are temporary, and every URL is loopback.
+and CLAUDE_CONFIG_DIR are temporary, every URL is loopback and the proxy for anything else is a
+closed local port.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def run_claude(gw: Gateway, model: str, home: Path) -> subprocess.CompletedProce
         "DISABLE_BUG_COMMAND": "1",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY": "1",
+        # Belt and braces: anything not bound for loopback goes to a closed local port.
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
         "NO_PROXY": "127.0.0.1,localhost",
     }
     prompt = f"Run the shell command `echo {MARK}` with the Bash tool and tell me what it printed."
@@ -81,15 +85,18 @@ def received(gw: Gateway) -> list[tuple[str, int]]:
 def test_claude_code_tool_round_trip(
     gw: Gateway, agent: AgentModel, tmp_path: Path, model: str, path: str
 ) -> None:
-    before = len(agent.requests)
+    before, turns_before = len(agent.requests), len(agent.turns)
     result = run_claude(gw, model, tmp_path)
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:], gw.output()[-3000:])
     # What gatecore received: every request answered, none refused.
     lines = received(gw)
-    assert lines and all(status == 200 for _, status in lines), lines
+    assert len(lines) >= 2 and all(status == 200 for _, status in lines), lines
     assert {endpoint for endpoint, _ in lines} <= {"messages"}, lines
     # The round trip: a tool call, Claude Code ran it, the result came back, then the final text.
     assert AgentModel.DONE in result.stdout and MARK in result.stdout, result.stdout[-2000:]
+    turns = [turn for _, turn in agent.turns[turns_before:]]
+    assert [t.tool for t in turns if t.tool] == ["Bash"], turns
+    assert turns[-1].text.startswith(AgentModel.DONE), turns
     ours = agent.requests[before:]
     assert {r.path for r in ours} == {path}
     with_result = [
