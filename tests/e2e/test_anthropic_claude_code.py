@@ -326,3 +326,18 @@ def test_unsafe_forwarded_values_are_dropped(gw: Gateway, claude_mock: Anthropic
     code, _, data = post_raw(gw, body, {"x-request-id": rid, "anthropic-beta": value})
     assert code == 200, data
     assert "anthropic-beta" not in claude_mock.wait_for(rid).headers
+
+
+def test_count_tokens_takes_claude_codes_request(gw: Gateway) -> None:
+    """`count_tokens` (Claude Code calls it with `?beta=true` and the same fields) counts what the
+    messages route would send, system entries and context edits included."""
+    body = copy.deepcopy(CAPTURED["body"])
+    for name in ("max_tokens", "stream", "metadata"):
+        body.pop(name)
+    typed = {k: body.pop(k) for k in ("model", "messages", "system", "tools")}
+    with anthropic.Anthropic(base_url=gw.base_url, api_key=MASTER_KEY, max_retries=0, timeout=20.0) as client:
+        counted = client.beta.messages.count_tokens(**typed, betas=BETAS, extra_body=body)
+        smaller = client.beta.messages.count_tokens(
+            **{**typed, "tools": typed["tools"][:1]}, betas=BETAS, extra_body=body
+        )
+    assert counted.input_tokens > smaller.input_tokens > 100
