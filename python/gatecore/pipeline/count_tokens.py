@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from gatecore.pipeline.decode import bounded_model
 from gatecore.request import RequestContext
-from gatecore.translate.anthropic_request_to_hub import decode_messages_request, openai_chat_request
+from gatecore.translate.anthropic_request_decode import decode_messages_request
+from gatecore.translate.anthropic_request_to_hub import openai_chat_request
 from gatecore.translate.anthropic_tokens import count_request_tokens
 
 _JSON_HEADERS = [("content-type", "application/json")]

@@ -22,7 +22,6 @@ Choices the hub format forces, documented in translate/README.md:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
@@ -40,6 +39,7 @@ from gatecore.api.anthropic import (
 )
 from gatecore.errors import InvalidRequest
 from gatecore.request import AnthropicNative, RequestContext
+from gatecore.translate.anthropic_request_decode import decode_messages_request
 
 # Anthropic-only hints with no effect on what a model answers.
 _IGNORED = frozenset({"cache_control", "service_tier", "inference_geo", "speed", "anthropic_version"})
@@ -54,40 +54,6 @@ _NATIVE = ("thinking", "output_config", "context_management")
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
 # `thinking.budget_tokens` up to these bounds → OpenAI's `reasoning_effort`.
 _EFFORT_BOUNDS = ((4096, "low"), (16384, "medium"))
-
-_decoder = msgspec.json.Decoder(MessagesRequest)
-_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_model_decoder = msgspec.json.Decoder(str)
-_MAX_MODEL_CHARS = 256  # as pipeline/decode.py's bound on the model name
-_AT_PATH = re.compile(r" - at `\$\.?([^`]{0,300})`$")
-_INDEX = re.compile(r"\[(\d+)\]")
-
-
-def decode_messages_request(
-    body: bytes, ctx: RequestContext | None = None
-) -> tuple[MessagesRequest, dict[str, msgspec.Raw]]:
-    """The typed request and every top-level member as raw JSON; 400 naming the field otherwise.
-
-    With `ctx`, the model the client asked for goes to `ctx.client_model` before the request is
-    checked (when it is a string of at most 256 printable characters), so a 400 for another field is
-    logged with it."""
-    if not body:
-        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        members = _top_level.decode(body)
-    except msgspec.ValidationError:
-        raise InvalidRequest("The request body must be a JSON object.") from None
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
-    if ctx is not None:
-        ctx.client_model = _requested_model(members.get("model"))
-    try:
-        request = _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise _validation_error(str(exc)) from None
-    except RecursionError:
-        raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
-    return request, members
 
 
 def translate_messages_request(ctx: RequestContext, body: bytes) -> MessagesRequest:
@@ -111,16 +77,6 @@ def translate_messages_request(ctx: RequestContext, body: bytes) -> MessagesRequ
     ctx.max_tokens = request.max_tokens
     ctx.body = msgspec.json.encode(doc)
     return request
-
-
-def _requested_model(raw: msgspec.Raw | None) -> str:
-    if raw is None or len(raw) > 2 * _MAX_MODEL_CHARS:
-        return ""
-    try:
-        model = _model_decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return ""
-    return model if 0 < len(model) <= _MAX_MODEL_CHARS and model.isprintable() else ""
 
 
 def openai_chat_request(
@@ -399,23 +355,3 @@ def _context_management(request: MessagesRequest) -> None:
                 f"context_management.edits.{i}.type: must be 1-100 characters.",
                 param=f"context_management.edits.{i}.type",
             )
-
-
-def _validation_error(message: str) -> InvalidRequest:
-    """A msgspec validation message as Anthropic words it: `<dotted.path>: <reason>`."""
-    match = _AT_PATH.search(message)
-    path = _INDEX.sub(r".\1", match.group(1)) if match else ""
-    reason = message[: match.start()] if match else message
-    if reason.startswith("Object missing required field `"):
-        field = reason.split("`")[1]
-        path = f"{path}.{field}" if path else field
-        return InvalidRequest(f"{path}: Field required.", param=path)
-    if reason.startswith("Invalid value '") and path.endswith("type"):
-        value = reason.split("'")[1][:60]
-        return InvalidRequest(
-            f"{path}: type '{value}' is not supported by gatecore's translation for this model.",
-            param=path,
-        )
-    if not path:
-        return InvalidRequest(f"Invalid request body: {reason[:200]}.")
-    return InvalidRequest(f"{path}: {reason[:200]}.", param=path)
