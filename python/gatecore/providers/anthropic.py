@@ -3,8 +3,9 @@
 Requests are translated by hub_to_anthropic_request.py, streams by anthropic_stream_to_hub.py;
 whole answers and errors here. Auth is `x-api-key` with `anthropic-version` (providers[].api_version,
 default 2023-06-01: the shape of what gatecore writes and reads; the client's own when the provider's
-`forward_headers` lists it); the client's `anthropic-beta` is passed on (providers/forward_headers.py). An Anthropic client's `thinking`, `output_config` and
-`context_management` reach the upstream as sent (`ctx.anthropic_native`), not their hub form.
+`forward_headers` lists it); the client's `anthropic-beta` is passed on (providers/forward_headers.py).
+An Anthropic client's `thinking`, `output_config`, `context_management` and signed thinking blocks
+reach the upstream as sent (`ctx.anthropic_native`), not their hub form.
 """
 
 from __future__ import annotations
