@@ -31,6 +31,7 @@ from gatecore.limits.stage import Limits
 from gatecore.pipeline.chain import LINKS, Chain, ChainParts, Link, Stage, build_steps
 from gatecore.pipeline.count_tokens import CountTokens, decode_count_tokens
 from gatecore.pipeline.decode import DecodeOpenAI, decode_messages
+from gatecore.pipeline.decode_gemini import DecodeGemini, GeminiCountTokens, decode_gemini_count
 from gatecore.pipeline.plugins import placed_links
 from gatecore.pipeline.recording import Recorder, Recording
 from gatecore.pricing.book import PriceBook
@@ -67,6 +68,7 @@ class Worker:
         "chains",
         "config",
         "count_tokens",
+        "gemini_chains",
         "identity",
         "ledger",
         "limits",
@@ -131,6 +133,20 @@ class Worker:
             Link("count", lambda p: CountTokens(), timed=False),
         ]
         self.count_tokens = Chain(MESSAGES, build_steps(parts, counting), Recording((self.limits,)), None)
+        # The Gemini API (server/gemini_api.py): a chain per method and stream form, and its count.
+        self.gemini_chains: dict[str, Chain] = {}
+        for name, decode in (
+            ("generate", DecodeGemini(stream=False, sse=False)),
+            ("stream_sse", DecodeGemini(stream=True, sse=True)),
+            ("stream_json", DecodeGemini(stream=True, sse=False)),
+        ):
+            parts.decode = decode
+            self.gemini_chains[name] = Chain(CHAT, build_steps(parts, links), recording, None)
+        parts.decode = decode_gemini_count
+        counting[-1] = Link("count", lambda p: GeminiCountTokens(), timed=False)
+        self.gemini_chains["count"] = Chain(
+            CHAT, build_steps(parts, counting), Recording((self.limits,)), None
+        )
         recorders: list[Recorder] = []
         # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.
         self.ledger: LedgerRecorder | None = None
@@ -162,7 +178,7 @@ class Worker:
             kinds = {p.name: p.kind for p in config.providers}
             self.tracing = Tracing(telemetry.tracing, kinds, self.stage_names, self.sweeper)
             recorders.append(self.tracing)
-            for chain in self.chains.values():
+            for chain in (*self.chains.values(), *self.gemini_chains.values()):
                 chain.tracing = self.tracing
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
         recorders.append(self.limits)

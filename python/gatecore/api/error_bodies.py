@@ -1,4 +1,4 @@
-"""The only place errors become response bodies: OpenAI's error shape and Anthropic's.
+"""The only place errors become response bodies: OpenAI's error shape, Anthropic's and Gemini's.
 
 Each client API route answers in its own shape (`ClientFormat`): OpenAI routes with
 `{"error": {"message", "type", "param", "code"}}`, the Anthropic Messages routes with
@@ -103,3 +103,48 @@ OPENAI = ClientFormat("openai", render_error, stream_error_event, INTERNAL_ERROR
 ANTHROPIC = ClientFormat(
     "anthropic", render_anthropic_error, anthropic_stream_error_event, ANTHROPIC_INTERNAL_ERROR
 )
+
+# -- Gemini ---------------------------------------------------------------------------------------------
+
+# Google's canonical error status names by HTTP status (google.rpc.Code, as the Gemini API sends them).
+_GOOGLE_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "INVALID_ARGUMENT",
+    408: "DEADLINE_EXCEEDED",
+    409: "ABORTED",
+    413: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def gemini_error_body(status: int, message: str) -> bytes:
+    """`{"error": {"code", "message", "status"}}` as the Gemini API sends it."""
+    name = _GOOGLE_STATUSES.get(status) or ("INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+    return orjson.dumps({"error": {"code": status, "message": message, "status": name}})
+
+
+def render_gemini_error(exc: GatewayError) -> bytes:
+    message = exc.message
+    if exc.param and exc.param not in message:
+        message = f"{message} (field: {exc.param})"
+    return gemini_error_body(exc.status, message)
+
+
+def gemini_stream_error_event(exc: GatewayError) -> bytes:
+    """The error chunk that ends a Gemini `alt=sse` stream which broke after it started."""
+    return b"data: " + render_gemini_error(exc) + b"\r\n\r\n"
+
+
+GEMINI_INTERNAL_ERROR = gemini_error_body(
+    500, "The gateway failed to handle this request; it has been logged."
+)
+GEMINI = ClientFormat("gemini", render_gemini_error, gemini_stream_error_event, GEMINI_INTERNAL_ERROR)

@@ -31,11 +31,12 @@ def key_prefix(secret: str) -> str:
 
 
 def client_secret(headers: Any) -> str | None:
-    """The client's API key: `Authorization: Bearer <key>`, else `x-api-key` (Anthropic clients)."""
+    """The client's API key: `Authorization: Bearer <key>`, else `x-api-key` (Anthropic clients), else
+    `x-goog-api-key` (Gemini clients)."""
     authorization = headers.get("authorization")
     if authorization is not None and authorization[:7].lower() == "bearer ":
         return str(authorization[7:].strip())
-    key = headers.get("x-api-key")
+    key = headers.get("x-api-key") or headers.get("x-goog-api-key")
     return None if key is None else str(key)
 
 
@@ -166,5 +167,6 @@ class AuthStage:
         self.table = table
 
     async def __call__(self, ctx: RequestContext) -> None:
-        secret = ctx.api_key = client_secret(ctx.headers)
+        # A key header first, else what the server took from the URL (Gemini's `key=` parameter).
+        secret = ctx.api_key = client_secret(ctx.headers) or ctx.api_key
         ctx.key = await self.authenticate(secret)

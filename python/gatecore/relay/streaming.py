@@ -41,8 +41,10 @@ async def relay_stream(
     ctx.status = 200
     whole = response.body_if_complete()
     overhead = sent_ns - ctx.started + time.perf_counter_ns() - head_ns
-    headers = [*inference_headers(ctx, "text/event-stream", overhead), ("cache-control", "no-cache")]
     encoder = ctx.encoder  # None for OpenAI clients: their events pass through as they are
+    # A client encoder names its stream's type (Gemini's default stream is one JSON array).
+    content_type = "text/event-stream" if encoder is None else encoder.content_type
+    headers = [*inference_headers(ctx, content_type, overhead), ("cache-control", "no-cache")]
     if whole is not None:
         # Every event has already arrived (a short or cached answer): they go out together in one
         # write, exactly as a stream would deliver them, without the per-chunk stream machinery.

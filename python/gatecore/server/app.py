@@ -21,13 +21,15 @@ from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from gatecore.admin.router import MAX_BODY as ADMIN_MAX_BODY
 from gatecore.admin.router import PREFIX as ADMIN_PREFIX
-from gatecore.api.error_bodies import ANTHROPIC, JSON, OPENAI, ClientFormat
+from gatecore.api.error_bodies import ANTHROPIC, GEMINI, JSON, OPENAI, ClientFormat
 from gatecore.auth.stage import client_secret
 from gatecore.config.source import read_config_from_process_env
 from gatecore.errors import GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
 from gatecore.pipeline.chain import Chain
 from gatecore.pipeline.read_body import read_body
 from gatecore.request import RequestContext
+from gatecore.server.gemini_api import PREFIX as GEMINI_PREFIX
+from gatecore.server.gemini_api import GeminiApi
 from gatecore.server.metrics_endpoint import MetricsEndpoint
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_id import request_id
@@ -61,6 +63,7 @@ class GatewayApp:
         self.worker: Worker | None = None
         self.catalog: ModelCatalog | None = None
         self.metrics: MetricsEndpoint | None = None
+        self.gemini: GeminiApi | None = None
         self.routes: dict[str, dict[str, Handler]] = {}
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -77,6 +80,7 @@ class GatewayApp:
         """Serve with `worker` (started): build the route table from its chains."""
         self.worker = worker
         self.catalog = ModelCatalog(worker.routes, worker.config.models)
+        self.gemini = GeminiApi(worker.gemini_chains, worker.auth, self.catalog)
         telemetry = worker.config.telemetry
         if worker.metrics is not None:
             self.metrics = MetricsEndpoint(worker.metrics, worker.auth, telemetry.metrics_auth)
@@ -106,6 +110,8 @@ class GatewayApp:
                 methods = {"GET": self._model}
             elif path.startswith(ADMIN_PREFIX + "/"):
                 return await self._admin(scope, proto)
+            elif path.startswith(GEMINI_PREFIX) and self.gemini is not None:
+                return await self.gemini.handle(scope, proto)
             else:
                 return self._unknown_path(scope, proto, path)
         handler = methods.get(scope.method)
@@ -206,6 +212,8 @@ def _format_of(path: str) -> ClientFormat:
     """The client API a path belongs to, for its error shape."""
     if path.startswith(("/v1/messages", "/messages")):
         return ANTHROPIC
+    if path.startswith("/v1beta/"):
+        return GEMINI
     return OPENAI
 
 
