@@ -260,11 +260,18 @@ def test_key_in_the_query_string(gateway: Gateway) -> None:
     from .gateway import MASTER_KEY
 
     body = {"contents": [{"parts": [{"text": "by query"}]}]}
+    rid = new_request_id()
     status, _, answer = gemini_post(
-        gateway, f"/v1beta/models/gpt-test:generateContent?key={MASTER_KEY}", body, {"x-goog-api-key": ""}
+        gateway,
+        f"/v1beta/models/gpt-test:generateContent?key={MASTER_KEY}",
+        body,
+        {"x-goog-api-key": "", "x-request-id": rid},
     )
     assert status == 200, answer
     assert json.loads(answer)["candidates"][0]["content"]["parts"] == [{"text": "mock: by query"}]
+    entry = gateway.wait_access_log(rid)
+    assert entry["status"] == 200
+    assert MASTER_KEY not in json.dumps(entry)  # the key in the URL is never logged
     # Streamed with alt=sse and the key after it.
     status, headers, answer = gemini_post(
         gateway,
