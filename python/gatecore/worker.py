@@ -32,11 +32,20 @@ from gatecore.pipeline.chain import LINKS, Chain, ChainParts, Link, Stage, build
 from gatecore.pipeline.count_tokens import CountTokens, decode_count_tokens
 from gatecore.pipeline.decode import DecodeOpenAI, decode_messages
 from gatecore.pipeline.decode_gemini import DecodeGemini, GeminiCountTokens, decode_gemini_count
+from gatecore.pipeline.passthrough import (
+    DecodeJsonPassthrough,
+    ImageFields,
+    ModerationFields,
+    RerankFields,
+    SpeechFields,
+    decode_transcription,
+)
 from gatecore.pipeline.plugins import placed_links
 from gatecore.pipeline.recording import Recorder, Recording
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, Endpoint
+from gatecore.request.context import IMAGES, MODERATIONS, RERANK, SPEECH, TRANSCRIPTIONS
 from gatecore.routing.compile import RoutingMonitors, build_routes
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
@@ -119,6 +128,12 @@ class Worker:
             "completions": (COMPLETIONS, DecodeOpenAI(msgspec.json.Decoder(CompletionFields))),
             "embeddings": (EMBEDDINGS, DecodeOpenAI(msgspec.json.Decoder(EmbeddingFields))),
             "messages": (MESSAGES, decode_messages),
+            # The rest of OpenAI's surface, passed through (pipeline/passthrough.py).
+            "rerank": (RERANK, DecodeJsonPassthrough(RerankFields)),
+            "moderations": (MODERATIONS, DecodeJsonPassthrough(ModerationFields)),
+            "audio_speech": (SPEECH, DecodeJsonPassthrough(SpeechFields)),
+            "audio_transcriptions": (TRANSCRIPTIONS, decode_transcription),
+            "images": (IMAGES, DecodeJsonPassthrough(ImageFields)),
         }
         for api, (endpoint, decode) in decoders.items():
             parts.decode = decode

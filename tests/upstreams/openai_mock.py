@@ -31,6 +31,7 @@ from .openai_answers import CREATED, MOCK_MODELS, OpenAIAnswers, expected_embedd
 from .openai_knobs import MockOptions, default_error
 from .openai_requests import BadRequest, error_body
 from .openai_stream_writer import closing, mark_disconnected, whole_stream, write_stream
+from .openai_surface import add_surface_routes
 
 __all__ = ["MockUpstream", "RecordedRequest", "RefusedPort", "expected_embedding"]
 
@@ -56,6 +57,7 @@ class MockUpstream(MockServer):
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
+        add_surface_routes(app, self)  # rerank, moderations, audio, images (openai_surface.py)
         self._add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
 

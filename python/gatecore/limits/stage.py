@@ -25,7 +25,7 @@ from gatecore.limits.max_tokens import with_max_tokens
 from gatecore.limits.rules import BUDGET, PARALLEL, RPM, TPM, Rule, RuleBook
 from gatecore.policy.key_policy import KeyPolicy
 from gatecore.pricing.book import PriceBook
-from gatecore.request import EMBEDDINGS, RequestContext
+from gatecore.request import RequestContext
 from gatecore.request.tokens import count_input_tokens
 
 if TYPE_CHECKING:
@@ -264,7 +264,7 @@ class Limits:
             prompt = counted[1]
         else:
             prompt = count_input_tokens(ctx.body, tokenizer)
-        embeddings = ctx.endpoint is EMBEDDINGS
+        embeddings = not ctx.endpoint.generates  # embeddings, rerank, audio, images: no output tokens
         output = 0 if embeddings else (ctx.max_tokens or self.default_max_tokens) * ctx.choices
         min_tokens = prompt + 1 if ctx.max_tokens is None and not embeddings else 0
         micros = min_micros = 0
@@ -293,7 +293,7 @@ class Limits:
         """Cap the output sent upstream to what a hard budget's reservation pays for, so a request
         never costs more than it reserved (its `max_tokens` written into the body; None when no cap
         was needed: no hard budget, no token price, or the client's own limit fits)."""
-        if reserved is None or ctx.endpoint is EMBEDDINGS:
+        if reserved is None or not ctx.endpoint.generates:
             return None
         price = self.prices.price_of(ctx.deployment, ctx.upstream_model)
         if price is None or price.output_per_1m <= 0 or self.prices.meters.get(ctx.deployment) is not None:

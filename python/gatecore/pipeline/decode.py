@@ -57,8 +57,9 @@ def decode_messages(ctx: RequestContext) -> None:
     ctx.encoder = AnthropicEncoder(ctx.client_model, ctx.request_id, stop_sequences, thinking, ctx.stream)
 
 
-def decode_fields(ctx: RequestContext, decoder: msgspec.json.Decoder[Any]) -> None:
-    """Decode the policy fields of `ctx.body` into the context; 400 with a precise reason otherwise."""
+def decode_fields(ctx: RequestContext, decoder: msgspec.json.Decoder[Any]) -> Any:
+    """Decode the policy fields of `ctx.body` into the context and return them; 400 with a precise
+    reason otherwise."""
     if not ctx.body:
         raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
     try:
@@ -97,6 +98,7 @@ def decode_fields(ctx: RequestContext, decoder: msgspec.json.Decoder[Any]) -> No
         fields.tools or fields.functions or fields.response_format is not None or IMAGE_PART in ctx.body
     ):
         ctx.needs = chat_needs(fields, ctx.body)  # most requests need nothing: no call for them
+    return fields
 
 
 def _is_json(body: bytes) -> bool:

@@ -14,9 +14,9 @@ import orjson
 from gatecore._core import count_tokens, replace_json_string_field
 from gatecore.config.schema import ProviderConfig
 from gatecore.errors import GatewayError, InvalidRequest
-from gatecore.providers.base import StreamDecoder
+from gatecore.providers.base import StreamDecoder, require_chat
 from gatecore.providers.upstream_errors import openai_shaped_error
-from gatecore.request import CHAT, EMBEDDINGS, RequestContext
+from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, RequestContext
 from gatecore.upstream.pool import PoolSet
 from gatecore.upstream.response import UpstreamResponse
 from gatecore.upstream.timeouts import Timeouts
@@ -30,6 +30,8 @@ class EchoProvider:
         self.tokenizer = config.tokenizer
 
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:
+        if ctx.endpoint.hub not in (CHAT, COMPLETIONS, EMBEDDINGS):
+            require_chat(ctx, "echo")  # 400 naming the endpoint: echo serves chat, completions, embeddings
         doc = orjson.loads(ctx.body)
         created = int(time.time())
         rid = f"echo-{ctx.request_id}"

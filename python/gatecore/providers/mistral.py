@@ -48,7 +48,7 @@ class MistralProvider(OpenAICompatProvider):
         super().__init__(msgspec.structs.replace(config, stream_usage=False), pools)
 
     def request_body(self, ctx: RequestContext, upstream_model: str) -> bytes:
-        if ctx.endpoint.hub.name == "completions":
+        if ctx.endpoint.hub.name not in ("chat", "embeddings"):  # no completions, rerank, audio, images
             require_chat(ctx, "mistral")
         if ctx.endpoint.hub.name != "chat":
             return super().request_body(ctx, upstream_model)

@@ -12,12 +12,14 @@ from urllib.parse import urlsplit
 import orjson
 
 from gatecore._core import insert_json_member, replace_json_string_field
+from gatecore.api.multipart import boundary_of, with_field
 from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
 from gatecore.errors import GatewayError, InvalidRequest
 from gatecore.providers.base import StreamDecoder
 from gatecore.providers.forward_headers import ForwardHeaders
 from gatecore.providers.upstream_errors import openai_shaped_error
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, RequestContext
+from gatecore.request.context import PASSTHROUGH_ENDPOINTS
 from gatecore.upstream.pool import Origin, PoolSet
 from gatecore.upstream.response import UpstreamResponse
 from gatecore.upstream.timeouts import Timeouts
@@ -49,12 +51,16 @@ class OpenAICompatProvider:
             endpoint.name: f"POST {base_path}{endpoint.upstream_path} HTTP/1.1\r\n{lines}\r\n".encode(
                 "latin-1"
             )
-            for endpoint in (CHAT, COMPLETIONS, EMBEDDINGS)
+            for endpoint in (CHAT, COMPLETIONS, EMBEDDINGS, *PASSTHROUGH_ENDPOINTS)
         }
 
     def request_body(self, ctx: RequestContext, upstream_model: str) -> bytes:
         """The client's body as the upstream must get it."""
         body = ctx.body
+        if ctx.endpoint.multipart:  # a form upload: its `model` field is the one to rewrite
+            if upstream_model == ctx.client_model:
+                return body
+            return with_field(body, boundary_of(_content_type(ctx)), "model", upstream_model)
         if upstream_model != ctx.client_model:
             body = replace_json_string_field(body, "model", upstream_model) or _reencode(
                 body, model=upstream_model
@@ -74,8 +80,13 @@ class OpenAICompatProvider:
         body = self.request_body(ctx, upstream_model)
         forward = self._forward
         end = forward.lines(ctx) + b"\r\n" if forward is not None else b"\r\n"
+        request_head = self.request_head(ctx, upstream_model)
+        if ctx.endpoint.multipart:  # the client's content type carries the form's boundary
+            request_head = request_head.replace(
+                b"content-type: application/json", b"content-type: " + _content_type(ctx).encode("latin-1")
+            )
         head = b"%scontent-length: %d\r\nx-request-id: %s\r\n%s" % (
-            self.request_head(ctx, upstream_model),
+            request_head,
             len(body),
             ctx.request_id.encode("latin-1"),
             end,
@@ -95,6 +106,12 @@ class OpenAICompatProvider:
 
     def decode_error(self, status: int, body: bytes) -> GatewayError:
         return openai_shaped_error(status, body)
+
+
+def _content_type(ctx: RequestContext) -> str:
+    # Checked by the decode stage (pipeline/passthrough.py): printable, at most 1024 characters.
+    value: str = ctx.headers.get("content-type") if ctx.headers is not None else ""
+    return value
 
 
 def _reencode(body: bytes, *, model: str | None = None, include_usage: bool = False) -> bytes:

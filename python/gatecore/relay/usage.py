@@ -43,6 +43,8 @@ def count_output_tokens(response_body: bytes, encoding: str) -> int:
         doc = orjson.loads(response_body)
     except orjson.JSONDecodeError:
         return 0
+    if not isinstance(doc, dict):  # e.g. TEI's rerank answer, a JSON array
+        return 0
     texts: list[str] = []
     for choice in doc.get("choices") or []:
         if isinstance(choice, dict):

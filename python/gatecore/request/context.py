@@ -28,20 +28,41 @@ class Endpoint:
 
     `name` labels the request in metrics, logs and traces; `hub` is the endpoint it is served as
     (itself, or chat for a client API translated into the hub format): providers look at `hub`.
+    `generates`: its answer is generated text counted in output tokens (limits reserve them);
+    `multipart`: its body is a multipart form (forwarded with the client's content type).
     """
 
-    __slots__ = ("hub", "name", "streams", "upstream_path")
+    __slots__ = ("generates", "hub", "multipart", "name", "streams", "upstream_path")
 
-    def __init__(self, name: str, upstream_path: str, streams: bool, hub: Endpoint | None = None):
+    def __init__(
+        self,
+        name: str,
+        upstream_path: str,
+        streams: bool,
+        hub: Endpoint | None = None,
+        generates: bool = True,
+        multipart: bool = False,
+    ):
         self.name = name
         self.upstream_path = upstream_path
         self.streams = streams
         self.hub: Endpoint = hub or self
+        self.generates = generates
+        self.multipart = multipart
 
 
 CHAT = Endpoint("chat", "/chat/completions", streams=True)
 COMPLETIONS = Endpoint("completions", "/completions", streams=True)
-EMBEDDINGS = Endpoint("embeddings", "/embeddings", streams=False)
+EMBEDDINGS = Endpoint("embeddings", "/embeddings", streams=False, generates=False)
+# The rest of OpenAI's surface, passed through to OpenAI-compatible upstreams (pipeline/passthrough.py).
+RERANK = Endpoint("rerank", "/rerank", streams=False, generates=False)
+MODERATIONS = Endpoint("moderations", "/moderations", streams=False, generates=False)
+SPEECH = Endpoint("audio_speech", "/audio/speech", streams=False, generates=False)
+TRANSCRIPTIONS = Endpoint(
+    "audio_transcriptions", "/audio/transcriptions", streams=False, generates=False, multipart=True
+)
+IMAGES = Endpoint("images", "/images/generations", streams=False, generates=False)
+PASSTHROUGH_ENDPOINTS = (RERANK, MODERATIONS, SPEECH, TRANSCRIPTIONS, IMAGES)
 # Anthropic's Messages API, served as chat through the hub format.
 MESSAGES = Endpoint("messages", CHAT.upstream_path, streams=True, hub=CHAT)
 

@@ -4,7 +4,7 @@ what the request needs of a deployment (routing/fit.py) and picks one."""
 from __future__ import annotations
 
 from gatecore.errors import InvalidRequest, ModelNotAllowed, NotFound
-from gatecore.request import COMPLETIONS, EMBEDDINGS, RequestContext
+from gatecore.request import COMPLETIONS, RequestContext
 from gatecore.request.tokens import count_input_tokens
 from gatecore.routing.capabilities import JSON_SCHEMA, TOOLS, VISION, describe
 from gatecore.routing.engine_load import EnginesBusy
@@ -112,7 +112,7 @@ def request_fit(route: ModelRoute, ctx: RequestContext) -> Fit | None:
     """The request's Fit, or None when it needs nothing special (counting its prompt's tokens when
     the body is long enough for its context to matter)."""
     tokens = 0
-    if ctx.endpoint is not EMBEDDINGS and len(ctx.body) + (ctx.max_tokens or 0) > route.roomy:
+    if ctx.endpoint.generates and len(ctx.body) + (ctx.max_tokens or 0) > route.roomy:
         tokenizer = route.deployments[0].provider.tokenizer if route.deployments else "o200k_base"
         prompt = count_input_tokens(ctx.body, tokenizer)
         ctx.prompt_count = (tokenizer, prompt)  # the limits stage reuses it

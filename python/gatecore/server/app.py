@@ -53,6 +53,11 @@ _INFERENCE = {
     "/v1/completions": ("completions", OPENAI),
     "/v1/embeddings": ("embeddings", OPENAI),
     "/v1/messages": ("messages", ANTHROPIC),
+    "/v1/rerank": ("rerank", OPENAI),
+    "/v1/moderations": ("moderations", OPENAI),
+    "/v1/audio/speech": ("audio_speech", OPENAI),
+    "/v1/audio/transcriptions": ("audio_transcriptions", OPENAI),
+    "/v1/images/generations": ("images", OPENAI),
 }
 
 
