@@ -4,6 +4,7 @@ trips, generation config, usage in the access log, countTokens and the model lis
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Iterator
@@ -291,3 +292,18 @@ def test_steer_helper_is_a_config(gemini: genai.Client) -> None:
         model="gpt-test", contents="x", config=steer({"content": "steered"})
     )
     assert answer.text == "steered"
+
+
+# google-genai's async client subclasses aiohttp's ClientSession, which aiohttp warns about.
+@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")
+def test_async_client_streams(gemini: genai.Client, upstream: MockUpstream) -> None:
+    async def run() -> list[str]:
+        rid = new_request_id()
+        stream = await gemini.aio.models.generate_content_stream(
+            model="gpt-test", contents="async", config=tagged(rid, {"chunks": 3})
+        )
+        texts = [chunk.text or "" async for chunk in stream]
+        assert upstream.wait_for(rid).body_json["stream"] is True
+        return texts
+
+    assert "".join(asyncio.run(run())) == "tok0 tok1 tok2 "

@@ -6,6 +6,7 @@ access log, providers that cannot serve an endpoint, and bad input."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import openai
@@ -13,7 +14,8 @@ import pytest
 
 from ..upstreams.openai_mock import MockUpstream, RefusedPort
 from .conftest import make_client, new_request_id
-from .gateway import FAST, MASTER_KEY, Gateway, running_gateway, write_config
+from .gateway import ALL_KEY, FAST, MASTER_KEY, Gateway, GatewayFactory, running_gateway, write_config
+from .prometheus_text import parse
 from .raw_http import request as raw_request
 
 AUDIO = b"RIFF\x00\x01\x02\x03WAVEfmt \xff\xfe binary audio"
@@ -271,3 +273,48 @@ def test_no_key_is_401_before_the_body(surface: Gateway) -> None:
         surface, "/v1/audio/transcriptions", multipart([("model", b"whisper-test")]), {"authorization": ""}
     )
     assert got == 401
+
+
+def test_rpm_limit_and_metrics(gateway_factory: GatewayFactory, upstream: MockUpstream) -> None:
+    config = {
+        "server": {"access_log": True},
+        "providers": [{"name": "up", "kind": "openai", "base_url": upstream.base_url, "api_key": "sk-up"}],
+        "models": [
+            {
+                "name": "rerank-test",
+                "deployments": [{"provider": "up", "model": "r"}],
+                "timeouts": dict(FAST),
+            },
+            {"name": "tts-test", "deployments": [{"provider": "up", "model": "t"}], "timeouts": dict(FAST)},
+        ],
+        "auth": {"master_key": MASTER_KEY, "keys": [{"key": ALL_KEY, "name": "one-rpm", "rpm": 1}]},
+    }
+    gw = gateway_factory(config)
+    limited = {"authorization": f"Bearer {ALL_KEY}"}
+    rerank = {"model": "rerank-test", "query": "q", "documents": ["q"]}
+    assert post(gw, "/v1/rerank", rerank, limited)[0] == 200
+    status, answer = post(gw, "/v1/rerank", rerank, limited)
+    assert status == 429 and isinstance(answer, dict) and answer["error"]["code"] == "rate_limit_exceeded"
+    assert (
+        post(gw, "/v1/audio/speech", {"model": "tts-test", "input": "x", "voice": "alloy"}, limited)[0] == 429
+    )
+    assert post(gw, "/v1/audio/speech", {"model": "tts-test", "input": "x", "voice": "alloy"})[0] == 200
+    deadline = time.monotonic() + 10
+    while True:
+        metrics = parse(raw_request(gw.port, "GET", "/metrics").body.decode())
+        done = metrics.total("gatecore_requests_total") >= 4
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    requests = "gatecore_requests_total"
+    assert (
+        metrics.value(requests, model="rerank-test", deployment="up/r", endpoint="rerank", status_class="2xx")
+        == 1
+    )
+    assert (
+        metrics.value(
+            requests, model="tts-test", deployment="up/t", endpoint="audio_speech", status_class="2xx"
+        )
+        == 1
+    )
+    assert metrics.value("gatecore_rejections_total", model="rerank-test", reason="rate_limit") == 1
