@@ -283,8 +283,23 @@ async def test_a_gone_client_gets_no_answer_and_is_recorded_as_499() -> None:
 
 def test_every_worker_chain_has_the_same_timed_stages(worker: Worker) -> None:
     assert worker.stage_names == ("auth", "decode", "route", "limits")
-    assert set(worker.chains) == {"chat", "completions", "embeddings", "messages"}
-    for chain in worker.chains.values():
+    assert set(worker.chains) == {
+        "chat",
+        "completions",
+        "embeddings",
+        "messages",
+        "rerank",
+        "moderations",
+        "audio_speech",
+        "audio_transcriptions",
+        "images",
+    }
+    assert set(worker.gemini_chains) == {"generate", "stream_sse", "stream_json", "count"}
+    for chain in (
+        *worker.chains.values(),
+        worker.gemini_chains["generate"],
+        worker.gemini_chains["stream_sse"],
+    ):
         assert sum(timed for _, timed in chain.steps) == len(worker.stage_names)
 
 
