@@ -13,7 +13,7 @@ import pytest
 from google.genai import errors
 
 from ..upstreams.openai_mock import MockUpstream
-from .gateway import ALL_KEY, FAST, Gateway, GatewayFactory
+from .gateway import ALL_KEY, FAST, TEAM_KEY, Gateway, GatewayFactory
 from .gemini_client import gemini_post, make_gemini, sse_chunks
 
 GENERATE = "/v1beta/models/gpt-test:generateContent"
@@ -160,8 +160,6 @@ def test_unknown_model_method_and_verb(gateway: Gateway) -> None:
 
 
 def test_team_key_is_refused_another_teams_model(gateway: Gateway) -> None:
-    from .gateway import TEAM_KEY
-
     status, _, body = gemini_post(
         gateway, "/v1beta/models/gpt-other:generateContent", HELLO, {"x-goog-api-key": TEAM_KEY}
     )

@@ -16,7 +16,7 @@ from google.genai import types
 
 from ..upstreams.openai_mock import MockUpstream
 from .conftest import new_request_id
-from .gateway import Gateway
+from .gateway import MASTER_KEY, TEAM_KEY, Gateway
 from .gemini_client import gemini_post, make_gemini, sse_chunks, steer
 
 WEATHER = types.FunctionDeclaration(
@@ -249,8 +249,6 @@ def test_model_list_and_get(gemini: genai.Client, gateway: Gateway) -> None:
 
 
 def test_team_key_sees_only_its_models(gateway: Gateway) -> None:
-    from .gateway import TEAM_KEY
-
     status, _, body = gemini_post(gateway, "/v1beta/models", b"", {"x-goog-api-key": TEAM_KEY}, method="GET")
     assert status == 200
     names = {m["name"] for m in json.loads(body)["models"]}
@@ -258,8 +256,6 @@ def test_team_key_sees_only_its_models(gateway: Gateway) -> None:
 
 
 def test_key_in_the_query_string(gateway: Gateway) -> None:
-    from .gateway import MASTER_KEY
-
     body = {"contents": [{"parts": [{"text": "by query"}]}]}
     rid = new_request_id()
     status, _, answer = gemini_post(
@@ -307,3 +303,20 @@ def test_async_client_streams(gemini: genai.Client, upstream: MockUpstream) -> N
         return texts
 
     assert "".join(asyncio.run(run())) == "tok0 tok1 tok2 "
+
+
+def test_v1_api_version(gateway: Gateway) -> None:
+    client = genai.Client(
+        api_key=MASTER_KEY,
+        http_options=types.HttpOptions(
+            base_url=gateway.base_url, api_version="v1", retry_options=types.HttpRetryOptions(attempts=1)
+        ),
+    )
+    answer = client.models.generate_content(model="gpt-test", contents="v1 please")
+    assert answer.text == "mock: v1 please"
+    client.close()
+    # An OpenAI model name with a colon (Ollama's style) is still OpenAI's GET.
+    status, _, body = gemini_post(
+        gateway, "/v1/models/llama3:8b", b"", {"authorization": f"Bearer {MASTER_KEY}"}, "GET"
+    )
+    assert status == 404 and json.loads(body)["error"]["code"] == "model_not_found"

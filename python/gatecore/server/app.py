@@ -28,6 +28,7 @@ from gatecore.errors import GatewayError, MethodNotAllowed, NotFound, StoreUnava
 from gatecore.pipeline.chain import Chain
 from gatecore.pipeline.read_body import read_body
 from gatecore.request import RequestContext
+from gatecore.server.gemini_api import METHODS as GEMINI_METHODS
 from gatecore.server.gemini_api import PREFIX as GEMINI_PREFIX
 from gatecore.server.gemini_api import GeminiApi
 from gatecore.server.metrics_endpoint import MetricsEndpoint
@@ -112,6 +113,8 @@ class GatewayApp:
         methods = self.routes.get(path)
         if methods is None:
             if path.startswith("/v1/models/"):
+                if scope.method == "POST" and path.rpartition(":")[2] in GEMINI_METHODS and self.gemini:
+                    return await self.gemini.handle(scope, proto)  # Gemini's v1 API version
                 methods = {"GET": self._model}
             elif path.startswith(ADMIN_PREFIX + "/"):
                 return await self._admin(scope, proto)

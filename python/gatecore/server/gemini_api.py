@@ -1,4 +1,5 @@
-"""The Gemini API's paths: `/v1beta/models/{model}:{method}` and `GET /v1beta/models[/{model}]`.
+"""The Gemini API's paths: `/v1beta/models/{model}:{method}` and `GET /v1beta/models[/{model}]`
+(and `POST /v1/models/{model}:{method}`, the API's `v1` version).
 
 The model sits in the path, so these are matched by prefix, not in the route table. Each method has
 its chain (worker.gemini_chains: `generate`, `stream_sse`, `stream_json`, `count`); the model from the
@@ -25,7 +26,9 @@ from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_id import request_id
 
 PREFIX = "/v1beta/models"
-_METHODS = ("generateContent", "streamGenerateContent", "countTokens")
+V1_PREFIX = "/v1/models/"  # the API's `v1` version: only its POST methods (GET /v1/models is OpenAI's)
+METHODS = ("generateContent", "streamGenerateContent", "countTokens")
+_METHODS = METHODS
 _MAX_QUERY = 4096
 _JSON_HEADERS = [("content-type", JSON)]
 _clock = time.perf_counter_ns
@@ -65,7 +68,7 @@ class GeminiApi:
     async def _handle(self, scope: Any, proto: Any, rid: str) -> None:
         path: str = scope.path
         query = _query(scope.query_string)
-        rest = path[len(PREFIX) :]
+        rest = path[len(PREFIX) :] if path.startswith(PREFIX) else path[len(V1_PREFIX) - 1 :]
         if rest in ("", "/"):
             _only(scope, "GET")
             await self._list(scope, proto, query)
