@@ -31,6 +31,8 @@ from gatecore.translate.hub_response_to_gemini import (
 )
 
 _chunk = msgspec.json.Decoder(ChatCompletionChunk)
+# A text delta of the first candidate, and the members every chunk ends with (GeminiEncoder.tail).
+_TEXT = b'{"candidates":[{"content":{"parts":[{"text":%s}],"role":"model"},"index":0}'
 
 
 class _Call:
@@ -56,6 +58,7 @@ class GeminiEncoder:
         "sent",
         "sse",
         "stream",
+        "tail",
         "thoughts",
         "unsent",
     )
@@ -68,6 +71,7 @@ class GeminiEncoder:
         self.sse = sse  # `alt=sse`, else one JSON array
         self.content_type = "text/event-stream" if stream and sse else "application/json"
         self.response_id = request_id
+        self.tail = b'],"modelVersion":%s,"responseId":%s}' % (orjson.dumps(model), orjson.dumps(request_id))
         self.sent = False  # a chunk went out (the array is open)
         self.ended = False
         self.finished: dict[int, str] = {}  # candidate index → OpenAI finish reason
@@ -84,7 +88,11 @@ class GeminiEncoder:
         out: list[bytes] = []
         try:
             for event in events.split(b"\n\n"):
-                payload = _data_of(event.lstrip(b"\n"))
+                if event[:1] == b"\n":  # the LF of a CRLF blank line split across two reads
+                    event = event.lstrip(b"\n")
+                if not event:
+                    continue
+                payload = _data_of(event)
                 if payload is None or payload == b"[DONE]":
                     continue
                 try:
@@ -100,10 +108,28 @@ class GeminiEncoder:
         return b"".join(out)
 
     def _translate(self, chunk: ChatCompletionChunk, out: list[bytes]) -> None:
-        if chunk.id:
+        if chunk.id and chunk.id != self.response_id:
             self.response_id = chunk.id
+            self.tail = b'],"modelVersion":%s,"responseId":%s}' % (
+                orjson.dumps(self.model),
+                orjson.dumps(chunk.id),
+            )
         if chunk.error is not None:
             raise upstream_error(0, chunk.error)
+        choices = chunk.choices
+        if len(choices) == 1:  # the common event: one text delta of the first candidate
+            choice = choices[0]
+            delta = choice.delta
+            if (
+                choice.index == 0
+                and choice.finish_reason is None
+                and delta is not None
+                and delta.content
+                and not delta.tool_calls
+                and not (self.thoughts and (delta.reasoning_content or delta.reasoning))
+            ):
+                out.append(self._frame(_TEXT % orjson.dumps(delta.content) + self.tail))
+                return
         candidates = []
         for choice in chunk.choices:
             index = choice.index
