@@ -58,14 +58,7 @@ async def main(n: int, repeats: int) -> None:
                     ctx.stage_ends = list(marks) if stages else []
                     ctx.upstream_sent_ns = ctx.started + 40_000 if stages else 0
                     recorder = MetricsRecorder(
-                        lambda: 0,
-                        shared,
-                        gateway.stage_names,
-                        DeploymentStates(
-                            (r.name, d.id, d.breaker)
-                            for r in gateway.routes.all_routes()
-                            for d in r.deployments
-                        ),
+                        lambda: 0, shared, gateway.stage_names, DeploymentStates((r.name, d.id, d.breaker) for r in gateway.routes.all_routes() for d in r.deployments)
                     )
                     best = min([await measure(recorder, ctx, n) for _ in range(repeats)])
                     kind = ("stream" if stream else "buffered") + (" +stages" if stages else "")
