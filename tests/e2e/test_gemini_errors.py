@@ -226,3 +226,37 @@ def test_rpm_limit_is_a_gemini_429(
     # countTokens counts against the same limit.
     status, _, body = gemini_post(gw, "/v1beta/models/gpt-test:countTokens", HELLO, headers)
     gemini_error(status, body, 429, "RESOURCE_EXHAUSTED")
+
+
+def test_stream_request_refused_upstream_gets_a_gemini_error_body(gateway: Gateway) -> None:
+    mock = {
+        "status": 429,
+        "error": {"message": "slow down", "type": "rate_limit_exceeded"},
+        "headers": {"Retry-After": "7"},
+    }
+    status, headers, answer = gemini_post(gateway, STREAM, {**HELLO, "mock": mock})
+    assert "slow down" in gemini_error(status, answer, 429, "RESOURCE_EXHAUSTED")
+    assert headers["retry-after"] == "7"
+
+
+def test_count_tokens_of_a_whole_generate_content_request(gateway: Gateway) -> None:
+    path = "/v1beta/models/gpt-test:countTokens"
+    bare = {"contents": [{"role": "user", "parts": [{"text": "count these words please"}]}]}
+    status, _, answer = gemini_post(gateway, path, bare)
+    assert status == 200, answer
+    plain = json.loads(answer)["totalTokens"]
+    wrapped = {
+        "generateContentRequest": {
+            "model": "models/gpt-test",
+            **bare,
+            "systemInstruction": {"parts": [{"text": "and a system instruction too"}]},
+        }
+    }
+    status, _, answer = gemini_post(gateway, path, wrapped)
+    assert status == 200, answer
+    assert json.loads(answer)["totalTokens"] > plain > 0
+    status, _, answer = gemini_post(gateway, path, {})
+    assert "contents" in gemini_error(status, answer, 400, "INVALID_ARGUMENT")
+    wrapped["generateContentRequest"]["tools"] = [{"googleSearch": {}}]
+    status, _, answer = gemini_post(gateway, path, wrapped)
+    assert "tools.0.googleSearch" in gemini_error(status, answer, 400, "INVALID_ARGUMENT")
