@@ -127,13 +127,19 @@ def test_transcription_multipart(client: openai.OpenAI, upstream: MockUpstream, 
         200,
         "whisper-test",
     )
+    usage = sent.response_json["usage"]  # the answer's input_tokens / output_tokens are accounted
+    assert (entry["input_tokens"], entry["output_tokens"], entry["usage_source"]) == (
+        usage["input_tokens"],
+        usage["output_tokens"],
+        "upstream",
+    )
     plain = client.audio.transcriptions.create(
         model="whisper-test", file=("clip.wav", AUDIO, "audio/wav"), response_format="text"
     )
     assert str(plain).startswith("heard")
 
 
-def test_images(client: openai.OpenAI, upstream: MockUpstream) -> None:
+def test_images(client: openai.OpenAI, upstream: MockUpstream, surface: Gateway) -> None:
     rid, headers = tagged()
     images = client.images.generate(model="image-test", prompt="a red cat", n=2, extra_headers=headers)
     assert images.data is not None and len(images.data) == 2
@@ -141,6 +147,8 @@ def test_images(client: openai.OpenAI, upstream: MockUpstream) -> None:
     sent = upstream.wait_for(rid)
     assert sent.path == "/v1/images/generations"
     assert sent.body_json == {"model": "image-upstream", "prompt": "a red cat", "n": 2}
+    entry = surface.wait_access_log(rid)
+    assert (entry["input_tokens"], entry["output_tokens"]) == (10, 200)  # the answer's usage
 
 
 def test_rerank(surface: Gateway, upstream: MockUpstream) -> None:
@@ -162,6 +170,9 @@ def test_rerank(surface: Gateway, upstream: MockUpstream) -> None:
     assert sent.body_json == {**body, "model": "rerank-upstream"}
     entry = surface.wait_access_log(rid)
     assert (entry["endpoint"], entry["status"]) == ("rerank", 200)
+    # Rerank servers report only total_tokens, the tokens they read.
+    assert entry["input_tokens"] == sent.response_json["usage"]["total_tokens"] > 0
+    assert entry["output_tokens"] == 0
 
 
 def test_upstream_error_is_relayed(surface: Gateway) -> None:

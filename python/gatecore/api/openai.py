@@ -58,6 +58,11 @@ class Usage(msgspec.Struct):
     completion_tokens: int = 0
     prompt_tokens_details: TokenDetails | None = None
     completion_tokens_details: TokenDetails | None = None
+    # The rest of OpenAI's surface words it differently: images and transcriptions `input_tokens` /
+    # `output_tokens`, rerank servers (Jina, vLLM, TEI) only `total_tokens` (the input they read).
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
 
 
 class TokenDetails(msgspec.Struct):

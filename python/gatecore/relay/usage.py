@@ -28,9 +28,13 @@ def usage_from_body(body: bytes) -> tuple[Usage | None, str | None]:
         return None, finish_reason
     prompt = usage.prompt_tokens_details
     completion = usage.completion_tokens_details
+    input_tokens = usage.prompt_tokens or usage.input_tokens
+    output_tokens = usage.completion_tokens or usage.output_tokens
+    if not input_tokens and not output_tokens:  # a rerank answer: the tokens it read
+        input_tokens = usage.total_tokens
     return Usage(
-        usage.prompt_tokens,
-        usage.completion_tokens,
+        input_tokens,
+        output_tokens,
         prompt.cached_tokens if prompt else 0,
         completion.reasoning_tokens if completion else 0,
         "upstream",
