@@ -13,6 +13,7 @@ import pytest
 from google.genai import errors
 
 from ..upstreams.openai_mock import MockUpstream
+from .conftest import new_request_id
 from .gateway import ALL_KEY, FAST, TEAM_KEY, Gateway, GatewayFactory
 from .gemini_client import gemini_post, make_gemini, sse_chunks
 
@@ -260,3 +261,34 @@ def test_count_tokens_of_a_whole_generate_content_request(gateway: Gateway) -> N
     wrapped["generateContentRequest"]["tools"] = [{"googleSearch": {}}]
     status, _, answer = gemini_post(gateway, path, wrapped)
     assert "tools.0.googleSearch" in gemini_error(status, answer, 400, "INVALID_ARGUMENT")
+
+
+def test_history_from_gemini_itself_is_accepted(gateway: Gateway, upstream: MockUpstream) -> None:
+    # A conversation begun on Google's API: thought parts, a bare thoughtSignature part, a signed
+    # functionCall, and the older `function` role for the responses.
+    rid = new_request_id()
+    body = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "weather?"}]},
+            {
+                "role": "model",
+                "parts": [
+                    {"text": "thinking...", "thought": True},
+                    {"thoughtSignature": "c2lnbmF0dXJl"},
+                    {
+                        "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                        "thoughtSignature": "c2ln",
+                    },
+                ],
+            },
+            {
+                "role": "function",
+                "parts": [{"functionResponse": {"name": "get_weather", "response": {"t": 21}}}],
+            },
+        ]
+    }
+    status, _, answer = gemini_post(gateway, GENERATE, body, {"x-request-id": rid})
+    assert status == 200, answer
+    messages = upstream.wait_for(rid).body_json["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    assert messages[1]["tool_calls"][0]["id"] == messages[2]["tool_call_id"] == "call_1_0"

@@ -44,6 +44,7 @@ class FunctionResponse(msgspec.Struct):
 class Part(msgspec.Struct, rename="camel"):
     text: str | None = None
     thought: bool | None = None
+    thought_signature: str | None = None  # Gemini's opaque reasoning state: meaningless to other models
     inline_data: Blob | None = None
     file_data: FileData | None = None
     function_call: FunctionCall | None = None

@@ -139,7 +139,7 @@ def openai_messages(request: GenerateContentRequest) -> list[dict[str, Any]]:
     pending: list[tuple[str, str]] = []  # (id, name) of the previous model turn's calls
     for i, content in enumerate(request.contents):
         role = content.role or "user"
-        if role == "user":
+        if role in ("user", "function"):  # "function": older clients' turn of function responses
             _user_turn(content, i, pending, out)
             pending = []
         elif role == "model":
@@ -194,8 +194,10 @@ def _model_turn(content: Content, i: int, out: list[dict[str, Any]]) -> list[tup
     calls: list[dict[str, Any]] = []
     pending: list[tuple[str, str]] = []
     for j, part in enumerate(content.parts):
-        if part.thought:
-            continue  # earlier reasoning is not sent back
+        if part.thought or (
+            part.thought_signature is not None and part.text is None and part.function_call is None
+        ):
+            continue  # earlier reasoning (and a bare signature part) is not sent back
         if part.function_call is not None:
             call = part.function_call
             call_id = call.id or f"call_{i}_{len(calls)}"
