@@ -108,6 +108,9 @@ def test_gemini_cli_tool_round_trip(
     assert "read_file" in offered
     assert first["messages"][0]["role"] == "system"
     assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
+    # The CLI's generationConfig: its sampling as sent, its thinking budget (8192) as an effort.
+    assert (first["temperature"], first["top_p"], first["top_k"]) == (1.0, 0.95, 64)
+    assert first["reasoning_effort"] == "medium"
     [call] = agent.tool_calls()
     last = chats[-1].body_json["messages"]
     assistant = next(m for m in last if m.get("tool_calls"))
