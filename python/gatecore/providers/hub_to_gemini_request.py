@@ -16,7 +16,9 @@ Mapping:
 - schemas (tool parameters, response schema) are reduced to the OpenAPI subset Gemini accepts:
   unknown keywords (additionalProperties, $schema, strict, …) are dropped, `type: [T, "null"]`
   becomes `nullable`;
-- n>1, logprobs, logit_bias, audio and reasoning_effort → 400 naming the field.
+- reasoning_effort → generationConfig.thinkingConfig.thinkingBudget (none 0, minimal 512, low 1024,
+  medium 8192, high 24576: Gemini 2.5's own defaults and bounds);
+- n>1, logprobs, logit_bias and audio → 400 naming the field.
 """
 
 from __future__ import annotations
@@ -46,7 +48,12 @@ from gatecore.providers.from_hub_request import (
 )
 
 PROVIDER = "gemini"
-_UNSUPPORTED: dict[str, tuple[object, ...]] = {**NO_LOGPROBS_AUDIO_PREDICTION, **NO_OPENAI_EXTRAS}
+_UNSUPPORTED: dict[str, tuple[object, ...]] = {
+    **NO_LOGPROBS_AUDIO_PREDICTION,
+    **{name: values for name, values in NO_OPENAI_EXTRAS.items() if name != "reasoning_effort"},
+}
+# OpenAI's reasoning effort as a Gemini thinking budget (tokens).
+_THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 _SCHEMA_KEYS = frozenset(
     (
         "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
@@ -108,6 +115,16 @@ def _generation_config(doc: JsonObject) -> JsonObject:
     stop = stop_sequences_of(doc)
     if stop:
         config["stopSequences"] = stop
+    effort = doc.get("reasoning_effort")
+    if effort is not None:
+        budget = _THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+        if budget is None:
+            raise InvalidRequest(
+                f"'reasoning_effort' must be one of {', '.join(_THINKING_BUDGETS)}.",
+                code="invalid_value",
+                param="reasoning_effort",
+            )
+        config["thinkingConfig"] = {"thinkingBudget": budget}
     kind, schema, _ = response_format_of(doc)
     if kind != "text":
         config["responseMimeType"] = "application/json"

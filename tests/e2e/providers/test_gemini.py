@@ -304,3 +304,16 @@ def test_usage_with_cached_and_thought_tokens(client: openai.OpenAI, stream: boo
     assert (
         usage.completion_tokens_details is not None and usage.completion_tokens_details.reasoning_tokens == 7
     )
+
+
+def test_reasoning_effort_becomes_a_thinking_budget(client: openai.OpenAI, mock: GeminiMock) -> None:
+    rid = new_request_id()
+    client.chat.completions.create(
+        model=MODEL, messages=USER, reasoning_effort="low", extra_headers={"x-request-id": rid}
+    )
+    sent = mock.wait_for(rid)
+    assert sent.body_json["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 1024}
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=MODEL, messages=USER, extra_body={"reasoning_effort": "extreme"})
+    error = raised.value.response.json()["error"]
+    assert (error["param"], error["code"]) == ("reasoning_effort", "invalid_value")
