@@ -45,7 +45,7 @@ from gatecore.pipeline.recording import Recorder, Recording
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, Endpoint
-from gatecore.request.context import IMAGES, MODERATIONS, RERANK, SPEECH, TRANSCRIPTIONS
+from gatecore.request.context import GEMINI, IMAGES, MODERATIONS, RERANK, SPEECH, TRANSCRIPTIONS
 from gatecore.routing.compile import RoutingMonitors, build_routes
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
@@ -156,11 +156,11 @@ class Worker:
             ("stream_json", DecodeGemini(stream=True, sse=False)),
         ):
             parts.decode = decode
-            self.gemini_chains[name] = Chain(CHAT, build_steps(parts, links), recording, None)
+            self.gemini_chains[name] = Chain(GEMINI, build_steps(parts, links), recording, None)
         parts.decode = decode_gemini_count
         counting[-1] = Link("count", lambda p: GeminiCountTokens(), timed=False)
         self.gemini_chains["count"] = Chain(
-            CHAT, build_steps(parts, counting), Recording((self.limits,)), None
+            GEMINI, build_steps(parts, counting), Recording((self.limits,)), None
         )
         recorders: list[Recorder] = []
         # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.

@@ -93,7 +93,7 @@ def test_stream_sse_is_accounted(gemini: genai.Client, gateway: Gateway, upstrea
     assert sent.body_json["stream"] is True
     assert sent.body_json["stream_options"] == {"include_usage": True}
     entry = gateway.wait_access_log(rid)
-    assert entry["status"] == 200
+    assert (entry["status"], entry["endpoint"]) == (200, "gemini")
     assert entry["streamed"] is True
     assert entry["usage_source"] == "upstream"
     assert entry["input_tokens"] == last.usage_metadata.prompt_token_count

@@ -65,6 +65,8 @@ IMAGES = Endpoint("images", "/images/generations", streams=False, generates=Fals
 PASSTHROUGH_ENDPOINTS = (RERANK, MODERATIONS, SPEECH, TRANSCRIPTIONS, IMAGES)
 # Anthropic's Messages API, served as chat through the hub format.
 MESSAGES = Endpoint("messages", CHAT.upstream_path, streams=True, hub=CHAT)
+# Google's Gemini API (generateContent and its stream), served as chat through the hub format.
+GEMINI = Endpoint("gemini", CHAT.upstream_path, streams=True, hub=CHAT)
 
 
 class Usage:
