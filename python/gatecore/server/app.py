@@ -86,7 +86,7 @@ class GatewayApp:
         """Serve with `worker` (started): build the route table from its chains."""
         self.worker = worker
         self.catalog = ModelCatalog(worker.routes, worker.config.models)
-        self.gemini = GeminiApi(worker.gemini_chains, worker.auth, self.catalog)
+        self.gemini = GeminiApi(worker.gemini_chains, worker.auth, self.catalog, self._unknown_path)
         telemetry = worker.config.telemetry
         if worker.metrics is not None:
             self.metrics = MetricsEndpoint(worker.metrics, worker.auth, telemetry.metrics_auth)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -19,7 +20,7 @@ import orjson
 
 from gatecore.api.error_bodies import GEMINI, JSON
 from gatecore.auth.stage import AuthStage, client_secret
-from gatecore.errors import GatewayError, InvalidRequest, MethodNotAllowed, NotFound
+from gatecore.errors import GatewayError, InvalidRequest, MethodNotAllowed
 from gatecore.pipeline.chain import Chain
 from gatecore.request import RequestContext
 from gatecore.server.models_api import ModelCatalog
@@ -48,14 +49,22 @@ def _query(query: str) -> dict[str, str]:
 
 
 class GeminiApi:
-    """Serves the Gemini paths of one worker."""
+    """Serves the Gemini paths of one worker; a path or method it does not know goes to `unknown`
+    (the server's 404, logged and counted as unrouted)."""
 
-    __slots__ = ("auth", "catalog", "chains")
+    __slots__ = ("auth", "catalog", "chains", "unknown")
 
-    def __init__(self, chains: dict[str, Chain], auth: AuthStage, catalog: ModelCatalog):
+    def __init__(
+        self,
+        chains: dict[str, Chain],
+        auth: AuthStage,
+        catalog: ModelCatalog,
+        unknown: Callable[[Any, Any, str], None],
+    ):
         self.chains = chains
         self.auth = auth
         self.catalog = catalog
+        self.unknown = unknown
 
     async def handle(self, scope: Any, proto: Any) -> None:
         """Answer one request under `/v1beta/`; never raises."""
@@ -74,14 +83,16 @@ class GeminiApi:
             await self._list(scope, proto, query)
             return
         if not rest.startswith("/"):
-            raise NotFound(f"Unknown path '{path[:200]}'.")
+            self.unknown(scope, proto, path)
+            return
         name, _, method = unquote(rest[1:]).rpartition(":")
         if not name:  # `GET /v1beta/models/{model}`
             _only(scope, "GET")
             await self._model(scope, proto, query, method)
             return
-        if method not in _METHODS:
-            raise NotFound(f"Unknown method '{method[:60]}'; this gateway serves {', '.join(_METHODS)}.")
+        if method not in _METHODS:  # embedContent, batchGenerateContent, …
+            self.unknown(scope, proto, path)
+            return
         _only(scope, "POST")
         if method == "countTokens":
             chain = self.chains["count"]
