@@ -11,7 +11,13 @@ Mapping (Anthropic's API reference, "Messages"):
   auto/none/any/tool; parallel_tool_calls=false → disable_parallel_tool_use; user → metadata.user_id;
 - response_format json_schema/json_object → one forced tool whose input is the JSON answer (the
   decoders hand its input back as the message text with finish_reason "stop");
-- n>1, logprobs, logit_bias, seed, penalties, audio and reasoning_effort → 400 naming the field.
+- reasoning_effort → extended thinking (`thinking.budget_tokens`: minimal/low 1024, medium 4096, high
+  16384, within max_tokens), when the request can carry it: Anthropic refuses thinking beside a set
+  temperature or top_k, a forced tool (response_format's JSON tool included), fewer than 1025
+  max_tokens, or an earlier assistant tool call without its signed thinking block (a client of
+  another API has none to send back). Otherwise the hint is dropped, like an engine without
+  reasoning ignores it;
+- n>1, logprobs, logit_bias, seed, penalties and audio → 400 naming the field.
 """
 
 from __future__ import annotations
@@ -45,9 +51,13 @@ JSON_TOOL = "json_response"
 
 _UNSUPPORTED: dict[str, tuple[object, ...]] = {
     **NO_LOGPROBS_AUDIO_PREDICTION,
-    **NO_OPENAI_EXTRAS,
+    **{name: values for name, values in NO_OPENAI_EXTRAS.items() if name != "reasoning_effort"},
     **NO_SEED_OR_PENALTIES,
 }
+# reasoning_effort → thinking.budget_tokens (Anthropic's least is 1024), the inverse of the Anthropic
+# route's budget → effort mapping (translate/anthropic_request_to_hub.py).
+_THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384}
+_LEAST_BUDGET = 1024
 
 
 def anthropic_request(
@@ -77,9 +87,42 @@ def anthropic_request(
     if isinstance(user, str):
         out["metadata"] = {"user_id": user}
     json_tool = _tools(doc, out)
+    if thinking is None:  # an Anthropic client's own `thinking` is sent as it is by the provider
+        _thinking_from_effort(doc, out)
     if stream:
         out["stream"] = True
     return out, json_tool
+
+
+def _thinking_from_effort(doc: JsonObject, out: JsonObject) -> None:
+    effort = doc.get("reasoning_effort")
+    if effort is None or effort == "none":
+        return
+    budget = _THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        raise InvalidRequest(
+            f"'reasoning_effort' must be one of none, {', '.join(_THINKING_BUDGETS)}.",
+            code="invalid_value",
+            param="reasoning_effort",
+        )
+    max_tokens = out["max_tokens"]
+    forced = isinstance(out.get("tool_choice"), dict) and out["tool_choice"].get("type") in ("any", "tool")
+    unsigned_tool_turn = any(
+        turn["role"] == "assistant"
+        and any(b.get("type") == "tool_use" for b in turn["content"])
+        and turn["content"][0].get("type") not in ("thinking", "redacted_thinking")
+        for turn in out["messages"]
+    )
+    temperature = out.get("temperature")
+    if (
+        forced
+        or unsigned_tool_turn
+        or max_tokens <= _LEAST_BUDGET
+        or (temperature is not None and temperature != 1)
+        or out.get("top_k") is not None
+    ):
+        return  # a hint the request cannot carry (see the module doc)
+    out["thinking"] = {"type": "enabled", "budget_tokens": min(budget, max_tokens - 1)}
 
 
 def _tools(doc: JsonObject, out: JsonObject) -> bool:

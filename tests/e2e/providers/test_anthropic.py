@@ -399,3 +399,62 @@ def test_embeddings_endpoint_is_400_naming_it(target: cf.Target) -> None:
     resp = raw_http.post_json(target.gw.port, "/v1/embeddings", {"model": MODEL, "input": "x"}, MASTER_KEY)
     assert resp.status == 400
     assert "embeddings" in resp.json()["error"]["message"]
+
+
+def test_reasoning_effort_becomes_extended_thinking(client: openai.OpenAI, mock: AnthropicMock) -> None:
+    """An OpenAI client's (or the Gemini route's) reasoning effort is Anthropic's thinking budget."""
+    rid = new_request_id()
+    resp = client.chat.completions.create(
+        model=MODEL,
+        messages=USER,
+        reasoning_effort="medium",
+        max_tokens=2000,
+        extra_headers={"x-request-id": rid},
+    )
+    assert resp.choices[0].finish_reason == "stop"
+    assert mock.wait_for(rid).body_json["thinking"] == {"type": "enabled", "budget_tokens": 1999}
+    rid = new_request_id()
+    client.chat.completions.create(
+        model=MODEL,
+        messages=USER,
+        reasoning_effort="high",
+        max_tokens=20000,
+        extra_headers={"x-request-id": rid},
+    )
+    assert mock.wait_for(rid).body_json["thinking"] == {"type": "enabled", "budget_tokens": 16384}
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODEL, messages=USER, extra_body={"reasoning_effort": "extreme"})
+    assert isinstance(info.value.body, dict) and info.value.body["param"] == "reasoning_effort"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"temperature": 0.2, "reasoning_effort": "high"},
+        {"max_tokens": 1024, "reasoning_effort": "high"},
+        {"reasoning_effort": "none"},
+        {"tool_loop": True, "reasoning_effort": "low"},
+    ],
+    ids=["temperature", "small-max-tokens", "none", "unsigned-tool-loop"],
+)
+def test_reasoning_effort_the_request_cannot_carry_is_dropped(
+    client: openai.OpenAI, mock: AnthropicMock, fields: dict[str, Any]
+) -> None:
+    """Anthropic refuses thinking beside a set temperature, within 1024 tokens, or in a tool loop whose
+    assistant turn has no signed thinking (the mock refuses that too): the hint is dropped, the request
+    served."""
+    rid = new_request_id()
+    kwargs = dict(fields)
+    messages: list[Any] = list(USER)
+    if kwargs.pop("tool_loop", False):
+        call = {"id": "toolu_x", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "toolu_x", "content": "sunny"},
+        ]
+        kwargs["tools"] = WEATHER_TOOLS
+    resp = client.chat.completions.create(
+        model=MODEL, messages=messages, extra_headers={"x-request-id": rid}, **kwargs
+    )
+    assert resp.choices[0].message is not None
+    assert "thinking" not in mock.wait_for(rid).body_json
