@@ -37,7 +37,9 @@ def test_manifests_are_valid_kubernetes(tmp_path: Path) -> None:
 
 def test_manifests_probe_and_reference_secrets() -> None:
     found = objects()
-    assert {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"} <= set(found)
+    assert {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"} <= set(
+        found
+    )
     pod = found["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -50,7 +52,9 @@ def test_manifests_probe_and_reference_secrets() -> None:
     secret_keys = set(found["Secret"]["stringData"])
     for entry in container["env"]:
         if "valueFrom" in entry:
-            assert entry["valueFrom"]["secretKeyRef"]["key"] in secret_keys, "the example Secret has every key"
+            assert entry["valueFrom"]["secretKeyRef"]["key"] in secret_keys, (
+                "the example Secret has every key"
+            )
     metrics = {m["type"]: m for m in found["HorizontalPodAutoscaler"]["spec"]["metrics"]}
     assert metrics["Pods"]["pods"]["metric"]["name"] == "gatecore_requests_in_flight"
 
