@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ import yaml
 
 from gatecore.telemetry.metrics import FAMILIES
 
+from ..e2e.admin_client import AdminClient
 from ..e2e.gateway import MASTER_KEY, running_gateway
+from ..services.postgres import running_postgres
+from ..services.redis import running_redis
 from .tools import REPO_ROOT, kubeconform, tool
 
 CHART = REPO_ROOT / "deploy" / "helm" / "gatecore"
@@ -198,3 +202,46 @@ def test_rendered_config_serves_probes(tmp_path: Path) -> None:
             assert conn.getresponse().status == 200, probe
             conn.close()
         assert MASTER_KEY not in gw.output()
+
+
+def test_all_on_config_serves_two_replicas_on_postgres_and_redis(tmp_path: Path) -> None:
+    """With postgresql and redis enabled, the chart's config as two pods run it (one PostgreSQL, one
+    Redis, the URLs from the env the Deployment sets): a key created through one replica works on the
+    other."""
+    config = yaml.safe_load(by_kind(template(*ALL_ON))["ConfigMap"]["data"]["config.yaml"])
+    with running_postgres() as postgres, running_redis() as redis:
+        env = {
+            "GATECORE_MASTER_KEY": MASTER_KEY,
+            "GATECORE_KEY_SECRET": "h" * 32,
+            "GATECORE_STORE_URL": postgres.create_database(),
+            "GATECORE_REDIS_URL": redis.url,
+        }
+        replicas = []
+        for name in ("a", "b"):
+            workdir = tmp_path / name
+            workdir.mkdir()
+            pod_config = {**config, "ledger": {**config["ledger"], "spool_dir": str(workdir / "spool")}}
+            path = workdir / "config.yaml"
+            path.write_text(yaml.safe_dump(pod_config))
+            replicas.append(running_gateway(["--config", str(path)], workdir, env=env))
+        with replicas[0] as a, replicas[1] as b:
+            key = AdminClient(a, MASTER_KEY).ok("POST", "/keys", {"name": "chart"}, 201)["key"]
+            deadline = time.monotonic() + 5
+            while True:  # b sees the key within its store poll interval
+                status = _get(b.port, "/v1/models", key)
+                if status == 200:
+                    break
+                assert status == 401 and time.monotonic() < deadline, status
+                time.sleep(0.05)
+            assert _get(b.port, "/v1/models", "gk-not-a-key") == 401
+
+
+def _get(port: int, path: str, key: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"authorization": f"Bearer {key}"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
