@@ -90,6 +90,9 @@ def test_release_workflow_builds_what_make_dist_builds() -> None:
         r"^ARG RUST_TOOLCHAIN=" + re.escape(toolchain) + "$", (REPO_ROOT / "Dockerfile").read_text(), re.M
     )
     assert "RUST_TOOLCHAIN=" in image["with"]["build-args"]
+    # The build context leaves out the deploy tools (helm and friends: over 100 MB) and demo state.
+    ignored = set((REPO_ROOT / ".dockerignore").read_text().split())
+    assert {".tools", ".venv", "*.db", "*.ledger-spool"} <= ignored
 
     assert set(jobs["release"]["needs"]) == {"wheels", "sdist", "image"}
     assert flow["permissions"] == {"contents": "read"}, "write access only where a job needs it"
