@@ -703,3 +703,20 @@ class JsonLines:
         another error drops them and raises OSError."""
     def __len__(self) -> int:
         """Bytes waiting."""
+
+def cache_key(secret: bytes, namespace: str, extra: str, body: bytes) -> tuple[bytes, bool] | None:
+    """The exact-cache key of a hub-format request body (rust/src/cache_key.rs).
+
+    A keyed 128-bit hash (two SipHash-2-4 runs with the four 64-bit words of the 32-byte `secret`)
+    over `namespace`, `extra` and the body's canonical form: members sorted by key, no whitespace,
+    strings and numbers written one way, the top-level `user`, `metadata`, `store`,
+    `safety_identifier` and `prompt_cache_key` left out. Bodies over 16 KiB are keyed with the GIL
+    released.
+
+    Returns:
+        `(key, deterministic)`: the 16-byte key, and whether `temperature` is 0 or a `seed` is set;
+        None when the body is not a JSON object (nested at most 128 deep).
+
+    Raises:
+        ValueError: `secret` is not 32 bytes.
+    """

@@ -7,6 +7,11 @@ Only `api/error_bodies.py` turns these into response bodies; nothing else format
 from __future__ import annotations
 
 
+class Answered(Exception):
+    """Raised by a stage that answered the client itself (a cache hit): the chain's later stages do
+    not run, and the request is recorded like any other."""
+
+
 class GatewayError(Exception):
     """An error the gateway reports to the client in the API's own error shape."""
 

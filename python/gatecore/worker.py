@@ -20,6 +20,7 @@ from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.router import AdminApi
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
 from gatecore.auth.stage import AuthStage
+from gatecore.cache.stage import Cache, build_cache
 from gatecore.config.schema import GatecoreConfig
 from gatecore.config.telemetry import tracing_enabled
 from gatecore.identity.repository import IdentityRepository
@@ -74,6 +75,7 @@ class Worker:
         "_store_retry",
         "admin",
         "auth",
+        "cache",
         "chains",
         "config",
         "count_tokens",
@@ -120,6 +122,8 @@ class Worker:
         self.limits = Limits(config, self.prices, counters)
         # The chains: the same links for every inference route, with that route's decode stage.
         parts = ChainParts(config, self.auth, self.routes, self.prices, self.limits, self.sweeper)
+        self.cache: Cache | None = build_cache(config)
+        parts.cache = self.cache
         links = placed_links(LINKS, config.pipeline)
         self.chains: dict[str, Chain] = {}
         recording = self.recording = Recording(())
@@ -195,6 +199,8 @@ class Worker:
             recorders.append(self.tracing)
             for chain in (*self.chains.values(), *self.gemini_chains.values()):
                 chain.tracing = self.tracing
+        if self.cache is not None:  # stores the answers of misses
+            recorders.append(self.cache.writer)
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
         recorders.append(self.limits)
         recording.recorders = tuple(recorders)

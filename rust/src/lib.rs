@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 pub mod admission;
 pub mod budget_cells;
+pub mod cache_key;
 pub mod chunk_scan;
 pub mod counters;
 pub mod event_stream;
@@ -37,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<otlp_spans::PyOtlpSpans>()?;
     m.add_class::<sqlite_rows::PySqliteRowWriter>()?;
     m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(cache_key::cache_key, m)?)?;
     m.add_function(wrap_pyfunction!(prompt_tokens::count_prompt_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::replace_json_string_field, m)?)?;
     m.add_function(wrap_pyfunction!(json_edit::insert_json_member, m)?)?;

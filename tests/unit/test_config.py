@@ -62,7 +62,7 @@ def test_every_error_is_reported_with_its_path() -> None:
             {"name": "a", "deployments": [], "fallbacks": ["nope"]},
         ],
         "auth": {"keys": [{"key": "short", "models": ["zzz", "b"]}]},
-        "cache": {},
+        "cache": {"scope": "org"},
     }
     errors = _errors(doc)
     assert "server.port: expected `int`, got `str`" in errors
@@ -75,7 +75,7 @@ def test_every_error_is_reported_with_its_path() -> None:
     assert "models[3].fallbacks[0]: unknown model 'nope'" in errors
     assert "auth.keys[0].key: must be at least 8 characters" in errors
     assert "auth.keys[0].models[0]: unknown model 'zzz'" in errors
-    assert "cache: section not supported by this version of gatecore" in errors
+    assert "cache.scope: must be one of team, key, global" in errors
     # `b` failed to decode but is defined: the key's reference to it is not a second error.
     assert not any("unknown model 'b'" in e for e in errors)
     assert len(errors) == 11

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from gatecore.config.cache import CacheConfig
 from gatecore.config.interpolate import interpolate
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
@@ -46,9 +47,9 @@ _SECTIONS = {
     "routing",
     "telemetry",
     "pipeline",
+    "cache",
 }
 _LATER_SECTIONS = {
-    "cache",
     "guardrails",
     "prompts",
 }
@@ -97,6 +98,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     routing = _convert(doc.get("routing", {}), RoutingDefaults, "routing", errors)
     telemetry = _convert(doc.get("telemetry", {}), TelemetryConfig, "telemetry", errors)
     pipeline = _convert(doc.get("pipeline", {}), PipelineConfig, "pipeline", errors)
+    cache = _convert(doc.get("cache", {}), CacheConfig, "cache", errors)
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
@@ -110,6 +112,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         routing=routing or RoutingDefaults(),
         telemetry=telemetry or TelemetryConfig(),
         pipeline=pipeline or PipelineConfig(),
+        cache=cache or CacheConfig(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

@@ -6,6 +6,7 @@ import re
 
 import msgspec
 
+from gatecore.config.cache import CacheConfig, ModelCacheConfig
 from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
@@ -179,6 +180,7 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Unset: the `routing.retries` defaults.
     retries: RetriesConfig | None = None
     routing: ModelRoutingConfig = ModelRoutingConfig()
+    cache: ModelCacheConfig | None = None  # unset: the `cache:` section's
 
 
 class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -259,6 +261,7 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     routing: RoutingDefaults = RoutingDefaults()
     telemetry: TelemetryConfig = TelemetryConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    cache: CacheConfig = CacheConfig()
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from gatecore.config.cache import validate_cache
 from gatecore.config.jwt import validate_jwt_config
 from gatecore.config.limits import validate_limits
 from gatecore.config.pipeline import validate_pipeline
@@ -167,6 +168,8 @@ def validate_config(
         )
     errors.extend(_store(config.store))
     errors.extend(validate_limits(config.limits, config.budgets, config.redis))
+    model_caches = {m.name: m.cache for m in config.models if m.cache is not None}
+    errors.extend(validate_cache(config.cache, model_caches, config.redis is not None))
     for section, named in (("limits", config.limits.models), ("budgets", config.budgets.models)):
         unknown = [name for name in named if name not in names and name not in (model_names or ())]
         errors.extend(f"{section}.models.{name}: unknown model '{name}'" for name in unknown)

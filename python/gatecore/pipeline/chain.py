@@ -22,7 +22,7 @@ from types import FunctionType, MethodType
 from typing import TYPE_CHECKING
 
 from gatecore.config.schema import GatecoreConfig
-from gatecore.errors import UPSTREAM_ERRORS, GatewayError
+from gatecore.errors import UPSTREAM_ERRORS, Answered, GatewayError
 from gatecore.ledger.run_tag import RunTag
 from gatecore.pipeline.debug_timing import DebugTiming
 from gatecore.pipeline.read_body import ReadBody
@@ -34,6 +34,7 @@ from gatecore.telemetry.body_log import body_capture_stage
 
 if TYPE_CHECKING:
     from gatecore.auth.stage import AuthStage
+    from gatecore.cache.stage import Cache
     from gatecore.limits.stage import Limits
     from gatecore.pricing.book import PriceBook
     from gatecore.routing.table import RouteTable
@@ -47,7 +48,7 @@ _clock = time.perf_counter_ns
 class ChainParts:
     """What the worker built that stages are made of (one per worker, shared by every chain)."""
 
-    __slots__ = ("auth", "config", "decode", "limits", "prices", "routes", "stage_names", "sweeper")
+    __slots__ = ("auth", "cache", "config", "decode", "limits", "prices", "routes", "stage_names", "sweeper")
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class ChainParts:
         self.limits = limits
         self.sweeper = sweeper
         self.decode: Stage | None = None  # the inbound API's decoder, set per chain
+        self.cache: Cache | None = None  # set by the worker when `cache.enabled`
         # The timed stages' names, in order, once the chain is built (DebugTiming reads them).
         self.stage_names: list[str] = []
 
@@ -91,6 +93,7 @@ LINKS: tuple[Link, ...] = (
     Link("route", lambda p: RouteStage(p.routes)),  # 404, 403: a model and a deployment
     Link("gpu_clock", lambda p: p.prices.clock_stage()),  # GPU-time pricing: the request's clock
     Link("limits", lambda p: p.limits),  # 429: rpm, tpm, concurrency, budgets
+    Link("cache", lambda p: p.cache.stage if p.cache else None),  # a stored answer (cache/)
     Link("debug_timing", lambda p: DebugTiming(p.stage_names), timed=False),  # x-gatecore-timing
     Link(
         "upstream", lambda p: UpstreamCall(p.sweeper, p.config.server, p.limits), timed=False
@@ -161,6 +164,8 @@ class Chain:
                     await waits
                 if timed:
                     ends.append(_clock())
+            return None
+        except Answered:  # a stage answered (a cache hit): nothing after it runs
             return None
         except GatewayError as exc:
             ctx.status = exc.status

@@ -22,6 +22,8 @@ def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) 
         headers.append(_ONE_ATTEMPT if attempts == 1 else ("x-gatecore-attempts", str(attempts)))
     if ctx.limits is not None:
         headers += ctx.limits.headers()
+    if ctx.cache is not None:
+        headers.append(("x-gatecore-cache", ctx.cache.state))
     if ctx.timing is not None:
         headers.append(ctx.timing.header(overhead_ns))
     return headers

@@ -51,6 +51,8 @@ async def relay_buffered(
     ctx.first_byte_ns = time.perf_counter_ns()
     if ctx.body_capture is not None:
         ctx.body_capture.add(body)
+    if ctx.cache is not None:
+        ctx.cache.add(body)
     if status < 400:
         usage, ctx.finish_reason = usage_from_body(hub_body)
         ctx.usage = usage or _counted_usage(ctx, hub_body, provider.tokenizer)

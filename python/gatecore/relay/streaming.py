@@ -70,6 +70,7 @@ async def relay_stream(
     transport = proto.response_stream(200, headers)
     gaps = ctx.chunk_gaps = ChunkGaps()
     capture = ctx.body_capture  # None unless the key opted into body logging
+    cache = ctx.cache  # None unless the cache may store this answer
     last = 0  # perf_counter_ns of the previous write
     try:
         while (chunk := await response.next_chunk()) is not None:
@@ -89,6 +90,8 @@ async def relay_stream(
                 last = now
                 if capture is not None:
                     capture.add(out)
+                if cache is not None:
+                    cache.add(out)
             if relay.held_bytes > MAX_EVENT_BYTES:
                 raise UpstreamProtocolError(
                     f"The upstream sent an event larger than {MAX_EVENT_BYTES} bytes."
@@ -100,6 +103,8 @@ async def relay_stream(
             await transport.send_bytes(tail)
             if capture is not None:
                 capture.add(tail)
+            if cache is not None:
+                cache.add(tail)
     except GatewayError as exc:
         ctx.error_code = exc.code
         # A fresh error, never raised: keeping `exc` would tie its traceback, and through it this
@@ -171,6 +176,8 @@ def _account(
     ctx.upstream_ns = time.perf_counter_ns() - sent_ns
     if whole and ctx.body_capture is not None:  # a stream answered in one write
         ctx.body_capture.add(whole)
+    if whole and ctx.cache is not None:
+        ctx.cache.add(whole)
     ctx.streamed_events = relay.events
     ctx.finish_reason = relay.first_choice_finish_reason
     _stream_usage(ctx, relay, provider)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from gatecore.request.stage_timing import StageTiming
     from gatecore.request.views import (
         Abortable,
+        CacheTicket,
         DeploymentView,
         GpuShare,
         LimitGrant,
@@ -171,6 +172,7 @@ class RequestContext:
         "attempts",
         "body",
         "body_capture",
+        "cache",
         "choices",
         "chunk_gaps",
         "client",
@@ -281,6 +283,8 @@ class RequestContext:
         self.chunk_gaps: ChunkGaps | None = None  # a stream's gaps between writes (relay/streaming.py)
         # The answer's bytes as written to the client, kept only for keys that opted into body logging.
         self.body_capture: BodyCapture | None = None
+        # The cache stage's decision for this request (cache/): None when no cache applies.
+        self.cache: CacheTicket | None = None
         # GPU-time pricing: the meter and its clock reading when this request started, then its share
         # of the pool's GPU seconds once finished (pricing/gpu_time.py).
         self.gpu_mark: tuple[GpuShare, int] | None = None

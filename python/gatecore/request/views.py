@@ -43,6 +43,18 @@ class RouteView(Protocol):
     def name(self) -> str: ...
 
 
+class CacheTicket(Protocol):
+    """What the cache stage decided for a request (cache/ticket.py `Ticket`): the answer's
+    `x-gatecore-cache` state and, on a miss it may store, the bytes written to the client."""
+
+    @property
+    def state(self) -> str: ...
+
+    def add(self, data: bytes) -> None:
+        """One write of the answer to the client, in order."""
+        ...
+
+
 class LimitGrant(Protocol):
     """What the limits stage counted a request against (limits/grant.py `Grant`)."""
 

@@ -1,0 +1,79 @@
+"""Which models are cached, for how long, in which namespace; the request's cache headers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from gatecore.config.schema import GatecoreConfig
+from gatecore.errors import InvalidRequest
+from gatecore.policy.key_policy import KeyPolicy
+
+_MAX_HEADER = 1024  # characters of a cache header read at most
+
+
+class ModelPolicy:
+    """One model's cache settings, resolved from its `cache:` and the section's."""
+
+    __slots__ = ("scope", "ttl_s")
+
+    def __init__(self, ttl_s: float, scope: str):
+        self.ttl_s = ttl_s
+        self.scope = scope
+
+
+def model_policies(config: GatecoreConfig) -> dict[str, ModelPolicy]:
+    """The policy of every cached model, by its client-facing name (a model left out is not cached)."""
+    section = config.cache
+    policies: dict[str, ModelPolicy] = {}
+    for model in config.models:
+        own = model.cache
+        enabled = section.enabled if own is None or own.enabled is None else own.enabled
+        if not enabled:
+            continue
+        ttl_s = own.ttl_s if own is not None and own.ttl_s is not None else section.ttl_s
+        scope = own.scope if own is not None and own.scope is not None else section.scope
+        policies[model.name] = ModelPolicy(ttl_s, scope)
+    return policies
+
+
+def namespace_of(key: KeyPolicy | None, scope: str) -> str:
+    """The namespace a request's key reads and writes: its team's, its own (`scope: key`, or a key
+    with no team), or the one global namespace."""
+    if scope == "global":
+        return "global"
+    if key is None:
+        return "anonymous"  # served without keys (loopback): one caller
+    if scope == "team" and key.team is not None:
+        return f"team:{key.team.id}"
+    return f"key:{key.id}"
+
+
+def cache_secret(config: GatecoreConfig) -> bytes:
+    """The exact key's 32-byte hashing secret: from the config's key-hashing secret or master key,
+    so every worker and replica computes the same keys (the Redis backend shares them); a random
+    one when the config has neither and entries stay in this process."""
+    seed = config.auth.key_hash_secret or config.auth.master_key
+    if seed is None:
+        if config.cache.backend == "memory":
+            return os.urandom(32)
+        seed = config.redis.key_prefix if config.redis is not None else ""
+    return hashlib.sha256(b"gatecore-cache\0" + seed.encode()).digest()
+
+
+def directives(value: str) -> tuple[bool, bool]:
+    """`(no_cache, no_store)` from a `cache-control` request header."""
+    tokens = {part.strip().lower() for part in value[:_MAX_HEADER].split(",")}
+    return "no-cache" in tokens, "no-store" in tokens
+
+
+def asked_ttl(value: str, max_ttl_s: float) -> float:
+    """The seconds an `x-gatecore-cache-ttl` header asks for: a whole number from 1 to
+    `cache.max_ttl_s` (400 otherwise)."""
+    text = value[:_MAX_HEADER].strip()
+    if not text.isdigit() or len(text) > 12 or not 1 <= int(text) <= max_ttl_s:
+        raise InvalidRequest(
+            f"x-gatecore-cache-ttl must be a whole number of seconds from 1 to {max_ttl_s:g}.",
+            code="invalid_cache_ttl",
+        )
+    return float(text)

@@ -1,0 +1,56 @@
+"""A hit's answer to the client: the stored writes, whole or as the stream they were, with the
+answer's own head (no upstream was called, so no deployment or attempts header)."""
+
+from __future__ import annotations
+
+import time
+
+from granian._granian import RSGIProtocolClosed as ProtocolClosed
+
+from gatecore.cache.entry import CachedAnswer
+from gatecore.request import RequestContext, Usage
+
+_HIT = ("x-gatecore-cache", "hit")
+
+
+async def replay(ctx: RequestContext, entry: CachedAnswer) -> None:
+    """Answer `ctx` with `entry` and fill what the recorders read (status, usage, finish reason)."""
+    overhead = time.perf_counter_ns() - ctx.started
+    ctx.overhead_ns = overhead
+    headers = [
+        ("content-type", entry.content_type),
+        ("x-request-id", ctx.request_id),
+        ("x-gatecore-overhead-ms", f"{overhead / 1e6:.3f}"),
+        _HIT,
+    ]
+    if ctx.limits is not None:
+        headers += ctx.limits.headers()
+    if ctx.timing is not None:
+        headers.append(ctx.timing.header(overhead))
+    ctx.status = 200
+    ctx.usage = Usage(entry.input_tokens, entry.output_tokens, source="cache")
+    ctx.finish_reason = entry.finish_reason
+    proto = ctx.client
+    capture = ctx.body_capture
+    if not entry.stream:
+        body = entry.parts[0] if len(entry.parts) == 1 else b"".join(entry.parts)
+        proto.response_bytes(200, headers, body)
+        ctx.first_byte_ns = time.perf_counter_ns()
+        if capture is not None:
+            capture.add(body)
+        return
+    headers.append(("cache-control", "no-cache"))
+    transport = proto.response_stream(200, headers)
+    try:
+        for part in entry.parts:
+            await transport.send_bytes(part)
+            if not ctx.first_byte_ns:
+                ctx.first_byte_ns = time.perf_counter_ns()
+            if capture is not None:
+                capture.add(part)
+        ctx.streamed_events = len(entry.parts)
+    except ProtocolClosed:
+        ctx.client_gone = True
+        ctx.status = 499
+    finally:
+        transport = None  # granian ends the response when the transport is freed

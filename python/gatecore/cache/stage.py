@@ -1,0 +1,113 @@
+"""The cache stage (after the limits, before the upstream call) and what the worker builds for it.
+
+A request to a cached model is keyed (rust/src/cache_key.rs: the namespace, the inbound API and the
+hub-format body's canonical form, keyed-hashed); a live entry under that key answers it (cache/
+replay.py) and the chain stops there. Otherwise the answer is relayed as usual while its writes are
+kept on the ticket, and the writer (cache/writer.py) stores it once the request is over.
+
+`x-gatecore-cache` says `hit`, `miss` (looked up, not found), or `bypass`: the request is not
+deterministic (neither `temperature: 0` nor a `seed`, while `cache.deterministic_only`), its body
+has no canonical form, or the client sent `cache-control: no-cache` (no lookup; the answer is
+stored afresh). `cache-control: no-store` keeps the answer out of the cache.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gatecore._core import cache_key
+from gatecore.cache.backend import Backend
+from gatecore.cache.memory import MemoryBackend
+from gatecore.cache.policy import (
+    ModelPolicy,
+    asked_ttl,
+    cache_secret,
+    directives,
+    model_policies,
+    namespace_of,
+)
+from gatecore.cache.replay import replay
+from gatecore.cache.stats import CacheStats
+from gatecore.cache.ticket import Ticket
+from gatecore.cache.writer import CacheWriter
+from gatecore.config.schema import GatecoreConfig
+from gatecore.errors import Answered
+from gatecore.request import EMBEDDINGS, RequestContext
+
+_BYPASS = Ticket("bypass")
+_HIT = Ticket("hit")
+_clock = time.perf_counter_ns
+
+
+class CacheStage:
+    """Answers a repeated request from the cache, or marks it for storing."""
+
+    __slots__ = ("backend", "deterministic_only", "max_entry_bytes", "max_ttl_s", "models", "secret", "stats")
+
+    def __init__(self, config: GatecoreConfig, backend: Backend, stats: CacheStats):
+        self.models: dict[str, ModelPolicy] = model_policies(config)
+        self.backend = backend
+        self.stats = stats
+        self.secret = cache_secret(config)
+        self.deterministic_only = config.cache.deterministic_only
+        self.max_ttl_s = config.cache.max_ttl_s
+        self.max_entry_bytes = config.cache.max_entry_bytes
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        route = ctx.route
+        policy = self.models.get(route.name) if route is not None else None
+        if policy is None or ctx.endpoint is EMBEDDINGS:
+            return
+        headers = ctx.headers
+        no_cache = no_store = False
+        control = headers.get("cache-control")
+        if control:
+            no_cache, no_store = directives(control)
+        ttl_s = policy.ttl_s
+        asked = headers.get("x-gatecore-cache-ttl")
+        if asked is not None:
+            ttl_s = asked_ttl(asked, self.max_ttl_s)
+        namespace = namespace_of(ctx.key, policy.scope)
+        # The inbound API is part of the key: an entry holds the bytes its client got.
+        api = f"{ctx.endpoint.name}:{'openai' if ctx.encoder is None else type(ctx.encoder).__name__}"
+        keyed = cache_key(self.secret, namespace, api, ctx.body)
+        if keyed is None or (self.deterministic_only and not keyed[1]):
+            ctx.cache = _BYPASS
+            self.stats.bypasses += 1
+            return
+        key = keyed[0]
+        limit = 0 if no_store else self.max_entry_bytes
+        if no_cache:
+            ctx.cache = Ticket("bypass", key, namespace, ttl_s, limit)
+            self.stats.bypasses += 1
+            return
+        started = _clock()
+        entry = await self.backend.get(key, namespace)
+        self.stats.lookup(_clock() - started)
+        if entry is None:
+            ctx.cache = Ticket("miss", key, namespace, ttl_s, limit)
+            self.stats.misses += 1
+            return
+        ctx.cache = _HIT
+        self.stats.hits += 1
+        await replay(ctx, entry)
+        raise Answered
+
+
+class Cache:
+    """The worker's cache: its backend, counters, stage and writer (one per worker)."""
+
+    __slots__ = ("backend", "stage", "stats", "writer")
+
+    def __init__(self, config: GatecoreConfig):
+        self.stats = CacheStats()
+        self.backend: Backend = MemoryBackend(config.cache.memory_max_bytes)
+        self.stage = CacheStage(config, self.backend, self.stats)
+        self.writer = CacheWriter(self.backend, self.stats, config.cache.cache_tool_calls)
+
+
+def build_cache(config: GatecoreConfig) -> Cache | None:
+    """The worker's cache, or None when no model is cached."""
+    if not model_policies(config):
+        return None
+    return Cache(config)

@@ -1,0 +1,31 @@
+"""A request's cache decision, on the context (`ctx.cache`): its `x-gatecore-cache` state, and on a
+miss that may be stored, the answer's writes as they go to the client."""
+
+from __future__ import annotations
+
+
+class Ticket:
+    """What the cache stage decided; the writer (cache/writer.py) stores the answer after the request."""
+
+    __slots__ = ("key", "limit", "namespace", "parts", "size", "state", "store", "ttl_s")
+
+    def __init__(self, state: str, key: bytes = b"", namespace: str = "", ttl_s: float = 0.0, limit: int = 0):
+        self.state = state  # hit | miss | bypass
+        self.key = key
+        self.namespace = namespace
+        self.ttl_s = ttl_s
+        self.limit = limit  # the most bytes an entry may hold
+        self.store = limit > 0  # becomes False once the answer outgrew the limit
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        """One write of the answer (relay/): kept while the answer fits an entry."""
+        if not self.store:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            self.store = False
+            self.parts = []
+            return
+        self.parts.append(data)

@@ -1,0 +1,76 @@
+"""The `cache:` section (issue 19's contract) and a model's own `cache:` overrides."""
+
+from __future__ import annotations
+
+import msgspec
+
+SCOPES = ("team", "key", "global")
+BACKENDS = ("memory", "redis")
+
+
+class SemanticCacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`cache.semantic`: the contract's keys (accepted and checked; the semantic lookup is not built yet)."""
+
+    embedding_model: str
+    threshold: float = 0.92
+    store: str = "sqlite"
+
+
+class CacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`cache:` answers to repeated requests, per namespace (team by default)."""
+
+    enabled: bool = False
+    backend: str = "memory"  # memory | redis (the top-level `redis:` connection)
+    ttl_s: float = 600.0
+    scope: str = "team"  # team | key | global
+    # The most a client's `x-gatecore-cache-ttl` may ask for.
+    max_ttl_s: float = 86_400.0
+    # Only requests with `temperature: 0` or a `seed` (anything else is a `bypass`).
+    deterministic_only: bool = True
+    # Answers that call tools are stored only when this is true.
+    cache_tool_calls: bool = False
+    # An answer larger than this is not stored.
+    max_entry_bytes: int = 1024 * 1024
+    # The in-process backend's bound over every entry's bytes, per worker (LRU beyond it).
+    memory_max_bytes: int = 64 * 1024 * 1024
+    # A hit counts against the tpm limits too (it always counts as a request for rpm).
+    hits_count_tokens: bool = False
+    semantic: SemanticCacheConfig | None = None
+
+
+class ModelCacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`models[].cache`: this model's own switch, TTL and scope (unset: the `cache:` section's)."""
+
+    enabled: bool | None = None
+    ttl_s: float | None = None
+    scope: str | None = None
+
+
+def validate_cache(
+    cache: CacheConfig, model_caches: dict[str, ModelCacheConfig], has_redis: bool
+) -> list[str]:
+    """`path: reason` for every value the types cannot reject."""
+    errors: list[str] = []
+    if cache.backend not in BACKENDS:
+        errors.append(f"cache.backend: must be one of {', '.join(BACKENDS)}")
+    if cache.backend == "redis" and not has_redis and cache.enabled:
+        errors.append("cache.backend: 'redis' needs the top-level `redis:` connection")
+    if cache.scope not in SCOPES:
+        errors.append(f"cache.scope: must be one of {', '.join(SCOPES)}")
+    errors.extend(
+        f"cache.{name}: must be above 0 and at most a year"
+        for name in ("ttl_s", "max_ttl_s")
+        if not 0 < getattr(cache, name) <= 365 * 86_400
+    )
+    if not 0 < cache.max_entry_bytes <= 256 * 1024 * 1024:
+        errors.append("cache.max_entry_bytes: must be between 1 and 268435456")
+    if cache.memory_max_bytes < cache.max_entry_bytes:
+        errors.append("cache.memory_max_bytes: must be at least cache.max_entry_bytes")
+    if cache.semantic is not None and not 0 < cache.semantic.threshold <= 1:
+        errors.append("cache.semantic.threshold: must be above 0 and at most 1")
+    for model, own in model_caches.items():
+        if own.scope is not None and own.scope not in SCOPES:
+            errors.append(f"models.{model}.cache.scope: must be one of {', '.join(SCOPES)}")
+        if own.ttl_s is not None and not 0 < own.ttl_s <= 365 * 86_400:
+            errors.append(f"models.{model}.cache.ttl_s: must be above 0 and at most a year")
+    return errors
