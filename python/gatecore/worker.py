@@ -122,7 +122,7 @@ class Worker:
         self.limits = Limits(config, self.prices, counters)
         # The chains: the same links for every inference route, with that route's decode stage.
         parts = ChainParts(config, self.auth, self.routes, self.prices, self.limits, self.sweeper)
-        self.cache: Cache | None = build_cache(config)
+        self.cache: Cache | None = build_cache(config, self.prices)
         parts.cache = self.cache
         links = placed_links(LINKS, config.pipeline)
         self.chains: dict[str, Chain] = {}
@@ -191,6 +191,8 @@ class Worker:
                 ),
             )
             recorders.append(self.metrics)
+            if self.cache is not None:
+                self.metrics.extra = self.cache.series
         if traced:  # after the ledger: the server span carries ctx.cost_usd
             from gatecore.telemetry.tracing import Tracing
 

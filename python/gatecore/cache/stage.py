@@ -14,6 +14,7 @@ stored afresh). `cache-control: no-store` keeps the answer out of the cache.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from gatecore._core import cache_key
 from gatecore.cache.backend import Backend
@@ -32,6 +33,7 @@ from gatecore.cache.ticket import Ticket
 from gatecore.cache.writer import CacheWriter
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import Answered
+from gatecore.pricing.book import PriceBook
 from gatecore.request import EMBEDDINGS, RequestContext
 
 _BYPASS = Ticket("bypass")
@@ -99,15 +101,35 @@ class Cache:
 
     __slots__ = ("backend", "stage", "stats", "writer")
 
-    def __init__(self, config: GatecoreConfig):
+    def __init__(self, config: GatecoreConfig, prices: PriceBook):
         self.stats = CacheStats()
         self.backend: Backend = MemoryBackend(config.cache.memory_max_bytes)
         self.stage = CacheStage(config, self.backend, self.stats)
-        self.writer = CacheWriter(self.backend, self.stats, config.cache.cache_tool_calls)
+        self.writer = CacheWriter(self.backend, self.stats, config.cache.cache_tool_calls, prices)
+
+    def series(self) -> tuple[list[list[Any]], list[list[Any]]]:
+        """This worker's cache figures as metrics snapshot rows (telemetry/metrics.py `extra`)."""
+        stats, backend = self.stats, self.backend
+        labels = f'backend="{backend.name}"'
+        counters: list[list[Any]] = [
+            [f"gatecore_cache_{name}_total", labels, float(value)]
+            for name, value in (
+                ("hits", stats.hits),
+                ("misses", stats.misses),
+                ("bypasses", stats.bypasses),
+                ("stores", stats.stores),
+                ("evictions", backend.evictions),
+                ("errors", stats.errors),
+                ("saved_usd", stats.saved_usd),
+            )
+        ]
+        counters.append(["gatecore_cache_bytes", labels, float(backend.held_bytes)])
+        lookups = [*(float(n) for n in stats.lookup_buckets), stats.lookup_sum_ns / 1e9]
+        return counters, [["gatecore_cache_lookup_seconds", labels, lookups]]
 
 
-def build_cache(config: GatecoreConfig) -> Cache | None:
+def build_cache(config: GatecoreConfig, prices: PriceBook) -> Cache | None:
     """The worker's cache, or None when no model is cached."""
     if not model_policies(config):
         return None
-    return Cache(config)
+    return Cache(config, prices)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-# Upper bounds (seconds) of the lookup-latency histogram's buckets.
-LOOKUP_BUCKETS = (0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5)
+# Upper bounds (seconds) of the lookup-latency histogram's buckets: the family's own.
+from gatecore.telemetry.metrics import CACHE_LOOKUP_BOUNDS as LOOKUP_BUCKETS
 
 
 class CacheStats:

@@ -14,6 +14,7 @@ from gatecore.cache.backend import Backend
 from gatecore.cache.entry import CachedAnswer
 from gatecore.cache.stats import CacheStats
 from gatecore.cache.ticket import Ticket
+from gatecore.pricing.book import PriceBook
 from gatecore.request import RequestContext
 
 log = logging.getLogger("gatecore.cache")
@@ -25,16 +26,22 @@ _JSON = "application/json"
 class CacheWriter:
     """The recorder that stores answers (cache/ticket.py collected their writes)."""
 
-    __slots__ = ("backend", "stats", "tool_calls")
+    __slots__ = ("backend", "prices", "stats", "tool_calls")
 
-    def __init__(self, backend: Backend, stats: CacheStats, tool_calls: bool):
+    def __init__(self, backend: Backend, stats: CacheStats, tool_calls: bool, prices: PriceBook):
         self.backend = backend
+        self.prices = prices
         self.stats = stats
         self.tool_calls = tool_calls
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
         ticket = ctx.cache
-        if not isinstance(ticket, Ticket) or not ticket.store or not ticket.parts:
+        if not isinstance(ticket, Ticket):
+            return
+        if ticket.state == "hit":
+            self.stats.saved_usd += self.prices.saved_usd(ctx) or 0.0
+            return
+        if not ticket.store or not ticket.parts:
             return
         if ctx.status != 200 or ctx.error_code is not None or ctx.client_gone:
             return

@@ -101,7 +101,7 @@ class LedgerRecorder:
         cost = self.prices.cost_usd(ctx, finished_ns)
         ctx.cost_usd = cost
         queue = self._queue
-        queue.append(self.rows.row(ctx, finished_ns, cost))
+        queue.append(self.rows.row(ctx, finished_ns, cost, self.prices.saved_usd(ctx)))
         if len(queue) >= self.config.batch_rows:
             if len(queue) >= self.config.max_queue_rows:
                 # The writer is behind: hand the rows to the spool's thread, never block here.

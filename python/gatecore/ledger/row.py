@@ -51,6 +51,8 @@ COLUMNS = (
     "gap_p50_ms",
     "gap_p99_ms",
     "gap_max_ms",
+    # Migration 5: what a response-cache hit saved (cache_hit rows; their cost_usd is 0).
+    "saved_usd",
 )
 Row = tuple[Any, ...]
 _NO_GAPS = (None, None, None, None, None)  # not streamed
@@ -85,8 +87,11 @@ class RowMaker:
             self._day = time.strftime("%Y-%m-%d", time.gmtime(self._day_start))
         return self._day
 
-    def row(self, ctx: RequestContext, finished_ns: int, cost_usd: float) -> Row:
-        """The ledger row of a finished request; `at` is its arrival (wall clock, epoch seconds)."""
+    def row(
+        self, ctx: RequestContext, finished_ns: int, cost_usd: float, saved_usd: float | None = None
+    ) -> Row:
+        """The ledger row of a finished request; `at` is its arrival (wall clock, epoch seconds);
+        `saved_usd` what a cache hit would have cost upstream."""
         now_ns = time.perf_counter_ns()
         at = time.time() - (now_ns - ctx.started) / 1e9
         key = ctx.key
@@ -125,9 +130,10 @@ class RowMaker:
             ms(finished_ns - ctx.started),
             ms(first_byte - ctx.started) if first_byte else None,
             ctx.stream,
-            False,  # cache hit: no response cache yet
+            saved_usd is not None,  # a cache hit
             ctx.client_gone,
             ctx.run_id or (key.run_id if key is not None else None),
             ms(overhead) if overhead else None,
             *(gaps.row_fields() if gaps is not None else _NO_GAPS),
+            saved_usd,
         )

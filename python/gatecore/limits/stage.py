@@ -49,6 +49,7 @@ class Limits:
         "_seeded",
         "budgets",
         "default_max_tokens",
+        "hit_tokens",
         "local",
         "prices",
         "rate",
@@ -62,6 +63,7 @@ class Limits:
         self.rate = RuleBook(config.limits)
         self.budgets = BudgetBook(config.budgets)
         self.default_max_tokens = config.limits.default_max_tokens
+        self.hit_tokens = config.cache.hits_count_tokens  # a cache hit's tokens count against tpm
         self.prices = prices
         self.local = LocalLimiter(counters)  # the server's shared table (the worker opens it)
         self.slots = config.limits.table_slots
@@ -318,6 +320,8 @@ class Limits:
         assert isinstance(grant, Grant)  # the context holds it as a view
         usage = ctx.usage
         tokens = usage.input_tokens + usage.output_tokens if usage is not None else 0
+        if not self.hit_tokens and ctx.cache is not None and ctx.cache.state == "hit":
+            tokens = 0  # a cache hit is a request (rpm) but used no upstream tokens (tpm)
         micros = 0
         if grant.budget or any(move.budget for move in grant.moves):
             cost = ctx.cost_usd

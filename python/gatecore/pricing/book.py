@@ -171,7 +171,25 @@ class PriceBook:
 
     def cost_usd(self, ctx: RequestContext, now_ns: int | None = None) -> float:
         """The real cost once the request is finished (its usage known). The first call stops a
-        GPU-priced request's clock (at `now_ns`, default now); later calls give the same answer."""
+        GPU-priced request's clock (at `now_ns`, default now); later calls give the same answer.
+        A response-cache hit costs nothing (`saved_usd` is what it would have cost)."""
+        cost = self._cost_usd(ctx, now_ns)
+        cache = ctx.cache
+        return 0.0 if cache is not None and cache.state == "hit" else cost
+
+    def saved_usd(self, ctx: RequestContext) -> float | None:
+        """What a response-cache hit would have cost upstream: its stored usage at the routed
+        deployment's token price (0 for GPU-time pricing); None when the request was not a hit."""
+        cache = ctx.cache
+        if cache is None or cache.state != "hit":
+            return None
+        usage = ctx.usage
+        price = self.price_of(ctx.deployment, ctx.upstream_model)
+        if usage is None or price is None:
+            return 0.0
+        return price.tokens_usd(usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+
+    def _cost_usd(self, ctx: RequestContext, now_ns: int | None) -> float:
         started = ctx.gpu_mark
         if started is not None:
             # Ended on the meter it started on, even if the request moved to another deployment.

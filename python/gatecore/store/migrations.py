@@ -149,6 +149,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX usage_ledger_team_at ON usage_ledger (team_id, at) WHERE team_id IS NOT NULL",
         ],
     ),
+    (
+        5,
+        "response cache savings",
+        [
+            # What a cache hit would have cost upstream (its cost_usd is 0); null for other rows.
+            "ALTER TABLE usage_ledger ADD COLUMN saved_usd DOUBLE PRECISION",
+        ],
+    ),
 ]
 
 _LOCK_ID = 7351902  # any constant; names gatecore's migration lock in pg_advisory_xact_lock

@@ -15,6 +15,7 @@ from gatecore.telemetry.process_stats import BUILD_INFO, SNAPSHOT_KEYS
 from gatecore.telemetry.process_stats import FAMILIES as PROCESS_FAMILIES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+IN_FLIGHT = "gatecore_requests_in_flight"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
@@ -43,9 +44,9 @@ def render(snapshots: list[dict[str, Any]], openmetrics: bool = False) -> bytes:
         _family(lines, name, kind, help_text, openmetrics)
         if name == DEPLOYMENT_STATE:
             render_states(snapshots, lines)
-        elif kind == "gauge":
+        elif name == IN_FLIGHT:
             lines.append(f"{name} {in_flight}")
-        elif kind == "counter":
+        elif kind in ("counter", "gauge"):  # other gauges are summed over the workers like counters
             for (series, labels), value in sorted(counters.items()):
                 if series == name:
                     lines.append(f"{name}{{{labels}}} {_number(value)}")

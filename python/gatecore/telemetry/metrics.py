@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gatecore._core import RequestMetrics
 from gatecore.request import Endpoint, RequestContext
@@ -38,6 +38,7 @@ TTFT_BOUNDS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
 TPOT_BOUNDS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 OVERHEAD_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Stages take microseconds; upstream_connect, a TCP (and TLS) handshake when no pooled connection is free.
+CACHE_LOOKUP_BOUNDS = (1e-05, 5e-05, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5)
 STAGE_BOUNDS = (5e-06, 1e-05, 2.5e-05, 5e-05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0)
 # The same in ns: durations are observed in ns, as the clock gives them (shown in seconds).
 _STAGE_BOUNDS_NS = tuple(round(bound * 1e9) for bound in STAGE_BOUNDS)
@@ -90,6 +91,32 @@ FAMILIES: dict[str, tuple[str, str, tuple[float, ...]]] = {
         "Time per output token after the first, of streamed requests.",
         TPOT_BOUNDS,
     ),
+    # The response cache (cache/stats.py fills them through `MetricsRecorder.extra`).
+    "gatecore_cache_hits_total": ("counter", "Requests answered from the response cache, by backend.", ()),
+    "gatecore_cache_misses_total": ("counter", "Cache lookups that found nothing, by backend.", ()),
+    "gatecore_cache_bypasses_total": (
+        "counter",
+        "Cached-model requests not looked up (not deterministic, no-cache).",
+        (),
+    ),
+    "gatecore_cache_stores_total": ("counter", "Answers written to the response cache, by backend.", ()),
+    "gatecore_cache_evictions_total": (
+        "counter",
+        "Entries the in-process cache dropped to stay in its bound.",
+        (),
+    ),
+    "gatecore_cache_errors_total": (
+        "counter",
+        "Cache lookups or stores the backend failed (served uncached).",
+        (),
+    ),
+    "gatecore_cache_saved_usd_total": (
+        "counter",
+        "What the cache hits would have cost upstream, in USD.",
+        (),
+    ),
+    "gatecore_cache_bytes": ("gauge", "Bytes the in-process cache holds, by backend (all workers).", ()),
+    "gatecore_cache_lookup_seconds": ("histogram", "Cache lookup latency, by backend.", CACHE_LOOKUP_BOUNDS),
 }
 _BOUNDS = {name: family[2] for name, family in FAMILIES.items() if family[0] == "histogram"}
 OVERHEAD = "gatecore_overhead_seconds"
@@ -108,6 +135,9 @@ _STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _REJECTIONS = {"rate_limit_exceeded": "rate_limit", "budget_exceeded": "budget"}
 
 Series = tuple[str, str]  # (metric name, label text without braces)
+# What another part of the worker adds to the snapshot: counter/gauge rows `[name, labels, value]`
+# and histogram rows `[name, labels, buckets]` (the response cache's figures).
+ExtraSeries = Callable[[], tuple[list[list[Any]], list[list[Any]]]]
 
 
 class _Labels:
@@ -153,6 +183,7 @@ class MetricsRecorder:
         "counters",
         "deployments",
         "exemplars",
+        "extra",
         "histograms",
         "in_flight",
         "process",
@@ -170,6 +201,7 @@ class MetricsRecorder:
         # bound, then +Inf) then the sum of observed values.
         self.counters: dict[Series, float] = {}
         self.histograms: dict[Series, list[float]] = {}
+        self.extra: ExtraSeries | None = None  # another part's figures, read at snapshot time
         # What every request adds, per label set: its status class and cost, its six histograms
         # (each named by `_series` at its index), and the stage histogram, per stage in
         # `stage_names`' order (auth, decode, the pipeline's stages), then upstream_connect and relay.
@@ -298,6 +330,7 @@ class MetricsRecorder:
     def snapshot(self) -> dict[str, object]:
         """This worker's figures, as plain JSON-able data (see telemetry/exposition.py)."""
         sets, metrics = self._label_sets, self._metrics
+        extra_counters, extra_histograms = self.extra() if self.extra is not None else ([], [])
         return {
             "at": time.time(),
             "counters": [
@@ -307,6 +340,7 @@ class MetricsRecorder:
                     for index, status_class, count in metrics.request_counts()
                 ),
                 *(["gatecore_cost_usd_total", sets[index].base, cost] for index, cost in metrics.costs()),
+                *extra_counters,
             ],
             "histograms": [
                 *([name, labels, buckets] for (name, labels), buckets in self.histograms.items()),
@@ -315,6 +349,7 @@ class MetricsRecorder:
                     ["gatecore_stage_duration_seconds", labels, row]
                     for labels, row in zip(self._stage_series, metrics.stage_rows(), strict=True)
                 ),
+                *extra_histograms,
             ],
             "in_flight": self.in_flight(),
             "deployments": self.deployments.snapshot() if self.deployments is not None else [],
