@@ -31,8 +31,8 @@ class Backend(Protocol):
         """Store `entry` for `ttl_s` seconds (may complete later; never raises)."""
         ...
 
-    async def purge(self, matches: Callable[[CachedAnswer], bool]) -> int:
-        """Drop every entry `matches` accepts; how many were dropped."""
+    async def purge(self, matches: Callable[[CachedAnswer], bool], namespace: str | None = None) -> int:
+        """Drop every entry `matches` accepts (of `namespace` only, when given); how many were dropped."""
         ...
 
     def entries(self) -> int: ...

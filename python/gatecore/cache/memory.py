@@ -54,9 +54,13 @@ class MemoryBackend:
             self.held_bytes -= dropped
             self.evictions += 1
 
-    async def purge(self, matches: Callable[[CachedAnswer], bool]) -> int:
-        """Drop every entry `matches` accepts; how many were dropped."""
-        doomed = [key for key, (_, _, entry) in self._entries.items() if matches(entry)]
+    async def purge(self, matches: Callable[[CachedAnswer], bool], namespace: str | None = None) -> int:
+        """Drop every entry `matches` accepts (of `namespace` only, when given); how many were dropped."""
+        doomed = [
+            key
+            for key, (_, _, entry) in self._entries.items()
+            if (namespace is None or entry.namespace == namespace) and matches(entry)
+        ]
         for key in doomed:
             self.held_bytes -= self._entries.pop(key)[1]
         return len(doomed)

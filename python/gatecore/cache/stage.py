@@ -27,6 +27,7 @@ from gatecore.cache.policy import (
     model_policies,
     namespace_of,
 )
+from gatecore.cache.redis_backend import RedisBackend
 from gatecore.cache.replay import replay
 from gatecore.cache.stats import CacheStats
 from gatecore.cache.ticket import Ticket
@@ -103,7 +104,12 @@ class Cache:
 
     def __init__(self, config: GatecoreConfig, prices: PriceBook):
         self.stats = CacheStats()
-        self.backend: Backend = MemoryBackend(config.cache.memory_max_bytes)
+        self.backend: Backend
+        if config.cache.backend == "redis":
+            assert config.redis is not None  # validate_cache asks for it
+            self.backend = RedisBackend(config.redis, self.stats)
+        else:
+            self.backend = MemoryBackend(config.cache.memory_max_bytes)
         self.stage = CacheStage(config, self.backend, self.stats)
         self.writer = CacheWriter(self.backend, self.stats, config.cache.cache_tool_calls, prices)
 
