@@ -33,6 +33,7 @@ from gatecore.pipeline.chain import LINKS, Chain, ChainParts, Link, Stage, build
 from gatecore.pipeline.count_tokens import CountTokens, decode_count_tokens
 from gatecore.pipeline.decode import DecodeOpenAI, decode_messages
 from gatecore.pipeline.decode_gemini import DecodeGemini, GeminiCountTokens, decode_gemini_count
+from gatecore.pipeline.internal_call import InternalCall
 from gatecore.pipeline.passthrough import (
     DecodeJsonPassthrough,
     ImageFields,
@@ -142,6 +143,8 @@ class Worker:
         for api, (endpoint, decode) in decoders.items():
             parts.decode = decode
             self.chains[api] = Chain(endpoint, build_steps(parts, links), recording, None)
+        if self.cache is not None and self.cache.semantic is not None:  # its embeddings are requests too
+            self.cache.semantic.embed = InternalCall(self.chains["embeddings"], "/v1/embeddings").post
         # Every timed stage's name, in order (x-gatecore-timing, the stage histogram, the stage spans).
         self.stage_names = tuple(parts.stage_names)
         # `/v1/messages/count_tokens`: the chain up to the limits (rpm and concurrency count it; its

@@ -15,11 +15,12 @@ _MAX_HEADER = 1024  # characters of a cache header read at most
 class ModelPolicy:
     """One model's cache settings, resolved from its `cache:` and the section's."""
 
-    __slots__ = ("scope", "ttl_s")
+    __slots__ = ("scope", "threshold", "ttl_s")
 
-    def __init__(self, ttl_s: float, scope: str):
+    def __init__(self, ttl_s: float, scope: str, threshold: float | None):
         self.ttl_s = ttl_s
         self.scope = scope
+        self.threshold = threshold  # the semantic lookup's; None: no semantic lookup
 
 
 def model_policies(config: GatecoreConfig) -> dict[str, ModelPolicy]:
@@ -33,7 +34,11 @@ def model_policies(config: GatecoreConfig) -> dict[str, ModelPolicy]:
             continue
         ttl_s = own.ttl_s if own is not None and own.ttl_s is not None else section.ttl_s
         scope = own.scope if own is not None and own.scope is not None else section.scope
-        policies[model.name] = ModelPolicy(ttl_s, scope)
+        semantic = section.semantic
+        threshold = None
+        if semantic is not None:
+            threshold = own.threshold if own is not None and own.threshold is not None else semantic.threshold
+        policies[model.name] = ModelPolicy(ttl_s, scope, threshold)
     return policies
 
 
@@ -77,3 +82,14 @@ def asked_ttl(value: str, max_ttl_s: float) -> float:
             code="invalid_cache_ttl",
         )
     return float(text)
+
+
+def semantic_path(config: GatecoreConfig) -> str:
+    """The semantic store's SQLite file: `cache.semantic.path`, else beside a SQLite store."""
+    semantic = config.cache.semantic
+    if semantic is not None and semantic.path:
+        return semantic.path
+    url = config.store.url or ""
+    if url.startswith("sqlite:///"):
+        return os.path.join(os.path.dirname(url[len("sqlite:///") :]) or ".", "gatecore-cache.db")
+    return "gatecore-cache.db"

@@ -13,8 +13,9 @@ from gatecore.request import RequestContext, Usage
 _HIT = ("x-gatecore-cache", "hit")
 
 
-async def replay(ctx: RequestContext, entry: CachedAnswer) -> None:
-    """Answer `ctx` with `entry` and fill what the recorders read (status, usage, finish reason)."""
+async def replay(ctx: RequestContext, entry: CachedAnswer, extra: tuple[tuple[str, str], ...] = ()) -> None:
+    """Answer `ctx` with `entry` (`extra` headers added) and fill what the recorders read (status,
+    usage, finish reason)."""
     overhead = time.perf_counter_ns() - ctx.started
     ctx.overhead_ns = overhead
     headers = [
@@ -22,6 +23,7 @@ async def replay(ctx: RequestContext, entry: CachedAnswer) -> None:
         ("x-request-id", ctx.request_id),
         ("x-gatecore-overhead-ms", f"{overhead / 1e6:.3f}"),
         _HIT,
+        *extra,
     ]
     if ctx.limits is not None:
         headers += ctx.limits.headers()

@@ -26,9 +26,11 @@ from gatecore.cache.policy import (
     directives,
     model_policies,
     namespace_of,
+    semantic_path,
 )
 from gatecore.cache.redis_backend import RedisBackend
 from gatecore.cache.replay import replay
+from gatecore.cache.semantic import SemanticCache
 from gatecore.cache.stats import CacheStats
 from gatecore.cache.ticket import Ticket
 from gatecore.cache.writer import CacheWriter
@@ -45,7 +47,16 @@ _clock = time.perf_counter_ns
 class CacheStage:
     """Answers a repeated request from the cache, or marks it for storing."""
 
-    __slots__ = ("backend", "deterministic_only", "max_entry_bytes", "max_ttl_s", "models", "secret", "stats")
+    __slots__ = (
+        "backend",
+        "deterministic_only",
+        "max_entry_bytes",
+        "max_ttl_s",
+        "models",
+        "secret",
+        "semantic",
+        "stats",
+    )
 
     def __init__(self, config: GatecoreConfig, backend: Backend, stats: CacheStats):
         self.models: dict[str, ModelPolicy] = model_policies(config)
@@ -55,6 +66,7 @@ class CacheStage:
         self.deterministic_only = config.cache.deterministic_only
         self.max_ttl_s = config.cache.max_ttl_s
         self.max_entry_bytes = config.cache.max_entry_bytes
+        self.semantic: SemanticCache | None = None
 
     async def __call__(self, ctx: RequestContext) -> None:
         route = ctx.route
@@ -87,20 +99,35 @@ class CacheStage:
         started = _clock()
         entry = await self.backend.get(key, namespace)
         self.stats.lookup(_clock() - started)
+        extra: tuple[tuple[str, str], ...] = ()
+        if entry is None and self.semantic is not None and policy.threshold is not None:
+            match, probe = await self.semantic.lookup(
+                ctx.body, namespace, api, ctx.api_key, ctx.request_id, policy.threshold
+            )
+            if match is not None:
+                entry = match.entry
+                self.stats.semantic_hits += 1
+                extra = (
+                    ("x-gatecore-cache-similarity", f"{match.similarity:.4f}"),
+                    ("x-gatecore-cache-entry", match.entry_id),
+                )
+        else:
+            probe = None
         if entry is None:
-            ctx.cache = Ticket("miss", key, namespace, ttl_s, limit)
+            ticket = ctx.cache = Ticket("miss", key, namespace, ttl_s, limit)
+            ticket.probe = probe
             self.stats.misses += 1
             return
         ctx.cache = _HIT
         self.stats.hits += 1
-        await replay(ctx, entry)
+        await replay(ctx, entry, extra)
         raise Answered
 
 
 class Cache:
     """The worker's cache: its backend, counters, stage and writer (one per worker)."""
 
-    __slots__ = ("backend", "stage", "stats", "writer")
+    __slots__ = ("backend", "semantic", "stage", "stats", "writer")
 
     def __init__(self, config: GatecoreConfig, prices: PriceBook):
         self.stats = CacheStats()
@@ -112,6 +139,12 @@ class Cache:
             self.backend = MemoryBackend(config.cache.memory_max_bytes)
         self.stage = CacheStage(config, self.backend, self.stats)
         self.writer = CacheWriter(self.backend, self.stats, config.cache.cache_tool_calls, prices)
+        self.semantic: SemanticCache | None = None
+        if config.cache.semantic is not None:
+            self.semantic = SemanticCache(
+                config.cache.semantic, semantic_path(config), self.stage.secret, self.stats
+            )
+            self.stage.semantic = self.writer.semantic = self.semantic
 
     def series(self) -> tuple[list[list[Any]], list[list[Any]]]:
         """This worker's cache figures as metrics snapshot rows (telemetry/metrics.py `extra`)."""
@@ -121,6 +154,7 @@ class Cache:
             [f"gatecore_cache_{name}_total", labels, float(value)]
             for name, value in (
                 ("hits", stats.hits),
+                ("semantic_hits", stats.semantic_hits),
                 ("misses", stats.misses),
                 ("bypasses", stats.bypasses),
                 ("stores", stats.stores),

@@ -18,11 +18,13 @@ class CacheStats:
         "lookup_sum_ns",
         "misses",
         "saved_usd",
+        "semantic_hits",
         "stores",
     )
 
     def __init__(self) -> None:
         self.hits = 0
+        self.semantic_hits = 0  # of the hits, those found by meaning
         self.misses = 0
         self.bypasses = 0
         self.stores = 0

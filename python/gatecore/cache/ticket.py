@@ -3,11 +3,16 @@ miss that may be stored, the answer's writes as they go to the client."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gatecore.cache.semantic import Probe
+
 
 class Ticket:
     """What the cache stage decided; the writer (cache/writer.py) stores the answer after the request."""
 
-    __slots__ = ("key", "limit", "namespace", "parts", "size", "state", "store", "ttl_s")
+    __slots__ = ("key", "limit", "namespace", "parts", "probe", "size", "state", "store", "ttl_s")
 
     def __init__(self, state: str, key: bytes = b"", namespace: str = "", ttl_s: float = 0.0, limit: int = 0):
         self.state = state  # hit | miss | bypass
@@ -18,6 +23,7 @@ class Ticket:
         self.store = limit > 0  # becomes False once the answer outgrew the limit
         self.parts: list[bytes] = []
         self.size = 0
+        self.probe: Probe | None = None  # a semantic miss's vector and filters, to store the answer under
 
     def add(self, data: bytes) -> None:
         """One write of the answer (relay/): kept while the answer fits an entry."""

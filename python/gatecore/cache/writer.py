@@ -12,6 +12,7 @@ import time
 
 from gatecore.cache.backend import Backend
 from gatecore.cache.entry import CachedAnswer
+from gatecore.cache.semantic import SemanticCache
 from gatecore.cache.stats import CacheStats
 from gatecore.cache.ticket import Ticket
 from gatecore.pricing.book import PriceBook
@@ -26,11 +27,12 @@ _JSON = "application/json"
 class CacheWriter:
     """The recorder that stores answers (cache/ticket.py collected their writes)."""
 
-    __slots__ = ("backend", "prices", "stats", "tool_calls")
+    __slots__ = ("backend", "prices", "semantic", "stats", "tool_calls")
 
     def __init__(self, backend: Backend, stats: CacheStats, tool_calls: bool, prices: PriceBook):
         self.backend = backend
         self.prices = prices
+        self.semantic: SemanticCache | None = None
         self.stats = stats
         self.tool_calls = tool_calls
 
@@ -68,6 +70,10 @@ class CacheWriter:
         )
         self.backend.put(ticket.key, entry, ticket.ttl_s)
         self.stats.stores += 1
+        if ticket.probe is not None and self.semantic is not None:
+            self.semantic.add(ticket.namespace, ticket.probe, entry, ticket.ttl_s)
 
     async def aclose(self) -> None:
         await self.backend.aclose()
+        if self.semantic is not None:
+            await self.semantic.aclose()

@@ -9,11 +9,17 @@ BACKENDS = ("memory", "redis")
 
 
 class SemanticCacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """`cache.semantic`: the contract's keys (accepted and checked; the semantic lookup is not built yet)."""
+    """`cache.semantic`: a lookup by meaning after an exact miss (cache/semantic.py)."""
 
-    embedding_model: str
-    threshold: float = 0.92
-    store: str = "sqlite"
+    embedding_model: str  # a gatecore model whose deployments serve /v1/embeddings
+    threshold: float = 0.92  # cosine similarity; per model: models[].cache.threshold
+    store: str = "sqlite"  # sqlite (sqlite-vec); postgres is not built yet
+    # The SQLite file (unset: `gatecore-cache.db` beside a SQLite store, else in the working directory).
+    path: str | None = None
+    # The most an embedding call may take before the request goes on uncached.
+    timeout_s: float = 2.0
+    # Characters of the conversation's text embedded at most (its end is kept).
+    max_chars: int = 8192
 
 
 class CacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -44,6 +50,7 @@ class ModelCacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool | None = None
     ttl_s: float | None = None
     scope: str | None = None
+    threshold: float | None = None  # the semantic lookup's cosine similarity for this model
 
 
 def validate_cache(
@@ -66,11 +73,21 @@ def validate_cache(
         errors.append("cache.max_entry_bytes: must be between 1 and 268435456")
     if cache.memory_max_bytes < cache.max_entry_bytes:
         errors.append("cache.memory_max_bytes: must be at least cache.max_entry_bytes")
-    if cache.semantic is not None and not 0 < cache.semantic.threshold <= 1:
-        errors.append("cache.semantic.threshold: must be above 0 and at most 1")
+    semantic = cache.semantic
+    if semantic is not None:
+        if not 0 < semantic.threshold <= 1:
+            errors.append("cache.semantic.threshold: must be above 0 and at most 1")
+        if semantic.store != "sqlite":
+            errors.append("cache.semantic.store: only 'sqlite' is built (postgres is not yet)")
+        if not 0 < semantic.timeout_s <= 60:
+            errors.append("cache.semantic.timeout_s: must be above 0 and at most 60")
+        if not 1 <= semantic.max_chars <= 1_000_000:
+            errors.append("cache.semantic.max_chars: must be between 1 and 1000000")
     for model, own in model_caches.items():
         if own.scope is not None and own.scope not in SCOPES:
             errors.append(f"models.{model}.cache.scope: must be one of {', '.join(SCOPES)}")
+        if own.threshold is not None and not 0 < own.threshold <= 1:
+            errors.append(f"models.{model}.cache.threshold: must be above 0 and at most 1")
         if own.ttl_s is not None and not 0 < own.ttl_s <= 365 * 86_400:
             errors.append(f"models.{model}.cache.ttl_s: must be above 0 and at most a year")
     return errors

@@ -93,6 +93,11 @@ FAMILIES: dict[str, tuple[str, str, tuple[float, ...]]] = {
     ),
     # The response cache (cache/stats.py fills them through `MetricsRecorder.extra`).
     "gatecore_cache_hits_total": ("counter", "Requests answered from the response cache, by backend.", ()),
+    "gatecore_cache_semantic_hits_total": (
+        "counter",
+        "Of the cache hits, those found by the semantic lookup.",
+        (),
+    ),
     "gatecore_cache_misses_total": ("counter", "Cache lookups that found nothing, by backend.", ()),
     "gatecore_cache_bypasses_total": (
         "counter",
