@@ -266,6 +266,7 @@ class Worker:
             model_names,
             self.config.auth.rotation_grace_s,
             DeploymentsApi(self.routes),
+            self.cache,
         )
         return True
 

@@ -9,6 +9,7 @@ import msgspec
 
 from gatecore import __version__
 from gatecore.admin.bounds import bound_schemas
+from gatecore.admin.cache_api import CachePurge, CachePurged, CacheStatsOut
 from gatecore.admin.deployments_api import DeploymentsOut
 from gatecore.admin.wire import (
     AuditOut,
@@ -39,6 +40,9 @@ _STRUCTS = (
     RunListed,
     RunSummary,
     RunRequest,
+    CachePurge,
+    CachePurged,
+    CacheStatsOut,
 )
 
 
@@ -261,6 +265,27 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/usage": {"parameters": _usage_params(), "get": _usage_op()},
+        "/cache": {
+            "get": _with_errors(
+                _op(
+                    "The response cache's figures, of the worker that answers; global callers",
+                    200,
+                    _ref("CacheStatsOut"),
+                ),
+                "404",
+            )
+        },
+        "/cache/purge": {
+            "post": _with_errors(
+                _op(
+                    "Drop cached answers by namespace, model and age (a team's key: its team's namespace only)",
+                    200,
+                    _ref("CachePurged"),
+                    "CachePurge",
+                ),
+                "404",
+            )
+        },
     }
     paths.update(_runs_paths(id_param))
     for plural, kind in (("orgs", "Org"), ("teams", "Team"), ("users", "User")):

@@ -16,6 +16,7 @@ import msgspec
 
 from gatecore.admin.access import Caller
 from gatecore.admin.bounds import decode_body
+from gatecore.admin.cache_api import CacheApi, CachePurge
 from gatecore.admin.convert import to_datetime
 from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.keys_api import KeysApi
@@ -25,6 +26,7 @@ from gatecore.admin.tenants_api import TenantsApi
 from gatecore.admin.usage_api import TextAnswer, UsageApi
 from gatecore.admin.wire import AuditOut, KeyCreate, KeyRotate, KeyUpdate, ListOf, TenantCreate, TenantUpdate
 from gatecore.auth.stage import AuthStage
+from gatecore.cache.stage import Cache
 from gatecore.errors import InvalidRequest, MethodNotAllowed, NotFound
 from gatecore.identity.records import ORG, TEAM, USER
 from gatecore.identity.repository import IdentityRepository
@@ -62,6 +64,7 @@ class AdminApi:
         models: frozenset[str],
         grace_s: float,
         deployments: DeploymentsApi | None = None,
+        cache: Cache | None = None,
     ):
         self.auth = auth
         self.repository = repository
@@ -83,6 +86,11 @@ class AdminApi:
             ("GET", f"/runs/{_ID}", 200, lambda c, p, b, q: runs.summary(c, p[0])),
             ("GET", f"/runs/{_ID}/requests", 200, lambda c, p, b, q: runs.requests(c, p[0], q)),
         ]
+        cache_api = CacheApi(cache)
+        routes.append(("GET", "/cache", 200, lambda c, p, b, q: cache_api.stats(c)))
+        routes.append(
+            ("POST", "/cache/purge", 200, lambda c, p, b, q: cache_api.purge(c, _decode(CachePurge, b)))
+        )
         if deployments is not None:
             routes.append(("GET", "/deployments", 200, lambda c, p, b, q: deployments.index(c)))
         for kind in (ORG, TEAM, USER):

@@ -172,6 +172,17 @@ class SemanticCache:
                 str(exc)[:200],
             )
 
+    async def purge(self, matches: Callable[[CachedAnswer], bool], namespace: str | None) -> int:
+        """Drop the stored answers `matches` accepts (of `namespace` only, when given)."""
+
+        def decoded(raw: bytes) -> bool:
+            try:
+                return matches(DECODER.decode(raw))
+            except msgspec.DecodeError:
+                return True
+
+        return await self.store.purge(decoded, namespace)
+
     async def aclose(self) -> None:
         if self._pending:
             await asyncio.wait(list(self._pending), timeout=2)

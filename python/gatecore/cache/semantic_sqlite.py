@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -102,6 +103,33 @@ class SqliteVectorStore:
                 f"INSERT INTO {table} (ns, params, emb, entry_id, answer, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (namespace, params, sqlite_vec.serialize_float32(vector), entry_id, answer, expires_at),
             )
+
+    async def purge(self, matches: Callable[[bytes], bool], namespace: str | None) -> int:
+        """Drop the rows whose answer `matches` accepts (of `namespace` only, when given)."""
+        return int(await self._run(self._purge, matches, namespace))
+
+    def _purge(self, matches: Callable[[bytes], bool], namespace: str | None) -> int:
+        db = self._connection()
+        tables = [
+            str(row[0])
+            for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'sem_[0-9]*'"
+            )
+            if str(row[0]).removeprefix("sem_").isdigit()
+        ]
+        dropped = 0
+        with db:
+            for table in tables:
+                where, args = ("WHERE ns = ?", (namespace,)) if namespace is not None else ("", ())
+                doomed = [
+                    rowid
+                    for rowid, answer in db.execute(f"SELECT rowid, answer FROM {table} {where}", args)
+                    if matches(bytes(answer))
+                ]
+                for rowid in doomed:
+                    db.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
+                dropped += len(doomed)
+        return dropped
 
     async def aclose(self) -> None:
         await self._run(self._close)

@@ -1,0 +1,105 @@
+"""The cache's admin routes (issue 19): figures, purge by namespace, model and age, and the attack: a
+team_admin purging (or reading) another team's cache."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from ..upstreams.openai_mock import MockUpstream, RefusedPort
+from .admin_client import AdminClient
+from .conftest import make_client, wait_keys_loaded
+from .gateway import MASTER_KEY, Gateway, GatewayFactory, running_gateway, standard_config, write_config
+
+CACHE = "x-gatecore-cache"
+
+
+@pytest.fixture(scope="module")
+def gw(
+    upstream: MockUpstream, refused: RefusedPort, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    workdir = tmp_path_factory.mktemp("cache-admin")
+    config = standard_config(upstream.base_url, refused.base_url)
+    config["cache"] = {"enabled": True}
+    path = write_config(config, workdir / "gatecore.yaml")
+    with running_gateway(["--config", str(path)], workdir, config=config) as gateway:
+        yield gateway
+
+
+def state(client: openai.OpenAI, text: str, model: str = "gpt-test") -> str:
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": text}], temperature=0
+    )
+    return raw.headers[CACHE]
+
+
+@pytest.fixture(scope="module")
+def tenants(gw: Gateway) -> dict[str, Any]:
+    admin = AdminClient(gw, MASTER_KEY)
+    out: dict[str, Any] = {}
+    for team in ("purge-a", "purge-b"):
+        out[team] = admin.ok("POST", "/teams", {"name": team}, 201)["id"]
+        out[f"{team}-key"] = admin.ok("POST", "/keys", {"name": f"{team}-k", "team": team}, 201)["key"]
+        body = {"name": f"{team}-ta", "team": team, "role": "team_admin"}
+        out[f"{team}-admin"] = admin.ok("POST", "/keys", body, 201)["key"]
+    out["viewer"] = admin.ok(
+        "POST", "/keys", {"name": "purge-viewer", "team": "purge-a", "role": "viewer"}, 201
+    )["key"]
+    wait_keys_loaded(gw, [out["purge-a-key"], out["purge-b-key"]])
+    return out
+
+
+def test_team_admin_purges_only_its_team(gw: Gateway, tenants: dict[str, Any]) -> None:
+    text = f"purge me {uuid.uuid4().hex}"
+    with make_client(gw, tenants["purge-a-key"]) as a, make_client(gw, tenants["purge-b-key"]) as b:
+        for client in (a, b):
+            assert state(client, text) == "miss"
+            assert state(client, text) == "hit"
+        team_admin = AdminClient(gw, tenants["purge-a-admin"])
+        # The attack: team A's admin names team B's namespace, or the global one.
+        for namespace in (f"team:{tenants['purge-b']}", "global", f"key:{uuid.uuid4().hex}"):
+            status, body = team_admin.call("POST", "/cache/purge", {"namespace": namespace})
+            assert status == 403, body
+        assert state(b, text) == "hit", "B's entry survived A's attempts"
+        # Its own namespace (the default for a team's key): A's entries go, B's stay.
+        answer = team_admin.ok("POST", "/cache/purge", {})
+        assert answer["namespace"] == f"team:{tenants['purge-a']}" and answer["purged"] >= 1
+        assert state(a, text) == "miss"
+        assert state(b, text) == "hit"
+        # Team-scoped callers read no global figures, and a viewer purges nothing.
+        assert team_admin.call("GET", "/cache")[0] == 403
+        assert AdminClient(gw, tenants["viewer"]).call("POST", "/cache/purge", {})[0] == 403
+
+
+def test_admin_purges_by_model_and_age_and_reads_figures(gw: Gateway) -> None:
+    admin = AdminClient(gw, MASTER_KEY)
+    text = f"by model {uuid.uuid4().hex}"
+    with make_client(gw) as client:
+        for model in ("gpt-test", "gpt-other"):
+            state(client, text, model)
+            assert state(client, text, model) == "hit"
+        # Nothing is an hour old yet.
+        assert admin.ok("POST", "/cache/purge", {"model": "gpt-other", "older_than_s": 3600})["purged"] == 0
+        assert state(client, text, "gpt-other") == "hit"
+        assert admin.ok("POST", "/cache/purge", {"model": "gpt-other"})["purged"] >= 1
+        assert state(client, text, "gpt-other") == "miss"
+        assert state(client, text, "gpt-test") == "hit"
+    stats = admin.ok("GET", "/cache")
+    assert stats["backend"] == "memory"
+    assert stats["hits"] >= 3 and stats["stores"] >= 2 and stats["entries"] >= 1 and stats["bytes"] > 0
+    for bad in ({"namespace": ""}, {"older_than_s": -1}, {"model": "x" * 400}, {"unknown": 1}):
+        status, _ = admin.call("POST", "/cache/purge", bad)
+        assert status in (400, 422), bad
+
+
+def test_routes_answer_404_when_the_cache_is_off(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort
+) -> None:
+    gw = gateway_factory(standard_config(upstream.base_url, refused.base_url))
+    admin = AdminClient(gw, MASTER_KEY)
+    assert admin.call("GET", "/cache")[0] == 404
+    assert admin.call("POST", "/cache/purge", {})[0] == 404
