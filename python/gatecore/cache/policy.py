@@ -85,8 +85,11 @@ def asked_ttl(value: str, max_ttl_s: float) -> float:
 
 
 def semantic_path(config: GatecoreConfig) -> str:
-    """The semantic store's SQLite file: `cache.semantic.path`, else beside a SQLite store."""
+    """The semantic store's place: the store's PostgreSQL URL (`store: postgres`), else the SQLite
+    file `cache.semantic.path`, else one beside a SQLite store."""
     semantic = config.cache.semantic
+    if semantic is not None and semantic.store == "postgres":
+        return config.store.url or ""
     if semantic is not None and semantic.path:
         return semantic.path
     url = config.store.url or ""

@@ -21,6 +21,7 @@ import msgspec
 
 from gatecore._core import cache_key
 from gatecore.cache.entry import DECODER, ENCODER, CachedAnswer
+from gatecore.cache.semantic_postgres import PostgresVectorStore
 from gatecore.cache.semantic_sqlite import SqliteVectorStore
 from gatecore.cache.stats import CacheStats
 from gatecore.config.cache import SemanticCacheConfig
@@ -67,11 +68,14 @@ class Probe:
 class SemanticCache:
     """The worker's semantic lookup and store."""
 
-    def __init__(self, config: SemanticCacheConfig, path: str, secret: bytes, stats: CacheStats):
+    def __init__(self, config: SemanticCacheConfig, location: str, secret: bytes, stats: CacheStats):
         self.model = config.embedding_model
         self.timeout_s = config.timeout_s
         self.max_chars = config.max_chars
-        self.store = SqliteVectorStore(path)
+        # `location`: the SQLite file, or the PostgreSQL URL (the store's, `store: postgres`).
+        self.store: SqliteVectorStore | PostgresVectorStore = (
+            PostgresVectorStore(location) if config.store == "postgres" else SqliteVectorStore(location)
+        )
         self.secret = secret
         self.stats = stats
         self.embed: EmbedCall | None = None  # set by the worker once its chains exist

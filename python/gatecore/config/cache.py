@@ -13,7 +13,7 @@ class SemanticCacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
 
     embedding_model: str  # a gatecore model whose deployments serve /v1/embeddings
     threshold: float = 0.92  # cosine similarity; per model: models[].cache.threshold
-    store: str = "sqlite"  # sqlite (sqlite-vec); postgres is not built yet
+    store: str = "sqlite"  # sqlite (sqlite-vec, the file `path`) | postgres (store.url, with pgvector)
     # The SQLite file (unset: `gatecore-cache.db` beside a SQLite store, else in the working directory).
     path: str | None = None
     # The most an embedding call may take before the request goes on uncached.
@@ -54,7 +54,10 @@ class ModelCacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def validate_cache(
-    cache: CacheConfig, model_caches: dict[str, ModelCacheConfig], has_redis: bool
+    cache: CacheConfig,
+    model_caches: dict[str, ModelCacheConfig],
+    has_redis: bool,
+    store_url: str | None = None,
 ) -> list[str]:
     """`path: reason` for every value the types cannot reject."""
     errors: list[str] = []
@@ -77,8 +80,12 @@ def validate_cache(
     if semantic is not None:
         if not 0 < semantic.threshold <= 1:
             errors.append("cache.semantic.threshold: must be above 0 and at most 1")
-        if semantic.store != "sqlite":
-            errors.append("cache.semantic.store: only 'sqlite' is built (postgres is not yet)")
+        if semantic.store not in ("sqlite", "postgres"):
+            errors.append("cache.semantic.store: must be sqlite or postgres (store.url, with pgvector)")
+        if semantic.store == "postgres" and not (store_url or "").startswith(
+            ("postgresql://", "postgres://")
+        ):
+            errors.append("cache.semantic.store: 'postgres' needs a PostgreSQL store.url")
         if not 0 < semantic.timeout_s <= 60:
             errors.append("cache.semantic.timeout_s: must be above 0 and at most 60")
         if not 1 <= semantic.max_chars <= 1_000_000:

@@ -169,7 +169,7 @@ def validate_config(
     errors.extend(_store(config.store))
     errors.extend(validate_limits(config.limits, config.budgets, config.redis))
     model_caches = {m.name: m.cache for m in config.models if m.cache is not None}
-    errors.extend(validate_cache(config.cache, model_caches, config.redis is not None))
+    errors.extend(validate_cache(config.cache, model_caches, config.redis is not None, config.store.url))
     embedding = config.cache.semantic.embedding_model if config.cache.semantic is not None else None
     if embedding is not None and embedding not in names and embedding not in (model_names or ()):
         errors.append(f"cache.semantic.embedding_model: unknown model '{embedding}'")
