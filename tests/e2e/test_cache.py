@@ -303,3 +303,18 @@ def test_cache_config_is_checked(tmp_path: Path) -> None:
     assert result.returncode != 0
     for reason in ("cache.scope", "cache.backend", "cache.ttl_s"):
         assert reason in result.stdout + result.stderr, reason
+
+
+def test_completions_are_cached_too(client: openai.OpenAI, upstream: MockUpstream) -> None:
+    prompt = words()
+    heads = []
+    for _ in range(2):
+        rid = new_request_id()
+        raw = client.completions.with_raw_response.create(
+            model="gpt-test", prompt=prompt, temperature=0, extra_headers={"x-request-id": rid}
+        )
+        heads.append(raw.headers[CACHE])
+        assert raw.parse().choices[0].text == f"mock: {prompt}"
+    assert heads == ["miss", "hit"]
+    time.sleep(0.2)
+    assert not upstream.received(rid)

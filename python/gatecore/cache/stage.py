@@ -14,6 +14,7 @@ stored afresh). `cache-control: no-store` keeps the answer out of the cache.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from gatecore._core import cache_key
@@ -68,11 +69,13 @@ class CacheStage:
         self.max_entry_bytes = config.cache.max_entry_bytes
         self.semantic: SemanticCache | None = None
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
+        """Nothing to await for a model that is not cached or a request that bypasses the cache
+        (the chain then makes no coroutine of it); else the lookup."""
         route = ctx.route
         policy = self.models.get(route.name) if route is not None else None
         if policy is None or ctx.endpoint is EMBEDDINGS:
-            return
+            return None
         headers = ctx.headers
         no_cache = no_store = False
         control = headers.get("cache-control")
@@ -89,13 +92,25 @@ class CacheStage:
         if keyed is None or (self.deterministic_only and not keyed[1]):
             ctx.cache = _BYPASS
             self.stats.bypasses += 1
-            return
+            return None
         key = keyed[0]
         limit = 0 if no_store else self.max_entry_bytes
         if no_cache:
             ctx.cache = Ticket("bypass", key, namespace, ttl_s, limit)
             self.stats.bypasses += 1
-            return
+            return None
+        return self._lookup(ctx, policy, key, namespace, api, ttl_s, limit)
+
+    async def _lookup(
+        self,
+        ctx: RequestContext,
+        policy: ModelPolicy,
+        key: bytes,
+        namespace: str,
+        api: str,
+        ttl_s: float,
+        limit: int,
+    ) -> None:
         started = _clock()
         entry = await self.backend.get(key, namespace)
         self.stats.lookup(_clock() - started)
