@@ -15,16 +15,18 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from gatecore._core import cache_key
 from gatecore.cache.entry import DECODER, ENCODER, CachedAnswer
-from gatecore.cache.semantic_postgres import PostgresVectorStore
-from gatecore.cache.semantic_sqlite import SqliteVectorStore
 from gatecore.cache.stats import CacheStats
 from gatecore.config.cache import SemanticCacheConfig
+
+if TYPE_CHECKING:
+    from gatecore.cache.semantic_postgres import PostgresVectorStore
+    from gatecore.cache.semantic_sqlite import SqliteVectorStore
 
 log = logging.getLogger("gatecore.cache")
 # POST a JSON body through the embeddings chain as the caller with this key: (status, body).
@@ -73,9 +75,16 @@ class SemanticCache:
         self.timeout_s = config.timeout_s
         self.max_chars = config.max_chars
         # `location`: the SQLite file, or the PostgreSQL URL (the store's, `store: postgres`).
-        self.store: SqliteVectorStore | PostgresVectorStore = (
-            PostgresVectorStore(location) if config.store == "postgres" else SqliteVectorStore(location)
-        )
+        # Imported here: a worker without a semantic cache loads neither driver.
+        self.store: SqliteVectorStore | PostgresVectorStore
+        if config.store == "postgres":
+            from gatecore.cache.semantic_postgres import PostgresVectorStore
+
+            self.store = PostgresVectorStore(location)
+        else:
+            from gatecore.cache.semantic_sqlite import SqliteVectorStore
+
+            self.store = SqliteVectorStore(location)
         self.secret = secret
         self.stats = stats
         self.embed: EmbedCall | None = None  # set by the worker once its chains exist

@@ -29,7 +29,6 @@ from gatecore.cache.policy import (
     namespace_of,
     semantic_path,
 )
-from gatecore.cache.redis_backend import RedisBackend
 from gatecore.cache.replay import replay
 from gatecore.cache.semantic import SemanticCache
 from gatecore.cache.stats import CacheStats
@@ -149,6 +148,10 @@ class Cache:
         self.backend: Backend
         if config.cache.backend == "redis":
             assert config.redis is not None  # validate_cache asks for it
+            # Imported only here: redis-py loads OpenTelemetry's API, which a worker without Redis
+            # (or tracing) never needs.
+            from gatecore.cache.redis_backend import RedisBackend
+
             self.backend = RedisBackend(config.redis, self.stats)
         else:
             self.backend = MemoryBackend(config.cache.memory_max_bytes)
