@@ -20,6 +20,7 @@ from .admin_client import AdminClient
 from .anthropic_client import make_anthropic
 from .conftest import make_client, new_request_id, wait_keys_loaded
 from .gateway import MASTER_KEY, Gateway, running_gateway, standard_config, write_config
+from .gemini_client import gemini_post
 from .raw_http import request
 
 CACHE = "x-gatecore-cache"
@@ -318,3 +319,22 @@ def test_completions_are_cached_too(client: openai.OpenAI, upstream: MockUpstrea
     assert heads == ["miss", "hit"]
     time.sleep(0.2)
     assert not upstream.received(rid)
+
+
+def test_gemini_whole_and_both_stream_shapes(gw: Gateway, upstream: MockUpstream) -> None:
+    """A Gemini client's answers are cached in its own shape: whole, SSE and the JSON-array stream
+    (one request body, told apart by the query) are three entries, each replayed byte for byte."""
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": words()}]}],
+        "generationConfig": {"temperature": 0},
+    }
+    for path in (
+        "/v1beta/models/gpt-test:generateContent",
+        "/v1beta/models/gpt-test:streamGenerateContent?alt=sse",
+        "/v1beta/models/gpt-test:streamGenerateContent",
+    ):
+        first, second = gemini_post(gw, path, body), gemini_post(gw, path, body)
+        assert (first[0], second[0]) == (200, 200), (path, first[2][:300])
+        assert (first[1][CACHE], second[1][CACHE]) == ("miss", "hit"), path
+        assert second[2] == first[2]
+        assert second[1]["content-type"] == first[1]["content-type"]

@@ -37,7 +37,7 @@ from gatecore.cache.writer import CacheWriter
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import Answered
 from gatecore.pricing.book import PriceBook
-from gatecore.request import EMBEDDINGS, RequestContext
+from gatecore.request import RequestContext
 
 _BYPASS = Ticket("bypass")
 _HIT = Ticket("hit")
@@ -73,7 +73,7 @@ class CacheStage:
         (the chain then makes no coroutine of it); else the lookup."""
         route = ctx.route
         policy = self.models.get(route.name) if route is not None else None
-        if policy is None or ctx.endpoint is EMBEDDINGS:
+        if policy is None or not ctx.endpoint.generates:  # embeddings, audio, images, rerank: not cached
             return None
         headers = ctx.headers
         no_cache = no_store = False
@@ -86,7 +86,9 @@ class CacheStage:
             ttl_s = asked_ttl(asked, self.max_ttl_s)
         namespace = namespace_of(ctx.key, policy.scope)
         # The inbound API is part of the key: an entry holds the bytes its client got.
-        api = f"{ctx.endpoint.name}:{'openai' if ctx.encoder is None else type(ctx.encoder).__name__}"
+        # (and the encoder's content type: Gemini streams as SSE or as one JSON array, one body).
+        encoder = ctx.encoder
+        api = ctx.endpoint.name if encoder is None else f"{ctx.endpoint.name}:{encoder.content_type}"
         keyed = cache_key(self.secret, namespace, api, ctx.body)
         if keyed is None or (self.deterministic_only and not keyed[1]):
             ctx.cache = _BYPASS

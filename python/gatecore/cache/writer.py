@@ -51,11 +51,15 @@ class CacheWriter:
             return
         if ctx.stream:
             tail = ticket.parts[-1][-64:]
-            if not any(marker in tail for marker in _TERMINAL):
+            # Gemini's streams have no terminal event: its end is the finish reason, seen whole.
+            finished = ctx.endpoint.name == "gemini" and ctx.finish_reason is not None
+            if not finished and not any(marker in tail for marker in _TERMINAL):
                 return
-            content_type = "text/event-stream"
+        encoder = ctx.encoder
+        if encoder is not None:
+            content_type = encoder.content_type
         else:
-            content_type = ctx.encoder.content_type if ctx.encoder is not None else _JSON
+            content_type = "text/event-stream" if ctx.stream else _JSON
         usage = ctx.usage
         entry = CachedAnswer(
             ticket.namespace,
