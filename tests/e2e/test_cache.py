@@ -338,3 +338,22 @@ def test_gemini_whole_and_both_stream_shapes(gw: Gateway, upstream: MockUpstream
         assert (first[1][CACHE], second[1][CACHE]) == ("miss", "hit"), path
         assert second[2] == first[2]
         assert second[1]["content-type"] == first[1]["content-type"]
+
+
+def test_namespace_header_narrows_within_the_key(gw: Gateway) -> None:
+    admin = AdminClient(gw, MASTER_KEY)
+    admin.ok("POST", "/teams", {"name": "ns-team"}, 201)
+    keys = [admin.ok("POST", "/keys", {"name": f"ns-{i}", "team": "ns-team"}, 201)["key"] for i in range(2)]
+    wait_keys_loaded(gw, keys)
+    text = words()
+    with make_client(gw, keys[0]) as first, make_client(gw, keys[1]) as second:
+        own = {"x-gatecore-cache-namespace": "key"}
+        assert chat(first, text, headers=own)[1][CACHE] == "miss"
+        assert chat(second, text)[1][CACHE] == "miss", "the entry is in the first key's own namespace"
+        assert chat(first, text, headers=own)[1][CACHE] == "hit"
+        assert chat(second, text, headers={"x-gatecore-cache-namespace": "team"})[1][CACHE] == "hit"
+        # Never wider than the key may use, nor another namespace by name.
+        for bad in ("global", f"team:{uuid.uuid4().hex}", "other", "x" * 5000):
+            with pytest.raises(openai.BadRequestError) as caught:
+                chat(first, words(), headers={"x-gatecore-cache-namespace": bad})
+            assert caught.value.code == "invalid_cache_namespace"

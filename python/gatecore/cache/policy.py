@@ -96,3 +96,16 @@ def semantic_path(config: GatecoreConfig) -> str:
     if url.startswith("sqlite:///"):
         return os.path.join(os.path.dirname(url[len("sqlite:///") :]) or ".", "gatecore-cache.db")
     return "gatecore-cache.db"
+
+
+def asked_scope(value: str, key: KeyPolicy | None, scope: str) -> str:
+    """The scope an `x-gatecore-cache-namespace` header asks for, within what the key may use: `key`
+    (its own namespace) always, `team` when the key has a team, `global` only where the model's
+    scope is global already; 400 otherwise (never another team's or key's namespace)."""
+    asked = value[:_MAX_HEADER].strip().lower()
+    if asked == "key" or (asked == "team" and key is not None and key.team is not None) or asked == scope:
+        return asked
+    raise InvalidRequest(
+        "x-gatecore-cache-namespace may be 'key', 'team' (for a key of a team) or the model's own scope.",
+        code="invalid_cache_namespace",
+    )

@@ -22,6 +22,7 @@ from gatecore.cache.backend import Backend
 from gatecore.cache.memory import MemoryBackend
 from gatecore.cache.policy import (
     ModelPolicy,
+    asked_scope,
     asked_ttl,
     cache_secret,
     directives,
@@ -84,7 +85,11 @@ class CacheStage:
         asked = headers.get("x-gatecore-cache-ttl")
         if asked is not None:
             ttl_s = asked_ttl(asked, self.max_ttl_s)
-        namespace = namespace_of(ctx.key, policy.scope)
+        scope = policy.scope
+        narrowed = headers.get("x-gatecore-cache-namespace")
+        if narrowed is not None:
+            scope = asked_scope(narrowed, ctx.key, scope)
+        namespace = namespace_of(ctx.key, scope)
         # The inbound API is part of the key: an entry holds the bytes its client got.
         # (and the encoder's content type: Gemini streams as SSE or as one JSON array, one body).
         encoder = ctx.encoder
