@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.interpolate import interpolate
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
@@ -35,6 +36,7 @@ T = TypeVar("T")
 
 _SECTIONS = {
     "server",
+    "guardrails",
     "providers",
     "models",
     "auth",
@@ -49,7 +51,6 @@ _SECTIONS = {
 }
 _LATER_SECTIONS = {
     "cache",
-    "guardrails",
     "prompts",
 }
 _MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
@@ -97,6 +98,11 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     routing = _convert(doc.get("routing", {}), RoutingDefaults, "routing", errors)
     telemetry = _convert(doc.get("telemetry", {}), TelemetryConfig, "telemetry", errors)
     pipeline = _convert(doc.get("pipeline", {}), PipelineConfig, "pipeline", errors)
+    guardrails = [
+        g
+        for i, item in enumerate(_as_list(doc.get("guardrails", []), "guardrails", errors))
+        if (g := _convert(item, GuardrailConfig, f"guardrails[{i}]", errors)) is not None
+    ]
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
@@ -110,6 +116,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         routing=routing or RoutingDefaults(),
         telemetry=telemetry or TelemetryConfig(),
         pipeline=pipeline or PipelineConfig(),
+        guardrails=guardrails,
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

@@ -6,6 +6,7 @@ import re
 
 import msgspec
 
+from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
@@ -179,6 +180,8 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Unset: the `routing.retries` defaults.
     retries: RetriesConfig | None = None
     routing: ModelRoutingConfig = ModelRoutingConfig()
+    # Guardrails (by name, from the top-level `guardrails:`) every request to this model goes through.
+    guardrails: list[str] = msgspec.field(default_factory=list)
 
 
 class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -259,6 +262,7 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     routing: RoutingDefaults = RoutingDefaults()
     telemetry: TelemetryConfig = TelemetryConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    guardrails: list[GuardrailConfig] = msgspec.field(default_factory=list)
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

@@ -1,0 +1,140 @@
+"""The output side of a request's guardrails (`ctx.guard`, request/views.py `AnswerGuard`).
+
+Whole answers are decoded, every text checked and rewritten (tokens restored), and re-encoded only
+when something changed. Streams are checked as they flow: the content deltas' text is held in a
+window; each time `window` new characters have come, everything but the last `overlap` characters is
+checked and released as one content event, in order (an entity that straddles the cut is held whole,
+and the held tail lets an entity split across chunks be seen whole). Text is handled decoded, so a
+rewrite never splits a UTF-8 character or a JSON escape; events are re-encoded with orjson. An event
+that is not a plain content delta (role, tool calls, finish, usage, `[DONE]`) first flushes what is
+held. A block raises GuardrailBlocked: what was held is dropped and the relay ends the stream with the
+API's own error event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gatecore.guardrails.hub_texts import map_answer
+from gatecore.guardrails.pii import PiiGuard, Span, apply_spans, merge_spans
+from gatecore.guardrails.tally import Tally
+from gatecore.guardrails.vault import MAX_TOKEN_CHARS, Vault
+
+_DONE = b"[DONE]"
+
+
+class AnswerCheck:
+    """One request's answer checks: the output PII guards and the request's token vault."""
+
+    __slots__ = ("guards", "held", "overlap", "stream_guards", "tally", "template", "vault", "window")
+
+    def __init__(self, guards: tuple[PiiGuard, ...], vault: Vault | None, tally: Tally):
+        self.guards = guards
+        self.vault = vault
+        self.tally = tally
+        # A guard whose window is 0 does not check streams; tokens are restored in streams whatever.
+        self.stream_guards = tuple(g for g in guards if g.window > 0)
+        self.window = min((g.window for g in self.stream_guards), default=16)
+        self.overlap = max([g.overlap for g in self.stream_guards] + [MAX_TOKEN_CHARS if vault else 0])
+        self.held = ""  # text of content deltas not yet released
+        self.template: dict[str, Any] | None = None  # the first held event, to build releases from
+
+    @property
+    def flagged(self) -> str | None:
+        return self.tally.flagged
+
+    def text(self, text: str) -> str:
+        """`text` checked and rewritten, tokens restored."""
+        return apply_spans(text, self._spans(text, self.guards))
+
+    def _spans(self, text: str, guards: tuple[PiiGuard, ...]) -> list[Span]:
+        groups = [g.spans(text, self.vault, self.tally, True) for g in guards]
+        if self.vault is not None:
+            groups.append([(s, e, v) for s, e, v in self.vault.spans(text)])
+        return merge_spans(groups) if groups else []
+
+    def body(self, body: bytes) -> bytes:
+        if not self.guards and self.vault is None:
+            return body
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body  # not an answer gatecore can read: the relay reports it as it would
+        if not isinstance(doc, dict):
+            return body
+        return orjson.dumps(doc) if map_answer(doc, self.text) else body
+
+    def events(self, events: bytes) -> bytes:
+        if not events:
+            return events
+        if not self.stream_guards and self.vault is None:
+            return events
+        out: list[bytes] = []
+        for event in events.split(b"\n\n"):
+            if not event.strip():
+                continue
+            content, doc = _content_delta(event)
+            if content is None or doc is None:
+                out.append(self._flush())
+                out.append(event + b"\n\n")
+                continue
+            if self.template is None:
+                self.template = doc
+            self.held += content
+            out.append(self._release(final=False))
+        return b"".join(out)
+
+    def end(self) -> bytes:
+        return self._flush()
+
+    def _flush(self) -> bytes:
+        return self._release(final=True) if self.held else b""
+
+    def _release(self, final: bool) -> bytes:
+        held = self.held
+        if not final and len(held) < self.window + self.overlap:
+            return b""
+        spans = self._spans(held, self.stream_guards)
+        cut = len(held) if final else len(held) - self.overlap
+        for start, end, _ in spans:
+            if start < cut < end:
+                cut = start  # an entity across the cut is released whole, later
+                break
+        ready = apply_spans(held[:cut], [s for s in spans if s[1] <= cut])
+        self.held = held[cut:]
+        template = self.template
+        if not self.held:
+            self.template = None
+        if not ready or template is None:
+            return b""
+        choice = dict(template["choices"][0])
+        choice["delta"] = {"content": ready}
+        return b"data: " + orjson.dumps({**template, "choices": [choice]}) + b"\n\n"
+
+
+def _content_delta(event: bytes) -> tuple[str | None, dict[str, Any] | None]:
+    """The content of an event that is a single choice's plain content delta (None otherwise)."""
+    if not event.startswith(b"data:") or b"\n" in event.strip():
+        return None, None
+    payload = event[5:].strip()
+    if payload == _DONE or not payload.startswith(b"{"):
+        return None, None
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None, None
+    choices = doc.get("choices") if isinstance(doc, dict) else None
+    if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
+        return None, None
+    choice = choices[0]
+    delta = choice.get("delta")
+    if choice.get("finish_reason") is not None or not isinstance(delta, dict):
+        return None, None
+    content = delta.get("content")
+    if not isinstance(content, str) or any(k not in ("content", "role") for k in delta) or "role" in delta:
+        return None, None
+    if doc.get("usage") is not None:
+        return None, None
+    return content, doc

@@ -1,0 +1,106 @@
+"""The PII guard: entity types found by the Rust scanner (`_core.PiiScanner`), an action per type.
+
+Actions: `redact` (a typed placeholder, `[EMAIL]`), `mask` (all but the last 4 characters as `*`),
+`block` (a 400 naming the guard and the type, never the value), `tokenize` (a per-request token, the
+value restored in the answer: guardrails/vault.py) and `log` (counted only).
+"""
+
+from __future__ import annotations
+
+from gatecore._core import PiiScanner
+from gatecore.config.guardrails import GuardrailConfig
+from gatecore.errors import GuardrailBlocked
+from gatecore.guardrails.tally import Tally
+from gatecore.guardrails.vault import Vault
+
+MASK_KEEP = 4
+DENY_LIST = "deny_list"
+# A text's matches: (start, end, replacement or None to keep the text).
+Span = tuple[int, int, str | None]
+
+
+def _escape(term: str) -> str:
+    """`term` as a literal in the `regex` crate's syntax."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$#&-~" else c for c in term)
+
+
+class PiiGuard:
+    """One configured `kind: pii` guard, compiled once per worker and shared by every request."""
+
+    __slots__ = ("actions", "labels", "name", "overlap", "scanner", "sides", "window")
+
+    def __init__(self, config: GuardrailConfig):
+        self.name = config.name
+        self.sides = frozenset(config.apply_to)
+        custom = [(c.name, c.pattern) for c in config.custom]
+        terms = [t for t in config.deny_list if t.strip()]
+        if terms:
+            custom.append(
+                (DENY_LIST, r"(?i)(?-u:\b)(?:" + "|".join(_escape(t) for t in terms) + r")(?-u:\b)")
+            )
+        self.scanner = PiiScanner(list(config.entities), custom)
+        by_name = dict(config.entities)
+        by_name.update((c.name, c.action) for c in config.custom)
+        by_name[DENY_LIST] = config.deny_action
+        kinds = self.scanner.kinds
+        self.actions = tuple(by_name[k] for k in kinds)
+        self.labels = tuple(k.upper() for k in kinds)
+        self.window = config.window_chars
+        self.overlap = config.overlap_chars
+
+    def spans(self, text: str, vault: Vault | None, tally: Tally, output: bool) -> list[Span]:
+        """The rewrites `text` needs; raises GuardrailBlocked on a `block` type. On the answer
+        (`output`), a `tokenize` type the model wrote itself is only counted: tokens are the input's."""
+        found = self.scanner.scan(text)
+        if not found:
+            return []
+        spans: list[Span] = []
+        kinds = self.scanner.kinds
+        for kind, start, end in found:
+            action = self.actions[kind]
+            tally.add(self.name, kinds[kind], action)
+            if action == "block":
+                where = "answer" if output else "request"
+                raise GuardrailBlocked(
+                    f"Guardrail '{self.name}' blocked this {where}: it contains {kinds[kind]}."
+                )
+            if action == "log" or (output and action == "tokenize"):
+                continue
+            value = text[start:end]
+            label = self.labels[kind]
+            if action == "mask":
+                hidden = max(len(value) - MASK_KEEP, 0) if len(value) > MASK_KEEP else len(value)
+                spans.append((start, end, "*" * hidden + value[hidden:]))
+            elif action == "tokenize" and vault is not None:
+                spans.append((start, end, vault.token(label, value)))
+            else:
+                spans.append((start, end, f"[{label}]"))
+        return spans
+
+
+def apply_spans(text: str, spans: list[Span]) -> str:
+    """`text` with each span's replacement; spans ordered and disjoint."""
+    if not spans:
+        return text
+    out: list[str] = []
+    pos = 0
+    for start, end, replacement in spans:
+        if replacement is None:
+            continue
+        out.append(text[pos:start])
+        out.append(replacement)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def merge_spans(groups: list[list[Span]]) -> list[Span]:
+    """One ordered, disjoint list from several guards' spans (earliest first, then longest)."""
+    if len(groups) == 1:
+        return groups[0]
+    merged = sorted((s for g in groups for s in g), key=lambda s: (s[0], -s[1]))
+    kept: list[Span] = []
+    for span in merged:
+        if not kept or span[0] >= kept[-1][1]:
+            kept.append(span)
+    return kept

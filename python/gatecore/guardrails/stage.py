@@ -1,0 +1,181 @@
+"""The `guard_input` stage: the model's guardrails on the request's texts, and `ctx.guard` for its answer.
+
+Runs after routing and limits (it needs the route; a refused request costs no scan) and before the
+cache and the upstream, on the hub-format body: the prompt-injection score first (on the client's own
+words), then the PII guards (their rewrites become the body the upstream and the cache see), then the
+external guards (webhooks, plugins), which see the rewritten texts. A model without guardrails pays
+one dict lookup. The stage is a plain call unless the model has external guards (then it returns their
+coroutine), so PII and injection checks add no await.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import orjson
+
+from gatecore.config.guardrails import GuardrailConfig
+from gatecore.config.schema import GatecoreConfig
+from gatecore.errors import GuardrailBlocked, InvalidRequest
+from gatecore.guardrails.answer import AnswerCheck
+from gatecore.guardrails.hub_texts import map_request
+from gatecore.guardrails.injection import score, scored_texts
+from gatecore.guardrails.pii import PiiGuard, apply_spans, merge_spans
+from gatecore.guardrails.plugins import PluginGuard
+from gatecore.guardrails.tally import Tally
+from gatecore.guardrails.vault import Vault
+from gatecore.guardrails.webhook import WebhookFailed, WebhookGuard
+from gatecore.request import RequestContext
+
+ExternalGuard = WebhookGuard | PluginGuard
+
+
+class InjectionGuard:
+    """One configured `kind: prompt_injection` guard."""
+
+    __slots__ = ("action", "name", "threshold")
+
+    def __init__(self, config: GuardrailConfig):
+        self.name = config.name
+        self.action = config.action
+        self.threshold = config.threshold
+
+    def check(self, texts: list[str], tally: Tally) -> None:
+        """Block or flag when a text scores at or above the threshold."""
+        for text in texts:
+            found, _ = score(text)
+            if found >= self.threshold:
+                tally.add(self.name, "prompt_injection", self.action)
+                if self.action == "block":
+                    raise GuardrailBlocked(
+                        f"Guardrail '{self.name}' blocked this request: it looks like a prompt injection."
+                    )
+                tally.flagged = tally.flagged or self.name
+                return
+
+
+class Policy:
+    """The compiled guards one model's requests go through, by side."""
+
+    __slots__ = ("external", "injection", "pii_in", "pii_out", "tokenizes")
+
+    def __init__(self, guards: list[PiiGuard | InjectionGuard | ExternalGuard]):
+        self.pii_in = tuple(g for g in guards if isinstance(g, PiiGuard) and "input" in g.sides)
+        self.pii_out = tuple(g for g in guards if isinstance(g, PiiGuard) and "output" in g.sides)
+        self.injection = tuple(g for g in guards if isinstance(g, InjectionGuard))
+        self.external = tuple(
+            g for g in guards if isinstance(g, WebhookGuard | PluginGuard) and "input" in g.sides
+        )
+        self.tokenizes = any("tokenize" in g.actions for g in self.pii_in)
+
+
+def compile_guard(config: GuardrailConfig) -> PiiGuard | InjectionGuard | ExternalGuard:
+    """One guard of `guardrails:`, compiled (config/guardrails.py validated it)."""
+    if config.kind == "pii":
+        return PiiGuard(config)
+    if config.kind == "prompt_injection":
+        return InjectionGuard(config)
+    if config.kind == "webhook":
+        return WebhookGuard(config)
+    return PluginGuard(config)
+
+
+class GuardInput:
+    """The stage: each model's policy, compiled once per worker."""
+
+    __slots__ = ("policies",)
+
+    def __init__(self, config: GatecoreConfig):
+        guards = {g.name: compile_guard(g) for g in config.guardrails}
+        self.policies = {
+            m.name: Policy([guards[n] for n in m.guardrails]) for m in config.models if m.guardrails
+        }
+
+    def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
+        route = ctx.route
+        policy = self.policies.get(route.name) if route is not None else None
+        if policy is None:
+            return None
+        try:
+            doc = orjson.loads(ctx.body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("The request body could not be read for the guardrails.") from None
+        if not isinstance(doc, dict):
+            return None
+        tally = Tally()
+        vault = Vault() if policy.tokenizes else None
+        if policy.injection:
+            texts = scored_texts(doc)
+            for guard in policy.injection:
+                guard.check(texts, tally)
+        if policy.pii_in:
+            guards = policy.pii_in
+
+            def rewrite(text: str) -> str:
+                return apply_spans(text, merge_spans([g.spans(text, vault, tally, False) for g in guards]))
+
+            if map_request(doc, rewrite):
+                ctx.body = orjson.dumps(doc)
+        if policy.pii_out or vault is not None or tally.flagged is not None or policy.external:
+            ctx.guard = AnswerCheck(policy.pii_out, vault, tally)
+        if policy.external:
+            return self._external(ctx, doc, policy.external, tally)
+        return None
+
+    async def _external(
+        self, ctx: RequestContext, doc: dict[str, Any], guards: tuple[ExternalGuard, ...], tally: Tally
+    ) -> None:
+        for guard in guards:
+            texts = _texts(doc)
+            try:
+                verdict = await guard.check(texts, "input", ctx.client_model, ctx.request_id)
+            except WebhookFailed as exc:
+                tally.add(
+                    guard.name,
+                    str(exc),
+                    "allow" if isinstance(guard, WebhookGuard) and guard.fail_open else "block",
+                )
+                if isinstance(guard, WebhookGuard) and guard.fail_open:
+                    continue
+                raise GuardrailBlocked(f"Guardrail '{guard.name}' could not check this request.") from None
+            tally.add(guard.name, "verdict", verdict.action)
+            if verdict.action == "block":
+                raise GuardrailBlocked(f"Guardrail '{guard.name}' blocked this request.")
+            if verdict.action == "flag":
+                tally.flagged = tally.flagged or guard.name
+            elif verdict.action == "modify" and verdict.texts is not None and _replace(doc, verdict.texts):
+                ctx.body = orjson.dumps(doc)
+
+
+def _texts(doc: dict[str, Any]) -> list[str]:
+    """Every text of the request, in the order `map_request` visits them."""
+    texts: list[str] = []
+
+    def keep(text: str) -> str:
+        texts.append(text)
+        return text
+
+    map_request(doc, keep)
+    return texts
+
+
+def _replace(doc: dict[str, Any], texts: list[str]) -> bool:
+    """The request's texts replaced, in order, by `texts` (a webhook's `modify`)."""
+    replacements = iter(texts)
+    return map_request(doc, lambda _text: next(replacements))
+
+
+_BUILT: dict[int, tuple[GatecoreConfig, GuardInput]] = {}
+
+
+def guard_stage(config: GatecoreConfig) -> GuardInput | None:
+    """The stage, or None when no model has guardrails (it is then left out of the chain). Every
+    inference route's chain shares one: the scanners are compiled once per worker and config."""
+    if not any(m.guardrails for m in config.models):
+        return None
+    built = _BUILT.get(id(config))
+    if built is None or built[0] is not config:
+        _BUILT.clear()
+        built = _BUILT[id(config)] = (config, GuardInput(config))
+    return built[1]
