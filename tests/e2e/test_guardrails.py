@@ -5,7 +5,9 @@ block mid-stream ends with the API's own error event; prompt injections are bloc
 
 from __future__ import annotations
 
+import http.client
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +20,7 @@ from . import raw_http
 from .anthropic_client import anthropic_error, make_anthropic, post_raw, sse_events
 from .conftest import make_client, new_request_id
 from .gateway import MASTER_KEY, Gateway, running_gateway, standard_config, write_config
+from .prometheus_text import parse
 
 CARD = "4111 1111 1111 1111"
 EMAIL = "ann.lee@example.com"
@@ -287,3 +290,37 @@ def test_model_without_guardrails_untouched(client: openai.OpenAI, upstream: Moc
     rid = new_request_id()
     chat(client, "gpt-test", f"mail {EMAIL}", rid)
     assert upstream.wait_for(rid).body_json["messages"][0]["content"] == f"mail {EMAIL}"
+
+
+def test_actions_counted_in_metrics_and_access_log(client: openai.OpenAI, gw: Gateway) -> None:
+    rid = new_request_id()
+    chat(client, "m-pii", f"two mails {EMAIL} and bob@example.org, card {CARD}", rid)
+    line = gw.wait_access_log(rid)
+    assert line["guardrails"] == "pii:email:redact=2,pii:credit_card:redact=1"
+    blocked_rid = new_request_id()
+    with pytest.raises(openai.BadRequestError):
+        chat(client, "m-pii", f"ssn {SSN}", blocked_rid)
+    assert gw.wait_access_log(blocked_rid)["guardrails"] == "pii:us_ssn:block=1"
+
+    deadline = time.monotonic() + 10
+    while True:  # a worker's figures reach a scrape within its flush interval
+        body = scrape_metrics(gw)
+        metrics = parse(body)
+        if metrics.total("gatecore_guardrail_actions_total", guard="pii", type="us_ssn", action="block") >= 1:
+            break
+        assert time.monotonic() < deadline, body[-2000:]
+        time.sleep(0.1)
+    assert (
+        metrics.total("gatecore_guardrail_actions_total", model="m-pii", type="email", action="redact") >= 2
+    )
+    for value in (SSN, EMAIL, CARD, "bob@example.org"):
+        assert value not in body
+
+
+def scrape_metrics(gw: Gateway) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        conn.request("GET", "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"})
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()

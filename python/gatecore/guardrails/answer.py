@@ -45,6 +45,10 @@ class AnswerCheck:
     def flagged(self) -> str | None:
         return self.tally.flagged
 
+    @property
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        return self.tally.counts
+
     def text(self, text: str) -> str:
         """`text` checked and rewritten, tokens restored."""
         return apply_spans(text, self._spans(text, self.guards))

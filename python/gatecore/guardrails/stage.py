@@ -105,20 +105,26 @@ class GuardInput:
             return None
         tally = Tally()
         vault = Vault() if policy.tokenizes else None
-        if policy.injection:
-            texts = scored_texts(doc)
-            for guard in policy.injection:
-                guard.check(texts, tally)
-        if policy.pii_in:
-            guards = policy.pii_in
+        # Set first: the metrics and the access log read its counts, blocked requests' included.
+        ctx.guard = AnswerCheck(policy.pii_out, vault, tally)
+        try:
+            if policy.injection:
+                texts = scored_texts(doc)
+                for guard in policy.injection:
+                    guard.check(texts, tally)
+            if policy.pii_in:
+                guards = policy.pii_in
 
-            def rewrite(text: str) -> str:
-                return apply_spans(text, merge_spans([g.spans(text, vault, tally, False) for g in guards]))
+                def rewrite(text: str) -> str:
+                    return apply_spans(
+                        text, merge_spans([g.spans(text, vault, tally, False) for g in guards])
+                    )
 
-            if map_request(doc, rewrite):
-                ctx.body = orjson.dumps(doc)
-        if policy.pii_out or vault is not None or tally.flagged is not None or policy.external:
-            ctx.guard = AnswerCheck(policy.pii_out, vault, tally)
+                if map_request(doc, rewrite):
+                    ctx.body = orjson.dumps(doc)
+        except GuardrailBlocked:
+            ctx.body_capture = None  # a body logged for the key would hold what was blocked
+            raise
         if policy.external:
             return self._external(ctx, doc, policy.external, tally)
         return None
@@ -138,9 +144,11 @@ class GuardInput:
                 )
                 if isinstance(guard, WebhookGuard) and guard.fail_open:
                     continue
+                ctx.body_capture = None
                 raise GuardrailBlocked(f"Guardrail '{guard.name}' could not check this request.") from None
             tally.add(guard.name, "verdict", verdict.action)
             if verdict.action == "block":
+                ctx.body_capture = None
                 raise GuardrailBlocked(f"Guardrail '{guard.name}' blocked this request.")
             if verdict.action == "flag":
                 tally.flagged = tally.flagged or guard.name

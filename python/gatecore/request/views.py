@@ -89,6 +89,11 @@ class AnswerGuard(Protocol):
         """The guard that flagged the request, shown as `x-gatecore-guardrail` (None: none)."""
         ...
 
+    @property
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        """What the guards did: (guard, entity type or check, action) → times; never the text."""
+        ...
+
     def body(self, body: bytes) -> bytes:
         """A whole OpenAI chat or completion body, checked and rewritten."""
         ...
