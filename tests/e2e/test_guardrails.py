@@ -17,9 +17,10 @@ import pytest
 
 from ..upstreams.openai_mock import MockUpstream, RefusedPort
 from . import raw_http
+from .admin_client import AdminClient
 from .anthropic_client import anthropic_error, make_anthropic, post_raw, sse_events
-from .conftest import make_client, new_request_id
-from .gateway import MASTER_KEY, Gateway, running_gateway, standard_config, write_config
+from .conftest import make_client, new_request_id, wait_keys_loaded
+from .gateway import MASTER_KEY, Gateway, GatewayFactory, running_gateway, standard_config, write_config
 from .prometheus_text import parse
 
 CARD = "4111 1111 1111 1111"
@@ -324,3 +325,43 @@ def scrape_metrics(gw: Gateway) -> str:
         return conn.getresponse().read().decode()
     finally:
         conn.close()
+
+
+def test_logged_bodies_never_hold_matched_values(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, tmp_path: Any
+) -> None:
+    """A key that opted into body logging: the tokenized answer gives the client its e-mail back, yet
+    the logged bodies hold only placeholders; a blocked request's body is not logged at all."""
+    config = {
+        "server": {"access_log": True},
+        "providers": [{"name": "up", "kind": "openai", "base_url": upstream.base_url, "api_key": "sk-up"}],
+        "models": [
+            {"name": "m-vault", "deployments": [{"provider": "up", "model": "up-1"}], "guardrails": ["vault"]}
+        ],
+        "guardrails": [VAULT],
+        "auth": {"master_key": MASTER_KEY, "key_hash_secret": "guard-log-hash-secret-0123456789"},
+        "store": {"url": f"sqlite:///{tmp_path / 'store.db'}"},
+    }
+    gw = gateway_factory(config)
+    admin = AdminClient(gw, MASTER_KEY)
+    key = admin.ok("POST", "/keys", {"name": "loud", "metadata": {"log_bodies": True}}, 201)["key"]
+    admin.close()
+    wait_keys_loaded(gw, [key])
+    with make_client(gw, key) as client:
+        rid = new_request_id()
+        answer = chat(client, "m-vault", f"mail {EMAIL}", rid)
+        assert answer.choices[0].message.content == f"mock: mail {EMAIL}"
+        stream_rid = new_request_id()
+        with chat(client, "m-vault", f"mail {EMAIL}", stream_rid, stream=True) as stream:
+            text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == f"mock: mail {EMAIL}"
+        blocked_rid = new_request_id()
+        with pytest.raises(openai.BadRequestError):
+            chat(client, "m-vault", f"ssn {SSN}", blocked_rid)
+    for logged_rid in (rid, stream_rid):
+        line = gw.wait_access_log(logged_rid)
+        assert "response_body" in line and "[EMAIL]" in line["response_body"]
+        assert EMAIL not in json.dumps(line)
+    blocked = gw.wait_access_log(blocked_rid)
+    assert "request_body" not in blocked and SSN not in json.dumps(blocked)
+    assert EMAIL not in gw.output() and SSN not in gw.output()

@@ -24,6 +24,11 @@ def _escape(term: str) -> str:
     return "".join("\\" + c if c in "\\.+*?()|[]{}^$#&-~" else c for c in term)
 
 
+def deny_pattern(terms: list[str]) -> str:
+    """One pattern matching any of `terms` as whole words, case-insensitively."""
+    return r"(?i)(?-u:\b)(?:" + "|".join(_escape(t) for t in terms) + r")(?-u:\b)"
+
+
 class PiiGuard:
     """One configured `kind: pii` guard, compiled once per worker and shared by every request."""
 
@@ -35,9 +40,7 @@ class PiiGuard:
         custom = [(c.name, c.pattern) for c in config.custom]
         terms = [t for t in config.deny_list if t.strip()]
         if terms:
-            custom.append(
-                (DENY_LIST, r"(?i)(?-u:\b)(?:" + "|".join(_escape(t) for t in terms) + r")(?-u:\b)")
-            )
+            custom.append((DENY_LIST, deny_pattern(terms)))
         self.scanner = PiiScanner(list(config.entities), custom)
         by_name = dict(config.entities)
         by_name.update((c.name, c.action) for c in config.custom)
