@@ -365,3 +365,60 @@ def test_logged_bodies_never_hold_matched_values(
     blocked = gw.wait_access_log(blocked_rid)
     assert "request_body" not in blocked and SSN not in json.dumps(blocked)
     assert EMAIL not in gw.output() and SSN not in gw.output()
+
+
+def test_policy_by_default_team_and_key(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, tmp_path: Any
+) -> None:
+    """A default guard covers models that list none; a team's and a key's `guardrails` metadata add
+    theirs (checked by the admin API); a name that is not configured refuses the request."""
+    deployment = [{"provider": "up", "model": "up-1"}]
+    config = {
+        "server": {"access_log": True},
+        "providers": [{"name": "up", "kind": "openai", "base_url": upstream.base_url, "api_key": "sk-up"}],
+        "models": [
+            {"name": "m-plain", "deployments": deployment},
+            {"name": "m-own", "deployments": deployment, "guardrails": ["blocker"]},
+        ],
+        "guardrails": [
+            {"name": "mails", "kind": "pii", "default": True, "entities": {"email": "redact"}},
+            {"name": "blocker", "kind": "pii", "entities": {"us_ssn": "block"}},
+        ],
+        "auth": {"master_key": MASTER_KEY, "key_hash_secret": "guard-policy-hash-secret-0123456789"},
+        "store": {"url": f"sqlite:///{tmp_path / 'store.db'}"},
+    }
+    gw = gateway_factory(config)
+    admin = AdminClient(gw, MASTER_KEY)
+    admin.ok("POST", "/teams", {"name": "careful", "metadata": {"guardrails": ["blocker"]}}, 201)
+    keys = {
+        "plain": admin.ok("POST", "/keys", {"name": "plain"}, 201)["key"],
+        "team": admin.ok("POST", "/keys", {"name": "in-team", "team": "careful"}, 201)["key"],
+        "own": admin.ok("POST", "/keys", {"name": "own", "metadata": {"guardrails": ["blocker"]}}, 201)[
+            "key"
+        ],
+        "ghost": admin.ok("POST", "/keys", {"name": "ghost", "metadata": {"guardrails": ["nope"]}}, 201)[
+            "key"
+        ],
+    }
+    status, answer = admin.call("POST", "/keys", {"name": "bad", "metadata": {"guardrails": "blocker"}})
+    assert status == 422 and "metadata.guardrails" in json.dumps(answer)
+    admin.close()
+    wait_keys_loaded(gw, list(keys.values()))
+
+    def sent(key: str, model: str, text: str) -> str:
+        rid = new_request_id()
+        with make_client(gw, key) as client:
+            chat(client, model, text, rid)
+        content: str = upstream.wait_for(rid).body_json["messages"][0]["content"]
+        return content
+
+    assert sent(keys["plain"], "m-plain", f"{EMAIL} {SSN}") == f"[EMAIL] {SSN}"  # the default guard only
+    assert sent(keys["plain"], "m-own", EMAIL) == EMAIL  # a model with its own list: no default
+    for name in ("team", "own"):
+        with make_client(gw, keys[name]) as client, pytest.raises(openai.BadRequestError) as caught:
+            chat(client, "m-plain", f"ssn {SSN}", new_request_id())
+        assert "'blocker'" in caught.value.message
+    assert sent(keys["team"], "m-plain", EMAIL) == "[EMAIL]"  # the default still applies
+    with make_client(gw, keys["ghost"]) as client, pytest.raises(openai.BadRequestError) as caught:
+        chat(client, "m-plain", "hello", new_request_id())
+    assert "'nope'" in caught.value.message and caught.value.code == "guardrail_blocked"

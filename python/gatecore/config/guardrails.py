@@ -36,6 +36,8 @@ class GuardrailConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     name: str
     kind: str
+    # A default guard applies to every model that lists no `guardrails` of its own.
+    default: bool = False
     # Where it looks: the request's texts (`input`) and/or the answer's (`output`, streams included).
     apply_to: list[str] = msgspec.field(default_factory=lambda: ["input", "output"])
     # pii: the action per built-in entity type; `custom` types and a `deny_list` (words, matched

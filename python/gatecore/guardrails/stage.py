@@ -29,6 +29,8 @@ from gatecore.guardrails.webhook import WebhookFailed, WebhookGuard
 from gatecore.request import RequestContext
 
 ExternalGuard = WebhookGuard | PluginGuard
+# Distinct guard-name combinations compiled at most (models by keys' attachments): a bound, not a tuning.
+MAX_POLICIES = 4096
 
 
 class InjectionGuard:
@@ -82,21 +84,39 @@ def compile_guard(config: GuardrailConfig) -> PiiGuard | InjectionGuard | Extern
 
 
 class GuardInput:
-    """The stage: each model's policy, compiled once per worker."""
+    """The stage: the guards compiled once per worker, and the policy of each combination of names
+    (the model's, else the default guards, then the key's team's and the key's own) compiled on first use."""
 
-    __slots__ = ("policies",)
+    __slots__ = ("defaults", "guards", "models", "policies")
 
     def __init__(self, config: GatecoreConfig):
-        guards = {g.name: compile_guard(g) for g in config.guardrails}
-        self.policies = {
-            m.name: Policy([guards[n] for n in m.guardrails]) for m in config.models if m.guardrails
-        }
+        self.guards = {g.name: compile_guard(g) for g in config.guardrails}
+        self.defaults = tuple(g.name for g in config.guardrails if g.default)
+        self.models = {m.name: tuple(m.guardrails) for m in config.models if m.guardrails}
+        self.policies: dict[tuple[str, ...], Policy] = {}
+
+    def policy(self, names: tuple[str, ...]) -> Policy:
+        """The compiled policy of these guard names; a name not configured refuses the request (a
+        key's or team's metadata may name a guard the config no longer has: fail closed)."""
+        policy = self.policies.get(names)
+        if policy is None:
+            missing = [n for n in names if n not in self.guards]
+            if missing:
+                raise GuardrailBlocked(f"Guardrail '{missing[0][:100]}' is attached but not configured.")
+            if len(self.policies) >= MAX_POLICIES:
+                self.policies.clear()
+            policy = self.policies[names] = Policy([self.guards[n] for n in names])
+        return policy
 
     def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
         route = ctx.route
-        policy = self.policies.get(route.name) if route is not None else None
-        if policy is None:
+        names = self.models.get(route.name, self.defaults) if route is not None else self.defaults
+        key = ctx.key
+        if key is not None and key.guardrails:
+            names = tuple(dict.fromkeys(names + key.guardrails))
+        if not names:
             return None
+        policy = self.policy(names)
         try:
             doc = orjson.loads(ctx.body)
         except orjson.JSONDecodeError:
@@ -178,9 +198,9 @@ _BUILT: dict[int, tuple[GatecoreConfig, GuardInput]] = {}
 
 
 def guard_stage(config: GatecoreConfig) -> GuardInput | None:
-    """The stage, or None when no model has guardrails (it is then left out of the chain). Every
+    """The stage, or None when no guardrail is configured (it is then left out of the chain). Every
     inference route's chain shares one: the scanners are compiled once per worker and config."""
-    if not any(m.guardrails for m in config.models):
+    if not config.guardrails:
         return None
     built = _BUILT.get(id(config))
     if built is None or built[0] is not config:
