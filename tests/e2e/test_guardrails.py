@@ -422,3 +422,36 @@ def test_policy_by_default_team_and_key(
     with make_client(gw, keys["ghost"]) as client, pytest.raises(openai.BadRequestError) as caught:
         chat(client, "m-plain", "hello", new_request_id())
     assert "'nope'" in caught.value.message and caught.value.code == "guardrail_blocked"
+
+
+def test_tokenize_round_trip_anthropic_stream(gw: Gateway, upstream: MockUpstream) -> None:
+    rid = new_request_id()
+    with make_anthropic(gw) as claude:
+        with claude.messages.stream(
+            model="m-vault",
+            max_tokens=64,
+            messages=[{"role": "user", "content": f"reach {EMAIL} today"}],
+            extra_headers={"x-request-id": rid},
+            extra_body={"mock": {"gap_ms": 1}},
+        ) as stream:
+            text = "".join(stream.text_stream)
+    assert upstream.wait_for(rid).body_json["messages"][-1]["content"] in (
+        "reach <EMAIL_1> today",
+        [{"type": "text", "text": "reach <EMAIL_1> today"}],
+    )
+    assert text == f"mock: reach {EMAIL} today"
+
+
+def test_multibyte_text_around_entities_in_a_stream(client: openai.OpenAI) -> None:
+    reply = f"日本語 🎉 カード {CARD} ✓ éèê — {EMAIL} 🙂 end"
+    stream = chat(client, "m-pii", "hi", new_request_id(), stream=True, extra_body={"mock": {"content": reply, "gap_ms": 1}})
+    with stream:
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "日本語 🎉 カード [CREDIT_CARD] ✓ éèê — [EMAIL] 🙂 end"
+
+
+def test_tool_call_arguments_in_answers_checked(client: openai.OpenAI) -> None:
+    call = {"name": "send", "arguments": json.dumps({"to": EMAIL})}
+    answer = chat(client, "m-pii", "hi", new_request_id(), extra_body={"mock": {"tool_calls": [call]}})
+    arguments = answer.choices[0].message.tool_calls[0].function.arguments
+    assert json.loads(arguments) == {"to": "[EMAIL]"}

@@ -40,7 +40,7 @@ const BUILTIN: &[(&str, &str, Option<Validator>)] = &[
             r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}",
             r"|xox[abposr]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{35}",
             r"|[sr]k_(?:live|test)_[0-9A-Za-z]{20,}|glpat-[0-9A-Za-z_\-]{20,}",
-            r"|hf_[A-Za-z0-9]{30,}|gsk_[A-Za-z0-9]{40,})(?-u:\b)"
+            r"|hf_[A-Za-z0-9]{30,}|gsk_[A-Za-z0-9]{40,})"
         ),
         None,
     ),
@@ -59,21 +59,22 @@ const BUILTIN: &[(&str, &str, Option<Validator>)] = &[
         r"(?-u:\b)\d{3}[ \-]\d{2}[ \-]\d{4}(?-u:\b)",
         Some(validators::us_ssn),
     ),
-    // E.164 with or without separators, and common national forms: (555) 123-4567, 555-123-4567,
-    // 030 1234 5678, 06 12 34 56 78.
+    // A trailing extension (x123, ext. 123) belongs to the number.
+    // International (E.164 with separators, an optional "(0)" trunk and bracketed area codes) and
+    // national forms: (555) 123-4567, 555.123.4567, (0161) 4960066, 030 1234 5678, 06 12 34 56 78.
     (
         "phone",
-        r"\+[1-9](?:[ .\-]?\d){6,14}(?-u:\b)",
+        r"\+[1-9]\d{0,2}[ .\-]?(?:\(0\)[ .\-]?)?(?:\(?\d{1,5}\)?[ .\-]?){1,6}\d(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?-u:\b)",
         Some(validators::phone),
     ),
     (
         "phone",
-        r"(?:\(\d{3}\) ?|(?-u:\b)\d{3}[ .\-])\d{3}[ .\-]\d{4}(?-u:\b)",
+        r"(?:\(\d{3}\) ?|(?-u:\b)\d{3}[ .\-])\d{3}[ .\-]\d{4}(?:\s?(?:x|ext\.?)\s?\d{1,6})?(?-u:\b)",
         Some(validators::phone),
     ),
     (
         "phone",
-        r"(?-u:\b)0\d{1,4}(?:[ \-]\d{2,4}){2,4}(?-u:\b)",
+        r"(?:\(0\d{1,4}\) ?|(?-u:\b)0\d{1,4})(?:[ \-]?\d{2,4}){2,4}(?-u:\b)",
         Some(validators::phone),
     ),
     (

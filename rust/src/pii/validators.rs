@@ -19,7 +19,16 @@ pub fn card(text: &str) -> bool {
     if text.contains(' ') && text.contains('-') {
         return false;
     }
+    // Card numbers are printed in groups of 3 to 6 digits (4-4-4-4, 4-6-5), a shorter one only at
+    // the end; an ISBN-13 (978-0-04-410812-2) is not.
+    let groups: Vec<&str> = text.split([' ', '-']).collect();
+    if groups[..groups.len() - 1].iter().any(|group| group.len() < 3) {
+        return false;
+    }
     let all: Vec<u32> = digits(text).collect();
+    if count == 13 && all[0] == 9 && all[1] == 7 && (all[2] == 8 || all[2] == 9) {
+        return false; // an ISBN-13 (Bookland prefix), which has a check digit of its own
+    }
     if all.iter().all(|&d| d == all[0]) {
         return false; // 0000 0000 0000 0000 passes Luhn but is no card
     }
@@ -128,6 +137,8 @@ mod tests {
         assert!(!card("4111 1111 1111 1112"));
         assert!(!card("0000 0000 0000 0000"));
         assert!(!card("4111 1111-1111 1111"));
+        assert!(!card("978-0-04-410812-2"));
+        assert!(!card("9780044108122"));
     }
 
     #[test]
