@@ -426,15 +426,17 @@ def test_policy_by_default_team_and_key(
 
 def test_tokenize_round_trip_anthropic_stream(gw: Gateway, upstream: MockUpstream) -> None:
     rid = new_request_id()
-    with make_anthropic(gw) as claude:
-        with claude.messages.stream(
+    with (
+        make_anthropic(gw) as claude,
+        claude.messages.stream(
             model="m-vault",
             max_tokens=64,
             messages=[{"role": "user", "content": f"reach {EMAIL} today"}],
             extra_headers={"x-request-id": rid},
             extra_body={"mock": {"gap_ms": 1}},
-        ) as stream:
-            text = "".join(stream.text_stream)
+        ) as stream,
+    ):
+        text = "".join(stream.text_stream)
     assert upstream.wait_for(rid).body_json["messages"][-1]["content"] in (
         "reach <EMAIL_1> today",
         [{"type": "text", "text": "reach <EMAIL_1> today"}],
@@ -444,7 +446,14 @@ def test_tokenize_round_trip_anthropic_stream(gw: Gateway, upstream: MockUpstrea
 
 def test_multibyte_text_around_entities_in_a_stream(client: openai.OpenAI) -> None:
     reply = f"日本語 🎉 カード {CARD} ✓ éèê — {EMAIL} 🙂 end"
-    stream = chat(client, "m-pii", "hi", new_request_id(), stream=True, extra_body={"mock": {"content": reply, "gap_ms": 1}})
+    stream = chat(
+        client,
+        "m-pii",
+        "hi",
+        new_request_id(),
+        stream=True,
+        extra_body={"mock": {"content": reply, "gap_ms": 1}},
+    )
     with stream:
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text == "日本語 🎉 カード [CREDIT_CARD] ✓ éèê — [EMAIL] 🙂 end"

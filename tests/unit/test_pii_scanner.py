@@ -33,7 +33,10 @@ def test_types_and_character_offsets() -> None:
 def test_only_the_named_types_and_custom_patterns() -> None:
     scanner = PiiScanner(["email"], [("employee_id", r"EMP-\d{6}")])
     assert scanner.kinds == ["email", "employee_id"]
-    assert found(scanner, "EMP-123456 a@b.io 4111 1111 1111 1111") == [("employee_id", "EMP-123456"), ("email", "a@b.io")]
+    assert found(scanner, "EMP-123456 a@b.io 4111 1111 1111 1111") == [
+        ("employee_id", "EMP-123456"),
+        ("email", "a@b.io"),
+    ]
 
 
 @pytest.mark.parametrize(

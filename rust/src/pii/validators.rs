@@ -22,7 +22,10 @@ pub fn card(text: &str) -> bool {
     // Card numbers are printed in groups of 3 to 6 digits (4-4-4-4, 4-6-5), a shorter one only at
     // the end; an ISBN-13 (978-0-04-410812-2) is not.
     let groups: Vec<&str> = text.split([' ', '-']).collect();
-    if groups[..groups.len() - 1].iter().any(|group| group.len() < 3) {
+    if groups[..groups.len() - 1]
+        .iter()
+        .any(|group| group.len() < 3)
+    {
         return false;
     }
     let all: Vec<u32> = digits(text).collect();
