@@ -19,10 +19,11 @@ from gatecore.guardrails.hub_texts import map_request
 from gatecore.guardrails.pii import PiiGuard, apply_spans
 from gatecore.guardrails.tally import Tally
 
-WORDS = (
+SENTENCE = (
     "the gateway routes each request to a deployment and streams the answer back while the "
     "limits stage counts tokens and the ledger records what every team spent this month"
-).split()  # noqa: SIM905 (one sentence reads better than a list of words)
+)
+WORDS = SENTENCE.split()
 PII = ["ann.lee@example.com", "4111 1111 1111 1111", "+44 20 7946 0958", "123-45-6789", "10.1.2.3",
        "GB82 WEST 1234 5698 7654 32", "sk-proj-" + "aB3" * 12]  # fmt: skip
 
