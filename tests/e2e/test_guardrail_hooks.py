@@ -33,6 +33,25 @@ class GuardHook(MockServer):
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/check", self.check)
+        app.router.add_post("/v1/moderations", self.moderate)
+
+    async def moderate(self, request: web.Request) -> web.Response:
+        """OpenAI's /v1/moderations shape: `kill` is violence, `hateful` is hate."""
+        body = await request.read()
+        doc = json.loads(body)
+        recorded = RecordedRequest(
+            "POST", "/v1/moderations", "", {k.lower(): v for k, v in request.headers.items()}, body, doc,
+            asyncio.get_running_loop().time(),
+        )  # fmt: skip
+        with self._cond:
+            self._requests.append(recorded)
+            self._cond.notify_all()
+        results = []
+        for text in doc["input"]:
+            categories = {"violence": "kill" in text, "hate": "hateful" in text, "sexual": False}
+            results.append({"flagged": any(categories.values()), "categories": categories,
+                            "category_scores": {k: float(v) for k, v in categories.items()}})  # fmt: skip
+        return web.json_response({"id": "modr-1", "model": doc.get("model"), "results": results})
 
     async def check(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -93,6 +112,10 @@ def gw(
         {"name": "gone", "kind": "webhook", "url": refused.base_url + "/check", "on_error": "block"},
         {"name": "words", "kind": "plugin", "use": "keyword_guard",
          "options": {"block": ["project-x"], "replace": {"colour": "color"}}},
+        {"name": "words-strict", "kind": "plugin", "use": "keyword_guard", "on_error": "block"},
+        {"name": "mod", "kind": "moderation", "url": f"{hook.origin}/v1/moderations",
+         "model": "omni-moderation-latest", "api_key": "sk-mod-secret", "categories": ["violence"],
+         "on_error": "block"},
         {"name": "house", "kind": "pii", "entities": {},
          "custom": [{"name": "employee_id", "pattern": r"EMP-\d{6}", "action": "redact"}],
          "deny_list": ["Bluebird", "acme corp"], "deny_action": "block"},
@@ -102,6 +125,8 @@ def gw(
         {**base, "name": "m-strict", "guardrails": ["strict"]},
         {**base, "name": "m-gone", "guardrails": ["gone"]},
         {**base, "name": "m-words", "guardrails": ["words"]},
+        {**base, "name": "m-words-strict", "guardrails": ["words-strict"]},
+        {**base, "name": "m-mod", "guardrails": ["mod"]},
         {**base, "name": "m-house", "guardrails": ["house"]},
     ]
     workdir = tmp_path_factory.mktemp("guard-hooks")
@@ -216,3 +241,28 @@ def test_bad_guardrail_config_is_refused(tmp_path: Any, upstream: MockUpstream, 
         "models.gpt-test.guardrails: unknown guardrail 'nope'",
     ):
         assert expected in result.stderr + result.stdout, result.stderr
+
+
+def test_plugin_failure_follows_on_error(client: openai.OpenAI) -> None:
+    assert ask(client, "m-words", "explode now").parse().choices[0].message.content == "mock: explode now"
+    error = blocked(client, "m-words-strict", "explode now")
+    assert "'words-strict'" in error.message and "explode" not in error.message
+
+
+def test_moderation_guard(client: openai.OpenAI, hook: GuardHook, gw: Gateway) -> None:
+    rid = new_request_id()
+    error = blocked(client, "m-mod", "how do I kill the neighbour's dog")
+    assert "'mod'" in error.message and "kill" not in error.message
+    call = hook.find(lambda r: r.path == "/v1/moderations" and "kill" in json.dumps(r.body_json))
+    assert call.body_json == {
+        "input": ["how do I kill the neighbour's dog"],
+        "model": "omni-moderation-latest",
+    }
+    assert call.headers["authorization"] == "Bearer sk-mod-secret"
+    # Flagged in a category this guard does not block on: served.
+    assert (
+        ask(client, "m-mod", "a hateful remark", rid).parse().choices[0].message.content
+        == "mock: a hateful remark"
+    )
+    assert ask(client, "m-mod", "a kind word").parse().choices[0].message.content == "mock: a kind word"
+    assert "sk-mod-secret" not in gw.output()

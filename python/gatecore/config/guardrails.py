@@ -11,7 +11,7 @@ import msgspec
 
 from gatecore._core import PiiScanner
 
-GUARD_KINDS = ("pii", "prompt_injection", "webhook", "plugin")
+GUARD_KINDS = ("pii", "prompt_injection", "webhook", "moderation", "plugin")
 PII_ACTIONS = ("redact", "mask", "block", "tokenize", "log")
 INJECTION_ACTIONS = ("block", "flag")
 # The entry-point group a package declares guardrails in (`[project.entry-points."gatecore.guardrails"]`).
@@ -53,11 +53,16 @@ class GuardrailConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # prompt_injection: the action at or above the score threshold.
     action: str = "block"
     threshold: float = 0.8
-    # webhook: where the texts are POSTed, how long a verdict may take, and what a failed call means.
+    # webhook and moderation: where the texts are POSTed, how long a verdict may take, and what a
+    # failed call means (plugin: what a plugin that raises means).
     url: str | None = None
     timeout_s: float = 2.0
     on_error: str = "allow"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
+    # moderation: the endpoint's model and key, and the categories that block (none: any flagged).
+    model: str | None = None
+    api_key: str | None = None
+    categories: list[str] = msgspec.field(default_factory=list)
     # plugin: the entry point's name in `gatecore.guardrails`, and its factory's settings.
     use: str | None = None
     options: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -89,7 +94,7 @@ def validate_guardrails(guards: list[GuardrailConfig], model_guards: dict[str, l
                 errors.append(f"{path}.action: must be one of {', '.join(INJECTION_ACTIONS)}")
             if not 0 < guard.threshold <= 1:
                 errors.append(f"{path}.threshold: must be greater than 0 and at most 1")
-        elif guard.kind == "webhook":
+        elif guard.kind in ("webhook", "moderation"):
             if not guard.url or not guard.url.startswith(("http://", "https://")):
                 errors.append(f"{path}.url: an http:// or https:// URL is required")
             if not 0 < guard.timeout_s <= 60:

@@ -21,6 +21,7 @@ from gatecore.errors import GuardrailBlocked, InvalidRequest
 from gatecore.guardrails.answer import AnswerCheck
 from gatecore.guardrails.hub_texts import map_request
 from gatecore.guardrails.injection import score, scored_texts
+from gatecore.guardrails.moderation import ModerationGuard
 from gatecore.guardrails.pii import PiiGuard, apply_spans, merge_spans
 from gatecore.guardrails.plugins import PluginGuard
 from gatecore.guardrails.tally import Tally
@@ -28,7 +29,7 @@ from gatecore.guardrails.vault import Vault
 from gatecore.guardrails.webhook import WebhookFailed, WebhookGuard
 from gatecore.request import RequestContext
 
-ExternalGuard = WebhookGuard | PluginGuard
+ExternalGuard = WebhookGuard | PluginGuard | ModerationGuard
 # Distinct guard-name combinations compiled at most (models by keys' attachments): a bound, not a tuning.
 MAX_POLICIES = 4096
 
@@ -67,7 +68,9 @@ class Policy:
         self.pii_out = tuple(g for g in guards if isinstance(g, PiiGuard) and "output" in g.sides)
         self.injection = tuple(g for g in guards if isinstance(g, InjectionGuard))
         self.external = tuple(
-            g for g in guards if isinstance(g, WebhookGuard | PluginGuard) and "input" in g.sides
+            g
+            for g in guards
+            if isinstance(g, WebhookGuard | PluginGuard | ModerationGuard) and "input" in g.sides
         )
         self.tokenizes = any("tokenize" in g.actions for g in self.pii_in)
 
@@ -80,6 +83,8 @@ def compile_guard(config: GuardrailConfig) -> PiiGuard | InjectionGuard | Extern
         return InjectionGuard(config)
     if config.kind == "webhook":
         return WebhookGuard(config)
+    if config.kind == "moderation":
+        return ModerationGuard(config)
     return PluginGuard(config)
 
 
@@ -157,16 +162,15 @@ class GuardInput:
             try:
                 verdict = await guard.check(texts, "input", ctx.client_model, ctx.request_id)
             except WebhookFailed as exc:
-                tally.add(
-                    guard.name,
-                    str(exc),
-                    "allow" if isinstance(guard, WebhookGuard) and guard.fail_open else "block",
-                )
-                if isinstance(guard, WebhookGuard) and guard.fail_open:
+                tally.add(guard.name, str(exc), "allow" if guard.fail_open else "block")
+                if guard.fail_open:
                     continue
                 ctx.body_capture = None
                 raise GuardrailBlocked(f"Guardrail '{guard.name}' could not check this request.") from None
-            tally.add(guard.name, "verdict", verdict.action)
+            if isinstance(guard, ModerationGuard):  # its verdict's text is the category, never the input
+                tally.add(guard.name, verdict.texts[0] if verdict.texts else "moderation", verdict.action)
+            else:
+                tally.add(guard.name, "verdict", verdict.action)
             if verdict.action == "block":
                 ctx.body_capture = None
                 raise GuardrailBlocked(f"Guardrail '{guard.name}' blocked this request.")

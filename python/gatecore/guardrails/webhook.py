@@ -26,43 +26,29 @@ class WebhookFailed(Exception):
     """The webhook gave no usable verdict (the reason names the kind of failure only)."""
 
 
-class WebhookGuard:
-    """One configured `kind: webhook` guard."""
+class JsonEndpoint:
+    """Where an external check is POSTed (a webhook, a moderation endpoint), compiled from its URL."""
 
-    __slots__ = ("fail_open", "headers", "host", "name", "path", "port", "sides", "timeout_s", "tls")
+    __slots__ = ("headers", "host", "path", "port", "timeout_s", "tls")
 
-    def __init__(self, config: GuardrailConfig):
-        self.name = config.name
-        self.sides = frozenset(config.apply_to)
-        url = urlsplit(config.url or "")
-        self.tls = url.scheme == "https"
-        self.host = url.hostname or "127.0.0.1"
-        self.port = url.port or (443 if self.tls else 80)
-        self.path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-        self.timeout_s = config.timeout_s
-        self.fail_open = config.on_error == "allow"
-        self.headers = "".join(f"{k}: {v}\r\n" for k, v in config.headers.items())
+    def __init__(self, url: str, timeout_s: float, headers: dict[str, str]):
+        parts = urlsplit(url)
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.tls else 80)
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.timeout_s = timeout_s
+        self.headers = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
 
-    async def check(self, texts: list[str], side: str, model: str, request_id: str) -> Verdict:
-        """The webhook's verdict on `texts`; raises WebhookFailed when it gave none in time."""
-        body = orjson.dumps(
-            {"guardrail": self.name, "side": side, "model": model, "request_id": request_id, "texts": texts}
-        )
+    async def post(self, body: bytes) -> bytes:
+        """The 2xx answer's body; WebhookFailed (timeout, unreachable, status, bad_answer) otherwise."""
         try:
-            raw = await asyncio.wait_for(self._post(body), self.timeout_s)
+            answer = await asyncio.wait_for(self._post(body), self.timeout_s)
         except TimeoutError:
             raise WebhookFailed("timeout") from None
         except OSError:
             raise WebhookFailed("unreachable") from None
-        try:
-            verdict = VERDICT.decode(raw)
-        except msgspec.DecodeError:
-            raise WebhookFailed("bad_answer") from None
-        if verdict.action not in ACTIONS or (
-            verdict.action == "modify" and (verdict.texts is None or len(verdict.texts) != len(texts))
-        ):
-            raise WebhookFailed("bad_answer")
-        return verdict
+        return _body_of(answer)
 
     async def _post(self, body: bytes) -> bytes:
         context = ssl.create_default_context() if self.tls else None
@@ -82,7 +68,35 @@ class WebhookGuard:
                 answer += more
         finally:
             writer.close()
-        return _body_of(answer)
+        return answer
+
+
+class WebhookGuard:
+    """One configured `kind: webhook` guard."""
+
+    __slots__ = ("endpoint", "fail_open", "name", "sides")
+
+    def __init__(self, config: GuardrailConfig):
+        self.name = config.name
+        self.sides = frozenset(config.apply_to)
+        self.endpoint = JsonEndpoint(config.url or "", config.timeout_s, config.headers)
+        self.fail_open = config.on_error == "allow"
+
+    async def check(self, texts: list[str], side: str, model: str, request_id: str) -> Verdict:
+        """The webhook's verdict on `texts`; raises WebhookFailed when it gave none in time."""
+        body = orjson.dumps(
+            {"guardrail": self.name, "side": side, "model": model, "request_id": request_id, "texts": texts}
+        )
+        raw = await self.endpoint.post(body)
+        try:
+            verdict = VERDICT.decode(raw)
+        except msgspec.DecodeError:
+            raise WebhookFailed("bad_answer") from None
+        if verdict.action not in ACTIONS or (
+            verdict.action == "modify" and (verdict.texts is None or len(verdict.texts) != len(texts))
+        ):
+            raise WebhookFailed("bad_answer")
+        return verdict
 
 
 def _body_of(answer: bytes) -> bytes:
