@@ -8,6 +8,7 @@ guard against regressions, not measure real-world accuracy (README, benches/READ
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from gatecore.guardrails.injection import score, scored_texts
@@ -45,5 +46,9 @@ def test_only_user_and_tool_texts_are_scored() -> None:
 
 
 def test_long_and_hostile_texts_are_bounded() -> None:
-    assert score("ignore " * 200_000)[0] == 0.0  # only the first 64 KiB is read, quickly
-    assert score("A" * 100_000 + "=")[0] == 0.0
+    # Only the first 64 KiB is read, and every pattern runs in linear time: a long run of base64
+    # letters once took 10 s through a bounded repetition ({24,4096}).
+    for hostile in ("ignore " * 200_000, "A" * 100_000 + "=", "ab" * 100_000, "ignore all previous " * 5000):
+        started = time.perf_counter()
+        score(hostile)
+        assert time.perf_counter() - started < 0.5, hostile[:20]

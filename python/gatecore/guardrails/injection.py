@@ -18,44 +18,55 @@ import binascii
 import re
 from typing import Any
 
+from gatecore._core import PiiScanner
+
 MAX_TEXT_CHARS = 64 * 1024
 MAX_TEXTS = 256
 
-_OVERRIDE = re.compile(
-    r"\b(?:ignore|disregard|forget|skip|override|bypass)\s+(?:(?:all|any|the|of|everything)\s+){0,3}"
-    r"(?:previous|prior|above|earlier|preceding|your|system|those|these|original)\s+(?:\w+\s+){0,2}?"
-    r"(?:instructions?|prompts?|rules|directions|guidelines|constraints|programming)\b",
-    re.IGNORECASE,
+# Each signal: its name, a pattern in the `regex` crate's syntax (run in Rust: linear time, one
+# RegexSet pass for all of them) and its weight.
+SIGNALS: tuple[tuple[str, str, float], ...] = (
+    (
+        "instruction_override",
+        "(?-u:\\b)(?:ignore|disregard|forget|skip|override|bypass)\\s+(?:(?:all|any|the|of|everything)\\s+){0,3}(?:previous|prior|above|earlier|preceding|your|system|those|these|original)\\s+(?:\\w+\\s+){0,2}?(?:instructions?|prompts?|rules|directions|guidelines|constraints|programming)(?-u:\\b)",
+        0.85,
+    ),
+    (
+        "new_instructions",
+        "(?-u:\\b)(?:new|updated|real) (?:system )?instructions?\\s*:|(?-u:\\b)from now on,? you (?:are|will|must)(?-u:\\b)",
+        0.5,
+    ),
+    (
+        "jailbreak",
+        "(?-u:\\b)(?:(?-i:DAN)|do anything now|developer mode|jailbr(?:oken|eak)|god mode|(?:un(?:filtered|censored|restricted|aligned)) (?:ai|assistant|model|mode|version)|without (?:any )?(?:restrictions|filters|limitations|censorship)|no (?:ethical|moral|content) (?:guidelines|restrictions|limits|filters)|you are no longer (?:an? )?(?:ai|assistant|language model|bound|restricted))(?-u:\\b)",
+        0.8,
+    ),
+    (
+        "roleplay",
+        "(?-u:\\b)(?:pretend|act as if|imagine|roleplay|role-play)(?-u:\\b)[^.\\n]{0,60}(?-u:\\b)(?:you (?:are|were|have)|to be)(?-u:\\b)",
+        0.35,
+    ),
+    (
+        "prompt_extraction",
+        "(?-u:\\b)(?:reveal|show|print|repeat|output|display|tell me|give me|what (?:is|are|were)|leak|dump)(?-u:\\b)[^.\\n]{0,30}?(?-u:\\b)(?:your (?:system |initial |hidden |original |secret |full )?(?:prompt|instructions|rules)|(?:the|initial|hidden|original|secret) (?:system prompt|system message|hidden instructions|initial instructions))(?-u:\\b)|(?-u:\\b)repeat (?:the|all|everything)[^.\\n]{0,20}(?-u:\\b)(?:above|before)(?-u:\\b)",
+        0.8,
+    ),
+    (
+        "encoded_instructions",
+        "(?-u:\\b)(?:decode|base64|hex|rot13)(?-u:\\b)[^.\\n]{0,40}(?-u:\\b)(?:follow|execute|obey|run|do what)(?-u:\\b)",
+        0.5,
+    ),
 )
-_NEW_RULES = re.compile(
-    r"\b(?:new|updated|real) (?:system )?instructions?\s*:|\bfrom now on,? you (?:are|will|must)\b",
-    re.IGNORECASE,
+_PHRASES = PiiScanner([], [(name, "(?i)" + pattern) for name, pattern, _ in SIGNALS])
+_WEIGHTS = {name: weight for name, _, weight in SIGNALS}
+# Hex before base64: a run of hex digits is both, and a tie goes to the type listed first. Open-ended
+# repetitions on purpose: a bounded one ({24,4096}) compiles to thousands of NFA states, which made
+# a long run of letters take seconds; a blob is cut to MAX_BLOB_CHARS before it is decoded instead.
+_BLOBS = PiiScanner(
+    [], [("hex", r"(?-u:\b)(?:[0-9a-fA-F]{2}){16,}(?-u:\b)"), ("base64", r"[A-Za-z0-9+/]{24,}={0,2}")]
 )
-_JAILBREAK = re.compile(
-    r"\b(?:DAN|do anything now|developer mode|jailbr(?:oken|eak)|god mode|"
-    r"(?:un(?:filtered|censored|restricted|aligned)) (?:ai|assistant|model|mode|version)|"
-    r"without (?:any )?(?:restrictions|filters|limitations|censorship)|"
-    r"no (?:ethical|moral|content) (?:guidelines|restrictions|limits|filters)|"
-    r"you are no longer (?:an? )?(?:ai|assistant|language model|bound|restricted))\b",
-    re.IGNORECASE,
-)
-_ROLEPLAY = re.compile(
-    r"\b(?:pretend|act as if|imagine|roleplay|role-play)\b[^.\n]{0,60}\b(?:you (?:are|were|have)|to be)\b",
-    re.IGNORECASE,
-)
-_EXTRACT = re.compile(
-    r"\b(?:reveal|show|print|repeat|output|display|tell me|give me|what (?:is|are|were)|leak|dump)\b[^.\n]{0,30}?"
-    r"\b(?:your (?:system |initial |hidden |original |secret |full )?(?:prompt|instructions|rules)|"
-    r"(?:the|initial|hidden|original|secret) (?:system prompt|system message|hidden instructions|"
-    r"initial instructions))\b|\brepeat (?:the|all|everything)[^.\n]{0,20}\b(?:above|before)\b",
-    re.IGNORECASE,
-)
-_DECODE_ASK = re.compile(
-    r"\b(?:decode|base64|hex|rot13)\b[^.\n]{0,40}\b(?:follow|execute|obey|run|do what)\b", re.IGNORECASE
-)
+MAX_BLOB_CHARS = 8192
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u180e]")
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{24,4096}={0,2}")
-_HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}){16,2048}\b")
 # Cyrillic and Greek letters that look like Latin ones.
 _CONFUSABLES = str.maketrans(
     "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0501\u051b\u051d\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421"
@@ -64,60 +75,49 @@ _CONFUSABLES = str.maketrans(
 )
 _MIXED_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[\u0370-\u03ff\u0400-\u04ff])\w{2,40}\b")
 
-SIGNALS: tuple[tuple[str, re.Pattern[str], float], ...] = (
-    ("instruction_override", _OVERRIDE, 0.85),
-    ("instruction_override", _NEW_RULES, 0.5),
-    ("jailbreak", _JAILBREAK, 0.8),
-    ("roleplay", _ROLEPLAY, 0.35),
-    ("prompt_extraction", _EXTRACT, 0.8),
-    ("encoded_instructions", _DECODE_ASK, 0.5),
-)
-
 
 def score(text: str) -> tuple[float, list[str]]:
     """The injection score of `text` (0..1) and the signals found."""
     text = text[:MAX_TEXT_CHARS]
     found: list[tuple[str, float]] = []
-    _scan(text, found, 1.0)
-    hidden = text
-    if _ZERO_WIDTH.search(text):
-        found.append(("zero_width", 0.5 if len(_ZERO_WIDTH.findall(text)) >= 3 else 0.2))
-        hidden = _ZERO_WIDTH.sub("", text)
-    if _MIXED_WORD.search(hidden):
-        found.append(("homoglyph", 0.5))
-        hidden = hidden.translate(_CONFUSABLES)
-    if hidden != text:
-        _scan(hidden, found, 1.0, smuggled=True)
+    _scan(text, found)
+    if not text.isascii():  # zero-width characters and look-alikes are never ASCII
+        hidden = text
+        if _ZERO_WIDTH.search(text):
+            found.append(("zero_width", 0.5 if len(_ZERO_WIDTH.findall(text)) >= 3 else 0.2))
+            hidden = _ZERO_WIDTH.sub("", text)
+        if _MIXED_WORD.search(hidden):
+            found.append(("homoglyph", 0.5))
+            hidden = hidden.translate(_CONFUSABLES)
+        if hidden != text:
+            _scan(hidden, found, smuggled=True)
     for decoded in _decoded_blobs(text):
-        _scan(decoded, found, 1.0, smuggled=True)
+        _scan(decoded, found, smuggled=True)
     remaining = 1.0
     for _, weight in found:
         remaining *= 1.0 - weight
     return 1.0 - remaining, sorted({name for name, _ in found})
 
 
-def _scan(text: str, found: list[tuple[str, float]], scale: float, smuggled: bool = False) -> None:
-    for name, pattern, weight in SIGNALS:
-        if pattern.search(text):
-            # What was hidden from a plain reading was hidden on purpose: it counts more.
-            found.append(
-                (
-                    f"smuggled_{name}" if smuggled else name,
-                    min(0.95, weight * scale + (0.3 if smuggled else 0)),
-                )
-            )
+def _scan(text: str, found: list[tuple[str, float]], smuggled: bool = False) -> None:
+    kinds = _PHRASES.kinds
+    for name in {kinds[kind] for kind, _, _ in _PHRASES.scan(text)}:
+        weight = _WEIGHTS[name]
+        # What was hidden from a plain reading was hidden on purpose: it counts more.
+        found.append((f"smuggled_{name}", min(0.95, weight + 0.3)) if smuggled else (name, weight))
 
 
 def _decoded_blobs(text: str) -> list[str]:
     """Printable texts that base64 or hex blobs of `text` decode to (at most 8)."""
     out: list[str] = []
-    for pattern, decode in ((_BASE64, _b64), (_HEX, _hex)):
-        for match in pattern.finditer(text):
-            decoded = decode(match.group(0))
-            if decoded is not None:
-                out.append(decoded)
-                if len(out) >= 8:
-                    return out
+    kinds = _BLOBS.kinds
+    for kind, start, end in _BLOBS.scan(text)[:32]:
+        blob = text[start : min(end, start + MAX_BLOB_CHARS)]
+        decoded = (_hex if kinds[kind] == "hex" else _b64)(blob)
+        if decoded is not None:
+            out.append(decoded)
+            if len(out) >= 8:
+                break
     return out
 
 
