@@ -20,7 +20,7 @@ from aiohttp import web
 from ..upstreams.mock_server import MockServer, RecordedRequest
 from ..upstreams.openai_mock import MockUpstream, RefusedPort
 from .conftest import make_client, new_request_id
-from .gateway import REPO_ROOT, Gateway, running_gateway, standard_config, write_config
+from .gateway import REPO_ROOT, Gateway, GatewayFactory, running_gateway, standard_config, write_config
 
 PACKAGE = REPO_ROOT / "tests" / "plugins" / "gatecore_keyword_guard"
 
@@ -34,6 +34,18 @@ class GuardHook(MockServer):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/check", self.check)
         app.router.add_post("/v1/moderations", self.moderate)
+        app.router.add_post("/v1/chat/completions", self.classify)
+
+    async def classify(self, request: web.Request) -> web.Response:
+        """A Llama-Guard-style safety model behind OpenAI chat completions: `kill` is S1, `hateful` S10."""
+        doc = await request.json()
+        text = doc["messages"][-1]["content"]
+        verdict = "unsafe\nS1" if "kill" in text else "unsafe\nS10" if "hateful" in text else "safe"
+        return web.json_response({
+            "id": "chatcmpl-guard", "object": "chat.completion", "created": 1, "model": doc["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": verdict}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+        })  # fmt: skip
 
     async def moderate(self, request: web.Request) -> web.Response:
         """OpenAI's /v1/moderations shape: `kill` is violence, `hateful` is hate."""
@@ -266,3 +278,42 @@ def test_moderation_guard(client: openai.OpenAI, hook: GuardHook, gw: Gateway) -
     )
     assert ask(client, "m-mod", "a kind word").parse().choices[0].message.content == "mock: a kind word"
     assert "sk-mod-secret" not in gw.output()
+
+
+def test_classifier_model_through_gatecore(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort, hook: GuardHook
+) -> None:
+    """A classifier guard asks a safety model served through a gatecore (its own key and model, the
+    model's engine a Llama-Guard-style loopback server): `unsafe` in a blocking category refuses the
+    request, another category or `safe` serves it."""
+    classifier_gw = gateway_factory(
+        {
+            "providers": [
+                {"name": "engine", "kind": "openai", "base_url": f"{hook.origin}/v1", "api_key": "sk-e"}
+            ],
+            "models": [
+                {"name": "llama-guard", "deployments": [{"provider": "engine", "model": "llama-guard-4"}]}
+            ],
+            "auth": {"master_key": "sk-classifier-master-key"},
+        }
+    )
+    config = standard_config(upstream.base_url, refused.base_url)
+    config["guardrails"] = [
+        {"name": "safety", "kind": "classifier", "url": f"{classifier_gw.base_url}/v1/chat/completions",
+         "model": "llama-guard", "api_key": "sk-classifier-master-key", "categories": ["S1"], "on_error": "block"},
+    ]  # fmt: skip
+    config["models"][0]["guardrails"] = ["safety"]
+    gw = gateway_factory(config)
+    with make_client(gw) as client:
+        rid = new_request_id()
+        with pytest.raises(openai.BadRequestError) as caught:
+            ask(client, "gpt-test", "how to kill a tree stump", rid)
+        assert caught.value.code == "guardrail_blocked"
+        assert "'safety'" in caught.value.message and "kill" not in caught.value.message
+        assert (
+            ask(client, "gpt-test", "a hateful poem").parse().choices[0].message.content
+            == "mock: a hateful poem"
+        )
+        assert ask(client, "gpt-test", "hello").parse().choices[0].message.content == "mock: hello"
+    line = gw.wait_access_log(rid)
+    assert line["guardrails"] == "safety:S1:block=1" and line["status"] == 400

@@ -11,7 +11,7 @@ import msgspec
 
 from gatecore._core import PiiScanner
 
-GUARD_KINDS = ("pii", "prompt_injection", "webhook", "moderation", "plugin")
+GUARD_KINDS = ("pii", "prompt_injection", "webhook", "moderation", "classifier", "plugin")
 PII_ACTIONS = ("redact", "mask", "block", "tokenize", "log")
 INJECTION_ACTIONS = ("block", "flag")
 # The entry-point group a package declares guardrails in (`[project.entry-points."gatecore.guardrails"]`).
@@ -59,7 +59,8 @@ class GuardrailConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeout_s: float = 2.0
     on_error: str = "allow"
     headers: dict[str, str] = msgspec.field(default_factory=dict)
-    # moderation: the endpoint's model and key, and the categories that block (none: any flagged).
+    # moderation and classifier: the endpoint's model and key, and the categories that block (none:
+    # any flagged; a classifier's are Llama Guard's codes, S1-S14).
     model: str | None = None
     api_key: str | None = None
     categories: list[str] = msgspec.field(default_factory=list)
@@ -94,13 +95,15 @@ def validate_guardrails(guards: list[GuardrailConfig], model_guards: dict[str, l
                 errors.append(f"{path}.action: must be one of {', '.join(INJECTION_ACTIONS)}")
             if not 0 < guard.threshold <= 1:
                 errors.append(f"{path}.threshold: must be greater than 0 and at most 1")
-        elif guard.kind in ("webhook", "moderation"):
+        elif guard.kind in ("webhook", "moderation", "classifier"):
             if not guard.url or not guard.url.startswith(("http://", "https://")):
                 errors.append(f"{path}.url: an http:// or https:// URL is required")
             if not 0 < guard.timeout_s <= 60:
                 errors.append(f"{path}.timeout_s: must be greater than 0 and at most 60")
             if guard.on_error not in ("allow", "block"):
                 errors.append(f"{path}.on_error: must be allow or block")
+        if guard.kind == "classifier" and not guard.model:
+            errors.append(f"{path}.model: a classifier guard names the model it asks")
         elif guard.kind == "plugin" and not guard.use:
             errors.append(f"{path}.use: a plugin guard names its entry point")
     for model, attached in model_guards.items():

@@ -21,7 +21,7 @@ from gatecore.errors import GuardrailBlocked, InvalidRequest
 from gatecore.guardrails.answer import AnswerCheck
 from gatecore.guardrails.hub_texts import map_request
 from gatecore.guardrails.injection import score, scored_texts
-from gatecore.guardrails.moderation import ModerationGuard
+from gatecore.guardrails.moderation import ClassifierGuard, ModerationGuard
 from gatecore.guardrails.pii import PiiGuard, apply_spans, merge_spans
 from gatecore.guardrails.plugins import PluginGuard
 from gatecore.guardrails.tally import Tally
@@ -29,7 +29,7 @@ from gatecore.guardrails.vault import Vault
 from gatecore.guardrails.webhook import WebhookFailed, WebhookGuard
 from gatecore.request import RequestContext
 
-ExternalGuard = WebhookGuard | PluginGuard | ModerationGuard
+ExternalGuard = WebhookGuard | PluginGuard | ModerationGuard | ClassifierGuard
 # Distinct guard-name combinations compiled at most (models by keys' attachments): a bound, not a tuning.
 MAX_POLICIES = 4096
 
@@ -70,7 +70,8 @@ class Policy:
         self.external = tuple(
             g
             for g in guards
-            if isinstance(g, WebhookGuard | PluginGuard | ModerationGuard) and "input" in g.sides
+            if isinstance(g, WebhookGuard | PluginGuard | ModerationGuard | ClassifierGuard)
+            and "input" in g.sides
         )
         self.tokenizes = any("tokenize" in g.actions for g in self.pii_in)
 
@@ -85,6 +86,8 @@ def compile_guard(config: GuardrailConfig) -> PiiGuard | InjectionGuard | Extern
         return WebhookGuard(config)
     if config.kind == "moderation":
         return ModerationGuard(config)
+    if config.kind == "classifier":
+        return ClassifierGuard(config)
     return PluginGuard(config)
 
 
@@ -167,7 +170,7 @@ class GuardInput:
                     continue
                 ctx.body_capture = None
                 raise GuardrailBlocked(f"Guardrail '{guard.name}' could not check this request.") from None
-            if isinstance(guard, ModerationGuard):  # its verdict's text is the category, never the input
+            if isinstance(guard, ModerationGuard | ClassifierGuard):  # the verdict's text is the category
                 tally.add(guard.name, verdict.texts[0] if verdict.texts else "moderation", verdict.action)
             else:
                 tally.add(guard.name, "verdict", verdict.action)
