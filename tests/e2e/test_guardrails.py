@@ -464,3 +464,15 @@ def test_tool_call_arguments_in_answers_checked(client: openai.OpenAI) -> None:
     answer = chat(client, "m-pii", "hi", new_request_id(), extra_body={"mock": {"tool_calls": [call]}})
     arguments = answer.choices[0].message.tool_calls[0].function.arguments
     assert json.loads(arguments) == {"to": "[EMAIL]"}
+
+
+def test_completions_prompt_and_stream(client: openai.OpenAI, upstream: MockUpstream) -> None:
+    rid = new_request_id()
+    stream = client.completions.create(
+        model="m-pii", prompt=f"card {CARD} and mail {EMAIL} " + "pad " * 30, stream=True,
+        extra_headers={"x-request-id": rid}, extra_body={"mock": {"gap_ms": 1}},
+    )  # fmt: skip
+    with stream:
+        text = "".join(c.choices[0].text for c in stream if c.choices)
+    assert upstream.wait_for(rid).body_json["prompt"].startswith("card [CREDIT_CARD] and mail [EMAIL] ")
+    assert text.startswith("mock: card [CREDIT_CARD] and mail [EMAIL] ") and CARD not in text

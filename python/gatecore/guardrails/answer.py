@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from gatecore.guardrails.hub_texts import map_answer
-from gatecore.guardrails.pii import PiiGuard, Span, apply_spans, merge_spans
+from gatecore.guardrails.pii import PiiGuard, Span, apply_spans, count_spans, merge_spans
 from gatecore.guardrails.tally import Tally
 from gatecore.guardrails.vault import MAX_TOKEN_CHARS, Vault
 
@@ -28,7 +28,7 @@ _DONE = b"[DONE]"
 class AnswerCheck:
     """One request's answer checks: the output PII guards and the request's token vault."""
 
-    __slots__ = ("guards", "held", "overlap", "stream_guards", "tally", "template", "vault", "window")
+    __slots__ = ("guards", "held", "overlap", "stream_guards", "tally", "templates", "vault", "window")
 
     def __init__(self, guards: tuple[PiiGuard, ...], vault: Vault | None, tally: Tally):
         self.guards = guards
@@ -38,8 +38,10 @@ class AnswerCheck:
         self.stream_guards = tuple(g for g in guards if g.window > 0)
         self.window = min((g.window for g in self.stream_guards), default=16)
         self.overlap = max([g.overlap for g in self.stream_guards] + [MAX_TOKEN_CHARS if vault else 0])
-        self.held = ""  # text of content deltas not yet released
-        self.template: dict[str, Any] | None = None  # the first held event, to build releases from
+        # Per choice index: the text of content deltas not yet released, and the first held event
+        # (releases are built from it: same id, model, created).
+        self.held: dict[int, str] = {}
+        self.templates: dict[int, dict[str, Any]] = {}
 
     @property
     def flagged(self) -> str | None:
@@ -51,12 +53,14 @@ class AnswerCheck:
 
     def text(self, text: str) -> str:
         """`text` checked and rewritten, tokens restored."""
-        return apply_spans(text, self._spans(text, self.guards))
+        spans = self._spans(text, self.guards)
+        count_spans(self.tally, spans)
+        return apply_spans(text, spans)
 
     def _spans(self, text: str, guards: tuple[PiiGuard, ...]) -> list[Span]:
         groups = [g.spans(text, self.vault, self.tally, True) for g in guards]
         if self.vault is not None:
-            groups.append([(s, e, v) for s, e, v in self.vault.spans(text)])
+            groups.append([(s, e, v, None) for s, e, v in self.vault.spans(text)])
         return merge_spans(groups) if groups else []
 
     def body(self, body: bytes) -> bytes:
@@ -84,37 +88,49 @@ class AnswerCheck:
                 out.append(self._flush())
                 out.append(event + b"\n\n")
                 continue
-            if self.template is None:
-                self.template = doc
-            self.held += content
-            out.append(self._release(final=False))
+            # Each choice has its own held text (n > 1 interleaves them).
+            index = doc["choices"][0].get("index", 0)
+            index = index if isinstance(index, int) else 0
+            if index not in self.templates:
+                self.templates[index] = doc
+            self.held[index] = self.held.get(index, "") + content
+            out.append(self._release(index, final=False))
         return b"".join(out)
 
     def end(self) -> bytes:
         return self._flush()
 
     def _flush(self) -> bytes:
-        return self._release(final=True) if self.held else b""
+        if not self.held:
+            return b""
+        return b"".join(self._release(index, final=True) for index in list(self.held))
 
-    def _release(self, final: bool) -> bytes:
-        held = self.held
+    def _release(self, index: int, final: bool) -> bytes:
+        held = self.held[index]
         if not final and len(held) < self.window + self.overlap:
             return b""
         spans = self._spans(held, self.stream_guards)
         cut = len(held) if final else len(held) - self.overlap
-        for start, end, _ in spans:
+        for start, end, _, _ in spans:
             if start < cut < end:
                 cut = start  # an entity across the cut is released whole, later
                 break
-        ready = apply_spans(held[:cut], [s for s in spans if s[1] <= cut])
-        self.held = held[cut:]
-        template = self.template
-        if not self.held:
-            self.template = None
-        if not ready or template is None:
+        released = [s for s in spans if s[1] <= cut]
+        count_spans(self.tally, released)  # a held entity is counted once, when it goes out
+        ready = apply_spans(held[:cut], released)
+        rest = held[cut:]
+        template = self.templates[index]
+        if rest:
+            self.held[index] = rest
+        else:
+            del self.held[index], self.templates[index]
+        if not ready:
             return b""
         choice = dict(template["choices"][0])
-        choice["delta"] = {"content": ready}
+        if "delta" in choice:
+            choice["delta"] = {"content": ready}
+        else:  # a completions stream's choice carries `text`
+            choice["text"] = ready
         return b"data: " + orjson.dumps({**template, "choices": [choice]}) + b"\n\n"
 
 
@@ -133,12 +149,17 @@ def _content_delta(event: bytes) -> tuple[str | None, dict[str, Any] | None]:
     if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
         return None, None
     choice = choices[0]
+    if choice.get("finish_reason") is not None or doc.get("usage") is not None:
+        return None, None
     delta = choice.get("delta")
-    if choice.get("finish_reason") is not None or not isinstance(delta, dict):
+    if delta is None:  # /v1/completions: {"text", "index", "logprobs", "finish_reason"}
+        text = choice.get("text")
+        if isinstance(text, str) and choice.get("logprobs") is None:
+            return text, doc
+        return None, None
+    if not isinstance(delta, dict):
         return None, None
     content = delta.get("content")
-    if not isinstance(content, str) or any(k not in ("content", "role") for k in delta) or "role" in delta:
-        return None, None
-    if doc.get("usage") is not None:
+    if not isinstance(content, str) or any(k != "content" for k in delta):
         return None, None
     return content, doc

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gatecore._core import PiiScanner
 from gatecore.config.schema import GatecoreConfig
-from gatecore.guardrails.pii import DENY_LIST, apply_spans, deny_pattern
+from gatecore.guardrails.pii import DENY_LIST, Span, apply_spans, deny_pattern
 
 
 class LogRedactor:
@@ -29,7 +29,7 @@ class LogRedactor:
 
     def redact(self, text: str) -> str:
         labels = self.labels
-        spans: list[tuple[int, int, str | None]] = [(s, e, labels[k]) for k, s, e in self.scanner.scan(text)]
+        spans: list[Span] = [(s, e, labels[k], None) for k, s, e in self.scanner.scan(text)]
         return apply_spans(text, spans)
 
 

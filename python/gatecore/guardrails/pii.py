@@ -15,8 +15,10 @@ from gatecore.guardrails.vault import Vault
 
 MASK_KEEP = 4
 DENY_LIST = "deny_list"
-# A text's matches: (start, end, replacement or None to keep the text).
-Span = tuple[int, int, str | None]
+# A text's matches: (start, end, replacement or None to keep the text, what to count: (guard, type,
+# action) or None). Counted by the caller once it knows which spans take effect (a stream's window
+# sees a held entity more than once).
+Span = tuple[int, int, str | None, tuple[str, str, str] | None]
 
 
 def _escape(term: str) -> str:
@@ -52,8 +54,9 @@ class PiiGuard:
         self.overlap = config.overlap_chars
 
     def spans(self, text: str, vault: Vault | None, tally: Tally, output: bool) -> list[Span]:
-        """The rewrites `text` needs; raises GuardrailBlocked on a `block` type. On the answer
-        (`output`), a `tokenize` type the model wrote itself is only counted: tokens are the input's."""
+        """The rewrites `text` needs (each with what it counts as); raises GuardrailBlocked on a
+        `block` type (counted). On the answer (`output`), a `tokenize` type the model wrote itself is
+        only counted: tokens are the input's."""
         found = self.scanner.scan(text)
         if not found:
             return []
@@ -61,24 +64,33 @@ class PiiGuard:
         kinds = self.scanner.kinds
         for kind, start, end in found:
             action = self.actions[kind]
-            tally.add(self.name, kinds[kind], action)
+            key = (self.name, kinds[kind], action)
             if action == "block":
+                tally.add(*key)
                 where = "answer" if output else "request"
                 raise GuardrailBlocked(
                     f"Guardrail '{self.name}' blocked this {where}: it contains {kinds[kind]}."
                 )
             if action == "log" or (output and action == "tokenize"):
+                spans.append((start, end, None, key))
                 continue
             value = text[start:end]
             label = self.labels[kind]
             if action == "mask":
-                hidden = max(len(value) - MASK_KEEP, 0) if len(value) > MASK_KEEP else len(value)
-                spans.append((start, end, "*" * hidden + value[hidden:]))
+                hidden = len(value) - MASK_KEEP if len(value) > MASK_KEEP else len(value)
+                spans.append((start, end, "*" * hidden + value[hidden:], key))
             elif action == "tokenize" and vault is not None:
-                spans.append((start, end, vault.token(label, value)))
+                spans.append((start, end, vault.token(label, value), key))
             else:
-                spans.append((start, end, f"[{label}]"))
+                spans.append((start, end, f"[{label}]", key))
         return spans
+
+
+def count_spans(tally: Tally, spans: list[Span]) -> None:
+    """Count the spans that take effect."""
+    for span in spans:
+        if span[3] is not None:
+            tally.add(*span[3])
 
 
 def apply_spans(text: str, spans: list[Span]) -> str:
@@ -87,7 +99,7 @@ def apply_spans(text: str, spans: list[Span]) -> str:
         return text
     out: list[str] = []
     pos = 0
-    for start, end, replacement in spans:
+    for start, end, replacement, _ in spans:
         if replacement is None:
             continue
         out.append(text[pos:start])

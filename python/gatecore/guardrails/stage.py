@@ -22,7 +22,7 @@ from gatecore.guardrails.answer import AnswerCheck
 from gatecore.guardrails.hub_texts import map_request
 from gatecore.guardrails.injection import score, scored_texts
 from gatecore.guardrails.moderation import ClassifierGuard, ModerationGuard
-from gatecore.guardrails.pii import PiiGuard, apply_spans, merge_spans
+from gatecore.guardrails.pii import PiiGuard, apply_spans, count_spans, merge_spans
 from gatecore.guardrails.plugins import PluginGuard
 from gatecore.guardrails.tally import Tally
 from gatecore.guardrails.vault import Vault
@@ -144,9 +144,9 @@ class GuardInput:
                 guards = policy.pii_in
 
                 def rewrite(text: str) -> str:
-                    return apply_spans(
-                        text, merge_spans([g.spans(text, vault, tally, False) for g in guards])
-                    )
+                    spans = merge_spans([g.spans(text, vault, tally, False) for g in guards])
+                    count_spans(tally, spans)
+                    return apply_spans(text, spans)
 
                 if map_request(doc, rewrite):
                     ctx.body = orjson.dumps(doc)
