@@ -5,6 +5,8 @@ split across many tiny events, and order kept around non-content events."""
 from __future__ import annotations
 
 import json
+import random
+import string
 
 import orjson
 
@@ -60,3 +62,18 @@ def test_character_by_character_and_order_around_other_events() -> None:
     blocks = [b for b in out.split(b"\n\n") if b]
     assert b'"role"' in blocks[0] and blocks[-1] == b"data: [DONE]" and b"finish_reason" in blocks[-2]
     assert texts(out)[0] == "pay [CREDIT_CARD] now"
+
+
+def test_an_endless_token_does_not_grow_the_held_text() -> None:
+    secrets = PiiGuard(GuardrailConfig(name="pii", kind="pii", entities={"secret": "redact"}))
+    check = AnswerCheck((secrets,), None, Tally())
+    rng = random.Random(1)
+    alphabet = string.ascii_letters + string.digits
+    pieces = ["".join(rng.choice(alphabet) for _ in range(1024)) for _ in range(100)]  # one endless token
+    out = b""
+    for piece in pieces:
+        out += check.events(event(0, piece))
+        assert sum(len(t) for t in check.held.values()) <= 64 * 1024 + len(piece)
+    out += check.end()
+    released = texts(out)[0]
+    assert released.count("[SECRET]") >= 2 and not any(p[100:200] in released for p in pieces)

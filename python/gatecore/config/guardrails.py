@@ -102,6 +102,11 @@ def validate_guardrails(guards: list[GuardrailConfig], model_guards: dict[str, l
                 errors.append(f"{path}.timeout_s: must be greater than 0 and at most 60")
             if guard.on_error not in ("allow", "block"):
                 errors.append(f"{path}.on_error: must be allow or block")
+            errors.extend(
+                f"{path}.headers: '{name[:50]}' has a line break or an empty name"
+                for name, value in guard.headers.items()
+                if not name.strip() or any(c in name + value for c in "\r\n")
+            )
         if guard.kind == "classifier" and not guard.model:
             errors.append(f"{path}.model: a classifier guard names the model it asks")
         elif guard.kind == "plugin" and not guard.use:

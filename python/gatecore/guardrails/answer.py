@@ -23,6 +23,9 @@ from gatecore.guardrails.tally import Tally
 from gatecore.guardrails.vault import MAX_TOKEN_CHARS, Vault
 
 _DONE = b"[DONE]"
+# The most text a choice holds back: past it, text is released even mid-entity (the part released
+# is still checked: an entity of one type is redacted in each part).
+MAX_HELD_CHARS = 64 * 1024
 
 
 class AnswerCheck:
@@ -111,11 +114,19 @@ class AnswerCheck:
             return b""
         spans = self._spans(held, self.stream_guards)
         cut = len(held) if final else len(held) - self.overlap
-        for start, end, _, _ in spans:
-            if start < cut < end:
-                cut = start  # an entity across the cut is released whole, later
+        released: list[Span] = []
+        for span in spans:
+            start, end, replacement, key = span
+            if end <= cut:
+                released.append(span)
+            elif start < cut:
+                if len(held) <= MAX_HELD_CHARS:
+                    cut = start  # an entity across the cut is released whole, later
+                else:
+                    # Past the bound (an upstream writing one endless token must not make the held
+                    # text grow without end): the part before the cut goes out replaced.
+                    released.append((start, cut, replacement, key))
                 break
-        released = [s for s in spans if s[1] <= cut]
         count_spans(self.tally, released)  # a held entity is counted once, when it goes out
         ready = apply_spans(held[:cut], released)
         rest = held[cut:]
