@@ -476,3 +476,47 @@ def test_completions_prompt_and_stream(client: openai.OpenAI, upstream: MockUpst
         text = "".join(c.choices[0].text for c in stream if c.choices)
     assert upstream.wait_for(rid).body_json["prompt"].startswith("card [CREDIT_CARD] and mail [EMAIL] ")
     assert text.startswith("mock: card [CREDIT_CARD] and mail [EMAIL] ") and CARD not in text
+
+
+def test_gemini_route_redacts_blocks_and_streams(gw: Gateway, upstream: MockUpstream) -> None:
+    """A Gemini client (google-genai SDK): the hub request the upstream gets is redacted, a block is
+    Gemini's own error shape (400 INVALID_ARGUMENT) naming the guard, and a streamed answer is
+    checked as it flows."""
+    from google.genai import errors as genai_errors
+
+    from .gemini_client import make_gemini, steer
+
+    client = make_gemini(gw)
+    reply = client.models.generate_content(model="m-pii", contents=f"mail {EMAIL} please")
+    assert reply.text == "mock: mail [EMAIL] please"
+    assert upstream.find(lambda r: "mail [EMAIL] please" in r.body.decode()).body_json is not None
+    with pytest.raises(genai_errors.ClientError) as raised:
+        client.models.generate_content(model="m-pii", contents=f"ssn {SSN}")
+    assert raised.value.code == 400
+    assert "'pii'" in str(raised.value.message) and SSN not in str(raised.value)
+    text = "".join(
+        chunk.text or ""
+        for chunk in client.models.generate_content_stream(
+            model="m-pii", contents="hi", config=steer({"content": f"your card {CARD} is fine", "gap_ms": 1})
+        )
+    )
+    assert text == "your card [CREDIT_CARD] is fine"
+    client.close()
+
+
+def test_guarded_model_passes_multipart_and_checks_pass_through_json(
+    client: openai.OpenAI, upstream: MockUpstream
+) -> None:
+    """A multipart upload (audio transcription) has no text the guards read: it is served, not
+    refused; a JSON pass-through body (an image prompt) is checked like any other."""
+    transcript = client.audio.transcriptions.create(
+        model="m-pii", file=("a.wav", b"RIFF0000WAVEfmt ", "audio/wav")
+    )
+    assert transcript.text
+    rid = new_request_id()
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.generate(
+            model="m-pii", prompt=f"a poster showing {SSN}", extra_headers={"x-request-id": rid}
+        )
+    assert caught.value.code == "guardrail_blocked"
+    assert not upstream.received(rid)

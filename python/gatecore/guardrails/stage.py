@@ -125,9 +125,12 @@ class GuardInput:
         if not names:
             return None
         policy = self.policy(names)
+        if ctx.body.lstrip()[:1] != b"{":
+            return None  # a multipart upload (audio transcriptions): no text the guards read
         try:
             doc = orjson.loads(ctx.body)
         except orjson.JSONDecodeError:
+            # Never skipped: a body the upstream reads as JSON is checked or refused.
             raise InvalidRequest("The request body could not be read for the guardrails.") from None
         if not isinstance(doc, dict):
             return None
