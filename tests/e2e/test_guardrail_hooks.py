@@ -232,6 +232,7 @@ def test_bad_guardrail_config_is_refused(tmp_path: Any, upstream: MockUpstream, 
         {"name": "p", "kind": "pii", "entities": {"email": "shred", "dna": "redact"}},
         {"name": "c", "kind": "pii", "custom": [{"name": "x", "pattern": "("}]},
         {"name": "w", "kind": "webhook", "url": "ftp://x", "on_error": "maybe"},
+        {"name": "g", "kind": "plugin", "use": "not_installed"},
     ]
     config["models"][0]["guardrails"] = ["p", "nope"]
     path = write_config(config, tmp_path / "bad.yaml")
@@ -251,6 +252,7 @@ def test_bad_guardrail_config_is_refused(tmp_path: Any, upstream: MockUpstream, 
         "guardrails[2].url:",
         "guardrails[2].on_error:",
         "models.gpt-test.guardrails: unknown guardrail 'nope'",
+        "guardrails[3].use: no installed guardrail plugin 'not_installed'",
     ):
         assert expected in result.stderr + result.stdout, result.stderr
 

@@ -5,6 +5,7 @@ The compiled guards live in gatecore/guardrails/; this module only declares and 
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import Any
 
 import msgspec
@@ -109,8 +110,13 @@ def validate_guardrails(guards: list[GuardrailConfig], model_guards: dict[str, l
             )
         if guard.kind == "classifier" and not guard.model:
             errors.append(f"{path}.model: a classifier guard names the model it asks")
-        elif guard.kind == "plugin" and not guard.use:
-            errors.append(f"{path}.use: a plugin guard names its entry point")
+        elif guard.kind == "plugin":
+            installed = {ep.name for ep in entry_points(group=GUARDRAIL_GROUP)}
+            if guard.use not in installed:
+                found = ", ".join(sorted(installed)) or "none"
+                errors.append(
+                    f"{path}.use: no installed guardrail plugin '{(guard.use or '')[:100]}' (installed: {found})"
+                )
     for model, attached in model_guards.items():
         errors.extend(
             f"models.{model}.guardrails: unknown guardrail '{name[:100]}'"
