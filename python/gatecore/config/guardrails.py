@@ -49,8 +49,8 @@ class GuardrailConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     deny_action: str = "block"
     # pii on streams: characters held back before release (0: streamed output is not checked) and
     # the tail kept back from each release, so an entity split across chunks is still seen whole.
-    window_chars: int = 128
-    overlap_chars: int = 96
+    window_chars: int = 32
+    overlap_chars: int = 64
     # prompt_injection: the action at or above the score threshold.
     action: str = "block"
     threshold: float = 0.8
