@@ -44,18 +44,36 @@ class InjectionGuard:
         self.action = config.action
         self.threshold = config.threshold
 
-    def check(self, texts: list[str], tally: Tally) -> None:
+    def check(self, scores: list[float], tally: Tally) -> None:
         """Block or flag when a text scores at or above the threshold."""
-        for text in texts:
-            found, _ = score(text)
-            if found >= self.threshold:
-                tally.add(self.name, "prompt_injection", self.action)
-                if self.action == "block":
-                    raise GuardrailBlocked(
-                        f"Guardrail '{self.name}' blocked this request: it looks like a prompt injection."
-                    )
-                tally.flagged = tally.flagged or self.name
-                return
+        if scores and max(scores) >= self.threshold:
+            tally.add(self.name, "prompt_injection", self.action)
+            if self.action == "block":
+                raise GuardrailBlocked(
+                    f"Guardrail '{self.name}' blocked this request: it looks like a prompt injection."
+                )
+            tally.flagged = tally.flagged or self.name
+
+
+# Scores of texts seen lately, by the text's hash: a conversation sends its earlier turns again with
+# every request, and they are scored once. Python's string hash is salted per process, so a client
+# cannot aim a collision at it. Bounded: emptied when full.
+_SCORES: dict[int, float] = {}
+MAX_REMEMBERED_SCORES = 65_536
+
+
+def scores_of(texts: list[str]) -> list[float]:
+    """The injection score of each text, remembered."""
+    out = []
+    for text in texts:
+        key = hash(text)
+        found = _SCORES.get(key)
+        if found is None:
+            if len(_SCORES) >= MAX_REMEMBERED_SCORES:
+                _SCORES.clear()
+            found = _SCORES[key] = score(text)[0]
+        out.append(found)
+    return out
 
 
 class Policy:
@@ -140,9 +158,9 @@ class GuardInput:
         ctx.guard = AnswerCheck(policy.pii_out, vault, tally)
         try:
             if policy.injection:
-                texts = scored_texts(doc)
+                scores = scores_of(scored_texts(doc))
                 for guard in policy.injection:
-                    guard.check(texts, tally)
+                    guard.check(scores, tally)
             if policy.pii_in:
                 guards = policy.pii_in
 
