@@ -720,3 +720,21 @@ def cache_key(secret: bytes, namespace: str, extra: str, body: bytes) -> tuple[b
     Raises:
         ValueError: `secret` is not 32 bytes.
     """
+
+@final
+class PiiScanner:
+    """Typed spans of personal data and secrets in a text (rust/src/pii/): the built-in entity types
+    named in `builtins` (`builtin_kinds()`) plus `custom` `(type, regex)` pairs in the `regex`
+    crate's syntax. Linear-time matching; the GIL is released for texts over 4 KiB. ValueError for
+    an unknown type or a pattern that does not compile (or compiles past 1 MiB)."""
+
+    def __init__(self, builtins: list[str], custom: list[tuple[str, str]] = ...) -> None: ...
+    @property
+    def kinds(self) -> list[str]:
+        """The entity type names, indexed by a match's first member."""
+    @staticmethod
+    def builtin_kinds() -> list[str]:
+        """The built-in entity type names."""
+    def scan(self, text: str) -> list[tuple[int, int, int]]:
+        """`(kind, start, end)` of every entity in `text`: character offsets, ordered, disjoint
+        (overlaps keep the earliest, then the longest)."""

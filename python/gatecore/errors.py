@@ -210,3 +210,12 @@ UPSTREAM_ERRORS = (
     UpstreamTimeout,
     UpstreamStreamError,
 )
+
+
+class GuardrailBlocked(GatewayError):
+    """A guardrail refused the request or the answer (400). The message names the guard and the
+    entity type or check, never the matched text."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "guardrail_blocked"

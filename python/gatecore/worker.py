@@ -23,6 +23,7 @@ from gatecore.auth.stage import AuthStage
 from gatecore.cache.stage import Cache, build_cache
 from gatecore.config.schema import GatecoreConfig
 from gatecore.config.telemetry import tracing_enabled
+from gatecore.guardrails.log_redactor import log_redactor
 from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.secrets import hash_secret
 from gatecore.identity.sync import IdentitySync
@@ -179,7 +180,9 @@ class Worker:
             self.limits.spent_since = self.ledger.spend_since
         if config.server.access_log:
             body_log_bytes = config.server.body_log_max_bytes
-            recorders.append(AccessLog(body_log_bytes=body_log_bytes))
+            access_log = AccessLog(body_log_bytes=body_log_bytes)
+            access_log.redactor = log_redactor(config)  # the PII guardrails' scanner, when configured
+            recorders.append(access_log)
         self.metrics: MetricsRecorder | None = None
         telemetry = config.telemetry
         if telemetry.metrics:  # after the ledger: it reads ctx.cost_usd

@@ -14,6 +14,7 @@ pub mod json_edit;
 pub mod json_lines;
 pub mod json_scan;
 pub mod otlp_spans;
+pub mod pii;
 pub mod prompt_tokens;
 pub mod protobuf;
 pub mod ratelimit;
@@ -37,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<json_lines::PyJsonLines>()?;
     m.add_class::<otlp_spans::PyOtlpSpans>()?;
     m.add_class::<sqlite_rows::PySqliteRowWriter>()?;
+    m.add_class::<pii::py::PyPiiScanner>()?;
     m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(cache_key::cache_key, m)?)?;
     m.add_function(wrap_pyfunction!(prompt_tokens::count_prompt_tokens, m)?)?;

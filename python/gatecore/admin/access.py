@@ -16,7 +16,7 @@ from typing import Any
 
 from gatecore.errors import Forbidden, Unprocessable
 from gatecore.identity.records import ApiKey
-from gatecore.policy.key_policy import KeyPolicy
+from gatecore.policy.key_policy import MAX_ATTACHED_GUARDRAILS, KeyPolicy
 from gatecore.run_id import valid_run_id
 
 ADMIN, TEAM_ADMIN, VIEWER = "admin", "team_admin", "viewer"
@@ -91,7 +91,7 @@ def check_models(models: list[str] | None, known: frozenset[str]) -> None:
 
 def check_metadata(metadata: dict[str, Any] | None) -> None:
     """422 for metadata gatecore reads that it could not use: `run_id` (a benchmark run id) and
-    `log_bodies` (true or false)."""
+    `log_bodies` (true or false) and `guardrails` (names of configured guardrails)."""
     if not metadata:
         return
     if "run_id" in metadata and valid_run_id(metadata["run_id"]) is None:
@@ -102,3 +102,13 @@ def check_metadata(metadata: dict[str, Any] | None) -> None:
         )
     if "log_bodies" in metadata and not isinstance(metadata["log_bodies"], bool):
         raise Unprocessable("metadata.log_bodies must be true or false.", param="metadata.log_bodies")
+    names = metadata.get("guardrails", [])
+    if not (
+        isinstance(names, list)
+        and len(names) <= MAX_ATTACHED_GUARDRAILS
+        and all(isinstance(n, str) and 0 < len(n) <= 100 for n in names)
+    ):
+        raise Unprocessable(
+            f"metadata.guardrails must be a list of at most {MAX_ATTACHED_GUARDRAILS} guardrail names.",
+            param="metadata.guardrails",
+        )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from gatecore.config.cache import CacheConfig
+from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.interpolate import interpolate
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
@@ -36,6 +37,7 @@ T = TypeVar("T")
 
 _SECTIONS = {
     "server",
+    "guardrails",
     "providers",
     "models",
     "auth",
@@ -50,7 +52,6 @@ _SECTIONS = {
     "cache",
 }
 _LATER_SECTIONS = {
-    "guardrails",
     "prompts",
 }
 _MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
@@ -99,6 +100,11 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
     telemetry = _convert(doc.get("telemetry", {}), TelemetryConfig, "telemetry", errors)
     pipeline = _convert(doc.get("pipeline", {}), PipelineConfig, "pipeline", errors)
     cache = _convert(doc.get("cache", {}), CacheConfig, "cache", errors)
+    guardrails = [
+        g
+        for i, item in enumerate(_as_list(doc.get("guardrails", []), "guardrails", errors))
+        if (g := _convert(item, GuardrailConfig, f"guardrails[{i}]", errors)) is not None
+    ]
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
@@ -113,6 +119,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         telemetry=telemetry or TelemetryConfig(),
         pipeline=pipeline or PipelineConfig(),
         cache=cache or CacheConfig(),
+        guardrails=guardrails,
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

@@ -7,6 +7,7 @@ import re
 import msgspec
 
 from gatecore.config.cache import CacheConfig, ModelCacheConfig
+from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
@@ -181,6 +182,8 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retries: RetriesConfig | None = None
     routing: ModelRoutingConfig = ModelRoutingConfig()
     cache: ModelCacheConfig | None = None  # unset: the `cache:` section's
+    # Guardrails (by name, from the top-level `guardrails:`) every request to this model goes through.
+    guardrails: list[str] = msgspec.field(default_factory=list)
 
 
 class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -262,6 +265,7 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     telemetry: TelemetryConfig = TelemetryConfig()
     pipeline: PipelineConfig = PipelineConfig()
     cache: CacheConfig = CacheConfig()
+    guardrails: list[GuardrailConfig] = msgspec.field(default_factory=list)
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

@@ -6,6 +6,7 @@ import re
 from urllib.parse import urlsplit
 
 from gatecore.config.cache import validate_cache
+from gatecore.config.guardrails import validate_guardrails
 from gatecore.config.jwt import validate_jwt_config
 from gatecore.config.limits import validate_limits
 from gatecore.config.pipeline import validate_pipeline
@@ -177,6 +178,7 @@ def validate_config(
         unknown = [name for name in named if name not in names and name not in (model_names or ())]
         errors.extend(f"{section}.models.{name}: unknown model '{name}'" for name in unknown)
     errors.extend(_ledger(config.ledger))
+    errors.extend(validate_guardrails(config.guardrails, {m.name: m.guardrails for m in config.models}))
     errors.extend(_retries(config.routing.retries, "routing.retries"))
     errors.extend(_breaker(config.routing.breaker, "routing.breaker"))
     errors.extend(_engine_metrics(config.routing.engine_metrics, "routing.engine_metrics"))

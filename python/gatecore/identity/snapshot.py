@@ -11,7 +11,7 @@ import asyncio
 
 from gatecore.identity.records import Tenant, key_from_row
 from gatecore.policy.fields import limits_of
-from gatecore.policy.key_policy import KeyPolicy, Scope
+from gatecore.policy.key_policy import KeyPolicy, Scope, guardrail_names
 from gatecore.store.base import Row
 
 # A table entry: the policy, and until when this secret is accepted (None: no rotation grace limit).
@@ -77,6 +77,7 @@ async def compile_keys(tenants: list[Tenant], key_rows: list[Row]) -> KeyTable:
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,
             log_bodies=logs_bodies(team),
+            team_guardrails=guardrail_names(team.metadata) if team is not None else (),
         )
         table[bytes.fromhex(key.hash)] = (policy, None)
         if key.previous_hash is not None and key.previous_valid_until is not None:

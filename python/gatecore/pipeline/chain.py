@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import UPSTREAM_ERRORS, Answered, GatewayError
+from gatecore.guardrails.stage import guard_stage
 from gatecore.ledger.run_tag import RunTag
 from gatecore.pipeline.debug_timing import DebugTiming
 from gatecore.pipeline.read_body import ReadBody
@@ -93,6 +94,7 @@ LINKS: tuple[Link, ...] = (
     Link("route", lambda p: RouteStage(p.routes)),  # 404, 403: a model and a deployment
     Link("gpu_clock", lambda p: p.prices.clock_stage()),  # GPU-time pricing: the request's clock
     Link("limits", lambda p: p.limits),  # 429: rpm, tpm, concurrency, budgets
+    Link("guard_input", lambda p: guard_stage(p.config)),  # 400 guardrail_blocked; PII rewritten; ctx.guard
     Link("cache", lambda p: p.cache.stage if p.cache else None),  # a stored answer (cache/)
     Link("debug_timing", lambda p: DebugTiming(p.stage_names), timed=False),  # x-gatecore-timing
     Link(

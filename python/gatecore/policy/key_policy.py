@@ -33,6 +33,18 @@ class Scope:
         self.budget_usd = budget_usd
 
 
+MAX_ATTACHED_GUARDRAILS = 16
+
+
+def guardrail_names(metadata: dict[str, Any]) -> tuple[str, ...]:
+    """The `guardrails` of a key's or a tenant's metadata: names of configured guardrails (the admin
+    API checks the shape; a name that is not configured refuses the request, guardrails/stage.py)."""
+    names = metadata.get("guardrails")
+    if not isinstance(names, list):
+        return ()
+    return tuple(n for n in names[:MAX_ATTACHED_GUARDRAILS] if isinstance(n, str))
+
+
 class KeyPolicy:
     """One key's identity and rights. `models` is None when every model is allowed.
 
@@ -42,6 +54,7 @@ class KeyPolicy:
     __slots__ = (
         "budget_usd",
         "expires_at",
+        "guardrails",
         "id",
         "log_bodies",
         "max_parallel",
@@ -82,6 +95,7 @@ class KeyPolicy:
         expires_at: float | None = None,
         revoked: bool = False,
         log_bodies: bool = False,
+        team_guardrails: tuple[str, ...] = (),
     ):
         self.id = id
         self.name = name
@@ -102,6 +116,9 @@ class KeyPolicy:
         self.run_id = valid_run_id(self.metadata.get("run_id"))
         # `log_bodies: true` in the key's or its team's metadata: bodies go into the access log.
         self.log_bodies = log_bodies or self.metadata.get("log_bodies") is True
+        # Guardrails (by name) this key's requests go through on top of the model's: its team's
+        # `guardrails` metadata, then its own (guardrails/stage.py).
+        self.guardrails = team_guardrails + guardrail_names(self.metadata)
         self.tags = tags
         self.expires_at = expires_at
         self.revoked = revoked

@@ -26,4 +26,6 @@ def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) 
         headers.append(("x-gatecore-cache", ctx.cache.state))
     if ctx.timing is not None:
         headers.append(ctx.timing.header(overhead_ns))
+    if ctx.guard is not None and ctx.guard.flagged is not None:
+        headers.append(("x-gatecore-guardrail", ctx.guard.flagged))
     return headers

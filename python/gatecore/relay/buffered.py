@@ -43,6 +43,8 @@ async def relay_buffered(
         ctx.error_upstream = True
     else:
         hub_body = body = provider.decode_body(ctx, body)  # the OpenAI-format body, for usage
+        if ctx.guard is not None:  # the answer's guardrails (a block is the route's own 400)
+            hub_body = body = ctx.guard.body(body)
         if encoder is not None:
             body, content_type = encoder.encode_body(body), encoder.content_type
     ctx.status = status

@@ -17,12 +17,13 @@ from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from gatecore._core import SseRelay
 from gatecore.api.error_bodies import stream_error_event
-from gatecore.errors import GatewayError, UpstreamProtocolError, UpstreamStreamError
+from gatecore.errors import GatewayError, GuardrailBlocked, UpstreamProtocolError, UpstreamStreamError
 from gatecore.providers.base import Provider
 from gatecore.relay.answer_head import inference_headers
 from gatecore.request import RequestContext, ResponseEncoder, Usage
 from gatecore.request.chunk_gaps import ChunkGaps
 from gatecore.request.tokens import count_input_tokens
+from gatecore.request.views import AnswerGuard
 from gatecore.upstream.response import UpstreamResponse
 
 # An upstream that never ends an event would otherwise make the relay hold ever more memory.
@@ -61,6 +62,8 @@ async def relay_stream(
                     return
                 whole = stream_error_event(error)
         out = relay.feed(whole) + relay.finish()
+        if ctx.guard is not None:  # nothing was sent yet: a block is the route's own 400
+            out = ctx.guard.events(out) + ctx.guard.end()
         if encoder is not None:
             out = _encode_whole(encoder, out, ctx, relay, provider)
         proto.response_bytes(200, headers, out)
@@ -72,11 +75,14 @@ async def relay_stream(
     capture = ctx.body_capture  # None unless the key opted into body logging
     cache = ctx.cache  # None unless the cache may store this answer
     last = 0  # perf_counter_ns of the previous write
+    guard = ctx.guard  # the answer's guardrails (None: none look at answers)
     try:
         while (chunk := await response.next_chunk()) is not None:
             if decoder is not None:
                 chunk = decoder.feed(chunk)
             out = relay.feed(chunk)
+            if guard is not None and out:
+                out = _guarded(guard, out, response)
             if encoder is not None and out:
                 out = _encode(encoder, out, response)
             if out:
@@ -97,6 +103,8 @@ async def relay_stream(
                     f"The upstream sent an event larger than {MAX_EVENT_BYTES} bytes."
                 )
         tail = relay.finish() if decoder is None else relay.feed(decoder.finish()) + relay.finish()
+        if guard is not None:
+            tail = guard.events(tail) + guard.end()
         if encoder is not None:
             tail = encoder.feed(tail) + encoder.finish(_stream_usage(ctx, relay, provider))
         if tail:
@@ -136,6 +144,14 @@ def _encode(encoder: ResponseEncoder, out: bytes, response: UpstreamResponse) ->
         raise
 
 
+def _guarded(guard: AnswerGuard, out: bytes, response: UpstreamResponse) -> bytes:
+    try:
+        return guard.events(out)
+    except GatewayError:
+        response.abort()  # blocked: what was held is dropped, the upstream stopped
+        raise
+
+
 def _encode_whole(
     encoder: ResponseEncoder, out: bytes, ctx: RequestContext, relay: SseRelay, provider: Provider
 ) -> bytes:
@@ -149,9 +165,11 @@ def _encode_whole(
         return encoded + encoder.error_event(_stream_failure(exc))
 
 
-def _stream_failure(exc: GatewayError) -> UpstreamStreamError:
+def _stream_failure(exc: GatewayError) -> GatewayError:
     """The error event's error for a stream that broke with `exc`: its message and status (an
     Anthropic client's error type follows the status: 529 overloaded, 429 rate limited)."""
+    if isinstance(exc, GuardrailBlocked):  # the client is told it was a guardrail, in its words
+        return GuardrailBlocked(exc.message)
     error = UpstreamStreamError(exc.message)
     error.status = exc.status
     return error

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from gatecore.request.stage_timing import StageTiming
     from gatecore.request.views import (
         Abortable,
+        AnswerGuard,
         CacheTicket,
         DeploymentView,
         GpuShare,
@@ -190,6 +191,7 @@ class RequestContext:
         "fit",
         "gpu_mark",
         "gpu_seconds",
+        "guard",
         "headers",
         "include_usage",
         "key",
@@ -295,3 +297,6 @@ class RequestContext:
         # This request's spans when tracing is on and it is sampled, else only its trace context
         # (telemetry/trace_spans.py); None when tracing is off.
         self.trace: TraceView | None = None
+        # The output side of the model's guardrails, which the relays call (None: no guard looks at
+        # answers; guardrails/stage.py sets it).
+        self.guard: AnswerGuard | None = None

@@ -89,3 +89,32 @@ class Abortable(Protocol):
     """An upstream exchange in flight, so that a client disconnect can abort it at once."""
 
     def abort(self) -> None: ...
+
+
+class AnswerGuard(Protocol):
+    """The output side of a request's guardrails (guardrails/answer.py), which the relays call: a
+    whole hub-format answer, or a stream's hub events as they flow. Each raises a GatewayError
+    (guardrail_blocked) to refuse; what a stream held back is then dropped."""
+
+    @property
+    def flagged(self) -> str | None:
+        """The guard that flagged the request, shown as `x-gatecore-guardrail` (None: none)."""
+        ...
+
+    @property
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        """What the guards did: (guard, entity type or check, action) → times; never the text."""
+        ...
+
+    def body(self, body: bytes) -> bytes:
+        """A whole OpenAI chat or completion body, checked and rewritten."""
+        ...
+
+    def events(self, events: bytes) -> bytes:
+        """Complete OpenAI SSE events in → the events that may go out now, in order (text may be
+        held back until the window has been checked)."""
+        ...
+
+    def end(self) -> bytes:
+        """What is still held, checked and released, at the stream's end."""
+        ...

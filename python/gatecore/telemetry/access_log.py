@@ -65,8 +65,17 @@ FIELDS = (
     "ttft_ms",
     "overhead_ms",
     "run_id",
+    "guardrails",  # what the guardrails did: `guard:type:action=count,...` (never the matched text)
 )
 _wall_ns = time.time_ns
+
+
+def guardrail_summary(ctx: RequestContext) -> str | None:
+    """`guard:type:action=count,...` of what the request's guardrails did (None: nothing)."""
+    guard = ctx.guard
+    if guard is None or not guard.counts:
+        return None
+    return ",".join(f"{g}:{kind}:{action}={n}" for (g, kind, action), n in guard.counts.items())
 
 
 class _NoKey:
@@ -144,6 +153,7 @@ class AccessLog:
             first_byte - started if first_byte else None,
             finished_ns - started - ctx.upstream_ns,
             ctx.run_id or key.run_id,
+            guardrail_summary(ctx),
         )
         pending = self._pending
         if ctx.body_capture is None:

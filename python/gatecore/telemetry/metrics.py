@@ -59,6 +59,11 @@ FAMILIES: dict[str, tuple[str, str, tuple[float, ...]]] = {
     "gatecore_cost_usd_total": ("counter", "Priced cost of inference requests in USD.", ()),
     "gatecore_rejections_total": ("counter", "Requests refused by gatecore's rate limits and budgets.", ()),
     "gatecore_upstream_errors_total": ("counter", "Requests that failed at the upstream, by error type.", ()),
+    "gatecore_guardrail_actions_total": (
+        "counter",
+        "What guardrails did: entities and checks found, by guard, type and action.",
+        (),
+    ),
     "gatecore_requests_in_flight": ("gauge", "Inference requests being served now.", ()),
     "gatecore_deployment_state": (
         "gauge",
@@ -274,6 +279,9 @@ class MetricsRecorder:
         )
         if code is not None:
             self._error(labels, code, finished_ns - ctx.started, ctx)
+        guard = ctx.guard
+        if guard is not None and guard.counts:
+            self._guardrails(labels, guard.counts)
         trace = ctx.trace
         if trace is not None and trace.sampled:  # tracing on: this request's trace on its buckets
             self._exemplars(ctx, labels, trace, finished_ns, first_byte)
@@ -323,6 +331,15 @@ class MetricsRecorder:
         elif code in _REJECTIONS:
             key = ("gatecore_rejections_total", f'{labels.by_model},reason="{_REJECTIONS[code]}"')
             counters[key] = counters.get(key, 0.0) + 1.0
+
+    def _guardrails(self, labels: _Labels, counts: dict[tuple[str, str, str], int]) -> None:
+        counters = self.counters
+        for (guard, kind, action), times in counts.items():
+            key = (
+                "gatecore_guardrail_actions_total",
+                f'{labels.by_model},guard="{escape(guard)}",type="{escape(kind)}",action="{escape(action)}"',
+            )
+            counters[key] = counters.get(key, 0.0) + times
 
     def _observe(self, name: str, labels: str, value: float) -> None:
         bounds = _BOUNDS[name]

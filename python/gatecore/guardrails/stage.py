@@ -1,0 +1,237 @@
+"""The `guard_input` stage: the model's guardrails on the request's texts, and `ctx.guard` for its answer.
+
+Runs after routing and limits (it needs the route; a refused request costs no scan) and before the
+cache and the upstream, on the hub-format body: the prompt-injection score first (on the client's own
+words), then the PII guards (their rewrites become the body the upstream and the cache see), then the
+external guards (webhooks, plugins), which see the rewritten texts. A model without guardrails pays
+one dict lookup. The stage is a plain call unless the model has external guards (then it returns their
+coroutine), so PII and injection checks add no await.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import orjson
+
+from gatecore.config.guardrails import GuardrailConfig
+from gatecore.config.schema import GatecoreConfig
+from gatecore.errors import GuardrailBlocked, InvalidRequest
+from gatecore.guardrails.answer import AnswerCheck
+from gatecore.guardrails.hub_texts import map_request
+from gatecore.guardrails.injection import score, scored_texts
+from gatecore.guardrails.moderation import ClassifierGuard, ModerationGuard
+from gatecore.guardrails.pii import PiiGuard, apply_spans, count_spans, merge_spans
+from gatecore.guardrails.plugins import PluginGuard
+from gatecore.guardrails.tally import Tally
+from gatecore.guardrails.vault import Vault
+from gatecore.guardrails.webhook import WebhookFailed, WebhookGuard
+from gatecore.request import RequestContext
+
+ExternalGuard = WebhookGuard | PluginGuard | ModerationGuard | ClassifierGuard
+# Distinct guard-name combinations compiled at most (models by keys' attachments): a bound, not a tuning.
+MAX_POLICIES = 4096
+
+
+class InjectionGuard:
+    """One configured `kind: prompt_injection` guard."""
+
+    __slots__ = ("action", "name", "threshold")
+
+    def __init__(self, config: GuardrailConfig):
+        self.name = config.name
+        self.action = config.action
+        self.threshold = config.threshold
+
+    def check(self, scores: list[float], tally: Tally) -> None:
+        """Block or flag when a text scores at or above the threshold."""
+        if scores and max(scores) >= self.threshold:
+            tally.add(self.name, "prompt_injection", self.action)
+            if self.action == "block":
+                raise GuardrailBlocked(
+                    f"Guardrail '{self.name}' blocked this request: it looks like a prompt injection."
+                )
+            tally.flagged = tally.flagged or self.name
+
+
+# Scores of texts seen lately, by the text's hash: a conversation sends its earlier turns again with
+# every request, and they are scored once. Python's string hash is salted per process, so a client
+# cannot aim a collision at it. Bounded: emptied when full.
+_SCORES: dict[int, float] = {}
+MAX_REMEMBERED_SCORES = 65_536
+
+
+def scores_of(texts: list[str]) -> list[float]:
+    """The injection score of each text, remembered."""
+    out = []
+    for text in texts:
+        key = hash(text)
+        found = _SCORES.get(key)
+        if found is None:
+            if len(_SCORES) >= MAX_REMEMBERED_SCORES:
+                _SCORES.clear()
+            found = _SCORES[key] = score(text)[0]
+        out.append(found)
+    return out
+
+
+class Policy:
+    """The compiled guards one model's requests go through, by side."""
+
+    __slots__ = ("external", "injection", "pii_in", "pii_out", "tokenizes")
+
+    def __init__(self, guards: list[PiiGuard | InjectionGuard | ExternalGuard]):
+        self.pii_in = tuple(g for g in guards if isinstance(g, PiiGuard) and "input" in g.sides)
+        self.pii_out = tuple(g for g in guards if isinstance(g, PiiGuard) and "output" in g.sides)
+        self.injection = tuple(g for g in guards if isinstance(g, InjectionGuard))
+        self.external = tuple(
+            g
+            for g in guards
+            if isinstance(g, WebhookGuard | PluginGuard | ModerationGuard | ClassifierGuard)
+            and "input" in g.sides
+        )
+        self.tokenizes = any("tokenize" in g.actions for g in self.pii_in)
+
+
+def compile_guard(config: GuardrailConfig) -> PiiGuard | InjectionGuard | ExternalGuard:
+    """One guard of `guardrails:`, compiled (config/guardrails.py validated it)."""
+    if config.kind == "pii":
+        return PiiGuard(config)
+    if config.kind == "prompt_injection":
+        return InjectionGuard(config)
+    if config.kind == "webhook":
+        return WebhookGuard(config)
+    if config.kind == "moderation":
+        return ModerationGuard(config)
+    if config.kind == "classifier":
+        return ClassifierGuard(config)
+    return PluginGuard(config)
+
+
+class GuardInput:
+    """The stage: the guards compiled once per worker, and the policy of each combination of names
+    (the model's, else the default guards, then the key's team's and the key's own) compiled on first use."""
+
+    __slots__ = ("defaults", "guards", "models", "policies")
+
+    def __init__(self, config: GatecoreConfig):
+        self.guards = {g.name: compile_guard(g) for g in config.guardrails}
+        self.defaults = tuple(g.name for g in config.guardrails if g.default)
+        self.models = {m.name: tuple(m.guardrails) for m in config.models if m.guardrails}
+        self.policies: dict[tuple[str, ...], Policy] = {}
+
+    def policy(self, names: tuple[str, ...]) -> Policy:
+        """The compiled policy of these guard names; a name not configured refuses the request (a
+        key's or team's metadata may name a guard the config no longer has: fail closed)."""
+        policy = self.policies.get(names)
+        if policy is None:
+            missing = [n for n in names if n not in self.guards]
+            if missing:
+                raise GuardrailBlocked(f"Guardrail '{missing[0][:100]}' is attached but not configured.")
+            if len(self.policies) >= MAX_POLICIES:
+                self.policies.clear()
+            policy = self.policies[names] = Policy([self.guards[n] for n in names])
+        return policy
+
+    def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
+        route = ctx.route
+        names = self.models.get(route.name, self.defaults) if route is not None else self.defaults
+        key = ctx.key
+        if key is not None and key.guardrails:
+            names = tuple(dict.fromkeys(names + key.guardrails))
+        if not names:
+            return None
+        policy = self.policy(names)
+        if ctx.body.lstrip()[:1] != b"{":
+            return None  # a multipart upload (audio transcriptions): no text the guards read
+        try:
+            doc = orjson.loads(ctx.body)
+        except orjson.JSONDecodeError:
+            # Never skipped: a body the upstream reads as JSON is checked or refused.
+            raise InvalidRequest("The request body could not be read for the guardrails.") from None
+        if not isinstance(doc, dict):
+            return None
+        tally = Tally()
+        vault = Vault() if policy.tokenizes else None
+        # Set first: the metrics and the access log read its counts, blocked requests' included.
+        ctx.guard = AnswerCheck(policy.pii_out, vault, tally)
+        try:
+            if policy.injection:
+                scores = scores_of(scored_texts(doc))
+                for guard in policy.injection:
+                    guard.check(scores, tally)
+            if policy.pii_in:
+                guards = policy.pii_in
+
+                def rewrite(text: str) -> str:
+                    spans = merge_spans([g.spans(text, vault, tally, False) for g in guards])
+                    count_spans(tally, spans)
+                    return apply_spans(text, spans)
+
+                if map_request(doc, rewrite):
+                    ctx.body = orjson.dumps(doc)
+        except GuardrailBlocked:
+            ctx.body_capture = None  # a body logged for the key would hold what was blocked
+            raise
+        if policy.external:
+            return self._external(ctx, doc, policy.external, tally)
+        return None
+
+    async def _external(
+        self, ctx: RequestContext, doc: dict[str, Any], guards: tuple[ExternalGuard, ...], tally: Tally
+    ) -> None:
+        for guard in guards:
+            texts = _texts(doc)
+            try:
+                verdict = await guard.check(texts, "input", ctx.client_model, ctx.request_id)
+            except WebhookFailed as exc:
+                tally.add(guard.name, str(exc), "allow" if guard.fail_open else "block")
+                if guard.fail_open:
+                    continue
+                ctx.body_capture = None
+                raise GuardrailBlocked(f"Guardrail '{guard.name}' could not check this request.") from None
+            if isinstance(guard, ModerationGuard | ClassifierGuard):  # the verdict's text is the category
+                tally.add(guard.name, verdict.texts[0] if verdict.texts else "moderation", verdict.action)
+            else:
+                tally.add(guard.name, "verdict", verdict.action)
+            if verdict.action == "block":
+                ctx.body_capture = None
+                raise GuardrailBlocked(f"Guardrail '{guard.name}' blocked this request.")
+            if verdict.action == "flag":
+                tally.flagged = tally.flagged or guard.name
+            elif verdict.action == "modify" and verdict.texts is not None and _replace(doc, verdict.texts):
+                ctx.body = orjson.dumps(doc)
+
+
+def _texts(doc: dict[str, Any]) -> list[str]:
+    """Every text of the request, in the order `map_request` visits them."""
+    texts: list[str] = []
+
+    def keep(text: str) -> str:
+        texts.append(text)
+        return text
+
+    map_request(doc, keep)
+    return texts
+
+
+def _replace(doc: dict[str, Any], texts: list[str]) -> bool:
+    """The request's texts replaced, in order, by `texts` (a webhook's `modify`)."""
+    replacements = iter(texts)
+    return map_request(doc, lambda _text: next(replacements))
+
+
+_BUILT: dict[int, tuple[GatecoreConfig, GuardInput]] = {}
+
+
+def guard_stage(config: GatecoreConfig) -> GuardInput | None:
+    """The stage, or None when no guardrail is configured (it is then left out of the chain). Every
+    inference route's chain shares one: the scanners are compiled once per worker and config."""
+    if not config.guardrails:
+        return None
+    built = _BUILT.get(id(config))
+    if built is None or built[0] is not config:
+        _BUILT.clear()
+        built = _BUILT[id(config)] = (config, GuardInput(config))
+    return built[1]
