@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from gatecore.admin.deployments_api import DeploymentsApi
+from gatecore.admin.prompts_api import PromptsApi
 from gatecore.admin.router import AdminApi
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
 from gatecore.auth.stage import AuthStage
@@ -44,8 +45,13 @@ from gatecore.pipeline.passthrough import (
     decode_transcription,
 )
 from gatecore.pipeline.plugins import placed_links
+from gatecore.pipeline.prompt_steps import PromptSteps, step_links
 from gatecore.pipeline.recording import Recorder, Recording
 from gatecore.pricing.book import PriceBook
+from gatecore.prompts.catalog import PromptCatalog
+from gatecore.prompts.chat_field import ChatWithPrompt
+from gatecore.prompts.repository import PromptRepository
+from gatecore.prompts.stage import PromptStage
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, Endpoint
 from gatecore.request.context import GEMINI, IMAGES, MODERATIONS, RERANK, SPEECH, TRANSCRIPTIONS
@@ -89,6 +95,7 @@ class Worker:
         "monitors",
         "pools",
         "prices",
+        "prompts",
         "providers",
         "recording",
         "routes",
@@ -129,8 +136,15 @@ class Worker:
         links = placed_links(LINKS, config.pipeline)
         self.chains: dict[str, Chain] = {}
         recording = self.recording = Recording(())
+        chat_decode = DecodeOpenAI(msgspec.json.Decoder(ChatFields))
+        # Published prompts: a chain's earlier steps run through the chat links without the client's;
+        # the prompt route's decode renders a prompt (its catalog comes with the store); chat
+        # requests may name a stored prompt too (`"prompt": {...}`).
+        parts.decode = chat_decode
+        steps = PromptSteps(Chain(CHAT, build_steps(parts, tuple(step_links(links))), recording, None))
+        self.prompts = PromptStage(None, chat_decode, steps)
         decoders: dict[str, tuple[Endpoint, Stage]] = {
-            "chat": (CHAT, DecodeOpenAI(msgspec.json.Decoder(ChatFields))),
+            "chat": (CHAT, ChatWithPrompt(chat_decode, self.prompts)),
             "completions": (COMPLETIONS, DecodeOpenAI(msgspec.json.Decoder(CompletionFields))),
             "embeddings": (EMBEDDINGS, DecodeOpenAI(msgspec.json.Decoder(EmbeddingFields))),
             "messages": (MESSAGES, decode_messages),
@@ -148,6 +162,8 @@ class Worker:
             self.cache.semantic.embed = InternalCall(self.chains["embeddings"], "/v1/embeddings").post
         # Every timed stage's name, in order (x-gatecore-timing, the stage histogram, the stage spans).
         self.stage_names = tuple(parts.stage_names)
+        parts.decode = self.prompts
+        self.chains["prompts"] = Chain(CHAT, build_steps(parts, links), recording, None)
         # `/v1/messages/count_tokens`: the chain up to the limits (rpm and concurrency count it; its
         # reservations are settled by the limits' recorder alone), then the count is the answer.
         parts.decode = decode_count_tokens
@@ -263,6 +279,7 @@ class Worker:
         self.identity = IdentitySync(repository, self.auth, self.config.store.poll_interval_s)
         await self.identity.start()
         model_names = frozenset(self.routes.names())
+        self.prompts.catalog = catalog = PromptCatalog(PromptRepository(store))
         self.admin = AdminApi(
             repository,
             self.auth,
@@ -270,6 +287,7 @@ class Worker:
             self.config.auth.rotation_grace_s,
             DeploymentsApi(self.routes),
             self.cache,
+            PromptsApi(catalog, repository, model_names),
         )
         return True
 

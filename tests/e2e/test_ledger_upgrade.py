@@ -23,7 +23,8 @@ from .ledger_store import ledger_row
 from .test_runs import admin_get, runs_config, wait_run
 
 OLD_COLUMNS = COLUMNS[: COLUMNS.index("run_id") + 1]
-NEW_COLUMNS = COLUMNS[len(OLD_COLUMNS) :]
+# Migration 3's columns (those the run export shows; later migrations add more after them).
+NEW_COLUMNS = COLUMNS[len(OLD_COLUMNS) : COLUMNS.index("gap_max_ms") + 1]
 
 
 def old_row(rid: str, run: str) -> list[Any]:

@@ -21,6 +21,7 @@ from gatecore.admin.convert import to_datetime
 from gatecore.admin.deployments_api import DeploymentsApi
 from gatecore.admin.keys_api import KeysApi
 from gatecore.admin.openapi import openapi_document
+from gatecore.admin.prompts_api import PromptsApi
 from gatecore.admin.runs_api import RunsApi, StreamAnswer
 from gatecore.admin.tenants_api import TenantsApi
 from gatecore.admin.usage_api import TextAnswer, UsageApi
@@ -44,6 +45,8 @@ QUERY: dict[str, frozenset[str]] = {
     "/usage": frozenset(("group_by", "from", "to", "format")),
     "/runs": frozenset(("limit",)),
     f"/runs/{_ID}/requests": frozenset(("format",)),
+    f"/prompts/{_ID}/diff": frozenset(("from", "to")),
+    f"/prompts/{_ID}/stats": frozenset(("from", "to")),
 }
 
 Handler = Callable[[Caller, tuple[str, ...], bytes, dict[str, list[str]]], Awaitable[Any]]
@@ -65,6 +68,7 @@ class AdminApi:
         grace_s: float,
         deployments: DeploymentsApi | None = None,
         cache: Cache | None = None,
+        prompts: PromptsApi | None = None,
     ):
         self.auth = auth
         self.repository = repository
@@ -95,6 +99,8 @@ class AdminApi:
             routes.append(("GET", "/deployments", 200, lambda c, p, b, q: deployments.index(c)))
         for kind in (ORG, TEAM, USER):
             routes += _tenant_routes(TenantsApi(repository, kind, models))
+        if prompts is not None:
+            routes += _prompt_routes(prompts)
         self._routes = [
             (method, re.compile(pattern + "$"), status, handler, QUERY.get(pattern, frozenset()))
             for method, pattern, status, handler in routes
@@ -200,6 +206,20 @@ def _tenant_routes(api: TenantsApi) -> list[tuple[str, str, int, Handler]]:
             lambda c, p, b, q: api.update(c, p[0], _decode(TenantUpdate, b, without)),
         ),
         ("DELETE", f"{plural}/{_ID}", 204, lambda c, p, b, q: api.delete(c, p[0])),
+    ]
+
+
+def _prompt_routes(api: PromptsApi) -> list[tuple[str, str, int, Handler]]:
+    one = f"/prompts/{_ID}"
+    return [
+        ("GET", "/prompts", 200, lambda c, p, b, q: api.index(c)),
+        ("POST", "/prompts", 201, lambda c, p, b, q: api.publish(c, None, b)),
+        ("GET", one, 200, lambda c, p, b, q: api.get(c, p[0])),
+        ("POST", f"{one}/versions", 201, lambda c, p, b, q: api.publish(c, p[0], b)),
+        ("GET", f"{one}/versions/{_ID}", 200, lambda c, p, b, q: api.version(c, p[0], p[1])),
+        ("PUT", f"{one}/labels/{_ID}", 200, lambda c, p, b, q: api.move_label(c, p[0], p[1], b)),
+        ("GET", f"{one}/diff", 200, lambda c, p, b, q: api.diff(c, p[0], q)),
+        ("GET", f"{one}/stats", 200, lambda c, p, b, q: api.stats(c, p[0], q)),
     ]
 
 

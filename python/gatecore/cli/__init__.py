@@ -1,4 +1,4 @@
-"""`gatecore serve | check | keys | usage | runs`: one module a command, dispatched from `main`."""
+"""`gatecore serve | check | keys | usage | runs | prompts`: one module a command, dispatched from `main`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 from gatecore import __version__
 from gatecore.cli.keys import add_keys_parser, run_keys
+from gatecore.cli.prompts import add_prompts_parser, run_prompts
 from gatecore.cli.runs import add_runs_parser, run_runs
 from gatecore.cli.serve import add_serve_parser, run_check, run_serve
 from gatecore.cli.usage import add_usage_parser, run_usage
@@ -24,11 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     add_keys_parser(commands)
     add_usage_parser(commands)
     add_runs_parser(commands)
+    add_prompts_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "check":
         return run_check(args.config)
-    if args.command in ("keys", "usage", "runs"):
+    if args.command in ("keys", "usage", "runs", "prompts"):
         return _store_command(args)
     return run_serve(args)
 
@@ -44,4 +46,6 @@ def _store_command(args: argparse.Namespace) -> int:
         return 2
     if args.command == "runs":
         return run_runs(args, config)
+    if args.command == "prompts":
+        return run_prompts(args, config)
     return run_keys(args, config) if args.command == "keys" else run_usage(args, config)

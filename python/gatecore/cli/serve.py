@@ -12,6 +12,7 @@ from gatecore.config.load import ConfigError
 from gatecore.config.source import CONFIG_ENV, read_config
 from gatecore.pipeline.chain import LINKS
 from gatecore.pipeline.plugins import placed_links
+from gatecore.prompts.augment import augment_errors
 
 
 def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,6 +38,8 @@ def run_check(path: str) -> int:
     try:
         config = read_config(path, demo=False)
         placed_links(LINKS, config.pipeline)  # the installed stages, where the config places them
+        if errors := augment_errors(config.prompts):  # templates are parsed by the stage's module
+            raise ConfigError(errors)
     except ConfigError as exc:
         for error in exc.errors:
             print(error)
@@ -53,6 +56,8 @@ def run_serve(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get(CONFIG_ENV) or None
     try:
         config = read_config(path, demo=args.demo)
+        if errors := augment_errors(config.prompts):
+            raise ConfigError(errors)
     except ConfigError as exc:
         print(f"gatecore: invalid config{f' {path}' if path else ''}:", file=sys.stderr)
         for error in exc.errors:

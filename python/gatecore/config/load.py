@@ -18,6 +18,7 @@ from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.interpolate import interpolate
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
+from gatecore.config.prompts import PromptsConfig
 from gatecore.config.routing import RoutingDefaults
 from gatecore.config.schema import (
     AuthConfig,
@@ -50,10 +51,9 @@ _SECTIONS = {
     "telemetry",
     "pipeline",
     "cache",
-}
-_LATER_SECTIONS = {
     "prompts",
 }
+_LATER_SECTIONS: set[str] = set()  # sections a later version will read (none at present)
 _MSGSPEC_PATH = re.compile(r" - at `\$(.*)`$")
 
 
@@ -105,6 +105,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         for i, item in enumerate(_as_list(doc.get("guardrails", []), "guardrails", errors))
         if (g := _convert(item, GuardrailConfig, f"guardrails[{i}]", errors)) is not None
     ]
+    prompts = _convert(doc.get("prompts", {}), PromptsConfig, "prompts", errors)
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
@@ -120,6 +121,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         pipeline=pipeline or PipelineConfig(),
         cache=cache or CacheConfig(),
         guardrails=guardrails,
+        prompts=prompts or PromptsConfig(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

@@ -53,9 +53,14 @@ COLUMNS = (
     "gap_max_ms",
     # Migration 5: what a response-cache hit saved (cache_hit rows; their cost_usd is 0).
     "saved_usd",
+    # Migration 6: the published prompt and version a request ran; a chain step's pipeline request.
+    "prompt_name",
+    "prompt_version",
+    "parent_request_id",
 )
 Row = tuple[Any, ...]
 _NO_GAPS = (None, None, None, None, None)  # not streamed
+_NO_PROMPT = (None, None, None)
 _NEWER = len(COLUMNS) - COLUMNS.index("run_id") - 1  # columns a row spooled before migration 3 lacks
 
 
@@ -136,4 +141,9 @@ class RowMaker:
             ms(overhead) if overhead else None,
             *(gaps.row_fields() if gaps is not None else _NO_GAPS),
             saved_usd,
+            *(
+                (prompt.name, prompt.version, prompt.parent)
+                if (prompt := ctx.prompt) is not None
+                else _NO_PROMPT
+            ),
         )

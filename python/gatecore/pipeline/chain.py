@@ -29,6 +29,7 @@ from gatecore.pipeline.debug_timing import DebugTiming
 from gatecore.pipeline.read_body import ReadBody
 from gatecore.pipeline.recording import Recording
 from gatecore.pipeline.upstream_call import UpstreamCall
+from gatecore.prompts.augment import augment_stage
 from gatecore.request import Endpoint, RequestContext
 from gatecore.routing.stage import RouteStage
 from gatecore.telemetry.body_log import body_capture_stage
@@ -91,6 +92,7 @@ LINKS: tuple[Link, ...] = (
     Link("run_tag", lambda p: RunTag(), timed=False),  # 400: a malformed x-gatecore-run-id
     Link("body_capture", lambda p: body_capture_stage(p.config.server), timed=False),  # opted-in keys
     Link("decode", lambda p: p.decode),  # 400: the client's API → the hub format's policy fields
+    Link("prompt_augment", lambda p: augment_stage(p.config.prompts)),  # system-prompt prefix/suffix
     Link("route", lambda p: RouteStage(p.routes)),  # 404, 403: a model and a deployment
     Link("gpu_clock", lambda p: p.prices.clock_stage()),  # GPU-time pricing: the request's clock
     Link("limits", lambda p: p.limits),  # 429: rpm, tpm, concurrency, budgets

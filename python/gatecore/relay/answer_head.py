@@ -24,6 +24,8 @@ def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) 
         headers += ctx.limits.headers()
     if ctx.cache is not None:
         headers.append(("x-gatecore-cache", ctx.cache.state))
+    if ctx.prompt is not None:
+        headers.append(("x-gatecore-prompt-version", str(ctx.prompt.version)))
     if ctx.timing is not None:
         headers.append(ctx.timing.header(overhead_ns))
     if ctx.guard is not None and ctx.guard.flagged is not None:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from gatecore.errors import GatewayError
     from gatecore.policy.key_policy import KeyPolicy
     from gatecore.request.chunk_gaps import ChunkGaps
+    from gatecore.request.prompt_ref import PromptRef
     from gatecore.request.stage_timing import StageTiming
     from gatecore.request.views import (
         Abortable,
@@ -199,6 +200,7 @@ class RequestContext:
         "max_tokens",
         "needs",
         "overhead_ns",
+        "prompt",
         "prompt_count",
         "request_id",
         "route",
@@ -300,3 +302,4 @@ class RequestContext:
         # The output side of the model's guardrails, which the relays call (None: no guard looks at
         # answers; guardrails/stage.py sets it).
         self.guard: AnswerGuard | None = None
+        self.prompt: PromptRef | None = None  # POST /v1/prompts/{name}: the prompt and its version

@@ -27,6 +27,9 @@ from gatecore.config.source import read_config_from_process_env
 from gatecore.errors import GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
 from gatecore.pipeline.chain import Chain
 from gatecore.pipeline.read_body import read_body
+from gatecore.prompts.call import PATH_PREFIX as PROMPTS_PREFIX
+from gatecore.prompts.call import prompt_ref
+from gatecore.prompts.openapi import prompt_document
 from gatecore.request import RequestContext
 from gatecore.server.gemini_api import METHODS as GEMINI_METHODS
 from gatecore.server.gemini_api import PREFIX as GEMINI_PREFIX
@@ -71,6 +74,7 @@ class GatewayApp:
         self.metrics: MetricsEndpoint | None = None
         self.gemini: GeminiApi | None = None
         self.routes: dict[str, dict[str, Handler]] = {}
+        self._prompt_methods: dict[str, Handler] = {}
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # granian calls this before the loop runs, and __rsgi_del__ after it stopped.
@@ -97,6 +101,10 @@ class GatewayApp:
         # The same routes without the /v1 prefix, for clients configured with a bare base URL.
         routes.update({path.removeprefix("/v1"): methods for path, methods in list(routes.items())})
         routes["/v1/models"] = {"GET": self._models}
+        self._prompt_methods = {
+            "POST": self._published(worker.chains["prompts"]),
+            "GET": self._prompt_document,
+        }
         routes["/healthz"] = {"GET": self._healthz}
         routes["/readyz"] = {"GET": self._readyz}
         routes["/metrics"] = {"GET": self._metrics}
@@ -116,6 +124,8 @@ class GatewayApp:
                 if scope.method == "POST" and path.rpartition(":")[2] in GEMINI_METHODS and self.gemini:
                     return await self.gemini.handle(scope, proto)  # Gemini's v1 API version
                 methods = {"GET": self._model}
+            elif path.startswith(PROMPTS_PREFIX):
+                methods = self._prompt_methods
             elif path.startswith(ADMIN_PREFIX + "/"):
                 return await self._admin(scope, proto)
             elif path.startswith(GEMINI_PREFIX) and self.gemini is not None:
@@ -161,6 +171,32 @@ class GatewayApp:
                 _error(proto, error, fmt, rid, ("x-gatecore-overhead-ms", f"{overhead / 1e6:.3f}"))
 
         return handle
+
+    def _published(self, chain: Chain) -> Handler:
+        """`POST /v1/prompts/{name}`: the prompt chain, with the prompt the path names."""
+        endpoint = chain.endpoint
+
+        async def handle(scope: Any, proto: Any) -> None:
+            started = _clock()
+            rid = request_id(scope.headers.get("x-request-id"))
+            ctx = RequestContext(endpoint, rid, b"", started, scope.headers, proto)
+            ctx.prompt = prompt_ref(scope.path, scope.query_string)
+            error = await chain.run(ctx, scope.path)
+            if error is not None:
+                overhead = _clock() - started - ctx.upstream_ns
+                _error(proto, error, OPENAI, rid, ("x-gatecore-overhead-ms", f"{overhead / 1e6:.3f}"))
+
+        return handle
+
+    async def _prompt_document(self, scope: Any, proto: Any) -> None:
+        """`GET /v1/prompts/{name}/openapi.json` for a key that may call the prompt."""
+        worker = self.worker
+        assert worker is not None
+        key = await worker.auth.authenticate(client_secret(scope.headers))
+        name = scope.path[len(PROMPTS_PREFIX) :].removesuffix("/openapi.json")
+        if not scope.path.endswith("/openapi.json"):
+            raise MethodNotAllowed("Use POST to call a prompt.")
+        proto.response_bytes(200, _JSON_HEADERS, await prompt_document(worker.prompts, key, name))
 
     async def _models(self, scope: Any, proto: Any) -> None:
         worker, catalog = self.worker, self.catalog

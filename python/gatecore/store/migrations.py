@@ -157,6 +157,46 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE usage_ledger ADD COLUMN saved_usd DOUBLE PRECISION",
         ],
     ),
+    (
+        6,
+        "published prompts",
+        [
+            # A prompt (prompts/): its owner team, whether it is a template or a chain, its newest
+            # version. Versions are immutable rows; a label points at one version or splits traffic
+            # across several by weight (`versions`: JSON `{"1": 0.5, "2": 0.5}`).
+            """CREATE TABLE prompts (
+                name TEXT PRIMARY KEY,
+                team_id TEXT,
+                kind TEXT NOT NULL,
+                latest BIGINT NOT NULL,
+                created_by TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE prompt_versions (
+                name TEXT NOT NULL REFERENCES prompts(name),
+                version BIGINT NOT NULL,
+                spec TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (name, version)
+            )""",
+            """CREATE TABLE prompt_labels (
+                name TEXT NOT NULL REFERENCES prompts(name),
+                label TEXT NOT NULL,
+                versions TEXT NOT NULL,
+                sticky TEXT,
+                updated_by TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (name, label)
+            )""",
+            # Which prompt version a request ran, and for a chain's step the pipeline request's id.
+            "ALTER TABLE usage_ledger ADD COLUMN prompt_name TEXT",
+            "ALTER TABLE usage_ledger ADD COLUMN prompt_version BIGINT",
+            "ALTER TABLE usage_ledger ADD COLUMN parent_request_id TEXT",
+            "CREATE INDEX usage_ledger_prompt_at ON usage_ledger (prompt_name, at) WHERE prompt_name IS NOT NULL",
+        ],
+    ),
 ]
 
 _LOCK_ID = 7351902  # any constant; names gatecore's migration lock in pg_advisory_xact_lock

@@ -127,6 +127,24 @@ FAMILIES: dict[str, tuple[str, str, tuple[float, ...]]] = {
     ),
     "gatecore_cache_bytes": ("gauge", "Bytes the in-process cache holds, by backend (all workers).", ()),
     "gatecore_cache_lookup_seconds": ("histogram", "Cache lookup latency, by backend.", CACHE_LOOKUP_BOUNDS),
+    # Published prompts (prompts/): per prompt and version, the rare-series way (a dict per series).
+    "gatecore_prompt_requests_total": (
+        "counter",
+        "Published-prompt calls by prompt, version and status class.",
+        (),
+    ),
+    "gatecore_prompt_tokens_total": ("counter", "Tokens of published-prompt calls, by token type.", ()),
+    "gatecore_prompt_cost_usd_total": ("counter", "Priced cost of published-prompt calls in USD.", ()),
+    "gatecore_prompt_duration_seconds": (
+        "histogram",
+        "Duration of published-prompt calls, by prompt and version.",
+        DURATION_BOUNDS,
+    ),
+    "gatecore_prompt_time_to_first_token_seconds": (
+        "histogram",
+        "Time to the first event of streamed published-prompt calls.",
+        TTFT_BOUNDS,
+    ),
 }
 _BOUNDS = {name: family[2] for name, family in FAMILIES.items() if family[0] == "histogram"}
 OVERHEAD = "gatecore_overhead_seconds"
@@ -177,6 +195,23 @@ class _Labels:
         return f'{self.duration},error_type="{escape(code)}"'
 
 
+def _prompt_series(name: str, version: int) -> tuple[Series, ...]:
+    """The counter keys of one prompt version: cost (its labels are every family's), requests by
+    status class 1xx-5xx (indexes 1-5), input and output tokens (6, 7)."""
+    labels = f'prompt="{escape(name)}",version="{version}"'
+    return (
+        ("gatecore_prompt_cost_usd_total", labels),
+        *(
+            ("gatecore_prompt_requests_total", f'{labels},status_class="{status_class}"')
+            for status_class in _STATUS_CLASSES
+        ),
+        *(
+            ("gatecore_prompt_tokens_total", f'{labels},gen_ai_token_type="{kind}"')
+            for kind in ("input", "output")
+        ),
+    )
+
+
 class MetricsRecorder:
     """A Recorder (pipeline/recording.py) that aggregates finished requests into this worker's series.
 
@@ -188,6 +223,7 @@ class MetricsRecorder:
         "_label_sets",
         "_labels",
         "_metrics",
+        "_prompt_series",
         "_series",
         "_stage_series",
         "counters",
@@ -240,6 +276,8 @@ class MetricsRecorder:
         self.exemplars = Exemplars()
         # By the route, deployment and endpoint objects themselves (hashed by identity).
         self._labels: dict[tuple[RouteView | None, DeploymentView | None, Endpoint], _Labels] = {}
+        # Per (prompt, version): its series' keys, built once (_prompt_series below).
+        self._prompt_series: dict[tuple[str, int], tuple[Series, ...]] = {}
         self._stage_series = [label_text(stage=name) for name in (*stage_names, CONNECT_STAGE, RELAY_STAGE)]
 
     def record(self, ctx: RequestContext, finished_ns: int) -> None:
@@ -282,6 +320,8 @@ class MetricsRecorder:
         guard = ctx.guard
         if guard is not None and guard.counts:
             self._guardrails(labels, guard.counts)
+        if ctx.prompt is not None:
+            self._prompt(ctx, finished_ns)
         trace = ctx.trace
         if trace is not None and trace.sampled:  # tracing on: this request's trace on its buckets
             self._exemplars(ctx, labels, trace, finished_ns, first_byte)
@@ -340,6 +380,33 @@ class MetricsRecorder:
                 f'{labels.by_model},guard="{escape(guard)}",type="{escape(kind)}",action="{escape(action)}"',
             )
             counters[key] = counters.get(key, 0.0) + times
+
+    def _prompt(self, ctx: RequestContext, finished_ns: int) -> None:
+        """A published prompt's call (prompts/): counted per prompt and version. Prompt names are the
+        operators' published names, so the series stay bounded like the routes'."""
+        prompt = ctx.prompt
+        assert prompt is not None
+        series = self._prompt_series.get((prompt.name, prompt.version))
+        if series is None:
+            series = self._prompt_series[(prompt.name, prompt.version)] = _prompt_series(
+                prompt.name, prompt.version
+            )
+        counters, status, usage = self.counters, ctx.status, ctx.usage
+        key = series[min(max(status // 100, 1), 5)]
+        counters[key] = counters.get(key, 0.0) + 1.0
+        labels = series[0][1]
+        if usage is not None and status < 400:
+            for key, count in ((series[6], usage.input_tokens), (series[7], usage.output_tokens)):
+                counters[key] = counters.get(key, 0.0) + count
+            if ctx.stream and ctx.first_byte_ns:
+                self._observe(
+                    "gatecore_prompt_time_to_first_token_seconds",
+                    labels,
+                    (ctx.first_byte_ns - ctx.started) / 1e9,
+                )
+        key = series[0]
+        counters[key] = counters.get(key, 0.0) + (ctx.cost_usd or 0.0)
+        self._observe("gatecore_prompt_duration_seconds", labels, (finished_ns - ctx.started) / 1e9)
 
     def _observe(self, name: str, labels: str, value: float) -> None:
         bounds = _BOUNDS[name]
