@@ -43,6 +43,7 @@ from gatecore.pipeline.passthrough import (
     SpeechFields,
     decode_transcription,
 )
+from gatecore.pipeline.decode_responses import decode_responses
 from gatecore.pipeline.plugins import placed_links
 from gatecore.pipeline.recording import Recorder, Recording
 from gatecore.pricing.book import PriceBook
@@ -140,6 +141,7 @@ class Worker:
             "audio_speech": (SPEECH, DecodeJsonPassthrough(SpeechFields)),
             "audio_transcriptions": (TRANSCRIPTIONS, decode_transcription),
             "images": (IMAGES, DecodeJsonPassthrough(ImageFields)),
+            "responses": (CHAT, decode_responses),
         }
         for api, (endpoint, decode) in decoders.items():
             parts.decode = decode

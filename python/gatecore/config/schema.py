@@ -107,6 +107,13 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Client request headers passed on to this upstream (kinds in FORWARD_HEADER_KINDS), besides the
     # kind's own (anthropic: anthropic-beta). Credentials are refused.
     forward_headers: list[str] = msgspec.field(default_factory=list)
+    # `/v1/responses`: `native` sends the client's Responses request with only `model` rewritten (the
+    # upstream speaks Responses), `translate` goes through the hub format. Unset: native for OpenAI's
+    # own base URL and kind azure, translate otherwise.
+    responses: str | None = None
+    # Built-in Responses tools the upstream cannot run (web_search, …): `drop` them (named in the
+    # `x-gatecore-dropped-tools` header) or `reject` the request with a 400.
+    unsupported_tools: str = "drop"
 
 
 class DeploymentPricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

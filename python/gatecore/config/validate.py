@@ -100,6 +100,10 @@ def validate_config(
         if provider.default_max_tokens < 1:
             errors.append(f"{path}.default_max_tokens: must be at least 1")
         errors.extend(_forward_headers(provider, path))
+        if provider.responses not in (None, "native", "translate"):
+            errors.append(f"{path}.responses: must be 'native' or 'translate'")
+        if provider.unsupported_tools not in ("drop", "reject"):
+            errors.append(f"{path}.unsupported_tools: must be 'drop' or 'reject'")
 
     names: set[str] = set()
     for i, model in zip(model_at, config.models, strict=True):

@@ -169,6 +169,7 @@ class RequestContext:
 
     __slots__ = (
         "anthropic_native",
+        "answer_headers",
         "api_key",
         "attempts",
         "body",
@@ -277,6 +278,8 @@ class RequestContext:
         self.encoder: ResponseEncoder | None = None
         # What an Anthropic upstream gets instead of the hub form (None: nothing, or not Anthropic).
         self.anthropic_native: AnthropicNative | None = None
+        # Headers a decode stage adds to the answer's head (e.g. x-gatecore-dropped-tools).
+        self.answer_headers: list[tuple[str, str]] | None = None
         self.run_id: str | None = None  # the client's `x-gatecore-run-id` tag, kept in the ledger
         self.first_byte_ns = 0  # perf_counter_ns when the answer's first byte went to the client
         # gatecore's time up to the answer's head, as sent in x-gatecore-overhead-ms (0: no head was

@@ -59,6 +59,7 @@ _INFERENCE = {
     "/v1/audio/speech": ("audio_speech", OPENAI),
     "/v1/audio/transcriptions": ("audio_transcriptions", OPENAI),
     "/v1/images/generations": ("images", OPENAI),
+    "/v1/responses": ("responses", OPENAI),
 }
 
 

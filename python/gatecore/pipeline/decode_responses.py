@@ -1,0 +1,126 @@
+"""`POST /v1/responses`'s decode stage: a Responses request, served through the hub format.
+
+The request is translated into a chat request in `ctx.body` (translate/responses_request_to_hub.py)
+and a `ResponsesEncoder` is left on the context to translate the answer back. The client's own bytes
+are kept for the post-route stage (pipeline/responses_mode.py), which sends them as they are to a
+deployment that speaks Responses natively.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gatecore.api.responses import ResponsesRequest, TextFormat
+from gatecore.errors import InvalidRequest
+from gatecore.pipeline.decode import MAX_OUTPUT_TOKENS, bounded_model
+from gatecore.request import RequestContext
+from gatecore.routing.capabilities import JSON_SCHEMA, translated_needs
+from gatecore.translate.hub_response_to_responses import ResponseShape
+from gatecore.translate.hub_stream_to_responses import ResponsesEncoder
+from gatecore.translate.responses_request_to_hub import (
+    HubRequest,
+    decode_responses_request,
+    hub_request,
+    input_items,
+)
+
+DROPPED_TOOLS_HEADER = "x-gatecore-dropped-tools"
+_any = msgspec.json.Decoder()
+
+
+class ResponsesRequestState:
+    """What the later Responses stages need of the decoded request (on the encoder)."""
+
+    __slots__ = ("client_body", "hub")
+
+    def __init__(self, client_body: bytes, hub: HubRequest):
+        self.client_body = client_body
+        self.hub = hub
+
+
+def decode_responses(ctx: RequestContext) -> None:
+    """Decode and translate `ctx.body`; 400 naming the field for what cannot be translated."""
+    translate_into(ctx, [])
+
+
+def translate_into(
+    ctx: RequestContext, history: list[Any], previous_id: str | None = None
+) -> ResponsesEncoder:
+    """Decode the client's Responses request, continuing the replayed `history` items, into the hub
+    format on `ctx`; returns the encoder it left there."""
+    client_body = ctx.body
+    request, members = decode_responses_request(client_body)
+    if request.model is None:
+        raise InvalidRequest("The request needs a 'model' field.", code="missing_model", param="model")
+    ctx.client_model = bounded_model(request.model)
+    if request.max_output_tokens is not None:
+        if not 16 <= request.max_output_tokens <= MAX_OUTPUT_TOKENS:  # the reference's lower bound
+            raise InvalidRequest(
+                f"max_output_tokens: must be between 16 and {MAX_OUTPUT_TOKENS}.",
+                code="invalid_value",
+                param="max_output_tokens",
+            )
+        ctx.max_tokens = request.max_output_tokens
+    hub = hub_request(request, members, history, input_items(request))
+    ctx.stream = bool(request.stream)
+    ctx.body = msgspec.json.encode(hub.doc)
+    ctx.needs = translated_needs(ctx.body, "tools" in hub.doc) | (
+        JSON_SCHEMA if "response_format" in hub.doc else 0
+    )
+    if hub.dropped:
+        ctx.answer_headers = [
+            (DROPPED_TOOLS_HEADER, ",".join(d.partition(":")[2] for d in hub.dropped)[:1000])
+        ]
+    shape = ResponseShape(ctx.client_model, ctx.request_id, _echo(request, previous_id))
+    encoder = ResponsesEncoder(shape, ctx.stream)
+    encoder.state = ResponsesRequestState(client_body, hub)
+    ctx.encoder = encoder
+    return encoder
+
+
+def _echo(request: ResponsesRequest, previous_id: str | None) -> dict[str, Any]:
+    """The request's options as every `response` object repeats them."""
+    tools = [_any.decode(raw) for raw in request.tools or ()]
+    choice = request.tool_choice
+    fmt = request.text.format if request.text is not None else None
+    reasoning = request.reasoning
+    return {
+        "instructions": request.instructions,
+        "max_output_tokens": request.max_output_tokens,
+        "metadata": request.metadata or {},
+        "parallel_tool_calls": request.parallel_tool_calls is not False,
+        "previous_response_id": previous_id or request.previous_response_id,
+        "reasoning": {
+            "effort": reasoning.effort if reasoning else None,
+            "summary": reasoning.summary if reasoning else None,
+        },
+        "store": request.store is not False,
+        "temperature": request.temperature if request.temperature is not None else 1.0,
+        "text": {"format": _format(fmt)},
+        "tool_choice": "auto"
+        if choice is None
+        else choice
+        if isinstance(choice, str)
+        else msgspec.to_builtins(choice),
+        "tools": [t for t in tools if isinstance(t, dict) and t.get("type") == "function"],
+        "top_p": request.top_p if request.top_p is not None else 1.0,
+        "truncation": "disabled",
+        "user": request.user,
+    }
+
+
+def _format(fmt: TextFormat | None) -> dict[str, Any]:
+    if fmt is None:
+        return {"type": "text"}
+    out: dict[str, Any] = {"type": fmt.type}
+    if fmt.name is not None:
+        out["name"] = fmt.name
+    if fmt.schema:
+        out["schema"] = _any.decode(fmt.schema)
+    if fmt.description is not None:
+        out["description"] = fmt.description
+    if fmt.strict is not None:
+        out["strict"] = fmt.strict
+    return out

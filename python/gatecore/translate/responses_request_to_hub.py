@@ -1,0 +1,380 @@
+"""OpenAI Responses request → OpenAI chat request (the hub format).
+
+Every field either has a chat counterpart, is a hint with no effect on the answer (ignored), or is
+refused with a 400 naming it. Input items are decoded one at a time so each error names its path
+(`input[2].content[0].image_url`). Choices the hub format forces:
+- `instructions` and `system`/`developer` messages become chat system messages (not every provider
+  knows the `developer` role);
+- consecutive `function_call` items (and an assistant message just before them) become one assistant
+  message with `tool_calls`; `function_call_output` becomes a `role: tool` message, whose call id must
+  name a call made earlier in the conversation; images in a tool output move to a user message after it;
+- `reasoning` items are left out: reasoning is not sent back to a model, as chat APIs ask, and an
+  encrypted one only OpenAI could read;
+- tools a provider cannot run (web_search, file_search, code_interpreter, computer use, MCP, `custom`,
+  Codex's `namespace`, …) are collected in `dropped` (`<index>:<type>[:<name>]`) for the caller to
+  drop or refuse;
+- unknown top-level fields pass through unchanged, as on the OpenAI chat route.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from gatecore.api.responses import (
+    RESPONSES_FIELDS,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    FunctionTool,
+    InputImage,
+    InputText,
+    MessageItem,
+    OutputText,
+    Refusal,
+    ResponsesRequest,
+)
+from gatecore.errors import InvalidRequest
+
+# Bounds of what one request may carry (the body size is bounded before this by the server).
+MAX_ITEMS = 10_000
+MAX_TOOLS = 512
+# Responses-only hints with no effect on what a model answers (or that gatecore answers itself).
+_IGNORED = frozenset(
+    {"client_metadata", "prompt_cache_key", "prompt_cache_retention", "truncation", "service_tier",
+     "stream_options", "top_logprobs"}
+)  # fmt: skip
+# Features no hub-format model can honour, each refused unless left at its default.
+_REFUSED: dict[str, tuple[str, object]] = {
+    "background": ("background responses are not supported by gatecore", False),
+    "conversation": ("server-side conversations are not supported; use previous_response_id", None),
+    "prompt": ("stored prompt templates exist only on OpenAI's API", None),
+    "max_tool_calls": ("max_tool_calls cannot be enforced for this model", None),
+}
+_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+
+_request = msgspec.json.Decoder(ResponsesRequest)
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_any = msgspec.json.Decoder()
+_message = msgspec.json.Decoder(MessageItem)
+_call = msgspec.json.Decoder(FunctionCallItem)
+_call_output = msgspec.json.Decoder(FunctionCallOutputItem)
+_function_tool = msgspec.json.Decoder(FunctionTool)
+_AT_PATH = re.compile(r" - at `\$\.?([^`]{0,300})`$")
+
+
+class ItemHead(msgspec.Struct):
+    type: str | None = None
+    role: str | None = None
+
+
+class ToolHead(msgspec.Struct):
+    type: str = ""
+    name: str | None = None
+
+
+_item_head = msgspec.json.Decoder(ItemHead)
+_tool_head = msgspec.json.Decoder(ToolHead)
+
+
+class HubRequest:
+    """A Responses request translated: the chat request, the tools dropped, and the conversation's
+    items in the Responses shape (kept by the stored-responses store)."""
+
+    __slots__ = ("doc", "dropped", "items", "request")
+
+    def __init__(self, request: ResponsesRequest, doc: dict[str, Any], dropped: list[str], items: list[Any]):
+        self.request = request
+        self.doc = doc
+        self.dropped = dropped
+        self.items = items
+
+
+def decode_responses_request(body: bytes) -> tuple[ResponsesRequest, dict[str, msgspec.Raw]]:
+    """The typed request and every top-level member as raw JSON; 400 naming the field otherwise."""
+    if not body:
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        members = _top_level.decode(body)
+    except msgspec.ValidationError:
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+    try:
+        request = _request.decode(body)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc), "") from None
+    except RecursionError:
+        raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
+    return request, members
+
+
+def input_items(request: ResponsesRequest) -> list[Any]:
+    """The request's `input` as a list of Responses items (JSON values): a string is one user message."""
+    given = request.input
+    if given is None:
+        raise InvalidRequest("input: Field required.", code="missing_required_parameter", param="input")
+    if isinstance(given, str):
+        return [{"type": "message", "role": "user", "content": given}]
+    if len(given) > MAX_ITEMS:
+        raise InvalidRequest(f"input: at most {MAX_ITEMS} items are accepted.", param="input")
+    return [_any.decode(raw) for raw in given]
+
+
+def hub_request(
+    request: ResponsesRequest,
+    members: dict[str, msgspec.Raw],
+    history: list[Any],
+    items: list[Any],
+) -> HubRequest:
+    """The chat request equivalent to `request`, continuing `history` (the items of the responses
+    before it, replayed) with `items` (this request's input)."""
+    doc: dict[str, Any] = {"model": request.model}
+    messages: list[dict[str, Any]] = []
+    if request.instructions:
+        messages.append({"role": "system", "content": request.instructions})
+    calls: set[str] = set()
+    for i, item in enumerate(history):
+        _add_item(item, f"previous_response_id (item {i})", messages, calls)
+    for i, item in enumerate(items):
+        _add_item(item, f"input[{i}]", messages, calls)
+    if not messages:
+        raise InvalidRequest("input: at least one item is required.", param="input")
+    doc["messages"] = messages
+    if request.max_output_tokens is not None:
+        doc["max_tokens"] = request.max_output_tokens
+    if request.stream:
+        doc["stream"] = True
+    if request.temperature is not None:
+        doc["temperature"] = request.temperature
+    if request.top_p is not None:
+        doc["top_p"] = request.top_p
+    user = request.safety_identifier or request.user
+    if user is not None:
+        doc["user"] = user
+    dropped: list[str] = []
+    if request.tools:
+        tools = _tools(request.tools, dropped)
+        if tools:
+            doc["tools"] = tools
+            if request.parallel_tool_calls is not None:
+                doc["parallel_tool_calls"] = request.parallel_tool_calls
+    if request.tool_choice is not None and "tools" in doc:
+        doc["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.reasoning is not None and request.reasoning.effort is not None:
+        doc["reasoning_effort"] = request.reasoning.effort
+    if request.text is not None and request.text.format is not None:
+        _text_format(request.text.format, doc)
+    for name, raw in members.items():
+        if name in RESPONSES_FIELDS:
+            continue
+        refused = _REFUSED.get(name)
+        if refused is not None:
+            reason, default = refused
+            if _any.decode(raw) != default:
+                raise InvalidRequest(f"{name}: cannot be translated for this model: {reason}.", param=name)
+            continue
+        if name in _IGNORED:
+            continue
+        doc[name] = raw
+    return HubRequest(request, doc, dropped, items)
+
+
+# -- items -------------------------------------------------------------------------------------------
+
+
+def _add_item(item: Any, path: str, messages: list[dict[str, Any]], calls: set[str]) -> None:
+    raw = msgspec.json.encode(item)
+    try:
+        head = _item_head.decode(raw)
+    except msgspec.ValidationError:
+        raise InvalidRequest(f"{path}: an item must be an object with a 'type'.", param=path) from None
+    kind = head.type or ("message" if head.role is not None else None)
+    if kind == "message":
+        _message_item(_decode(_message, raw, path), path, messages)
+    elif kind == "function_call":
+        call = _decode(_call, raw, path)
+        calls.add(call.call_id)
+        tool_call = {"id": call.call_id, "type": "function",
+                     "function": {"name": call.name, "arguments": call.arguments}}  # fmt: skip
+        last = messages[-1] if messages else None
+        if last is not None and last["role"] == "assistant":
+            last.setdefault("tool_calls", []).append(tool_call)
+        else:
+            messages.append({"role": "assistant", "content": None, "tool_calls": [tool_call]})
+    elif kind == "function_call_output":
+        output = _decode(_call_output, raw, path)
+        if output.call_id not in calls:
+            raise InvalidRequest(
+                f"{path}.call_id: no function_call with call_id '{output.call_id[:80]}' precedes this output.",
+                param=f"{path}.call_id",
+            )
+        _tool_output(output, path, messages)
+    elif kind == "reasoning":
+        return  # never sent back to a model (see the module docstring)
+    elif kind is None:
+        raise InvalidRequest(f"{path}.type: Field required.", param=f"{path}.type")
+    else:
+        raise InvalidRequest(
+            f"{path}.type: items of type '{kind[:60]}' cannot be translated for this model.",
+            param=f"{path}.type",
+        )
+
+
+def _message_item(item: MessageItem, path: str, messages: list[dict[str, Any]]) -> None:
+    role = _ROLES.get(item.role)
+    if role is None:
+        raise InvalidRequest(
+            f"{path}.role: must be 'user', 'assistant', 'system' or 'developer', not '{item.role[:40]}'.",
+            param=f"{path}.role",
+        )
+    content = item.content
+    if isinstance(content, str):
+        messages.append({"role": role, "content": content})
+        return
+    parts: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        where = f"{path}.content[{j}]"
+        if isinstance(part, InputText | OutputText):
+            parts.append({"type": "text", "text": part.text})
+        elif isinstance(part, Refusal):
+            parts.append({"type": "text", "text": part.refusal})
+        elif isinstance(part, InputImage):
+            if role != "user":
+                raise InvalidRequest(f"{where}: images are accepted in user messages only.", param=where)
+            parts.append(_image(part, where))
+        else:
+            raise _no_files(where)
+    if role != "user" or (len(parts) == 1 and parts[0]["type"] == "text"):
+        # System and assistant messages carry text only, which every engine takes as a string.
+        messages.append({"role": role, "content": "".join(p["text"] for p in parts)})
+    else:
+        messages.append({"role": role, "content": parts})
+
+
+def _tool_output(item: FunctionCallOutputItem, path: str, messages: list[dict[str, Any]]) -> None:
+    output = item.output
+    if isinstance(output, str):
+        messages.append({"role": "tool", "tool_call_id": item.call_id, "content": output})
+        return
+    texts: list[str] = []
+    images: list[dict[str, Any]] = []
+    for j, part in enumerate(output):
+        where = f"{path}.output[{j}]"
+        if isinstance(part, InputText):
+            texts.append(part.text)
+        elif isinstance(part, InputImage):  # chat tool messages carry text: images follow as the user's
+            images.append(_image(part, where))
+        else:
+            raise _no_files(where)
+    messages.append({"role": "tool", "tool_call_id": item.call_id, "content": "\n".join(texts)})
+    if images:
+        messages.append({"role": "user", "content": images})
+
+
+def _image(part: InputImage, where: str) -> dict[str, Any]:
+    if not part.image_url:
+        raise InvalidRequest(
+            f"{where}.image_url: images must be given by URL or data URL (file ids exist only on OpenAI).",
+            param=f"{where}.image_url",
+        )
+    image: dict[str, Any] = {"url": part.image_url}
+    if part.detail is not None and part.detail != "auto":
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
+
+
+def _no_files(where: str) -> InvalidRequest:
+    return InvalidRequest(f"{where}: input files cannot be translated for this model.", param=where)
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, path: str) -> Any:
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(str(exc), path) from None
+
+
+# -- tools and options -------------------------------------------------------------------------------
+
+
+def _tools(raws: list[msgspec.Raw], dropped: list[str]) -> list[dict[str, Any]]:
+    if len(raws) > MAX_TOOLS:
+        raise InvalidRequest(f"tools: at most {MAX_TOOLS} tools are accepted.", param="tools")
+    tools = []
+    for i, raw in enumerate(raws):
+        path = f"tools[{i}]"
+        head = _decode(_tool_head, raw, path)
+        if head.type != "function":
+            kind = head.type[:60] or "(none)"
+            dropped.append(f"{i}:{kind}:{head.name[:60]}" if head.name else f"{i}:{kind}")
+            continue
+        tool = _decode(_function_tool, raw, path)
+        function: dict[str, Any] = {"name": tool.name}
+        if tool.description is not None:
+            function["description"] = tool.description
+        function["parameters"] = tool.parameters if tool.parameters else {"type": "object", "properties": {}}
+        if tool.strict is not None:
+            function["strict"] = tool.strict
+        tools.append({"type": "function", "function": function})
+    return tools
+
+
+def _tool_choice(choice: Any) -> Any:
+    if isinstance(choice, str):
+        if choice not in ("auto", "none", "required"):
+            raise InvalidRequest(
+                f"tool_choice: must be 'auto', 'none' or 'required', not '{choice[:40]}'.",
+                param="tool_choice",
+            )
+        return choice
+    if choice.type == "function":
+        if not choice.name:
+            raise InvalidRequest("tool_choice.name: Field required.", param="tool_choice.name")
+        return {"type": "function", "function": {"name": choice.name}}
+    raise InvalidRequest(
+        f"tool_choice.type: '{choice.type[:60]}' cannot be translated for this model.",
+        param="tool_choice.type",
+    )
+
+
+def _text_format(fmt: Any, doc: dict[str, Any]) -> None:
+    if fmt.type == "text":
+        return
+    if fmt.type == "json_object":
+        doc["response_format"] = {"type": "json_object"}
+        return
+    if fmt.type != "json_schema":
+        raise InvalidRequest(
+            f"text.format.type: must be 'text', 'json_object' or 'json_schema', not '{fmt.type[:40]}'.",
+            param="text.format.type",
+        )
+    if not fmt.name:
+        raise InvalidRequest("text.format.name: Field required.", param="text.format.name")
+    if not fmt.schema:
+        raise InvalidRequest("text.format.schema: Field required.", param="text.format.schema")
+    schema: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema}
+    if fmt.description is not None:
+        schema["description"] = fmt.description
+    if fmt.strict is not None:
+        schema["strict"] = fmt.strict
+    doc["response_format"] = {"type": "json_schema", "json_schema": schema}
+
+
+def _validation_error(message: str, prefix: str) -> InvalidRequest:
+    """A msgspec validation message with the field's path: `<path>: <reason>`."""
+    match = _AT_PATH.search(message)
+    inner = match.group(1) if match else ""
+    path = prefix + ("." + inner if prefix and inner and inner[0] != "[" else inner)
+    reason = message[: match.start()] if match else message
+    if reason.startswith("Object missing required field `"):
+        field = reason.split("`")[1]
+        path = f"{path}.{field}" if path else field
+        return InvalidRequest(f"{path}: Field required.", code="missing_required_parameter", param=path)
+    if reason.startswith("Invalid value '") and path.endswith("type"):
+        value = reason.split("'")[1][:60]
+        return InvalidRequest(f"{path}: type '{value}' cannot be translated for this model.", param=path)
+    if not path:
+        return InvalidRequest(f"Invalid request body: {reason[:200]}.", code="invalid_body")
+    return InvalidRequest(f"{path}: {reason[:200]}.", param=path)
