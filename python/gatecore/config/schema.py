@@ -116,6 +116,19 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     unsupported_tools: str = "drop"
 
 
+def responses_native(provider: ProviderConfig) -> bool:
+    """Whether `/v1/responses` requests reach this provider as the client sent them (its `responses`
+    setting; unset: OpenAI's own API and Azure OpenAI speak Responses, other upstreams get the hub
+    translation)."""
+    if provider.responses is not None:
+        return provider.responses == "native"
+    if provider.kind == "azure":
+        return True
+    return provider.kind == "openai" and (provider.base_url or "https://api.openai.com").startswith(
+        ("https://api.openai.com/", "https://api.openai.com")
+    )
+
+
 class DeploymentPricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A deployment's own price, overriding the shipped table (USD per 1M tokens), or GPU-time pricing
     for local engines: each request pays its share of `gpus` * `gpu_hour_usd` while it is in flight."""

@@ -102,6 +102,8 @@ def validate_config(
         errors.extend(_forward_headers(provider, path))
         if provider.responses not in (None, "native", "translate"):
             errors.append(f"{path}.responses: must be 'native' or 'translate'")
+        elif provider.responses == "native" and provider.kind not in ("openai", "azure"):
+            errors.append(f"{path}.responses: 'native' needs an upstream of kind openai or azure")
         if provider.unsupported_tools not in ("drop", "reject"):
             errors.append(f"{path}.unsupported_tools: must be 'drop' or 'reject'")
 

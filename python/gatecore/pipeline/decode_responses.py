@@ -2,8 +2,8 @@
 
 The request is translated into a chat request in `ctx.body` (translate/responses_request_to_hub.py)
 and a `ResponsesEncoder` is left on the context to translate the answer back. The client's own bytes
-are kept for the post-route stage (pipeline/responses_mode.py), which sends them as they are to a
-deployment that speaks Responses natively.
+are kept in `ctx.native_body`: a provider that speaks Responses natively sends them instead (only
+`model` rewritten), and the encoder then relays its Responses answer as it is.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from gatecore.translate.responses_request_to_hub import (
     input_items,
 )
 
-DROPPED_TOOLS_HEADER = "x-gatecore-dropped-tools"
 _any = msgspec.json.Decoder()
 
 
@@ -69,10 +68,7 @@ def translate_into(
     ctx.needs = translated_needs(ctx.body, "tools" in hub.doc) | (
         JSON_SCHEMA if "response_format" in hub.doc else 0
     )
-    if hub.dropped:
-        ctx.answer_headers = [
-            (DROPPED_TOOLS_HEADER, ",".join(d.partition(":")[2] for d in hub.dropped)[:1000])
-        ]
+    ctx.native_body = client_body
     shape = ResponseShape(ctx.client_model, ctx.request_id, _echo(request, previous_id))
     encoder = ResponsesEncoder(shape, ctx.stream)
     encoder.state = ResponsesRequestState(client_body, hub)

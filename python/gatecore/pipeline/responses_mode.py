@@ -1,24 +1,28 @@
 """The Responses route's post-route stage: what the routed deployment's provider says about Responses.
 
-Its `unsupported_tools: reject` turns the built-in tools the translation dropped into a 400 naming the
-first one (`tools[3].type`); the default drops them (named in `x-gatecore-dropped-tools`).
-Only the `/v1/responses` chain has this stage.
+A provider that speaks Responses natively (`responses: native`, config/schema.py's `responses_native`)
+gets the client's request as it is, built-in tools included. For the others the translation dropped
+the built-in tools: the default names them in `x-gatecore-dropped-tools`; `unsupported_tools: reject`
+makes them a 400 naming the first one (`tools[3].type`). Only the `/v1/responses` chain has this stage.
 """
 
 from __future__ import annotations
 
-from gatecore.config.schema import ProviderConfig
+from gatecore.config.schema import ProviderConfig, responses_native
 from gatecore.errors import InvalidRequest
 from gatecore.request import RequestContext
 from gatecore.translate.hub_stream_to_responses import ResponsesEncoder
 
+DROPPED_TOOLS_HEADER = "x-gatecore-dropped-tools"
+
 
 class ResponsesMode:
-    """Refuses dropped tools for providers that say so."""
+    """Names or refuses the dropped tools, by the routed deployment's provider."""
 
-    __slots__ = ("reject",)
+    __slots__ = ("native", "reject")
 
     def __init__(self, providers: list[ProviderConfig]):
+        self.native = frozenset(p.name for p in providers if responses_native(p))
         self.reject = frozenset(p.name for p in providers if p.unsupported_tools == "reject")
 
     def __call__(self, ctx: RequestContext) -> None:
@@ -27,7 +31,10 @@ class ResponsesMode:
         if not isinstance(encoder, ResponsesEncoder) or deployment is None:
             return
         dropped = encoder.state.hub.dropped
-        if dropped and deployment.provider.name in self.reject:
+        provider = deployment.provider.name
+        if not dropped or provider in self.native:
+            return
+        if provider in self.reject:
             index, _, kind = dropped[0].partition(":")
             kind = kind.partition(":")[0]
             raise InvalidRequest(
@@ -35,3 +42,4 @@ class ResponsesMode:
                 code="unsupported_tool",
                 param=f"tools[{index}].type",
             )
+        ctx.answer_headers = [(DROPPED_TOOLS_HEADER, ",".join(d.partition(":")[2] for d in dropped)[:1000])]

@@ -198,6 +198,7 @@ class RequestContext:
         "key",
         "limits",
         "max_tokens",
+        "native_body",
         "needs",
         "overhead_ns",
         "prompt_count",
@@ -278,6 +279,9 @@ class RequestContext:
         self.encoder: ResponseEncoder | None = None
         # What an Anthropic upstream gets instead of the hub form (None: nothing, or not Anthropic).
         self.anthropic_native: AnthropicNative | None = None
+        # The client's own bytes when its API is not the hub format but some upstreams speak it
+        # natively (`/v1/responses`): such a provider sends these instead of `body`.
+        self.native_body: bytes | None = None
         # Headers a decode stage adds to the answer's head (e.g. x-gatecore-dropped-tools).
         self.answer_headers: list[tuple[str, str]] | None = None
         self.run_id: str | None = None  # the client's `x-gatecore-run-id` tag, kept in the ledger

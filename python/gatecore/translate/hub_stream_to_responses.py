@@ -33,8 +33,25 @@ from gatecore.translate.hub_response_to_responses import (
     response_from_completion,
     text_part,
 )
+from gatecore.translate.responses_native_stream import NativeStream, looks_native
 
 _chunk = msgspec.json.Decoder(ChatCompletionChunk)
+
+
+class _ObjectHead(msgspec.Struct):
+    object: str = ""
+
+
+_object_head = msgspec.json.Decoder(_ObjectHead)
+
+
+def _object_of(body: bytes) -> str:
+    try:
+        return _object_head.decode(body).object
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return ""
+
+
 _TEXT_DELTA = (
     b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":%d,'
     b'"item_id":"%s","output_index":%d,"content_index":0,"delta":%s,"logprobs":[]}\n\n'
@@ -67,6 +84,7 @@ class ResponsesEncoder:
         "ended",
         "final",
         "finish_reason",
+        "native",
         "output",
         "refusal",
         "seq",
@@ -96,6 +114,8 @@ class ResponsesEncoder:
         self.finish_reason: str | None = None
         self.final: dict[str, Any] | None = None  # the finished response object
         self.unsent = b""
+        # Set at the first events or body when the upstream answered in Responses itself.
+        self.native: NativeStream | None = None
         self.state: Any = None  # the decode stage's record of the request (pipeline/decode_responses.py)
 
     # -- streams -------------------------------------------------------------------------------------
@@ -103,6 +123,11 @@ class ResponsesEncoder:
     def feed(self, events: bytes) -> bytes:
         if self.ended or not events:
             return b""
+        native = self.native
+        if native is None and not self.started and looks_native(events):
+            native = self.native = NativeStream(self.shape.model)
+        if native is not None:
+            return native.feed(events)
         if b"\r" in events:
             events = events.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         out: list[bytes] = []
@@ -136,6 +161,11 @@ class ResponsesEncoder:
 
     def finish(self, usage: Usage) -> bytes:
         if self.ended:
+            return b""
+        if self.native is not None:
+            self.ended = True
+            self.native.finish(usage)
+            self.final = self.native.final
             return b""
         if not self.started:
             raise UpstreamProtocolError("The upstream stream ended before its first event.")
@@ -246,6 +276,10 @@ class ResponsesEncoder:
     # -- whole bodies and errors ---------------------------------------------------------------------
 
     def encode_body(self, body: bytes) -> bytes:
+        if _object_of(body) == "response":  # a Responses upstream's own answer: relayed as it is
+            self.content_type = "application/json"
+            self.final = orjson.loads(body)
+            return body
         response, _ = response_from_completion(body, self.shape)
         self.final = response
         if not self.stream:
@@ -285,6 +319,9 @@ class ResponsesEncoder:
     def error_event(self, exc: GatewayError) -> bytes:
         out = [self.unsent]
         self.unsent = b""
+        if self.native is not None:
+            self.ended = True
+            return out[0] + self.native.error_event(exc)
         if not self.started:
             self._start(out)
         self.ended = True
