@@ -11,6 +11,7 @@ from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
+from gatecore.config.responses import ResponsesConfig
 from gatecore.config.routing import HealthCheckConfig, ModelRoutingConfig, RetriesConfig, RoutingDefaults
 from gatecore.config.telemetry import TelemetryConfig
 
@@ -286,6 +287,7 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pipeline: PipelineConfig = PipelineConfig()
     cache: CacheConfig = CacheConfig()
     guardrails: list[GuardrailConfig] = msgspec.field(default_factory=list)
+    responses: ResponsesConfig = ResponsesConfig()
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

@@ -78,6 +78,8 @@ def validate_config(
     errors.extend(validate_tracing(config.telemetry.tracing))
     errors.extend(validate_pipeline(config.pipeline))
     errors.extend(_unauthenticated(config.auth))
+    if not 0 < config.responses.retention_days <= 3650:
+        errors.append("responses.retention_days: must be more than 0 and at most 3650")
 
     providers: dict[str, str] = {}
     for i, provider in zip(provider_at, config.providers, strict=True):

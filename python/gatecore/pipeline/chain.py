@@ -26,7 +26,7 @@ from gatecore.errors import UPSTREAM_ERRORS, Answered, GatewayError
 from gatecore.guardrails.stage import guard_stage
 from gatecore.ledger.run_tag import RunTag
 from gatecore.pipeline.debug_timing import DebugTiming
-from gatecore.pipeline.decode_responses import decode_responses
+from gatecore.pipeline.decode_responses import DecodeResponses
 from gatecore.pipeline.read_body import ReadBody
 from gatecore.pipeline.recording import Recording
 from gatecore.pipeline.responses_mode import ResponsesMode
@@ -108,7 +108,7 @@ LINKS: tuple[Link, ...] = (
 
 def responses_mode(parts: ChainParts) -> Stage | None:
     """The Responses route's post-route stage (pipeline/responses_mode.py); None on other routes."""
-    if parts.decode is not decode_responses:
+    if not isinstance(parts.decode, DecodeResponses):
         return None
     return ResponsesMode(parts.config.providers)
 

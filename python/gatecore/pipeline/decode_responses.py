@@ -8,15 +8,17 @@ are kept in `ctx.native_body`: a provider that speaks Responses natively sends t
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
 
 from gatecore.api.responses import ResponsesRequest, TextFormat
-from gatecore.errors import InvalidRequest
+from gatecore.errors import InvalidRequest, NotFound
 from gatecore.pipeline.decode import MAX_OUTPUT_TOKENS, bounded_model
 from gatecore.request import RequestContext
 from gatecore.routing.capabilities import JSON_SCHEMA, translated_needs
+from gatecore.stored_responses import ResponseStore, owner_of
 from gatecore.translate.hub_response_to_responses import ResponseShape
 from gatecore.translate.hub_stream_to_responses import ResponsesEncoder
 from gatecore.translate.responses_request_to_hub import (
@@ -27,30 +29,66 @@ from gatecore.translate.responses_request_to_hub import (
 )
 
 _any = msgspec.json.Decoder()
+MAX_ID_CHARS = 200
 
 
 class ResponsesRequestState:
-    """What the later Responses stages need of the decoded request (on the encoder)."""
+    """What the later Responses stages need of the decoded request (on the encoder): the translation,
+    and the items replayed before it (`previous_response_id`) for the stored-responses recorder."""
 
-    __slots__ = ("client_body", "hub")
+    __slots__ = ("history", "hub", "store")
 
-    def __init__(self, client_body: bytes, hub: HubRequest):
-        self.client_body = client_body
+    def __init__(self, hub: HubRequest, history: list[Any], store: bool):
         self.hub = hub
+        self.history = history
+        self.store = store
 
 
-def decode_responses(ctx: RequestContext) -> None:
-    """Decode and translate `ctx.body`; 400 naming the field for what cannot be translated."""
-    translate_into(ctx, [])
+class DecodeResponses:
+    """The decode stage of `/v1/responses`: synchronous unless the request continues a stored
+    response (`previous_response_id`), which is read from the store first."""
+
+    __slots__ = ("responses",)
+
+    def __init__(self, responses: ResponseStore):
+        self.responses = responses
+
+    def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
+        request, members = decode_responses_request(ctx.body)
+        previous = request.previous_response_id
+        if previous is None:
+            translate_into(ctx, request, members, [])
+            return None
+        return self._continue(ctx, request, members, previous)
+
+    async def _continue(
+        self, ctx: RequestContext, request: ResponsesRequest, members: dict[str, msgspec.Raw], previous: str
+    ) -> None:
+        if not 0 < len(previous) <= MAX_ID_CHARS or not previous.isprintable():
+            raise InvalidRequest(
+                f"previous_response_id: must be 1-{MAX_ID_CHARS} printable characters.",
+                param="previous_response_id",
+            )
+        stored = await self.responses.get(owner_of(ctx.key), previous)
+        if stored is None:
+            raise NotFound(
+                f"previous_response_id: no response with id '{previous[:80]}' was found.",
+                param="previous_response_id",
+            )
+        history = stored.conversation()
+        translate_into(ctx, request, members, history)
+        # An upstream speaking Responses gets the conversation itself: it may not know the id.
+        given = input_items(request)
+        rest = {name: raw for name, raw in members.items() if name not in ("previous_response_id", "input")}
+        ctx.native_body = msgspec.json.encode({**rest, "input": [*history, *given]})
 
 
 def translate_into(
-    ctx: RequestContext, history: list[Any], previous_id: str | None = None
-) -> ResponsesEncoder:
-    """Decode the client's Responses request, continuing the replayed `history` items, into the hub
-    format on `ctx`; returns the encoder it left there."""
+    ctx: RequestContext, request: ResponsesRequest, members: dict[str, msgspec.Raw], history: list[Any]
+) -> None:
+    """Translate the client's Responses request, continuing the replayed `history` items, into the hub
+    format on `ctx`, and leave the encoder of its answer there."""
     client_body = ctx.body
-    request, members = decode_responses_request(client_body)
     if request.model is None:
         raise InvalidRequest("The request needs a 'model' field.", code="missing_model", param="model")
     ctx.client_model = bounded_model(request.model)
@@ -62,21 +100,21 @@ def translate_into(
                 param="max_output_tokens",
             )
         ctx.max_tokens = request.max_output_tokens
-    hub = hub_request(request, members, history, input_items(request))
+    items = input_items(request)
+    hub = hub_request(request, members, history, items)
     ctx.stream = bool(request.stream)
     ctx.body = msgspec.json.encode(hub.doc)
     ctx.needs = translated_needs(ctx.body, "tools" in hub.doc) | (
         JSON_SCHEMA if "response_format" in hub.doc else 0
     )
     ctx.native_body = client_body
-    shape = ResponseShape(ctx.client_model, ctx.request_id, _echo(request, previous_id))
+    shape = ResponseShape(ctx.client_model, ctx.request_id, _echo(request))
     encoder = ResponsesEncoder(shape, ctx.stream)
-    encoder.state = ResponsesRequestState(client_body, hub)
+    encoder.state = ResponsesRequestState(hub, history, request.store is not False)
     ctx.encoder = encoder
-    return encoder
 
 
-def _echo(request: ResponsesRequest, previous_id: str | None) -> dict[str, Any]:
+def _echo(request: ResponsesRequest) -> dict[str, Any]:
     """The request's options as every `response` object repeats them."""
     tools = [_any.decode(raw) for raw in request.tools or ()]
     choice = request.tool_choice
@@ -87,7 +125,7 @@ def _echo(request: ResponsesRequest, previous_id: str | None) -> dict[str, Any]:
         "max_output_tokens": request.max_output_tokens,
         "metadata": request.metadata or {},
         "parallel_tool_calls": request.parallel_tool_calls is not False,
-        "previous_response_id": previous_id or request.previous_response_id,
+        "previous_response_id": request.previous_response_id,
         "reasoning": {
             "effort": reasoning.effort if reasoning else None,
             "summary": reasoning.summary if reasoning else None,

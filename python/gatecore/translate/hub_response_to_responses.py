@@ -6,12 +6,13 @@
 - `status`: finish_reason length → `incomplete` (`max_output_tokens`), content_filter → `incomplete`
   (`content_filter`), anything else `completed`.
 - usage: `input_tokens` (cached included, as OpenAI counts them), `output_tokens` (reasoning included).
-- ids: `resp_`, `msg_` and `fc_` + the request id (unique per request; the stored-responses store
-  keys on the response id).
+- ids: `resp_` + 24 random hex digits (the stored-responses store keys on it: a client-chosen
+  x-request-id must not make it guessable), `msg_` and `fc_` items numbered after it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -33,9 +34,9 @@ class ResponseShape:
     __slots__ = ("created_at", "echo", "id", "model", "request_id")
 
     def __init__(self, model: str, request_id: str, echo: dict[str, Any]):
-        self.id = "resp_" + request_id
+        self.id = "resp_" + os.urandom(12).hex()
         self.model = model
-        self.request_id = request_id
+        self.request_id = self.id[5:]  # the items' ids are numbered after the response's
         self.created_at = int(time.time())
         self.echo = echo
 

@@ -125,7 +125,7 @@ class ResponsesEncoder:
             return b""
         native = self.native
         if native is None and not self.started and looks_native(events):
-            native = self.native = NativeStream(self.shape.model)
+            native = self.native = NativeStream(self.shape.model, self.shape.echo["previous_response_id"])
         if native is not None:
             return native.feed(events)
         if b"\r" in events:
@@ -278,8 +278,12 @@ class ResponsesEncoder:
     def encode_body(self, body: bytes) -> bytes:
         if _object_of(body) == "response":  # a Responses upstream's own answer: relayed as it is
             self.content_type = "application/json"
-            self.final = orjson.loads(body)
-            return body
+            self.final = doc = orjson.loads(body)
+            previous = self.shape.echo["previous_response_id"]
+            if previous is None:
+                return body
+            doc["previous_response_id"] = previous  # gatecore replayed it in place of the id
+            return orjson.dumps(doc)
         response, _ = response_from_completion(body, self.shape)
         self.final = response
         if not self.stream:

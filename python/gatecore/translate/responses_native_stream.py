@@ -31,10 +31,12 @@ def looks_native(events: bytes) -> bool:
 class NativeStream:
     """The state of one natively relayed Responses stream."""
 
-    __slots__ = ("events", "final", "model", "terminal", "usage")
+    __slots__ = ("events", "final", "model", "previous", "terminal", "usage")
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, previous: str | None):
         self.model = model
+        # The previous_response_id gatecore replayed in place of the client's (put back in responses).
+        self.previous = previous
         self.events = 0
         self.terminal = False
         self.usage: dict[str, Any] | None = None
@@ -68,6 +70,8 @@ class NativeStream:
                 return raw
             if "model" in response:
                 response["model"] = self.model
+            if self.previous is not None:
+                response["previous_response_id"] = self.previous
             if name in _TERMINAL:
                 self.terminal = True
                 usage = response.get("usage")
