@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 
@@ -23,8 +24,8 @@ from gatecore.request import Usage
 from gatecore.translate.hub_response_to_responses import ResponseShape
 from gatecore.translate.hub_stream_to_responses import ResponsesEncoder
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from anthropic_encoder import BASE, text_events, tool_events  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent))  # the chunks of benches/anthropic_encoder.py
+from anthropic_encoder import BASE, text_events, tool_events
 
 ECHO = {"instructions": None, "metadata": {}, "previous_response_id": None, "tools": [], "store": False}
 FINISH = (
