@@ -31,6 +31,7 @@ WEATHER: Any = {
 WEB_SEARCH: Any = {"type": "web_search"}
 PARIS = '{"city":"Paris"}'
 AUTH = {"authorization": f"Bearer {MASTER_KEY}", "x-api-key": ""}
+RPM_KEY = "sk-responses-rpm-e2e-77aa"
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +71,9 @@ def gw(
         _wildcard("claude", "claude"),
         _wildcard("gem", "google"),
     ]  # fmt: skip
+    keys = [{"key": RPM_KEY, "name": "rpm-key", "rpm": 2}]
     config = {"server": {"access_log": True}, "providers": providers, "models": models,
-              "auth": {"master_key": MASTER_KEY}}  # fmt: skip
+              "auth": {"master_key": MASTER_KEY, "keys": keys}}  # fmt: skip
     return gateway_factory(config)
 
 
@@ -299,3 +301,31 @@ def test_oversized_and_malformed_input(gw: Gateway) -> None:
     for raw in (b"{not json", b"[1,2]", b""):
         status, _, answer = post_raw(gw, raw, AUTH, path="/v1/responses")
         assert status == 400 and "error" in json.loads(answer)
+
+
+def test_rate_limit_applies_as_for_chat(gw: Gateway) -> None:
+    auth = {"authorization": f"Bearer {RPM_KEY}", "x-api-key": ""}
+    body = {"model": "chat-model", "input": "count me", "stream": True}
+    for _ in range(2):
+        status, headers, _ = post_raw(gw, body, auth, path="/v1/responses")
+        assert status == 200 and headers["x-ratelimit-limit-requests"] == "2"
+    status, headers, answer = post_raw(gw, body, auth, path="/v1/responses")
+    assert status == 429 and int(headers["retry-after"]) >= 1
+    error = json.loads(answer)["error"]
+    assert error["type"] == "rate_limit_error" or "rpm" in error["message"]
+
+
+def test_whole_upstream_answer_to_a_streamed_request(gw: Gateway) -> None:
+    """An upstream that answers a stream request with one JSON body: the client still gets events."""
+    steer = {"no_stream": True, "tool_calls": [{"id": "call_w", "name": "get_weather", "arguments": PARIS}],
+             "content": "Checking."}  # fmt: skip
+    body = {"model": "chat-model", "input": "hi", "tools": [WEATHER], "stream": True, "mock": steer}
+    status, headers, answer = post_raw(gw, body, AUTH, path="/v1/responses")
+    assert status == 200 and headers["content-type"] == "text/event-stream"
+    events = sse_events(answer)
+    names = [name for name, _ in events]
+    assert names[:2] == ["response.created", "response.in_progress"] and names[-1] == "response.completed"
+    assert "response.output_text.delta" in names and "response.function_call_arguments.done" in names
+    assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
+    output = events[-1][1]["response"]["output"]
+    assert [o["type"] for o in output] == ["message", "function_call"] and output[1]["call_id"] == "call_w"
