@@ -45,39 +45,28 @@ class InputFile(msgspec.Struct, tag="input_file", tag_field="type"):
 ContentPart = InputText | OutputText | Refusal | InputImage | InputFile
 
 
-class MessageItem(msgspec.Struct):
-    """`{"type": "message", ...}`, or the easy form without `type`."""
+class Item(msgspec.Struct):
+    """Any input item, decoded in one pass: a `message` (or the easy form without `type`), a
+    `function_call` or a `function_call_output`; which fields an item needs is checked by its type
+    (translate/responses_request_to_hub.py)."""
 
-    role: str
-    content: str | list[ContentPart]
-    type: str = "message"
-    id: str | None = None
-    status: str | None = None
-
-
-class FunctionCallItem(msgspec.Struct):
-    call_id: str
-    name: str
-    arguments: str
-    type: str = "function_call"
-    id: str | None = None
-    status: str | None = None
-
-
-class FunctionCallOutputItem(msgspec.Struct):
-    call_id: str
-    output: str | list[InputText | InputImage | InputFile]
-    type: str = "function_call_output"
-    id: str | None = None
-    status: str | None = None
+    type: str | None = None
+    role: str | None = None
+    content: str | list[ContentPart] | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    output: str | list[InputText | InputImage | InputFile] | None = None
 
 
 # -- tools and options -----------------------------------------------------------------------------
 
 
-class FunctionTool(msgspec.Struct):
-    name: str
-    type: str = "function"
+class Tool(msgspec.Struct):
+    """Any tool, decoded in one pass; only `function` tools are translated."""
+
+    type: str = ""
+    name: str | None = None
     parameters: msgspec.Raw = msgspec.Raw()  # empty when absent or null
     description: str | None = None
     strict: bool | None = None

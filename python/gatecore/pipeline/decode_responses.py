@@ -12,12 +12,13 @@ from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
+import orjson
 
 from gatecore.api.responses import ResponsesRequest, TextFormat
 from gatecore.errors import InvalidRequest, NotFound
 from gatecore.pipeline.decode import MAX_OUTPUT_TOKENS, bounded_model
 from gatecore.request import RequestContext
-from gatecore.routing.capabilities import JSON_SCHEMA, translated_needs
+from gatecore.routing.capabilities import JSON_SCHEMA, TOOLS, VISION
 from gatecore.stored_responses import ResponseStore, owner_of
 from gatecore.translate.hub_response_to_responses import ResponseShape
 from gatecore.translate.hub_stream_to_responses import ResponsesEncoder
@@ -104,19 +105,20 @@ def translate_into(
     hub = hub_request(request, members, history, items)
     ctx.stream = bool(request.stream)
     ctx.body = msgspec.json.encode(hub.doc)
-    ctx.needs = translated_needs(ctx.body, "tools" in hub.doc) | (
-        JSON_SCHEMA if "response_format" in hub.doc else 0
+    ctx.needs = (
+        (TOOLS if "tools" in hub.doc else 0)
+        | (VISION if hub.images else 0)
+        | (JSON_SCHEMA if "response_format" in hub.doc else 0)
     )
     ctx.native_body = client_body
-    shape = ResponseShape(ctx.client_model, ctx.request_id, _echo(request))
+    shape = ResponseShape(ctx.client_model, ctx.request_id, _echo(request, hub))
     encoder = ResponsesEncoder(shape, ctx.stream)
     encoder.state = ResponsesRequestState(hub, history, request.store is not False)
     ctx.encoder = encoder
 
 
-def _echo(request: ResponsesRequest) -> dict[str, Any]:
+def _echo(request: ResponsesRequest, hub: HubRequest) -> dict[str, Any]:
     """The request's options as every `response` object repeats them."""
-    tools = [_any.decode(raw) for raw in request.tools or ()]
     choice = request.tool_choice
     fmt = request.text.format if request.text is not None else None
     reasoning = request.reasoning
@@ -138,7 +140,7 @@ def _echo(request: ResponsesRequest) -> dict[str, Any]:
         else choice
         if isinstance(choice, str)
         else msgspec.to_builtins(choice),
-        "tools": [t for t in tools if isinstance(t, dict) and t.get("type") == "function"],
+        "tools": [orjson.Fragment(bytes(raw)) for raw in hub.function_tools],  # as the client sent them
         "top_p": request.top_p if request.top_p is not None else 1.0,
         "truncation": "disabled",
         "user": request.user,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from gatecore.request import RequestContext
 from gatecore.stored_responses import ResponseStore, owner_of
 from gatecore.translate.hub_stream_to_responses import ResponsesEncoder
+from gatecore.translate.responses_request_to_hub import plain_items
 
 
 class StoredResponsesRecorder:
@@ -22,7 +23,8 @@ class StoredResponsesRecorder:
             return
         state = encoder.state
         if state.store and self.responses.enabled and not ctx.client_gone:
-            self.responses.save(owner_of(ctx.key), encoder.final, state.history, state.hub.items)
+            items = plain_items(state.hub.items)
+            self.responses.save(owner_of(ctx.key), encoder.final, state.history, items)
 
     async def aclose(self) -> None:
         await self.responses.aclose()

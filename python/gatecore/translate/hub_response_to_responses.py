@@ -6,13 +6,14 @@
 - `status`: finish_reason length → `incomplete` (`max_output_tokens`), content_filter → `incomplete`
   (`content_filter`), anything else `completed`.
 - usage: `input_tokens` (cached included, as OpenAI counts them), `output_tokens` (reasoning included).
-- ids: `resp_` + 24 random hex digits (the stored-responses store keys on it: a client-chosen
-  x-request-id must not make it guessable), `msg_` and `fc_` items numbered after it.
+- ids: `resp_` + 24 random hex digits (the stored-responses store keys on it: never derived from
+  the client's x-request-id), `msg_` and `fc_` items numbered after it.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import time
 from typing import Any
 
@@ -24,6 +25,11 @@ from gatecore.errors import UpstreamProtocolError
 from gatecore.request import Usage
 
 _completion = msgspec.json.Decoder(ChatCompletion)
+# Response ids: 96 random bits from a generator seeded from the OS once per process (a getrandom call
+# per response cost more than the rest of the id's making); reseeded in a forked worker, so no two
+# workers share a sequence. Reading another team's response needs more than its id (the store checks
+# the owner), so the generator need not be cryptographic.
+_ids: tuple[int, random.Random] = (0, random.Random())
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
@@ -34,7 +40,7 @@ class ResponseShape:
     __slots__ = ("created_at", "echo", "id", "model", "request_id")
 
     def __init__(self, model: str, request_id: str, echo: dict[str, Any]):
-        self.id = "resp_" + os.urandom(12).hex()
+        self.id = "resp_" + _random_hex()
         self.model = model
         self.request_id = self.id[5:]  # the items' ids are numbered after the response's
         self.created_at = int(time.time())
@@ -64,6 +70,14 @@ class ResponseShape:
             **self.echo,
             "usage": usage_object(usage) if usage is not None else None,
         }
+
+
+def _random_hex() -> str:
+    global _ids
+    pid, ids = _ids
+    if pid != os.getpid():
+        _ids = (os.getpid(), ids := random.Random(os.urandom(32)))
+    return f"{ids.getrandbits(96):024x}"
 
 
 def usage_object(usage: Usage) -> dict[str, Any]:

@@ -25,15 +25,13 @@ import msgspec
 
 from gatecore.api.responses import (
     RESPONSES_FIELDS,
-    FunctionCallItem,
-    FunctionCallOutputItem,
-    FunctionTool,
     InputImage,
     InputText,
-    MessageItem,
+    Item,
     OutputText,
     Refusal,
     ResponsesRequest,
+    Tool,
 )
 from gatecore.errors import InvalidRequest
 
@@ -57,10 +55,8 @@ _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "develop
 _request = msgspec.json.Decoder(ResponsesRequest)
 _top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _any = msgspec.json.Decoder()
-_message = msgspec.json.Decoder(MessageItem)
-_call = msgspec.json.Decoder(FunctionCallItem)
-_call_output = msgspec.json.Decoder(FunctionCallOutputItem)
-_function_tool = msgspec.json.Decoder(FunctionTool)
+_item = msgspec.json.Decoder(Item)
+_tool = msgspec.json.Decoder(Tool)
 _AT_PATH = re.compile(r" - at `\$\.?([^`]{0,300})`$")
 
 
@@ -82,13 +78,29 @@ class HubRequest:
     """A Responses request translated: the chat request, the tools dropped, and the conversation's
     items in the Responses shape (kept by the stored-responses store)."""
 
-    __slots__ = ("doc", "dropped", "items", "request")
+    __slots__ = ("doc", "dropped", "function_tools", "images", "items", "request")
 
-    def __init__(self, request: ResponsesRequest, doc: dict[str, Any], dropped: list[str], items: list[Any]):
+    def __init__(
+        self,
+        request: ResponsesRequest,
+        doc: dict[str, Any],
+        dropped: list[str],
+        items: list[Any],
+        function_tools: list[msgspec.Raw],
+    ):
         self.request = request
         self.doc = doc
         self.dropped = dropped
+        # This request's input items: raw JSON as the client sent them (or a JSON value), never
+        # turned into Python objects on the request path (`plain_items` does, for the store).
         self.items = items
+        self.function_tools = function_tools  # the client's function tools, raw (echoed in responses)
+        messages = doc["messages"]
+        # Whether some message carries an image part (routing's vision need), without a byte search.
+        self.images = any(
+            isinstance(m["content"], list) and any(p.get("type") == "image_url" for p in m["content"])
+            for m in messages
+        )
 
 
 def decode_responses_request(body: bytes) -> tuple[ResponsesRequest, dict[str, msgspec.Raw]]:
@@ -111,7 +123,7 @@ def decode_responses_request(body: bytes) -> tuple[ResponsesRequest, dict[str, m
 
 
 def input_items(request: ResponsesRequest) -> list[Any]:
-    """The request's `input` as a list of Responses items (JSON values): a string is one user message."""
+    """The request's `input` as a list of Responses items, each raw JSON (a string is one user message)."""
     given = request.input
     if given is None:
         raise InvalidRequest("input: Field required.", code="missing_required_parameter", param="input")
@@ -119,7 +131,12 @@ def input_items(request: ResponsesRequest) -> list[Any]:
         return [{"type": "message", "role": "user", "content": given}]
     if len(given) > MAX_ITEMS:
         raise InvalidRequest(f"input: at most {MAX_ITEMS} items are accepted.", param="input")
-    return [_any.decode(raw) for raw in given]
+    return list(given)
+
+
+def plain_items(items: list[Any]) -> list[Any]:
+    """Items as JSON values (raw ones decoded)."""
+    return [_any.decode(item) if isinstance(item, msgspec.Raw) else item for item in items]
 
 
 def hub_request(
@@ -154,8 +171,9 @@ def hub_request(
     if user is not None:
         doc["user"] = user
     dropped: list[str] = []
+    function_tools: list[msgspec.Raw] = []
     if request.tools:
-        tools = _tools(request.tools, dropped)
+        tools = _tools(request.tools, dropped, function_tools)
         if tools:
             doc["tools"] = tools
             if request.parallel_tool_calls is not None:
@@ -178,58 +196,86 @@ def hub_request(
         if name in _IGNORED:
             continue
         doc[name] = raw
-    return HubRequest(request, doc, dropped, items)
+    return HubRequest(request, doc, dropped, items, function_tools)
 
 
 # -- items -------------------------------------------------------------------------------------------
 
 
 def _add_item(item: Any, path: str, messages: list[dict[str, Any]], calls: set[str]) -> None:
-    raw = msgspec.json.encode(item)
+    raw = item if isinstance(item, msgspec.Raw) else msgspec.json.encode(item)
     try:
-        head = _item_head.decode(raw)
-    except msgspec.ValidationError:
-        raise InvalidRequest(f"{path}: an item must be an object with a 'type'.", param=path) from None
-    kind = head.type or ("message" if head.role is not None else None)
+        decoded = _item.decode(raw)
+    except msgspec.ValidationError as exc:
+        kind = _kind_of(raw, path)
+        if kind == "reasoning":
+            return  # never sent back to a model (see the module docstring)
+        _check_kind(kind, path)
+        raise _validation_error(str(exc), path) from None
+    kind = decoded.type or ("message" if decoded.role is not None else None)
+    if kind == "reasoning":
+        return
+    _check_kind(kind, path)
     if kind == "message":
-        _message_item(_decode(_message, raw, path), path, messages)
+        _message_item(decoded, path, messages)
     elif kind == "function_call":
-        call = _decode(_call, raw, path)
-        calls.add(call.call_id)
-        tool_call = {"id": call.call_id, "type": "function",
-                     "function": {"name": call.name, "arguments": call.arguments}}  # fmt: skip
+        call_id, name, arguments = (
+            _need(decoded.call_id, path, "call_id"),
+            _need(decoded.name, path, "name"),
+            (_need(decoded.arguments, path, "arguments")),
+        )
+        calls.add(call_id)
+        tool_call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
         last = messages[-1] if messages else None
         if last is not None and last["role"] == "assistant":
             last.setdefault("tool_calls", []).append(tool_call)
         else:
             messages.append({"role": "assistant", "content": None, "tool_calls": [tool_call]})
-    elif kind == "function_call_output":
-        output = _decode(_call_output, raw, path)
-        if output.call_id not in calls:
+    else:
+        call_id = _need(decoded.call_id, path, "call_id")
+        output = _need(decoded.output, path, "output")
+        if call_id not in calls:
             raise InvalidRequest(
-                f"{path}.call_id: no function_call with call_id '{output.call_id[:80]}' precedes this output.",
+                f"{path}.call_id: no function_call with call_id '{call_id[:80]}' precedes this output.",
                 param=f"{path}.call_id",
             )
-        _tool_output(output, path, messages)
-    elif kind == "reasoning":
-        return  # never sent back to a model (see the module docstring)
-    elif kind is None:
+        _tool_output(call_id, output, path, messages)
+
+
+def _kind_of(raw: bytes, path: str) -> str | None:
+    try:
+        head = _item_head.decode(raw)
+    except msgspec.ValidationError:
+        raise InvalidRequest(f"{path}: an item must be an object with a 'type'.", param=path) from None
+    return head.type or ("message" if head.role is not None else None)
+
+
+def _check_kind(kind: str | None, path: str) -> None:
+    if kind in ("message", "function_call", "function_call_output"):
+        return
+    if kind is None:
         raise InvalidRequest(f"{path}.type: Field required.", param=f"{path}.type")
-    else:
-        raise InvalidRequest(
-            f"{path}.type: items of type '{kind[:60]}' cannot be translated for this model.",
-            param=f"{path}.type",
-        )
+    raise InvalidRequest(
+        f"{path}.type: items of type '{kind[:60]}' cannot be translated for this model.", param=f"{path}.type"
+    )
 
 
-def _message_item(item: MessageItem, path: str, messages: list[dict[str, Any]]) -> None:
-    role = _ROLES.get(item.role)
+def _need(value: Any, path: str, field: str) -> Any:
+    if value is None:
+        where = f"{path}.{field}"
+        raise InvalidRequest(f"{where}: Field required.", code="missing_required_parameter", param=where)
+    return value
+
+
+def _message_item(item: Item, path: str, messages: list[dict[str, Any]]) -> None:
+    given_role: str = _need(item.role, path, "role")
+    role = _ROLES.get(given_role)
     if role is None:
         raise InvalidRequest(
-            f"{path}.role: must be 'user', 'assistant', 'system' or 'developer', not '{item.role[:40]}'.",
+            f"{path}.role: must be 'user', 'assistant', 'system' or 'developer', not '{given_role[:40]}'.",
             param=f"{path}.role",
         )
-    content = item.content
+    content = _need(item.content, path, "content")
     if isinstance(content, str):
         messages.append({"role": role, "content": content})
         return
@@ -253,10 +299,9 @@ def _message_item(item: MessageItem, path: str, messages: list[dict[str, Any]]) 
         messages.append({"role": role, "content": parts})
 
 
-def _tool_output(item: FunctionCallOutputItem, path: str, messages: list[dict[str, Any]]) -> None:
-    output = item.output
+def _tool_output(call_id: str, output: Any, path: str, messages: list[dict[str, Any]]) -> None:
     if isinstance(output, str):
-        messages.append({"role": "tool", "tool_call_id": item.call_id, "content": output})
+        messages.append({"role": "tool", "tool_call_id": call_id, "content": output})
         return
     texts: list[str] = []
     images: list[dict[str, Any]] = []
@@ -268,7 +313,7 @@ def _tool_output(item: FunctionCallOutputItem, path: str, messages: list[dict[st
             images.append(_image(part, where))
         else:
             raise _no_files(where)
-    messages.append({"role": "tool", "tool_call_id": item.call_id, "content": "\n".join(texts)})
+    messages.append({"role": "tool", "tool_call_id": call_id, "content": "\n".join(texts)})
     if images:
         messages.append({"role": "user", "content": images})
 
@@ -299,19 +344,27 @@ def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, path: str) -> Any:
 # -- tools and options -------------------------------------------------------------------------------
 
 
-def _tools(raws: list[msgspec.Raw], dropped: list[str]) -> list[dict[str, Any]]:
+def _tools(raws: list[msgspec.Raw], dropped: list[str], kept: list[msgspec.Raw]) -> list[dict[str, Any]]:
+    """The function tools in chat's shape; the others are named in `dropped`, the kept ones' raw
+    JSON appended to `kept`."""
     if len(raws) > MAX_TOOLS:
         raise InvalidRequest(f"tools: at most {MAX_TOOLS} tools are accepted.", param="tools")
     tools = []
     for i, raw in enumerate(raws):
         path = f"tools[{i}]"
-        head = _decode(_tool_head, raw, path)
-        if head.type != "function":
-            kind = head.type[:60] or "(none)"
-            dropped.append(f"{i}:{kind}:{head.name[:60]}" if head.name else f"{i}:{kind}")
+        try:
+            tool = _tool.decode(raw)
+        except msgspec.ValidationError as exc:
+            head = _decode(_tool_head, raw, path)  # a built-in tool's own fields need not fit
+            if head.type == "function":
+                raise _validation_error(str(exc), path) from None
+            dropped.append(_dropped(i, head.type, head.name))
             continue
-        tool = _decode(_function_tool, raw, path)
-        function: dict[str, Any] = {"name": tool.name}
+        if tool.type != "function":
+            dropped.append(_dropped(i, tool.type, tool.name))
+            continue
+        kept.append(raw)
+        function: dict[str, Any] = {"name": _need(tool.name, path, "name")}
         if tool.description is not None:
             function["description"] = tool.description
         function["parameters"] = tool.parameters if tool.parameters else {"type": "object", "properties": {}}
@@ -319,6 +372,11 @@ def _tools(raws: list[msgspec.Raw], dropped: list[str]) -> list[dict[str, Any]]:
             function["strict"] = tool.strict
         tools.append({"type": "function", "function": function})
     return tools
+
+
+def _dropped(index: int, kind: str, name: str | None) -> str:
+    kind = kind[:60] or "(none)"
+    return f"{index}:{kind}:{name[:60]}" if name else f"{index}:{kind}"
 
 
 def _tool_choice(choice: Any) -> Any:
