@@ -113,11 +113,15 @@ def _assert_round_trip(result: subprocess.CompletedProcess[str], upstream: Agent
     assert calls and calls[0].call_id.startswith(CALL_ID_PREFIX), upstream.turns
     # What gatecore received: one request per model turn (the tool call, then the report), each
     # answered and with the upstream's usage in its record.
-    entries = gw.access_log()
-    assert len(entries) == len(upstream.turns) >= 2
+    turns = [r for r in upstream.requests if r.path in ("/v1/responses", "/v1/chat/completions")]
+    assert len(turns) == len(upstream.turns) >= 2
+    # The access log is written in batches: wait for each turn's line (by the id gatecore sent upstream).
+    entries = [gw.wait_access_log(str(r.request_id)) for r in turns]
     assert all((e["status"], e["input_tokens"], e["output_tokens"]) == (200, 50, 10) for e in entries), (
         entries
     )
+    others = [e for e in gw.access_log() if e not in entries]
+    assert not others, (others, output[-3000:])  # nothing else went through gatecore
 
 
 def test_codex_through_translation_to_chat_upstream(gateway_factory: GatewayFactory, tmp_path: Path) -> None:
