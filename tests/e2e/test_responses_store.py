@@ -5,7 +5,9 @@ and the tenant boundary: another team's response id is a 404 for every route."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -160,3 +162,27 @@ def test_input_tokens(setup: tuple[Gateway, dict[str, str]]) -> None:
         gw, {"model": "chat-model", "input": [{"type": "bogus"}]}, auth, path="/v1/responses/input_tokens"
     )
     assert status == 400 and json.loads(answer)["error"]["param"] == "input[0].type"
+
+
+def test_retention(upstream: MockUpstream, gateway_factory: GatewayFactory, tmp_path: Path) -> None:
+    """A response older than `responses.retention_days` is gone: not readable, not continued."""
+    providers = [{"name": "chat", "kind": "openai", "base_url": upstream.base_url, "api_key": "sk-up"}]
+    models = [
+        {
+            "name": "chat-model",
+            "deployments": [{"provider": "chat", "model": "gpt-chat"}],
+            "timeouts": TIMEOUTS,
+        }
+    ]
+    gw = gateway_factory(
+        {"providers": providers, "models": models, "auth": {"master_key": MASTER_KEY},
+         "store": {"url": f"sqlite:///{tmp_path / 'r.db'}"}, "responses": {"retention_days": 1.5 / 86400}}
+    )  # fmt: skip
+    with make_client(gw, timeout=20) as client:
+        kept = client.responses.create(model="chat-model", input="short-lived")
+        assert client.responses.retrieve(kept.id).output_text == "mock: short-lived"
+        time.sleep(2.0)
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(kept.id)
+        with pytest.raises(openai.NotFoundError):
+            client.responses.create(model="chat-model", input="x", previous_response_id=kept.id)

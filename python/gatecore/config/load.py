@@ -30,6 +30,7 @@ from gatecore.config.schema import (
     StaticKeyConfig,
     StoreConfig,
 )
+from gatecore.config.responses import ResponsesConfig
 from gatecore.config.telemetry import TelemetryConfig
 from gatecore.config.validate import validate_config
 
@@ -50,6 +51,7 @@ _SECTIONS = {
     "telemetry",
     "pipeline",
     "cache",
+    "responses",
 }
 _LATER_SECTIONS = {
     "prompts",
@@ -105,6 +107,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         for i, item in enumerate(_as_list(doc.get("guardrails", []), "guardrails", errors))
         if (g := _convert(item, GuardrailConfig, f"guardrails[{i}]", errors)) is not None
     ]
+    responses = _convert(doc.get("responses", {}), ResponsesConfig, "responses", errors)
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
@@ -120,6 +123,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         pipeline=pipeline or PipelineConfig(),
         cache=cache or CacheConfig(),
         guardrails=guardrails,
+        responses=responses or ResponsesConfig(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.
