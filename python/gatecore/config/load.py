@@ -18,6 +18,7 @@ from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.interpolate import interpolate
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
+from gatecore.config.responses import ResponsesConfig
 from gatecore.config.routing import RoutingDefaults
 from gatecore.config.schema import (
     AuthConfig,
@@ -30,7 +31,6 @@ from gatecore.config.schema import (
     StaticKeyConfig,
     StoreConfig,
 )
-from gatecore.config.responses import ResponsesConfig
 from gatecore.config.telemetry import TelemetryConfig
 from gatecore.config.validate import validate_config
 
