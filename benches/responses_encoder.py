@@ -56,7 +56,7 @@ def native_events(n: int) -> tuple[list[bytes], bytes]:
 def per_event_us(events: list[bytes], finish: bytes, repeats: int, check: Callable[[bytes], None]) -> float:
     best = float("inf")
     for _ in range(repeats):
-        encoder = ResponsesEncoder(ResponseShape("gpt-alias", "req_bench", ECHO), True)
+        encoder = ResponsesEncoder(ResponseShape("gpt-alias", None, lambda: ECHO), True)
         started = time.perf_counter_ns()
         out = b""
         for event in events:

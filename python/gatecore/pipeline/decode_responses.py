@@ -111,7 +111,7 @@ def translate_into(
         | (JSON_SCHEMA if "response_format" in hub.doc else 0)
     )
     ctx.native_body = client_body
-    shape = ResponseShape(ctx.client_model, ctx.request_id, _echo(request, hub))
+    shape = ResponseShape(ctx.client_model, request.previous_response_id, lambda: _echo(request, hub))
     encoder = ResponsesEncoder(shape, ctx.stream)
     encoder.state = ResponsesRequestState(hub, history, request.store is not False)
     ctx.encoder = encoder

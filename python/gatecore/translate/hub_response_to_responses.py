@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -37,14 +38,27 @@ class ResponseShape:
     """What every `response` object of one request carries besides its output: its id, model, time
     and the request's options echoed (as the reference does)."""
 
-    __slots__ = ("created_at", "echo", "id", "model", "request_id")
+    __slots__ = ("_echo", "_make_echo", "created_at", "id", "model", "previous", "request_id")
 
-    def __init__(self, model: str, request_id: str, echo: dict[str, Any]):
-        self.id = "resp_" + _random_hex()
+    def __init__(self, model: str, previous: str | None, make_echo: Callable[[], dict[str, Any]]):
         self.model = model
-        self.request_id = self.id[5:]  # the items' ids are numbered after the response's
-        self.created_at = int(time.time())
-        self.echo = echo
+        self.previous = previous  # the request's previous_response_id
+        # The id, time and echoed options are made on first use: a request passed through to an
+        # upstream that speaks Responses never needs them (its answer has its own).
+        self._make_echo = make_echo
+        self._echo: dict[str, Any] | None = None
+        self.id = ""
+        self.request_id = ""
+        self.created_at = 0
+
+    @property
+    def echo(self) -> dict[str, Any]:
+        if self._echo is None:
+            self._echo = self._make_echo()
+            self.id = "resp_" + _random_hex()
+            self.request_id = self.id[5:]  # the items' ids are numbered after the response's
+            self.created_at = int(time.time())
+        return self._echo
 
     def response(
         self,
@@ -55,6 +69,7 @@ class ResponseShape:
         error: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The `response` object in a given state."""
+        echo = self.echo
         incomplete = _INCOMPLETE.get(finish_reason or "")
         if status == "completed" and incomplete is not None:
             status = "incomplete"
@@ -67,7 +82,7 @@ class ResponseShape:
             "incomplete_details": {"reason": incomplete} if status == "incomplete" else None,
             "model": self.model,
             "output": output,
-            **self.echo,
+            **echo,
             "usage": usage_object(usage) if usage is not None else None,
         }
 
@@ -123,6 +138,7 @@ def response_from_completion(body: bytes, shape: ResponseShape) -> tuple[dict[st
     message = choice.message
     assert message is not None
     output: list[dict[str, Any]] = []
+    shape.echo  # noqa: B018 (made on first use, with the ids)
     rid = shape.request_id
     if message.content:
         output.append(message_item(f"msg_{rid}", message.content, False))

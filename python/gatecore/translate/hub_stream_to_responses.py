@@ -125,7 +125,7 @@ class ResponsesEncoder:
             return b""
         native = self.native
         if native is None and not self.started and looks_native(events):
-            native = self.native = NativeStream(self.shape.model, self.shape.echo["previous_response_id"])
+            native = self.native = NativeStream(self.shape.model, self.shape.previous)
         if native is not None:
             return native.feed(events)
         if b"\r" in events:
@@ -278,8 +278,10 @@ class ResponsesEncoder:
     def encode_body(self, body: bytes) -> bytes:
         if _object_of(body) == "response":  # a Responses upstream's own answer: relayed as it is
             self.content_type = "application/json"
+            previous = self.shape.previous
+            if previous is None and self.state is not None and not self.state.store:
+                return body  # nothing to keep, nothing to change: not even parsed
             self.final = doc = orjson.loads(body)
-            previous = self.shape.echo["previous_response_id"]
             if previous is None:
                 return body
             doc["previous_response_id"] = previous  # gatecore replayed it in place of the id

@@ -154,8 +154,11 @@ def hub_request(
     calls: set[str] = set()
     for i, item in enumerate(history):
         _add_item(item, f"previous_response_id (item {i})", messages, calls)
-    for i, item in enumerate(items):
-        _add_item(item, f"input[{i}]", messages, calls)
+    if isinstance(request.input, str):  # the common short form: one user message
+        messages.append({"role": "user", "content": request.input})
+    else:
+        for i, item in enumerate(items):
+            _add_item(item, f"input[{i}]", messages, calls)
     if not messages:
         raise InvalidRequest("input: at least one item is required.", param="input")
     doc["messages"] = messages
