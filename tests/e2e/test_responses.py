@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -20,6 +21,7 @@ from ..upstreams.openai_mock import MockUpstream
 from .anthropic_client import post_raw, sse_events
 from .conftest import make_async_client, make_client, new_request_id
 from .gateway import MASTER_KEY, Gateway, GatewayFactory
+from .ledger_store import LedgerStore
 
 TIMEOUTS = {"connect": 2, "first_byte": 5, "idle": 5, "total": 10}
 WEATHER: Any = {
@@ -55,8 +57,17 @@ def _wildcard(prefix: str, provider: str) -> dict[str, Any]:
 
 
 @pytest.fixture
+def ledger(tmp_path: Path) -> LedgerStore:
+    return LedgerStore(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+@pytest.fixture
 def gw(
-    upstream: MockUpstream, claude_mock: AnthropicMock, gemini: GeminiMock, gateway_factory: GatewayFactory
+    upstream: MockUpstream,
+    claude_mock: AnthropicMock,
+    gemini: GeminiMock,
+    gateway_factory: GatewayFactory,
+    ledger: LedgerStore,
 ) -> Gateway:
     providers = [
         {"name": "oai", "kind": "openai", "base_url": upstream.base_url, "api_key": "sk-up"},
@@ -73,7 +84,7 @@ def gw(
     ]  # fmt: skip
     keys = [{"key": RPM_KEY, "name": "rpm-key", "rpm": 2}]
     config = {"server": {"access_log": True}, "providers": providers, "models": models,
-              "auth": {"master_key": MASTER_KEY, "keys": keys}}  # fmt: skip
+              "auth": {"master_key": MASTER_KEY, "keys": keys}, "store": {"url": ledger.url}}  # fmt: skip
     return gateway_factory(config)
 
 
@@ -103,7 +114,7 @@ def calls(response: Response) -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_text_to_chat_upstream(
-    client: openai.OpenAI, upstream: MockUpstream, gw: Gateway, stream: bool
+    client: openai.OpenAI, upstream: MockUpstream, gw: Gateway, ledger: LedgerStore, stream: bool
 ) -> None:
     rid = new_request_id()
     response = ask(
@@ -127,6 +138,12 @@ def test_text_to_chat_upstream(
     entry = gw.wait_access_log(rid)
     assert entry["status"] == 200
     assert entry["output_tokens"] == response.usage.output_tokens
+    (row,) = [r for r in ledger.wait_rows({rid}) if r["request_id"] == rid]
+    assert (row["input_tokens"], row["output_tokens"]) == (
+        response.usage.input_tokens,
+        response.usage.output_tokens,
+    )
+    assert row["model"] == "chat-model" and row["status"] == 200 and row["streamed"] == stream
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])

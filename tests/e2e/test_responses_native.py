@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -17,6 +18,7 @@ from ..upstreams.openai_mock import MockUpstream
 from .anthropic_client import post_raw, sse_events
 from .conftest import make_client, new_request_id
 from .gateway import MASTER_KEY, Gateway, GatewayFactory
+from .ledger_store import LedgerStore
 
 TIMEOUTS = {"connect": 2, "first_byte": 5, "idle": 5, "total": 10}
 AUTH = {"authorization": f"Bearer {MASTER_KEY}", "x-api-key": ""}
@@ -24,13 +26,18 @@ WEATHER: Any = {"type": "function", "name": "get_weather", "parameters": {"type"
 
 
 @pytest.fixture
-def gw(upstream: MockUpstream, gateway_factory: GatewayFactory) -> Gateway:
+def ledger(tmp_path: Path) -> LedgerStore:
+    return LedgerStore(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+@pytest.fixture
+def gw(upstream: MockUpstream, gateway_factory: GatewayFactory, ledger: LedgerStore) -> Gateway:
     providers = [{"name": "native", "kind": "openai", "base_url": upstream.base_url, "api_key": "sk-up",
                   "responses": "native"}]  # fmt: skip
     models = [{"name": "native-model", "deployments": [{"provider": "native", "model": "gpt-native"}],
                "timeouts": TIMEOUTS}]  # fmt: skip
     config = {"server": {"access_log": True}, "providers": providers, "models": models,
-              "auth": {"master_key": MASTER_KEY}}  # fmt: skip
+              "auth": {"master_key": MASTER_KEY}, "store": {"url": ledger.url}}  # fmt: skip
     return gateway_factory(config)
 
 
@@ -42,7 +49,7 @@ def client(gw: Gateway) -> Iterator[openai.OpenAI]:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_client_bytes_reach_upstream_with_only_model_rewritten(
-    gw: Gateway, upstream: MockUpstream, stream: bool
+    gw: Gateway, upstream: MockUpstream, ledger: LedgerStore, stream: bool
 ) -> None:
     rid = new_request_id()
     body = {
@@ -72,6 +79,11 @@ def test_client_bytes_reach_upstream_with_only_model_rewritten(
     usage = final["usage"]
     entry = gw.wait_access_log(rid)
     assert (entry["input_tokens"], entry["output_tokens"]) == (usage["input_tokens"], usage["output_tokens"])
+    (row,) = [r for r in ledger.wait_rows({rid}) if r["request_id"] == rid]
+    assert (row["input_tokens"], row["output_tokens"], row["cached_tokens"]) == (
+        usage["input_tokens"], usage["output_tokens"], usage["input_tokens_details"]["cached_tokens"]
+    )  # fmt: skip
+    assert row["usage_source"] == "upstream" and row["model"] == "native-model" and row["status"] == 200
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
