@@ -17,10 +17,10 @@ from openai.types.responses import Response
 from ..upstreams import anthropic_mock, gemini_mock
 from ..upstreams.anthropic_mock import AnthropicMock
 from ..upstreams.gemini_mock import GeminiMock
-from ..upstreams.openai_mock import MockUpstream
+from ..upstreams.openai_mock import MockUpstream, RefusedPort
 from .anthropic_client import post_raw, sse_events
 from .conftest import make_async_client, make_client, new_request_id
-from .gateway import MASTER_KEY, Gateway, GatewayFactory
+from .gateway import MASTER_KEY, Gateway, GatewayFactory, standard_config
 from .ledger_store import LedgerStore
 
 TIMEOUTS = {"connect": 2, "first_byte": 5, "idle": 5, "total": 10}
@@ -34,6 +34,7 @@ WEB_SEARCH: Any = {"type": "web_search"}
 PARIS = '{"city":"Paris"}'
 AUTH = {"authorization": f"Bearer {MASTER_KEY}", "x-api-key": ""}
 RPM_KEY = "sk-responses-rpm-e2e-77aa"
+BUDGET_KEY = "sk-responses-budget-e2e-88bb"
 
 
 @pytest.fixture(scope="module")
@@ -346,3 +347,25 @@ def test_whole_upstream_answer_to_a_streamed_request(gw: Gateway) -> None:
     assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
     output = events[-1][1]["response"]["output"]
     assert [o["type"] for o in output] == ["message", "function_call"] and output[1]["call_id"] == "call_w"
+
+
+def test_budget_applies_as_for_chat(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort
+) -> None:
+    """$1 a token, a $10 key budget: a chat request and a Responses request of $5 each spend it all,
+    and the next `/v1/responses` request is refused like chat's, in OpenAI's shape."""
+    config = standard_config(upstream.base_url, refused.base_url)
+    for model in config["models"]:
+        for deployment in model["deployments"]:
+            deployment["pricing"] = {"input_per_1m": 1e6, "output_per_1m": 1e6}
+    config["auth"]["keys"].append({"key": BUDGET_KEY, "name": "budget-key", "budget_usd": 10.0})
+    gw = gateway_factory(config)
+    four: Any = {"mock": {"chunks": 4}}
+    with make_client(gw, BUDGET_KEY) as client:
+        client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}],
+                                       max_tokens=4, extra_body=four)  # fmt: skip
+        client.responses.create(model="gpt-test", input="hi", extra_body=four)
+        with pytest.raises(openai.RateLimitError) as info:
+            client.responses.create(model="gpt-test", input="hi", extra_body=four)
+    error = info.value.body
+    assert isinstance(error, dict) and error["code"] == "budget_exceeded" and "budget-key" in error["message"]
