@@ -38,6 +38,7 @@ from gatecore.errors import InvalidRequest
 # Bounds of what one request may carry (the body size is bounded before this by the server).
 MAX_ITEMS = 10_000
 MAX_TOOLS = 512
+MAX_METADATA_PAIRS = 16
 # Responses-only hints with no effect on what a model answers (or that gatecore answers itself).
 _IGNORED = frozenset(
     {"client_metadata", "prompt_cache_key", "prompt_cache_retention", "truncation", "service_tier",
@@ -147,6 +148,7 @@ def hub_request(
 ) -> HubRequest:
     """The chat request equivalent to `request`, continuing `history` (the items of the responses
     before it, replayed) with `items` (this request's input)."""
+    _check_metadata(request.metadata)
     doc: dict[str, Any] = {"model": request.model}
     messages: list[dict[str, Any]] = []
     if request.instructions:
@@ -200,6 +202,19 @@ def hub_request(
             continue
         doc[name] = raw
     return HubRequest(request, doc, dropped, items, function_tools)
+
+
+def _check_metadata(metadata: dict[str, str] | None) -> None:
+    """The reference's bounds (it is stored and echoed in every response object)."""
+    if metadata is None:
+        return
+    if len(metadata) > MAX_METADATA_PAIRS:
+        raise InvalidRequest(f"metadata: at most {MAX_METADATA_PAIRS} pairs are accepted.", param="metadata")
+    for key, value in metadata.items():
+        if len(key) > 64 or len(value) > 512:
+            raise InvalidRequest(
+                f"metadata.{key[:64]}: keys are at most 64 characters, values at most 512.", param="metadata"
+            )
 
 
 # -- items -------------------------------------------------------------------------------------------
