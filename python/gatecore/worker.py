@@ -35,6 +35,7 @@ from gatecore.pipeline.count_tokens import CountTokens, decode_count_tokens
 from gatecore.pipeline.decode import DecodeOpenAI, decode_messages
 from gatecore.pipeline.decode_gemini import DecodeGemini, GeminiCountTokens, decode_gemini_count
 from gatecore.pipeline.internal_call import InternalCall
+from gatecore.pipeline.decode_responses import DecodeResponses
 from gatecore.pipeline.passthrough import (
     DecodeJsonPassthrough,
     ImageFields,
@@ -43,7 +44,6 @@ from gatecore.pipeline.passthrough import (
     SpeechFields,
     decode_transcription,
 )
-from gatecore.pipeline.decode_responses import DecodeResponses
 from gatecore.pipeline.plugins import placed_links
 from gatecore.pipeline.recording import Recorder, Recording
 from gatecore.pipeline.responses_input_tokens import CountResponsesTokens

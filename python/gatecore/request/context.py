@@ -168,8 +168,8 @@ class RequestContext:
     """Everything known about one inference request, filled in as it moves through the pipeline."""
 
     __slots__ = (
-        "anthropic_native",
         "answer_headers",
+        "anthropic_native",
         "api_key",
         "attempts",
         "body",

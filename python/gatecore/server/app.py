@@ -34,9 +34,9 @@ from gatecore.server.gemini_api import GeminiApi
 from gatecore.server.metrics_endpoint import MetricsEndpoint
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_id import request_id
-from gatecore.telemetry.unrouted import unrouted_endpoint
 from gatecore.server.responses_api import PREFIXES as RESPONSES_PREFIXES
 from gatecore.server.responses_api import StoredResponsesApi
+from gatecore.telemetry.unrouted import unrouted_endpoint
 from gatecore.worker import Worker
 
 log = logging.getLogger("gatecore.server")
