@@ -51,7 +51,15 @@ from gatecore.pipeline.responses_recorder import StoredResponsesRecorder
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, Endpoint
-from gatecore.request.context import GEMINI, IMAGES, MODERATIONS, RERANK, SPEECH, TRANSCRIPTIONS
+from gatecore.request.context import (
+    GEMINI,
+    IMAGES,
+    MODERATIONS,
+    RERANK,
+    RESPONSES,
+    SPEECH,
+    TRANSCRIPTIONS,
+)
 from gatecore.routing.compile import RoutingMonitors, build_routes
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
@@ -148,7 +156,7 @@ class Worker:
             "audio_speech": (SPEECH, DecodeJsonPassthrough(SpeechFields)),
             "audio_transcriptions": (TRANSCRIPTIONS, decode_transcription),
             "images": (IMAGES, DecodeJsonPassthrough(ImageFields)),
-            "responses": (CHAT, DecodeResponses(self.responses)),
+            "responses": (RESPONSES, DecodeResponses(self.responses)),
         }
         for api, (endpoint, decode) in decoders.items():
             parts.decode = decode
@@ -182,7 +190,7 @@ class Worker:
         # `/v1/responses/input_tokens`: the same, after the Responses decode.
         parts.decode = DecodeResponses(self.responses)
         counting[-1] = Link("count", lambda p: CountResponsesTokens(), timed=False)
-        self.input_tokens = Chain(CHAT, build_steps(parts, counting), Recording((self.limits,)), None)
+        self.input_tokens = Chain(RESPONSES, build_steps(parts, counting), Recording((self.limits,)), None)
         recorders: list[Recorder] = []
         # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.
         self.ledger: LedgerRecorder | None = None

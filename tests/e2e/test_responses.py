@@ -145,6 +145,7 @@ def test_text_to_chat_upstream(
         response.usage.output_tokens,
     )
     assert row["model"] == "chat-model" and row["status"] == 200 and row["streamed"] == stream
+    assert row["endpoint"] == "responses"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])

@@ -84,6 +84,7 @@ def test_client_bytes_reach_upstream_with_only_model_rewritten(
         usage["input_tokens"], usage["output_tokens"], usage["input_tokens_details"]["cached_tokens"]
     )  # fmt: skip
     assert row["usage_source"] == "upstream" and row["model"] == "native-model" and row["status"] == 200
+    assert row["endpoint"] == "responses"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])

@@ -69,6 +69,8 @@ PASSTHROUGH_ENDPOINTS = (RERANK, MODERATIONS, SPEECH, TRANSCRIPTIONS, IMAGES)
 MESSAGES = Endpoint("messages", CHAT.upstream_path, streams=True, hub=CHAT)
 # Google's Gemini API (generateContent and its stream), served as chat through the hub format.
 GEMINI = Endpoint("gemini", CHAT.upstream_path, streams=True, hub=CHAT)
+# OpenAI's Responses API: chat through the hub format, or passed through (ctx.native_body).
+RESPONSES = Endpoint("responses", CHAT.upstream_path, streams=True, hub=CHAT)
 
 
 class Usage:
