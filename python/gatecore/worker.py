@@ -34,8 +34,8 @@ from gatecore.pipeline.chain import LINKS, Chain, ChainParts, Link, Stage, build
 from gatecore.pipeline.count_tokens import CountTokens, decode_count_tokens
 from gatecore.pipeline.decode import DecodeOpenAI, decode_messages
 from gatecore.pipeline.decode_gemini import DecodeGemini, GeminiCountTokens, decode_gemini_count
-from gatecore.pipeline.internal_call import InternalCall
 from gatecore.pipeline.decode_responses import DecodeResponses
+from gatecore.pipeline.internal_call import InternalCall
 from gatecore.pipeline.passthrough import (
     DecodeJsonPassthrough,
     ImageFields,
