@@ -35,6 +35,7 @@ from gatecore.pipeline.chain import LINKS, Chain, ChainParts, Link, Stage, build
 from gatecore.pipeline.count_tokens import CountTokens, decode_count_tokens
 from gatecore.pipeline.decode import DecodeOpenAI, decode_messages
 from gatecore.pipeline.decode_gemini import DecodeGemini, GeminiCountTokens, decode_gemini_count
+from gatecore.pipeline.decode_responses import DecodeResponses
 from gatecore.pipeline.internal_call import InternalCall
 from gatecore.pipeline.passthrough import (
     DecodeJsonPassthrough,
@@ -47,6 +48,8 @@ from gatecore.pipeline.passthrough import (
 from gatecore.pipeline.plugins import placed_links
 from gatecore.pipeline.prompt_steps import PromptSteps, step_links
 from gatecore.pipeline.recording import Recorder, Recording
+from gatecore.pipeline.responses_input_tokens import CountResponsesTokens
+from gatecore.pipeline.responses_recorder import StoredResponsesRecorder
 from gatecore.pricing.book import PriceBook
 from gatecore.prompts.catalog import PromptCatalog
 from gatecore.prompts.chat_field import ChatWithPrompt
@@ -54,10 +57,19 @@ from gatecore.prompts.repository import PromptRepository
 from gatecore.prompts.stage import PromptStage
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, Endpoint
-from gatecore.request.context import GEMINI, IMAGES, MODERATIONS, RERANK, SPEECH, TRANSCRIPTIONS
+from gatecore.request.context import (
+    GEMINI,
+    IMAGES,
+    MODERATIONS,
+    RERANK,
+    RESPONSES,
+    SPEECH,
+    TRANSCRIPTIONS,
+)
 from gatecore.routing.compile import RoutingMonitors, build_routes
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
+from gatecore.stored_responses import ResponseStore
 from gatecore.telemetry.access_log import AccessLog
 from gatecore.telemetry.deployment_state import DeploymentStates
 from gatecore.telemetry.metrics import MetricsRecorder
@@ -89,6 +101,7 @@ class Worker:
         "count_tokens",
         "gemini_chains",
         "identity",
+        "input_tokens",
         "ledger",
         "limits",
         "metrics",
@@ -98,6 +111,7 @@ class Worker:
         "prompts",
         "providers",
         "recording",
+        "responses",
         "routes",
         "stage_names",
         "store",
@@ -129,6 +143,8 @@ class Worker:
         self.monitors = RoutingMonitors(config, self.routes, self.pools)
         self.auth = AuthStage(config.auth)
         self.limits = Limits(config, self.prices, counters)
+        # Stored responses of /v1/responses (the store is attached once it opens).
+        self.responses = ResponseStore(config.responses.retention_days, config.responses.store)
         # The chains: the same links for every inference route, with that route's decode stage.
         parts = ChainParts(config, self.auth, self.routes, self.prices, self.limits, self.sweeper)
         self.cache: Cache | None = build_cache(config, self.prices)
@@ -154,6 +170,7 @@ class Worker:
             "audio_speech": (SPEECH, DecodeJsonPassthrough(SpeechFields)),
             "audio_transcriptions": (TRANSCRIPTIONS, decode_transcription),
             "images": (IMAGES, DecodeJsonPassthrough(ImageFields)),
+            "responses": (RESPONSES, DecodeResponses(self.responses)),
         }
         for api, (endpoint, decode) in decoders.items():
             parts.decode = decode
@@ -186,6 +203,10 @@ class Worker:
         self.gemini_chains["count"] = Chain(
             GEMINI, build_steps(parts, counting), Recording((self.limits,)), None
         )
+        # `/v1/responses/input_tokens`: the same, after the Responses decode.
+        parts.decode = DecodeResponses(self.responses)
+        counting[-1] = Link("count", lambda p: CountResponsesTokens(), timed=False)
+        self.input_tokens = Chain(RESPONSES, build_steps(parts, counting), Recording((self.limits,)), None)
         recorders: list[Recorder] = []
         # The ledger first: it prices the request (ctx.cost_usd) for the recorders after it.
         self.ledger: LedgerRecorder | None = None
@@ -225,6 +246,7 @@ class Worker:
                 chain.tracing = self.tracing
         if self.cache is not None:  # stores the answers of misses
             recorders.append(self.cache.writer)
+        recorders.append(StoredResponsesRecorder(self.responses))
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
         recorders.append(self.limits)
         recording.recorders = tuple(recorders)
@@ -269,6 +291,7 @@ class Worker:
                 log.error("cannot migrate the store (%s); retrying every %.0f s", exc, STORE_RETRY_S)
             return False
         self.store = store
+        self.responses.attach(store)
         if not first:
             log.warning("the store is reachable; stored keys are served from now on")
         if first and self.ledger is not None:

@@ -9,6 +9,7 @@ import pytest
 
 from gatecore.config import ConfigError, load_config, read_config
 from gatecore.config.interpolate import interpolate
+from gatecore.config.schema import responses_native
 from gatecore.upstream.timeouts import Timeouts
 
 
@@ -105,3 +106,40 @@ def test_read_config_from_file_environment_and_demo(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         read_config(str(path), demo=False, env={})
     assert "not valid YAML" in info.value.errors[0]
+
+
+def test_responses_section_and_provider_settings() -> None:
+    providers = [
+        {"name": "oai", "kind": "openai", "base_url": "https://api.openai.com/v1", "api_key": "x"},
+        {"name": "vllm", "kind": "openai", "base_url": "http://127.0.0.1:8000/v1", "api_key": "x"},
+        {"name": "az", "kind": "azure", "base_url": "https://r.openai.azure.com", "api_key": "x"},
+        {"name": "vllm-native", "kind": "openai", "base_url": "http://127.0.0.1:8001/v1", "responses": "native",
+         "unsupported_tools": "reject"},
+    ]  # fmt: skip
+    config = load_config({**MINIMAL, "providers": [*MINIMAL["providers"], *providers],
+                          "responses": {"retention_days": 7, "store": False}}, {})  # fmt: skip
+    assert (config.responses.retention_days, config.responses.store) == (7, False)
+    native = {p.name: responses_native(p) for p in config.providers}
+    assert native == {"local": False, "oai": True, "vllm": False, "az": True, "vllm-native": True}
+    assert config.providers[-1].unsupported_tools == "reject"
+    errors = _errors(
+        {
+            **MINIMAL,
+            "providers": [
+                *MINIMAL["providers"],
+                {"name": "a", "kind": "anthropic", "api_key": "x", "responses": "native"},
+                {
+                    "name": "b",
+                    "kind": "openai",
+                    "base_url": "http://127.0.0.1:1/v1",
+                    "responses": "maybe",
+                    "unsupported_tools": "ignore",
+                },
+            ],
+            "responses": {"retention_days": 0},
+        }
+    )
+    assert "responses.retention_days: must be more than 0 and at most 3650" in errors
+    assert "providers[1].responses: 'native' needs an upstream of kind openai or azure" in errors
+    assert "providers[2].responses: must be 'native' or 'translate'" in errors
+    assert "providers[2].unsupported_tools: must be 'drop' or 'reject'" in errors

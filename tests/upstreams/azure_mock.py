@@ -1,6 +1,6 @@
 """A loopback Azure OpenAI resource: POST /openai/deployments/{deployment}/chat/completions
-?api-version=..., authenticated with `api-key`, answering in OpenAI's format (written from Azure
-OpenAI's REST reference). Steered by the deployment name (see loopback.py):
+?api-version=..., and the v1 Responses API POST /openai/v1/responses, authenticated with `api-key`,
+answering in OpenAI's format (written from Azure OpenAI's REST reference). Steered by the deployment name (see loopback.py):
 
 | option | effect |
 | --- | --- |
@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .loopback import LoopbackServer, send_events, steering
 from .openai_format import chunk_events, completion, reply_text, usage_of
+from .openai_responses import answer_responses
 
 API_KEY = "az-mock-e2e-key-3b9a"
 CONTENT_FILTER_MESSAGE = (
@@ -25,6 +26,16 @@ CONTENT_FILTER_MESSAGE = (
 class AzureMock(LoopbackServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
+        app.router.add_post("/openai/v1/responses", self._responses)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """Azure's v1 Responses API: the deployment is the body's `model` (openai_responses.py answers)."""
+        received = await self.record(request)
+        if request.headers.get("api-key") != API_KEY:
+            received.finished.set()
+            body = {"error": {"code": "401", "message": "Access denied due to invalid subscription key."}}
+            return web.json_response(body, status=401)
+        return await answer_responses(request, received)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         received = await self.record(request)

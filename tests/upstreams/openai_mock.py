@@ -1,6 +1,6 @@
 """A loopback upstream that speaks OpenAI's HTTP wire format, written from OpenAI's API reference.
 
-It serves chat completions, legacy completions, embeddings and the model list, streaming included, on
+It serves chat completions, legacy completions, embeddings, Responses (openai_responses.py) and the model list, streaming included, on
 127.0.0.1 from a background thread with its own event loop (mock_server.py). Tests point a gateway's
 provider at ``MockUpstream.base_url``, steer each answer with an extra body field ``"mock": {...}``
 (openai_knobs.py; a pass-through gateway forwards it unchanged) and read back what the upstream
@@ -30,6 +30,7 @@ from .mock_server import MockServer, RecordedRequest
 from .openai_answers import CREATED, MOCK_MODELS, OpenAIAnswers, expected_embedding
 from .openai_knobs import MockOptions, default_error
 from .openai_requests import BadRequest, error_body
+from .openai_responses import answer_responses
 from .openai_stream_writer import closing, mark_disconnected, whole_stream, write_stream
 from .openai_surface import add_surface_routes
 
@@ -58,6 +59,7 @@ class MockUpstream(MockServer):
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         add_surface_routes(app, self)  # rerank, moderations, audio, images (openai_surface.py)
+        app.router.add_post("/v1/responses", self._responses)
         self._add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
 
@@ -74,6 +76,9 @@ class MockUpstream(MockServer):
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "embedding")
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        return await answer_responses(request, await self.record(request))
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         recorded = await self.record(request)

@@ -58,11 +58,14 @@ class Usage(msgspec.Struct):
     completion_tokens: int = 0
     prompt_tokens_details: TokenDetails | None = None
     completion_tokens_details: TokenDetails | None = None
-    # The rest of OpenAI's surface words it differently: images and transcriptions `input_tokens` /
-    # `output_tokens`, rerank servers (Jina, vLLM, TEI) only `total_tokens` (the input they read).
+    # Other wordings of the same figures: the rest of OpenAI's surface (images and transcriptions
+    # `input_tokens` / `output_tokens`, rerank servers only `total_tokens`, the input they read) and
+    # the Responses API (a passed-through `response` object, with its details).
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    input_tokens_details: TokenDetails | None = None
+    output_tokens_details: TokenDetails | None = None
 
 
 class TokenDetails(msgspec.Struct):

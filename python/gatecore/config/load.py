@@ -19,6 +19,7 @@ from gatecore.config.interpolate import interpolate
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
 from gatecore.config.prompts import PromptsConfig
+from gatecore.config.responses import ResponsesConfig
 from gatecore.config.routing import RoutingDefaults
 from gatecore.config.schema import (
     AuthConfig,
@@ -51,6 +52,7 @@ _SECTIONS = {
     "telemetry",
     "pipeline",
     "cache",
+    "responses",
     "prompts",
 }
 _LATER_SECTIONS: set[str] = set()  # sections a later version will read (none at present)
@@ -106,6 +108,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         if (g := _convert(item, GuardrailConfig, f"guardrails[{i}]", errors)) is not None
     ]
     prompts = _convert(doc.get("prompts", {}), PromptsConfig, "prompts", errors)
+    responses = _convert(doc.get("responses", {}), ResponsesConfig, "responses", errors)
     config = GatecoreConfig(
         server=server or ServerConfig(),
         providers=providers,
@@ -122,6 +125,7 @@ def load_config(raw: Any, env: Mapping[str, str] | None = None) -> GatecoreConfi
         cache=cache or CacheConfig(),
         guardrails=guardrails,
         prompts=prompts or PromptsConfig(),
+        responses=responses or ResponsesConfig(),
     )
     # Cross-references are checked even when some items failed to decode; names of those items still
     # count as defined so that one typo is not reported twice.

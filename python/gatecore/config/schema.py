@@ -12,6 +12,7 @@ from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
 from gatecore.config.prompts import PromptsConfig
+from gatecore.config.responses import ResponsesConfig
 from gatecore.config.routing import HealthCheckConfig, ModelRoutingConfig, RetriesConfig, RoutingDefaults
 from gatecore.config.telemetry import TelemetryConfig
 
@@ -108,6 +109,26 @@ class ProviderConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Client request headers passed on to this upstream (kinds in FORWARD_HEADER_KINDS), besides the
     # kind's own (anthropic: anthropic-beta). Credentials are refused.
     forward_headers: list[str] = msgspec.field(default_factory=list)
+    # `/v1/responses`: `native` sends the client's Responses request with only `model` rewritten (the
+    # upstream speaks Responses), `translate` goes through the hub format. Unset: native for OpenAI's
+    # own base URL and kind azure, translate otherwise.
+    responses: str | None = None
+    # Built-in Responses tools the upstream cannot run (web_search, …): `drop` them (named in the
+    # `x-gatecore-dropped-tools` header) or `reject` the request with a 400.
+    unsupported_tools: str = "drop"
+
+
+def responses_native(provider: ProviderConfig) -> bool:
+    """Whether `/v1/responses` requests reach this provider as the client sent them (its `responses`
+    setting; unset: OpenAI's own API and Azure OpenAI speak Responses, other upstreams get the hub
+    translation)."""
+    if provider.responses is not None:
+        return provider.responses == "native"
+    if provider.kind == "azure":
+        return True
+    return provider.kind == "openai" and (provider.base_url or "https://api.openai.com").startswith(
+        ("https://api.openai.com/", "https://api.openai.com")
+    )
 
 
 class DeploymentPricing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -268,6 +289,7 @@ class GatecoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cache: CacheConfig = CacheConfig()
     guardrails: list[GuardrailConfig] = msgspec.field(default_factory=list)
     prompts: PromptsConfig = PromptsConfig()
+    responses: ResponsesConfig = ResponsesConfig()
 
 
 _BEDROCK_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")

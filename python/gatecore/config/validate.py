@@ -78,6 +78,8 @@ def validate_config(
     errors.extend(validate_tracing(config.telemetry.tracing))
     errors.extend(validate_pipeline(config.pipeline))
     errors.extend(_unauthenticated(config.auth))
+    if not 0 < config.responses.retention_days <= 3650:
+        errors.append("responses.retention_days: must be more than 0 and at most 3650")
 
     providers: dict[str, str] = {}
     for i, provider in zip(provider_at, config.providers, strict=True):
@@ -100,6 +102,12 @@ def validate_config(
         if provider.default_max_tokens < 1:
             errors.append(f"{path}.default_max_tokens: must be at least 1")
         errors.extend(_forward_headers(provider, path))
+        if provider.responses not in (None, "native", "translate"):
+            errors.append(f"{path}.responses: must be 'native' or 'translate'")
+        elif provider.responses == "native" and provider.kind not in ("openai", "azure"):
+            errors.append(f"{path}.responses: 'native' needs an upstream of kind openai or azure")
+        if provider.unsupported_tools not in ("drop", "reject"):
+            errors.append(f"{path}.unsupported_tools: must be 'drop' or 'reject'")
 
     names: set[str] = set()
     for i, model in zip(model_at, config.models, strict=True):

@@ -26,8 +26,10 @@ from gatecore.errors import UPSTREAM_ERRORS, Answered, GatewayError
 from gatecore.guardrails.stage import guard_stage
 from gatecore.ledger.run_tag import RunTag
 from gatecore.pipeline.debug_timing import DebugTiming
+from gatecore.pipeline.decode_responses import DecodeResponses
 from gatecore.pipeline.read_body import ReadBody
 from gatecore.pipeline.recording import Recording
+from gatecore.pipeline.responses_mode import ResponsesMode
 from gatecore.pipeline.upstream_call import UpstreamCall
 from gatecore.prompts.augment import augment_stage
 from gatecore.request import Endpoint, RequestContext
@@ -94,6 +96,7 @@ LINKS: tuple[Link, ...] = (
     Link("decode", lambda p: p.decode),  # 400: the client's API → the hub format's policy fields
     Link("prompt_augment", lambda p: augment_stage(p.config.prompts)),  # system-prompt prefix/suffix
     Link("route", lambda p: RouteStage(p.routes)),  # 404, 403: a model and a deployment
+    Link("responses_mode", lambda p: responses_mode(p), timed=False),  # /v1/responses: native or translated
     Link("gpu_clock", lambda p: p.prices.clock_stage()),  # GPU-time pricing: the request's clock
     Link("limits", lambda p: p.limits),  # 429: rpm, tpm, concurrency, budgets
     Link("guard_input", lambda p: guard_stage(p.config)),  # 400 guardrail_blocked; PII rewritten; ctx.guard
@@ -103,6 +106,13 @@ LINKS: tuple[Link, ...] = (
         "upstream", lambda p: UpstreamCall(p.sweeper, p.config.server, p.limits), timed=False
     ),  # attempts, relay
 )
+
+
+def responses_mode(parts: ChainParts) -> Stage | None:
+    """The Responses route's post-route stage (pipeline/responses_mode.py); None on other routes."""
+    if not isinstance(parts.decode, DecodeResponses):
+        return None
+    return ResponsesMode(parts.config.providers)
 
 
 def _read_s(parts: ChainParts) -> float:

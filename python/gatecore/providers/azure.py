@@ -35,8 +35,14 @@ class AzureOpenAIProvider(OpenAICompatProvider):
         super().__init__(msgspec.structs.replace(config, api_key=None, headers=headers), pools)
         self.api_version = quote(config.api_version or API_VERSION, safe="")
         self._deployment_heads: dict[tuple[str, str], bytes] = {}
+        self._azure_responses_head = (
+            f"POST {self._base_path}/openai/v1/responses HTTP/1.1\r\n{self._lines}\r\n".encode("latin-1")
+        )
 
     def request_head(self, ctx: RequestContext, upstream_model: str) -> bytes:
+        if ctx.native_body is not None and self.responses_native:
+            # The Responses API is not per deployment: the v1 path, the deployment named as `model`.
+            return self._azure_responses_head
         key = (ctx.endpoint.hub.name, upstream_model)
         head = self._deployment_heads.get(key)
         if head is None:

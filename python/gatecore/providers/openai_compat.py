@@ -13,7 +13,7 @@ import orjson
 
 from gatecore._core import insert_json_member, replace_json_string_field
 from gatecore.api.multipart import boundary_of, with_field
-from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig
+from gatecore.config.schema import DEFAULT_BASE_URLS, ProviderConfig, responses_native
 from gatecore.errors import GatewayError, InvalidRequest
 from gatecore.providers.base import StreamDecoder
 from gatecore.providers.forward_headers import ForwardHeaders
@@ -53,10 +53,20 @@ class OpenAICompatProvider:
             )
             for endpoint in (CHAT, COMPLETIONS, EMBEDDINGS, *PASSTHROUGH_ENDPOINTS)
         }
+        # `/v1/responses` requests go to the upstream's own Responses API as the client sent them.
+        self.responses_native = responses_native(config)
+        self._responses_head = f"POST {base_path}/responses HTTP/1.1\r\n{lines}\r\n".encode("latin-1")
 
     def request_body(self, ctx: RequestContext, upstream_model: str) -> bytes:
         """The client's body as the upstream must get it."""
         body = ctx.body
+        if ctx.native_body is not None and self.responses_native:  # a Responses request, passed through
+            body = ctx.native_body
+            if upstream_model != ctx.client_model:
+                body = replace_json_string_field(body, "model", upstream_model) or _reencode(
+                    body, model=upstream_model
+                )
+            return body
         if ctx.endpoint.multipart:  # a form upload: its `model` field is the one to rewrite
             if upstream_model == ctx.client_model:
                 return body
@@ -74,6 +84,8 @@ class OpenAICompatProvider:
 
     def request_head(self, ctx: RequestContext, upstream_model: str) -> bytes:
         """The request line and constant headers for this request's endpoint."""
+        if ctx.native_body is not None and self.responses_native:
+            return self._responses_head
         return self._heads[ctx.endpoint.hub.name]
 
     async def send(self, ctx: RequestContext, upstream_model: str, timeouts: Timeouts) -> UpstreamResponse:

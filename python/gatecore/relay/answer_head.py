@@ -30,4 +30,6 @@ def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) 
         headers.append(ctx.timing.header(overhead_ns))
     if ctx.guard is not None and ctx.guard.flagged is not None:
         headers.append(("x-gatecore-guardrail", ctx.guard.flagged))
+    if ctx.answer_headers is not None:
+        headers += ctx.answer_headers
     return headers

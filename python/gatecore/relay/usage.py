@@ -26,8 +26,8 @@ def usage_from_body(body: bytes) -> tuple[Usage | None, str | None]:
     usage = answer.usage
     if usage is None:
         return None, finish_reason
-    prompt = usage.prompt_tokens_details
-    completion = usage.completion_tokens_details
+    prompt = usage.prompt_tokens_details or usage.input_tokens_details
+    completion = usage.completion_tokens_details or usage.output_tokens_details
     input_tokens = usage.prompt_tokens or usage.input_tokens
     output_tokens = usage.completion_tokens or usage.output_tokens
     if not input_tokens and not output_tokens:  # a rerank answer: the tokens it read

@@ -70,6 +70,8 @@ PASSTHROUGH_ENDPOINTS = (RERANK, MODERATIONS, SPEECH, TRANSCRIPTIONS, IMAGES)
 MESSAGES = Endpoint("messages", CHAT.upstream_path, streams=True, hub=CHAT)
 # Google's Gemini API (generateContent and its stream), served as chat through the hub format.
 GEMINI = Endpoint("gemini", CHAT.upstream_path, streams=True, hub=CHAT)
+# OpenAI's Responses API: chat through the hub format, or passed through (ctx.native_body).
+RESPONSES = Endpoint("responses", CHAT.upstream_path, streams=True, hub=CHAT)
 
 
 class Usage:
@@ -169,6 +171,7 @@ class RequestContext:
     """Everything known about one inference request, filled in as it moves through the pipeline."""
 
     __slots__ = (
+        "answer_headers",
         "anthropic_native",
         "api_key",
         "attempts",
@@ -198,6 +201,7 @@ class RequestContext:
         "key",
         "limits",
         "max_tokens",
+        "native_body",
         "needs",
         "overhead_ns",
         "prompt",
@@ -279,6 +283,11 @@ class RequestContext:
         self.encoder: ResponseEncoder | None = None
         # What an Anthropic upstream gets instead of the hub form (None: nothing, or not Anthropic).
         self.anthropic_native: AnthropicNative | None = None
+        # The client's own bytes when its API is not the hub format but some upstreams speak it
+        # natively (`/v1/responses`): such a provider sends these instead of `body`.
+        self.native_body: bytes | None = None
+        # Headers a decode stage adds to the answer's head (e.g. x-gatecore-dropped-tools).
+        self.answer_headers: list[tuple[str, str]] | None = None
         self.run_id: str | None = None  # the client's `x-gatecore-run-id` tag, kept in the ledger
         self.first_byte_ns = 0  # perf_counter_ns when the answer's first byte went to the client
         # gatecore's time up to the answer's head, as sent in x-gatecore-overhead-ms (0: no head was

@@ -37,6 +37,8 @@ from gatecore.server.gemini_api import GeminiApi
 from gatecore.server.metrics_endpoint import MetricsEndpoint
 from gatecore.server.models_api import ModelCatalog
 from gatecore.server.request_id import request_id
+from gatecore.server.responses_api import PREFIXES as RESPONSES_PREFIXES
+from gatecore.server.responses_api import StoredResponsesApi
 from gatecore.telemetry.unrouted import unrouted_endpoint
 from gatecore.worker import Worker
 
@@ -62,6 +64,7 @@ _INFERENCE = {
     "/v1/audio/speech": ("audio_speech", OPENAI),
     "/v1/audio/transcriptions": ("audio_transcriptions", OPENAI),
     "/v1/images/generations": ("images", OPENAI),
+    "/v1/responses": ("responses", OPENAI),
 }
 
 
@@ -75,6 +78,7 @@ class GatewayApp:
         self.gemini: GeminiApi | None = None
         self.routes: dict[str, dict[str, Handler]] = {}
         self._prompt_methods: dict[str, Handler] = {}
+        self.stored: StoredResponsesApi | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # granian calls this before the loop runs, and __rsgi_del__ after it stopped.
@@ -98,6 +102,8 @@ class GatewayApp:
         for path, (api, fmt) in _INFERENCE.items():
             routes[path] = {"POST": self._inference(worker.chains[api], fmt)}
         routes["/v1/messages/count_tokens"] = {"POST": self._inference(worker.count_tokens, ANTHROPIC)}
+        routes["/v1/responses/input_tokens"] = {"POST": self._inference(worker.input_tokens, OPENAI)}
+        self.stored = StoredResponsesApi(worker.auth, worker.responses)
         # The same routes without the /v1 prefix, for clients configured with a bare base URL.
         routes.update({path.removeprefix("/v1"): methods for path, methods in list(routes.items())})
         routes["/v1/models"] = {"GET": self._models}
@@ -126,6 +132,8 @@ class GatewayApp:
                 methods = {"GET": self._model}
             elif path.startswith(PROMPTS_PREFIX):
                 methods = self._prompt_methods
+            elif path.startswith(RESPONSES_PREFIXES):
+                methods = {"GET": self._stored, "DELETE": self._stored}
             elif path.startswith(ADMIN_PREFIX + "/"):
                 return await self._admin(scope, proto)
             elif path.startswith(GEMINI_PREFIX) and self.gemini is not None:
@@ -235,6 +243,10 @@ class GatewayApp:
             _respond(proto, status, [("content-type", content_type)] if answer else [], answer)
         else:
             await _stream_admin(proto, status, content_type, answer, scope.path)
+
+    async def _stored(self, scope: Any, proto: Any) -> None:
+        assert self.stored is not None
+        await self.stored.handle(scope, proto)
 
     async def _metrics(self, scope: Any, proto: Any) -> None:
         if self.metrics is None:

@@ -197,6 +197,26 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX usage_ledger_prompt_at ON usage_ledger (prompt_name, at) WHERE prompt_name IS NOT NULL",
         ],
     ),
+    (
+        7,
+        "stored responses",
+        [
+            # `/v1/responses` with `store: true` (stored_responses/). `owner` is the key's team
+            # (`team:<id>`), else the key (`key:<id>`): only that owner reads, continues or deletes
+            # it. `history` holds the items replayed before this response (previous_response_id),
+            # `input_items` its own input, `response` the response object, all JSON.
+            """CREATE TABLE stored_responses (
+                id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                history TEXT NOT NULL,
+                input_items TEXT NOT NULL,
+                response TEXT NOT NULL
+            )""",
+            "CREATE INDEX stored_responses_expires ON stored_responses (expires_at)",
+        ],
+    ),
 ]
 
 _LOCK_ID = 7351902  # any constant; names gatecore's migration lock in pg_advisory_xact_lock

@@ -243,6 +243,7 @@ CASE_TABLES = {
     "test_rejected_field": "rejected",
     "test_request_translation": "translations",
     "test_tool_calls_streamed": "tool_calls",
+    "test_responses_api": "stream",
 }
 """Which table of the Suite parametrizes each shared case."""
 
@@ -451,10 +452,64 @@ def test_tool_calls_streamed(target: Target, case: ToolCalls) -> None:
     case.sent.verify(target.mock.wait_for(rid))
 
 
+def _responses_input(messages: list[Any]) -> list[Any]:
+    """Chat messages as Responses input items (text parts → input_text, image parts → input_image)."""
+    items = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            content = [
+                {"type": "input_text", "text": p["text"]}
+                if p.get("type") == "text"
+                else {"type": "input_image", "image_url": p["image_url"]["url"]}
+                for p in content
+            ]
+        items.append({"role": message["role"], "content": content})
+    return items
+
+
+@STREAM_MODES
+def test_responses_api(target: Target, case: Exchange, stream: bool) -> None:
+    """The same exchange through `/v1/responses` (the hub translation; the openai SDK's
+    `responses.create` / `responses.stream`): the text, the client's model name, usage, and (streamed)
+    what was sent, as for a chat stream."""
+    rid = new_request_id()
+    kwargs: Any = {
+        "model": case.model,
+        "input": _responses_input(case.messages),
+        "extra_headers": _rid_headers(rid),
+    }
+    if case.params:
+        kwargs["extra_body"] = dict(case.params)
+    with make_client(target.gw) as client:
+        if stream:
+            with client.responses.stream(**kwargs) as events:
+                for _ in events:
+                    pass
+                response = events.get_final_response()
+        else:
+            response = client.responses.create(**kwargs)
+    assert response.output_text == case.reply
+    assert response.model == case.model and response.status == "completed"
+    sent = target.mock.wait_for(rid)
+    assert response.usage is not None and response.usage.output_tokens > 0
+    if sent.path.endswith("/responses"):  # a provider speaking Responses: passed through, not translated
+        assert sent.body_json["input"] == kwargs["input"]
+    elif stream:  # the same upstream request and usage as the chat stream's
+        case.sent.verify(sent)
+        expected = _expected_usage(case, sent)
+        if expected.completion is not None:
+            assert response.usage.output_tokens == expected.completion
+        if expected.prompt is not None:
+            assert response.usage.input_tokens == expected.prompt
+    _assert_no_secret(target, response.model_dump_json().encode())
+
+
 SHARED_CASES: dict[str, Callable[..., None]] = {
     case.__name__: case
     for case in (
         test_chat,
+        test_responses_api,
         test_stream,
         test_stream_without_include_usage,
         test_finish_reason,
