@@ -18,7 +18,6 @@ refused with a 400 naming it. Input items are decoded one at a time so each erro
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
@@ -31,13 +30,18 @@ from gatecore.api.responses import (
     OutputText,
     Refusal,
     ResponsesRequest,
-    Tool,
 )
 from gatecore.errors import InvalidRequest
+from gatecore.translate.responses_options_to_hub import (
+    need,
+    text_format_to_chat,
+    tool_choice_to_chat,
+    tools_to_chat,
+    validation_error,
+)
 
 # Bounds of what one request may carry (the body size is bounded before this by the server).
 MAX_ITEMS = 10_000
-MAX_TOOLS = 512
 MAX_METADATA_PAIRS = 16
 # Responses-only hints with no effect on what a model answers (or that gatecore answers itself).
 _IGNORED = frozenset(
@@ -57,8 +61,6 @@ _request = msgspec.json.Decoder(ResponsesRequest)
 _top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _any = msgspec.json.Decoder()
 _item = msgspec.json.Decoder(Item)
-_tool = msgspec.json.Decoder(Tool)
-_AT_PATH = re.compile(r" - at `\$\.?([^`]{0,300})`$")
 
 
 class ItemHead(msgspec.Struct):
@@ -66,13 +68,7 @@ class ItemHead(msgspec.Struct):
     role: str | None = None
 
 
-class ToolHead(msgspec.Struct):
-    type: str = ""
-    name: str | None = None
-
-
 _item_head = msgspec.json.Decoder(ItemHead)
-_tool_head = msgspec.json.Decoder(ToolHead)
 
 
 class HubRequest:
@@ -117,7 +113,7 @@ def decode_responses_request(body: bytes) -> tuple[ResponsesRequest, dict[str, m
     try:
         request = _request.decode(body)
     except msgspec.ValidationError as exc:
-        raise _validation_error(str(exc), "") from None
+        raise validation_error(str(exc), "") from None
     except RecursionError:
         raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
     return request, members
@@ -178,17 +174,17 @@ def hub_request(
     dropped: list[str] = []
     function_tools: list[msgspec.Raw] = []
     if request.tools:
-        tools = _tools(request.tools, dropped, function_tools)
+        tools = tools_to_chat(request.tools, dropped, function_tools)
         if tools:
             doc["tools"] = tools
             if request.parallel_tool_calls is not None:
                 doc["parallel_tool_calls"] = request.parallel_tool_calls
     if request.tool_choice is not None and "tools" in doc:
-        doc["tool_choice"] = _tool_choice(request.tool_choice)
+        doc["tool_choice"] = tool_choice_to_chat(request.tool_choice)
     if request.reasoning is not None and request.reasoning.effort is not None:
         doc["reasoning_effort"] = request.reasoning.effort
     if request.text is not None and request.text.format is not None:
-        _text_format(request.text.format, doc)
+        text_format_to_chat(request.text.format, doc)
     for name, raw in members.items():
         if name in RESPONSES_FIELDS:
             continue
@@ -229,7 +225,7 @@ def _add_item(item: Any, path: str, messages: list[dict[str, Any]], calls: set[s
         if kind == "reasoning":
             return  # never sent back to a model (see the module docstring)
         _check_kind(kind, path)
-        raise _validation_error(str(exc), path) from None
+        raise validation_error(str(exc), path) from None
     kind = decoded.type or ("message" if decoded.role is not None else None)
     if kind == "reasoning":
         return
@@ -238,9 +234,9 @@ def _add_item(item: Any, path: str, messages: list[dict[str, Any]], calls: set[s
         _message_item(decoded, path, messages)
     elif kind == "function_call":
         call_id, name, arguments = (
-            _need(decoded.call_id, path, "call_id"),
-            _need(decoded.name, path, "name"),
-            (_need(decoded.arguments, path, "arguments")),
+            need(decoded.call_id, path, "call_id"),
+            need(decoded.name, path, "name"),
+            (need(decoded.arguments, path, "arguments")),
         )
         calls.add(call_id)
         tool_call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
@@ -250,8 +246,8 @@ def _add_item(item: Any, path: str, messages: list[dict[str, Any]], calls: set[s
         else:
             messages.append({"role": "assistant", "content": None, "tool_calls": [tool_call]})
     else:
-        call_id = _need(decoded.call_id, path, "call_id")
-        output = _need(decoded.output, path, "output")
+        call_id = need(decoded.call_id, path, "call_id")
+        output = need(decoded.output, path, "output")
         if call_id not in calls:
             raise InvalidRequest(
                 f"{path}.call_id: no function_call with call_id '{call_id[:80]}' precedes this output.",
@@ -278,22 +274,15 @@ def _check_kind(kind: str | None, path: str) -> None:
     )
 
 
-def _need(value: Any, path: str, field: str) -> Any:
-    if value is None:
-        where = f"{path}.{field}"
-        raise InvalidRequest(f"{where}: Field required.", code="missing_required_parameter", param=where)
-    return value
-
-
 def _message_item(item: Item, path: str, messages: list[dict[str, Any]]) -> None:
-    given_role: str = _need(item.role, path, "role")
+    given_role: str = need(item.role, path, "role")
     role = _ROLES.get(given_role)
     if role is None:
         raise InvalidRequest(
             f"{path}.role: must be 'user', 'assistant', 'system' or 'developer', not '{given_role[:40]}'.",
             param=f"{path}.role",
         )
-    content = _need(item.content, path, "content")
+    content = need(item.content, path, "content")
     if isinstance(content, str):
         messages.append({"role": role, "content": content})
         return
@@ -350,107 +339,3 @@ def _image(part: InputImage, where: str) -> dict[str, Any]:
 
 def _no_files(where: str) -> InvalidRequest:
     return InvalidRequest(f"{where}: input files cannot be translated for this model.", param=where)
-
-
-def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes, path: str) -> Any:
-    try:
-        return decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise _validation_error(str(exc), path) from None
-
-
-# -- tools and options -------------------------------------------------------------------------------
-
-
-def _tools(raws: list[msgspec.Raw], dropped: list[str], kept: list[msgspec.Raw]) -> list[dict[str, Any]]:
-    """The function tools in chat's shape; the others are named in `dropped`, the kept ones' raw
-    JSON appended to `kept`."""
-    if len(raws) > MAX_TOOLS:
-        raise InvalidRequest(f"tools: at most {MAX_TOOLS} tools are accepted.", param="tools")
-    tools = []
-    for i, raw in enumerate(raws):
-        path = f"tools[{i}]"
-        try:
-            tool = _tool.decode(raw)
-        except msgspec.ValidationError as exc:
-            head = _decode(_tool_head, raw, path)  # a built-in tool's own fields need not fit
-            if head.type == "function":
-                raise _validation_error(str(exc), path) from None
-            dropped.append(_dropped(i, head.type, head.name))
-            continue
-        if tool.type != "function":
-            dropped.append(_dropped(i, tool.type, tool.name))
-            continue
-        kept.append(raw)
-        function: dict[str, Any] = {"name": _need(tool.name, path, "name")}
-        if tool.description is not None:
-            function["description"] = tool.description
-        function["parameters"] = tool.parameters if tool.parameters else {"type": "object", "properties": {}}
-        if tool.strict is not None:
-            function["strict"] = tool.strict
-        tools.append({"type": "function", "function": function})
-    return tools
-
-
-def _dropped(index: int, kind: str, name: str | None) -> str:
-    kind = kind[:60] or "(none)"
-    return f"{index}:{kind}:{name[:60]}" if name else f"{index}:{kind}"
-
-
-def _tool_choice(choice: Any) -> Any:
-    if isinstance(choice, str):
-        if choice not in ("auto", "none", "required"):
-            raise InvalidRequest(
-                f"tool_choice: must be 'auto', 'none' or 'required', not '{choice[:40]}'.",
-                param="tool_choice",
-            )
-        return choice
-    if choice.type == "function":
-        if not choice.name:
-            raise InvalidRequest("tool_choice.name: Field required.", param="tool_choice.name")
-        return {"type": "function", "function": {"name": choice.name}}
-    raise InvalidRequest(
-        f"tool_choice.type: '{choice.type[:60]}' cannot be translated for this model.",
-        param="tool_choice.type",
-    )
-
-
-def _text_format(fmt: Any, doc: dict[str, Any]) -> None:
-    if fmt.type == "text":
-        return
-    if fmt.type == "json_object":
-        doc["response_format"] = {"type": "json_object"}
-        return
-    if fmt.type != "json_schema":
-        raise InvalidRequest(
-            f"text.format.type: must be 'text', 'json_object' or 'json_schema', not '{fmt.type[:40]}'.",
-            param="text.format.type",
-        )
-    if not fmt.name:
-        raise InvalidRequest("text.format.name: Field required.", param="text.format.name")
-    if not fmt.schema:
-        raise InvalidRequest("text.format.schema: Field required.", param="text.format.schema")
-    schema: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema}
-    if fmt.description is not None:
-        schema["description"] = fmt.description
-    if fmt.strict is not None:
-        schema["strict"] = fmt.strict
-    doc["response_format"] = {"type": "json_schema", "json_schema": schema}
-
-
-def _validation_error(message: str, prefix: str) -> InvalidRequest:
-    """A msgspec validation message with the field's path: `<path>: <reason>`."""
-    match = _AT_PATH.search(message)
-    inner = match.group(1) if match else ""
-    path = prefix + ("." + inner if prefix and inner and inner[0] != "[" else inner)
-    reason = message[: match.start()] if match else message
-    if reason.startswith("Object missing required field `"):
-        field = reason.split("`")[1]
-        path = f"{path}.{field}" if path else field
-        return InvalidRequest(f"{path}: Field required.", code="missing_required_parameter", param=path)
-    if reason.startswith("Invalid value '") and path.endswith("type"):
-        value = reason.split("'")[1][:60]
-        return InvalidRequest(f"{path}: type '{value}' cannot be translated for this model.", param=path)
-    if not path:
-        return InvalidRequest(f"Invalid request body: {reason[:200]}.", code="invalid_body")
-    return InvalidRequest(f"{path}: {reason[:200]}.", param=path)
