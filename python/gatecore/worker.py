@@ -38,6 +38,7 @@ from gatecore.pipeline.decode_gemini import DecodeGemini, GeminiCountTokens, dec
 from gatecore.pipeline.decode_responses import DecodeResponses
 from gatecore.pipeline.internal_call import InternalCall
 from gatecore.pipeline.passthrough import (
+    CompactFields,
     DecodeJsonPassthrough,
     ImageFields,
     ModerationFields,
@@ -58,6 +59,7 @@ from gatecore.prompts.stage import PromptStage
 from gatecore.providers.base import Provider, build_provider
 from gatecore.request import CHAT, COMPLETIONS, EMBEDDINGS, MESSAGES, Endpoint
 from gatecore.request.context import (
+    COMPACT,
     GEMINI,
     IMAGES,
     MODERATIONS,
@@ -170,6 +172,7 @@ class Worker:
             "audio_speech": (SPEECH, DecodeJsonPassthrough(SpeechFields)),
             "audio_transcriptions": (TRANSCRIPTIONS, decode_transcription),
             "images": (IMAGES, DecodeJsonPassthrough(ImageFields)),
+            "responses_compact": (COMPACT, DecodeJsonPassthrough(CompactFields)),
             "responses": (RESPONSES, DecodeResponses(self.responses)),
         }
         for api, (endpoint, decode) in decoders.items():

@@ -45,6 +45,7 @@ def surface(
             model("tts-test", "up", "tts-upstream"),
             model("whisper-test", "up", "whisper-upstream"),
             model("image-test", "up", "image-upstream"),
+            model("compact-test", "up", "compact-upstream"),
             model("claude-test", "claude", "claude-upstream"),
             model("echo-test", "echo", "echo"),
         ],
@@ -329,3 +330,40 @@ def test_rpm_limit_and_metrics(gateway_factory: GatewayFactory, upstream: MockUp
         == 1
     )
     assert metrics.value("gatecore_rejections_total", model="rerank-test", reason="rate_limit") == 1
+
+
+def test_responses_compact_passes_through(
+    client: openai.OpenAI, upstream: MockUpstream, surface: Gateway
+) -> None:
+    """`POST /v1/responses/compact` (Codex's and the Agents SDK's compaction) on an upstream that has it:
+    the client's body with the model renamed, the compacted items back, the usage in the access log."""
+    rid, headers = tagged()
+    history = [
+        {"role": "user", "content": "list the files"},
+        {"role": "assistant", "content": "a.txt b.txt"},
+        {"role": "user", "content": "now read a.txt"},
+    ]
+    compacted = client.responses.compact(
+        model="compact-test",
+        input=history,  # type: ignore[arg-type]
+        instructions="be brief",
+        extra_headers=headers,
+    )
+    assert compacted.object == "response.compaction"
+    assert [item.type for item in compacted.output] == ["message", "message", "compaction"]
+    assert compacted.usage.total_tokens == 52
+    sent = upstream.wait_for(rid)
+    assert sent.path == "/v1/responses/compact"
+    assert sent.body_json == {"input": history, "instructions": "be brief", "model": "compact-upstream"}
+    entry = surface.wait_access_log(rid)
+    assert (entry["endpoint"], entry["status"], entry["model"]) == ("responses_compact", 200, "compact-test")
+    # gatecore's own response ids mean nothing upstream: refused, naming the field.
+    status, body = post(
+        surface, "/v1/responses/compact", {"model": "compact-test", "previous_response_id": "resp_1"}
+    )
+    assert status == 400 and isinstance(body, dict)
+    assert body["error"]["param"] == "previous_response_id"
+    # A provider without the endpoint says so.
+    status, body = post(surface, "/v1/responses/compact", {"model": "claude-test", "input": "hi"})
+    assert status == 400 and isinstance(body, dict)
+    assert body["error"]["code"] == "unsupported_endpoint" and "responses_compact" in body["error"]["message"]

@@ -8,6 +8,7 @@ rerank, the shape Cohere, Jina, vLLM and TEI's OpenAI-style servers share):
 | `POST /v1/audio/speech` | audio bytes: `b"ID3MOCK"` + the input text in UTF-8, its content type after `response_format` (mp3 default) |
 | `POST /v1/audio/transcriptions` | a multipart form (`file`, `model`, `response_format`?): `{"text": "heard <n> bytes: <first 16 bytes as text>", "usage"}`, or the text alone for `response_format=text` |
 | `POST /v1/images/generations` | `{"created", "data": [{"b64_json"}...n], "usage"}` |
+| `POST /v1/responses/compact` | `{"id", "object": "response.compaction", "created_at", "output": [the input's user messages..., {"type": "compaction", "encrypted_content"}], "usage"}` |
 
 Any JSON body may carry the OpenAI mock's `"mock": {"status": N}` to be answered with that error; the
 form's `mock_status` field does the same for transcriptions.
@@ -56,6 +57,7 @@ def add_surface_routes(app: web.Application, server: MockServer) -> None:
     app.router.add_post("/v1/audio/speech", bound(_speech))
     app.router.add_post("/v1/audio/transcriptions", bound(_transcriptions))
     app.router.add_post("/v1/images/generations", bound(_images))
+    app.router.add_post("/v1/responses/compact", bound(_compact))
 
 
 def form_fields(content_type: str, body: bytes) -> dict[str, tuple[bytes, str | None]]:
@@ -190,5 +192,35 @@ async def _images(server: MockServer, request: web.Request) -> web.Response:
         "created": int(time.time()),
         "data": [{"b64_json": image, "revised_prompt": body.get("prompt")} for _ in range(n)],
         "usage": {"input_tokens": 10, "output_tokens": 100 * n, "total_tokens": 10 + 100 * n},
+    }
+    return MockServer.json_answer(recorded, 200, answer)
+
+
+async def _compact(server: MockServer, request: web.Request) -> web.Response:
+    recorded, body, error = await _begin(server, request)
+    if error is not None:
+        return error
+    items = body.get("input") or []
+    if isinstance(items, str):
+        items = [{"role": "user", "content": items}]
+    kept = [
+        {"type": "message", "id": f"msg_{i}", "role": "user", "status": "completed",
+         "content": [{"type": "input_text", "text": str(item.get("content"))}]}
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and item.get("role") == "user"
+    ]  # fmt: skip
+    summary = base64.b64encode(f"{len(items)} items compacted".encode()).decode()
+    answer = {
+        "id": "cmp_mock",
+        "object": "response.compaction",
+        "created_at": int(time.time()),
+        "output": [*kept, {"type": "compaction", "id": "cmp_item", "encrypted_content": summary}],
+        "usage": {
+            "input_tokens": 40,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 12,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 52,
+        },
     }
     return MockServer.json_answer(recorded, 200, answer)

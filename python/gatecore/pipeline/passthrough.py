@@ -1,6 +1,7 @@
 """The decode stages of the rest of OpenAI's surface, passed through to OpenAI-compatible upstreams:
 `/v1/rerank` (the Cohere / Jina / vLLM / TEI shape), `/v1/moderations`, `/v1/audio/speech`,
-`/v1/audio/transcriptions` (multipart) and `/v1/images/generations`.
+`/v1/audio/transcriptions` (multipart), `/v1/images/generations` and the Responses API's
+`/v1/responses/compact`.
 
 Each reads only what routing, limits and the ledger need (the model) and bounds the client's numbers
 and strings; the body goes upstream as the client sent it, its model rewritten by the provider, and
@@ -46,6 +47,11 @@ class SpeechFields(msgspec.Struct):
     voice: msgspec.Raw
 
 
+class CompactFields(msgspec.Struct):
+    model: str
+    previous_response_id: str | None = None
+
+
 class ImageFields(msgspec.Struct):
     prompt: str
     model: str = DEFAULT_IMAGE_MODEL
@@ -78,6 +84,13 @@ class DecodeJsonPassthrough:
                 raise InvalidRequest(
                     f"'input' must be 1-{MAX_SPEECH_CHARS} characters.", code="invalid_value", param="input"
                 )
+        elif isinstance(fields, CompactFields) and fields.previous_response_id is not None:
+            # gatecore's response ids are its own (stored_responses/), unknown to the upstream.
+            raise InvalidRequest(
+                "'previous_response_id' cannot be compacted upstream; send the conversation as 'input'.",
+                code="unsupported_parameter",
+                param="previous_response_id",
+            )
         elif isinstance(fields, ImageFields) and fields.n is not None and not 1 <= fields.n <= MAX_IMAGES:
             raise InvalidRequest(f"'n' must be between 1 and {MAX_IMAGES}.", code="invalid_value", param="n")
 

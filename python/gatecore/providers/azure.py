@@ -20,6 +20,7 @@ from gatecore.errors import GatewayError, UpstreamError
 from gatecore.providers.openai_compat import OpenAICompatProvider
 from gatecore.providers.upstream_errors import json_object, openai_error_type, unshaped_error
 from gatecore.request import RequestContext
+from gatecore.request.context import COMPACT
 from gatecore.upstream.pool import PoolSet
 
 API_VERSION = "2024-10-21"
@@ -38,11 +39,18 @@ class AzureOpenAIProvider(OpenAICompatProvider):
         self._azure_responses_head = (
             f"POST {self._base_path}/openai/v1/responses HTTP/1.1\r\n{self._lines}\r\n".encode("latin-1")
         )
+        self._azure_compact_head = (
+            f"POST {self._base_path}/openai/v1/responses/compact HTTP/1.1\r\n{self._lines}\r\n".encode(
+                "latin-1"
+            )
+        )
 
     def request_head(self, ctx: RequestContext, upstream_model: str) -> bytes:
         if ctx.native_body is not None and self.responses_native:
             # The Responses API is not per deployment: the v1 path, the deployment named as `model`.
             return self._azure_responses_head
+        if ctx.endpoint is COMPACT:  # the Responses API's compaction: the v1 path too
+            return self._azure_compact_head
         key = (ctx.endpoint.hub.name, upstream_model)
         head = self._deployment_heads.get(key)
         if head is None:

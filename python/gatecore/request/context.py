@@ -65,7 +65,9 @@ TRANSCRIPTIONS = Endpoint(
     "audio_transcriptions", "/audio/transcriptions", streams=False, generates=False, multipart=True
 )
 IMAGES = Endpoint("images", "/images/generations", streams=False, generates=False)
-PASSTHROUGH_ENDPOINTS = (RERANK, MODERATIONS, SPEECH, TRANSCRIPTIONS, IMAGES)
+# The Responses API's conversation compaction, on upstreams that have it (OpenAI, Azure's v1 API).
+COMPACT = Endpoint("responses_compact", "/responses/compact", streams=False, generates=False)
+PASSTHROUGH_ENDPOINTS = (RERANK, MODERATIONS, SPEECH, TRANSCRIPTIONS, IMAGES, COMPACT)
 # Anthropic's Messages API, served as chat through the hub format.
 MESSAGES = Endpoint("messages", CHAT.upstream_path, streams=True, hub=CHAT)
 # Google's Gemini API (generateContent and its stream), served as chat through the hub format.

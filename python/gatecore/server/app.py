@@ -65,6 +65,7 @@ _INFERENCE = {
     "/v1/audio/transcriptions": ("audio_transcriptions", OPENAI),
     "/v1/images/generations": ("images", OPENAI),
     "/v1/responses": ("responses", OPENAI),
+    "/v1/responses/compact": ("responses_compact", OPENAI),
 }
 
 
