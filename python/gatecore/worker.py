@@ -313,7 +313,7 @@ class Worker:
             self.config.auth.rotation_grace_s,
             DeploymentsApi(self.routes),
             self.cache,
-            PromptsApi(catalog, repository, model_names),
+            PromptsApi(catalog, repository, model_names, frozenset(g.name for g in self.config.guardrails)),
         )
         return True
 

@@ -44,11 +44,18 @@ class LabelMove(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class PromptsApi:
     """The prompt routes of one worker's admin API."""
 
-    def __init__(self, catalog: PromptCatalog, identity: IdentityRepository, models: frozenset[str]):
+    def __init__(
+        self,
+        catalog: PromptCatalog,
+        identity: IdentityRepository,
+        models: frozenset[str],
+        guardrails: frozenset[str] = frozenset(),
+    ):
         self.catalog = catalog
         self.repository = catalog.repository
         self.identity = identity
         self.models = models
+        self.guardrails = guardrails  # the names a prompt's `guardrail` may take (config `guardrails:`)
 
     async def publish(
         self, caller: Caller, name: str | None, body: bytes, if_changed: bool = False
@@ -67,6 +74,11 @@ class PromptsApi:
         spec.team = team_id
         if spec.model is not None:
             check_models([spec.model], self.models)
+        if spec.guardrail is not None and spec.guardrail not in self.guardrails:
+            raise InvalidRequest(
+                f"No guardrail '{spec.guardrail[:100]}' is configured (config `guardrails:`).",
+                param="guardrail",
+            )
         compiled = Compiled(spec, 0)  # 400 for a template that does not render, a chain that loops
         if compiled.steps:
             await self._check_steps(compiled, team_id)

@@ -75,7 +75,12 @@ async def _run(
     try:
         await migrate(store)
         catalog = PromptCatalog(PromptRepository(store))
-        api = PromptsApi(catalog, IdentityRepository(store, None), frozenset(m.name for m in config.models))
+        api = PromptsApi(
+            catalog,
+            IdentityRepository(store, None),
+            frozenset(m.name for m in config.models),
+            frozenset(g.name for g in config.guardrails),
+        )
         caller = Caller(KeyPolicy(ACTOR, ACTOR, "", None, source="cli", role="admin"))
         if args.action == "push":
             return await _push(api, caller, files)

@@ -111,7 +111,8 @@ def compile_guard(config: GuardrailConfig) -> PiiGuard | InjectionGuard | Extern
 
 class GuardInput:
     """The stage: the guards compiled once per worker, and the policy of each combination of names
-    (the model's, else the default guards, then the key's team's and the key's own) compiled on first use."""
+    (the model's, else the default guards, then the key's team's and the key's own, then a published
+    prompt's) compiled on first use."""
 
     __slots__ = ("defaults", "guards", "models", "policies")
 
@@ -140,6 +141,9 @@ class GuardInput:
         key = ctx.key
         if key is not None and key.guardrails:
             names = tuple(dict.fromkeys(names + key.guardrails))
+        prompt = ctx.prompt
+        if prompt is not None and prompt.guardrails:  # a published prompt's own (prompts/)
+            names = tuple(dict.fromkeys(names + prompt.guardrails))
         if not names:
             return None
         policy = self.policy(names)

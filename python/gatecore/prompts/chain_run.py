@@ -74,6 +74,7 @@ async def run_chain(
             return compiled, step_values, CallBody(stream=call.stream, user=call.user)
         body = chat_body(compiled, CallBody(user=call.user), {}, step_values)
         ref = PromptRef(step.prompt, step.label, compiled.version, parent=ctx.request_id)
+        ref.guardrails = compiled.guardrails
         left = deadline - time.monotonic()
         try:
             if left <= 0:

@@ -83,6 +83,11 @@ class PromptSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Compiled:
     """A version ready to serve: its templates parsed, its variables' schema checked."""
 
+    @property
+    def guardrails(self) -> tuple[str, ...]:
+        """The guardrail this version names, for the guard stage (`PromptRef.guardrails`)."""
+        return (self.spec.guardrail,) if self.spec.guardrail else ()
+
     __slots__ = ("encoded", "head", "messages", "spec", "steps", "variables", "version")
 
     def __init__(self, spec: PromptSpec, version: int):

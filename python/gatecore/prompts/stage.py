@@ -70,7 +70,9 @@ class PromptStage:
         values = self._checked(ctx, head, compiled, call)
         if self.steps is None:
             raise NotFound("Chains are not served here.", code="prompt_not_found")
+        chain_guardrails = compiled.guardrails
         compiled, values, call = await run_chain(ctx, catalog, self.steps, compiled, values, call)
+        ref.guardrails = tuple(dict.fromkeys(chain_guardrails + compiled.guardrails))
         ctx.body = chat_body(compiled, call, {}, values)
         self.decode(ctx)
 
@@ -83,6 +85,8 @@ class PromptStage:
         overrides: dict[str, Any],
     ) -> None:
         values = self._checked(ctx, head, compiled, call)
+        assert ctx.prompt is not None
+        ctx.prompt.guardrails = compiled.guardrails
         ctx.body = chat_body(compiled, call, overrides, values)
         self.decode(ctx)
 
