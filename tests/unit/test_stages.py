@@ -293,6 +293,9 @@ def test_every_worker_chain_has_the_same_timed_stages(worker: Worker) -> None:
         "audio_speech",
         "audio_transcriptions",
         "images",
+        "responses",
+        "responses_compact",
+        "prompts",
     }
     assert set(worker.gemini_chains) == {"generate", "stream_sse", "stream_json", "count"}
     for chain in (

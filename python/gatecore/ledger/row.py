@@ -12,6 +12,7 @@ from typing import Any
 
 from gatecore.durations import ms
 from gatecore.request import RequestContext
+from gatecore.telemetry.access_log import guardrail_summary
 
 COLUMNS = (
     "id",
@@ -57,6 +58,8 @@ COLUMNS = (
     "prompt_name",
     "prompt_version",
     "parent_request_id",
+    # Migration 8: what the guardrails did (`guard:type:action=count,...`; never the matched text).
+    "guardrails",
 )
 Row = tuple[Any, ...]
 _NO_GAPS = (None, None, None, None, None)  # not streamed
@@ -146,4 +149,5 @@ class RowMaker:
                 if (prompt := ctx.prompt) is not None
                 else _NO_PROMPT
             ),
+            guardrail_summary(ctx) if ctx.guard is not None else None,
         )

@@ -217,6 +217,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX stored_responses_expires ON stored_responses (expires_at)",
         ],
     ),
+    (
+        8,
+        "guardrail actions in the ledger",
+        [
+            # What the request's guardrails did: `guard:type:action=count,...`, never the matched text.
+            "ALTER TABLE usage_ledger ADD COLUMN guardrails TEXT",
+        ],
+    ),
 ]
 
 _LOCK_ID = 7351902  # any constant; names gatecore's migration lock in pg_advisory_xact_lock
