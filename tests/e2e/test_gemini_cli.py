@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,8 +121,12 @@ def test_gemini_cli_tool_round_trip(
     assert result["tool_call_id"].startswith(CALL_ID_PREFIX)
     assert SECRET in result["content"]
 
-    # gatecore served and accounted every turn on its Gemini route.
-    served = [e for e in gw.access_log() if e.get("model") == MODEL]
+    # gatecore served and accounted every turn on its Gemini route (the access log is written after
+    # the answer: its last line may come a moment after the CLI exits).
+    deadline = time.monotonic() + 10
+    while len(served := [e for e in gw.access_log() if e.get("model") == MODEL]) < len(chats):
+        assert time.monotonic() < deadline, f"{len(served)} access-log lines for {len(chats)} turns"
+        time.sleep(0.05)
     assert len(served) == len(chats)
     assert all(e["status"] == 200 and e["usage_source"] == "upstream" for e in served)
     assert sum(e["input_tokens"] for e in served) == 50 * len(chats)
