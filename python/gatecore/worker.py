@@ -173,7 +173,7 @@ class Worker:
             "audio_transcriptions": (TRANSCRIPTIONS, decode_transcription),
             "images": (IMAGES, DecodeJsonPassthrough(ImageFields)),
             "responses_compact": (COMPACT, DecodeJsonPassthrough(CompactFields)),
-            "responses": (RESPONSES, DecodeResponses(self.responses)),
+            "responses": (RESPONSES, DecodeResponses(self.responses, self.prompts)),
         }
         for api, (endpoint, decode) in decoders.items():
             parts.decode = decode

@@ -17,6 +17,8 @@ import orjson
 from gatecore.api.responses import ResponsesRequest, TextFormat
 from gatecore.errors import InvalidRequest, NotFound
 from gatecore.pipeline.decode import MAX_OUTPUT_TOKENS, bounded_model
+from gatecore.pipeline.responses_prompt import render_prompt
+from gatecore.prompts.stage import PromptStage
 from gatecore.request import RequestContext
 from gatecore.routing.capabilities import JSON_SCHEMA, TOOLS, VISION
 from gatecore.stored_responses import ResponseStore, owner_of
@@ -49,18 +51,29 @@ class DecodeResponses:
     """The decode stage of `/v1/responses`: synchronous unless the request continues a stored
     response (`previous_response_id`), which is read from the store first."""
 
-    __slots__ = ("responses",)
+    __slots__ = ("prompts", "responses")
 
-    def __init__(self, responses: ResponseStore):
+    def __init__(self, responses: ResponseStore, prompts: PromptStage | None = None):
         self.responses = responses
+        self.prompts = prompts  # a stored prompt named by `prompt` (pipeline/responses_prompt.py)
 
     def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
         request, members = decode_responses_request(ctx.body)
+        prompt = members.get("prompt")
+        if prompt is not None and bytes(prompt) != b"null" and self.prompts is not None:
+            return self._with_prompt(ctx, prompt)
         previous = request.previous_response_id
         if previous is None:
             translate_into(ctx, request, members, [])
             return None
         return self._continue(ctx, request, members, previous)
+
+    async def _with_prompt(self, ctx: RequestContext, prompt: msgspec.Raw) -> None:
+        assert self.prompts is not None
+        await render_prompt(ctx, self.prompts, prompt)
+        waits = self(ctx)  # the rewritten request, without its `prompt`
+        if waits is not None:
+            await waits
 
     async def _continue(
         self, ctx: RequestContext, request: ResponsesRequest, members: dict[str, msgspec.Raw], previous: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gatecore.errors import NotFound, StoreUnavailable
+from gatecore.errors import InvalidRequest, NotFound, StoreUnavailable
 from gatecore.prompts.access import may_call
 from gatecore.prompts.call import CallBody, chat_body, decode_call
 from gatecore.prompts.catalog import PromptCatalog
@@ -20,6 +20,7 @@ from gatecore.prompts.chain_run import StepRunner, run_chain
 from gatecore.prompts.repository import PromptHead
 from gatecore.prompts.spec import Compiled
 from gatecore.request import RequestContext
+from gatecore.request.prompt_ref import PromptRef
 
 
 class PromptStage:
@@ -75,6 +76,26 @@ class PromptStage:
         ref.guardrails = tuple(dict.fromkeys(chain_guardrails + compiled.guardrails))
         ctx.body = chat_body(compiled, call, {}, values)
         self.decode(ctx)
+
+    async def rendered(
+        self, ctx: RequestContext, ref: PromptRef, variables: dict[str, Any] | None
+    ) -> tuple[Compiled, list[dict[str, str]]]:
+        """A stored template's messages rendered for another API (the Responses API's `prompt`): the
+        version `ref` names, checked like a published call (the caller may use it, the variables), and
+        `ctx.prompt` set so the ledger, metrics and guardrails see it."""
+        catalog = self.catalog
+        if catalog is None:
+            raise StoreUnavailable("Prompts are unavailable: the store could not be opened.")
+        head = await catalog.head(ref.name)
+        compiled = await catalog.resolve(head, ref.label, ref.version, None)
+        ctx.prompt = ref
+        values = self._checked(ctx, head, compiled, CallBody(variables=variables))
+        if compiled.steps:
+            raise InvalidRequest(
+                f"'{ref.name[:100]}' is a chain; call it at POST /v1/prompts/{{name}}.", param="prompt.id"
+            )
+        ref.guardrails = compiled.guardrails
+        return compiled, compiled.render(values)
 
     def _finish(
         self,

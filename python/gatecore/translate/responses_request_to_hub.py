@@ -52,7 +52,7 @@ _IGNORED = frozenset(
 _REFUSED: dict[str, tuple[str, object]] = {
     "background": ("background responses are not supported by gatecore", False),
     "conversation": ("server-side conversations are not supported; use previous_response_id", None),
-    "prompt": ("stored prompt templates exist only on OpenAI's API", None),
+    "prompt": ("a stored prompt is not taken here; send it to POST /v1/responses", None),
     "max_tool_calls": ("max_tool_calls cannot be enforced for this model", None),
 }
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
