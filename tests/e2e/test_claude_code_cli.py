@@ -88,7 +88,10 @@ def test_claude_code_tool_round_trip(
     before, turns_before = len(agent.requests), len(agent.turns)
     result = run_claude(gw, model, tmp_path)
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:], gw.output()[-3000:])
-    # What gatecore received: every request answered, none refused.
+    # What gatecore received: every request answered, none refused. The access log is written in
+    # batches: first wait for the line of each call that reached the upstream (by the id gatecore sent).
+    for request in agent.requests[before:]:
+        gw.wait_access_log(str(request.request_id))
     lines = received(gw)
     assert len(lines) >= 2 and all(status == 200 for _, status in lines), lines
     assert {endpoint for endpoint, _ in lines} <= {"messages"}, lines
