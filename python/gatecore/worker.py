@@ -175,9 +175,11 @@ class Worker:
             "responses_compact": (COMPACT, DecodeJsonPassthrough(CompactFields)),
             "responses": (RESPONSES, DecodeResponses(self.responses, self.prompts)),
         }
+        stored = StoredResponsesRecorder(self.responses)  # the Responses route's own recorder
         for api, (endpoint, decode) in decoders.items():
             parts.decode = decode
-            self.chains[api] = Chain(endpoint, build_steps(parts, links), recording, None)
+            after = stored if endpoint is RESPONSES else None
+            self.chains[api] = Chain(endpoint, build_steps(parts, links), recording, None, after)
         if self.cache is not None and self.cache.semantic is not None:  # its embeddings are requests too
             self.cache.semantic.embed = InternalCall(self.chains["embeddings"], "/v1/embeddings").post
         # Every timed stage's name, in order (x-gatecore-timing, the stage histogram, the stage spans).
@@ -249,7 +251,6 @@ class Worker:
                 chain.tracing = self.tracing
         if self.cache is not None:  # stores the answers of misses
             recorders.append(self.cache.writer)
-        recorders.append(StoredResponsesRecorder(self.responses))
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
         recorders.append(self.limits)
         recording.recorders = tuple(recorders)
@@ -342,6 +343,7 @@ class Worker:
         await self.monitors.aclose()
         self.unrouted.record_batch()
         await recording.aclose()  # those finished in the loop's last turn first
+        await self.responses.aclose()  # stored responses still being written
         if self.identity is not None:
             await self.identity.close()
         if self.auth.jwt is not None:

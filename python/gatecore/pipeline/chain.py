@@ -28,7 +28,7 @@ from gatecore.ledger.run_tag import RunTag
 from gatecore.pipeline.debug_timing import DebugTiming
 from gatecore.pipeline.decode_responses import DecodeResponses
 from gatecore.pipeline.read_body import ReadBody
-from gatecore.pipeline.recording import Recording
+from gatecore.pipeline.recording import Recorder, Recording
 from gatecore.pipeline.responses_mode import ResponsesMode
 from gatecore.pipeline.upstream_call import UpstreamCall
 from gatecore.prompts.augment import augment_stage
@@ -148,7 +148,7 @@ class Chain:
     """The stages of one inference route, in order, and what runs around them: the trace's start,
     the error's bookkeeping, and the record at the end (pipeline/recording.py)."""
 
-    __slots__ = ("endpoint", "recording", "steps", "tracing")
+    __slots__ = ("after", "endpoint", "recording", "steps", "tracing")
 
     def __init__(
         self,
@@ -156,11 +156,15 @@ class Chain:
         steps: tuple[tuple[Stage, bool], ...],
         recording: Recording,
         tracing: Tracing | None,
+        after: Recorder | None = None,
     ):
         self.endpoint = endpoint
         self.steps = steps
         self.recording = recording
         self.tracing = tracing
+        # A recorder of this route's requests alone (the Responses route's stored responses), run as
+        # the request ends: the shared recorders' batch never calls it for every other request.
+        self.after = after
 
     async def run(self, ctx: RequestContext, path: str) -> GatewayError | None:
         """Run the stages over `ctx` and record it. Returns the error to answer the client with when a
@@ -195,4 +199,7 @@ class Chain:
             ctx.upstream = ctx.client = ctx.headers = None
             if recording.recorders:
                 recording.finished(ctx, _clock())
+            after = self.after
+            if after is not None:
+                after.record(ctx, _clock())
             recording.in_flight -= 1
