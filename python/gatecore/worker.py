@@ -33,7 +33,7 @@ from gatecore.limits.local import open_table
 from gatecore.limits.stage import Limits
 from gatecore.pipeline.chain import LINKS, Chain, ChainParts, Link, Stage, build_steps
 from gatecore.pipeline.count_tokens import CountTokens, decode_count_tokens
-from gatecore.pipeline.decode import DecodeOpenAI, decode_messages
+from gatecore.pipeline.decode import DecodeChat, DecodeOpenAI, decode_messages
 from gatecore.pipeline.decode_gemini import DecodeGemini, GeminiCountTokens, decode_gemini_count
 from gatecore.pipeline.decode_responses import DecodeResponses
 from gatecore.pipeline.internal_call import InternalCall
@@ -162,7 +162,7 @@ class Worker:
         steps = PromptSteps(Chain(CHAT, build_steps(parts, tuple(step_links(links))), recording, None))
         self.prompts = PromptStage(None, chat_decode, steps)
         decoders: dict[str, tuple[Endpoint, Stage]] = {
-            "chat": (CHAT, ChatWithPrompt(chat_decode, self.prompts)),
+            "chat": (CHAT, DecodeChat(chat_decode.decoder, ChatWithPrompt(self.prompts).prompt_call)),
             "completions": (COMPLETIONS, DecodeOpenAI(msgspec.json.Decoder(CompletionFields))),
             "embeddings": (EMBEDDINGS, DecodeOpenAI(msgspec.json.Decoder(EmbeddingFields))),
             "messages": (MESSAGES, decode_messages),

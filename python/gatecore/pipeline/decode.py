@@ -8,11 +8,13 @@ the encoder it leaves on the context.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 from gatecore.errors import InvalidRequest
+from gatecore.prompts.chat_field import PROMPT_MARK
 from gatecore.request import CHAT, RequestContext
 from gatecore.routing.capabilities import IMAGE_PART, chat_needs, translated_needs
 from gatecore.translate.anthropic_request_to_hub import translate_messages_request
@@ -45,6 +47,30 @@ class DecodeOpenAI:
 
     def __call__(self, ctx: RequestContext) -> None:
         decode_fields(ctx, self.decoder)
+
+
+class DecodeChat(DecodeOpenAI):
+    """The chat route's decode stage: its policy fields, or first the stored prompt the body names
+    (`"prompt": {...}`, prompts/chat_field.py). A body without the word pays one byte search, in
+    this stage's own call: a wrapper stage around the decoder cost 3.6k instructions a request."""
+
+    __slots__ = ("prompt_call",)
+
+    def __init__(
+        self,
+        decoder: msgspec.json.Decoder[Any],
+        prompt_call: Callable[[RequestContext], Awaitable[None] | None],
+    ):
+        super().__init__(decoder)
+        self.prompt_call = prompt_call
+
+    def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:  # type: ignore[override]
+        if PROMPT_MARK in ctx.body:
+            waits = self.prompt_call(ctx)
+            if waits is not None:
+                return waits
+        decode_fields(ctx, self.decoder)
+        return None
 
 
 def decode_messages(ctx: RequestContext) -> None:

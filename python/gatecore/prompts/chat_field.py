@@ -10,7 +10,7 @@ is decoded here (a false hit, the word in a message, is decoded and passed on).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import msgspec
@@ -34,24 +34,27 @@ class PromptField(msgspec.Struct, forbid_unknown_fields=True):
     variables: dict[str, Any] | None = None
 
 
+PROMPT_MARK = _MARK  # what the chat decoder looks for in a body before calling `prompt_call`
+
+
 class ChatWithPrompt:
-    """The chat route's decode stage: the chat decoder, or a stored prompt's rendering first."""
+    """A chat request that names a stored prompt: its rendering, before the chat decoder runs on the
+    rendered body (pipeline/decode_chat.py calls it when the body holds `PROMPT_MARK`)."""
 
-    __slots__ = ("decode", "prompts")
+    __slots__ = ("prompts",)
 
-    def __init__(self, decode: Callable[[RequestContext], None], prompts: PromptStage):
-        self.decode = decode
+    def __init__(self, prompts: PromptStage):
         self.prompts = prompts
 
-    def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
-        if _MARK in ctx.body:
-            try:
-                raw = msgspec.json.decode(ctx.body)
-            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-                raw = None  # the chat decoder says what is wrong with it
-            if isinstance(raw, dict) and "prompt" in raw:
-                return self._prompt(ctx, raw)
-        self.decode(ctx)
+    def prompt_call(self, ctx: RequestContext) -> Awaitable[None] | None:
+        """The rendering of the prompt the body names (an awaitable), or None when it names none (the
+        word in a message): then the chat decoder decodes the body as it is."""
+        try:
+            raw = msgspec.json.decode(ctx.body)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return None  # the chat decoder says what is wrong with it
+        if isinstance(raw, dict) and "prompt" in raw:
+            return self._prompt(ctx, raw)
         return None
 
     async def _prompt(self, ctx: RequestContext, raw: dict[str, Any]) -> None:
