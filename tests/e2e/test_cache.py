@@ -19,7 +19,7 @@ from ..upstreams.openai_mock import MockUpstream, RefusedPort
 from .admin_client import AdminClient
 from .anthropic_client import make_anthropic
 from .conftest import make_client, new_request_id, wait_keys_loaded
-from .gateway import MASTER_KEY, Gateway, running_gateway, standard_config, write_config
+from .gateway import MASTER_KEY, Gateway, GatewayFactory, running_gateway, standard_config, write_config
 from .gemini_client import gemini_post
 from .raw_http import request
 
@@ -357,3 +357,23 @@ def test_namespace_header_narrows_within_the_key(gw: Gateway) -> None:
             with pytest.raises(openai.BadRequestError) as caught:
                 chat(first, words(), headers={"x-gatecore-cache-namespace": bad})
             assert caught.value.code == "invalid_cache_namespace"
+
+
+def test_a_paced_stream_hit_keeps_the_original_gaps(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort
+) -> None:
+    """`cache.replay_pacing`: a streamed hit is sent with the gaps the original stream had (for
+    clients and benchmarks that measure timing), not all at once."""
+    config = standard_config(upstream.base_url, refused.base_url)
+    config["cache"] = {"enabled": True, "replay_pacing": True}
+    paced_gw = gateway_factory(config)
+    steer = {"mock": {"chunks": 5, "gap_ms": 80}}  # four gaps of 80 ms between the content writes
+    text = words()
+    with make_client(paced_gw) as paced:
+        _, head1, first = chat_stream(paced, text, extra_body=steer)
+        started = time.monotonic()
+        _, head2, second = chat_stream(paced, text, extra_body=steer)
+        paced_s = time.monotonic() - started
+    assert (head1[CACHE], head2[CACHE]) == ("miss", "hit")
+    assert [c.model_dump() for c in second] == [c.model_dump() for c in first]
+    assert paced_s >= 0.3, paced_s  # a sleep is never shorter, however loaded the machine

@@ -19,6 +19,9 @@ class CachedAnswer(msgspec.Struct, array_like=True, frozen=True):
     output_tokens: int
     finish_reason: str | None
     stored_at: float  # epoch seconds
+    # A stream's milliseconds between consecutive writes (`cache.replay_pacing`); empty otherwise, and
+    # in entries stored before it existed.
+    gaps_ms: list[int] = []
 
     @property
     def size(self) -> int:

@@ -3,6 +3,7 @@ answer's own head (no upstream was called, so no deployment or attempts header).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
@@ -11,11 +12,14 @@ from gatecore.cache.entry import CachedAnswer
 from gatecore.request import RequestContext, Usage
 
 _HIT = ("x-gatecore-cache", "hit")
+_MAX_GAP_S = 10.0
 
 
-async def replay(ctx: RequestContext, entry: CachedAnswer, extra: tuple[tuple[str, str], ...] = ()) -> None:
+async def replay(
+    ctx: RequestContext, entry: CachedAnswer, extra: tuple[tuple[str, str], ...] = (), paced: bool = False
+) -> None:
     """Answer `ctx` with `entry` (`extra` headers added) and fill what the recorders read (status,
-    usage, finish reason)."""
+    usage, finish reason). `paced`: a stream's writes keep the original's gaps between them."""
     overhead = time.perf_counter_ns() - ctx.started
     ctx.overhead_ns = overhead
     headers = [
@@ -43,8 +47,11 @@ async def replay(ctx: RequestContext, entry: CachedAnswer, extra: tuple[tuple[st
         return
     headers.append(("cache-control", "no-cache"))
     transport = proto.response_stream(200, headers)
+    gaps = entry.gaps_ms if paced and len(entry.gaps_ms) == len(entry.parts) - 1 else None
     try:
-        for part in entry.parts:
+        for i, part in enumerate(entry.parts):
+            if gaps is not None and i and gaps[i - 1] > 0:
+                await asyncio.sleep(min(gaps[i - 1] / 1000, _MAX_GAP_S))
             await transport.send_bytes(part)
             if not ctx.first_byte_ns:
                 ctx.first_byte_ns = time.perf_counter_ns()

@@ -54,6 +54,7 @@ class CacheStage:
         "max_entry_bytes",
         "max_ttl_s",
         "models",
+        "paced",
         "secret",
         "semantic",
         "stats",
@@ -67,6 +68,7 @@ class CacheStage:
         self.deterministic_only = config.cache.deterministic_only
         self.max_ttl_s = config.cache.max_ttl_s
         self.max_entry_bytes = config.cache.max_entry_bytes
+        self.paced = config.cache.replay_pacing
         self.semantic: SemanticCache | None = None
 
     def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
@@ -141,7 +143,7 @@ class CacheStage:
             return
         ctx.cache = _HIT
         self.stats.hits += 1
-        await replay(ctx, entry, extra)
+        await replay(ctx, entry, extra, self.paced)
         raise Answered
 
 

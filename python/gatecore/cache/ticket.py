@@ -3,6 +3,8 @@ miss that may be stored, the answer's writes as they go to the client."""
 
 from __future__ import annotations
 
+import time
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -12,7 +14,7 @@ if TYPE_CHECKING:
 class Ticket:
     """What the cache stage decided; the writer (cache/writer.py) stores the answer after the request."""
 
-    __slots__ = ("key", "limit", "namespace", "parts", "probe", "size", "state", "store", "ttl_s")
+    __slots__ = ("key", "limit", "namespace", "parts", "probe", "size", "state", "store", "times", "ttl_s")
 
     def __init__(self, state: str, key: bytes = b"", namespace: str = "", ttl_s: float = 0.0, limit: int = 0):
         self.state = state  # hit | miss | bypass
@@ -22,6 +24,7 @@ class Ticket:
         self.limit = limit  # the most bytes an entry may hold
         self.store = limit > 0  # becomes False once the answer outgrew the limit
         self.parts: list[bytes] = []
+        self.times: list[int] = []  # when each write went out (ns), for a paced replay's gaps
         self.size = 0
         self.probe: Probe | None = None  # a semantic miss's vector and filters, to store the answer under
 
@@ -35,3 +38,8 @@ class Ticket:
             self.parts = []
             return
         self.parts.append(data)
+        self.times.append(time.perf_counter_ns())
+
+    def gaps_ms(self) -> list[int]:
+        """The milliseconds between consecutive writes (a stream's pacing)."""
+        return [(b - a) // 1_000_000 for a, b in pairwise(self.times)]

@@ -71,6 +71,7 @@ class CacheWriter:
             usage.output_tokens if usage is not None else 0,
             ctx.finish_reason,
             time.time(),
+            ticket.gaps_ms() if ctx.stream else [],
         )
         self.backend.put(ticket.key, entry, ticket.ttl_s)
         self.stats.stores += 1

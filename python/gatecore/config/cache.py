@@ -41,6 +41,9 @@ class CacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     memory_max_bytes: int = 64 * 1024 * 1024
     # A hit counts against the tpm limits too (it always counts as a request for rpm).
     hits_count_tokens: bool = False
+    # A streamed hit is sent with the original stream's gaps between writes (each at most 10 s), for
+    # clients and benchmarks that measure timing; off: every write at once.
+    replay_pacing: bool = False
     semantic: SemanticCacheConfig | None = None
 
 
