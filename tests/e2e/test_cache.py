@@ -298,11 +298,26 @@ def test_teams_never_share_answers(gw: Gateway, upstream: MockUpstream) -> None:
 def test_cache_config_is_checked(tmp_path: Path) -> None:
     from .gateway import run_cli
 
-    config = {"cache": {"enabled": True, "scope": "org", "backend": "disk", "ttl_s": 0}, "models": []}
+    config = {
+        "cache": {
+            "enabled": True,
+            "scope": "org",
+            "backend": "disk",
+            "ttl_s": 0,
+            "teams": {"red": {"scope": "org", "ttl_s": -1}},
+        },
+        "models": [],
+    }
     path = write_config(config, tmp_path / "bad.yaml")
     result = run_cli(["check", "--config", str(path)])
     assert result.returncode != 0
-    for reason in ("cache.scope", "cache.backend", "cache.ttl_s"):
+    for reason in (
+        "cache.scope",
+        "cache.backend",
+        "cache.ttl_s",
+        "cache.teams.red.scope",
+        "cache.teams.red.ttl_s",
+    ):
         assert reason in result.stdout + result.stderr, reason
 
 
@@ -377,3 +392,40 @@ def test_a_paced_stream_hit_keeps_the_original_gaps(
     assert (head1[CACHE], head2[CACHE]) == ("miss", "hit")
     assert [c.model_dump() for c in second] == [c.model_dump() for c in first]
     assert paced_s >= 0.3, paced_s  # a sleep is never shorter, however loaded the machine
+
+
+def test_team_settings_over_the_model(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort
+) -> None:
+    """`cache.teams`: a team cached per key shares nothing between its keys (and a key cannot widen
+    that with x-gatecore-cache-namespace); a team that opted out is never cached; other teams keep
+    the section's per-team sharing."""
+    config = standard_config(upstream.base_url, refused.base_url)
+    config["cache"] = {
+        "enabled": True,
+        "teams": {"private": {"scope": "key"}, "optout": {"enabled": False}},
+    }
+    gw = gateway_factory(config)
+    admin = AdminClient(gw, MASTER_KEY)
+    keys: dict[str, str] = {}
+    for team in ("private", "optout", "shared"):
+        admin.ok("POST", "/teams", {"name": team}, 201)
+        for n in (1, 2):
+            keys[f"{team}{n}"] = admin.ok("POST", "/keys", {"name": f"{team}-{n}", "team": team}, 201)["key"]
+    wait_keys_loaded(gw, list(keys.values()))
+    clients = {name: make_client(gw, key) for name, key in keys.items()}
+    try:
+        text = words()
+        assert chat(clients["shared1"], text)[1][CACHE] == "miss"
+        assert chat(clients["shared2"], text)[1][CACHE] == "hit"  # the section's scope: the team
+        assert chat(clients["private1"], text)[1][CACHE] == "miss"
+        assert chat(clients["private2"], text)[1][CACHE] == "miss"  # per key: a teammate misses
+        assert chat(clients["private1"], text)[1][CACHE] == "hit"
+        with pytest.raises(openai.BadRequestError) as info:
+            chat(clients["private2"], text, headers={"x-gatecore-cache-namespace": "team"})
+        assert isinstance(info.value.body, dict) and info.value.body["code"] == "invalid_cache_namespace"
+        for _ in range(2):
+            assert chat(clients["optout1"], text)[1][CACHE] == "bypass"
+    finally:
+        for c in clients.values():
+            c.close()

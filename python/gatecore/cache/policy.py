@@ -98,6 +98,14 @@ def semantic_path(config: GatecoreConfig) -> str:
     return "gatecore-cache.db"
 
 
+_WIDTH = {"key": 0, "team": 1, "global": 2}
+
+
+def within(asked: str, scope: str) -> bool:
+    """Whether namespace scope `asked` shares answers no more widely than `scope`."""
+    return _WIDTH[asked] <= _WIDTH[scope]
+
+
 def asked_scope(value: str, key: KeyPolicy | None, scope: str) -> str:
     """The scope an `x-gatecore-cache-namespace` header asks for, within what the key may use: `key`
     (its own namespace) always, `team` when the key has a team, `global` only where the model's

@@ -29,6 +29,7 @@ from gatecore.cache.policy import (
     model_policies,
     namespace_of,
     semantic_path,
+    within,
 )
 from gatecore.cache.replay import replay
 from gatecore.cache.semantic import SemanticCache
@@ -36,7 +37,7 @@ from gatecore.cache.stats import CacheStats
 from gatecore.cache.ticket import Ticket
 from gatecore.cache.writer import CacheWriter
 from gatecore.config.schema import GatecoreConfig
-from gatecore.errors import Answered
+from gatecore.errors import Answered, InvalidRequest
 from gatecore.pricing.book import PriceBook
 from gatecore.request import RequestContext
 
@@ -58,6 +59,7 @@ class CacheStage:
         "secret",
         "semantic",
         "stats",
+        "teams",
     )
 
     def __init__(self, config: GatecoreConfig, backend: Backend, stats: CacheStats):
@@ -69,6 +71,7 @@ class CacheStage:
         self.max_ttl_s = config.cache.max_ttl_s
         self.max_entry_bytes = config.cache.max_entry_bytes
         self.paced = config.cache.replay_pacing
+        self.teams = config.cache.teams  # per team name: its own switch, TTL and scope
         self.semantic: SemanticCache | None = None
 
     def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
@@ -84,13 +87,32 @@ class CacheStage:
         if control:
             no_cache, no_store = directives(control)
         ttl_s = policy.ttl_s
+        scope = policy.scope
+        team = None
+        if self.teams:
+            caller = ctx.key
+            team = (
+                self.teams.get(caller.team.name) if caller is not None and caller.team is not None else None
+            )
+            if team is not None:
+                if team.enabled is False:
+                    ctx.cache = _BYPASS
+                    self.stats.bypasses += 1
+                    return None
+                ttl_s = team.ttl_s if team.ttl_s is not None else ttl_s
+                scope = team.scope if team.scope is not None else scope
         asked = headers.get("x-gatecore-cache-ttl")
         if asked is not None:
             ttl_s = asked_ttl(asked, self.max_ttl_s)
-        scope = policy.scope
         narrowed = headers.get("x-gatecore-cache-namespace")
         if narrowed is not None:
-            scope = asked_scope(narrowed, ctx.key, scope)
+            asked = asked_scope(narrowed, ctx.key, scope)
+            if team is not None and team.scope is not None and not within(asked, scope):
+                raise InvalidRequest(
+                    f"x-gatecore-cache-namespace: this team's answers are cached per {scope}.",
+                    code="invalid_cache_namespace",
+                )
+            scope = asked
         namespace = namespace_of(ctx.key, scope)
         # The inbound API is part of the key: an entry holds the bytes its client got.
         # (and the encoder's content type: Gemini streams as SSE or as one JSON array, one body).

@@ -45,6 +45,17 @@ class CacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # clients and benchmarks that measure timing; off: every write at once.
     replay_pacing: bool = False
     semantic: SemanticCacheConfig | None = None
+    # Per team (by name): its own switch, TTL and scope, over the model's and the section's (a team
+    # that must never share answers between its keys: `scope: key`; one that opts out: `enabled: false`).
+    teams: dict[str, TeamCacheConfig] = msgspec.field(default_factory=dict)
+
+
+class TeamCacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`cache.teams.<name>`: a team's own switch, TTL and scope (unset: the model's or the section's)."""
+
+    enabled: bool | None = None
+    ttl_s: float | None = None
+    scope: str | None = None
 
 
 class ModelCacheConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -93,6 +104,11 @@ def validate_cache(
             errors.append("cache.semantic.timeout_s: must be above 0 and at most 60")
         if not 1 <= semantic.max_chars <= 1_000_000:
             errors.append("cache.semantic.max_chars: must be between 1 and 1000000")
+    for team, own_team in cache.teams.items():
+        if own_team.scope is not None and own_team.scope not in SCOPES:
+            errors.append(f"cache.teams.{team[:100]}.scope: must be one of {', '.join(SCOPES)}")
+        if own_team.ttl_s is not None and not 0 < own_team.ttl_s <= 365 * 86_400:
+            errors.append(f"cache.teams.{team[:100]}.ttl_s: must be above 0 and at most a year")
     for model, own in model_caches.items():
         if own.scope is not None and own.scope not in SCOPES:
             errors.append(f"models.{model}.cache.scope: must be one of {', '.join(SCOPES)}")
