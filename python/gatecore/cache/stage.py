@@ -126,7 +126,7 @@ class CacheStage:
         key = keyed[0]
         limit = 0 if no_store else self.max_entry_bytes
         if no_cache:
-            ctx.cache = Ticket("bypass", key, namespace, ttl_s, limit)
+            ctx.cache = Ticket("bypass", key, namespace, ttl_s, limit, self.paced)
             self.stats.bypasses += 1
             return None
         return self._lookup(ctx, policy, key, namespace, api, ttl_s, limit)
@@ -159,7 +159,7 @@ class CacheStage:
         else:
             probe = None
         if entry is None:
-            ticket = ctx.cache = Ticket("miss", key, namespace, ttl_s, limit)
+            ticket = ctx.cache = Ticket("miss", key, namespace, ttl_s, limit, self.paced)
             ticket.probe = probe
             self.stats.misses += 1
             return

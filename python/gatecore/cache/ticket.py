@@ -16,7 +16,15 @@ class Ticket:
 
     __slots__ = ("key", "limit", "namespace", "parts", "probe", "size", "state", "store", "times", "ttl_s")
 
-    def __init__(self, state: str, key: bytes = b"", namespace: str = "", ttl_s: float = 0.0, limit: int = 0):
+    def __init__(
+        self,
+        state: str,
+        key: bytes = b"",
+        namespace: str = "",
+        ttl_s: float = 0.0,
+        limit: int = 0,
+        paced: bool = False,
+    ):
         self.state = state  # hit | miss | bypass
         self.key = key
         self.namespace = namespace
@@ -24,7 +32,8 @@ class Ticket:
         self.limit = limit  # the most bytes an entry may hold
         self.store = limit > 0  # becomes False once the answer outgrew the limit
         self.parts: list[bytes] = []
-        self.times: list[int] = []  # when each write went out (ns), for a paced replay's gaps
+        # When each write went out (ns), for a paced replay's gaps: kept only with `cache.replay_pacing`.
+        self.times: list[int] | None = [] if paced else None
         self.size = 0
         self.probe: Probe | None = None  # a semantic miss's vector and filters, to store the answer under
 
@@ -38,8 +47,11 @@ class Ticket:
             self.parts = []
             return
         self.parts.append(data)
-        self.times.append(time.perf_counter_ns())
+        times = self.times
+        if times is not None:
+            times.append(time.perf_counter_ns())
 
     def gaps_ms(self) -> list[int]:
-        """The milliseconds between consecutive writes (a stream's pacing)."""
-        return [(b - a) // 1_000_000 for a, b in pairwise(self.times)]
+        """The milliseconds between consecutive writes (a stream's pacing; empty when not kept)."""
+        times = self.times
+        return [(b - a) // 1_000_000 for a, b in pairwise(times)] if times is not None else []
