@@ -104,7 +104,7 @@ pub fn adjust(cell: &AtomicU64, delta: i64, tag: u16) -> u64 {
         }
     };
     match cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, update) {
-        Ok(prev) => update(prev).map_or(prev, |next| next) & MAX_SPEND,
+        Ok(prev) => update(prev).unwrap_or(prev) & MAX_SPEND,
         Err(prev) => prev & MAX_SPEND,
     }
 }
