@@ -102,12 +102,7 @@ class UpstreamCall:
                     if moved_to is not None:
                         deployment = moved_to
                         continue
-                    stored = retrying.last_answer
-                    if stored is None:
-                        raise
-                    response, deployment = stored, stored.deployment
-                    assign(ctx, deployment, stored.upstream_model)
-                    deployment.inflight += 1
+                    response, deployment = _last_answer(ctx, retrying, exc)
                     break
                 except BaseException:
                     deployment.inflight -= 1
@@ -147,12 +142,8 @@ class UpstreamCall:
                 await retrying.keep_answer(deployment, response)
                 moved_to = await retrying.move_to(next_deployment)
                 if moved_to is None:  # every other target's limits refused: this answer is the last
-                    stored = retrying.last_answer
-                    if stored is None:
-                        raise UpstreamUnreachable("The upstream's answer could not be read.")
-                    response, deployment = stored, stored.deployment
-                    assign(ctx, deployment, stored.upstream_model)
-                    deployment.inflight += 1
+                    unread = UpstreamUnreachable("The upstream's answer could not be read.")
+                    response, deployment = _last_answer(ctx, retrying, unread)
                     break
                 deployment = moved_to
             try:
@@ -188,3 +179,17 @@ class UpstreamCall:
             assert isinstance(deployment, Deployment)
         assign(ctx, deployment, upstream_model)
         return None
+
+
+def _last_answer(
+    ctx: RequestContext, retrying: Retrying, error: GatewayError
+) -> tuple[StoredAnswer, Deployment]:
+    """The last answer an upstream gave, made the request's answer and deployment when no attempt is
+    left; `error` when none was kept."""
+    stored = retrying.last_answer
+    if stored is None:
+        raise error
+    deployment = stored.deployment
+    assign(ctx, deployment, stored.upstream_model)
+    deployment.inflight += 1
+    return stored, deployment
