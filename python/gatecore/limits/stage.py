@@ -109,13 +109,13 @@ class Limits:
         A request counts once against each scope it reaches, however often it goes back to one."""
         key = ctx.key
         budget_rules = self.budgets.rules_for(key, model)
-        compiled = self._compiled(key, model, ctx.deployment_id, budget_rules)
-        if compiled is None:
-            return None
         held = ctx.limits
         assert held is None or isinstance(held, Grant)  # the context holds it as a view
         cells = held.cells() if held is not None else set()
-        rules = [rule for rule in compiled[0] if rule.cell not in cells]
+        # Only the rules not counted yet are compiled (a plan of the target's whole set would claim
+        # its cells for nothing).
+        every = [*self.rate.rules_for(key, model, ctx.deployment_id), *budget_rules]
+        rules = [rule for rule in every if rule.cell not in cells]
         if not rules:
             return None
         kinds = {rule.kind for rule in rules}
