@@ -63,20 +63,20 @@ async def send_hedged(
     primary = asyncio.ensure_future(first.provider.send(ctx, ctx.upstream_model, first.timeouts))
     done, _ = await asyncio.wait((primary,), timeout=policy.delay())
     second = None if done else _second(ctx, route, first)
-    if second is None:
+    shadow = None
+    if second is not None:
+        shadow = copy.copy(ctx)
+        shadow.upstream = None
+        assign(shadow, *second)  # the hedge's own deployment, as its exchange sees it
+        # The shadow shares the request's grant: the hedge's is added to it, and settles with the real
+        # figures only if the hedge is the one that answered. Refused by its limits: no hedge.
+        if await limits.admit_move(shadow, route.name) is not None:
+            second = None
+    if second is None or shadow is None:
         response = await primary
         policy.observe(time.monotonic() - started)
         return response, first
     deployment, upstream_model = second
-    shadow = copy.copy(ctx)
-    shadow.upstream = None
-    assign(shadow, deployment, upstream_model)  # the hedge's own deployment, as its exchange sees it
-    # The shadow shares the request's grant: the hedge's is added to it, and settles with the real
-    # figures only if the hedge is the one that answered.
-    if await limits.admit_move(shadow, route.name) is not None:
-        response = await primary
-        policy.observe(time.monotonic() - started)
-        return response, first
     if ctx.limits is None:
         ctx.limits = shadow.limits
     hedge = asyncio.ensure_future(deployment.provider.send(shadow, upstream_model, deployment.timeouts))
