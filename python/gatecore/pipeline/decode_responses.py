@@ -61,16 +61,18 @@ class DecodeResponses:
         request, members = decode_responses_request(ctx.body)
         prompt = members.get("prompt")
         if prompt is not None and bytes(prompt) != b"null" and self.prompts is not None:
-            return self._with_prompt(ctx, prompt)
+            return self._with_prompt(ctx, request, members)
         previous = request.previous_response_id
         if previous is None:
             translate_into(ctx, request, members, [])
             return None
         return self._continue(ctx, request, members, previous)
 
-    async def _with_prompt(self, ctx: RequestContext, prompt: msgspec.Raw) -> None:
+    async def _with_prompt(
+        self, ctx: RequestContext, request: ResponsesRequest, members: dict[str, msgspec.Raw]
+    ) -> None:
         assert self.prompts is not None
-        await render_prompt(ctx, self.prompts, prompt)
+        await render_prompt(ctx, self.prompts, request, members)
         waits = self(ctx)  # the rewritten request, without its `prompt`
         if waits is not None:
             await waits

@@ -15,11 +15,13 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from gatecore.api.responses import ResponsesRequest
 from gatecore.errors import InvalidRequest
 from gatecore.prompts.spec import NAME_PATTERN
 from gatecore.prompts.stage import PromptStage
 from gatecore.request import RequestContext
 from gatecore.request.prompt_ref import PromptRef
+from gatecore.translate.responses_request_to_hub import input_items
 
 _ROLES = frozenset(("system", "developer", "user", "assistant"))
 
@@ -32,11 +34,14 @@ class ResponsesPrompt(msgspec.Struct, forbid_unknown_fields=True):
     variables: dict[str, Any] | None = None
 
 
-async def render_prompt(ctx: RequestContext, prompts: PromptStage, prompt: msgspec.Raw) -> None:
-    """Rewrite `ctx.body` (a Responses request with a `prompt`) into one whose `input` starts with the
-    stored prompt's rendered messages; 400 / 404 in OpenAI's shape naming the field otherwise."""
+async def render_prompt(
+    ctx: RequestContext, prompts: PromptStage, request: ResponsesRequest, members: dict[str, msgspec.Raw]
+) -> None:
+    """Rewrite `ctx.body` (a Responses request with a `prompt`, decoded as `request` and its raw
+    `members`) into one whose `input` starts with the stored prompt's rendered messages; 400 / 404
+    in OpenAI's shape naming the field otherwise."""
     try:
-        field = msgspec.json.decode(prompt, type=ResponsesPrompt)
+        field = msgspec.json.decode(members["prompt"], type=ResponsesPrompt)
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"prompt: {str(exc)[:200]}.", param="prompt") from None
     variables = {name: _text(name, value) for name, value in (field.variables or {}).items()}
@@ -49,19 +54,16 @@ async def render_prompt(ctx: RequestContext, prompts: PromptStage, prompt: msgsp
                 "API cannot take as input.",
                 param="prompt.id",
             )
-    body: dict[str, Any] = msgspec.json.decode(ctx.body)
-    del body["prompt"]
-    model = body.get("model")
+    model = request.model
     if model is not None and model != compiled.spec.model:
         raise InvalidRequest(
             f"The prompt '{field.id}' runs on '{compiled.spec.model}'; leave 'model' out or send that.",
             param="model",
         )
+    # The other members as the client sent them (raw), like a continued conversation's body.
+    body: dict[str, Any] = {k: raw for k, raw in members.items() if k not in ("prompt", "model", "input")}
     body["model"] = compiled.spec.model
-    given = body.get("input")
-    if isinstance(given, str):
-        given = [{"role": "user", "content": given}]
-    body["input"] = [*messages, *(given if isinstance(given, list) else [])]
+    body["input"] = [*messages, *(input_items(request) if request.input is not None else [])]
     ctx.body = msgspec.json.encode(body)
 
 
