@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from gatecore.admin.deployments_api import DeploymentsApi
+from gatecore.admin.guardrails_api import GuardrailsApi
 from gatecore.admin.prompts_api import PromptsApi
 from gatecore.admin.router import AdminApi
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
@@ -25,6 +26,8 @@ from gatecore.cache.stage import Cache, build_cache
 from gatecore.config.schema import GatecoreConfig
 from gatecore.config.telemetry import tracing_enabled
 from gatecore.guardrails.log_redactor import log_redactor
+from gatecore.guardrails.stage import guard_stage
+from gatecore.guardrails.stored import GuardrailRepository, StoredGuardrails
 from gatecore.identity.repository import IdentityRepository
 from gatecore.identity.secrets import hash_secret
 from gatecore.identity.sync import IdentitySync
@@ -304,6 +307,10 @@ class Worker:
         # The auth stage's hasher keys stored hashes too (its secret is the configured one when set).
         repository = IdentityRepository(self.store, self.auth.hasher if secret else None)
         self.identity = IdentitySync(repository, self.auth, self.config.store.poll_interval_s)
+        # Guard definitions of the admin API follow the identity poll (guardrails/stored.py).
+        guard_repository = GuardrailRepository(store)
+        stored_guards = StoredGuardrails(guard_repository, guard_stage(self.config))
+        self.identity.followers.append(stored_guards.reload)
         await self.identity.start()
         model_names = frozenset(self.routes.names())
         self.prompts.catalog = catalog = PromptCatalog(PromptRepository(store))
@@ -315,6 +322,9 @@ class Worker:
             DeploymentsApi(self.routes),
             self.cache,
             PromptsApi(catalog, repository, model_names, frozenset(g.name for g in self.config.guardrails)),
+            GuardrailsApi(
+                list(self.config.guardrails), model_names, guard_repository, stored_guards, repository
+            ),
         )
         return True
 

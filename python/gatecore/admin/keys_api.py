@@ -11,7 +11,7 @@ import msgspec
 from gatecore.admin.access import ADMIN, TEAM_ADMIN, Caller, check_metadata, check_models
 from gatecore.admin.convert import key_out, to_epoch
 from gatecore.admin.wire import KeyCreate, KeyCreated, KeyOut, KeyRotate, ListOf
-from gatecore.errors import InvalidRequest
+from gatecore.errors import Forbidden, InvalidRequest
 from gatecore.identity.records import ApiKey
 from gatecore.identity.repository import IdentityRepository
 from gatecore.policy.fields import carried
@@ -40,6 +40,8 @@ class KeysApi:
         self.models = models
         self.rotation_grace_s = rotation_grace_s
         self.written = written
+        # Stored guardrails owned by a team: name → team id (admin/guardrails_api.py fills it in).
+        self.guard_owners: Callable[[], dict[str, str]] = dict
 
     async def index(self, caller: Caller) -> ListOf:
         """Every key a global caller may see; a caller of a team, its team's keys (no admin key)."""
@@ -62,6 +64,7 @@ class KeysApi:
         caller.require_may_grant(body.role)
         check_models(body.models, self.models)
         check_metadata(body.metadata)
+        self._check_attached(caller, body.metadata)
         if body.expires_at is not None and body.expires_in_s is not None:
             raise InvalidRequest("Give expires_at or expires_in_s, not both.", param="expires_in_s")
         expires_at = to_epoch(body.expires_at) if body.expires_at is not None else None
@@ -94,6 +97,7 @@ class KeysApi:
         if "models" in changes:
             check_models(changes["models"], self.models)
         check_metadata(changes.get("metadata"))
+        self._check_attached(caller, changes.get("metadata"))
         renamed = {"team": "team_id", "user": "user_id"}
         changes = {renamed.get(name, name): value for name, value in changes.items()}
         if "expires_at" in changes and changes["expires_at"] is not None:
@@ -114,6 +118,18 @@ class KeysApi:
         key = await self.repository.revoke_key(key_id, caller.actor, _owned_by(caller))
         await self.written(key.id)
         return key_out(key, time.time())
+
+
+    def _check_attached(self, caller: Caller, metadata: dict[str, Any] | None) -> None:
+        """A key confined to a team attaches no other team's guardrail (a request would name a
+        guard that is not its team's: guardrails/stage.py refuses those requests anyway)."""
+        if caller.scope is None or not metadata or not isinstance(metadata.get("guardrails"), list):
+            return
+        owners = self.guard_owners()
+        for name in metadata["guardrails"]:
+            owner = owners.get(name)
+            if owner is not None and owner != caller.scope:
+                raise Forbidden(f"Guardrail '{str(name)[:100]}' belongs to another team.")
 
 
 def _owned_by(caller: Caller) -> Callable[[ApiKey], None] | None:

@@ -11,6 +11,7 @@ from gatecore import __version__
 from gatecore.admin.bounds import bound_schemas
 from gatecore.admin.cache_api import CachePurge, CachePurged, CacheStatsOut
 from gatecore.admin.deployments_api import DeploymentsOut
+from gatecore.admin.guardrails_api import GuardrailCreate, GuardrailList, GuardrailOut, GuardrailSpec
 from gatecore.admin.wire import (
     AuditOut,
     KeyCreate,
@@ -43,6 +44,10 @@ _STRUCTS = (
     CachePurge,
     CachePurged,
     CacheStatsOut,
+    GuardrailCreate,
+    GuardrailSpec,
+    GuardrailOut,
+    GuardrailList,
 )
 
 
@@ -168,6 +173,33 @@ def _runs_paths(id_param: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _guardrail_paths(id_param: list[dict[str, Any]]) -> dict[str, Any]:
+    """`/guardrails` and `/guardrails/{id}` (admin/guardrails_api.py); `{id}` is the guard's name."""
+    return {
+        "/guardrails": {
+            "get": _op(
+                "Every guard definition: the config's (read_only) and the stored ones a caller may see",
+                200,
+                _ref("GuardrailList"),
+            ),
+            "post": _op(
+                "Define a guard (admin: any; team_admin: pii or prompt_injection of its own team)",
+                201,
+                _ref("GuardrailOut"),
+                "GuardrailCreate",
+            ),
+        },
+        "/guardrails/{id}": {
+            "parameters": id_param,
+            "get": _op("Read one guard definition", 200, _ref("GuardrailOut")),
+            "put": _with_errors(
+                _op("Replace a stored guard's definition", 200, _ref("GuardrailOut"), "GuardrailSpec"), "409"
+            ),
+            "delete": _with_errors(_op("Delete a stored guard no key or tenant names", 204, None), "409"),
+        },
+    }
+
+
 def _audit_op() -> dict[str, Any]:
     op = _op("Recent admin actions, newest first", 200, _list_of("AuditOut"))
     op["parameters"] = [
@@ -288,6 +320,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     paths.update(_runs_paths(id_param))
+    paths.update(_guardrail_paths(id_param))
     for plural, kind in (("orgs", "Org"), ("teams", "Team"), ("users", "User")):
         paths[f"/{plural}"] = {
             "get": _op(f"List {plural}", 200, _list_of("TenantOut")),
@@ -301,7 +334,7 @@ def openapi_document() -> dict[str, Any]:
         }
     for path, item in paths.items():
         if "{id}" in path:
-            for method in ("get", "patch", "delete", "post"):
+            for method in ("get", "patch", "delete", "post", "put"):
                 if method in item:
                     _with_errors(item[method], "404")
     return {

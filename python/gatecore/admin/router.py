@@ -19,6 +19,7 @@ from gatecore.admin.bounds import decode_body
 from gatecore.admin.cache_api import CacheApi, CachePurge
 from gatecore.admin.convert import to_datetime
 from gatecore.admin.deployments_api import DeploymentsApi
+from gatecore.admin.guardrails_api import GuardrailCreate, GuardrailsApi, GuardrailSpec
 from gatecore.admin.keys_api import KeysApi
 from gatecore.admin.openapi import openapi_document
 from gatecore.admin.prompts_api import PromptsApi
@@ -69,6 +70,7 @@ class AdminApi:
         deployments: DeploymentsApi | None = None,
         cache: Cache | None = None,
         prompts: PromptsApi | None = None,
+        guardrails: GuardrailsApi | None = None,
     ):
         self.auth = auth
         self.repository = repository
@@ -101,6 +103,10 @@ class AdminApi:
             routes += _tenant_routes(TenantsApi(repository, kind, models))
         if prompts is not None:
             routes += _prompt_routes(prompts)
+        if guardrails is not None:
+            routes += _guardrail_routes(guardrails)
+            stage = guardrails.stored.stage
+            keys.guard_owners = lambda: stage.owners
         self._routes = [
             (method, re.compile(pattern + "$"), status, handler, QUERY.get(pattern, frozenset()))
             for method, pattern, status, handler in routes
@@ -220,6 +226,17 @@ def _prompt_routes(api: PromptsApi) -> list[tuple[str, str, int, Handler]]:
         ("PUT", f"{one}/labels/{_ID}", 200, lambda c, p, b, q: api.move_label(c, p[0], p[1], b)),
         ("GET", f"{one}/diff", 200, lambda c, p, b, q: api.diff(c, p[0], q)),
         ("GET", f"{one}/stats", 200, lambda c, p, b, q: api.stats(c, p[0], q)),
+    ]
+
+
+def _guardrail_routes(api: GuardrailsApi) -> list[tuple[str, str, int, Handler]]:
+    one = f"/guardrails/{_ID}"
+    return [
+        ("GET", "/guardrails", 200, lambda c, p, b, q: api.index(c)),
+        ("POST", "/guardrails", 201, lambda c, p, b, q: api.create(c, _decode(GuardrailCreate, b))),
+        ("GET", one, 200, lambda c, p, b, q: api.get(c, p[0])),
+        ("PUT", one, 200, lambda c, p, b, q: api.update(c, p[0], _decode(GuardrailSpec, b))),
+        ("DELETE", one, 204, lambda c, p, b, q: api.delete(c, p[0])),
     ]
 
 

@@ -14,7 +14,7 @@ from gatecore._core import PiiScanner
 
 GUARD_KINDS = ("pii", "prompt_injection", "webhook", "moderation", "classifier", "plugin")
 PII_ACTIONS = ("redact", "mask", "block", "tokenize", "log")
-INJECTION_ACTIONS = ("block", "flag")
+INJECTION_ACTIONS = ("block", "flag", "reroute")
 # The entry-point group a package declares guardrails in (`[project.entry-points."gatecore.guardrails"]`).
 GUARDRAIL_GROUP = "gatecore.guardrails"
 # Bounds of what one guard may hold: operators write these, but a typo should not cost a worker.
@@ -51,9 +51,12 @@ class GuardrailConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # the tail kept back from each release, so an entity split across chunks is still seen whole.
     window_chars: int = 32
     overlap_chars: int = 64
-    # prompt_injection: the action at or above the score threshold.
+    # prompt_injection: the action at or above the score threshold (`reroute`: flag, and serve the
+    # request with the model `reroute_to` instead; webhooks' and plugins' `flag` verdicts reroute too
+    # when it is set).
     action: str = "block"
     threshold: float = 0.8
+    reroute_to: str | None = None
     # webhook and moderation: where the texts are POSTed, how long a verdict may take, and what a
     # failed call means (plugin: what a plugin that raises means).
     url: str | None = None
@@ -89,6 +92,8 @@ def validate_guardrails(guards: list[GuardrailConfig], model_guards: dict[str, l
             for side in guard.apply_to
             if side not in ("input", "output")
         )
+        if guard.reroute_to is not None and guard.reroute_to not in model_guards:
+            errors.append(f"{path}.reroute_to: unknown model '{guard.reroute_to[:100]}'")
         if guard.kind == "pii":
             errors.extend(_pii(guard, path, builtin))
         elif guard.kind == "prompt_injection":
@@ -96,6 +101,8 @@ def validate_guardrails(guards: list[GuardrailConfig], model_guards: dict[str, l
                 errors.append(f"{path}.action: must be one of {', '.join(INJECTION_ACTIONS)}")
             if not 0 < guard.threshold <= 1:
                 errors.append(f"{path}.threshold: must be greater than 0 and at most 1")
+            if guard.action == "reroute" and not guard.reroute_to:
+                errors.append(f"{path}.reroute_to: action reroute names the model to serve with")
         elif guard.kind in ("webhook", "moderation", "classifier"):
             if not guard.url or not guard.url.startswith(("http://", "https://")):
                 errors.append(f"{path}.url: an http:// or https:// URL is required")

@@ -10,6 +10,7 @@ coroutine), so PII and injection checks add no await.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 from typing import Any
 
@@ -30,6 +31,7 @@ from gatecore.guardrails.webhook import WebhookFailed, WebhookGuard
 from gatecore.request import RequestContext
 
 ExternalGuard = WebhookGuard | PluginGuard | ModerationGuard | ClassifierGuard
+log = logging.getLogger("gatecore.guardrails")
 # Distinct guard-name combinations compiled at most (models by keys' attachments): a bound, not a tuning.
 MAX_POLICIES = 4096
 
@@ -94,7 +96,10 @@ class Policy:
         self.tokenizes = any("tokenize" in g.actions for g in self.pii_in)
 
 
-def compile_guard(config: GuardrailConfig) -> PiiGuard | InjectionGuard | ExternalGuard:
+CompiledGuard = PiiGuard | InjectionGuard | ExternalGuard
+
+
+def compile_guard(config: GuardrailConfig) -> CompiledGuard:
     """One guard of `guardrails:`, compiled (config/guardrails.py validated it)."""
     if config.kind == "pii":
         return PiiGuard(config)
@@ -114,13 +119,56 @@ class GuardInput:
     (the model's, else the default guards, then the key's team's and the key's own, then a published
     prompt's) compiled on first use."""
 
-    __slots__ = ("defaults", "guards", "models", "policies")
+    __slots__ = (
+        "compiled",
+        "config_defaults",
+        "config_guards",
+        "defaults",
+        "guards",
+        "models",
+        "owners",
+        "policies",
+    )
 
     def __init__(self, config: GatecoreConfig):
-        self.guards = {g.name: compile_guard(g) for g in config.guardrails}
-        self.defaults = tuple(g.name for g in config.guardrails if g.default)
+        self.config_guards: dict[str, CompiledGuard] = {g.name: compile_guard(g) for g in config.guardrails}
+        self.config_defaults = tuple(g.name for g in config.guardrails if g.default)
+        self.guards = self.config_guards
+        self.defaults = self.config_defaults
         self.models = {m.name: tuple(m.guardrails) for m in config.models if m.guardrails}
         self.policies: dict[tuple[str, ...], Policy] = {}
+        # Stored guards (guardrails/stored.py): their team where one owns them, and each compiled
+        # guard with the definition's time, so an unchanged one is not compiled again.
+        self.owners: dict[str, str] = {}
+        self.compiled: dict[str, tuple[float, CompiledGuard]] = {}
+
+    def install(self, stored: list[tuple[GuardrailConfig, str | None, float]]) -> None:
+        """Serve with these stored definitions (config, owning team, updated_at) beside the
+        config's; a config guard's name always wins. A definition that fails to compile (a plugin
+        that raises) is left out: requests that name it are refused, as for any missing guard."""
+        guards = dict(self.config_guards)
+        compiled: dict[str, tuple[float, CompiledGuard]] = {}
+        owners: dict[str, str] = {}
+        defaults = list(self.config_defaults)
+        for config, team, at in stored:
+            if config.name in guards:
+                continue
+            found = self.compiled.get(config.name)
+            if found is None or found[0] != at:
+                try:
+                    found = (at, compile_guard(config))
+                except Exception:
+                    log.exception("stored guardrail '%s' could not be compiled; left out", config.name)
+                    continue
+            compiled[config.name] = found
+            guards[config.name] = found[1]
+            if team is not None:
+                owners[config.name] = team
+            elif config.default:
+                defaults.append(config.name)
+        self.compiled = compiled
+        self.guards, self.owners, self.defaults = guards, owners, tuple(defaults)
+        self.policies = {}
 
     def policy(self, names: tuple[str, ...]) -> Policy:
         """The compiled policy of these guard names; a name not configured refuses the request (a
@@ -146,6 +194,8 @@ class GuardInput:
             names = tuple(dict.fromkeys(names + prompt.guardrails))
         if not names:
             return None
+        if self.owners:  # a team's own guard serves that team's keys only
+            self._check_owners(names, key.team.id if key is not None and key.team is not None else None)
         policy = self.policy(names)
         if ctx.body.lstrip()[:1] != b"{":
             return None  # a multipart upload (audio transcriptions): no text the guards read
@@ -181,6 +231,12 @@ class GuardInput:
         if policy.external:
             return self._external(ctx, doc, policy.external, tally)
         return None
+
+    def _check_owners(self, names: tuple[str, ...], team: str | None) -> None:
+        for name in names:
+            owner = self.owners.get(name)
+            if owner is not None and owner != team:
+                raise GuardrailBlocked(f"Guardrail '{name[:100]}' belongs to another team.")
 
     async def _external(
         self, ctx: RequestContext, doc: dict[str, Any], guards: tuple[ExternalGuard, ...], tally: Tally
@@ -229,11 +285,10 @@ def _replace(doc: dict[str, Any], texts: list[str]) -> bool:
 _BUILT: dict[int, tuple[GatecoreConfig, GuardInput]] = {}
 
 
-def guard_stage(config: GatecoreConfig) -> GuardInput | None:
-    """The stage, or None when no guardrail is configured (it is then left out of the chain). Every
-    inference route's chain shares one: the scanners are compiled once per worker and config."""
-    if not config.guardrails:
-        return None
+def guard_stage(config: GatecoreConfig) -> GuardInput:
+    """The stage. Every inference route's chain shares one: the scanners are compiled once per
+    worker and config, and stored definitions (guardrails/stored.py) are installed into it. With
+    nothing attached a request pays one dict lookup and a few attribute reads."""
     built = _BUILT.get(id(config))
     if built is None or built[0] is not config:
         _BUILT.clear()

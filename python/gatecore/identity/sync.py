@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from gatecore.errors import GatewayError
@@ -110,6 +111,8 @@ class IdentitySync:
         # Lookups of one hash in flight, shared by every request that misses on it meanwhile.
         self._finding: dict[bytes, asyncio.Task[KeyTable | None]] = {}
         self.store_lookups = 0  # how many unknown hashes were looked up in the store (tests read it)
+        # Other store rows that follow the change counter (stored guardrails): reloaded with the keys.
+        self.followers: list[Callable[[], Awaitable[None]]] = []
         auth.attach_store(self)
 
     @property
@@ -130,6 +133,8 @@ class IdentitySync:
     async def reload(self) -> None:
         version, tenants, keys = await self.repository.load()
         self.auth.install(await compile_keys(tenants, keys), tenants)
+        for follow in self.followers:
+            await follow()
         self.version = version
 
     async def find(self, digest: bytes) -> KeyTable | None:

@@ -225,6 +225,23 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE usage_ledger ADD COLUMN guardrails TEXT",
         ],
     ),
+    (
+        13,
+        "guardrail definitions held in the store",
+        [
+            # Guards defined through the admin API (guardrails/stored.py): `spec` is the definition as
+            # JSON (config/guardrails.py GuardrailConfig); `team_id` set: attachable to that team only.
+            """CREATE TABLE guardrail_defs (
+                name TEXT PRIMARY KEY,
+                team_id TEXT,
+                spec TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_by TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+        ],
+    ),
 ]
 
 _LOCK_ID = 7351902  # any constant; names gatecore's migration lock in pg_advisory_xact_lock
