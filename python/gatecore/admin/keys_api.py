@@ -119,7 +119,6 @@ class KeysApi:
         await self.written(key.id)
         return key_out(key, time.time())
 
-
     def _check_attached(self, caller: Caller, metadata: dict[str, Any] | None) -> None:
         """A key confined to a team attaches no other team's guardrail (a request would name a
         guard that is not its team's: guardrails/stage.py refuses those requests anyway)."""

@@ -51,6 +51,10 @@ class AnswerCheck:
         return self.tally.flagged
 
     @property
+    def reroute(self) -> str | None:
+        return self.tally.reroute
+
+    @property
     def counts(self) -> dict[tuple[str, str, str], int]:
         return self.tally.counts
 

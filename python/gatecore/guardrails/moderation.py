@@ -35,11 +35,12 @@ _ANSWER = msgspec.json.Decoder(ModerationAnswer)
 class ModerationGuard:
     """One configured `kind: moderation` guard."""
 
-    __slots__ = ("categories", "endpoint", "fail_open", "model", "name", "sides")
+    __slots__ = ("categories", "endpoint", "fail_open", "model", "name", "reroute_to", "sides")
 
     def __init__(self, config: GuardrailConfig):
         self.name = config.name
         self.sides = frozenset(config.apply_to)
+        self.reroute_to = config.reroute_to
         headers = dict(config.headers)
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
@@ -97,11 +98,12 @@ class ClassifierGuard:
     message; an answer whose first line is `unsafe` blocks, its second line naming the categories
     (`S1,S10`); with `categories` set, only those block."""
 
-    __slots__ = ("categories", "endpoint", "fail_open", "model", "name", "sides")
+    __slots__ = ("categories", "endpoint", "fail_open", "model", "name", "reroute_to", "sides")
 
     def __init__(self, config: GuardrailConfig):
         self.name = config.name
         self.sides = frozenset(config.apply_to)
+        self.reroute_to = config.reroute_to
         headers = dict(config.headers)
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"

@@ -28,11 +28,12 @@ class GuardPlugin(Protocol):
 class PluginGuard:
     """One configured `kind: plugin` guard: the entry point's object, built once per worker."""
 
-    __slots__ = ("fail_open", "name", "plugin", "sides")
+    __slots__ = ("fail_open", "name", "plugin", "reroute_to", "sides")
 
     def __init__(self, config: GuardrailConfig):
         self.name = config.name
         self.sides = frozenset(config.apply_to)
+        self.reroute_to = config.reroute_to
         self.fail_open = config.on_error == "allow"
         found = [ep for ep in entry_points(group=GUARDRAIL_GROUP) if ep.name == config.use]
         if not found:

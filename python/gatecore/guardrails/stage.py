@@ -39,12 +39,13 @@ MAX_POLICIES = 4096
 class InjectionGuard:
     """One configured `kind: prompt_injection` guard."""
 
-    __slots__ = ("action", "name", "threshold")
+    __slots__ = ("action", "name", "reroute_to", "threshold")
 
     def __init__(self, config: GuardrailConfig):
         self.name = config.name
         self.action = config.action
         self.threshold = config.threshold
+        self.reroute_to = config.reroute_to
 
     def check(self, scores: list[float], tally: Tally) -> None:
         """Block or flag when a text scores at or above the threshold."""
@@ -54,7 +55,15 @@ class InjectionGuard:
                 raise GuardrailBlocked(
                     f"Guardrail '{self.name}' blocked this request: it looks like a prompt injection."
                 )
-            tally.flagged = tally.flagged or self.name
+            flag(tally, self.name, self.reroute_to if self.action == "reroute" else None)
+
+
+def flag(tally: Tally, name: str, reroute_to: str | None) -> None:
+    """The request is flagged by guard `name` (the first flag names it); `reroute_to`: the model it
+    is served with instead (pipeline/guard_reroute.py moves it there)."""
+    tally.flagged = tally.flagged or name
+    if reroute_to is not None and tally.reroute is None:
+        tally.reroute = reroute_to
 
 
 # Scores of texts seen lately, by the text's hash: a conversation sends its earlier turns again with
@@ -259,7 +268,7 @@ class GuardInput:
                 ctx.body_capture = None
                 raise GuardrailBlocked(f"Guardrail '{guard.name}' blocked this request.")
             if verdict.action == "flag":
-                tally.flagged = tally.flagged or guard.name
+                flag(tally, guard.name, guard.reroute_to)
             elif verdict.action == "modify" and verdict.texts is not None and _replace(doc, verdict.texts):
                 ctx.body = orjson.dumps(doc)
 

@@ -74,11 +74,12 @@ class JsonEndpoint:
 class WebhookGuard:
     """One configured `kind: webhook` guard."""
 
-    __slots__ = ("endpoint", "fail_open", "name", "sides")
+    __slots__ = ("endpoint", "fail_open", "name", "reroute_to", "sides")
 
     def __init__(self, config: GuardrailConfig):
         self.name = config.name
         self.sides = frozenset(config.apply_to)
+        self.reroute_to = config.reroute_to
         self.endpoint = JsonEndpoint(config.url or "", config.timeout_s, config.headers)
         self.fail_open = config.on_error == "allow"
 

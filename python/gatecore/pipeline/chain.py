@@ -27,6 +27,7 @@ from gatecore.guardrails.stage import guard_stage
 from gatecore.ledger.run_tag import RunTag
 from gatecore.pipeline.debug_timing import DebugTiming
 from gatecore.pipeline.decode_responses import DecodeResponses
+from gatecore.pipeline.guard_reroute import GuardReroute
 from gatecore.pipeline.read_body import ReadBody
 from gatecore.pipeline.recording import Recorder, Recording
 from gatecore.pipeline.responses_mode import ResponsesMode
@@ -100,6 +101,7 @@ LINKS: tuple[Link, ...] = (
     Link("gpu_clock", lambda p: p.prices.clock_stage()),  # GPU-time pricing: the request's clock
     Link("limits", lambda p: p.limits),  # 429: rpm, tpm, concurrency, budgets
     Link("guard_input", lambda p: guard_stage(p.config)),  # 400 guardrail_blocked; PII rewritten; ctx.guard
+    Link("guard_reroute", lambda p: GuardReroute(p.routes, p.limits), timed=False),  # flagged: a safer model
     Link("cache", lambda p: p.cache.stage if p.cache else None),  # a stored answer (cache/)
     Link("debug_timing", lambda p: DebugTiming(p.stage_names), timed=False),  # x-gatecore-timing
     Link(

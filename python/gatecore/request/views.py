@@ -102,6 +102,11 @@ class AnswerGuard(Protocol):
         ...
 
     @property
+    def reroute(self) -> str | None:
+        """The model a flagging guard sends the request to instead (None: it stays)."""
+        ...
+
+    @property
     def counts(self) -> dict[tuple[str, str, str], int]:
         """What the guards did: (guard, entity type or check, action) → times; never the text."""
         ...
