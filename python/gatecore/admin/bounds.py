@@ -44,6 +44,8 @@ EARLIEST, LATEST = (
 """expires_at: times the API can show back (a time outside cannot be written as RFC 3339)."""
 
 _COUNTS = ("rpm", "tpm", "max_parallel")
+# Integer fields a client may write as 5.0 (the counts, and a guardrail definition's window).
+_INTEGRAL = (*_COUNTS, "window_chars", "overlap_chars")
 _DURATIONS = ("grace_s", "expires_in_s")
 _REFS = ("team", "user", "org")
 _LISTS = ("models", "tags")
@@ -66,7 +68,7 @@ def decode_body(kind: type[T], body: bytes, *, without: Iterable[str] = ()) -> T
     for name in without:
         if name in raw:
             raise InvalidRequest(f"Unknown field '{name}' here.", param=name, code="invalid_body")
-    for name in _COUNTS:
+    for name in _INTEGRAL:
         # JSON has one number type: 5.0 is the integer 5 (as JSON Schema's `integer` says).
         value = raw.get(name)
         if isinstance(value, float) and value.is_integer():

@@ -31,7 +31,7 @@ MAX_HELD_CHARS = 64 * 1024
 class AnswerCheck:
     """One request's answer checks: the output PII guards and the request's token vault."""
 
-    __slots__ = ("guards", "held", "overlap", "stream_guards", "tally", "templates", "vault", "window")
+    __slots__ = ("guards", "held", "overlap", "stream_guards", "tally", "vault", "window")
 
     def __init__(self, guards: tuple[PiiGuard, ...], vault: Vault | None, tally: Tally):
         self.guards = guards
@@ -41,10 +41,8 @@ class AnswerCheck:
         self.stream_guards = tuple(g for g in guards if g.window > 0)
         self.window = min((g.window for g in self.stream_guards), default=16)
         self.overlap = max([g.overlap for g in self.stream_guards] + [MAX_TOKEN_CHARS if vault else 0])
-        # Per choice index: the text of content deltas not yet released, and the first held event
-        # (releases are built from it: same id, model, created).
-        self.held: dict[int, str] = {}
-        self.templates: dict[int, dict[str, Any]] = {}
+        # Per choice index: the text not yet released (one channel at a time).
+        self.held: dict[int, Held] = {}
 
     @property
     def flagged(self) -> str | None:
@@ -60,14 +58,26 @@ class AnswerCheck:
 
     def text(self, text: str) -> str:
         """`text` checked and rewritten, tokens restored."""
-        spans = self._spans(text, self.guards)
+        spans = self._spans(text, self.guards, False)
         count_spans(self.tally, spans)
         return apply_spans(text, spans)
 
-    def _spans(self, text: str, guards: tuple[PiiGuard, ...]) -> list[Span]:
+    def arguments(self, text: str) -> str:
+        """A tool call's arguments (JSON text) checked and rewritten, tokens restored JSON-escaped."""
+        spans = self._spans(text, self.guards, True)
+        count_spans(self.tally, spans)
+        return apply_spans(text, spans)
+
+    def _spans(self, text: str, guards: tuple[PiiGuard, ...], json_text: bool) -> list[Span]:
         groups = [g.spans(text, self.vault, self.tally, True) for g in guards]
         if self.vault is not None:
-            groups.append([(s, e, v, None) for s, e, v in self.vault.spans(text)])
+            # Restored into JSON text (tool arguments), a value is escaped: a quote must not end the string.
+            groups.append(
+                [
+                    (s, e, orjson.dumps(v).decode()[1:-1] if json_text else v, None)
+                    for s, e, v in self.vault.spans(text)
+                ]
+            )
         return merge_spans(groups) if groups else []
 
     def body(self, body: bytes) -> bytes:
@@ -79,7 +89,7 @@ class AnswerCheck:
             return body  # not an answer gatecore can read: the relay reports it as it would
         if not isinstance(doc, dict):
             return body
-        return orjson.dumps(doc) if map_answer(doc, self.text) else body
+        return orjson.dumps(doc) if map_answer(doc, self.text, self.arguments) else body
 
     def events(self, events: bytes) -> bytes:
         if not events:
@@ -90,18 +100,24 @@ class AnswerCheck:
         for event in events.split(b"\n\n"):
             if not event.strip():
                 continue
-            content, doc = _content_delta(event)
-            if content is None or doc is None:
+            parsed = _text_delta(event)
+            if parsed is None:
                 out.append(self._flush())
                 out.append(event + b"\n\n")
                 continue
-            # Each choice has its own held text (n > 1 interleaves them).
-            index = doc["choices"][0].get("index", 0)
-            index = index if isinstance(index, int) else 0
-            if index not in self.templates:
-                self.templates[index] = doc
-            self.held[index] = self.held.get(index, "") + content
-            out.append(self._release(index, final=False))
+            doc, index, texts, rest = parsed
+            if rest is not None:  # what is not text (a tool call's id and name) goes out now, in order
+                out.append(self._flush())
+                out.append(b"data: " + orjson.dumps(rest) + b"\n\n")
+            for channel, text in texts:
+                held = self.held.get(index)
+                if held is not None and held.channel != channel:
+                    out.append(self._release(index, final=True))  # one channel at a time, in order
+                    held = None
+                if held is None:
+                    held = self.held[index] = Held(channel, doc)
+                held.text += text
+                out.append(self._release(index, final=False))
         return b"".join(out)
 
     def end(self) -> bytes:
@@ -113,10 +129,11 @@ class AnswerCheck:
         return b"".join(self._release(index, final=True) for index in list(self.held))
 
     def _release(self, index: int, final: bool) -> bytes:
-        held = self.held[index]
+        hold = self.held[index]
+        held = hold.text
         if not final and len(held) < self.window + self.overlap:
             return b""
-        spans = self._spans(held, self.stream_guards)
+        spans = self._spans(held, self.stream_guards, isinstance(hold.channel, int))
         cut = len(held) if final else len(held) - self.overlap
         released: list[Span] = []
         for span in spans:
@@ -134,47 +151,108 @@ class AnswerCheck:
         count_spans(self.tally, released)  # a held entity is counted once, when it goes out
         ready = apply_spans(held[:cut], released)
         rest = held[cut:]
-        template = self.templates[index]
         if rest:
-            self.held[index] = rest
+            hold.text = rest
         else:
-            del self.held[index], self.templates[index]
+            del self.held[index]
         if not ready:
             return b""
-        choice = dict(template["choices"][0])
-        if "delta" in choice:
-            choice["delta"] = {"content": ready}
-        else:  # a completions stream's choice carries `text`
-            choice["text"] = ready
-        return b"data: " + orjson.dumps({**template, "choices": [choice]}) + b"\n\n"
+        return b"data: " + orjson.dumps(_released(hold, ready)) + b"\n\n"
 
 
-def _content_delta(event: bytes) -> tuple[str | None, dict[str, Any] | None]:
-    """The content of an event that is a single choice's plain content delta (None otherwise)."""
+class Held:
+    """One choice's text not yet released: which field it is (`content`, `reasoning_content`,
+    `reasoning`, a completion's `text`, or a tool call's index for its arguments) and the first
+    held event, which releases are built from (same id, model, created)."""
+
+    __slots__ = ("channel", "template", "text")
+
+    def __init__(self, channel: str | int, template: dict[str, Any]):
+        self.channel = channel
+        self.template = template
+        self.text = ""
+
+
+def _released(hold: Held, ready: str) -> dict[str, Any]:
+    """The event that carries `ready` in the held channel."""
+    template = hold.template
+    choice = dict(template["choices"][0])
+    channel = hold.channel
+    if channel == "text":  # a completions stream's choice
+        choice["text"] = ready
+    elif isinstance(channel, int):
+        choice["delta"] = {"tool_calls": [{"index": channel, "function": {"arguments": ready}}]}
+    else:
+        choice["delta"] = {channel: ready}
+    return {**template, "choices": [choice]}
+
+
+TEXT_FIELDS = ("content", "reasoning_content", "reasoning")
+Parsed = tuple[dict[str, Any], int, list[tuple[str | int, str]], dict[str, Any] | None]
+
+
+def _text_delta(event: bytes) -> Parsed | None:
+    """An event of one choice whose delta carries text (content, reasoning, tool call arguments, a
+    completion's text): the event, the choice's index, the texts by channel, and the event without
+    its texts when something else is left to send (a role, a tool call's id and name); None for
+    any other event (finish, usage, `[DONE]`, several choices, not JSON)."""
     if not event.startswith(b"data:") or b"\n" in event.strip():
-        return None, None
+        return None
     payload = event[5:].strip()
     if payload == _DONE or not payload.startswith(b"{"):
-        return None, None
+        return None
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return None, None
+        return None
     choices = doc.get("choices") if isinstance(doc, dict) else None
     if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
-        return None, None
+        return None
     choice = choices[0]
     if choice.get("finish_reason") is not None or doc.get("usage") is not None:
-        return None, None
+        return None
+    index = choice.get("index", 0)
+    index = index if isinstance(index, int) else 0
     delta = choice.get("delta")
     if delta is None:  # /v1/completions: {"text", "index", "logprobs", "finish_reason"}
         text = choice.get("text")
         if isinstance(text, str) and choice.get("logprobs") is None:
-            return text, doc
-        return None, None
+            return doc, index, [("text", text)], None
+        return None
     if not isinstance(delta, dict):
-        return None, None
-    content = delta.get("content")
-    if not isinstance(content, str) or any(k != "content" for k in delta):
-        return None, None
-    return content, doc
+        return None
+    texts: list[tuple[str | int, str]] = []
+    rest = dict(delta)
+    for field in TEXT_FIELDS:
+        value = delta.get(field)
+        if isinstance(value, str):
+            del rest[field]
+            if value:
+                texts.append((field, value))
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):
+        kept = []
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            if (
+                not isinstance(function, dict)
+                or not isinstance(arguments, str)
+                or not isinstance(call.get("index"), int)
+            ):
+                kept.append(call)
+                continue
+            if arguments:
+                texts.append((call["index"], arguments))
+            header = {k: v for k, v in function.items() if k != "arguments"}
+            if header or any(k not in ("index", "function", "type") for k in call):
+                kept.append({**call, "function": {**header, "arguments": ""}})  # its id and name
+        if kept:
+            rest["tool_calls"] = kept
+        else:
+            del rest["tool_calls"]
+    if not texts:
+        return None
+    if not any(value is not None for value in rest.values()):
+        return doc, index, texts, None
+    return doc, index, texts, {**doc, "choices": [{**choice, "delta": rest}]}

@@ -1,6 +1,6 @@
 """Every text of a hub-format (OpenAI) request or answer that a model reads or writes, rewritten in
-place by one function: messages (system, user, assistant, tool results; string or text parts), tool
-call arguments, completions' `prompt`, embeddings' `input`; answers' message content, tool call
+place by one function: messages (system, user, assistant, tool results; string or text parts;
+reasoning), tool call arguments, completions' `prompt`, embeddings' `input`; answers' message content, tool call
 arguments and completions' `text`. An Anthropic request is already in this form (translate/)."""
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ def map_request(doc: dict[str, Any], fn: Rewrite) -> bool:
     return changed
 
 
-def map_answer(doc: dict[str, Any], fn: Rewrite) -> bool:
-    """Apply `fn` to every text of a whole answer (chat or completion); True when one changed."""
+def map_answer(doc: dict[str, Any], fn: Rewrite, arguments: Rewrite | None = None) -> bool:
+    """Apply `fn` to every text of a whole answer (chat or completion), `arguments` (else `fn`) to
+    tool calls' arguments; True when one changed."""
     changed = False
     choices = doc.get("choices")
     if not isinstance(choices, list):
@@ -39,7 +40,7 @@ def map_answer(doc: dict[str, Any], fn: Rewrite) -> bool:
             continue
         message = choice.get("message")
         if isinstance(message, dict):
-            changed |= _message(message, fn)
+            changed |= _message(message, fn, arguments)
         text = choice.get("text")
         if isinstance(text, str):
             new = fn(text)
@@ -49,8 +50,15 @@ def map_answer(doc: dict[str, Any], fn: Rewrite) -> bool:
     return changed
 
 
-def _message(message: dict[str, Any], fn: Rewrite) -> bool:
+def _message(message: dict[str, Any], fn: Rewrite, arguments: Rewrite | None = None) -> bool:
     changed = False
+    for field in ("reasoning_content", "reasoning"):  # a reasoning model's thinking
+        value = message.get(field)
+        if isinstance(value, str):
+            new = fn(value)
+            if new != value:
+                message[field] = new
+                changed = True
     content = message.get("content")
     if isinstance(content, str):
         new = fn(content)
@@ -69,10 +77,10 @@ def _message(message: dict[str, Any], fn: Rewrite) -> bool:
         for call in calls:
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict):
-                changed |= _arguments(function, fn)
+                changed |= _arguments(function, arguments or fn)
     function = message.get("function_call")
     if isinstance(function, dict):
-        changed |= _arguments(function, fn)
+        changed |= _arguments(function, arguments or fn)
     return changed
 
 
