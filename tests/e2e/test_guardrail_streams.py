@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from openai.types.chat import ChatCompletionFunctionToolParam
 
 from ..upstreams.openai_answers import tool_call_fragments
 from ..upstreams.openai_mock import MockUpstream, RefusedPort
@@ -19,7 +20,9 @@ from .gateway import MASTER_KEY, Gateway, running_gateway, write_config
 from .test_guardrails import CARD, EMAIL, guarded_config
 
 ARGUMENTS = json.dumps({"card": CARD, "note": "ok"})
-TOOLS = [{"type": "function", "function": {"name": "pay", "parameters": {"type": "object"}}}]
+TOOLS: list[ChatCompletionFunctionToolParam] = [
+    {"type": "function", "function": {"name": "pay", "parameters": {"type": "object"}}}
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,7 @@ def test_chat_stream_tool_arguments_redacted(gw: Gateway, upstream: MockUpstream
         stream = client.chat.completions.create(
             model="m-pii",
             messages=[{"role": "user", "content": "pay"}],
-            tools=TOOLS,  # type: ignore[list-item]
+            tools=TOOLS,
             stream=True,
             extra_headers={"x-request-id": rid},
             extra_body={"mock": {"tool_calls": [{"id": "call_1", "name": "pay", "arguments": ARGUMENTS}]}},
@@ -108,7 +111,7 @@ def test_tokens_restored_in_streamed_arguments(gw: Gateway, upstream: MockUpstre
         stream = client.chat.completions.create(
             model="m-vault",
             messages=[{"role": "user", "content": f"mail {EMAIL}"}],
-            tools=TOOLS,  # type: ignore[list-item]
+            tools=TOOLS,
             stream=True,
             extra_headers={"x-request-id": rid},
             extra_body={"mock": {"tool_calls": [{"id": "c", "name": "pay", "arguments": token_args}]}},
@@ -150,7 +153,7 @@ def test_whole_answer_reasoning_and_arguments(gw: Gateway) -> None:
             model="m-pii",
             messages=[{"role": "user", "content": "hi"}],
             tools=TOOLS,
-            extra_body={"mock": steer},  # type: ignore[list-item]
+            extra_body={"mock": steer},
         )
     message = answer.choices[0].message.model_dump()
     assert message["reasoning_content"] == "mail [EMAIL]"
