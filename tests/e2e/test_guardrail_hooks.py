@@ -19,8 +19,17 @@ from aiohttp import web
 
 from ..upstreams.mock_server import MockServer, RecordedRequest
 from ..upstreams.openai_mock import MockUpstream, RefusedPort
+from . import raw_http
 from .conftest import make_client, new_request_id
-from .gateway import REPO_ROOT, Gateway, GatewayFactory, running_gateway, standard_config, write_config
+from .gateway import (
+    MASTER_KEY,
+    REPO_ROOT,
+    Gateway,
+    GatewayFactory,
+    running_gateway,
+    standard_config,
+    write_config,
+)
 
 PACKAGE = REPO_ROOT / "tests" / "plugins" / "gatecore_keyword_guard"
 
@@ -121,6 +130,8 @@ def gw(
     config["guardrails"] = [
         {"name": "hook", "kind": "webhook", "url": url, "timeout_s": 0.5, "on_error": "allow"},
         {"name": "strict", "kind": "webhook", "url": url, "timeout_s": 0.5, "on_error": "block"},
+        {"name": "hook-out", "kind": "webhook", "url": url, "timeout_s": 0.5, "on_error": "block",
+         "apply_to": ["output"]},
         {"name": "gone", "kind": "webhook", "url": refused.base_url + "/check", "on_error": "block"},
         {"name": "words", "kind": "plugin", "use": "keyword_guard",
          "options": {"block": ["project-x"], "replace": {"colour": "color"}}},
@@ -135,6 +146,7 @@ def gw(
     config["models"] += [
         {**base, "name": "m-hook", "guardrails": ["hook"]},
         {**base, "name": "m-strict", "guardrails": ["strict"]},
+        {**base, "name": "m-out", "guardrails": ["hook-out"]},
         {**base, "name": "m-gone", "guardrails": ["gone"]},
         {**base, "name": "m-words", "guardrails": ["words"]},
         {**base, "name": "m-words-strict", "guardrails": ["words-strict"]},
@@ -175,7 +187,7 @@ def test_webhook_contract_and_verdicts(
     rid = new_request_id()
     answer = ask(client, "m-hook", "hello there", rid)
     assert answer.parse().choices[0].message.content == "mock: hello there"
-    call = hook.find(lambda r: r.body_json["request_id"] == rid).body_json
+    call = hook.find(lambda r: r.body_json["request_id"] == rid and r.body_json["side"] == "input").body_json
     assert call == {
         "guardrail": "hook",
         "side": "input",
@@ -193,6 +205,56 @@ def test_webhook_contract_and_verdicts(
     shouted = ask(client, "m-hook", "shout this", rid)
     assert upstream.wait_for(rid).body_json["messages"][0]["content"] == "SHOUT THIS"
     assert shouted.parse().choices[0].message.content == "mock: SHOUT THIS"
+
+
+def test_webhook_checks_whole_answers_before_release(client: openai.OpenAI, hook: GuardHook) -> None:
+    rid = new_request_id()
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="m-out",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-request-id": rid},
+            extra_body={"mock": {"content": "a forbidden answer"}},
+        )
+    assert caught.value.code == "guardrail_blocked" and "'hook-out'" in caught.value.message
+    assert "forbidden" not in str(caught.value.body)
+    calls = [r.body_json for r in hook.requests if r.body_json.get("request_id") == rid]
+    assert [(c["side"], c["texts"]) for c in calls] == [("output", ["a forbidden answer"])]  # output only
+    # A hook too slow for its timeout, with on_error block: the answer is refused.
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="m-out",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"mock": {"content": "slow"}},
+        )
+    assert "could not check this answer" in caught.value.message
+
+
+def _stream(gw: Gateway, content: str, rid: str) -> list[bytes]:
+    body = {"model": "m-out", "stream": True, "messages": [{"role": "user", "content": "hi"}],
+            "mock": {"content": content, "gap_ms": 1}}  # fmt: skip
+    headers = {
+        "authorization": f"Bearer {MASTER_KEY}",
+        "content-type": "application/json",
+        "x-request-id": rid,
+    }
+    result = raw_http.read_stream(gw.port, "/v1/chat/completions", json.dumps(body).encode(), headers)
+    assert result.status == 200 and result.ended
+    return result.data
+
+
+def test_webhook_checks_streams_before_their_final_events(gw: Gateway, hook: GuardHook) -> None:
+    # Checked once, on the whole text, when the upstream has finished: the finish and [DONE] wait.
+    rid = new_request_id()
+    data = _stream(gw, "all of this is fine to say", rid)
+    assert data[-1] == b"[DONE]" and json.loads(data[-2])["choices"][0]["finish_reason"] == "stop"
+    calls = [r.body_json for r in hook.requests if r.body_json.get("request_id") == rid]
+    assert [(c["side"], "".join(c["texts"])) for c in calls] == [("output", "all of this is fine to say")]
+    # Blocked: the stream ends with the error event instead of its finish and [DONE].
+    data = _stream(gw, "this answer turns forbidden at the end", new_request_id())
+    last = json.loads(data[-1])
+    assert last["error"]["code"] == "guardrail_blocked" and "'hook-out'" in last["error"]["message"]
+    assert b"[DONE]" not in data and not any(b'"finish_reason":"stop"' in d for d in data)
 
 
 def test_webhook_fail_modes(client: openai.OpenAI, upstream: MockUpstream) -> None:

@@ -183,5 +183,5 @@ def bound_schemas(components: dict[str, Any]) -> None:
                 elif name in _LISTS and kind == "array":
                     branch["maxItems"] = MAX_ITEMS
                     branch["items"] = {**branch.get("items", {}), "maxLength": MAX_ITEM}
-                elif name == "metadata" and kind == "object":
+                elif name in ("metadata", "options") and kind == "object":  # options: a guardrail plugin's
                     branch["additionalProperties"] = {"$ref": "#/components/schemas/JsonValue"}

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from gatecore.errors import GuardrailBlocked
+from gatecore.guardrails.external import ExternalGuard, ask
 from gatecore.guardrails.hub_texts import map_answer
 from gatecore.guardrails.pii import PiiGuard, Span, apply_spans, count_spans, merge_spans
 from gatecore.guardrails.tally import Tally
@@ -26,20 +28,54 @@ _DONE = b"[DONE]"
 # The most text a choice holds back: past it, text is released even mid-entity (the part released
 # is still checked: an entity of one type is redacted in each part).
 MAX_HELD_CHARS = 64 * 1024
+# The most answer text the external output checks are sent (the first this many characters).
+MAX_CHECKED_CHARS = 256 * 1024
 
 
 class AnswerCheck:
-    """One request's answer checks: the output PII guards and the request's token vault."""
+    """One request's answer checks: the output PII guards, the request's token vault, and the
+    external guards that check the answer (webhook, moderation, classifier, plugin)."""
 
-    __slots__ = ("guards", "held", "overlap", "stream_guards", "tally", "vault", "window")
+    __slots__ = (
+        "external",
+        "final",
+        "guards",
+        "held",
+        "model",
+        "overlap",
+        "request_id",
+        "seen",
+        "seen_chars",
+        "stream_guards",
+        "tally",
+        "vault",
+        "window",
+    )
 
-    def __init__(self, guards: tuple[PiiGuard, ...], vault: Vault | None, tally: Tally):
+    def __init__(
+        self,
+        guards: tuple[PiiGuard, ...],
+        vault: Vault | None,
+        tally: Tally,
+        external: tuple[ExternalGuard, ...] = (),
+        model: str = "",
+        request_id: str = "",
+    ):
         self.guards = guards
         self.vault = vault
         self.tally = tally
+        self.external = external
+        self.model = model
+        self.request_id = request_id
+        # The answer's texts as released (for the external checks), and a stream's final events
+        # (finish, usage, `[DONE]`), held until those checks pass.
+        self.seen: list[str] = []
+        self.seen_chars = 0
+        self.final: list[bytes] = []
         # A guard whose window is 0 does not check streams; tokens are restored in streams whatever.
+        # External checks alone hold nothing back (window 0): they see the text as it goes out.
         self.stream_guards = tuple(g for g in guards if g.window > 0)
-        self.window = min((g.window for g in self.stream_guards), default=16)
+        self.window = min((g.window for g in self.stream_guards), default=16 if vault is not None else 0)
         self.overlap = max([g.overlap for g in self.stream_guards] + [MAX_TOKEN_CHARS if vault else 0])
         # Per choice index: the text not yet released (one channel at a time).
         self.held: dict[int, Held] = {}
@@ -47,6 +83,31 @@ class AnswerCheck:
     @property
     def flagged(self) -> str | None:
         return self.tally.flagged
+
+    @property
+    def checks_answer(self) -> bool:
+        return bool(self.external)
+
+    async def check_answer(self) -> None:
+        """The external output guards on the answer's text: a block (or a failed check whose
+        `on_error` is block) raises GuardrailBlocked; a flag is counted and shown where it still can be."""
+        if not self.seen:
+            return
+        for guard in self.external:
+            verdict = await ask(guard, self.seen, "output", self.model, self.request_id, self.tally)
+            if verdict is None:
+                raise GuardrailBlocked(f"Guardrail '{guard.name}' could not check this answer.")
+            if verdict.action == "block":
+                raise GuardrailBlocked(f"Guardrail '{guard.name}' blocked this answer.")
+            if verdict.action == "flag":
+                self.tally.flagged = self.tally.flagged or guard.name
+
+    def _keep(self, text: str) -> str:
+        if text and self.seen_chars < MAX_CHECKED_CHARS:
+            part = text[: MAX_CHECKED_CHARS - self.seen_chars]
+            self.seen.append(part)
+            self.seen_chars += len(part)
+        return text
 
     @property
     def reroute(self) -> str | None:
@@ -81,7 +142,7 @@ class AnswerCheck:
         return merge_spans(groups) if groups else []
 
     def body(self, body: bytes) -> bytes:
-        if not self.guards and self.vault is None:
+        if not self.guards and self.vault is None and not self.external:
             return body
         try:
             doc = orjson.loads(body)
@@ -89,12 +150,15 @@ class AnswerCheck:
             return body  # not an answer gatecore can read: the relay reports it as it would
         if not isinstance(doc, dict):
             return body
-        return orjson.dumps(doc) if map_answer(doc, self.text, self.arguments) else body
+        changed = map_answer(doc, self.text, self.arguments)
+        if self.external:
+            map_answer(doc, self._keep)
+        return orjson.dumps(doc) if changed else body
 
     def events(self, events: bytes) -> bytes:
         if not events:
             return events
-        if not self.stream_guards and self.vault is None:
+        if not self.stream_guards and self.vault is None and not self.external:
             return events
         out: list[bytes] = []
         for event in events.split(b"\n\n"):
@@ -103,7 +167,10 @@ class AnswerCheck:
             parsed = _text_delta(event)
             if parsed is None:
                 out.append(self._flush())
-                out.append(event + b"\n\n")
+                if self.external and (self.final or _is_final(event)):
+                    self.final.append(event + b"\n\n")  # sent once the answer's checks pass
+                else:
+                    out.append(event + b"\n\n")
                 continue
             doc, index, texts, rest = parsed
             if rest is not None:  # what is not text (a tool call's id and name) goes out now, in order
@@ -121,7 +188,11 @@ class AnswerCheck:
         return b"".join(out)
 
     def end(self) -> bytes:
-        return self._flush()
+        held = self._flush()
+        if self.final:
+            held += b"".join(self.final)
+            self.final = []
+        return held
 
     def _flush(self) -> bytes:
         if not self.held:
@@ -157,6 +228,8 @@ class AnswerCheck:
             del self.held[index]
         if not ready:
             return b""
+        if self.external:
+            self._keep(ready)
         return b"data: " + orjson.dumps(_released(hold, ready)) + b"\n\n"
 
 
@@ -185,6 +258,26 @@ def _released(hold: Held, ready: str) -> dict[str, Any]:
     else:
         choice["delta"] = {channel: ready}
     return {**template, "choices": [choice]}
+
+
+def _is_final(event: bytes) -> bool:
+    """A stream's finish, usage or `[DONE]` event."""
+    payload = event[5:].strip() if event.startswith(b"data:") else b""
+    if payload == _DONE:
+        return True
+    if b"finish_reason" not in payload and b"usage" not in payload:
+        return False
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(doc, dict):
+        return False
+    choices = doc.get("choices")
+    finished = isinstance(choices, list) and any(
+        isinstance(c, dict) and c.get("finish_reason") is not None for c in choices
+    )
+    return finished or doc.get("usage") is not None
 
 
 TEXT_FIELDS = ("content", "reasoning_content", "reasoning")

@@ -20,6 +20,7 @@ from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import GuardrailBlocked, InvalidRequest
 from gatecore.guardrails.answer import AnswerCheck
+from gatecore.guardrails.external import ExternalGuard, ask
 from gatecore.guardrails.hub_texts import map_request
 from gatecore.guardrails.injection import score, scored_texts
 from gatecore.guardrails.moderation import ClassifierGuard, ModerationGuard
@@ -27,10 +28,9 @@ from gatecore.guardrails.pii import PiiGuard, apply_spans, count_spans, merge_sp
 from gatecore.guardrails.plugins import PluginGuard
 from gatecore.guardrails.tally import Tally
 from gatecore.guardrails.vault import Vault
-from gatecore.guardrails.webhook import WebhookFailed, WebhookGuard
+from gatecore.guardrails.webhook import WebhookGuard
 from gatecore.request import RequestContext
 
-ExternalGuard = WebhookGuard | PluginGuard | ModerationGuard | ClassifierGuard
 log = logging.getLogger("gatecore.guardrails")
 # Distinct guard-name combinations compiled at most (models by keys' attachments): a bound, not a tuning.
 MAX_POLICIES = 4096
@@ -90,18 +90,17 @@ def scores_of(texts: list[str]) -> list[float]:
 class Policy:
     """The compiled guards one model's requests go through, by side."""
 
-    __slots__ = ("external", "injection", "pii_in", "pii_out", "tokenizes")
+    __slots__ = ("external", "external_out", "injection", "pii_in", "pii_out", "tokenizes")
 
     def __init__(self, guards: list[PiiGuard | InjectionGuard | ExternalGuard]):
         self.pii_in = tuple(g for g in guards if isinstance(g, PiiGuard) and "input" in g.sides)
         self.pii_out = tuple(g for g in guards if isinstance(g, PiiGuard) and "output" in g.sides)
         self.injection = tuple(g for g in guards if isinstance(g, InjectionGuard))
-        self.external = tuple(
-            g
-            for g in guards
-            if isinstance(g, WebhookGuard | PluginGuard | ModerationGuard | ClassifierGuard)
-            and "input" in g.sides
-        )
+        external = [
+            g for g in guards if isinstance(g, WebhookGuard | PluginGuard | ModerationGuard | ClassifierGuard)
+        ]
+        self.external = tuple(g for g in external if "input" in g.sides)
+        self.external_out = tuple(g for g in external if "output" in g.sides)
         self.tokenizes = any("tokenize" in g.actions for g in self.pii_in)
 
 
@@ -218,7 +217,9 @@ class GuardInput:
         tally = Tally()
         vault = Vault() if policy.tokenizes else None
         # Set first: the metrics and the access log read its counts, blocked requests' included.
-        ctx.guard = AnswerCheck(policy.pii_out, vault, tally)
+        ctx.guard = AnswerCheck(
+            policy.pii_out, vault, tally, policy.external_out, ctx.client_model, ctx.request_id
+        )
         try:
             if policy.injection:
                 scores = scores_of(scored_texts(doc))
@@ -251,19 +252,10 @@ class GuardInput:
         self, ctx: RequestContext, doc: dict[str, Any], guards: tuple[ExternalGuard, ...], tally: Tally
     ) -> None:
         for guard in guards:
-            texts = _texts(doc)
-            try:
-                verdict = await guard.check(texts, "input", ctx.client_model, ctx.request_id)
-            except WebhookFailed as exc:
-                tally.add(guard.name, str(exc), "allow" if guard.fail_open else "block")
-                if guard.fail_open:
-                    continue
+            verdict = await ask(guard, _texts(doc), "input", ctx.client_model, ctx.request_id, tally)
+            if verdict is None:
                 ctx.body_capture = None
-                raise GuardrailBlocked(f"Guardrail '{guard.name}' could not check this request.") from None
-            if isinstance(guard, ModerationGuard | ClassifierGuard):  # the verdict's text is the category
-                tally.add(guard.name, verdict.texts[0] if verdict.texts else "moderation", verdict.action)
-            else:
-                tally.add(guard.name, "verdict", verdict.action)
+                raise GuardrailBlocked(f"Guardrail '{guard.name}' could not check this request.")
             if verdict.action == "block":
                 ctx.body_capture = None
                 raise GuardrailBlocked(f"Guardrail '{guard.name}' blocked this request.")

@@ -45,6 +45,8 @@ async def relay_buffered(
         hub_body = body = provider.decode_body(ctx, body)  # the OpenAI-format body, for usage
         if ctx.guard is not None:  # the answer's guardrails (a block is the route's own 400)
             hub_body = body = ctx.guard.body(body)
+            if ctx.guard.checks_answer:  # external checks, before anything is released
+                await ctx.guard.check_answer()
         if encoder is not None:
             body, content_type = encoder.encode_body(body), encoder.content_type
     ctx.status = status

@@ -64,6 +64,8 @@ async def relay_stream(
         out = relay.feed(whole) + relay.finish()
         if ctx.guard is not None:  # nothing was sent yet: a block is the route's own 400
             out = ctx.guard.events(out) + ctx.guard.end()
+            if ctx.guard.checks_answer:
+                await ctx.guard.check_answer()
         if encoder is not None:
             out = _encode_whole(encoder, out, ctx, relay, provider)
         proto.response_bytes(200, headers, out)
@@ -105,6 +107,8 @@ async def relay_stream(
         tail = relay.finish() if decoder is None else relay.feed(decoder.finish()) + relay.finish()
         if guard is not None:
             tail = guard.events(tail) + guard.end()
+            if guard.checks_answer:  # external checks of the answer, before its final events
+                await guard.check_answer()
         if encoder is not None:
             tail = encoder.feed(tail) + encoder.finish(_stream_usage(ctx, relay, provider))
         if tail:

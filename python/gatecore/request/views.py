@@ -102,6 +102,16 @@ class AnswerGuard(Protocol):
         ...
 
     @property
+    def checks_answer(self) -> bool:
+        """Whether external guards check the answer (then `check_answer` is awaited before the
+        answer, or a stream's final events, go out)."""
+        ...
+
+    async def check_answer(self) -> None:
+        """The external guards on the answer's text; raises a GatewayError (guardrail_blocked)."""
+        ...
+
+    @property
     def reroute(self) -> str | None:
         """The model a flagging guard sends the request to instead (None: it stays)."""
         ...
