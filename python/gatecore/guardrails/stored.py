@@ -25,6 +25,9 @@ from gatecore.store.base import ConstraintViolation, Store, StoreError, Transact
 
 log = logging.getLogger("gatecore.guardrails")
 
+# Stored definitions at most, in all and per team: each is compiled in every worker.
+MAX_STORED = 500
+MAX_PER_TEAM = 50
 _COLUMNS = "name, team_id, spec, created_by, created_at, updated_by, updated_at"
 # What the audit log keeps of a definition: what it is and whom it reaches, never a key or header.
 _AUDITED = ("kind", "default", "apply_to", "action", "reroute_to")
@@ -65,6 +68,15 @@ class GuardrailRepository:
     async def create(self, config: GuardrailConfig, team_id: str | None, actor: str) -> None:
         now = time.time()
         async with self._write() as tx:
+            total = await tx.fetchone("SELECT COUNT(*) FROM guardrail_defs")
+            mine = await tx.fetchone("SELECT COUNT(*) FROM guardrail_defs WHERE team_id = $1", team_id)
+            if (total is not None and int(total[0]) >= MAX_STORED) or (
+                team_id is not None and mine is not None and int(mine[0]) >= MAX_PER_TEAM
+            ):
+                raise Conflict(
+                    f"Too many stored guardrails (at most {MAX_STORED}, {MAX_PER_TEAM} per team).",
+                    code="guardrail_limit",
+                )
             await tx.execute(
                 f"INSERT INTO guardrail_defs ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 config.name,

@@ -1,0 +1,20 @@
+-- wrk script (benches/guardrail_rps.sh): a ~1.5 KB chat body, no PII, to BENCH_MODEL (`mock` or
+-- `mock-guarded`); prints one machine-readable line at the end.
+local key = os.getenv("BENCH_API_KEY") or "sk-gwbench-5f0c9a1e7b3d4c2a8e6f1b0d9c7a5e3f"
+local model = os.getenv("BENCH_MODEL") or "mock"
+local prose = "the gateway routes each request to a deployment and streams the answer back to the client. "
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. key
+wrk.headers["X-Mock-Mode"] = "json"
+wrk.body = '{"model":"' .. model .. '","messages":[{"role":"system","content":"You are a terse assistant."},' ..
+  '{"role":"user","content":"' .. string.sub(string.rep(prose, 16), 1, 1400) .. '"}],"max_tokens":32,"temperature":0}'
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"errors":{"status":%d,"connect":%d,"timeout":%d},' ..
+    '"lat_us":{"p50":%d,"p99":%d}}\n',
+    summary.requests, summary.duration, e.status, e.connect, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
