@@ -32,6 +32,19 @@ MAX_HELD_CHARS = 64 * 1024
 MAX_CHECKED_CHARS = 256 * 1024
 
 
+StreamShape = tuple[tuple[PiiGuard, ...], int, int]
+
+
+def stream_shape(guards: tuple[PiiGuard, ...], tokenizes: bool) -> StreamShape:
+    """The guards that check streams, the window and the held tail. A guard whose window is 0 does
+    not check streams; tokens are restored in streams whatever (the tail covers the longest token).
+    External checks alone hold nothing back (window 0): they see the text as it goes out."""
+    stream_guards = tuple(g for g in guards if g.window > 0)
+    window = min((g.window for g in stream_guards), default=16 if tokenizes else 0)
+    overlap = max([g.overlap for g in stream_guards] + [MAX_TOKEN_CHARS if tokenizes else 0])
+    return stream_guards, window, overlap
+
+
 class AnswerCheck:
     """One request's answer checks: the output PII guards, the request's token vault, and the
     external guards that check the answer (webhook, moderation, classifier, plugin)."""
@@ -60,6 +73,7 @@ class AnswerCheck:
         external: tuple[ExternalGuard, ...] = (),
         model: str = "",
         request_id: str = "",
+        shape: StreamShape | None = None,
     ):
         self.guards = guards
         self.vault = vault
@@ -72,11 +86,8 @@ class AnswerCheck:
         self.seen: list[str] = []
         self.seen_chars = 0
         self.final: list[bytes] = []
-        # A guard whose window is 0 does not check streams; tokens are restored in streams whatever.
-        # External checks alone hold nothing back (window 0): they see the text as it goes out.
-        self.stream_guards = tuple(g for g in guards if g.window > 0)
-        self.window = min((g.window for g in self.stream_guards), default=16 if vault is not None else 0)
-        self.overlap = max([g.overlap for g in self.stream_guards] + [MAX_TOKEN_CHARS if vault else 0])
+        # The same for every request of a policy: computed once there (guardrails/stage.py Policy).
+        self.stream_guards, self.window, self.overlap = shape or stream_shape(guards, vault is not None)
         # Per choice index: the text not yet released (one channel at a time).
         self.held: dict[int, Held] = {}
 

@@ -19,7 +19,7 @@ import orjson
 from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import GuardrailBlocked, InvalidRequest
-from gatecore.guardrails.answer import AnswerCheck
+from gatecore.guardrails.answer import AnswerCheck, stream_shape
 from gatecore.guardrails.external import ExternalGuard, ask
 from gatecore.guardrails.hub_texts import map_request
 from gatecore.guardrails.injection import score, scored_texts
@@ -90,7 +90,7 @@ def scores_of(texts: list[str]) -> list[float]:
 class Policy:
     """The compiled guards one model's requests go through, by side."""
 
-    __slots__ = ("external", "external_out", "injection", "pii_in", "pii_out", "tokenizes")
+    __slots__ = ("external", "external_out", "injection", "pii_in", "pii_out", "shape", "tokenizes")
 
     def __init__(self, guards: list[PiiGuard | InjectionGuard | ExternalGuard]):
         self.pii_in = tuple(g for g in guards if isinstance(g, PiiGuard) and "input" in g.sides)
@@ -102,6 +102,7 @@ class Policy:
         self.external = tuple(g for g in external if "input" in g.sides)
         self.external_out = tuple(g for g in external if "output" in g.sides)
         self.tokenizes = any("tokenize" in g.actions for g in self.pii_in)
+        self.shape = stream_shape(self.pii_out, self.tokenizes)
 
 
 CompiledGuard = PiiGuard | InjectionGuard | ExternalGuard
@@ -218,7 +219,7 @@ class GuardInput:
         vault = Vault() if policy.tokenizes else None
         # Set first: the metrics and the access log read its counts, blocked requests' included.
         ctx.guard = AnswerCheck(
-            policy.pii_out, vault, tally, policy.external_out, ctx.client_model, ctx.request_id
+            policy.pii_out, vault, tally, policy.external_out, ctx.client_model, ctx.request_id, policy.shape
         )
         try:
             if policy.injection:
