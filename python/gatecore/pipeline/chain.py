@@ -100,7 +100,10 @@ LINKS: tuple[Link, ...] = (
     Link("responses_mode", lambda p: responses_mode(p), timed=False),  # /v1/responses: native or translated
     Link("gpu_clock", lambda p: p.prices.clock_stage()),  # GPU-time pricing: the request's clock
     Link("limits", lambda p: p.limits),  # 429: rpm, tpm, concurrency, budgets
-    Link("guard_input", lambda p: guard_stage(p.config)),  # 400 guardrail_blocked; PII rewritten; ctx.guard
+    Link("guard_input", lambda p: _guards(p, True)),  # 400 guardrail_blocked; PII rewritten; ctx.guard
+    # The same stage untimed when the config has no guards (only the admin API's stored ones may
+    # come): the stage names of metrics, spans and x-gatecore-timing stay those of the config.
+    Link("guard_stored", lambda p: _guards(p, False), timed=False),
     Link("guard_reroute", lambda p: GuardReroute(p.routes, p.limits), timed=False),  # flagged: a safer model
     Link("cache", lambda p: p.cache.stage if p.cache else None),  # a stored answer (cache/)
     Link("debug_timing", lambda p: DebugTiming(p.stage_names), timed=False),  # x-gatecore-timing
@@ -108,6 +111,11 @@ LINKS: tuple[Link, ...] = (
         "upstream", lambda p: UpstreamCall(p.sweeper, p.config.server, p.limits), timed=False
     ),  # attempts, relay
 )
+
+
+def _guards(parts: ChainParts, configured: bool) -> Stage | None:
+    """The guardrails stage on the link that fits the config (see LINKS)."""
+    return guard_stage(parts.config) if bool(parts.config.guardrails) == configured else None
 
 
 def responses_mode(parts: ChainParts) -> Stage | None:
