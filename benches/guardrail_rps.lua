@@ -1,5 +1,5 @@
 -- wrk script (benches/guardrail_rps.sh): a ~1.5 KB chat body, no PII, to BENCH_MODEL (`mock` or
--- `mock-guarded`); prints one machine-readable line at the end.
+-- `mock-guarded`), its user text different in every request; prints one machine-readable line at the end.
 local key = os.getenv("BENCH_API_KEY") or "sk-gwbench-5f0c9a1e7b3d4c2a8e6f1b0d9c7a5e3f"
 local model = os.getenv("BENCH_MODEL") or "mock"
 local prose = "the gateway routes each request to a deployment and streams the answer back to the client. "
@@ -7,8 +7,17 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. key
 wrk.headers["X-Mock-Mode"] = "json"
-wrk.body = '{"model":"' .. model .. '","messages":[{"role":"system","content":"You are a terse assistant."},' ..
-  '{"role":"user","content":"' .. string.sub(string.rep(prose, 16), 1, 1400) .. '"}],"max_tokens":32,"temperature":0}'
+local head = '{"model":"' .. model .. '","messages":[{"role":"system","content":"You are a terse assistant."},' ..
+  '{"role":"user","content":"'
+local tail = string.sub(string.rep(prose, 16), 1, 1380) .. '"}],"max_tokens":32,"temperature":0}'
+local n = 0
+
+-- Each request's user text differs (a counter first): no guard may answer from what it remembers of
+-- an earlier text (the injection score is remembered by text hash), as with real traffic.
+function request()
+  n = n + 1
+  return wrk.format(nil, nil, nil, head .. "request " .. n .. ": " .. tail)
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

@@ -3,7 +3,7 @@
 # gatecore (1 worker, core 0) serving `mock` (no guardrails) and `mock-guarded` (the README's
 # default policy), the harness's nginx JSON mock and wrk on core 1; a ~1.5 KB prompt without PII
 # (benches/guardrail_rps.lua). The two models alternate ROUNDS times, wrk DURATION s per run; prints
-# each run and the medians (req/s and p50 at c=32) and their ratio.
+# each run, the medians (req/s and p50 at c=32), their ratio and the median of each round's ratio.
 #
 #   benches/guardrail_rps.sh          ROUNDS=5 DURATION=5 PY=/path/to/python
 #
@@ -46,5 +46,9 @@ def med(model, what):
     return statistics.median(values)
 off, on = med("mock", "rps"), med("mock-guarded", "rps")
 print(f"req/s c=32: off {off:.0f}   on {on:.0f}   ratio {on / off:.3f}")
+# Each round's two runs are adjacent in time: their ratio is the steadier figure when the load drifts.
+rate = {(r["round"], r["model"]): r["wrk"]["requests"] / (r["wrk"]["duration_us"] / 1e6) for r in runs}
+paired = statistics.median(rate[(n, "mock-guarded")] / rate[(n, "mock")] for n in {r["round"] for r in runs})
+print(f"median of the rounds' on/off ratios: {paired:.3f}")
 print(f"p50 c=32:   off {med('mock', 'p50'):.3f} ms   on {med('mock-guarded', 'p50'):.3f} ms")
 PYEOF
