@@ -77,3 +77,43 @@ def test_an_endless_token_does_not_grow_the_held_text() -> None:
     out += check.end()
     released = texts(out)[0]
     assert released.count("[SECRET]") >= 2 and not any(p[100:200] in released for p in pieces)
+
+
+def delta_event(delta: dict[str, object], finish: str | None = None) -> bytes:
+    doc = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+    return b"data: " + orjson.dumps(doc) + b"\n\n"
+
+
+def test_a_whole_tool_call_in_one_delta_goes_out_as_header_then_checked_arguments() -> None:
+    # Some translations (Gemini's) send a call's id, name and whole arguments in one delta.
+    check = AnswerCheck((GUARD,), None, Tally())
+    card = "4111 1111 1111 1111"
+    call = {"index": 0, "id": "call_1", "type": "function",
+            "function": {"name": "pay", "arguments": json.dumps({"card": card})}}  # fmt: skip
+    out = check.events(delta_event({"content": "paying "}) + delta_event({"tool_calls": [call]}))
+    out += check.events(delta_event({}, "tool_calls") + b"data: [DONE]\n\n") + check.end()
+    deltas = [
+        json.loads(b[6:])["choices"][0]["delta"] for b in out.split(b"\n\n") if b.startswith(b"data: {")
+    ]
+    # In order: the content, the call's header (no arguments), its arguments checked, the finish.
+    assert deltas[0] == {"content": "paying "}
+    assert deltas[1] == {"tool_calls": [{**call, "function": {"name": "pay", "arguments": ""}}]}
+    assert deltas[2] == {"tool_calls": [{"index": 0, "function": {"arguments": '{"card": "[CREDIT_CARD]"}'}}]}
+    assert deltas[3] == {} and out.endswith(b"data: [DONE]\n\n") and card.encode() not in out
+
+
+def test_reasoning_then_content_keeps_the_order() -> None:
+    check = AnswerCheck((GUARD,), None, Tally())
+    out = b"".join(
+        check.events(delta_event({"reasoning_content": piece})) for piece in ("think ", "4111 1111 ")
+    )
+    out += check.events(
+        delta_event({"reasoning_content": "1111 1111 done"}) + delta_event({"content": "answer"})
+    )
+    out += check.end()
+    deltas = [
+        json.loads(b[6:])["choices"][0]["delta"] for b in out.split(b"\n\n") if b.startswith(b"data: {")
+    ]
+    reasoning = "".join(d.get("reasoning_content", "") for d in deltas)
+    assert reasoning == "think [CREDIT_CARD] done" and deltas[-1] == {"content": "answer"}
