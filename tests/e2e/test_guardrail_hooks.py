@@ -139,6 +139,8 @@ def gw(
         {"name": "mod", "kind": "moderation", "url": f"{hook.origin}/v1/moderations",
          "model": "omni-moderation-latest", "api_key": "sk-mod-secret", "categories": ["violence"],
          "on_error": "block"},
+        {"name": "mod-out", "kind": "moderation", "url": f"{hook.origin}/v1/moderations",
+         "categories": ["violence"], "on_error": "block", "apply_to": ["output"]},
         {"name": "house", "kind": "pii", "entities": {},
          "custom": [{"name": "employee_id", "pattern": r"EMP-\d{6}", "action": "redact"}],
          "deny_list": ["Bluebird", "acme corp"], "deny_action": "block"},
@@ -152,6 +154,7 @@ def gw(
         {**base, "name": "m-words-strict", "guardrails": ["words-strict"]},
         {**base, "name": "m-mod", "guardrails": ["mod"]},
         {**base, "name": "m-house", "guardrails": ["house"]},
+        {**base, "name": "m-mod-out", "guardrails": ["mod-out"]},
     ]
     workdir = tmp_path_factory.mktemp("guard-hooks")
     path = write_config(config, workdir / "gatecore.yaml")
@@ -228,6 +231,25 @@ def test_webhook_checks_whole_answers_before_release(client: openai.OpenAI, hook
             extra_body={"mock": {"content": "slow"}},
         )
     assert "could not check this answer" in caught.value.message
+
+
+def test_moderation_checks_answers(client: openai.OpenAI, hook: GuardHook) -> None:
+    rid = new_request_id()
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="m-mod-out",
+            messages=[{"role": "user", "content": "how do I stop it"}],
+            extra_headers={"x-request-id": rid},
+            extra_body={"mock": {"content": "kill the process"}},
+        )
+    assert caught.value.code == "guardrail_blocked" and "'mod-out'" in caught.value.message
+    assert "kill" not in str(caught.value.body)
+    fine = client.chat.completions.create(
+        model="m-mod-out",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"mock": {"content": "ok"}},
+    )
+    assert fine.choices[0].message.content == "ok"
 
 
 def _stream(gw: Gateway, content: str, rid: str) -> list[bytes]:
