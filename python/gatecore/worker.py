@@ -23,6 +23,7 @@ from gatecore.admin.router import AdminApi
 from gatecore.api.openai import ChatFields, CompletionFields, EmbeddingFields
 from gatecore.auth.stage import AuthStage
 from gatecore.cache.stage import Cache, build_cache
+from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.schema import GatecoreConfig
 from gatecore.config.telemetry import tracing_enabled
 from gatecore.guardrails.log_redactor import log_redactor
@@ -98,6 +99,7 @@ class Worker:
 
     __slots__ = (
         "_store_retry",
+        "access_log",
         "admin",
         "auth",
         "cache",
@@ -223,10 +225,12 @@ class Worker:
             self.ledger = LedgerRecorder(config.ledger, self.prices, config.store.url)
             recorders.append(self.ledger)
             self.limits.spent_since = self.ledger.spend_since
+        self.access_log: AccessLog | None = None
         if config.server.access_log:
             body_log_bytes = config.server.body_log_max_bytes
             access_log = AccessLog(body_log_bytes=body_log_bytes)
             access_log.redactor = log_redactor(config)  # the PII guardrails' scanner, when configured
+            self.access_log = access_log
             recorders.append(access_log)
         self.metrics: MetricsRecorder | None = None
         telemetry = config.telemetry
@@ -309,7 +313,7 @@ class Worker:
         self.identity = IdentitySync(repository, self.auth, self.config.store.poll_interval_s)
         # Guard definitions of the admin API follow the identity poll (guardrails/stored.py).
         guard_repository = GuardrailRepository(store)
-        stored_guards = StoredGuardrails(guard_repository, guard_stage(self.config))
+        stored_guards = StoredGuardrails(guard_repository, guard_stage(self.config), self._stored_pii)
         self.identity.followers.append(stored_guards.reload)
         await self.identity.start()
         model_names = frozenset(self.routes.names())
@@ -327,6 +331,12 @@ class Worker:
             ),
         )
         return True
+
+    def _stored_pii(self, stored: list[GuardrailConfig]) -> None:
+        """The body log's redactor covers the stored PII guards too (their patterns, and what a
+        tokenizing one restores in answers)."""
+        if self.access_log is not None:
+            self.access_log.redactor = log_redactor(self.config, stored)
 
     async def _reopen_store(self) -> None:
         while True:

@@ -195,3 +195,27 @@ def test_team_admin_confined_to_its_team(gw: Gateway, admin: AdminClient, upstre
         gw, admin.ok("POST", "/keys", {"name": "rv", "team": red, "role": "viewer"}, 201)["key"]
     )
     assert viewer.call("PUT", "/guardrails/red-pii", pii)[0] == 403
+
+
+def test_stored_pii_guard_scrubs_logged_bodies(
+    gw: Gateway, admin: AdminClient, upstream: MockUpstream
+) -> None:
+    badge = "EMP-" + str(uuid.uuid4().int)[:6]
+    custom = [{"name": "employee_id", "pattern": r"EMP-\d{6}", "action": "tokenize"}]
+    admin.ok("POST", "/guardrails", {"name": "badges", "kind": "pii", "custom": custom}, 201)
+    key = admin.ok(
+        "POST", "/keys", {"name": "loud", "metadata": {"log_bodies": True, "guardrails": ["badges"]}}, 201
+    )
+    wait_keys_loaded(gw, [key["key"]])
+    rid = new_request_id()
+    with make_client(gw, key["key"]) as client:
+        answer = client.chat.completions.create(
+            model="gpt-test",
+            messages=[{"role": "user", "content": f"badge {badge}"}],
+            extra_headers={"x-request-id": rid},
+        )
+    assert upstream.wait_for(rid).body_json["messages"][0]["content"] == "badge <EMPLOYEE_ID_1>"
+    assert answer.choices[0].message.content == f"mock: badge {badge}"  # restored for the client
+    line = gw.wait_access_log(rid)
+    # The body log's redactor knows the stored guard's pattern: the restored value is not logged.
+    assert "[EMPLOYEE_ID]" in line["response_body"] and badge not in str(line)

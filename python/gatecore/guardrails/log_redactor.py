@@ -1,11 +1,14 @@
 """The body log's redactor (telemetry/body_log.py `Redactor`): with PII guardrails configured, every
 body logged for an opted-in key goes through the PII scanner first, every built-in type and the
 guards' own patterns and deny-lists, each match replaced by its typed placeholder (`[EMAIL]`). A
-tokenized request's answer carries the client's values back; this keeps them out of the log too."""
+tokenized request's answer carries the client's values back; this keeps them out of the log too.
+Guards defined through the admin API count as configured: the redactor is rebuilt when they change
+(guardrails/stored.py)."""
 
 from __future__ import annotations
 
 from gatecore._core import PiiScanner
+from gatecore.config.guardrails import GuardrailConfig
 from gatecore.config.schema import GatecoreConfig
 from gatecore.guardrails.pii import DENY_LIST, Span, apply_spans, deny_pattern
 
@@ -15,9 +18,9 @@ class LogRedactor:
 
     __slots__ = ("labels", "scanner")
 
-    def __init__(self, config: GatecoreConfig):
+    def __init__(self, guards: list[GuardrailConfig]):
         custom: list[tuple[str, str]] = []
-        for guard in config.guardrails:
+        for guard in guards:
             if guard.kind != "pii":
                 continue
             custom += [(c.name, c.pattern) for c in guard.custom]
@@ -33,6 +36,7 @@ class LogRedactor:
         return apply_spans(text, spans)
 
 
-def log_redactor(config: GatecoreConfig) -> LogRedactor | None:
-    """The redactor, when any PII guardrail is configured (None otherwise)."""
-    return LogRedactor(config) if any(g.kind == "pii" for g in config.guardrails) else None
+def log_redactor(config: GatecoreConfig, stored: list[GuardrailConfig] | None = None) -> LogRedactor | None:
+    """The redactor, when any PII guardrail is configured or stored (None otherwise)."""
+    guards = [*config.guardrails, *(stored or ())]
+    return LogRedactor(guards) if any(g.kind == "pii" for g in guards) else None

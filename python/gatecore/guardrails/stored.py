@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -150,12 +150,25 @@ class StoredGuardrails:
     """The worker's view of the stored definitions: loaded into its `guard_input` stage on every
     identity reload, and at once after this worker's own admin writes."""
 
-    def __init__(self, repository: GuardrailRepository, stage: GuardInput):
+    def __init__(
+        self,
+        repository: GuardrailRepository,
+        stage: GuardInput,
+        pii_changed: Callable[[list[GuardrailConfig]], None] | None = None,
+    ):
         self.repository = repository
         self.stage = stage
         self.held: list[StoredGuard] = []
+        # Told the stored PII definitions whenever they change (the body log's redactor follows).
+        self.pii_changed = pii_changed
+        self._pii: list[GuardrailConfig] = []
 
     async def reload(self) -> None:
         """Read every stored definition and install them (raises StoreUnavailable)."""
         self.held = await self.repository.all()
         self.stage.install([(g.config, g.team_id, g.updated_at) for g in self.held])
+        pii = [g.config for g in self.held if g.config.kind == "pii"]
+        if pii != self._pii:
+            self._pii = pii
+            if self.pii_changed is not None:
+                self.pii_changed(pii)
