@@ -21,7 +21,7 @@ from gatecore.admin.access import Caller
 from gatecore.admin.bounds import check_json_value
 from gatecore.config.guardrails import GuardrailConfig, validate_guardrails
 from gatecore.errors import Conflict, Forbidden, NotFound, Unprocessable
-from gatecore.guardrails.stored import GuardrailRepository, StoredGuardrails
+from gatecore.guardrails.stored import GuardrailRepository, StoredGuard, StoredGuardrails
 from gatecore.identity.records import TEAM
 from gatecore.identity.repository import IdentityRepository
 
@@ -119,11 +119,12 @@ class GuardrailsApi:
         self.stored = stored
 
     async def index(self, caller: Caller) -> GuardrailList:
-        await self.stored.reload()
+        # Read from the store, not installed: a read never recompiles this worker's guards.
+        stored = await self.repository.all()
         data = [_out(g, "config", None, None, None) for g in self.config_guards.values()]
         data += [
             _out(s.config, "store", s.team_id, s.created_by, s.updated_at)
-            for s in self.stored.held
+            for s in stored
             if s.team_id is None or caller.scope is None or s.team_id == caller.scope
         ]
         return GuardrailList(data)
@@ -177,9 +178,8 @@ class GuardrailsApi:
         await self.repository.delete(name, caller.actor)
         await self.stored.reload()
 
-    async def _stored(self, caller: Caller, name: str) -> Any:
-        await self.stored.reload()
-        for stored in self.stored.held:
+    async def _stored(self, caller: Caller, name: str) -> StoredGuard:
+        for stored in await self.repository.all():
             # Another team's guard is not there for a team's caller (nor is its name confirmed).
             if stored.config.name == name and (
                 caller.scope is None or stored.team_id in (None, caller.scope)
