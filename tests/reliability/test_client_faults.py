@@ -149,3 +149,40 @@ def test_malformed_http_is_refused_and_the_worker_lives(fault_gateway: FaultGate
         assert resp.status == 400, resp
     assert gw.alive()
     _settled(gw.port)
+
+
+def test_hang_up_after_slow_requests_on_the_same_connection(
+    fault_gateway: FaultGateway, upstream: MockUpstream
+) -> None:
+    """Slow answers (each watched for a disconnect) on one keep-alive connection, then a hang-up during
+    the third: the upstream is still aborted. granian wakes only the disconnect future of the request in
+    flight (not the earlier ones, not one shared by the connection's requests): a fix of the per-call
+    leak (docs/RELIABILITY.md) must keep this passing."""
+    port = fault_gateway.gateway.port
+    slow = _chat({"first_byte_delay_ms": 500})
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = raw_http._Reader(sock, time.monotonic() + 10)
+        for _ in range(2):
+            data = raw_http.build_request(
+                "POST",
+                CHAT,
+                port,
+                slow,
+                [*headers(FAULT_KEY, uuid.uuid4().hex), ("Connection", "keep-alive")],
+            )
+            sock.sendall(data)
+            status, _, hdrs = raw_http._parse_head(reader.read_until(b"\r\n\r\n"))
+            raw_http._read_body(reader, "POST", status, hdrs)
+            assert status == 200
+        last = uuid.uuid4().hex
+        slower = _chat({"first_byte_delay_ms": 900})
+        sock.sendall(
+            raw_http.build_request(
+                "POST", CHAT, port, slower, [*headers(FAULT_KEY, last), ("Connection", "keep-alive")]
+            )
+        )
+        time.sleep(0.5)
+    assert upstream.wait_for(last).disconnected.wait(5), "the upstream exchange was not aborted"
+    row = {r["request_id"]: r for r in fault_gateway.ledger.wait_rows({last})}[last]
+    assert row["status"] == 499 and row["client_gone"]
+    _settled(port)
