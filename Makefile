@@ -15,6 +15,7 @@
 #   make deploy-tools .tools/: helm, kubeconform, actionlint (pinned, `go install`) and the Kubernetes JSON
 #                    schemas (kubernetes-validate's wheel, pinned) that tests/deploy validates against
 #   make bench       benches/run.sh (knobs via env: QUICK=1, CONCURRENCY, REPEATS, ...)
+#   make reliability tests/reliability long form + the soak (benches/soak.py; SOAK_DURATION, SOAK_CONCURRENCY)
 #
 # Everything Python goes into $(VENV); nothing is installed globally.
 
@@ -41,7 +42,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # libpython and find it through the rpath rust/build.rs adds.
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: test build lint fmt dist serve-demo bench venv aiperf-venv agents deploy-tools
+.PHONY: test build lint fmt dist serve-demo bench venv aiperf-venv agents deploy-tools reliability
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -138,3 +139,13 @@ serve-demo: build
 
 bench: build
 	benches/run.sh
+
+# The reliability suite's long form (issue 25): the fault suites with RELIABILITY_LONG=1 (more rounds
+# under load), then the soak: SOAK_DURATION s at c=SOAK_CONCURRENCY of the mixed load, RSS and fds of
+# every worker each second (benches/soak.py; docs/RELIABILITY.md).
+SOAK_DURATION    ?= 600
+SOAK_CONCURRENCY ?= 64
+reliability: build
+	RELIABILITY_LONG=1 $(PY) -m pytest tests/reliability -q
+	PYTHONPATH=python $(PY) benches/soak.py --duration $(SOAK_DURATION) --concurrency $(SOAK_CONCURRENCY) \
+	  --warmup 60 --out benches/results/soak-$$(date -u +%Y%m%dT%H%M%SZ).json

@@ -47,11 +47,11 @@ class Answer:
         if not self.events:
             return False
         last = json.loads(self.events[-1])
+        if not isinstance(last, dict):
+            return False
         if api == "chat":
-            return isinstance(last, dict) and "error" in last
-        if api == "messages":
-            return last.get("type") == "error"
-        return last.get("type") == "response.failed"
+            return "error" in last
+        return bool(last.get("type") == ("error" if api == "messages" else "response.failed"))
 
 
 def send(port: int, api: str, model: str, stream: bool, key: str, text: str = "hi") -> Answer:
