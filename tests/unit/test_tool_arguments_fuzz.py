@@ -56,14 +56,10 @@ def streams(draw: st.DrawFn) -> tuple[list[tuple[str, str, dict[str, Any]]], lis
     events = [_event({"role": "assistant", "content": None})]
     for index, (call_id, name, args) in enumerate(calls):
         pieces = _cuts(draw, json.dumps(args, ensure_ascii=False))
-        first = {
-            "index": index,
-            "id": call_id,
-            "type": "function",
-            "function": {"name": name, "arguments": ""},
-        }
+        function = {"name": name, "arguments": ""}
         if draw(st.booleans()):  # OpenAI sends the first piece with the head, or after it
-            first["function"]["arguments"] = pieces.pop(0)
+            function["arguments"] = pieces.pop(0)
+        first = {"index": index, "id": call_id, "type": "function", "function": function}
         events.append(_event({"tool_calls": [first]}))
         events += [_event({"tool_calls": [{"index": index, "function": {"arguments": p}}]}) for p in pieces]
     events.append(_event({}, "tool_calls"))
