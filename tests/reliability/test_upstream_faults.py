@@ -66,7 +66,8 @@ def test_upstream_faults_c1(fault_gateway: FaultGateway) -> None:
         whole, streamed = EXPECTED[model]
         expected = streamed if stream else whole
         if model == "oversized-event" and stream and answer.status == 504:
-            # The first-byte timer can fire while the worker takes the 17 MiB in (docs/RELIABILITY.md).
+            # The worker's first token count loads the tokenizer tables, holding its loop ~0.55 s: the
+            # 1 s first-byte timer can fire first (docs/RELIABILITY.md).
             expected = 504
         if not answer.ended:
             wrong.append(f"{model} {api} stream={stream}: hung (status {answer.status})")
@@ -117,8 +118,8 @@ def test_upstream_faults_under_load(breaker_gateway: FaultGateway) -> None:
     each has exactly one ledger row, and afterwards nothing is in flight."""
     gw = breaker_gateway.gateway
     rounds = 6 if LONG else 1
-    # Not the oversized event: taking its 17 MiB in holds the worker's loop ~1 s (docs/RELIABILITY.md),
-    # long enough for the 1 s first-byte timers of the requests beside it to fire.
+    # Not the oversized event: 17 MiB each, a dozen at once, would take the two shared cores' time from
+    # the 1 s first-byte timers of everything beside it (it runs at c=1 above).
     loaded = [m for m in MODELS if m != "oversized-event"]
     work = [(m, a, s) for m in loaded for a in PATHS for s in (False, True)] * rounds
     random.Random(25).shuffle(work)
