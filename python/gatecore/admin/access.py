@@ -28,13 +28,16 @@ GRANTED_BY_TEAM_ADMIN = (None, VIEWER)
 class Caller:
     """The authenticated caller of one admin request."""
 
-    __slots__ = ("actor", "role", "scope", "team_id")
+    __slots__ = ("actor", "name", "role", "scope", "team_id")
 
-    def __init__(self, policy: KeyPolicy):
-        if policy.role not in (ADMIN, TEAM_ADMIN, VIEWER):
+    def __init__(self, policy: KeyPolicy, member: bool = False):
+        # `member`: a key without an admin role is let in (role None), for the few routes any key
+        # may call (asking for access, reading its own requests); the router says which.
+        if policy.role not in (ADMIN, TEAM_ADMIN, VIEWER) and not (member and policy.role is None):
             raise Forbidden("This key has no admin role; use the master key or a key with an admin role.")
         self.role = policy.role
         self.actor = policy.id
+        self.name = policy.name
         self.team_id = policy.team.id if policy.team is not None else None
         if self.role == TEAM_ADMIN and self.team_id is None:
             raise Forbidden("This team_admin key belongs to no team.")
@@ -47,6 +50,8 @@ class Caller:
             raise Forbidden("This action needs the admin role.")
 
     def require_writer(self) -> None:
+        if self.role is None:
+            raise Forbidden("This action needs an admin or team_admin role.")
         if self.role == VIEWER:
             raise Forbidden("A viewer key may only read.")
 

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from gatecore import __version__
+from gatecore.admin.access_requests import AccessApprove, AccessReject, AccessRequestCreate, AccessRequestOut
 from gatecore.admin.bounds import bound_schemas
 from gatecore.admin.cache_api import CachePurge, CachePurged, CacheStatsOut
 from gatecore.admin.deployments_api import DeploymentsOut
@@ -48,6 +49,10 @@ _STRUCTS = (
     GuardrailSpec,
     GuardrailOut,
     GuardrailList,
+    AccessRequestCreate,
+    AccessApprove,
+    AccessReject,
+    AccessRequestOut,
 )
 
 
@@ -233,6 +238,43 @@ def _usage_op() -> dict[str, Any]:
     return op
 
 
+def _access_request_paths(id_param: list[dict[str, Any]]) -> dict[str, Any]:
+    """`/access-requests` (admin/access_requests.py): any key may ask and read its own requests."""
+    decide = "an admin, or a team_admin for its team's requests"
+    approve = _op(
+        f"Approve: creates the requester's key ({decide})", 200, _ref("AccessRequestOut"), "AccessApprove"
+    )
+    reject = _op(f"Reject, with an optional reason ({decide})", 200, _ref("AccessRequestOut"), "AccessReject")
+    for op in (approve, reject):
+        op["requestBody"]["required"] = False
+    return {
+        "/access-requests": {
+            "get": _op(
+                "Access requests, newest first: all (admins), a team's (its keys), one's own (any key)",
+                200,
+                _list_of("AccessRequestOut"),
+            ),
+            "post": _op(
+                "Ask for a key for models or prompts (any key)",
+                201,
+                _ref("AccessRequestOut"),
+                "AccessRequestCreate",
+            ),
+        },
+        "/access-requests/{id}": {
+            "parameters": id_param,
+            "get": _op(
+                "One request; after approval its requester reads the key here once (`key`), then "
+                "only `prefix`",
+                200,
+                _ref("AccessRequestOut"),
+            ),
+        },
+        "/access-requests/{id}/approve": {"parameters": id_param, "post": approve},
+        "/access-requests/{id}/reject": {"parameters": id_param, "post": reject},
+    }
+
+
 def _tenant_schemas(components: dict[str, Any]) -> None:
     """One create and one update schema per level: an org has no `org` or `team`, a team no `team`,
     a user no `org` (the router refuses them, even as null)."""
@@ -253,7 +295,7 @@ def openapi_document() -> dict[str, Any]:
         _every_field_present(components[name])
     bound_schemas(components)
     _tenant_schemas(components)
-    for name in ("KeyCreate", "KeyUpdate"):
+    for name in ("KeyCreate", "KeyUpdate", "AccessApprove"):
         for branch in components[name]["properties"]["expires_at"].get("anyOf", []):
             if branch.get("type") == "string":
                 branch["format"] = "date-time"
@@ -321,6 +363,7 @@ def openapi_document() -> dict[str, Any]:
     }
     paths.update(_runs_paths(id_param))
     paths.update(_guardrail_paths(id_param))
+    paths.update(_access_request_paths(id_param))
     for plural, kind in (("orgs", "Org"), ("teams", "Team"), ("users", "User")):
         paths[f"/{plural}"] = {
             "get": _op(f"List {plural}", 200, _list_of("TenantOut")),

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import msgspec
 
 from gatecore.admin.access import Caller
+from gatecore.admin.access_requests import AccessApprove, AccessReject, AccessRequestCreate, AccessRequestsApi
 from gatecore.admin.bounds import decode_body
 from gatecore.admin.cache_api import CacheApi, CachePurge
 from gatecore.admin.convert import to_datetime
@@ -34,8 +35,11 @@ from gatecore.identity.records import ORG, TEAM, USER
 from gatecore.identity.repository import IdentityRepository
 from gatecore.ledger.repository import LedgerRepository
 from gatecore.ledger.runs import RunsRepository
+from gatecore.policy.key_policy import KeyPolicy
 
 PREFIX = "/admin/v1"
+# The routes any key may call (a developer asking for access), not only admin-role keys.
+MEMBER_PATH = "/access-requests"
 JSON = "application/json"
 MAX_BODY = 1024 * 1024
 _ID = r"([^/]{1,200})"
@@ -97,6 +101,30 @@ class AdminApi:
         routes.append(
             ("POST", "/cache/purge", 200, lambda c, p, b, q: cache_api.purge(c, _decode(CachePurge, b)))
         )
+        requests = AccessRequestsApi(repository, models)
+        self.access_requests = requests
+        routes += [
+            ("GET", MEMBER_PATH, 200, lambda c, p, b, q: requests.index(c)),
+            (
+                "POST",
+                MEMBER_PATH,
+                201,
+                lambda c, p, b, q: requests.create(c, _decode(AccessRequestCreate, b)),
+            ),
+            ("GET", f"{MEMBER_PATH}/{_ID}", 200, lambda c, p, b, q: requests.get(c, p[0])),
+            (
+                "POST",
+                f"{MEMBER_PATH}/{_ID}/approve",
+                200,
+                lambda c, p, b, q: requests.approve(c, p[0], _optional(AccessApprove, b)),
+            ),
+            (
+                "POST",
+                f"{MEMBER_PATH}/{_ID}/reject",
+                200,
+                lambda c, p, b, q: requests.reject(c, p[0], _optional(AccessReject, b)),
+            ),
+        ]
         if deployments is not None:
             routes.append(("GET", "/deployments", 200, lambda c, p, b, q: deployments.index(c)))
         for kind in (ORG, TEAM, USER):
@@ -142,16 +170,20 @@ class AdminApi:
             raise error
         raise NotFound(f"Unknown admin path '{(PREFIX + path)[:200]}'.")
 
-    async def caller(self, secret: str | None) -> Caller:
+    async def caller(self, secret: str | None, path: str = "") -> Caller:
         """Who is calling (401 for a missing or unknown key): asked before the body is read, so an
-        unknown caller's upload is never read. What the caller may do is each handler's check."""
-        policy = await self.auth.authenticate(secret)
+        unknown caller's upload is never read. What the caller may do is each handler's check.
+        `path` (without the prefix): a key without an admin role may call the access-request routes."""
+        return self.caller_of(await self.auth.authenticate(secret), path)
+
+    def caller_of(self, policy: KeyPolicy | None, path: str) -> Caller:
+        """The caller of `path` with `policy` (a key's, or a console session's)."""
         if policy is None:
             # Auth is off (no key of any kind is configured): the admin API stays closed.
             raise InvalidRequest(
                 "The admin API needs a master key: set auth.master_key.", code="admin_disabled"
             )
-        return Caller(policy)
+        return Caller(policy, member=path == MEMBER_PATH or path.startswith(MEMBER_PATH + "/"))
 
     async def handle(
         self, caller: Caller, method: str, path: str, query: str, body: bytes
@@ -238,6 +270,11 @@ def _guardrail_routes(api: GuardrailsApi) -> list[tuple[str, str, int, Handler]]
         ("PUT", one, 200, lambda c, p, b, q: api.update(c, p[0], _decode(GuardrailSpec, b))),
         ("DELETE", one, 204, lambda c, p, b, q: api.delete(c, p[0])),
     ]
+
+
+def _optional(kind: type[Any], body: bytes) -> Any:
+    """A body that may be left out (every field optional)."""
+    return kind() if not body.strip() else _decode(kind, body)
 
 
 def _rotate(body: bytes) -> KeyRotate:

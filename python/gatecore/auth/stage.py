@@ -100,7 +100,12 @@ class AuthStage:
                 code="missing_api_key",
             )
         # A dict probe on a keyed hash: timing reveals nothing about stored hashes.
-        entry = self.table.get(self.hasher.digest(secret))
+        return self.lookup_digest(self.hasher.digest(secret))
+
+    def lookup_digest(self, digest: bytes) -> KeyPolicy:
+        """The policy of the key whose keyed hash is `digest` (a console session keeps that, never
+        the secret), checked like `lookup`: revoked, expired, rotated out."""
+        entry = self.table.get(digest)
         if entry is None:
             if self.stored is False:
                 raise StoreUnavailable(
@@ -139,6 +144,20 @@ class AuthStage:
             self._put(entries[digest][0].id, entries)
         # The key is in the table now: checked (revoked, expired, rotated) like any other.
         return self.lookup(secret)
+
+    async def authenticate_digest(self, digest: bytes) -> KeyPolicy:
+        """`lookup_digest`, looking a key the table does not know up in the store first (a key
+        written on another worker a moment ago), as `authenticate` does."""
+        try:
+            return self.lookup_digest(digest)
+        except AuthenticationFailed as miss:
+            if miss.code != "invalid_api_key" or self.identity is None:
+                raise
+            entries = await self.identity.find(digest)
+            if entries is None or digest not in entries:
+                raise
+            self._put(entries[digest][0].id, entries)
+        return self.lookup_digest(digest)
 
     def attach_store(self, keys: IdentitySync) -> None:
         """Look up what the table does not know in the store through `keys` (the identity sync)."""

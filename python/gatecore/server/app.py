@@ -24,6 +24,8 @@ from gatecore.admin.router import PREFIX as ADMIN_PREFIX
 from gatecore.api.error_bodies import ANTHROPIC, GEMINI, JSON, OPENAI, ClientFormat
 from gatecore.auth.stage import client_secret
 from gatecore.config.source import read_config_from_process_env
+from gatecore.console.app import PREFIX as CONSOLE_PREFIX
+from gatecore.console.app import Console
 from gatecore.errors import GatewayError, MethodNotAllowed, NotFound, StoreUnavailable
 from gatecore.pipeline.chain import Chain
 from gatecore.pipeline.read_body import read_body
@@ -80,6 +82,7 @@ class GatewayApp:
         self.routes: dict[str, dict[str, Handler]] = {}
         self._prompt_methods: dict[str, Handler] = {}
         self.stored: StoredResponsesApi | None = None
+        self.console: Console | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # granian calls this before the loop runs, and __rsgi_del__ after it stopped.
@@ -96,6 +99,7 @@ class GatewayApp:
         self.worker = worker
         self.catalog = ModelCatalog(worker.routes, worker.config.models)
         self.gemini = GeminiApi(worker.gemini_chains, worker.auth, self.catalog, self._unknown_path)
+        self.console = Console(worker, self.catalog.list_body, worker.config.server.body_read_timeout_s)
         telemetry = worker.config.telemetry
         if worker.metrics is not None:
             self.metrics = MetricsEndpoint(worker.metrics, worker.auth, telemetry.metrics_auth)
@@ -137,6 +141,8 @@ class GatewayApp:
                 methods = {"GET": self._stored, "DELETE": self._stored}
             elif path.startswith(ADMIN_PREFIX + "/"):
                 return await self._admin(scope, proto)
+            elif (path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/")) and self.console:
+                return await self.console.handle(scope, proto)
             elif path.startswith(GEMINI_PREFIX) and self.gemini is not None:
                 return await self.gemini.handle(scope, proto)
             else:
@@ -228,10 +234,12 @@ class GatewayApp:
             if admin is None:
                 raise StoreUnavailable("The admin API is unavailable: the store could not be opened.")
             headers = scope.headers
-            caller = await admin.caller(client_secret(headers))  # before any byte of the body
+            path = scope.path[len(ADMIN_PREFIX) :]
+            # A key, or a console session (with its CSRF token for a change): before any body byte.
+            assert self.console is not None
+            caller = await self.console.admin_caller(admin, scope, path)
             timeout_s = worker.config.server.body_read_timeout_s
             body = await read_body(headers, proto, ADMIN_MAX_BODY, worker.sweeper, timeout_s)
-            path = scope.path[len(ADMIN_PREFIX) :]
             status, answer, content_type = await admin.handle(
                 caller, scope.method, path, scope.query_string, body
             )

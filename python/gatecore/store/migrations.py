@@ -226,6 +226,50 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        9,
+        "console sessions",
+        [
+            # A console sign-in (console/sessions.py): only the SHA-256 of the session id (the cookie)
+            # is kept, with the keyed hash of the key it was opened with (the auth table's own key,
+            # never a secret), so a revoked key ends its sessions at once.
+            """CREATE TABLE console_sessions (
+                id_hash TEXT PRIMARY KEY,
+                key_hash TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX console_sessions_expires ON console_sessions (expires_at)",
+        ],
+    ),
+    (
+        10,
+        "access requests",
+        [
+            # A developer's request for a key (admin/access_requests.py). `sealed_key` holds the new
+            # key's secret, encrypted, from its approval until the requester reads it once.
+            """CREATE TABLE access_requests (
+                id TEXT PRIMARY KEY,
+                requester TEXT NOT NULL,
+                requester_name TEXT NOT NULL,
+                team_id TEXT,
+                models TEXT NOT NULL,
+                prompts TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                status TEXT NOT NULL,
+                decided_by TEXT,
+                decided_at DOUBLE PRECISION,
+                decision_reason TEXT,
+                key_id TEXT,
+                key_prefix TEXT,
+                sealed_key TEXT,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX access_requests_created ON access_requests (created_at)",
+            "CREATE INDEX access_requests_team ON access_requests (team_id, created_at)",
+            "CREATE INDEX access_requests_requester ON access_requests (requester, created_at)",
+        ],
+    ),
+    (
         13,
         "guardrail definitions held in the store",
         [

@@ -1,0 +1,461 @@
+"""The console's pages: each reads the admin API (as the signed-in caller) and renders HTML.
+
+Changes are not made here: a page's forms and buttons call the admin API from the browser
+(console.js, with the session's CSRF token), so the console can do nothing the API would refuse.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+
+from gatecore.console import queries
+from gatecore.console.html import (
+    api_button,
+    api_form,
+    bar_chart,
+    esc,
+    field,
+    number,
+    stat,
+    stats,
+    table,
+    when,
+)
+from gatecore.errors import Forbidden, NotFound
+from gatecore.store.base import Store
+
+Read = Callable[[str, str], Awaitable[Any]]  # (admin path, query string) → decoded JSON
+
+
+class View:
+    """What a page needs: the caller's reads of the admin API, its team scope, the store (for the
+    ledger aggregates) and the query string."""
+
+    def __init__(
+        self,
+        read: Read,
+        scope: str | None,
+        store: Store,
+        query: dict[str, str],
+        models: Callable[[bool], Any],
+    ):
+        self.read = read
+        self.scope = scope
+        self.store = store
+        self.query = query
+        self.models = models
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} ms"
+
+
+async def overview(view: View) -> str:
+    o = await queries.overview(view.store, view.scope)
+    error_rate = f"{100 * o.errors / o.requests:.2f} %" if o.requests else "-"
+    figures = stats(
+        [
+            stat("Requests (24 h)", number(o.requests)),
+            stat("Requests/s (this hour)", f"{o.last_hour_requests / 3600:.3f}"),
+            stat("Error rate", error_rate),
+            stat("Latency p50 / p99", f"{_ms(o.latency[0])} / {_ms(o.latency[1])}"),
+            stat("TTFT p50 / p99", f"{_ms(o.ttft[0])} / {_ms(o.ttft[1])}"),
+            stat("Tokens/s (this hour)", f"{o.last_hour_tokens / 3600:.2f}"),
+            stat("Spend (24 h)", f"${o.cost_usd:,.4f}"),
+        ]
+    )
+    now_hour = int(time.time() // 3600)
+    points = [
+        (datetime.datetime.fromtimestamp(h * 3600, datetime.UTC).strftime("%H:00"), o.hours.get(h, 0))
+        for h in range(now_hour - 23, now_hour + 1)
+    ]
+    chart = bar_chart("Requests per hour, last 24 hours (UTC)", points)
+    rows = [
+        [esc(model), number(v[0]), number(v[1]), number(v[2]), f"${v[3]:,.4f}"]
+        for model, v in sorted(o.models.items(), key=lambda item: -item[1][3])
+    ]
+    by_model = table("By model, last 24 hours", ["Model", "Requests", "Errors", "Tokens", "Cost"], rows)
+    note = (
+        '<p class="note">Percentiles are over the newest '
+        f"{queries.SAMPLE_ROWS:,} requests of the last 24 hours.</p>"
+    )
+    return figures + chart + by_model + note
+
+
+async def keys(view: View) -> str:
+    listed = (await view.read("/keys", ""))["data"]
+    rows = []
+    for k in listed[:2000]:
+        actions = ""
+        if k["status"] == "active":
+            actions = api_button(
+                "POST", f"/admin/v1/keys/{k['id']}/rotate", "Rotate", reveal=True
+            ) + api_button(
+                "DELETE", f"/admin/v1/keys/{k['id']}", "Revoke", confirm=f"Revoke the key {k['name']}?"
+            )
+        rows.append(
+            [
+                esc(k["name"]),
+                f"<code>{esc(k['prefix'])}…</code>",
+                esc(k["status"]),
+                esc(k["role"] or ""),
+                esc(k["team_id"] or ""),
+                esc(", ".join(k["models"]) if k["models"] is not None else "all"),
+                number(k["rpm"]),
+                number(k["budget_usd"], 2),
+                when(k["created_at"]),
+                actions,
+            ]
+        )
+    create = api_form(
+        "POST",
+        "/admin/v1/keys",
+        field("name", "Name", required=True)
+        + field("models", "Models", "list", hint="comma-separated; empty: every model")
+        + field("rpm", "Requests per minute", "int")
+        + field("budget_usd", "Budget (USD)", "number")
+        + '<label for="f-role">Role</label><select id="f-role" name="role" data-kind="text">'
+        '<option value="">none (inference)</option><option>viewer</option><option>team_admin</option>'
+        "<option>admin</option></select>",
+        "Create key",
+        reveal=True,
+    )
+    columns = ["Name", "Prefix", "Status", "Role", "Team", "Models", "RPM", "Budget", "Created", "Actions"]
+    return (
+        '<section aria-labelledby="new-key"><h2 id="new-key">New key</h2>'
+        f"{create}</section>"
+        '<div class="secret" hidden role="alert" tabindex="-1"><h2>Copy this key now</h2>'
+        "<p>It is shown only this once.</p><output></output></div>" + table("Keys", columns, rows)
+    )
+
+
+async def tenants(view: View) -> str:
+    parts = []
+    for plural, title in (("orgs", "Organizations"), ("teams", "Teams"), ("users", "Users")):
+        try:
+            listed = (await view.read(f"/{plural}", ""))["data"]
+        except Forbidden:
+            continue
+        rows = [
+            [
+                esc(t["name"]),
+                f"<code>{esc(t['id'])}</code>",
+                esc(t["parent_id"] or ""),
+                esc(", ".join(t["models"]) if t["models"] is not None else "all"),
+                number(t["budget_usd"], 2),
+            ]
+            for t in listed[:2000]
+        ]
+        parts.append(table(title, ["Name", "Id", "Parent", "Models", "Budget"], rows))
+    create = api_form("POST", "/admin/v1/teams", field("name", "Team name", required=True), "Create team")
+    return (
+        "".join(parts)
+        + f'<section aria-labelledby="new-team"><h2 id="new-team">New team</h2>{create}</section>'
+    )
+
+
+GROUPS = ("key", "team", "user", "model", "deployment", "day")
+
+
+async def usage(view: View) -> str:
+    q = view.query
+    group_by = q.get("group_by", "model") if q.get("group_by") in GROUPS else "model"
+    now = time.time()
+    days = max(1, min(366, int(q["days"]) if q.get("days", "").isdigit() else 7))
+    since, until = now - days * 86_400, now
+    report_query = urlencode({"group_by": group_by, "from": f"{since:.0f}", "to": f"{until:.0f}"})
+    groups = (await view.read("/usage", report_query))["data"]
+    options = "".join(f"<option{' selected' if g == group_by else ''}>{g}</option>" for g in GROUPS)
+    picker = (
+        '<form class="filters" method="get" action="/ui/usage">'
+        f'<label for="group_by">Group by</label><select id="group_by" name="group_by">{options}</select>'
+        f'<label for="days">Days</label><input id="days" name="days" type="number" min="1" max="366" value="{days}">'
+        '<button type="submit">Show</button>'
+        f' <a href="/admin/v1/usage?{esc(report_query)}&amp;format=csv" download="usage.csv">Export CSV</a></form>'
+    )
+    rows = [
+        [
+            esc(g["name"] or g["group"] or "-"),
+            number(g["requests"]),
+            number(g["input_tokens"]),
+            number(g["output_tokens"]),
+            number(g["errors"]),
+            f"${g['cost_usd']:,.4f}",
+        ]
+        for g in groups[:1000]
+    ]
+    report = table(
+        f"Usage by {group_by}, last {days} days",
+        [group_by.title(), "Requests", "Input tokens", "Output tokens", "Errors", "Cost"],
+        rows,
+    )
+    chart = bar_chart(
+        f"Cost by {group_by} (USD), last {days} days",
+        [(str(g["name"] or g["group"]), float(g["cost_usd"])) for g in groups[:40]],
+    )
+    before = None
+    if "before" in q:
+        at, _, row_id = q["before"].partition("|")
+        try:
+            before = (float(at), row_id[:200])
+        except ValueError:
+            before = None
+    page = await queries.requests_page(view.store, view.scope, since, until, before)
+    more = len(page) > queries.PAGE_ROWS
+    page = page[: queries.PAGE_ROWS]
+    request_rows = [
+        [
+            when(r[0]),
+            f"<code>{esc(r[2])}</code>",
+            esc(r[3]),
+            esc(r[4] or ""),
+            esc(r[5] or ""),
+            esc(r[6]),
+            number(r[7]),
+            number(r[8]),
+            f"${float(r[9]):,.6f}",
+            _ms(r[10]),
+        ]
+        for r in page
+    ]
+    requests = table(
+        "Requests, newest first",
+        ["At", "Request", "Model", "Key", "Team", "Status", "In", "Out", "Cost", "Latency"],
+        request_rows,
+    )
+    nav = '<nav class="pager" aria-label="Requests pages">'
+    if before is not None:
+        nav += f'<a href="/ui/usage?{esc(urlencode({"group_by": group_by, "days": days}))}">Newest</a> '
+    if more and page:
+        cursor = f"{page[-1][0]!r}|{page[-1][1]}"
+        older = urlencode({"group_by": group_by, "days": days, "before": cursor})
+        nav += f'<a rel="next" href="/ui/usage?{esc(older)}">Older requests</a>'
+    nav += "</nav>"
+    return picker + chart + report + "<h2>Requests</h2>" + requests + nav
+
+
+async def deployments(view: View) -> str:
+    data = await view.read("/deployments", "")
+    rows = [
+        [
+            esc(d["model"]),
+            esc(d["deployment"]),
+            esc(d["provider"]),
+            "healthy" if d["healthy"] else "unhealthy",
+            esc(d["state"]),
+            number(d["inflight"]),
+            _ms(d["ttft_ms"]),
+            esc(
+                f"running {d['engine']['running']:g}, waiting {d['engine']['waiting']:g}"
+                if d.get("engine")
+                else ""
+            ),
+            number(d["successes"]),
+            number(d["failures"]),
+        ]
+        for d in data.get("data", [])[:2000]
+    ]
+    columns = [
+        "Model",
+        "Deployment",
+        "Provider",
+        "Health",
+        "Breaker",
+        "In flight",
+        "TTFT",
+        "Engine",
+        "OK",
+        "Failed",
+    ]
+    return table("Deployments (as this worker sees them)", columns, rows)
+
+
+async def runs(view: View) -> str:
+    run_id = view.query.get("id")
+    if run_id:
+        s = await view.read(f"/runs/{run_id[:128]}", "")
+        figures = stats(
+            [
+                stat("Requests", number(s["requests"])),
+                stat("Errors", number(s["errors"])),
+                stat("Requests/s", f"{s['requests_per_s']:.2f}"),
+                stat("Output tokens/s", f"{s['output_tokens_per_s']:.1f}"),
+                stat("Duration", f"{s['duration_s']:.1f} s"),
+            ]
+        )
+        charts = ""
+        for name, label in (
+            ("ttft_ms", "TTFT"),
+            ("itl_ms", "Inter-token latency"),
+            ("latency_ms", "Latency"),
+        ):
+            d = s[name]
+            points = [(p, float(d[p] or 0.0)) for p in ("min", "p50", "p90", "p99", "max")]
+            charts += bar_chart(f"{label} distribution (ms) of run {run_id}", points, " ms")
+        return figures + charts + '<p><a href="/ui/runs">All runs</a></p>'
+    listed = (await view.read("/runs", "limit=100"))["data"]
+    rows = [
+        [
+            f'<a href="/ui/runs?{esc(urlencode({"id": r["run_id"]}))}">{esc(r["run_id"])}</a>',
+            number(r["requests"]),
+            when(r["first_at"]),
+            when(r["last_at"]),
+        ]
+        for r in listed
+    ]
+    return table("Benchmark runs", ["Run", "Requests", "First", "Last"], rows)
+
+
+async def audit(view: View) -> str:
+    listed = (await view.read("/audit", "limit=200"))["data"]
+    rows = [
+        [
+            when(a["at"]),
+            esc(a["actor"]),
+            esc(a["action"]),
+            esc(a["target_type"]),
+            f"<code>{esc(a['target_id'])}</code>",
+            f"<code>{esc(orjson.dumps(a['detail']).decode()[:300])}</code>",
+        ]
+        for a in listed
+    ]
+    return table("The newest 200 admin actions", ["At", "Actor", "Action", "Type", "Target", "Detail"], rows)
+
+
+async def access_requests(view: View) -> str:
+    listed = (await view.read("/access-requests", ""))["data"]
+    rows = []
+    for r in listed:
+        actions = ""
+        if r["status"] == "pending":
+            actions = api_button(
+                "POST", f"/admin/v1/access-requests/{r['id']}/approve", "Approve"
+            ) + api_button("POST", f"/admin/v1/access-requests/{r['id']}/reject", "Reject")
+        rows.append(
+            [
+                when(r["created_at"]),
+                esc(r["requester_name"]),
+                esc(r["team_id"] or ""),
+                esc(", ".join(r["models"] + r["prompts"])),
+                esc(r["reason"]),
+                esc(r["status"]),
+                f"<code>{esc(r['prefix'] or '')}</code>",
+                actions,
+            ]
+        )
+    columns = ["Asked", "By", "Team", "Models and prompts", "Reason", "Status", "Key", "Decide"]
+    return table("Access requests", columns, rows, empty="No access requests.")
+
+
+async def prompts(view: View) -> str:
+    listed = (await view.read("/prompts", ""))["data"]
+    rows = [
+        [esc(p.get("name")), esc(p.get("kind")), esc(p.get("team_id") or ""), number(p.get("latest"))]
+        for p in listed[:2000]
+    ]
+    return table("Published prompts", ["Name", "Kind", "Team", "Latest version"], rows, empty="No prompts.")
+
+
+async def cache(view: View) -> str:
+    try:
+        data = await view.read("/cache", "")
+    except NotFound as off:
+        return f'<p class="empty">{esc(off.message)}</p>'
+    except Forbidden:
+        return '<p class="empty">The cache figures are for global callers only.</p>'
+    rows = [[esc(name), esc(value)] for name, value in data.items() if not isinstance(value, dict | list)]
+    return table("Response cache (this worker)", ["Figure", "Value"], rows)
+
+
+async def portal(view: View, base_url: str) -> str:
+    everything = view.models(False)
+    mine = {m["id"] for m in view.models(True)}
+    rows = [
+        [
+            f"<code>{esc(m['id'])}</code>",
+            number(m.get("context_window")),
+            esc(", ".join(c for c, on in (m.get("capabilities") or {}).items() if on)),
+            "yes" if m["id"] in mine else "no",
+        ]
+        for m in everything
+    ]
+    catalogue = table("Models", ["Model", "Context window", "Capabilities", "Your key may use it"], rows)
+    example_model = esc(next(iter(sorted(mine)), everything[0]["id"] if everything else "MODEL"))
+    examples = (
+        "<h2>Calling a model</h2>"
+        f"<h3>curl</h3><pre><code>curl {esc(base_url)}/v1/chat/completions \\\n"
+        '  -H "Authorization: Bearer $GATECORE_KEY" -H "content-type: application/json" \\\n'
+        f'  -d \'{{"model": "{example_model}", "messages": [{{"role": "user", "content": "Hi"}}]}}\''
+        "</code></pre>"
+        "<h3>OpenAI SDK (Python)</h3><pre><code>from openai import OpenAI\n"
+        f'client = OpenAI(base_url="{esc(base_url)}/v1", api_key=GATECORE_KEY)\n'
+        f'client.chat.completions.create(model="{example_model}", messages=[{{"role": "user", "content": "Hi"}}])'
+        "</code></pre>"
+        "<h3>Anthropic SDK (Python)</h3><pre><code>from anthropic import Anthropic\n"
+        f'client = Anthropic(base_url="{esc(base_url)}", api_key=GATECORE_KEY)\n'
+        f'client.messages.create(model="{example_model}", max_tokens=256, messages=[{{"role": "user", "content": "Hi"}}])'
+        "</code></pre>"
+    )
+    ask = api_form(
+        "POST",
+        "/admin/v1/access-requests",
+        field("models", "Models", "list", required=True, hint="comma-separated model names")
+        + field("reason", "Reason", required=True),
+        "Request access",
+    )
+    listed = (await view.read("/access-requests", ""))["data"]
+    mine_rows = [
+        [
+            when(r["created_at"]),
+            esc(", ".join(r["models"] + r["prompts"])),
+            esc(r["status"]),
+            esc(r["decision_reason"] or ""),
+            api_button("GET", f"/admin/v1/access-requests/{r['id']}", "Show key", reveal=True)
+            if r["status"] == "approved"
+            else "",
+        ]
+        for r in listed
+    ]
+    requests = table(
+        "Access requests", ["Asked", "For", "Status", "Note", "Key"], mine_rows, empty="No requests yet."
+    )
+    return (
+        catalogue
+        + examples
+        + f'<section aria-labelledby="ask"><h2 id="ask">Request access</h2>{ask}</section>'
+        + '<div class="secret" hidden role="alert" tabindex="-1"><h2>Copy this key now</h2>'
+        "<p>It is shown only this once.</p><output></output></div>" + requests
+    )
+
+
+PAGES: dict[str, Callable[[View], Awaitable[str]]] = {
+    "": overview,
+    "keys": keys,
+    "tenants": tenants,
+    "usage": usage,
+    "deployments": deployments,
+    "runs": runs,
+    "audit": audit,
+    "access-requests": access_requests,
+    "prompts": prompts,
+    "cache": cache,
+}
+TITLES = {
+    "": "Overview",
+    "keys": "Keys",
+    "tenants": "Teams & users",
+    "usage": "Usage",
+    "deployments": "Deployments",
+    "runs": "Benchmark runs",
+    "audit": "Audit log",
+    "access-requests": "Access requests",
+    "prompts": "Prompts",
+    "cache": "Cache",
+    "portal": "Developer portal",
+}
