@@ -5,6 +5,8 @@
 #                    (the layers of docs/ARCHITECTURE.md, pyproject's [tool.importlinter]), pytest
 #   make agents      tests/agents/node_modules: the real coding-agent CLIs (Claude Code, Codex CLI,
 #                    Gemini CLI) the suite runs against gatecore, pinned with hashes by package-lock.json
+#   make console-deps tests/console/node_modules: axe-core (pinned by package-lock.json) for the console's
+#                    accessibility checks
 #   make aiperf-venv .venv-aiperf with aiperf (pinned) for tests/e2e/test_aiperf_run.py and
 #                    benches/aiperf_run.sh: its own venv, its dependencies stay out of .venv
 #   make build       (re)build gatecore._core into .venv (maturin develop --release)
@@ -42,7 +44,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # libpython and find it through the rpath rust/build.rs adds.
 export PYO3_PYTHON := $(abspath $(PY))
 
-.PHONY: test build lint fmt dist serve-demo bench venv aiperf-venv agents deploy-tools reliability
+.PHONY: test build lint fmt dist serve-demo bench venv aiperf-venv agents console-deps deploy-tools reliability
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +76,15 @@ $(AGENTS_STAMP): tests/agents/package.json tests/agents/package-lock.json
 	touch $@
 
 agents: $(AGENTS_STAMP)
+
+# axe-core for tests/console (the accessibility checks injected into the console's pages), pinned by
+# package-lock.json like the agent CLIs above.
+CONSOLE_STAMP := tests/console/node_modules/.gatecore-console
+$(CONSOLE_STAMP): tests/console/package.json tests/console/package-lock.json
+	cd tests/console && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+console-deps: $(CONSOLE_STAMP)
 
 # Deployment checks (tests/deploy): helm, kubeconform and actionlint (for the release workflow), built
 # from the Go module proxy into .tools/bin, and the Kubernetes JSON schemas, offline: kubeconform's
@@ -108,7 +119,7 @@ deploy-tools: $(TOOLS_STAMP)
 build: $(STAMP)
 	maturin develop --release -q
 
-test: build $(AIPERF_STAMP) $(AGENTS_STAMP) $(TOOLS_STAMP)
+test: build $(AIPERF_STAMP) $(AGENTS_STAMP) $(CONSOLE_STAMP) $(TOOLS_STAMP)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test
