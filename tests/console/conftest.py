@@ -68,13 +68,14 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         admin = AdminClient(gw, MASTER_KEY)
         teams = {name: admin.ok("POST", "/teams", {"name": name}, 201)["id"] for name in ("team-a", "team-b")}
         keys, ids = {"master": MASTER_KEY}, {}
-        for name, body in {
+        bodies: dict[str, dict[str, Any]] = {
             "team_admin_a": {"team": "team-a", "role": "team_admin"},
             "viewer_a": {"team": "team-a", "role": "viewer"},
             "dev_a": {"team": "team-a", "models": ["m1"]},
             "dev_b": {"team": "team-b", "models": ["m1"]},
             "team_b_service": {"team": "team-b"},
-        }.items():
+        }
+        for name, body in bodies.items():
             created = admin.ok("POST", "/keys", {"name": name, **body}, 201)
             keys[name], ids[name] = created["key"], created["id"]
         seed_ledger(db, SEEDED_ROWS, team=(teams["team-a"], "team-a"))

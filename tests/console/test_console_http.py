@@ -109,7 +109,7 @@ def _ask(console: Console, who: str, models: list[str]) -> dict[str, Any]:
         {"models": models, "prompts": [], "reason": "tests"},
     )
     assert status == 201 and made["status"] == "pending", made
-    return made
+    return dict(made)
 
 
 def test_access_requests_follow_the_contract_and_the_team_scope(console: Console) -> None:
