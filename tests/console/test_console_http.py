@@ -171,4 +171,4 @@ def test_access_requests_follow_the_contract_and_the_team_scope(console: Console
     )
     assert status == 422 and error["error"]["code"] == "unknown_model"
     status, error = api(console, "POST", "/admin/v1/access-requests", console.keys["dev_b"], {"reason": "x"})
-    assert status == 400
+    assert status == 422 and error["error"]["code"] == "nothing_asked"

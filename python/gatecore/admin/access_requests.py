@@ -23,7 +23,7 @@ from msgspec import UNSET, Meta, UnsetType
 from gatecore.admin.access import ADMIN, TEAM_ADMIN, Caller, check_models
 from gatecore.admin.convert import maybe_datetime, to_datetime, to_epoch
 from gatecore.admin.wire import ListOf
-from gatecore.errors import Conflict, Forbidden, InvalidRequest, NotFound, StoreUnavailable
+from gatecore.errors import Conflict, Forbidden, NotFound, StoreUnavailable, Unprocessable
 from gatecore.identity.audit import AuditEntry, record
 from gatecore.identity.records import ApiKey, new_id
 from gatecore.identity.repository import IdentityRepository
@@ -100,7 +100,8 @@ class AccessRequestsApi:
 
     async def create(self, caller: Caller, body: AccessRequestCreate) -> AccessRequestOut:
         if not body.models and not body.prompts:
-            raise InvalidRequest("Ask for at least one model or prompt.", param="models")
+            # 422, not 400: the body is well-formed (each list may be empty), only not both.
+            raise Unprocessable("Ask for at least one model or prompt.", param="models", code="nothing_asked")
         check_models(body.models, self.models)
         now = time.time()
         request_id = new_id("access")
