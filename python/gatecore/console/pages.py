@@ -30,6 +30,7 @@ from gatecore.console.html import (
 from gatecore.errors import Forbidden, NotFound
 from gatecore.store.base import Store
 
+KEYS_PER_PAGE = 100
 Read = Callable[[str, str], Awaitable[Any]]  # (admin path, query string) → decoded JSON
 
 
@@ -90,8 +91,11 @@ async def overview(view: View) -> str:
 
 async def keys(view: View) -> str:
     listed = (await view.read("/keys", ""))["data"]
+    pages = max(1, -(-len(listed) // KEYS_PER_PAGE))
+    number_ = view.query.get("page", "1")
+    at = min(pages, max(1, int(number_) if number_.isdigit() else 1))
     rows = []
-    for k in listed[:2000]:
+    for k in listed[(at - 1) * KEYS_PER_PAGE : at * KEYS_PER_PAGE]:
         actions = ""
         if k["status"] == "active":
             actions = api_button(
@@ -131,8 +135,20 @@ async def keys(view: View) -> str:
         '<section aria-labelledby="new-key"><h2 id="new-key">New key</h2>'
         f"{create}</section>"
         '<div class="secret" hidden role="alert" tabindex="-1"><h2>Copy this key now</h2>'
-        "<p>It is shown only this once.</p><output></output></div>" + table("Keys", columns, rows)
+        "<p>It is shown only this once.</p><output></output></div>"
+        + table("Keys", columns, rows)
+        + _pager("/ui/keys", at, pages, "Keys pages")
     )
+
+
+def _pager(path: str, at: int, pages: int, label: str) -> str:
+    links = []
+    if at > 1:
+        links.append(f'<a rel="prev" href="{path}?page={at - 1}">Previous</a>')
+    links.append(f"<span>Page {at} of {pages}</span>")
+    if at < pages:
+        links.append(f'<a rel="next" href="{path}?page={at + 1}">Next</a>')
+    return f'<nav class="pager" aria-label="{esc(label)}">{" ".join(links)}</nav>'
 
 
 async def tenants(view: View) -> str:
