@@ -21,6 +21,7 @@ from gatecore.admin.router import AdminApi
 from gatecore.auth.stage import AuthStage, client_secret
 from gatecore.console.html import esc, page
 from gatecore.console.pages import PAGES, TITLES, View, portal
+from gatecore.console.queries import Rollup
 from gatecore.console.sessions import (
     Sessions,
     check_csrf,
@@ -75,6 +76,7 @@ class Console:
         self.body_timeout_s = body_timeout_s
         self.assets = {name: (_asset(name), kind) for name, kind in _ASSETS.items()}
         self._sessions: Sessions | None = None
+        self.rollup = Rollup()
 
     @property
     def sessions(self) -> Sessions:
@@ -160,7 +162,7 @@ class Console:
         def models(own: bool) -> Any:
             return orjson.loads(self.models(policy if own else None))["data"]
 
-        view = View(read, caller.scope, store, query, models)
+        view = View(read, caller.scope, store, query, models, self.rollup)
         if path == "portal":
             host = scope.headers.get("host") or "127.0.0.1"
             body = await portal(view, f"{scope.scheme}://{host}")

@@ -45,7 +45,9 @@ class View:
         store: Store,
         query: dict[str, str],
         models: Callable[[bool], Any],
+        rollup: queries.Rollup,
     ):
+        self.rollup = rollup
         self.read = read
         self.scope = scope
         self.store = store
@@ -58,29 +60,42 @@ def _ms(value: float | None) -> str:
 
 
 async def overview(view: View) -> str:
-    o = await queries.overview(view.store, view.scope)
-    error_rate = f"{100 * o.errors / o.requests:.2f} %" if o.requests else "-"
+    now = time.time()
+    now_hour = int(now // 3600)
+    hours = await view.rollup.hours(view.store, view.scope, "model", now_hour - 23, now_hour)
+    models = queries.totals(hours)
+    requests = sum(g[2] for g in models)
+    errors = sum(g[3] for g in models)
+    cost = sum(g[6] for g in models)
+    this_hour = hours.get(now_hour, [])
+    hour_requests = sum(g[2] for g in this_hour)
+    hour_tokens = sum(g[4] + g[5] for g in this_hour)
+    sample = await queries.latency_sample(view.store, view.scope, now - 86_400)
+    latencies = [s[0] for s in sample]
+    ttfts = [s[1] for s in sample if s[1] is not None]
+    p = queries.percentile
+    error_rate = f"{100 * errors / requests:.2f} %" if requests else "-"
+    elapsed = max(1.0, now - now_hour * 3600)
     figures = stats(
         [
-            stat("Requests (24 h)", number(o.requests)),
-            stat("Requests/s (this hour)", f"{o.last_hour_requests / 3600:.3f}"),
+            stat("Requests (24 h)", number(requests)),
+            stat("Requests/s (this hour)", f"{hour_requests / elapsed:.3f}"),
             stat("Error rate", error_rate),
-            stat("Latency p50 / p99", f"{_ms(o.latency[0])} / {_ms(o.latency[1])}"),
-            stat("TTFT p50 / p99", f"{_ms(o.ttft[0])} / {_ms(o.ttft[1])}"),
-            stat("Tokens/s (this hour)", f"{o.last_hour_tokens / 3600:.2f}"),
-            stat("Spend (24 h)", f"${o.cost_usd:,.4f}"),
+            stat("Latency p50 / p99", f"{_ms(p(latencies, 0.5))} / {_ms(p(latencies, 0.99))}"),
+            stat("TTFT p50 / p99", f"{_ms(p(ttfts, 0.5))} / {_ms(p(ttfts, 0.99))}"),
+            stat("Tokens/s (this hour)", f"{hour_tokens / elapsed:.2f}"),
+            stat("Spend (24 h)", f"${cost:,.4f}"),
         ]
     )
-    now_hour = int(time.time() // 3600)
     points = [
-        (datetime.datetime.fromtimestamp(h * 3600, datetime.UTC).strftime("%H:00"), o.hours.get(h, 0))
+        (
+            datetime.datetime.fromtimestamp(h * 3600, datetime.UTC).strftime("%H:00"),
+            float(sum(g[2] for g in hours.get(h, []))),
+        )
         for h in range(now_hour - 23, now_hour + 1)
     ]
     chart = bar_chart("Requests per hour, last 24 hours (UTC)", points)
-    rows = [
-        [esc(model), number(v[0]), number(v[1]), number(v[2]), f"${v[3]:,.4f}"]
-        for model, v in sorted(o.models.items(), key=lambda item: -item[1][3])
-    ]
+    rows = [[esc(g[0]), number(g[2]), number(g[3]), number(g[4] + g[5]), f"${g[6]:,.4f}"] for g in models]
     by_model = table("By model, last 24 hours", ["Model", "Requests", "Errors", "Tokens", "Cost"], rows)
     note = (
         '<p class="note">Percentiles are over the newest '
@@ -177,16 +192,27 @@ async def tenants(view: View) -> str:
 
 
 GROUPS = ("key", "team", "user", "model", "deployment", "day")
+_GROUP_FIELDS = ("group", "name", "requests", "errors", "input_tokens", "output_tokens", "cost_usd")
 
 
 async def usage(view: View) -> str:
     q = view.query
     group_by = q.get("group_by", "model") if q.get("group_by") in GROUPS else "model"
     now = time.time()
+    now_hour = int(now // 3600)
     days = max(1, min(366, int(q["days"]) if q.get("days", "").isdigit() else 7))
-    since, until = now - days * 86_400, now
+    first_hour = now_hour - days * 24 + 1
+    since, until = first_hour * 3600.0, now + 1
     report_query = urlencode({"group_by": group_by, "from": f"{since:.0f}", "to": f"{until:.0f}"})
-    groups = (await view.read("/usage", report_query))["data"]
+    if group_by in queries.ROLLUP_GROUPS:
+        # The same totals as the report's, from the hourly groups this worker keeps.
+        hours = await view.rollup.hours(view.store, view.scope, group_by, first_hour, now_hour)
+        ordered = queries.totals(hours)
+        if group_by == "day":
+            ordered.sort(key=lambda g: str(g[0]))
+        groups: list[dict[str, Any]] = [dict(zip(_GROUP_FIELDS, g, strict=True)) for g in ordered]
+    else:
+        groups = (await view.read("/usage", report_query))["data"]
     options = "".join(f"<option{' selected' if g == group_by else ''}>{g}</option>" for g in GROUPS)
     picker = (
         '<form class="filters" method="get" action="/ui/usage">'

@@ -1,8 +1,14 @@
 """The ledger aggregates the overview and usage pages show: bounded queries, never "every row".
 
-Each query is over a time window on the `at` index (or the team's `(team_id, at)` index for a caller
-confined to a team) and returns at most a few hundred rows: a group per model and hour, a page of 50
-requests found by a cursor, a sample of the newest 10,000 latencies for the percentiles.
+Totals come from hourly groups (`Rollup`): per hour and per model (or team, deployment, day), read
+with one `GROUP BY` on the `at` index (the `(team_id, at)` index for a caller confined to a team).
+An hour that ended more than `SETTLED_S` ago is kept in the worker's memory for `KEEP_S`, so a page
+load reads only the hours it has not seen (the current one, in steady state) instead of scanning
+the whole window: with 1M rows a day, the first load of a window scans it once and the next ones read
+the last hour. A row that arrives for an hour already kept (a replayed spool) shows within `KEEP_S`.
+
+The requests table is a page of 50 found by an `(at, id)` cursor, and the latency percentiles are
+over the newest 10,000 requests: both bounded whatever the ledger holds.
 """
 
 from __future__ import annotations
@@ -15,35 +21,21 @@ from gatecore.store.base import Row, Store, StoreError
 
 PAGE_ROWS = 50
 SAMPLE_ROWS = 10_000
+SETTLED_S = 300.0
+KEEP_S = 3600.0
+MAX_KEPT_HOURS = 50_000  # (scope, grouping, hour) entries a worker keeps; past that it starts afresh
+MAX_GROUPS_PER_HOUR = 2_000  # an hour with more groups is not kept (read again next time)
 _ERROR = "CASE WHEN status >= 400 OR error_type IS NOT NULL THEN 1 ELSE 0 END"
+# The groupings a rollup serves (few values an hour); per-key and per-user reports go to the admin API.
+ROLLUP_GROUPS: dict[str, tuple[str, str]] = {
+    "model": ("model", "model"),
+    "team": ("team_id", "team_name"),
+    "deployment": ("deployment", "deployment"),
+    "day": ("day", "day"),
+}
 
-
-class Overview:
-    """The last 24 hours: totals, per model, per hour, and latency percentiles of a recent sample."""
-
-    def __init__(self) -> None:
-        self.requests = self.errors = self.input_tokens = self.output_tokens = 0
-        self.cost_usd = 0.0
-        self.models: dict[str, list[float]] = {}  # model → [requests, errors, tokens, cost]
-        self.hours: dict[int, float] = {}  # hour (epoch / 3600) → requests
-        self.latency: tuple[float | None, float | None] = (None, None)  # p50, p99
-        self.ttft: tuple[float | None, float | None] = (None, None)
-        self.last_hour_requests = 0
-        self.last_hour_tokens = 0
-
-
-def _scope(team_id: str | None, args: list[Any]) -> str:
-    if team_id is None:
-        return ""
-    args.append(team_id)
-    return f" AND team_id = ${len(args)}"
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values.sort()
-    return values[min(len(values) - 1, int(q * len(values)))]
+# One group of one hour: (group, name, requests, errors, input tokens, output tokens, cost)
+Group = tuple[str | None, str | None, int, int, int, int, float]
 
 
 async def _fetch(store: Store, sql: str, *args: Any) -> list[Row]:
@@ -53,48 +45,98 @@ async def _fetch(store: Store, sql: str, *args: Any) -> list[Row]:
         raise StoreUnavailable(f"The store is unavailable: {error}") from None
 
 
-async def overview(store: Store, team_id: str | None) -> Overview:
-    """The overview of the last 24 h (of `team_id`'s requests only, when given)."""
-    now = time.time()
-    args: list[Any] = [now - 86_400]
-    scope = _scope(team_id, args)
-    hour = "CAST(at / 3600 AS INTEGER)" if store.dialect == "sqlite" else "FLOOR(at / 3600)::BIGINT"
+def _scope(team_id: str | None, args: list[Any]) -> str:
+    if team_id is None:
+        return ""
+    args.append(team_id)
+    return f" AND team_id = ${len(args)}"
+
+
+class Rollup:
+    """Hourly groups of the ledger, the settled hours kept in memory (one per worker)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str | None, str, int], tuple[float, list[Group]]] = {}
+
+    async def hours(
+        self, store: Store, scope: str | None, grouping: str, first: int, last: int
+    ) -> dict[int, list[Group]]:
+        """The groups of each hour (epoch hours `first`..`last`, inclusive) by `grouping`."""
+        now = time.time()
+        out: dict[int, list[Group]] = {}
+        missing: list[int] = []
+        for hour in range(first, last + 1):
+            kept = self._kept.get((scope, grouping, hour))
+            if kept is not None and now - kept[0] < KEEP_S:
+                out[hour] = kept[1]
+            else:
+                missing.append(hour)
+        if not missing:
+            return out
+        # One read over the span of the hours not kept (in steady state: the current hour).
+        column, name = ROLLUP_GROUPS[grouping]
+        args: list[Any] = [missing[0] * 3600.0, (missing[-1] + 1) * 3600.0]
+        where = "at >= $1 AND at < $2" + _scope(scope, args)
+        bucket = "CAST(at / 3600 AS INTEGER)" if store.dialect == "sqlite" else "FLOOR(at / 3600)::BIGINT"
+        rows = await _fetch(
+            store,
+            f"SELECT {bucket}, {column}, MAX({name}), COUNT(*), SUM({_ERROR}), SUM(input_tokens), "
+            f"SUM(output_tokens), SUM(cost_usd) FROM usage_ledger WHERE {where} GROUP BY 1, 2",
+            *args,
+        )
+        read: dict[int, list[Group]] = {h: [] for h in missing}
+        for h, group, shown, count, errors, tokens_in, tokens_out, cost in rows:
+            read.setdefault(int(h), []).append(
+                (
+                    group,
+                    shown,
+                    int(count),
+                    int(errors or 0),
+                    int(tokens_in or 0),
+                    int(tokens_out or 0),
+                    float(cost or 0),
+                )
+            )
+        if len(self._kept) > MAX_KEPT_HOURS:
+            self._kept.clear()
+        for h, groups in read.items():
+            if first <= h <= last:
+                out[h] = groups
+                settled = (h + 1) * 3600 + SETTLED_S <= now
+                if settled and len(groups) <= MAX_GROUPS_PER_HOUR:
+                    self._kept[(scope, grouping, h)] = (now, groups)
+        return out
+
+
+def totals(hours: dict[int, list[Group]]) -> list[Group]:
+    """The groups of several hours added up, most expensive first."""
+    summed: dict[str | None, list[Any]] = {}
+    for groups in hours.values():
+        for group, name, count, errors, tokens_in, tokens_out, cost in groups:
+            line = summed.setdefault(group, [group, name, 0, 0, 0, 0, 0.0])
+            line[1] = line[1] or name
+            for i, value in enumerate((count, errors, tokens_in, tokens_out, cost), start=2):
+                line[i] += value
+    return sorted((tuple(line) for line in summed.values()), key=lambda g: -g[6])
+
+
+async def latency_sample(store: Store, scope: str | None, since: float) -> list[tuple[float, float | None]]:
+    """(latency, TTFT) of the newest `SAMPLE_ROWS` requests since `since`."""
+    args: list[Any] = [since]
     rows = await _fetch(
         store,
-        f"SELECT model, {hour}, COUNT(*), SUM({_ERROR}), SUM(input_tokens), SUM(output_tokens), "
-        f"SUM(cost_usd) FROM usage_ledger WHERE at >= $1{scope} GROUP BY model, {hour}",
-        *args,
-    )
-    out = Overview()
-    current_hour = int(now // 3600)
-    for model, bucket, count, errors, tokens_in, tokens_out, cost in rows[:10_000]:
-        count, errors = int(count), int(errors or 0)
-        tokens_in, tokens_out, cost = int(tokens_in or 0), int(tokens_out or 0), float(cost or 0.0)
-        out.requests += count
-        out.errors += errors
-        out.input_tokens += tokens_in
-        out.output_tokens += tokens_out
-        out.cost_usd += cost
-        line = out.models.setdefault(str(model), [0, 0, 0, 0.0])
-        line[0] += count
-        line[1] += errors
-        line[2] += tokens_in + tokens_out
-        line[3] += cost
-        out.hours[int(bucket)] = out.hours.get(int(bucket), 0) + count
-        if int(bucket) == current_hour:
-            out.last_hour_requests += count
-            out.last_hour_tokens += tokens_in + tokens_out
-    sample = await _fetch(
-        store,
-        f"SELECT latency_ms, ttft_ms FROM usage_ledger WHERE at >= $1{scope} "
+        f"SELECT latency_ms, ttft_ms FROM usage_ledger WHERE at >= $1{_scope(scope, args)} "
         f"ORDER BY at DESC LIMIT {SAMPLE_ROWS}",
         *args,
     )
-    latencies = [float(r[0]) for r in sample if r[0] is not None]
-    ttfts = [float(r[1]) for r in sample if r[1] is not None]
-    out.latency = (_percentile(latencies, 0.5), _percentile(latencies, 0.99))
-    out.ttft = (_percentile(ttfts, 0.5), _percentile(ttfts, 0.99))
-    return out
+    return [(float(r[0]), None if r[1] is None else float(r[1])) for r in rows if r[0] is not None]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values.sort()
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 async def requests_page(
