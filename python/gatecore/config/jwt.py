@@ -40,6 +40,18 @@ class UnscopedTokens(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     budget_usd: float | None = None
 
 
+class ConsoleSignIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`auth.jwt.console`: sign-in to the console (/ui/) with the issuer, by OpenID Connect's
+    authorization code flow with PKCE. The issuer's endpoints come from its discovery document
+    (`{issuer}/.well-known/openid-configuration`); the ID token is checked like any bearer JWT, with
+    `client_id` as its audience (list it in `audience` too)."""
+
+    client_id: str
+    # A confidential client's secret (sent to the token endpoint); none for a public client.
+    client_secret: str | None = None
+    scopes: list[str] = msgspec.field(default_factory=lambda: ["openid"])
+
+
 class JwtConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Which bearer JWTs are accepted and how their claims map to a team, a user and models.
 
@@ -74,6 +86,8 @@ class JwtConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     required_claims: list[str] = msgspec.field(default_factory=lambda: ["sub"])
     # Absent: a token whose team or user does not resolve is refused. Set: what such a token gets.
     unscoped: UnscopedTokens | None = None
+    # Console sign-in with the issuer (OIDC authorization code + PKCE); absent: keys only.
+    console: ConsoleSignIn | None = None
 
 
 def load_public_key(pem: str) -> PublicKey:
@@ -107,6 +121,11 @@ def validate_jwt_config(
         errors.append(f"{path}.audience: must name at least one audience")
     errors.extend(f"{path}.audience: must not be empty" for audience in audiences if not audience)
 
+    if config.console is not None:
+        if not config.console.client_id or config.console.client_id not in audiences:
+            errors.append(f"{path}.console.client_id: must be set and listed in {path}.audience")
+        if "openid" not in config.console.scopes:
+            errors.append(f"{path}.console.scopes: must include openid")
     if (config.jwks_url is None) == (config.public_key_pem is None):
         errors.append(f"{path}: set exactly one of jwks_url and public_key_pem")
     if config.jwks_url is not None:

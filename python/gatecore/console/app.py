@@ -19,13 +19,17 @@ import orjson
 from gatecore.admin.access import Caller
 from gatecore.admin.router import AdminApi
 from gatecore.auth.stage import AuthStage, client_secret
+from gatecore.config.jwt import JwtConfig
 from gatecore.console.html import esc, page
+from gatecore.console.oidc import COOKIE as FLOW_COOKIE
+from gatecore.console.oidc import FLOW_TTL_S, OidcSignIn
 from gatecore.console.pages import PAGES, TITLES, View, portal
 from gatecore.console.queries import Rollup
 from gatecore.console.sessions import (
     Sessions,
     check_csrf,
     clear_cookie,
+    cookie_of,
     csrf_token,
     session_id_of,
     set_cookie,
@@ -70,7 +74,14 @@ def _asset(name: str) -> bytes:
 class Console:
     """The /ui/ handler of one worker."""
 
-    def __init__(self, worker: Backend, models: Callable[[KeyPolicy | None], bytes], body_timeout_s: float):
+    def __init__(
+        self,
+        worker: Backend,
+        models: Callable[[KeyPolicy | None], bytes],
+        body_timeout_s: float,
+        jwt: JwtConfig | None = None,
+    ):
+        self.oidc = OidcSignIn(worker.auth, jwt.issuer, jwt.console) if jwt and jwt.console else None
         self.worker = worker
         self.models = models
         self.body_timeout_s = body_timeout_s
@@ -119,6 +130,8 @@ class Console:
                 if method != "POST":
                     return _redirect(proto, "/ui/")
                 return await self._sign_in(scope, proto)
+            if path in ("oidc/start", "oidc/callback") and self.oidc is not None:
+                return await self._oidc(scope, proto, path)
             if path == "sign-out":
                 if method != "POST":
                     raise MethodNotAllowed("Sign out with POST.")
@@ -143,7 +156,7 @@ class Console:
         if policy is None or session_id is None:
             if path:
                 return _redirect(proto, "/ui/")
-            proto.response_bytes(200, _HTML, _sign_in_page())
+            proto.response_bytes(200, _HTML, _sign_in_page(oidc=self.oidc is not None))
             return
         admin = self.worker.admin
         store = self.worker.store
@@ -183,11 +196,43 @@ class Console:
                 raise AuthenticationFailed("Enter a key.")
             session_id, policy = await self.sessions.open(secret)
         except AuthenticationFailed as exc:
-            proto.response_bytes(401, _HTML, _sign_in_page(exc.message))
+            proto.response_bytes(401, _HTML, _sign_in_page(exc.message, oidc=self.oidc is not None))
             return
         where = "/ui/" if policy.role is not None else "/ui/portal"
         cookie = set_cookie(session_id, scope.scheme == "https")
         proto.response_bytes(303, [("location", where), ("set-cookie", cookie), *_SECURITY], b"")
+
+    async def _oidc(self, scope: Any, proto: Any, path: str) -> None:
+        assert self.oidc is not None
+        secure = scope.scheme == "https"
+        redirect_uri = f"{scope.scheme}://{scope.headers.get('host') or '127.0.0.1'}/ui/oidc/callback"
+        flags = f"; Path=/ui/oidc; HttpOnly; SameSite=Lax{'; Secure' if secure else ''}"
+        if path == "oidc/start":
+            where, flow = await self.oidc.start(redirect_uri)
+            cookie = f"{FLOW_COOKIE}={flow}; Max-Age={FLOW_TTL_S}{flags}"
+            proto.response_bytes(303, [("location", where), ("set-cookie", cookie), *_SECURITY], b"")
+            return
+        query = {name: values[-1][:2000] for name, values in parse_qs(scope.query_string).items()}
+        if "code" not in query or "state" not in query:
+            message = "The identity provider refused the sign-in."
+            proto.response_bytes(401, _HTML, _sign_in_page(message, oidc=True))
+            return
+        try:
+            identity = await self.oidc.finish(
+                cookie_of(scope.headers, FLOW_COOKIE, 400), query["state"], query["code"], redirect_uri
+            )
+            session_id, policy = await self.sessions.open_token(identity)
+        except AuthenticationFailed as exc:
+            proto.response_bytes(401, _HTML, _sign_in_page(exc.message, oidc=True))
+            return
+        where = "/ui/" if policy.role is not None else "/ui/portal"
+        headers = [
+            ("location", where),
+            ("set-cookie", set_cookie(session_id, secure)),
+            ("set-cookie", f"{FLOW_COOKIE}=; Max-Age=0{flags}"),
+            *_SECURITY,
+        ]
+        proto.response_bytes(303, headers, b"")
 
     async def _sign_out(self, scope: Any, proto: Any) -> None:
         _same_origin(scope)
@@ -213,8 +258,10 @@ def _redirect(proto: Any, where: str) -> None:
     proto.response_bytes(303, [("location", where), *_SECURITY], b"")
 
 
-def _sign_in_page(error: str = "") -> bytes:
+def _sign_in_page(error: str = "", *, oidc: bool = False) -> bytes:
     alert = f'<p class="error" role="alert">{esc(error)}</p>' if error else ""
+    if oidc:
+        alert += '<p><a class="sso" href="/ui/oidc/start">Sign in with your identity provider</a></p>'
     form = (
         f'{alert}<form class="signin" method="post" action="/ui/sign-in">'
         '<label for="key">API key</label>'

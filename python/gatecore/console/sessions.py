@@ -17,24 +17,34 @@ import secrets
 import time
 from typing import Any
 
+import msgspec
+
+from gatecore.auth.jwt import JwtIdentity
 from gatecore.auth.stage import AuthStage
+from gatecore.auth.token_policy import token_policy
 from gatecore.errors import AuthenticationFailed, Forbidden, StoreUnavailable
 from gatecore.policy.key_policy import KeyPolicy
 from gatecore.store.base import Store, StoreError
 
 COOKIE = "gatecore_session"
 SESSION_TTL_S = 8 * 3600
-_MAX_COOKIE = 100  # a session id is 43 characters; anything much longer is not one
+_MAX_COOKIE = 100
+_JWT = "jwt:"  # a session id is 43 characters; anything much longer is not one
 
 
 def session_id_of(headers: Any) -> str | None:
     """The session id in the request's `cookie` header, if any."""
+    return cookie_of(headers, COOKIE, _MAX_COOKIE)
+
+
+def cookie_of(headers: Any, wanted: str, longest: int) -> str | None:
+    """The value of the cookie `wanted` (at most `longest` characters), if the request has it."""
     cookie = headers.get("cookie")
     if not cookie:
         return None
     for part in str(cookie).split(";"):
         name, _, value = part.strip().partition("=")
-        if name == COOKIE and 0 < len(value) <= _MAX_COOKIE:
+        if name == wanted and 0 < len(value) <= longest:
             return value
     return None
 
@@ -77,35 +87,55 @@ class Sessions:
         if policy is None:
             raise AuthenticationFailed("Sign-in needs auth to be configured (auth.master_key).")
         if self.auth.hasher.digest(secret) not in self.auth.table:
-            # A bearer token (JWT) is no key of the table a session can follow.
+            # A bearer token (JWT) is no key of the table a session can follow (OIDC sign-in is).
             raise AuthenticationFailed("Sign in with an API key.")
+        principal = self.auth.hasher.digest(secret).hex()
+        return await self._insert(principal, time.time() + SESSION_TTL_S), policy
+
+    async def open_token(self, identity: JwtIdentity) -> tuple[str, KeyPolicy]:
+        """A new session for a verified OIDC ID token's identity, ending when the token expires
+        (8 h at most). Its policy is the token's, rebuilt from the identity on each use."""
+        principal = _JWT + msgspec.json.encode(identity).decode()
+        policy = self._token_policy(principal)
+        return await self._insert(principal, min(time.time() + SESSION_TTL_S, identity.expires_at)), policy
+
+    def _token_policy(self, principal: str) -> KeyPolicy:
+        jwt = self.auth.jwt
+        if jwt is None:  # the config changed since: such sessions end
+            raise AuthenticationFailed("The console session has ended; sign in again.", code="session_ended")
+        identity = msgspec.json.decode(principal[len(_JWT) :], type=JwtIdentity)
+        return token_policy(identity, self.auth.teams, self.auth.users, jwt.unscoped, jwt.match_users)
+
+    async def _insert(self, principal: str, expires_at: float) -> str:
         session_id = secrets.token_urlsafe(32)
         now = time.time()
         try:
             async with self.store.transaction() as tx:
                 await tx.execute("DELETE FROM console_sessions WHERE expires_at < $1", now)
                 await tx.execute(
-                    "INSERT INTO console_sessions (id_hash, key_hash, created_at, expires_at) "
+                    "INSERT INTO console_sessions (id_hash, principal, created_at, expires_at) "
                     "VALUES ($1, $2, $3, $4)",
                     _id_hash(session_id),
-                    self.auth.hasher.digest(secret).hex(),
+                    principal,
                     now,
-                    now + SESSION_TTL_S,
+                    expires_at,
                 )
         except StoreError as error:
             raise StoreUnavailable(f"The store is unavailable: {error}") from None
-        return session_id, policy
+        return session_id
 
     async def policy(self, session_id: str) -> KeyPolicy:
         """The policy of the session's key; 401 when the session or the key is no longer valid."""
         try:
             row = await self.store.fetchone(
-                "SELECT key_hash, expires_at FROM console_sessions WHERE id_hash = $1", _id_hash(session_id)
+                "SELECT principal, expires_at FROM console_sessions WHERE id_hash = $1", _id_hash(session_id)
             )
         except StoreError as error:
             raise StoreUnavailable(f"The store is unavailable: {error}") from None
         if row is None or row[1] <= time.time():
             raise AuthenticationFailed("The console session has ended; sign in again.", code="session_ended")
+        if row[0].startswith(_JWT):
+            return self._token_policy(row[0])
         return await self.auth.authenticate_digest(bytes.fromhex(row[0]))
 
     async def close(self, session_id: str) -> None:

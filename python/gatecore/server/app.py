@@ -99,7 +99,9 @@ class GatewayApp:
         self.worker = worker
         self.catalog = ModelCatalog(worker.routes, worker.config.models)
         self.gemini = GeminiApi(worker.gemini_chains, worker.auth, self.catalog, self._unknown_path)
-        self.console = Console(worker, self.catalog.list_body, worker.config.server.body_read_timeout_s)
+        self.console = Console(
+            worker, self.catalog.list_body, worker.config.server.body_read_timeout_s, worker.config.auth.jwt
+        )
         telemetry = worker.config.telemetry
         if worker.metrics is not None:
             self.metrics = MetricsEndpoint(worker.metrics, worker.auth, telemetry.metrics_auth)

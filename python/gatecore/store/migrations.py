@@ -230,11 +230,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "console sessions",
         [
             # A console sign-in (console/sessions.py): only the SHA-256 of the session id (the cookie)
-            # is kept, with the keyed hash of the key it was opened with (the auth table's own key,
-            # never a secret), so a revoked key ends its sessions at once.
+            # is kept, with who signed in: the keyed hash of the key (the auth table's own key, never
+            # a secret; a revoked key ends its sessions at once), or `jwt:` and the identity of a
+            # verified OIDC ID token (never the token).
             """CREATE TABLE console_sessions (
                 id_hash TEXT PRIMARY KEY,
-                key_hash TEXT NOT NULL,
+                principal TEXT NOT NULL,
                 created_at DOUBLE PRECISION NOT NULL,
                 expires_at DOUBLE PRECISION NOT NULL
             )""",
