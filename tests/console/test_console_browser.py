@@ -8,6 +8,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
+from ..e2e.gateway import MASTER_KEY
 from .conftest import Console, api, axe_violations, chat_status, screenshot, sign_in, wait
 
 PAGES = (
@@ -58,6 +59,21 @@ def test_a_new_key_is_shown_once_and_a_revoked_one_is_refused(browser: WebDriver
     browser.get(console.base + "/ui/keys")
     assert secret not in browser.page_source
     assert secret[:9] in browser.page_source
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "browser-made" in r.text)
+    # Its limits and models are edited in place (PATCH), and the gateway applies them.
+    row.find_element(By.TAG_NAME, "summary").click()
+    row.find_element(By.CSS_SELECTOR, "input[name=rpm]").send_keys("7")
+    row.find_element(By.CSS_SELECTOR, "input[name=models]").send_keys("m1, m2")
+    row.find_element(By.XPATH, ".//button[text()='Save']").click()
+    wait(browser).until(expected_conditions.staleness_of(row))
+    key_id = next(
+        k["id"]
+        for k in api(console, "GET", "/admin/v1/keys", MASTER_KEY)[1]["data"]
+        if k["name"] == "browser-made"
+    )
+    edited = api(console, "GET", f"/admin/v1/keys/{key_id}", MASTER_KEY)[1]
+    assert edited["rpm"] == 7 and edited["models"] == ["m1", "m2"]
+    assert chat_status(console, secret, "m2") == 200
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "browser-made" in r.text)
     row.find_element(By.XPATH, ".//button[text()='Revoke']").click()
     browser.switch_to.alert.accept()

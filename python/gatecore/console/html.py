@@ -110,16 +110,20 @@ def table(
     )
 
 
-def field(name: str, label: str, kind: str = "text", *, required: bool = False, hint: str = "") -> str:
-    """A labelled input (`data-kind` tells console.js how to send it: text, int, number, list)."""
+def field(
+    name: str, label: str, kind: str = "text", *, required: bool = False, hint: str = "", form: str = ""
+) -> str:
+    """A labelled input (`data-kind` tells console.js how to send it: text, int, number, list);
+    `form` tells apart the ids of several forms on one page."""
     input_type = {"int": "number", "number": "number"}.get(kind, "text")
     step = ' step="any"' if kind == "number" else (' step="1"' if kind == "int" else "")
     req = " required" if required else ""
-    hint_html = f'<small id="{name}-hint">{esc(hint)}</small>' if hint else ""
-    described = f' aria-describedby="{name}-hint"' if hint else ""
+    ident = f"f-{esc(form)}-{name}" if form else f"f-{name}"
+    hint_html = f'<small id="{ident}-hint">{esc(hint)}</small>' if hint else ""
+    described = f' aria-describedby="{ident}-hint"' if hint else ""
     return (
-        f'<label for="f-{name}">{esc(label)}</label>'
-        f'<input id="f-{name}" name="{name}" type="{input_type}" data-kind="{kind}"{step}{req}{described}>'
+        f'<label for="{ident}">{esc(label)}</label>'
+        f'<input id="{ident}" name="{name}" type="{input_type}" data-kind="{kind}"{step}{req}{described}>'
         + hint_html
     )
 

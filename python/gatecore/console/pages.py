@@ -113,10 +113,12 @@ async def keys(view: View) -> str:
     for k in listed[(at - 1) * KEYS_PER_PAGE : at * KEYS_PER_PAGE]:
         actions = ""
         if k["status"] == "active":
-            actions = api_button(
-                "POST", f"/admin/v1/keys/{k['id']}/rotate", "Rotate", reveal=True
-            ) + api_button(
-                "DELETE", f"/admin/v1/keys/{k['id']}", "Revoke", confirm=f"Revoke the key {k['name']}?"
+            actions = (
+                api_button("POST", f"/admin/v1/keys/{k['id']}/rotate", "Rotate", reveal=True)
+                + api_button(
+                    "DELETE", f"/admin/v1/keys/{k['id']}", "Revoke", confirm=f"Revoke the key {k['name']}?"
+                )
+                + _edit_key(k["id"])
             )
         rows.append(
             [
@@ -153,6 +155,20 @@ async def keys(view: View) -> str:
         "<p>It is shown only this once.</p><output></output></div>"
         + table("Keys", columns, rows)
         + _pager("/ui/keys", at, pages, "Keys pages")
+    )
+
+
+def _edit_key(key_id: str) -> str:
+    """The key's limits and models, changed with PATCH (an empty field stays as it is)."""
+    fields = (
+        field("models", "Models", "list", form=key_id, hint="comma-separated")
+        + field("rpm", "RPM", "int", form=key_id)
+        + field("tpm", "TPM", "int", form=key_id)
+        + field("budget_usd", "Budget (USD)", "number", form=key_id)
+    )
+    return (
+        '<details class="edit"><summary>Edit</summary>'
+        f"{api_form('PATCH', f'/admin/v1/keys/{key_id}', fields, 'Save')}</details>"
     )
 
 
