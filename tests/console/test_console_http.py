@@ -100,6 +100,11 @@ def test_a_session_ends_with_its_key(console: Console) -> None:
     assert api(console, "GET", "/admin/v1/keys", headers={"cookie": session})[0] == 401
 
 
+def _ask_status(console: Console, who: str) -> int:
+    body = {"models": ["m1"], "prompts": [], "reason": "flood"}
+    return api(console, "POST", "/admin/v1/access-requests", console.keys[who], body)[0]
+
+
 def _ask(console: Console, who: str, models: list[str]) -> dict[str, Any]:
     status, made = api(
         console,
@@ -170,5 +175,8 @@ def test_access_requests_follow_the_contract_and_the_team_scope(console: Console
         {"models": ["nope"], "reason": "x"},
     )
     assert status == 422 and error["error"]["code"] == "unknown_model"
+    # One requester's open requests are bounded.
+    statuses = [_ask_status(console, "team_b_service") for _ in range(21)]
+    assert statuses == [201] * 20 + [409]
     status, error = api(console, "POST", "/admin/v1/access-requests", console.keys["dev_b"], {"reason": "x"})
     assert status == 422 and error["error"]["code"] == "nothing_asked"

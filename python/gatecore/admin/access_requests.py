@@ -32,6 +32,7 @@ from gatecore.store.base import Row, StoreError
 
 MAX_REASON = 2000
 MAX_LISTED = 500  # the newest requests a list shows
+MAX_PENDING = 20  # open requests one requester may have
 Item = Annotated[str, Meta(min_length=1, max_length=200)]
 Reason = Annotated[str, Meta(min_length=1, max_length=MAX_REASON)]
 
@@ -117,6 +118,16 @@ class AccessRequestsApi:
             now,
         )
         async with _write(self.store) as tx:
+            pending = await tx.fetchone(
+                "SELECT COUNT(*) FROM access_requests WHERE requester = $1 AND status = 'pending'",
+                caller.actor,
+            )
+            if pending is not None and int(pending[0]) >= MAX_PENDING:
+                # Any key may ask: its open requests are bounded, so the table cannot be flooded.
+                raise Conflict(
+                    f"This key already has {MAX_PENDING} pending access requests; wait for a decision.",
+                    code="too_many_pending",
+                )
             await tx.execute(
                 "INSERT INTO access_requests (id, requester, requester_name, team_id, models, prompts, "
                 "reason, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
