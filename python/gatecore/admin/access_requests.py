@@ -201,7 +201,8 @@ class AccessRequestsApi:
                 team_id=row[3],
                 user_id=None,
                 role=None,
-                models=models or None,
+                # Exactly what was asked for: a request for prompts only gets no model of its own.
+                models=models,
                 rpm=body.rpm,
                 tpm=body.tpm,
                 budget_usd=body.budget_usd,

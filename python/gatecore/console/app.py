@@ -34,7 +34,14 @@ from gatecore.console.sessions import (
     session_id_of,
     set_cookie,
 )
-from gatecore.errors import AuthenticationFailed, Forbidden, GatewayError, MethodNotAllowed, NotFound
+from gatecore.errors import (
+    AuthenticationFailed,
+    Forbidden,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    StoreUnavailable,
+)
 from gatecore.pipeline.read_body import read_body
 from gatecore.policy.key_policy import KeyPolicy
 from gatecore.store.base import Store
@@ -93,8 +100,6 @@ class Console:
     def sessions(self) -> Sessions:
         store = self.worker.store
         if store is None or self.worker.admin is None:
-            from gatecore.errors import StoreUnavailable
-
             raise StoreUnavailable("The console is unavailable: the store could not be opened.")
         if self._sessions is None or self._sessions.store is not store:
             self._sessions = Sessions(store, self.worker.auth)
