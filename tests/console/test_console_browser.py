@@ -3,6 +3,8 @@ team scope, and axe-core's checks on every page (with a screenshot of each kept 
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -74,10 +76,12 @@ def test_a_new_key_is_shown_once_and_a_revoked_one_is_refused(browser: WebDriver
     edited = api(console, "GET", f"/admin/v1/keys/{key_id}", MASTER_KEY)[1]
     assert edited["rpm"] == 7 and edited["models"] == ["m1", "m2"]
     assert chat_status(console, secret, "m2") == 200
+    browser.get(console.base + "/ui/keys")  # a fresh load, not the reload the edit started
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "browser-made" in r.text)
     row.find_element(By.XPATH, ".//button[text()='Revoke']").click()
     browser.switch_to.alert.accept()
     wait(browser).until(expected_conditions.staleness_of(row))
+    browser.get(console.base + "/ui/keys")
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "browser-made" in r.text)
     assert "revoked" in row.text
     assert chat_status(console, secret) == 401
@@ -118,6 +122,7 @@ def test_an_access_request_is_approved_and_its_key_read_once(browser: WebDriver,
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "the browser test" in r.text)
     row.find_element(By.XPATH, ".//button[text()='Approve']").click()
     wait(browser).until(expected_conditions.staleness_of(row))
+    browser.get(console.base + "/ui/access-requests")
     assert "approved" in browser.find_element(By.CSS_SELECTOR, "tbody").text
 
     sign_in(browser, console, "dev_a")
@@ -178,3 +183,15 @@ def test_pages_load_only_what_ui_serves(browser: WebDriver, console: Console) ->
     assert urls and all(u.startswith(console.base + "/ui/") for u in urls)
     status, _ = api(console, "GET", "/ui/assets/nothing.js")
     assert status == 404
+
+
+def test_guardrail_events_are_counted_from_the_ledger(browser: WebDriver, console: Console) -> None:
+    with sqlite3.connect(console.db, timeout=30) as conn:
+        conn.execute(
+            "UPDATE usage_ledger SET guardrails = 'pii:email:redact=2,jail:injection:block=1' "
+            "WHERE id IN ('seed:00000001', 'seed:00000003')"
+        )
+    sign_in(browser, console, "master")
+    browser.get(console.base + "/ui/guardrails")
+    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert rows == ["pii email redact 4", "jail injection block 2"]

@@ -22,6 +22,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("audit", "Audit", "admin"),
     ("access-requests", "Access requests", "admin"),
     ("prompts", "Prompts", "admin"),
+    ("guardrails", "Guardrails", "admin"),
     ("cache", "Cache", "admin"),
     ("portal", "Portal", "all"),
 )

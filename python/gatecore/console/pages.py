@@ -411,6 +411,20 @@ async def access_requests(view: View) -> str:
     return table("Access requests", columns, rows, empty="No access requests.")
 
 
+async def guardrails(view: View) -> str:
+    found = await queries.guardrail_actions(view.store, view.scope, time.time() - 86_400)
+    rows = [
+        [esc(guard), esc(kind), esc(action), number(times)]
+        for (guard, kind, action), times in sorted(found.items(), key=lambda item: -item[1])
+    ]
+    return table(
+        "What the guardrails did, last 24 hours",
+        ["Guardrail", "Type", "Action", "Times"],
+        rows,
+        empty="No guardrail acted in the last 24 hours.",
+    )
+
+
 async def prompts(view: View) -> str:
     listed = (await view.read("/prompts", ""))["data"]
     rows = [
@@ -502,6 +516,7 @@ PAGES: dict[str, Callable[[View], Awaitable[str]]] = {
     "audit": audit,
     "access-requests": access_requests,
     "prompts": prompts,
+    "guardrails": guardrails,
     "cache": cache,
 }
 TITLES = {
@@ -514,6 +529,7 @@ TITLES = {
     "audit": "Audit log",
     "access-requests": "Access requests",
     "prompts": "Prompts",
+    "guardrails": "Guardrail events",
     "cache": "Cache",
     "portal": "Developer portal",
 }

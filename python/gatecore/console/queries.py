@@ -156,3 +156,28 @@ async def requests_page(
         f"LIMIT {PAGE_ROWS + 1}",
         *args,
     )
+
+
+MAX_GUARD_COMBINATIONS = 500
+
+
+async def guardrail_actions(store: Store, scope: str | None, since: float) -> dict[tuple[str, str, str], int]:
+    """What the guardrails did since `since`: (guardrail, type, action) → times, from the ledger's
+    `guardrails` summaries (`guard:type:action=count,...`), grouped in SQL first (a few hundred
+    distinct summaries at most are read)."""
+    args: list[Any] = [since]
+    rows = await _fetch(
+        store,
+        f"SELECT guardrails, COUNT(*) FROM usage_ledger WHERE at >= $1 AND guardrails IS NOT NULL"
+        f"{_scope(scope, args)} GROUP BY guardrails ORDER BY 2 DESC LIMIT {MAX_GUARD_COMBINATIONS}",
+        *args,
+    )
+    out: dict[tuple[str, str, str], int] = {}
+    for summary, requests in rows:
+        for part in str(summary).split(","):
+            what, _, count = part.rpartition("=")
+            names = what.split(":")
+            if len(names) == 3 and count.isdigit():
+                key = (names[0], names[1], names[2])
+                out[key] = out.get(key, 0) + int(count) * int(requests)
+    return out
