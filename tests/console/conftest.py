@@ -50,6 +50,7 @@ class Console:
 
 def console_config(store: Path) -> dict[str, Any]:
     models = [{"name": name, "deployments": [{"provider": "echo", "model": name}]} for name in ("m1", "m2")]
+    models[0]["deployments"][0]["pricing"] = {"input_per_1m": 0.5, "output_per_1m": 1.5}
     return {
         "providers": [{"name": "echo", "kind": "echo"}],
         "models": models,

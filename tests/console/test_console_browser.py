@@ -109,6 +109,12 @@ def test_an_access_request_is_approved_and_its_key_read_once(browser: WebDriver,
     sign_in(browser, console, "dev_a")
     assert browser.current_url.endswith("/ui/portal")
     assert "Keys" not in browser.find_element(By.TAG_NAME, "nav").text  # the portal only
+    catalogue = {
+        r.find_element(By.TAG_NAME, "code").text: r.text
+        for r in browser.find_elements(By.XPATH, "//table[caption='Models']/tbody/tr")
+    }
+    assert "$0.50 / $1.50" in catalogue["m1"] and catalogue["m1"].endswith("yes")
+    assert catalogue["m2"].endswith("no")
     browser.find_element(By.ID, "f-models").send_keys("m2")
     browser.find_element(By.ID, "f-reason").send_keys("the browser test needs m2")
     browser.find_element(By.CSS_SELECTOR, "form.api button[type=submit]").click()

@@ -44,6 +44,8 @@ from gatecore.errors import (
 )
 from gatecore.pipeline.read_body import read_body
 from gatecore.policy.key_policy import KeyPolicy
+from gatecore.pricing.book import PriceBook
+from gatecore.routing.table import RouteTable
 from gatecore.store.base import Store
 from gatecore.upstream.deadlines import DeadlineSweeper
 
@@ -72,6 +74,8 @@ class Backend(Protocol):
     store: Store | None
     auth: AuthStage
     sweeper: DeadlineSweeper
+    routes: RouteTable
+    prices: PriceBook
 
 
 def _asset(name: str) -> bytes:
@@ -178,7 +182,10 @@ class Console:
         query = {name: values[-1][:500] for name, values in parse_qs(scope.query_string).items()}
 
         def models(own: bool) -> Any:
-            return orjson.loads(self.models(policy if own else None))["data"]
+            listed = orjson.loads(self.models(policy if own else None))["data"]
+            for model in listed:
+                model["price"] = self._price(model["id"])
+            return listed
 
         view = View(read, caller.scope, store, query, models, self.rollup)
         if path == "portal":
@@ -190,6 +197,15 @@ class Console:
             TITLES[path], body, current=path, role=policy.role, csrf=csrf_token(session_id), who=policy.name
         )
         proto.response_bytes(200, _HTML, html)
+
+    def _price(self, model: str) -> tuple[float, float] | None:
+        """USD per 1M input and output tokens on the model's first deployment, when known."""
+        route = self.worker.routes.find(model)
+        if route is None or not route.deployments or route.deployments[0].model == "*":
+            return None
+        first = route.deployments[0]
+        price = self.worker.prices.price_of(first, first.model)
+        return None if price is None else (price.input_per_1m, price.output_per_1m)
 
     async def _sign_in(self, scope: Any, proto: Any) -> None:
         _same_origin(scope)

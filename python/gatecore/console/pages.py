@@ -453,11 +453,13 @@ async def portal(view: View, base_url: str) -> str:
             f"<code>{esc(m['id'])}</code>",
             number(m.get("context_window")),
             esc(", ".join(c for c, on in (m.get("capabilities") or {}).items() if on)),
+            f"${m['price'][0]:,.2f} / ${m['price'][1]:,.2f}" if m.get("price") else "",
             "yes" if m["id"] in mine else "no",
         ]
         for m in everything
     ]
-    catalogue = table("Models", ["Model", "Context window", "Capabilities", "Your key may use it"], rows)
+    columns = ["Model", "Context window", "Capabilities", "USD per 1M tokens in / out", "Your key may use it"]
+    catalogue = table("Models", columns, rows)
     example_model = esc(next(iter(sorted(mine)), everything[0]["id"] if everything else "MODEL"))
     examples = (
         "<h2>Calling a model</h2>"
