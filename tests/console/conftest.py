@@ -79,6 +79,19 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         for name, body in bodies.items():
             created = admin.ok("POST", "/keys", {"name": name, **body}, 201)
             keys[name], ids[name] = created["key"], created["id"]
+        for name, team in (("summarise-a", "team-a"), ("private-b", "team-b")):
+            prompt = {
+                "name": name,
+                "model": "m1",
+                "team": team,
+                "messages": [{"role": "user", "content": "Summarise {{topic}}"}],
+                "variables": {
+                    "type": "object",
+                    "properties": {"topic": {"type": "string"}},
+                    "required": ["topic"],
+                },
+            }
+            admin.ok("POST", "/prompts", prompt, 201)
         seed_ledger(db, SEEDED_ROWS, team=(teams["team-a"], "team-a"))
         yield Console(gw, db, keys, ids, teams)
 

@@ -115,6 +115,12 @@ def test_an_access_request_is_approved_and_its_key_read_once(browser: WebDriver,
     }
     assert "$0.50 / $1.50" in catalogue["m1"] and catalogue["m1"].endswith("yes")
     assert catalogue["m2"].endswith("no")
+    # The published prompts its team may call, with their OpenAPI documents; not another team's.
+    prompts = [
+        h.text for h in browser.find_elements(By.XPATH, "//h2[.='Published prompts']/following-sibling::h3")
+    ]
+    assert prompts == ["summarise-a"]
+    assert "/v1/prompts/summarise-a" in browser.page_source and "private-b" not in browser.page_source
     browser.find_element(By.ID, "f-models").send_keys("m2")
     browser.find_element(By.ID, "f-reason").send_keys("the browser test needs m2")
     browser.find_element(By.CSS_SELECTOR, "form.api button[type=submit]").click()

@@ -45,12 +45,15 @@ from gatecore.errors import (
 from gatecore.pipeline.read_body import read_body
 from gatecore.policy.key_policy import KeyPolicy
 from gatecore.pricing.book import PriceBook
+from gatecore.prompts.openapi import prompt_document
+from gatecore.prompts.stage import PromptStage
 from gatecore.routing.table import RouteTable
 from gatecore.store.base import Store
 from gatecore.upstream.deadlines import DeadlineSweeper
 
 PREFIX = "/ui"
 MAX_FORM = 4096
+MAX_PROMPTS = 200  # published prompts the portal looks at
 _SECURITY = [
     (
         "content-security-policy",
@@ -76,6 +79,7 @@ class Backend(Protocol):
     sweeper: DeadlineSweeper
     routes: RouteTable
     prices: PriceBook
+    prompts: PromptStage
 
 
 def _asset(name: str) -> bytes:
@@ -187,7 +191,21 @@ class Console:
                 model["price"] = self._price(model["id"])
             return listed
 
+        async def prompt_docs() -> list[tuple[str, bytes]]:
+            """The published prompts this user may call, with each one's OpenAPI document."""
+            catalog = self.worker.prompts.catalog
+            if catalog is None:
+                return []
+            found = []
+            for head in (await catalog.repository.heads(None, True))[:MAX_PROMPTS]:
+                try:
+                    found.append((head.name, await prompt_document(self.worker.prompts, policy, head.name)))
+                except GatewayError:
+                    continue  # one it may not call (or that no longer compiles)
+            return found
+
         view = View(read, caller.scope, store, query, models, self.rollup)
+        view.prompt_docs = prompt_docs
         if path == "portal":
             host = scope.headers.get("host") or "127.0.0.1"
             body = await portal(view, f"{scope.scheme}://{host}")

@@ -48,11 +48,16 @@ class View:
         rollup: queries.Rollup,
     ):
         self.rollup = rollup
+        self.prompt_docs: Callable[[], Awaitable[list[tuple[str, bytes]]]] = _no_prompts
         self.read = read
         self.scope = scope
         self.store = store
         self.query = query
         self.models = models
+
+
+async def _no_prompts() -> list[tuple[str, bytes]]:
+    return []
 
 
 def _ms(value: float | None) -> str:
@@ -476,6 +481,18 @@ async def portal(view: View, base_url: str) -> str:
         f'client.messages.create(model="{example_model}", max_tokens=256, messages=[{{"role": "user", "content": "Hi"}}])'
         "</code></pre>"
     )
+    documents = await view.prompt_docs()
+    prompt_part = "<h2>Published prompts</h2>"
+    if not documents:
+        prompt_part += '<p class="empty">No published prompt you may call.</p>'
+    for name, document in documents:
+        prompt_part += (
+            f"<h3><code>{esc(name)}</code></h3><pre><code>curl {esc(base_url)}/v1/prompts/{esc(name)} \\\n"
+            '  -H "Authorization: Bearer $GATECORE_KEY" -H "content-type: application/json" \\\n'
+            """  -d '{"variables": {}}'</code></pre>"""
+            f"<details><summary>OpenAPI document of {esc(name)}</summary><pre><code>"
+            f"{esc(orjson.dumps(orjson.loads(document), option=orjson.OPT_INDENT_2).decode())}</code></pre></details>"
+        )
     ask = api_form(
         "POST",
         "/admin/v1/access-requests",
@@ -502,6 +519,7 @@ async def portal(view: View, base_url: str) -> str:
     return (
         catalogue
         + examples
+        + prompt_part
         + f'<section aria-labelledby="ask"><h2 id="ask">Request access</h2>{ask}</section>'
         + '<div class="secret" hidden role="alert" tabindex="-1"><h2>Copy this key now</h2>'
         "<p>It is shown only this once.</p><output></output></div>" + requests
