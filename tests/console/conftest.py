@@ -49,8 +49,11 @@ class Console:
 
 
 def console_config(store: Path) -> dict[str, Any]:
-    models = [{"name": name, "deployments": [{"provider": "echo", "model": name}]} for name in ("m1", "m2")]
-    models[0]["deployments"][0]["pricing"] = {"input_per_1m": 0.5, "output_per_1m": 1.5}
+    price = {"input_per_1m": 0.5, "output_per_1m": 1.5}  # m1 only: the portal shows prices it knows
+    models: list[dict[str, Any]] = [
+        {"name": "m1", "deployments": [{"provider": "echo", "model": "m1", "pricing": price}]},
+        {"name": "m2", "deployments": [{"provider": "echo", "model": "m2"}]},
+    ]
     return {
         "providers": [{"name": "echo", "kind": "echo"}],
         "models": models,
