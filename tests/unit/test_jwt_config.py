@@ -145,3 +145,19 @@ def test_unscoped_tokens_and_no_user_claim() -> None:
     ]
     with pytest.raises(msgspec.ValidationError, match="models"):
         msgspec.convert({"issuer": ISSUER, "audience": "a", "jwks_url": JWKS_URL, "unscoped": {}}, JwtConfig)
+
+
+def test_console_sign_in_needs_its_client_id_among_the_audiences() -> None:
+    base = {"issuer": ISSUER, "audience": [AUDIENCE], "public_key_pem": Keys.rsa1.public_pem}
+    good = msgspec.convert(
+        {**base, "audience": [AUDIENCE, "console"], "console": {"client_id": "console"}}, JwtConfig
+    )
+    assert validate_jwt_config(good, "auth.jwt") == []
+    stray = msgspec.convert({**base, "console": {"client_id": "console"}}, JwtConfig)
+    assert validate_jwt_config(stray, "auth.jwt") == [
+        "auth.jwt.console.client_id: must be set and listed in auth.jwt.audience"
+    ]
+    no_openid = msgspec.convert(
+        {**base, "audience": [AUDIENCE, "c"], "console": {"client_id": "c", "scopes": ["email"]}}, JwtConfig
+    )
+    assert validate_jwt_config(no_openid, "auth.jwt") == ["auth.jwt.console.scopes: must include openid"]
