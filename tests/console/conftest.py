@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -124,6 +125,26 @@ def browser() -> Iterator[WebDriver]:
 
 def wait(driver: WebDriver, timeout: float = 10.0) -> WebDriverWait[WebDriver]:
     return WebDriverWait(driver, timeout)
+
+
+def mark_page(driver: WebDriver) -> None:
+    """Mark the current document, so `wait_reloaded` can tell when the page has been replaced."""
+    driver.execute_script("window.__gatecoreOld = true;")
+
+
+def wait_reloaded(driver: WebDriver) -> None:
+    """Wait until the marked document is replaced by a new, fully loaded one (errors while the
+    browser is between the two documents are retried)."""
+
+    def fresh(d: WebDriver) -> bool:
+        try:
+            return bool(
+                d.execute_script("return !window.__gatecoreOld && document.readyState === 'complete';")
+            )
+        except WebDriverException:
+            return False
+
+    wait(driver).until(fresh)
 
 
 def sign_in(driver: WebDriver, console: Console, who: str) -> None:

@@ -11,7 +11,17 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 
 from ..e2e.gateway import MASTER_KEY
-from .conftest import Console, api, axe_violations, chat_status, screenshot, sign_in, wait
+from .conftest import (
+    Console,
+    api,
+    axe_violations,
+    chat_status,
+    mark_page,
+    screenshot,
+    sign_in,
+    wait,
+    wait_reloaded,
+)
 
 PAGES = (
     "",
@@ -63,11 +73,12 @@ def test_a_new_key_is_shown_once_and_a_revoked_one_is_refused(browser: WebDriver
     assert secret[:9] in browser.page_source
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "browser-made" in r.text)
     # Its limits and models are edited in place (PATCH), and the gateway applies them.
+    mark_page(browser)
     row.find_element(By.TAG_NAME, "summary").click()
     row.find_element(By.CSS_SELECTOR, "input[name=rpm]").send_keys("7")
     row.find_element(By.CSS_SELECTOR, "input[name=models]").send_keys("m1, m2")
     row.find_element(By.XPATH, ".//button[text()='Save']").click()
-    wait(browser).until(expected_conditions.staleness_of(row))
+    wait_reloaded(browser)
     key_id = next(
         k["id"]
         for k in api(console, "GET", "/admin/v1/keys", MASTER_KEY)[1]["data"]
@@ -78,9 +89,10 @@ def test_a_new_key_is_shown_once_and_a_revoked_one_is_refused(browser: WebDriver
     assert chat_status(console, secret, "m2") == 200
     browser.get(console.base + "/ui/keys")  # a fresh load, not the reload the edit started
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "browser-made" in r.text)
+    mark_page(browser)
     row.find_element(By.XPATH, ".//button[text()='Revoke']").click()
     browser.switch_to.alert.accept()
-    wait(browser).until(expected_conditions.staleness_of(row))
+    wait_reloaded(browser)
     browser.get(console.base + "/ui/keys")
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "browser-made" in r.text)
     assert "revoked" in row.text
@@ -132,8 +144,9 @@ def test_an_access_request_is_approved_and_its_key_read_once(browser: WebDriver,
     sign_in(browser, console, "team_admin_a")
     browser.get(console.base + "/ui/access-requests")
     row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr") if "the browser test" in r.text)
+    mark_page(browser)
     row.find_element(By.XPATH, ".//button[text()='Approve']").click()
-    wait(browser).until(expected_conditions.staleness_of(row))
+    wait_reloaded(browser)
     browser.get(console.base + "/ui/access-requests")
     assert "approved" in browser.find_element(By.CSS_SELECTOR, "tbody").text
 
