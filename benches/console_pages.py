@@ -5,7 +5,7 @@ Starts a gateway on a SQLite file, writes the rows and keys straight into it, si
 overview, usage and keys pages R times each and prints the medians of the browser's own timings:
 time to first byte, first contentful paint, DOM interactive and load event (ms from navigation
 start), and the bytes the page loaded (the document plus every asset, uncompressed); and the load time
-of the first visit, which reads the window's settled hours once (console/queries.py).
+of the first visit (the totals read the store's hourly rollup, console/queries.py).
 
 Run: `PYTHONPATH=python .venv/bin/python benches/console_pages.py [N] [K] [R]`.
 """
@@ -88,7 +88,7 @@ def main() -> None:
                         driver.get(f"{gw.base_url}/ui/{name}")
                         samples.append(driver.execute_script(TIMINGS))
                     med = [_median([s[i] for s in samples if s[i] is not None]) for i in range(5)]
-                    first = f"{samples[0][3]:.0f}"  # the first load reads the whole window once
+                    first = f"{samples[0][3]:.0f}"  # the first load of a fresh browser
                     print(
                         f"{name or 'overview':9} {med[0]:>8} {med[1]:>8} {med[2]:>15} {med[3]:>8} {med[4]:>8} "
                         f"{first:>14}"

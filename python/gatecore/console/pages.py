@@ -226,7 +226,7 @@ async def usage(view: View) -> str:
     since, until = first_hour * 3600.0, now + 1
     report_query = urlencode({"group_by": group_by, "from": f"{since:.0f}", "to": f"{until:.0f}"})
     if group_by in queries.ROLLUP_GROUPS:
-        # The same totals as the report's, from the hourly groups this worker keeps.
+        # The same totals as the report's, from the store's hourly rollup (usage_hourly).
         hours = await view.rollup.hours(view.store, view.scope, group_by, first_hour, now_hour)
         ordered = queries.totals(hours)
         if group_by == "day":

@@ -1,11 +1,9 @@
 """The ledger aggregates the overview and usage pages show: bounded queries, never "every row".
 
-Totals come from hourly groups (`Rollup`): per hour and per model (or team, deployment, day), read
-with one `GROUP BY` on the `at` index (the `(team_id, at)` index for a caller confined to a team).
-An hour that ended more than `SETTLED_S` ago is kept in the worker's memory for `KEEP_S`, so a page
-load reads only the hours it has not seen (the current one, in steady state) instead of scanning
-the whole window: with 1M rows a day, the first load of a window scans it once and the next ones read
-the last hour. A row that arrives for an hour already kept (a replayed spool) shows within `KEEP_S`.
+Totals come from `usage_hourly` (store migration 16): the ledger added up per hour, team, model,
+deployment and day by the store's own trigger on every insert, so a 24 h or 30 day window is a
+`GROUP BY` over a few hundred rows whatever the ledger holds (1M rows a day included), exact and
+current, on every worker and replica alike.
 
 The requests table is a page of 50 found by an `(at, id)` cursor, and the latency percentiles are
 over the newest 10,000 requests: both bounded whatever the ledger holds.
@@ -13,7 +11,6 @@ over the newest 10,000 requests: both bounded whatever the ledger holds.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from gatecore.errors import StoreUnavailable
@@ -21,12 +18,8 @@ from gatecore.store.base import Row, Store, StoreError
 
 PAGE_ROWS = 50
 SAMPLE_ROWS = 10_000
-SETTLED_S = 300.0
-KEEP_S = 3600.0
-MAX_KEPT_HOURS = 50_000  # (scope, grouping, hour) entries a worker keeps; past that it starts afresh
-MAX_GROUPS_PER_HOUR = 2_000  # an hour with more groups is not kept (read again next time)
-_ERROR = "CASE WHEN status >= 400 OR error_type IS NOT NULL THEN 1 ELSE 0 END"
-# The groupings a rollup serves (few values an hour); per-key and per-user reports go to the admin API.
+# The groupings the rollup serves (few values an hour); per-key and per-user reports go to the admin
+# API. (column, shown name); the rollup keeps "none" as empty text.
 ROLLUP_GROUPS: dict[str, tuple[str, str]] = {
     "model": ("model", "model"),
     "team": ("team_id", "team_name"),
@@ -53,43 +46,27 @@ def _scope(team_id: str | None, args: list[Any]) -> str:
 
 
 class Rollup:
-    """Hourly groups of the ledger, the settled hours kept in memory (one per worker)."""
-
-    def __init__(self) -> None:
-        self._kept: dict[tuple[str | None, str, int], tuple[float, list[Group]]] = {}
+    """Hourly groups of the ledger, read from the store's rollup table."""
 
     async def hours(
         self, store: Store, scope: str | None, grouping: str, first: int, last: int
     ) -> dict[int, list[Group]]:
         """The groups of each hour (epoch hours `first`..`last`, inclusive) by `grouping`."""
-        now = time.time()
-        out: dict[int, list[Group]] = {}
-        missing: list[int] = []
-        for hour in range(first, last + 1):
-            kept = self._kept.get((scope, grouping, hour))
-            if kept is not None and now - kept[0] < KEEP_S:
-                out[hour] = kept[1]
-            else:
-                missing.append(hour)
-        if not missing:
-            return out
-        # One read over the span of the hours not kept (in steady state: the current hour).
         column, name = ROLLUP_GROUPS[grouping]
-        args: list[Any] = [missing[0] * 3600.0, (missing[-1] + 1) * 3600.0]
-        where = "at >= $1 AND at < $2" + _scope(scope, args)
-        bucket = "CAST(at / 3600 AS INTEGER)" if store.dialect == "sqlite" else "FLOOR(at / 3600)::BIGINT"
+        args: list[Any] = [first, last]
         rows = await _fetch(
             store,
-            f"SELECT {bucket}, {column}, MAX({name}), COUNT(*), SUM({_ERROR}), SUM(input_tokens), "
-            f"SUM(output_tokens), SUM(cost_usd) FROM usage_ledger WHERE {where} GROUP BY 1, 2",
+            f"SELECT hour, {column}, MAX({name}), SUM(requests), SUM(errors), SUM(input_tokens), "
+            f"SUM(output_tokens), SUM(cost_usd) FROM usage_hourly WHERE hour >= $1 AND hour <= $2"
+            f"{_scope(scope, args)} GROUP BY 1, 2",
             *args,
         )
-        read: dict[int, list[Group]] = {h: [] for h in missing}
+        out: dict[int, list[Group]] = {}
         for h, group, shown, count, errors, tokens_in, tokens_out, cost in rows:
-            read.setdefault(int(h), []).append(
+            out.setdefault(int(h), []).append(
                 (
-                    group,
-                    shown,
+                    group or None,
+                    shown or None,
                     int(count),
                     int(errors or 0),
                     int(tokens_in or 0),
@@ -97,14 +74,6 @@ class Rollup:
                     float(cost or 0),
                 )
             )
-        if len(self._kept) > MAX_KEPT_HOURS:
-            self._kept.clear()
-        for h, groups in read.items():
-            if first <= h <= last:
-                out[h] = groups
-                settled = (h + 1) * 3600 + SETTLED_S <= now
-                if settled and len(groups) <= MAX_GROUPS_PER_HOUR:
-                    self._kept[(scope, grouping, h)] = (now, groups)
         return out
 
 

@@ -10,8 +10,28 @@ import time
 
 from gatecore.store.base import Store
 
+# The hourly rollup's columns (migration 16): a ledger row's hour bucket, group and sums.
+_HOUR_SQLITE = "CAST(at / 3600 AS INTEGER)"
+_HOUR_PG = "FLOOR(at / 3600)::BIGINT"
+_ROLLUP_SELECT = (
+    "COALESCE(team_id, ''), model, COALESCE(deployment, ''), day, COALESCE(MAX(team_name), ''), COUNT(*), "
+    "SUM(CASE WHEN status >= 400 OR error_type IS NOT NULL THEN 1 ELSE 0 END), SUM(input_tokens), "
+    "SUM(output_tokens), SUM(cost_usd)"
+)
+_ERROR_NEW = "CASE WHEN NEW.status >= 400 OR NEW.error_type IS NOT NULL THEN 1 ELSE 0 END"
+_ROLLUP_ADD = (
+    "requests = usage_hourly.requests + excluded.requests, errors = usage_hourly.errors + excluded.errors, "
+    "input_tokens = usage_hourly.input_tokens + excluded.input_tokens, "
+    "output_tokens = usage_hourly.output_tokens + excluded.output_tokens, "
+    "cost_usd = usage_hourly.cost_usd + excluded.cost_usd, team_name = excluded.team_name"
+)
+
+# A statement is portable SQL, or one text per dialect ({"sqlite": ..., "postgresql": ...}) where the
+# two engines differ (triggers); a dialect the dict does not name has nothing to run.
+Statement = str | dict[str, str]
+
 # (version, name, statements)
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
     (
         1,
         "identity",
@@ -287,6 +307,61 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        16,
+        "hourly usage rollup kept by the store",
+        [
+            # The ledger added up per hour, team, model, deployment and day, kept by the engine itself (a
+            # trigger on every ledger insert), so the console's totals read a few hundred rows whatever
+            # the ledger holds. Empty text stands for "none" (a primary key column cannot be NULL). A
+            # ledger row skipped by ON CONFLICT (a replayed spool) fires nothing: counted exactly once.
+            """CREATE TABLE usage_hourly (
+                hour BIGINT NOT NULL,
+                team_id TEXT NOT NULL,
+                model TEXT NOT NULL,
+                deployment TEXT NOT NULL,
+                day TEXT NOT NULL,
+                team_name TEXT NOT NULL,
+                requests BIGINT NOT NULL,
+                errors BIGINT NOT NULL,
+                input_tokens BIGINT NOT NULL,
+                output_tokens BIGINT NOT NULL,
+                cost_usd DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (hour, team_id, model, deployment, day)
+            )""",
+            "CREATE INDEX usage_hourly_team ON usage_hourly (team_id, hour)",
+            {
+                "sqlite": f"""INSERT INTO usage_hourly
+                    SELECT {_HOUR_SQLITE}, {_ROLLUP_SELECT} FROM usage_ledger GROUP BY 1, 2, 3, 4, 5""",
+                "postgresql": f"""INSERT INTO usage_hourly
+                    SELECT {_HOUR_PG}, {_ROLLUP_SELECT} FROM usage_ledger GROUP BY 1, 2, 3, 4, 5""",
+            },
+            {
+                # Row by row (SQLite has one writer at a time, so no lock order to keep).
+                "sqlite": f"""CREATE TRIGGER usage_hourly_add AFTER INSERT ON usage_ledger BEGIN
+                    INSERT INTO usage_hourly VALUES (CAST(NEW.at / 3600 AS INTEGER),
+                        COALESCE(NEW.team_id, ''), NEW.model, COALESCE(NEW.deployment, ''), NEW.day,
+                        COALESCE(NEW.team_name, ''), 1, {_ERROR_NEW}, NEW.input_tokens,
+                        NEW.output_tokens, NEW.cost_usd)
+                    ON CONFLICT (hour, team_id, model, deployment, day) DO UPDATE SET {_ROLLUP_ADD};
+                END""",
+                # Once per statement over its inserted rows, grouped and in key order: replicas writing
+                # batches at once take the rollup rows' locks in the same order (no deadlock).
+                "postgresql": f"""CREATE FUNCTION usage_hourly_add() RETURNS trigger LANGUAGE plpgsql AS $f$
+                BEGIN
+                    INSERT INTO usage_hourly
+                        SELECT {_HOUR_PG}, {_ROLLUP_SELECT} FROM inserted GROUP BY 1, 2, 3, 4, 5
+                        ORDER BY 1, 2, 3, 4, 5
+                    ON CONFLICT (hour, team_id, model, deployment, day) DO UPDATE SET {_ROLLUP_ADD};
+                    RETURN NULL;
+                END $f$""",
+            },
+            {
+                "postgresql": """CREATE TRIGGER usage_hourly_add AFTER INSERT ON usage_ledger
+                    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION usage_hourly_add()""",
+            },
+        ],
+    ),
 ]
 
 _LOCK_ID = 7351902  # any constant; names gatecore's migration lock in pg_advisory_xact_lock
@@ -309,7 +384,9 @@ async def migrate(store: Store) -> list[int]:
             if version in done:
                 continue
             for statement in statements:
-                await tx.execute(statement)
+                sql = statement if isinstance(statement, str) else statement.get(store.dialect)
+                if sql is not None:
+                    await tx.execute(sql)
             await tx.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
                 version,
