@@ -98,6 +98,7 @@ class Worker:
     """Everything a worker needs to serve requests, built from one config snapshot."""
 
     __slots__ = (
+        "_shares_io",
         "_store_retry",
         "access_log",
         "admin",
@@ -127,9 +128,11 @@ class Worker:
         "unrouted",
     )
 
-    def __init__(self, config: GatecoreConfig):
+    def __init__(self, config: GatecoreConfig, previous: Worker | None = None, generation: int = 0):
+        """`previous`: the worker this one replaces on a config reload (server/reload.py); its
+        upstream connection pools (and their deadline sweeper) are taken over, so a reload keeps
+        them warm. `generation` counts this process's reloads (0 at start)."""
         self.config = config
-        self.sweeper = DeadlineSweeper()
         self.tracing: Tracing | None = None
         traced = tracing_enabled(config.telemetry.tracing, os.environ)
         pool_class = ConnectionPool
@@ -138,7 +141,13 @@ class Worker:
             from gatecore.telemetry.traced_pool import TracedConnectionPool
 
             pool_class = TracedConnectionPool
-        self.pools = PoolSet(self.sweeper, pool_class)
+        self._shares_io = False  # True once a newer worker took over the pools
+        if previous is not None and previous.pools.pool_class is pool_class:
+            previous._shares_io = True
+            self.sweeper, self.pools = previous.sweeper, previous.pools
+        else:
+            self.sweeper = DeadlineSweeper()
+            self.pools = PoolSet(self.sweeper, pool_class)
         self.providers: dict[str, Provider] = {
             p.name: build_provider(p, self.pools) for p in config.providers
         }
@@ -237,7 +246,7 @@ class Worker:
         if telemetry.metrics:  # after the ledger: it reads ctx.cost_usd
             self.metrics = MetricsRecorder(
                 lambda: recording.in_flight,
-                worker_files(telemetry.metrics_flush_s),
+                worker_files(telemetry.metrics_flush_s, generation),
                 self.stage_names,
                 DeploymentStates(
                     (route.name, d.id, d.breaker)
@@ -373,8 +382,9 @@ class Worker:
         self.close()
 
     def close(self) -> None:
-        self.sweeper.close()
-        self.pools.close()
+        if not self._shares_io:  # else the pools now belong to the worker that replaced this one
+            self.sweeper.close()
+            self.pools.close()
 
 
 def _position(links: tuple[Link, ...], name: str) -> int:

@@ -70,6 +70,8 @@ def validate_config(
         errors.append("server.worker_max_rss_mb: must be 0 (off) or more")
     if server.shutdown_grace_s < 0:
         errors.append("server.shutdown_grace_s: must be 0 or more")
+    if not 0 <= server.drain_delay_s <= 300:
+        errors.append("server.drain_delay_s: must be between 0 and 300")
     if not server.disconnect_watch_after > 0:
         errors.append("server.disconnect_watch_after: must be greater than 0")
     errors.extend(_timeouts(server.timeouts, "server.timeouts"))
