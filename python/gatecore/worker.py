@@ -142,6 +142,8 @@ class Worker:
 
             pool_class = TracedConnectionPool
         self._shares_io = False  # True once a newer worker took over the pools
+        self.sweeper: DeadlineSweeper
+        self.pools: PoolSet
         if previous is not None and previous.pools.pool_class is pool_class:
             previous._shares_io = True
             self.sweeper, self.pools = previous.sweeper, previous.pools

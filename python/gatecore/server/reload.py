@@ -121,7 +121,9 @@ class ConfigReloader:
                     await self.reload()
                 except ConfigError as exc:
                     # Announced as valid, then the file changed again before this worker read it.
-                    log.error("config reload refused; the old config keeps serving: %s", "; ".join(exc.errors))
+                    log.error(
+                        "config reload refused; the old config keeps serving: %s", "; ".join(exc.errors)
+                    )
                 except Exception:
                     log.exception("config reload failed; the old config keeps serving")
 
