@@ -300,7 +300,7 @@ class Worker:
         url = self.config.store.url
         assert url is not None  # read_config fills in the default
         try:
-            store = await open_store(url)
+            store = await open_store(url, self.config.store.pool_size, self.config.store.statement_timeout_s)
         except StoreError as exc:
             if first:
                 log.error("the store is unavailable (%s); retrying every %.0f s", exc, STORE_RETRY_S)

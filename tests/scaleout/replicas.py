@@ -62,7 +62,7 @@ def replica_config(upstream: MockUpstream, redis: RedisServer, store_url: str, s
         "budgets": {"period": "daily"},
         "redis": {"url": redis.url, "timeout_s": 0.25, "retry_after_s": 0.5},
         "cache": {"enabled": False, "backend": "redis"},
-        "store": {"url": store_url},
+        "store": {"url": store_url, "pool_size": 3, "statement_timeout_s": 10},
         "ledger": {
             "spool_dir": str(spool),
             "flush_interval_s": 0.05,

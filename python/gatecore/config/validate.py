@@ -325,6 +325,10 @@ def _store(store: StoreConfig) -> list[str]:
         errors.append("store.url: must start with sqlite:///, postgresql:// or postgres://")
     if not 0.01 <= store.poll_interval_s <= 60:
         errors.append("store.poll_interval_s: must be between 0.01 and 60 seconds")
+    if not 1 <= store.pool_size <= 100:
+        errors.append("store.pool_size: must be between 1 and 100")
+    if not 0 <= store.statement_timeout_s <= 3600:
+        errors.append("store.statement_timeout_s: must be between 0 (none) and 3600 seconds")
     return errors
 
 
