@@ -11,9 +11,11 @@ import collections
 import time
 from collections.abc import Iterator
 
+import openai
 import pytest
 
 from ..e2e.admin_client import AdminClient
+from ..e2e.conftest import make_client
 from ..e2e.gateway import MASTER_KEY, Gateway
 from ..services.postgres import PostgresServer
 from ..services.redis import RedisServer, running_redis
@@ -74,6 +76,25 @@ def test_a_key_created_on_one_replica_works_on_all_and_its_revocation_too(replic
     assert max(took) < PROPAGATION_S, took
 
 
+def test_stored_responses_are_shared(replicas: Replicas) -> None:
+    first, second, third = replicas.gateways
+    with make_client(first) as client:
+        created = client.responses.create(
+            model="m", input="remember this", extra_headers={"x-request-id": replicas.request_id("resp")}
+        )
+    for gw in (second, third):
+        with make_client(gw) as client:
+            deadline = time.monotonic() + 5  # written after the answer, off the request path
+            while True:
+                try:
+                    got = client.responses.retrieve(created.id)
+                    break
+                except openai.NotFoundError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+            assert got.output_text == created.output_text
+
+
 def test_limits_and_a_hard_budget_hold_exactly_across_six_workers(replicas: Replicas) -> None:
     gws = replicas.gateways
     # rpm 12 over the three replicas: a burst of 30 lets exactly 12 through.
@@ -105,8 +126,6 @@ def test_limits_and_a_hard_budget_hold_exactly_across_six_workers(replicas: Repl
 
 
 def cache_state(r: Replicas, gw: Gateway, text: str) -> str | None:
-    from ..e2e.conftest import make_client
-
     with make_client(gw) as client:
         raw = client.chat.completions.with_raw_response.create(
             model="m-cache",

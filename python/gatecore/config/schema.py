@@ -259,7 +259,7 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url: str | None = None
     # How often each worker checks the store for identity changes (revocations included).
     poll_interval_s: float = 0.25
-    # PostgreSQL: connections each worker process may hold (a replica holds workers × this), and the
+    # PostgreSQL: connections each worker process may hold (a replica holds workers times this), and the
     # server-side `statement_timeout` of each (0: none), so a stuck query frees its connection.
     pool_size: int = 4
     statement_timeout_s: float = 30.0

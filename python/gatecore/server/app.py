@@ -118,6 +118,7 @@ class GatewayApp:
         self.catalog = ModelCatalog(worker.routes, worker.config.models)
         self.gemini = GeminiApi(worker.gemini_chains, worker.auth, self.catalog, self._unknown_path)
         telemetry = worker.config.telemetry
+        self.metrics = None
         if worker.metrics is not None:
             self.metrics = MetricsEndpoint(worker.metrics, worker.auth, telemetry.metrics_auth, digest)
         routes: dict[str, dict[str, Handler]] = {}
