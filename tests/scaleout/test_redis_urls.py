@@ -86,5 +86,5 @@ def test_a_limit_holds_through_a_real_cluster(
         gw = gateway_factory(limited(upstream, url), workers=2)
         statuses = burst(10, lambda i: status_of(gw, MASTER_KEY, "m", f"cluster-{i}"))
         assert sorted(statuses) == [200] * 4 + [429] * 6
-        keys = [k for p in ports for k in redis.Redis(port=p).keys("*")]
-        assert keys and all(k.startswith(b"{gatecore:}") for k in keys)
+        keys = [str(k) for p in ports for k in redis.Redis(port=p, decode_responses=True).keys("*")]
+        assert keys and all(k.startswith("{gatecore:}") for k in keys)
