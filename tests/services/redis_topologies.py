@@ -68,6 +68,8 @@ def running_cluster(nodes: int = 3) -> Iterator[list[int]]:
                     _binary(), "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no",
                     "--save", "", "--appendonly", "no", "--dir", str(root),
                     "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                    # The bus port is the port + 10000 unless given: a free port above 55535 has none.
+                    "--cluster-port", str(free_port()),
                 ]  # fmt: skip
                 procs.append(_start(cmd, root / f"node-{port}.log", port))
             subprocess.run(
