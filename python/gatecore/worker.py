@@ -160,6 +160,8 @@ class Worker:
         # Engine load polling, health checks and outlier ejection, in the background.
         self.monitors = RoutingMonitors(config, self.routes, self.pools)
         self.auth = AuthStage(config.auth)
+        if previous is not None:
+            self.auth.take_stored(previous.auth)
         self.limits = Limits(config, self.prices, counters)
         # Stored responses of /v1/responses (the store is attached once it opens).
         self.responses = ResponseStore(config.responses.retention_days, config.responses.store)
@@ -357,7 +359,8 @@ class Worker:
 
     @property
     def ready(self) -> bool:
-        return self.identity is not None and self.identity.loaded
+        """The stored keys are loaded (by this worker's sync, or taken over on a reload)."""
+        return (self.identity is not None and self.identity.loaded) or self.auth.stored is True
 
     async def aclose(self) -> None:
         """Shut the worker down: let requests still in flight finish (their last bytes may already be

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import time
 from typing import Any
 
 import openai
@@ -53,6 +54,22 @@ def ready_hash(port: int) -> str | None:
     except OSError:
         return None
     return body.get("config_hash") if status == 200 and isinstance(body, dict) else None
+
+
+def wait_hash_everywhere(gw: Gateway, old: str | None, timeout: float = 5.0) -> str:
+    """The new hash, once 20 fresh connections in a row (spread over the workers) all report it."""
+    deadline = time.monotonic() + timeout
+    streak, seen = 0, None
+    while streak < 20:
+        assert time.monotonic() < deadline, f"workers still report {old} (streak {streak})"
+        digest = ready_hash(gw.port)
+        if digest is not None and digest != old and (seen is None or digest == seen):
+            seen, streak = digest, streak + 1
+        else:
+            streak = 0
+        time.sleep(0.02)
+    assert seen is not None
+    return seen
 
 
 class LiveStreams:

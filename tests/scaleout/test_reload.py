@@ -18,7 +18,7 @@ import pytest
 from ..e2e.conftest import make_client
 from ..e2e.gateway import MASTER_KEY, Gateway, GatewayFactory, write_config
 from ..upstreams.openai_mock import MockUpstream
-from .conftest import STREAM_CHUNKS, LiveStreams, get_json, post_json, ready_hash
+from .conftest import STREAM_CHUNKS, LiveStreams, get_json, post_json, ready_hash, wait_hash_everywhere
 
 RELOAD = "/admin/v1/config/reload"
 
@@ -41,22 +41,6 @@ def config(upstream: MockUpstream, models: list[str], **server: Any) -> dict[str
 
 def config_path(gw: Gateway) -> Path:
     return gw.stdout_path.parent / "gatecore.yaml"
-
-
-def wait_hash_everywhere(gw: Gateway, old: str | None, timeout: float = 5.0) -> str:
-    """The new hash, once 20 fresh connections in a row (spread over the workers) all report it."""
-    deadline = time.monotonic() + timeout
-    streak, seen = 0, None
-    while streak < 20:
-        assert time.monotonic() < deadline, f"workers still report {old} (streak {streak})"
-        digest = ready_hash(gw.port)
-        if digest is not None and digest != old and (seen is None or digest == seen):
-            seen, streak = digest, streak + 1
-        else:
-            streak = 0
-        time.sleep(0.02)
-    assert seen is not None
-    return seen
 
 
 def test_reload_during_live_streams(gateway_factory: GatewayFactory, upstream: MockUpstream) -> None:

@@ -8,11 +8,14 @@ API and spools the ledger, replayed once it returns; the ledger has every reques
 from __future__ import annotations
 
 import collections
+import os
+import signal
 import time
 from collections.abc import Iterator
 
 import openai
 import pytest
+import yaml
 
 from ..e2e.admin_client import AdminClient
 from ..e2e.conftest import make_client
@@ -20,6 +23,7 @@ from ..e2e.gateway import MASTER_KEY, Gateway
 from ..services.postgres import PostgresServer
 from ..services.redis import RedisServer, running_redis
 from ..upstreams.openai_mock import MockUpstream
+from .conftest import ready_hash, wait_hash_everywhere
 from .replicas import BUDGET_KEY, FOUR, REQUEST_USD, Replicas, burst, status_of, three_replicas
 
 PROPAGATION_S = 1.0
@@ -182,6 +186,17 @@ def test_postgres_gone_mid_run_and_back_then_the_ledger_has_every_request_once(
             status, body = AdminClient(gw, MASTER_KEY).call("GET", "/keys")
             assert status == 503, body
             assert "gatecore@" not in str(body)
+        # A config reload meanwhile (replica 0) keeps the stored keys it had loaded, and stays ready.
+        before = ready_hash(gws[0].port)
+        path = gws[0].stdout_path.parent / "gatecore.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["models"].append({**config["models"][0], "name": "m-added"})
+        path.write_text(yaml.safe_dump(config))
+        os.kill(gws[0].proc.pid, signal.SIGHUP)
+        wait_hash_everywhere(gws[0], before)
+        assert [
+            status_of(gws[0], secret, "m", replicas.request_id("pg-down-reloaded")) for _ in range(8)
+        ] == [200] * 8
         spool = gws[0].stdout_path.parent.parent / "spool"
         deadline = time.monotonic() + 10
         while not list(spool.glob("*.jsonl")):
