@@ -128,6 +128,12 @@ def test_invalid_config_is_refused_and_the_old_one_serves(
     write_config(config(upstream, ["m1", "m3"]), config_path(gw))
     status, body = post_json(gw.port, RELOAD)
     assert status == 200 and body["config_hash"] != first
+    # Both are in the audit log, with the caller and the refused config's errors.
+    _, audit = get_json(gw.port, "/admin/v1/audit?limit=10", key=MASTER_KEY)
+    actions = [(e["action"], e["actor"]) for e in audit["data"]]
+    assert ("config.reload", "master") in actions and ("config.reload_refused", "master") in actions
+    refused = next(e for e in audit["data"] if e["action"] == "config.reload_refused")
+    assert any("bogus" in error for error in refused["detail"]["errors"])
 
 
 def test_config_watch_reloads_on_change(gateway_factory: GatewayFactory, upstream: MockUpstream) -> None:

@@ -264,7 +264,7 @@ class GatewayApp:
             caller = await admin.caller(client_secret(headers))  # before any byte of the body
             if scope.path == ADMIN_PREFIX + _RELOAD_PATH and scope.method == "POST":
                 caller.require_admin()
-                return await self._reload(proto)
+                return await self._reload(proto, caller.actor)
             timeout_s = worker.config.server.body_read_timeout_s
             body = await read_body(headers, proto, ADMIN_MAX_BODY, worker.sweeper, timeout_s)
             path = scope.path[len(ADMIN_PREFIX) :]
@@ -281,13 +281,14 @@ class GatewayApp:
         else:
             await _stream_admin(proto, status, content_type, answer, scope.path)
 
-    async def _reload(self, proto: Any) -> None:
+    async def _reload(self, proto: Any, actor: str) -> None:
         """`POST /admin/v1/config/reload`: this worker reloads, then the others (server/reload.py)."""
         assert self.reloader is not None
         try:
             digest = await self.reloader.reload_and_announce()
         except ConfigError as exc:
             errors = [error[:300] for error in exc.errors[:_MAX_ERRORS]]
+            await self._audit(actor, "config.reload_refused", "", {"errors": errors})
             message = "The config was refused; the old one keeps serving. " + "; ".join(errors[:5])
             body = msgspec.json.encode(
                 {
@@ -301,8 +302,20 @@ class GatewayApp:
                 }
             )
             return _respond(proto, 400, _JSON_HEADERS, body)
+        await self._audit(actor, "config.reload", digest, {"config_hash": digest})
         answer = {"status": "reloaded", "config_hash": digest}
         _respond(proto, 200, _JSON_HEADERS, msgspec.json.encode(answer))
+
+    async def _audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        """An audit-log entry for an admin action outside the admin API's own routes (best effort:
+        the action itself already happened)."""
+        admin = self.worker.admin if self.worker is not None else None
+        if admin is None:
+            return
+        try:
+            await admin.repository.record_action(actor, action, "config", target, detail)
+        except GatewayError as exc:
+            log.warning("cannot write the audit entry of %s: %s", action, exc)
 
     async def _stored(self, scope: Any, proto: Any) -> None:
         assert self.stored is not None
