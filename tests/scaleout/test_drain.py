@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import signal
 import time
 from pathlib import Path
@@ -37,9 +38,12 @@ def drain_config(upstream: MockUpstream, store_url: str, spool: Path) -> dict[st
     }
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+# SIGTERM to the main process alone (a kubelet, systemd's KillMode=mixed) or to the whole process
+# group (KillMode=control-group, a terminal): the workers then get it twice, straight and from the main.
+@pytest.mark.parametrize(("engine", "target"), [("sqlite", "main"), ("postgresql", "group")])
 def test_sigterm_drains_live_streams(
     engine: str,
+    target: str,
     gateway_factory: GatewayFactory,
     upstream: MockUpstream,
     tmp_path: Path,
@@ -54,7 +58,10 @@ def test_sigterm_drains_live_streams(
     seen: dict[str, Any] = {}
 
     def terminate() -> None:
-        gw.proc.send_signal(signal.SIGTERM)  # the main process only, as a kubelet does
+        if target == "main":
+            gw.proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(gw.proc.pid, signal.SIGTERM)
         # Within the drain delay the workers still answer, and readiness is off (the signal reaches
         # the workers through the main process: a few polls).
         deadline = time.monotonic() + 0.8
