@@ -24,10 +24,23 @@ from gatecore.telemetry.worker_files import METRICS_DIR_ENV
 
 log = logging.getLogger("gatecore.reload")
 WATCH_INTERVAL_S = 1.0  # server.config_watch: how often the main process looks at the file
+# SIGHUP (main thread) and the file watch (its thread) may reload at once: one at a time.
+_reloading = threading.Lock()
 
 
 def reload_config(config_path: str | None, demo: bool, reload_file: str) -> bool:
     """Validate the config file and announce it to the workers; False (logged) when refused."""
+    # A timeout, not a plain wait: a second SIGHUP during the first runs on the same thread.
+    if not _reloading.acquire(timeout=5.0):
+        log.warning("a config reload is already running; this one is skipped")
+        return False
+    try:
+        return _reload_config(config_path, demo, reload_file)
+    finally:
+        _reloading.release()
+
+
+def _reload_config(config_path: str | None, demo: bool, reload_file: str) -> bool:
     try:
         config = load_checked(config_path, demo)
     except ConfigError as exc:
@@ -36,7 +49,11 @@ def reload_config(config_path: str | None, demo: bool, reload_file: str) -> bool
             log.error("  %s", error)
         return False
     digest = config_hash(config)
-    announce(reload_file, digest)
+    try:
+        announce(reload_file, digest)
+    except OSError as exc:
+        log.error("cannot announce the config to the workers: %s", exc)
+        return False
     log.info("config %s announced to the workers", digest)
     return True
 
