@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import redis
 
-from gatecore.store.redis_client import check_redis_url, key_prefix
+from gatecore.store.redis_client import key_prefix
+from gatecore.store.redis_url import check_redis_url
 
 from ..e2e.gateway import MASTER_KEY, GatewayFactory, run_cli, write_config
 from ..services.redis_topologies import running_cluster, running_sentinel

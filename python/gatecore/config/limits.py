@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from gatecore.store.redis_client import check_redis_url
+from gatecore.store.redis_url import check_redis_url
 
 FAIL_MODES = ("open", "closed")
 BUDGET_PERIODS = ("daily", "weekly", "monthly", "rolling", "total")

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -29,7 +29,9 @@ from gatecore.config.source import CONFIG_ENV, DEMO_ENV, read_config
 from gatecore.pipeline.chain import LINKS
 from gatecore.pipeline.plugins import placed_links
 from gatecore.prompts.augment import augment_errors
-from gatecore.worker import Worker
+
+if TYPE_CHECKING:  # the main process imports this module too, and never builds a worker
+    from gatecore.worker import Worker
 
 RELOAD_FILE_ENV = "GATECORE_RELOAD_FILE"
 # How often a worker looks at the reload file: a reload reaches every worker within this plus the
@@ -130,6 +132,8 @@ class ConfigReloader:
     async def reload(self) -> str:
         """Load the config again and serve with it; returns its hash. Raises ConfigError (the old
         config keeps serving)."""
+        from gatecore.worker import Worker
+
         async with self._lock:
             config = await asyncio.to_thread(load_checked_from_process_env)
             old = self.app.worker

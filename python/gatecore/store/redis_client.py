@@ -18,7 +18,6 @@ Redis restart or failover fails on its first use, and that alone must not put th
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, unquote
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -27,64 +26,9 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-SENTINEL = "redis+sentinel://"
-CLUSTER = "redis+cluster://"
-SCHEMES = ("redis://", "rediss://", "unix://", SENTINEL, CLUSTER)
+from gatecore.store.redis_url import CLUSTER, SENTINEL, RedisUrlParts, is_cluster
 
 RedisClient = Redis | RedisCluster
-
-
-class RedisUrlError(ValueError):
-    """`redis.url` cannot be used (the message never repeats the URL: it may hold a password)."""
-
-
-class _Parts:
-    __slots__ = ("db", "hosts", "password", "query", "service", "username")
-
-    def __init__(self, url: str, scheme: str):
-        rest, _, query = url[len(scheme) :].partition("?")
-        self.query = {k: v[-1] for k, v in parse_qs(query).items()}
-        location, _, path = rest.partition("/")
-        credentials, _, netloc = location.rpartition("@")
-        user, _, password = credentials.partition(":")
-        self.username = unquote(user) or None
-        self.password = unquote(password) or None
-        self.hosts = [_host_port(item) for item in netloc.split(",") if item]
-        if not self.hosts:
-            raise RedisUrlError("names no host")
-        segments = [s for s in path.split("/") if s]
-        self.service = segments[0] if segments else None
-        self.db = 0
-        if len(segments) > 1:
-            if not segments[1].isdigit():
-                raise RedisUrlError("the database after the service name must be a number")
-            self.db = int(segments[1])
-
-
-def _host_port(item: str) -> tuple[str, int]:
-    host, _, port = item.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise RedisUrlError("each host must be host:port")
-    return host.strip("[]"), int(port)
-
-
-def check_redis_url(url: str) -> str | None:
-    """Why `url` cannot be used, or None (for config validation; never quotes the URL)."""
-    if not url.startswith(SCHEMES):
-        return "must start with " + ", ".join(SCHEMES)
-    try:
-        if url.startswith(SENTINEL):
-            if _Parts(url, SENTINEL).service is None:
-                return "a redis+sentinel:// URL names the service after the hosts: …/mymaster"
-        elif url.startswith(CLUSTER):
-            _Parts(url, CLUSTER)
-    except RedisUrlError as exc:
-        return str(exc)
-    return None
-
-
-def is_cluster(url: str) -> bool:
-    return url.startswith(CLUSTER)
 
 
 def key_prefix(url: str, prefix: str) -> str:
@@ -101,7 +45,7 @@ def redis_client(url: str, timeout_s: float) -> RedisClient:
         "retry_on_error": [RedisConnectionError],
     }
     if url.startswith(SENTINEL):
-        parts = _Parts(url, SENTINEL)
+        parts = RedisUrlParts(url, SENTINEL)
         sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
         if "sentinel_password" in parts.query:
             sentinel_kwargs["password"] = parts.query["sentinel_password"]
@@ -112,7 +56,7 @@ def redis_client(url: str, timeout_s: float) -> RedisClient:
         )
         return master
     if url.startswith(CLUSTER):
-        parts = _Parts(url, CLUSTER)
+        parts = RedisUrlParts(url, CLUSTER)
         nodes = [ClusterNode(host, port) for host, port in parts.hosts]
         return RedisCluster(
             startup_nodes=nodes,
