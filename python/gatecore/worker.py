@@ -98,6 +98,7 @@ class Worker:
     """Everything a worker needs to serve requests, built from one config snapshot."""
 
     __slots__ = (
+        "_shares_io",
         "_store_retry",
         "access_log",
         "admin",
@@ -127,9 +128,11 @@ class Worker:
         "unrouted",
     )
 
-    def __init__(self, config: GatecoreConfig):
+    def __init__(self, config: GatecoreConfig, previous: Worker | None = None, generation: int = 0):
+        """`previous`: the worker this one replaces on a config reload (server/reload.py); its
+        upstream connection pools (and their deadline sweeper) are taken over, so a reload keeps
+        them warm. `generation` counts this process's reloads (0 at start)."""
         self.config = config
-        self.sweeper = DeadlineSweeper()
         self.tracing: Tracing | None = None
         traced = tracing_enabled(config.telemetry.tracing, os.environ)
         pool_class = ConnectionPool
@@ -138,7 +141,15 @@ class Worker:
             from gatecore.telemetry.traced_pool import TracedConnectionPool
 
             pool_class = TracedConnectionPool
-        self.pools = PoolSet(self.sweeper, pool_class)
+        self._shares_io = False  # True once a newer worker took over the pools
+        self.sweeper: DeadlineSweeper
+        self.pools: PoolSet
+        if previous is not None and previous.pools.pool_class is pool_class:
+            previous._shares_io = True
+            self.sweeper, self.pools = previous.sweeper, previous.pools
+        else:
+            self.sweeper = DeadlineSweeper()
+            self.pools = PoolSet(self.sweeper, pool_class)
         self.providers: dict[str, Provider] = {
             p.name: build_provider(p, self.pools) for p in config.providers
         }
@@ -149,6 +160,8 @@ class Worker:
         # Engine load polling, health checks and outlier ejection, in the background.
         self.monitors = RoutingMonitors(config, self.routes, self.pools)
         self.auth = AuthStage(config.auth)
+        if previous is not None:
+            self.auth.take_stored(previous.auth)
         self.limits = Limits(config, self.prices, counters)
         # Stored responses of /v1/responses (the store is attached once it opens).
         self.responses = ResponseStore(config.responses.retention_days, config.responses.store)
@@ -237,7 +250,7 @@ class Worker:
         if telemetry.metrics:  # after the ledger: it reads ctx.cost_usd
             self.metrics = MetricsRecorder(
                 lambda: recording.in_flight,
-                worker_files(telemetry.metrics_flush_s),
+                worker_files(telemetry.metrics_flush_s, generation),
                 self.stage_names,
                 DeploymentStates(
                     (route.name, d.id, d.breaker)
@@ -289,7 +302,7 @@ class Worker:
         url = self.config.store.url
         assert url is not None  # read_config fills in the default
         try:
-            store = await open_store(url)
+            store = await open_store(url, self.config.store.pool_size, self.config.store.statement_timeout_s)
         except StoreError as exc:
             if first:
                 log.error("the store is unavailable (%s); retrying every %.0f s", exc, STORE_RETRY_S)
@@ -346,7 +359,8 @@ class Worker:
 
     @property
     def ready(self) -> bool:
-        return self.identity is not None and self.identity.loaded
+        """The stored keys are loaded (by this worker's sync, or taken over on a reload)."""
+        return (self.identity is not None and self.identity.loaded) or self.auth.stored is True
 
     async def aclose(self) -> None:
         """Shut the worker down: let requests still in flight finish (their last bytes may already be
@@ -373,8 +387,9 @@ class Worker:
         self.close()
 
     def close(self) -> None:
-        self.sweeper.close()
-        self.pools.close()
+        if not self._shares_io:  # else the pools now belong to the worker that replaced this one
+            self.sweeper.close()
+            self.pools.close()
 
 
 def _position(links: tuple[Link, ...], name: str) -> int:

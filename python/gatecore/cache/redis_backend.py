@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 
 import msgspec
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gatecore.cache.entry import DECODER, ENCODER, CachedAnswer
 from gatecore.cache.stats import CacheStats
 from gatecore.config.limits import RedisConfig
+from gatecore.store.redis_client import RedisClient, key_prefix, redis_client
 
 log = logging.getLogger("gatecore.cache")
 _FAILURES = (TimeoutError, RedisError, OSError)
@@ -38,10 +38,8 @@ class RedisBackend:
     evictions = 0  # Redis's own (maxmemory policy), seen in its INFO
 
     def __init__(self, config: RedisConfig, stats: CacheStats):
-        self.client: Redis = Redis.from_url(
-            config.url, socket_timeout=config.timeout_s, socket_connect_timeout=config.timeout_s
-        )
-        self.prefix = config.key_prefix + "cache:"
+        self.client: RedisClient = redis_client(config.url, config.timeout_s)
+        self.prefix = key_prefix(config.url, config.key_prefix + "cache:")
         self.timeout_s = config.timeout_s
         self.retry_after_s = config.retry_after_s
         self.stats = stats

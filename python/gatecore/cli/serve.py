@@ -82,6 +82,7 @@ def run_serve(args: argparse.Namespace) -> int:
         workers=args.workers if args.workers is not None else config.server.workers,
         log_level=args.log_level,
         max_rss_mb=config.server.worker_max_rss_mb,
+        config_watch=config.server.config_watch,
     )
     return 0
 

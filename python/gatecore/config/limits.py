@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
+from gatecore.store.redis_url import check_redis_url
+
 FAIL_MODES = ("open", "closed")
 BUDGET_PERIODS = ("daily", "weekly", "monthly", "rolling", "total")
 BUDGET_MODES = ("hard", "soft")
@@ -66,7 +68,9 @@ class BudgetsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class RedisConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Shared limits and budgets across replicas. Every replica must name the same server."""
 
-    url: str  # redis://host:6379/0, rediss://… for TLS
+    # redis://host:6379/0, rediss://… for TLS, redis+sentinel://h:26379,h:26379/mymaster,
+    # redis+cluster://h:7000,h:7001 (store/redis_client.py)
+    url: str
     key_prefix: str = "gatecore:"
     # Seconds a command may take before Redis counts as unreachable for this request.
     timeout_s: float = 0.25
@@ -95,8 +99,8 @@ def validate_limits(limits: LimitsConfig, budgets: BudgetsConfig, redis: RedisCo
         errors.append("limits.table_slots: must be between 1024 and 67108864")
     errors.extend(_budgets(budgets))
     if redis is not None:
-        if not redis.url.startswith(("redis://", "rediss://", "unix://")):
-            errors.append("redis.url: must start with redis://, rediss:// or unix://")
+        if (problem := check_redis_url(redis.url)) is not None:
+            errors.append(f"redis.url: {problem}")
         if not redis.timeout_s > 0:
             errors.append("redis.timeout_s: must be greater than 0")
         if redis.retry_after_s < 0:

@@ -78,6 +78,11 @@ class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     worker_max_rss_mb: int = 1024
     # At shutdown, seconds a worker waits for requests in flight to finish and be recorded.
     shutdown_grace_s: float = 10.0
+    # On SIGTERM, seconds a worker keeps serving with /readyz at 503 before it stops accepting
+    # connections (time for a load balancer to take it out).
+    drain_delay_s: float = 0.0
+    # Reload the config when its file changes (polled once a second by the main process).
+    config_watch: bool = False
     timeouts: TimeoutsConfig = DEFAULT_TIMEOUTS
 
 
@@ -254,6 +259,10 @@ class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url: str | None = None
     # How often each worker checks the store for identity changes (revocations included).
     poll_interval_s: float = 0.25
+    # PostgreSQL: connections each worker process may hold (a replica holds workers times this), and the
+    # server-side `statement_timeout` of each (0: none), so a stuck query frees its connection.
+    pool_size: int = 4
+    statement_timeout_s: float = 30.0
 
 
 class LedgerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -70,6 +70,8 @@ def validate_config(
         errors.append("server.worker_max_rss_mb: must be 0 (off) or more")
     if server.shutdown_grace_s < 0:
         errors.append("server.shutdown_grace_s: must be 0 or more")
+    if not 0 <= server.drain_delay_s <= 300:
+        errors.append("server.drain_delay_s: must be between 0 and 300")
     if not server.disconnect_watch_after > 0:
         errors.append("server.disconnect_watch_after: must be greater than 0")
     errors.extend(_timeouts(server.timeouts, "server.timeouts"))
@@ -323,6 +325,10 @@ def _store(store: StoreConfig) -> list[str]:
         errors.append("store.url: must start with sqlite:///, postgresql:// or postgres://")
     if not 0.01 <= store.poll_interval_s <= 60:
         errors.append("store.poll_interval_s: must be between 0.01 and 60 seconds")
+    if not 1 <= store.pool_size <= 100:
+        errors.append("store.pool_size: must be between 1 and 100")
+    if not 0 <= store.statement_timeout_s <= 3600:
+        errors.append("store.statement_timeout_s: must be between 0 (none) and 3600 seconds")
     return errors
 
 

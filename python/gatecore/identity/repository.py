@@ -146,6 +146,17 @@ class IdentityRepository:
             )
         return [key_from_row(r) for r in rows]
 
+    async def record_action(
+        self, actor: str, action: str, target_type: str, target_id: str, detail: dict[str, Any]
+    ) -> None:
+        """An audit entry for an action on something else than an identity record (a config reload);
+        no change counter bump: the key table did not change."""
+        try:
+            async with self.store.transaction() as tx:
+                await record(tx, AuditEntry(actor, action, target_type, target_id, detail))
+        except StoreError as error:
+            raise StoreUnavailable(f"The store is unavailable: {error}") from None
+
     async def audit(self, limit: int, target_id: str | None = None) -> list[dict[str, Any]]:
         columns = "id, at, actor, action, target_type, target_id, detail"
         if target_id is None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
+
+from gatecore.store.redis_client import RedisClient
 
 Call = tuple[AsyncScript, list[str], list[Any], "asyncio.Future[Any]"]
 
@@ -25,7 +26,7 @@ class ScriptBatch:
 
     __slots__ = ("_queue", "_sending", "client")
 
-    def __init__(self, client: Redis):
+    def __init__(self, client: RedisClient):
         self.client = client
         self._queue: list[Call] = []
         self._sending: set[asyncio.Task[None]] = set()

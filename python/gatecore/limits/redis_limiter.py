@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gatecore.config.limits import RedisConfig
 from gatecore.limits.grant import Grant, Outcome
 from gatecore.limits.redis_batch import ScriptBatch
 from gatecore.limits.rules import BUDGET, PARALLEL, TPM, Rule
+from gatecore.store.redis_client import RedisClient, key_prefix, redis_client
 
 log = logging.getLogger("gatecore.limits")
 
@@ -153,10 +153,8 @@ class RedisLimiter:
     )
 
     def __init__(self, config: RedisConfig, clock: Callable[[], float]):
-        self.client: Redis = Redis.from_url(
-            config.url, socket_timeout=config.timeout_s, socket_connect_timeout=config.timeout_s
-        )
-        self.prefix = config.key_prefix
+        self.client: RedisClient = redis_client(config.url, config.timeout_s)
+        self.prefix = key_prefix(config.url, config.key_prefix)
         self.retry_after_s = config.retry_after_s
         self.clock = clock  # the budget periods' clock (epoch s)
         self._take = self.client.register_script(TAKE)

@@ -13,16 +13,20 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import msgspec
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
 from gatecore.admin.router import MAX_BODY as ADMIN_MAX_BODY
 from gatecore.admin.router import PREFIX as ADMIN_PREFIX
 from gatecore.api.error_bodies import ANTHROPIC, GEMINI, JSON, OPENAI, ClientFormat
 from gatecore.auth.stage import client_secret
+from gatecore.config.load import ConfigError
 from gatecore.config.source import read_config_from_process_env
 from gatecore.console.app import PREFIX as CONSOLE_PREFIX
 from gatecore.console.app import Console
@@ -38,6 +42,7 @@ from gatecore.server.gemini_api import PREFIX as GEMINI_PREFIX
 from gatecore.server.gemini_api import GeminiApi
 from gatecore.server.metrics_endpoint import MetricsEndpoint
 from gatecore.server.models_api import ModelCatalog
+from gatecore.server.reload import RELOAD_FILE_ENV, ConfigReloader, config_hash, read_token
 from gatecore.server.request_id import request_id
 from gatecore.server.responses_api import PREFIXES as RESPONSES_PREFIXES
 from gatecore.server.responses_api import StoredResponsesApi
@@ -50,6 +55,9 @@ Handler = Callable[[Any, Any], Awaitable[None]]
 _JSON_HEADERS = [("content-type", JSON)]
 _clock = time.perf_counter_ns
 _OK = b'{"status":"ok"}'
+_DRAINING = b'{"status":"draining"}'
+_RELOAD_PATH = "/config/reload"  # under the admin prefix
+_MAX_ERRORS = 100  # config errors listed in a refused reload's answer
 # The cyclic GC's first generation is collected after 10,000 net allocations instead of 700. A
 # request frees nearly all it allocates by reference counting; what survives a while (ledger rows
 # waiting for their batch, in-flight contexts) made the default threshold run a collection every few
@@ -83,11 +91,21 @@ class GatewayApp:
         self._prompt_methods: dict[str, Handler] = {}
         self.stored: StoredResponsesApi | None = None
         self.console: Console | None = None
+        self.reloader: ConfigReloader | None = None
+        self.draining = False  # SIGTERM came: /readyz says 503 while requests in flight finish
+        self._ready_body = b'{"status":"ok"}'
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # granian calls this before the loop runs, and __rsgi_del__ after it stopped.
+        reload_file = os.environ.get(RELOAD_FILE_ENV)
+        token = read_token(reload_file)  # before the config: a reload announced meanwhile is seen
         worker = Worker(read_config_from_process_env())
         loop.run_until_complete(worker.start())
+        self.reloader = ConfigReloader(self, reload_file, token)
+        loop.call_soon(self.reloader.start)
+        # granian stops a worker on SIGTERM or SIGINT; SIGTERM first turns readiness off for
+        # server.drain_delay_s (a load balancer stops sending), then stops the worker the way SIGINT does.
+        loop.add_signal_handler(signal.SIGTERM, self._drain, loop)
         # What the worker built to serve (config, routes, the key table) lives as long as it does:
         # frozen out of the GC, full collections no longer walk the thousands of stored keys.
         gc.freeze()
@@ -95,7 +113,10 @@ class GatewayApp:
         self.serve(worker)
 
     def serve(self, worker: Worker) -> None:
-        """Serve with `worker` (started): build the route table from its chains."""
+        """Serve with `worker` (started): build the route table from its chains. A config reload calls
+        it again with a new worker: requests already running keep the chains they started with."""
+        digest = config_hash(worker.config)
+        self._ready_body = b'{"status":"ok","config_hash":"%s"}' % digest.encode()
         self.worker = worker
         self.catalog = ModelCatalog(worker.routes, worker.config.models)
         self.gemini = GeminiApi(worker.gemini_chains, worker.auth, self.catalog, self._unknown_path)
@@ -103,8 +124,9 @@ class GatewayApp:
             worker, self.catalog.list_body, worker.config.server.body_read_timeout_s, worker.config.auth.jwt
         )
         telemetry = worker.config.telemetry
+        self.metrics = None
         if worker.metrics is not None:
-            self.metrics = MetricsEndpoint(worker.metrics, worker.auth, telemetry.metrics_auth)
+            self.metrics = MetricsEndpoint(worker.metrics, worker.auth, telemetry.metrics_auth, digest)
         routes: dict[str, dict[str, Handler]] = {}
         for path, (api, fmt) in _INFERENCE.items():
             routes[path] = {"POST": self._inference(worker.chains[api], fmt)}
@@ -124,8 +146,19 @@ class GatewayApp:
         self.routes = routes
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.draining = True
+        if self.reloader is not None:
+            loop.run_until_complete(self.reloader.aclose())
         if self.worker is not None:
             loop.run_until_complete(self.worker.aclose())
+
+    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.draining:
+            return
+        self.draining = True
+        delay = self.worker.config.server.drain_delay_s if self.worker is not None else 0.0
+        log.info("SIGTERM: draining (not ready), stopping in %.1f s", delay)
+        loop.call_later(delay, os.kill, os.getpid(), signal.SIGINT)  # granian's own stop
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
@@ -240,6 +273,9 @@ class GatewayApp:
             # A key, or a console session (with its CSRF token for a change): before any body byte.
             assert self.console is not None
             caller = await self.console.admin_caller(admin, scope, path)
+            if path == _RELOAD_PATH and scope.method == "POST":
+                caller.require_admin()
+                return await self._reload(proto, caller.actor)
             timeout_s = worker.config.server.body_read_timeout_s
             body = await read_body(headers, proto, ADMIN_MAX_BODY, worker.sweeper, timeout_s)
             status, answer, content_type = await admin.handle(
@@ -255,6 +291,42 @@ class GatewayApp:
         else:
             await _stream_admin(proto, status, content_type, answer, scope.path)
 
+    async def _reload(self, proto: Any, actor: str) -> None:
+        """`POST /admin/v1/config/reload`: this worker reloads, then the others (server/reload.py)."""
+        assert self.reloader is not None
+        try:
+            digest = await self.reloader.reload_and_announce()
+        except ConfigError as exc:
+            errors = [error[:300] for error in exc.errors[:_MAX_ERRORS]]
+            await self._audit(actor, "config.reload_refused", "", {"errors": errors})
+            message = "The config was refused; the old one keeps serving. " + "; ".join(errors[:5])
+            body = msgspec.json.encode(
+                {
+                    "error": {
+                        "message": message[:2000],
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_config",
+                        "errors": errors,
+                    }
+                }
+            )
+            return _respond(proto, 400, _JSON_HEADERS, body)
+        await self._audit(actor, "config.reload", digest, {"config_hash": digest})
+        answer = {"status": "reloaded", "config_hash": digest}
+        _respond(proto, 200, _JSON_HEADERS, msgspec.json.encode(answer))
+
+    async def _audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        """An audit-log entry for an admin action outside the admin API's own routes (best effort:
+        the action itself already happened)."""
+        admin = self.worker.admin if self.worker is not None else None
+        if admin is None:
+            return
+        try:
+            await admin.repository.record_action(actor, action, "config", target, detail)
+        except GatewayError as exc:
+            log.warning("cannot write the audit entry of %s: %s", action, exc)
+
     async def _stored(self, scope: Any, proto: Any) -> None:
         assert self.stored is not None
         await self.stored.handle(scope, proto)
@@ -269,10 +341,12 @@ class GatewayApp:
         proto.response_bytes(200, _JSON_HEADERS, _OK)
 
     async def _readyz(self, scope: Any, proto: Any) -> None:
-        if self.worker is None or not self.worker.ready:
+        if self.draining:
+            proto.response_bytes(503, _JSON_HEADERS, _DRAINING)
+        elif self.worker is None or not self.worker.ready:
             proto.response_bytes(503, _JSON_HEADERS, b'{"status":"starting"}')
         else:
-            proto.response_bytes(200, _JSON_HEADERS, _OK)
+            proto.response_bytes(200, _JSON_HEADERS, self._ready_body)
 
 
 def _format_of(path: str) -> ClientFormat:

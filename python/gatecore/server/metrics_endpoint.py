@@ -13,12 +13,18 @@ from gatecore.telemetry.metrics import MetricsRecorder
 class MetricsEndpoint:
     """Answers scrapes from this worker's recorder and the other workers' snapshot files."""
 
-    __slots__ = ("auth", "recorder", "require_master")
+    __slots__ = ("auth", "info", "recorder", "require_master")
 
-    def __init__(self, recorder: MetricsRecorder, auth: AuthStage, require_master: bool):
+    def __init__(self, recorder: MetricsRecorder, auth: AuthStage, require_master: bool, config_hash: str):
         self.recorder = recorder
         self.auth = auth
         self.require_master = require_master
+        # The active config, as an info-style gauge (the hash changes on a reload).
+        self.info = (
+            b"# HELP gatecore_config_info The active config (its hash, as in /readyz).\n"
+            b"# TYPE gatecore_config_info gauge\n"
+            b'gatecore_config_info{config_hash="%s"} 1\n' % config_hash.encode()
+        )
 
     async def answer(self, headers: Any) -> tuple[list[tuple[str, str]], bytes]:
         """The response headers and body of a scrape; raises a GatewayError when not allowed."""
@@ -34,5 +40,8 @@ class MetricsEndpoint:
             snapshots.extend(recorder.shared.others())
         # Prometheus asks for OpenMetrics first (it has room for exemplars); anything else gets text.
         if "application/openmetrics-text" in (headers.get("accept") or ""):
-            return [("content-type", OPENMETRICS_CONTENT_TYPE)], render(snapshots, openmetrics=True)
-        return [("content-type", CONTENT_TYPE)], render(snapshots)
+            body = render(snapshots, openmetrics=True)
+            if body.endswith(b"# EOF\n"):  # the info goes before the end marker
+                body = body[: -len(b"# EOF\n")] + self.info + b"# EOF\n"
+            return [("content-type", OPENMETRICS_CONTENT_TYPE)], body
+        return [("content-type", CONTENT_TYPE)], render(snapshots) + self.info

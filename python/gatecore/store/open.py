@@ -23,8 +23,9 @@ def sqlite_path(url: str) -> str:
     return url[len("sqlite:///") :]
 
 
-async def open_store(url: str) -> Store:
-    """Connect to the store at `url` (`sqlite:///file.db` or `postgresql://user@host:port/db`)."""
+async def open_store(url: str, pool_size: int = 4, statement_timeout_s: float = 0.0) -> Store:
+    """Connect to the store at `url` (`sqlite:///file.db` or `postgresql://user@host:port/db`);
+    PostgreSQL with at most `pool_size` connections, each with that `statement_timeout` (0: none)."""
     if url.startswith("sqlite:///"):
         from gatecore.store.sqlite import SqliteStore
 
@@ -32,5 +33,5 @@ async def open_store(url: str) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from gatecore.store.postgres import PostgresStore
 
-        return await PostgresStore.open(url)
+        return await PostgresStore.open(url, pool_size, statement_timeout_s)
     raise ValueError(f"unsupported store URL scheme in {url.split(':', 1)[0]!r}")

@@ -49,9 +49,14 @@ class PostgresStore:
         self._pool = pool
 
     @classmethod
-    async def open(cls, url: str) -> PostgresStore:
+    async def open(cls, url: str, pool_size: int = 4, statement_timeout_s: float = 0.0) -> PostgresStore:
+        settings = (
+            {"statement_timeout": str(int(statement_timeout_s * 1000))} if statement_timeout_s else None
+        )
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=4, timeout=10.0)
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=pool_size, timeout=10.0, server_settings=settings
+            )
         except (OSError, asyncpg.PostgresError) as exc:
             # The URL may hold a password: name only the error's kind and reason.
             raise StoreError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from None

@@ -6,7 +6,8 @@ A worker writes at most once per `flush_s` after a change, and every `REFRESH_S`
 process figures: memory, CPU, descriptors), and once more at shutdown, so a scrape sees the other
 workers' request figures at most `flush_s` old. Files of workers that have exited are still counted,
 so the server's counters never go backwards when a worker is replaced, but their in-flight gauge,
-breaker states and process figures are not.
+breaker states and process figures are not. A config reload gives the worker a new recorder that
+writes `<pid>-<generation>.json`; the files of its earlier generations count like an exited worker's.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ class Snapshotting(Protocol):
 class WorkerFiles:
     """This worker's snapshot file in the shared directory, and reading the others'."""
 
-    __slots__ = ("_closed", "_handle", "_path", "_refresh", "directory", "flush_s", "pid")
+    __slots__ = ("_closed", "_handle", "_name", "_path", "_refresh", "directory", "flush_s", "pid")
 
-    def __init__(self, directory: str, flush_s: float):
+    def __init__(self, directory: str, flush_s: float, generation: int = 0):
         self.directory = directory
         self.flush_s = flush_s
         self.pid = os.getpid()
-        self._path = os.path.join(directory, f"{self.pid}.json")
+        self._name = f"{self.pid}-{generation}.json" if generation else f"{self.pid}.json"
+        self._path = os.path.join(directory, self._name)
         self._handle: asyncio.TimerHandle | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._closed = False
@@ -82,8 +84,9 @@ class WorkerFiles:
         except OSError:
             return snapshots
         for name in names:
-            pid_text, _, suffix = name.partition(".")
-            if suffix != "json" or not pid_text.isdigit() or int(pid_text) == self.pid:
+            stem, _, suffix = name.partition(".")
+            pid_text = stem.partition("-")[0]
+            if suffix != "json" or not pid_text.isdigit() or name == self._name:
                 continue
             try:
                 with open(os.path.join(self.directory, name), "rb") as src:
@@ -92,7 +95,8 @@ class WorkerFiles:
                 continue
             if not isinstance(snapshot, dict):
                 continue
-            if not _alive(int(pid_text)):
+            pid = int(pid_text)
+            if pid == self.pid or not _alive(pid):  # an earlier generation of this worker, or exited
                 # Its counters keep counting; what it was doing and its breakers' view are gone.
                 snapshot["in_flight"] = 0
                 snapshot["deployments"] = []
@@ -111,9 +115,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def worker_files(flush_s: float) -> WorkerFiles | None:
+def worker_files(flush_s: float, generation: int = 0) -> WorkerFiles | None:
     """The shared directory of this server's workers, or None when not started by `gatecore serve`."""
     directory = os.environ.get(METRICS_DIR_ENV)
     if not directory or not os.path.isdir(directory):
         return None
-    return WorkerFiles(directory, flush_s)
+    return WorkerFiles(directory, flush_s, generation)

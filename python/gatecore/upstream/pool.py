@@ -128,6 +128,11 @@ class PoolSet:
         self._pool_class = pool_class
         self._pools: dict[tuple[bool, str, int], ConnectionPool] = {}
 
+    @property
+    def pool_class(self) -> type[ConnectionPool]:
+        """The class of this set's pools (a reloaded worker takes the set over only if it matches)."""
+        return self._pool_class
+
     def get(self, origin: Origin) -> ConnectionPool:
         key = (origin.tls, origin.host, origin.port)
         pool = self._pools.get(key)
