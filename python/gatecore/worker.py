@@ -73,12 +73,13 @@ from gatecore.request.context import (
     TRANSCRIPTIONS,
 )
 from gatecore.routing.compile import RoutingMonitors, build_routes
+from gatecore.routing.pool_gate import pool_gate
 from gatecore.store import Store, StoreError, open_store
 from gatecore.store.migrations import migrate
 from gatecore.stored_responses import ResponseStore
 from gatecore.telemetry.access_log import AccessLog
 from gatecore.telemetry.deployment_state import DeploymentStates
-from gatecore.telemetry.metrics import MetricsRecorder
+from gatecore.telemetry.metrics import MetricsRecorder, joined_series
 from gatecore.telemetry.worker_files import worker_files
 from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.upstream.pool import ConnectionPool, PoolSet
@@ -114,6 +115,7 @@ class Worker:
         "limits",
         "metrics",
         "monitors",
+        "pool_gate",
         "pools",
         "prices",
         "prompts",
@@ -169,6 +171,8 @@ class Worker:
         parts = ChainParts(config, self.auth, self.routes, self.prices, self.limits, self.sweeper)
         self.cache: Cache | None = build_cache(config, self.prices)
         parts.cache = self.cache
+        # Fair queuing of models served by local engines (`models[].queue`); None when none has one.
+        self.pool_gate = parts.queue = pool_gate(config, self.routes)
         links = placed_links(LINKS, config.pipeline)
         self.chains: dict[str, Chain] = {}
         recording = self.recording = Recording(())
@@ -259,8 +263,9 @@ class Worker:
                 ),
             )
             recorders.append(self.metrics)
-            if self.cache is not None:
-                self.metrics.extra = self.cache.series
+            self.metrics.extra = joined_series(
+                [source.series for source in (self.cache, self.pool_gate) if source is not None]
+            )
         if traced:  # after the ledger: the server span carries ctx.cost_usd
             from gatecore.telemetry.tracing import Tracing
 
@@ -271,6 +276,8 @@ class Worker:
                 chain.tracing = self.tracing
         if self.cache is not None:  # stores the answers of misses
             recorders.append(self.cache.writer)
+        if self.pool_gate is not None:  # frees the fair queue's slots, sending the next on
+            recorders.append(self.pool_gate)
         # After the ledger's recorder (it sets ctx.cost_usd): settles reservations, frees slots.
         recorders.append(self.limits)
         recording.recorders = tuple(recorders)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from gatecore.config.queue import SaturationConfig
+
 STRATEGIES = ("weighted", "round_robin", "least_inflight", "lowest_latency", "least_loaded", "lowest_cost")
 
 
@@ -139,3 +141,6 @@ class ModelRoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     prefix_affinity_bytes: int = 0
     quota: QuotaConfig | None = None
     outliers: OutlierConfig | None = None
+    # Engine-aware: replicas whose own /metrics say they are saturated are skipped while another
+    # has room (their figures are polled whatever the strategy).
+    saturation: SaturationConfig | None = None

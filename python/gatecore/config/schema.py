@@ -12,6 +12,7 @@ from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
 from gatecore.config.prompts import PromptsConfig
+from gatecore.config.queue import QueueConfig
 from gatecore.config.responses import ResponsesConfig
 from gatecore.config.routing import HealthCheckConfig, ModelRoutingConfig, RetriesConfig, RoutingDefaults
 from gatecore.config.telemetry import TelemetryConfig
@@ -211,6 +212,8 @@ class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cache: ModelCacheConfig | None = None  # unset: the `cache:` section's
     # Guardrails (by name, from the top-level `guardrails:`) every request to this model goes through.
     guardrails: list[str] = msgspec.field(default_factory=list)
+    # Fair queuing across tenants while the model's engines are busy (routing/pool_gate.py).
+    queue: QueueConfig | None = None
 
 
 class StaticKeyConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -10,6 +10,7 @@ from gatecore.config.guardrails import validate_guardrails
 from gatecore.config.jwt import validate_jwt_config
 from gatecore.config.limits import validate_limits
 from gatecore.config.pipeline import validate_pipeline
+from gatecore.config.queue import queue_errors, saturation_errors
 from gatecore.config.routing import (
     STRATEGIES,
     BreakerConfig,
@@ -143,6 +144,8 @@ def validate_config(
         if model.retries is not None:
             errors.extend(_retries(model.retries, f"{path}.retries"))
         errors.extend(_model_routing(model.routing, f"{path}.routing"))
+        if model.queue is not None:
+            errors.extend(queue_errors(model.queue, f"{path}.queue"))
     for i, model in zip(model_at, config.models, strict=True):
         for field in ("fallbacks", "context_fallbacks", "content_policy_fallbacks"):
             for j, fallback in enumerate(getattr(model, field)):
@@ -276,6 +279,8 @@ def _model_routing(routing: ModelRoutingConfig, path: str) -> list[str]:
         errors.extend(_quota(routing.quota, f"{path}.quota"))
     if routing.outliers is not None:
         errors.extend(_outliers(routing.outliers, f"{path}.outliers"))
+    if routing.saturation is not None:
+        errors.extend(saturation_errors(routing.saturation, f"{path}.saturation"))
     return errors
 
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from gatecore.cache.stage import Cache
     from gatecore.limits.stage import Limits
     from gatecore.pricing.book import PriceBook
+    from gatecore.routing.pool_gate import PoolGate
     from gatecore.routing.table import RouteTable
     from gatecore.telemetry.tracing import Tracing
     from gatecore.upstream.deadlines import DeadlineSweeper
@@ -53,7 +54,18 @@ _clock = time.perf_counter_ns
 class ChainParts:
     """What the worker built that stages are made of (one per worker, shared by every chain)."""
 
-    __slots__ = ("auth", "cache", "config", "decode", "limits", "prices", "routes", "stage_names", "sweeper")
+    __slots__ = (
+        "auth",
+        "cache",
+        "config",
+        "decode",
+        "limits",
+        "prices",
+        "queue",
+        "routes",
+        "stage_names",
+        "sweeper",
+    )
 
     def __init__(
         self,
@@ -72,6 +84,7 @@ class ChainParts:
         self.sweeper = sweeper
         self.decode: Stage | None = None  # the inbound API's decoder, set per chain
         self.cache: Cache | None = None  # set by the worker when `cache.enabled`
+        self.queue: PoolGate | None = None  # set by the worker when a model has a `queue`
         # The timed stages' names, in order, once the chain is built (DebugTiming reads them).
         self.stage_names: list[str] = []
 
@@ -106,6 +119,7 @@ LINKS: tuple[Link, ...] = (
     Link("guard_stored", lambda p: _guards(p, False), timed=False),
     Link("guard_reroute", lambda p: GuardReroute(p.routes, p.limits), timed=False),  # flagged: a safer model
     Link("cache", lambda p: p.cache.stage if p.cache else None),  # a stored answer (cache/)
+    Link("queue", lambda p: p.queue),  # 429 queue_timeout: fair queuing while engines are busy
     Link("debug_timing", lambda p: DebugTiming(p.stage_names), timed=False),  # x-gatecore-timing
     Link(
         "upstream", lambda p: UpstreamCall(p.sweeper, p.config.server, p.limits), timed=False

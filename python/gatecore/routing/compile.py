@@ -86,12 +86,14 @@ def _smallest_window(route: ModelRoute) -> int:
 
 
 def engine_targets(config: GatecoreConfig, routes: RouteTable, pools: PoolSet) -> list[EngineTarget]:
-    """The replicas of `least_loaded` models whose `/metrics` is polled (each given an EngineLoad)."""
+    """The replicas whose `/metrics` is polled (each given an EngineLoad): those of `least_loaded`
+    models, of models with a fair `queue` and of models with `routing.saturation`."""
     base_urls = {p.name: p.base_url for p in config.providers}
     stale_after = config.routing.engine_metrics.stale_after_s
     targets: list[EngineTarget] = []
     for model, route in _models_with_routes(config, routes):
-        if model.routing.strategy != "least_loaded":
+        engine_aware = model.queue is not None or model.routing.saturation is not None
+        if model.routing.strategy != "least_loaded" and not engine_aware:
             continue
         for deployment, entry in zip(route.deployments, model.deployments, strict=True):
             url = entry.metrics_url or default_metrics_url(base_urls.get(entry.provider))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from gatecore.config.queue import SaturationConfig
 from gatecore.config.routing import ModelRoutingConfig, RetriesConfig
 from gatecore.request import RequestContext
 from gatecore.routing.affinity import affine, prefix_key
@@ -32,6 +33,7 @@ class ModelRoute:
         "retries",
         "roomy",
         "routing",
+        "saturation",
         "shed_at",
         "single",
         "strategy",
@@ -75,8 +77,10 @@ class ModelRoute:
         self.single = deployments[0] if len(deployments) == 1 and deployments[0].model != "*" else None
         # least_loaded with max_queue: shed when even the least loaded replica's queue is this deep.
         self.shed_at = self.routing.max_queue if self.routing.strategy == "least_loaded" else 0
-        # Neither shedding nor prefix affinity: the strategy's choice can be taken as it is.
-        self.plain = not self.shed_at and not self.routing.prefix_affinity_bytes
+        # Engine-aware: replicas whose engines report saturation are skipped while another has room.
+        self.saturation = self.routing.saturation
+        # Neither shedding, prefix affinity nor saturation: the strategy's choice can be taken as it is.
+        self.plain = not self.shed_at and not self.routing.prefix_affinity_bytes and self.saturation is None
         for deployment in deployments:
             deployment.prefix = self.prefix
             if self.routing.strategy == "lowest_latency":
@@ -99,6 +103,8 @@ class ModelRoute:
             # is not are the candidates filtered (which keeps each one's share among those that fit).
             tier = self.tiers[0]
             chosen = affine(tier, key) if affinity else self.strategy.choose(tier)
+            if self.saturation is not None and saturated(chosen, self.saturation):
+                chosen = self._unsaturated(tier, chosen, fit, key)
             if (fit is None or fit.allows(chosen)) and (not chosen.breaker.failing or recovered(chosen)):
                 if self.shed_at:
                     self._shed_if_busy(chosen)
@@ -108,11 +114,32 @@ class ModelRoute:
             candidates = [d for d in tier if _matches(d, tags, fit) and d.available(now)]
             if candidates:
                 chosen = affine(candidates, key) if affinity else self.strategy.choose(candidates)
+                if self.saturation is not None and saturated(chosen, self.saturation):
+                    chosen = self._unsaturated(candidates, chosen, fit, key)
                 if self.shed_at:
                     self._shed_if_busy(chosen)
                 chosen.breaker.available(now)  # takes the half-open probe when it is one
                 return chosen
         return None
+
+    def _unsaturated(
+        self, candidates: list[Deployment], chosen: Deployment, fit: Fit | None, key: int
+    ) -> Deployment:
+        """The strategy's choice among the replicas of `candidates` that are not saturated and can
+        take the request; `chosen` when every one is (nowhere better to go)."""
+        assert self.saturation is not None
+        now = time.monotonic()
+        roomy = [
+            d
+            for d in candidates
+            if d is not chosen
+            and not saturated(d, self.saturation)
+            and (fit is None or fit.allows(d))
+            and d.available(now)
+        ]
+        if not roomy:
+            return chosen
+        return affine(roomy, key) if self.routing.prefix_affinity_bytes else self.strategy.choose(roomy)
 
     def _shed_if_busy(self, least_loaded: Deployment) -> None:
         load = least_loaded.load
@@ -132,6 +159,14 @@ class ModelRoute:
         """Every deployment matching `tags` and fitting the request, best priority first: the order
         retries go through."""
         return [d for tier in self.tiers for d in tier if _matches(d, tags, fit)]
+
+
+def saturated(deployment: Deployment, limits: SaturationConfig) -> bool:
+    """The replica's engine reports (freshly) a queue or a KV-cache use at or past `limits`."""
+    load = deployment.load
+    if load is None or not load.fresh():
+        return False
+    return load.queued(deployment.inflight) >= limits.max_waiting or load.kv_cache >= limits.max_kv_cache
 
 
 def recovered(deployment: Deployment) -> bool:

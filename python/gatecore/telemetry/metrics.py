@@ -38,6 +38,7 @@ TTFT_BOUNDS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
 TPOT_BOUNDS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 OVERHEAD_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Stages take microseconds; upstream_connect, a TCP (and TLS) handshake when no pooled connection is free.
+QUEUE_WAIT_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 CACHE_LOOKUP_BOUNDS = (1e-05, 5e-05, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5)
 STAGE_BOUNDS = (5e-06, 1e-05, 2.5e-05, 5e-05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0)
 # The same in ns: durations are observed in ns, as the clock gives them (shown in seconds).
@@ -127,6 +128,18 @@ FAMILIES: dict[str, tuple[str, str, tuple[float, ...]]] = {
     ),
     "gatecore_cache_bytes": ("gauge", "Bytes the in-process cache holds, by backend (all workers).", ()),
     "gatecore_cache_lookup_seconds": ("histogram", "Cache lookup latency, by backend.", CACHE_LOOKUP_BOUNDS),
+    # GPU-pool fair queuing (routing/pool_gate.py fills them through `MetricsRecorder.extra`).
+    "gatecore_queue_length": ("gauge", "Requests waiting in a model's fair queue, by tenant and class.", ()),
+    "gatecore_queue_wait_seconds": (
+        "histogram",
+        "Time requests waited in a model's fair queue (0 for those let through at once).",
+        QUEUE_WAIT_BOUNDS,
+    ),
+    "gatecore_queue_rejections_total": (
+        "counter",
+        "Requests the fair queue refused (queue full, or waited past the class's max_wait_s).",
+        (),
+    ),
     # Published prompts (prompts/): per prompt and version, the rare-series way (a dict per series).
     "gatecore_prompt_requests_total": (
         "counter",
@@ -166,6 +179,25 @@ Series = tuple[str, str]  # (metric name, label text without braces)
 # What another part of the worker adds to the snapshot: counter/gauge rows `[name, labels, value]`
 # and histogram rows `[name, labels, buckets]` (the response cache's figures).
 ExtraSeries = Callable[[], tuple[list[list[Any]], list[list[Any]]]]
+
+
+def joined_series(sources: list[ExtraSeries]) -> ExtraSeries | None:
+    """One `extra` reading every source in turn (None: no source)."""
+    if not sources:
+        return None
+    if len(sources) == 1:
+        return sources[0]
+
+    def joined() -> tuple[list[list[Any]], list[list[Any]]]:
+        counters: list[list[Any]] = []
+        histograms: list[list[Any]] = []
+        for source in sources:
+            more_counters, more_histograms = source()
+            counters.extend(more_counters)
+            histograms.extend(more_histograms)
+        return counters, histograms
+
+    return joined
 
 
 class _Labels:
