@@ -7,6 +7,7 @@ receives requests is the order the gateway's queue sends them on."""
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import threading
 import time
@@ -79,10 +80,8 @@ def post(
 ) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
     try:
-        body = '{"model": "%s", "max_tokens": %d, "messages": [{"role": "user", "content": "%s"}]}' % (
-            model,
-            max_tokens,
-            content,
+        body = json.dumps(
+            {"model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": content}]}
         )
         conn.request(
             "POST",
@@ -223,9 +222,11 @@ def test_a_client_that_goes_away_leaves_the_queue_at_once(gw: Gateway, engine: E
         + f"authorization: Bearer {QUIET_KEY}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
         + body
     )
-    length = lambda: queue_metrics(gw).value(  # noqa: E731
-        "gatecore_queue_length", model="llama", tenant="key:quiet", **{"class": "interactive"}
-    )
+
+    def length() -> float:
+        labels = {"model": "llama", "tenant": "key:quiet", "class": "interactive"}
+        return float(queue_metrics(gw).value("gatecore_queue_length", **labels))
+
     wait_until(lambda: length() == 1, "the request did not queue")
     sock.close()
     wait_until(lambda: length() == 0, "the gone client stayed queued", seconds=5)
