@@ -34,6 +34,13 @@ class QueueConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     class_max_wait_s: dict[str, float] = msgspec.field(default_factory=dict)
     # Requests waiting at most, over every tenant (bounded memory); past it, a 429 at once.
     max_queued: int = 1024
+    # Slots of the pool (this worker's, over every deployment) kept free for a tenant below its
+    # equal share while another tenant holds its share or more: a newcomer then starts at once
+    # instead of waiting for a slot to free, at the cost of up to `headroom` idle slots while two
+    # tenants or more are active. 0: off (every slot goes to the queue's head).
+    headroom: int = 0
+    # A tenant counts as active this long after its last request arrived (headroom's shares).
+    active_s: float = 10.0
 
 
 class SaturationConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -55,6 +62,10 @@ def queue_errors(queue: QueueConfig, path: str) -> list[str]:
         errors.append(f"{path}.target_in_flight: must be between 1 and 100000")
     if not (math.isfinite(queue.max_wait_s) and 0 < queue.max_wait_s <= 3600):
         errors.append(f"{path}.max_wait_s: must be greater than 0 and at most 3600")
+    if not 0 <= queue.headroom <= 100_000:
+        errors.append(f"{path}.headroom: must be between 0 (off) and 100000")
+    if not (math.isfinite(queue.active_s) and 0 < queue.active_s <= 3600):
+        errors.append(f"{path}.active_s: must be greater than 0 and at most 3600")
     if not 1 <= queue.max_queued <= 1_000_000:
         errors.append(f"{path}.max_queued: must be between 1 and 1000000")
     if not 1 <= len(queue.classes) <= MAX_CLASSES:

@@ -41,6 +41,8 @@ MAX_TENANT_SERIES = 200
 MAX_LABEL = 64
 # While requests wait, how often the pool is looked at again (engine figures change between polls).
 RECHECK_S = 0.05
+# Tenants remembered as active (headroom) at most.
+MAX_ACTIVE = 4096
 RETRY_AFTER_MAX_S = 60
 _ADMITTED, _GONE, _TIMED_OUT = 0, 1, 2
 
@@ -52,24 +54,27 @@ class QueueTimeout(RateLimited):
 
 
 class Ticket:
-    """A waiting request: its context, the future its wait ends on, and when it arrived."""
+    """A waiting request: its context and tenant, and the future its wait ends on."""
 
-    __slots__ = ("ctx", "future", "since")
+    __slots__ = ("ctx", "future", "tenant")
 
-    def __init__(self, ctx: RequestContext, future: asyncio.Future[int], since: float):
+    def __init__(self, ctx: RequestContext, tenant: str, future: asyncio.Future[int]):
         self.ctx = ctx
+        self.tenant = tenant
         self.future = future
-        self.since = since
 
 
 class PoolQueue:
     """One model's fair queue, the slots its deployments have, and its figures for /metrics."""
 
     __slots__ = (
+        "active",
+        "capacity",
         "classes",
         "config",
         "default_class",
         "held",
+        "held_by",
         "hold_s",
         "queue",
         "rejections",
@@ -87,6 +92,10 @@ class PoolQueue:
         self.default_class = next(iter(config.classes))
         self.queue: FairQueue[Ticket] = FairQueue(config.max_queued)
         self.held: dict[Deployment, int] = {d: 0 for d in route.deployments}
+        self.capacity = config.target_in_flight * len(route.deployments)
+        # Headroom bookkeeping: slots each tenant holds, and when each tenant was last seen.
+        self.held_by: dict[str, int] = {}
+        self.active: dict[str, float] = {}
         self.hold_s = 1.0  # moving average of how long a request holds its slot (Retry-After)
         self.timer: asyncio.TimerHandle | None = None
         self.waits: dict[tuple[str, str], list[float]] = {}  # (tenant, class) → histogram row
@@ -99,10 +108,35 @@ class PoolQueue:
         # One request in flight per replica whatever its engine says: the pool never stalls.
         return held == 0 or not saturated(deployment, self.saturation)
 
-    def room_for(self, ctx: RequestContext) -> Deployment | None:
+    def seen(self, tenant: str, now: float) -> None:
+        """Note the tenant as active (headroom counts the tenants seen within `active_s`)."""
+        active = self.active
+        if tenant not in active and len(active) >= MAX_ACTIVE:
+            horizon = now - self.config.active_s
+            self.active = active = {t: at for t, at in active.items() if at > horizon}
+            if len(active) >= MAX_ACTIVE:
+                active.clear()
+        active[tenant] = now
+
+    def over_share(self, tenant: str, now: float) -> bool:
+        """Whether the last `headroom` free slots are closed to `tenant`: it holds at least its equal
+        share of the pool among the tenants active now, and some other tenant is active."""
+        headroom = self.config.headroom
+        if not headroom or self.capacity - sum(self.held.values()) > headroom:
+            return False
+        horizon = now - self.config.active_s
+        others = sum(1 for t, at in self.active.items() if at > horizon and t != tenant)
+        if not others:
+            return False
+        return self.held_by.get(tenant, 0) * (others + 1) >= self.capacity
+
+    def room_for(self, ctx: RequestContext, tenant: str) -> Deployment | None:
         """The deployment `ctx` may go to now: its routed one when that has room, else the one with
-        room holding fewest of this worker's requests (None: the pool is busy)."""
+        room holding fewest of this worker's requests (None: the pool is busy, or only its headroom
+        is free and the tenant has its share)."""
         now = time.monotonic()
+        if self.over_share(tenant, now):
+            return None
         chosen = ctx.deployment
         assert chosen is None or isinstance(chosen, Deployment)
         if chosen is not None and chosen in self.held and self.has_room(chosen, now):
@@ -174,8 +208,8 @@ class PoolGate:
             if model.queue is not None and route is not None:
                 saturation = model.routing.saturation or SaturationConfig()
                 self.by_route[route] = PoolQueue(route, model.queue, saturation)
-        # Requests holding a slot: context → (its pool, the deployment whose slot it holds, since).
-        self._admitted: dict[RequestContext, tuple[PoolQueue, Deployment, float]] = {}
+        # Requests holding a slot: context → (its pool, tenant, the deployment whose slot it holds, since).
+        self._admitted: dict[RequestContext, tuple[PoolQueue, str, Deployment, float]] = {}
         self._labels: set[str] = set()  # tenants with their own series
 
     def __call__(self, ctx: RequestContext) -> Any:
@@ -186,11 +220,13 @@ class PoolGate:
         weight = pool.classes[klass]
         cost = self._cost(ctx)
         queue = pool.queue
+        if pool.config.headroom:
+            pool.seen(tenant, time.monotonic())
         if not queue.waiting:
-            deployment = pool.room_for(ctx)
+            deployment = pool.room_for(ctx, tenant)
             if deployment is not None:
                 queue.pass_through(tenant, weight, cost)
-                self._admit(ctx, pool, deployment)
+                self._admit(ctx, pool, tenant, deployment)
                 self._observe(pool, tenant, klass, 0.0)
                 return None
         if queue.full:
@@ -221,14 +257,14 @@ class PoolGate:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         since = time.monotonic()
-        waiter = pool.queue.push(tenant, klass, weight, cost, Ticket(ctx, future, since))
+        waiter = pool.queue.push(tenant, klass, weight, cost, Ticket(ctx, tenant, future))
         max_wait = pool.config.class_max_wait_s.get(klass, pool.config.max_wait_s)
         deadline = loop.call_later(max_wait, _settle, future, _TIMED_OUT)
         watch = getattr(ctx.client, "client_disconnect", None)
         if watch is not None:
             # Asked for only by requests that wait (granian keeps each such future until the end).
             watch().add_done_callback(lambda _: _settle(future, _GONE))
-        self._arm(pool)
+        self._dispatch(pool)  # it may be the head, and the pool may have room for it
         try:
             outcome = await future
         finally:
@@ -248,13 +284,14 @@ class PoolGate:
             headers=[("retry-after", str(self._retry_after(pool)))],
         )
 
-    def _admit(self, ctx: RequestContext, pool: PoolQueue, deployment: Deployment) -> None:
+    def _admit(self, ctx: RequestContext, pool: PoolQueue, tenant: str, deployment: Deployment) -> None:
         if deployment is not ctx.deployment:
             upstream_model = deployment.upstream_model(ctx.client_model)
             assert upstream_model is not None  # room_for checked it
             assign(ctx, deployment, upstream_model)
         pool.held[deployment] = pool.held.get(deployment, 0) + 1
-        self._admitted[ctx] = (pool, deployment, time.monotonic())
+        pool.held_by[tenant] = pool.held_by.get(tenant, 0) + 1
+        self._admitted[ctx] = (pool, tenant, deployment, time.monotonic())
 
     def _dispatch(self, pool: PoolQueue) -> None:
         """Send on waiting requests, head first, while the pool has room for the head."""
@@ -264,11 +301,11 @@ class PoolGate:
             if ticket.future.done():  # settled (timed out, gone) but not yet resumed to leave
                 queue.leave(head)
                 continue
-            deployment = pool.room_for(ticket.ctx)
+            deployment = pool.room_for(ticket.ctx, ticket.tenant)
             if deployment is None:
                 break
             queue.pop()
-            self._admit(ticket.ctx, pool, deployment)
+            self._admit(ticket.ctx, pool, ticket.tenant, deployment)
             ticket.future.set_result(_ADMITTED)
         self._arm(pool)
 
@@ -287,8 +324,13 @@ class PoolGate:
         entry = self._admitted.pop(ctx, None)
         if entry is None:
             return
-        pool, deployment, since = entry
+        pool, tenant, deployment, since = entry
         pool.held[deployment] -= 1
+        left = pool.held_by[tenant] - 1
+        if left:
+            pool.held_by[tenant] = left
+        else:
+            del pool.held_by[tenant]
         pool.hold_s += 0.1 * (time.monotonic() - since - pool.hold_s)
         if pool.queue.waiting:
             self._dispatch(pool)
@@ -302,7 +344,7 @@ class PoolGate:
     def _retry_after(self, pool: PoolQueue) -> int:
         """Seconds until the queue has drained this far: the waiting requests over the pool's slots,
         times how long a request holds one."""
-        slots = max(1, pool.config.target_in_flight * len(pool.held))
+        slots = max(1, pool.capacity)
         seconds = pool.hold_s * (pool.queue.waiting + 1) / slots
         return min(RETRY_AFTER_MAX_S, max(1, math.ceil(seconds)))
 
