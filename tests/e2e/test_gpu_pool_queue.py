@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -66,6 +67,7 @@ def gw(engine: EngineEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "routing": {"engine_metrics": {"interval_s": 0.1, "timeout_s": 0.5, "stale_after_s": 2}},
     }
     workdir: Path = tmp_path_factory.mktemp("gpu-queue")
+    cfg["store"] = {"url": f"sqlite:///{workdir / 'ledger.db'}"}
     with running_gateway(["--config", str(write_config(cfg, workdir / "g.yaml"))], workdir, config=cfg) as g:
         yield g
 
@@ -248,3 +250,30 @@ def test_a_full_queue_refuses_at_once(gw: Gateway, engine: EngineEmulator) -> No
     holder.join(30)
     waiter.join(30)
     assert sorted(r[1][0] for r in results) == [200, 200]
+
+
+def test_answers_and_ledger_rows_carry_the_engine_stamp(gw: Gateway, engine: EngineEmulator) -> None:
+    stamp = "vllm/0.6.3.post1 org/m@0123abcd"  # /metrics names, /version, /v1/models root and revision
+    headers: dict[str, str] = {}
+
+    def stamped() -> bool:
+        nonlocal headers
+        status, headers, _ = post(gw, QUIET_KEY, "stamp-me", 2, {"x-request-id": "stamp-e2e-1"})
+        return status == 200 and "x-gatecore-served-by" in headers
+
+    wait_until(stamped, "no x-gatecore-served-by")
+    assert headers["x-gatecore-served-by"] == stamp
+    assert gw.config is not None
+    db = gw.config["store"]["url"].removeprefix("sqlite:///")
+    rows: list[tuple[str]] = []
+
+    def written() -> bool:
+        nonlocal rows
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute(
+                "SELECT served_by FROM usage_ledger WHERE request_id = 'stamp-e2e-1'"
+            ).fetchall()
+        return bool(rows)
+
+    wait_until(written, "no ledger row")
+    assert rows[-1][0] == stamp

@@ -60,6 +60,8 @@ COLUMNS = (
     "parent_request_id",
     # Migration 8: what the guardrails did (`guard:type:action=count,...`; never the matched text).
     "guardrails",
+    # Migration 11: the engine and model revision that served it (x-gatecore-served-by).
+    "served_by",
 )
 Row = tuple[Any, ...]
 _NO_GAPS = (None, None, None, None, None)  # not streamed
@@ -150,4 +152,5 @@ class RowMaker:
                 else _NO_PROMPT
             ),
             guardrail_summary(ctx) if ctx.guard is not None else None,
+            ctx.deployment.served_by if ctx.deployment is not None else None,
         )

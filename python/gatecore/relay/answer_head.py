@@ -20,6 +20,9 @@ def inference_headers(ctx: RequestContext, content_type: str, overhead_ns: int) 
         attempts = ctx.attempts
         headers.append(("x-gatecore-model", ctx.deployment_id))
         headers.append(_ONE_ATTEMPT if attempts == 1 else ("x-gatecore-attempts", str(attempts)))
+        served_by = ctx.deployment.served_by
+        if served_by is not None:
+            headers.append(("x-gatecore-served-by", served_by))
     if ctx.limits is not None:
         headers += ctx.limits.headers()
     if ctx.cache is not None:

@@ -35,6 +35,11 @@ class DeploymentView(Protocol):
     @property
     def provider(self) -> ProviderView: ...
 
+    @property
+    def served_by(self) -> str | None:
+        """The engine's reproducibility stamp (routing/engine_stamp.py); None when not known."""
+        ...
+
 
 class RouteView(Protocol):
     """The client-facing model a request was routed to (routing/table.py `ModelRoute`)."""

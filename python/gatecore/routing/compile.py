@@ -99,7 +99,8 @@ def engine_targets(config: GatecoreConfig, routes: RouteTable, pools: PoolSet) -
             url = entry.metrics_url or default_metrics_url(base_urls.get(entry.provider))
             if url is not None:
                 deployment.load = EngineLoad(stale_after)
-                targets.append(EngineTarget(url, pools, deployment, deployment.load))
+                base_url = base_urls.get(entry.provider)
+                targets.append(EngineTarget(url, pools, deployment, deployment.load, base_url))
     return targets
 
 

@@ -50,6 +50,7 @@ class Deployment:
         "provider",
         "quota",
         "quota_until",
+        "served_by",
         "tags",
         "timed",
         "timeouts",
@@ -89,6 +90,8 @@ class Deployment:
         self.head_sum = 0.0
         self.head_count = 0
         self.load: EngineLoad | None = None  # the engine's own figures (strategy least_loaded)
+        # The engine's name/version and model revision (routing/engine_stamp.py), once read.
+        self.served_by: str | None = None
         # The routing cost (strategy lowest_cost; pricing/book.py `routing_cost`): None when unknown.
         self.cost: float | None = None
         self.healthy = True

@@ -18,6 +18,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from gatecore.errors import GatewayError
+from gatecore.routing.engine_stamp import MAX_INFO_BYTES, engine_family, stamp
 from gatecore.upstream.exchange import StandaloneExchange
 from gatecore.upstream.pool import ConnectionPool, Origin, PoolSet
 from gatecore.upstream.timeouts import Timeouts
@@ -25,9 +26,11 @@ from gatecore.upstream.timeouts import Timeouts
 
 class LoadedDeployment(Protocol):
     """What the poller reads of the deployment it polls (routing/deployment.py): this worker's own
-    requests in flight to it."""
+    requests in flight to it, its model there; and the stamp it writes (routing/engine_stamp.py)."""
 
     inflight: int
+    model: str
+    served_by: str | None
 
 
 log = logging.getLogger("gatecore.routing")
@@ -55,6 +58,8 @@ KV_CACHE = (
 # Finished requests (counters), for the rate a queue drains at.
 FINISHED = ("vllm:request_success_total", "sglang:num_requests_total", "tgi_request_success")
 MAX_METRICS_BYTES = 4 * 1024 * 1024
+# How often a replica's engine version and model revision are read again (a restart may change them).
+STAMP_EVERY_S = 60.0
 RETRY_AFTER_MAX_S = 60
 
 
@@ -71,6 +76,7 @@ class EngineLoad:
 
     __slots__ = (
         "at",
+        "engine",
         "finished",
         "finished_rate",
         "inflight_at",
@@ -89,6 +95,7 @@ class EngineLoad:
         self.finished: float | None = None
         self.finished_rate = 0.0  # finished requests per second between the last two reads
         self.inflight_at = 0  # this worker's in-flight requests to the replica when it was read
+        self.engine: str | None = None  # vllm, sglang, tgi, llamacpp: by its metric names
 
     def fresh(self) -> bool:
         return self.at > 0 and time.monotonic() - self.at < self.stale_after
@@ -105,6 +112,7 @@ class EngineLoad:
         """Take the figures of one `/metrics` page."""
         now = time.monotonic()
         series = parse_metrics(text)
+        self.engine = engine_family(series) or self.engine
         self.running = sum(sum(series.get(name, ())) for name in RUNNING)
         self.waiting = sum(sum(series.get(name, ())) for name in WAITING)
         self.kv_cache = max((max(series[name]) for name in KV_CACHE if name in series), default=0.0)
@@ -163,22 +171,37 @@ def default_metrics_url(base_url: str | None) -> str | None:
 
 
 class EngineTarget:
-    """One replica to poll: its `/metrics` URL and the deployment its figures go to."""
+    """One replica to poll: its `/metrics` URL and the deployment its figures go to; with its base
+    URL, where its version and model list are read for the stamp."""
 
-    __slots__ = ("deployment", "head", "load", "pool", "url")
+    __slots__ = ("base_url", "deployment", "head", "load", "pool", "pools", "stamped_at", "url")
 
-    def __init__(self, url: str, pools: PoolSet, deployment: LoadedDeployment, load: EngineLoad):
+    def __init__(
+        self,
+        url: str,
+        pools: PoolSet,
+        deployment: LoadedDeployment,
+        load: EngineLoad,
+        base_url: str | None = None,
+    ):
         parts = urlsplit(url)
         origin = Origin(url)
         self.url = url
         self.deployment = deployment
         self.load = load
+        self.pools = pools
         self.pool: ConnectionPool = pools.get(origin)
-        path = (parts.path or "/metrics") + (f"?{parts.query}" if parts.query else "")
-        self.head = (
-            f"GET {path} HTTP/1.1\r\nhost: {origin.host_header}\r\naccept: text/plain\r\n"
-            "accept-encoding: identity\r\n\r\n"
-        ).encode("latin-1")
+        self.head = get_head(origin, (parts.path or "/metrics") + (f"?{parts.query}" if parts.query else ""))
+        self.base_url = base_url
+        self.stamped_at = -math.inf
+
+
+def get_head(origin: Origin, path: str, accept: str = "text/plain") -> bytes:
+    """The head of a GET of `path` on `origin`."""
+    return (
+        f"GET {path} HTTP/1.1\r\nhost: {origin.host_header}\r\naccept: {accept}\r\n"
+        "accept-encoding: identity\r\n\r\n"
+    ).encode("latin-1")
 
 
 class EngineLoadPoller:
@@ -212,6 +235,31 @@ class EngineLoadPoller:
             log.debug("engine metrics %s: HTTP %d", target.url, response.status)
             return
         target.load.update(body.decode("utf-8", "replace"), target.deployment.inflight)
+        if target.base_url is not None and time.monotonic() - target.stamped_at >= STAMP_EVERY_S:
+            target.stamped_at = time.monotonic()
+            await self._stamp(target, target.base_url)
+
+    async def _stamp(self, target: EngineTarget, base_url: str) -> None:
+        """Read the replica's version (`/version`, else TGI's `/info`) and model list for its stamp."""
+        root = urlsplit(base_url)
+        origin = Origin(base_url)
+        pool = target.pools.get(origin)
+        version = await self._get(pool, origin, "/version") or await self._get(pool, origin, "/info")
+        models = await self._get(pool, origin, root.path.rstrip("/") + "/models")
+        served_by = stamp(target.load.engine, version, models, target.deployment.model)
+        if served_by is not None:
+            target.deployment.served_by = served_by
+
+    async def _get(self, pool: ConnectionPool, origin: Origin, path: str) -> bytes | None:
+        try:
+            response = await pool.exchange(
+                StandaloneExchange(), get_head(origin, path, "application/json"), b"", self.timeouts
+            )
+            body = await response.read_all(MAX_INFO_BYTES)
+        except GatewayError as exc:
+            log.debug("engine info %s%s: %s", origin.host_header, path, exc.message)
+            return None
+        return body if response.status == 200 else None
 
     async def aclose(self) -> None:
         task, self._task = self._task, None

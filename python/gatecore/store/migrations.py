@@ -291,6 +291,14 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         ],
     ),
     (
+        11,
+        "served-by stamp in the ledger",
+        [
+            # The engine's name/version and the model revision that answered (x-gatecore-served-by).
+            "ALTER TABLE usage_ledger ADD COLUMN served_by TEXT",
+        ],
+    ),
+    (
         13,
         "guardrail definitions held in the store",
         [
