@@ -722,6 +722,36 @@ def cache_key(secret: bytes, namespace: str, extra: str, body: bytes) -> tuple[b
     """
 
 @final
+class HfTokenizer:
+    """A Hugging Face tokenizer loaded from a local `tokenizer.json` (the `tokenizers` crate; never
+    downloaded): exact token counts for a deployment's own model.
+
+    Example:
+        >>> tokenizer = HfTokenizer("/models/llama/tokenizer.json")
+        >>> tokenizer.count("hello world")
+        2
+
+    Raises:
+        ValueError: The file cannot be read or is not a tokenizer.
+    """
+
+    def __init__(self, path: str) -> None: ...
+    def count(self, text: str) -> int:
+        """Tokens of `text`, no special tokens added (the GIL is released past 256 bytes).
+
+        Raises:
+            ValueError: The tokenizer failed on the text.
+        """
+
+    def count_prompt(self, body: bytes) -> int:
+        """Tokens of the prompt of an OpenAI-format request body, as `count_prompt_tokens` finds
+        its texts (each text's count remembered, keyed by the text; the GIL released past 256 bytes).
+
+        Returns:
+            The number of tokens; 0 when the body is not a valid JSON object.
+        """
+
+@final
 class PiiScanner:
     """Typed spans of personal data and secrets in a text (rust/src/pii/): the built-in entity types
     named in `builtins` (`builtin_kinds()`) plus `custom` `(type, regex)` pairs in the `regex`

@@ -15,6 +15,7 @@ pub mod json_lines;
 pub mod json_scan;
 pub mod otlp_spans;
 pub mod pii;
+pub mod hf_tokens;
 pub mod prompt_tokens;
 pub mod protobuf;
 pub mod ratelimit;
@@ -39,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<otlp_spans::PyOtlpSpans>()?;
     m.add_class::<sqlite_rows::PySqliteRowWriter>()?;
     m.add_class::<pii::py::PyPiiScanner>()?;
+    m.add_class::<hf_tokens::PyHfTokenizer>()?;
     m.add_function(wrap_pyfunction!(tokens::count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(cache_key::cache_key, m)?)?;
     m.add_function(wrap_pyfunction!(prompt_tokens::count_prompt_tokens, m)?)?;

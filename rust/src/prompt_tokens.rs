@@ -116,7 +116,7 @@ fn count_text(py: Python<'_>, encoding: Encoding, text: &[u8]) -> usize {
 /// The texts found in a body, by where they go: messages, prompt, input. A text without escapes
 /// is the body's own bytes; only an escaped one is copied (unescaped).
 #[derive(Default)]
-struct PromptTexts<'a> {
+pub(crate) struct PromptTexts<'a> {
     parts: [Vec<Cow<'a, [u8]>>; 3],
 }
 
@@ -133,12 +133,12 @@ impl<'a> PromptTexts<'a> {
         self.parts[which].push(text);
     }
 
-    fn texts(&self) -> impl Iterator<Item = &[u8]> {
+    pub(crate) fn texts(&self) -> impl Iterator<Item = &[u8]> {
         self.parts.iter().flatten().map(|text| &**text)
     }
 }
 
-fn collect(body: &[u8]) -> Result<PromptTexts<'_>, Invalid> {
+pub(crate) fn collect(body: &[u8]) -> Result<PromptTexts<'_>, Invalid> {
     let mut texts = PromptTexts::default();
     let mut c = Cursor::new(body);
     c.ws();

@@ -1,9 +1,11 @@
-"""msgspec Structs of GPU-pool fairness: a model's fair queue (`models[].queue`) and the thresholds
-at which an engine replica counts as saturated (`models[].routing.saturation`)."""
+"""msgspec Structs of GPU pools: a model's fair queue (`models[].queue`), the thresholds at which an
+engine replica counts as saturated (`models[].routing.saturation`) and a deployment's own tokenizer
+(`deployments[].tokenizer`)."""
 
 from __future__ import annotations
 
 import math
+import os
 
 import msgspec
 
@@ -91,3 +93,30 @@ def saturation_errors(saturation: SaturationConfig, path: str) -> list[str]:
     if not (math.isfinite(saturation.max_kv_cache) and 0 < saturation.max_kv_cache <= 1):
         errors.append(f"{path}.max_kv_cache: must be greater than 0 and at most 1")
     return errors
+
+
+class TokenizerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A deployment's own tokenizer, for exact prompt token counts (tpm admission, budgets, context
+    routing, the fair queue's cost, counted usage) instead of the provider's tiktoken estimate."""
+
+    # A Hugging Face `tokenizer.json` on local disk (read once at start; never downloaded).
+    path: str | None = None
+    # Ask the engine (`POST /tokenize` on vLLM and SGLang): not available yet (see README).
+    engine: bool = False
+
+
+def tokenizer_errors(tokenizer: TokenizerConfig, path: str) -> list[str]:
+    """Problems of a deployment's `tokenizer`: a readable `path` is required."""
+    if tokenizer.engine:
+        return [f"{path}.engine: counting with the engine's /tokenize is not supported yet; set path"]
+    if not tokenizer.path:
+        return [f"{path}.path: required (a local tokenizer.json)"]
+    if not os.path.isfile(tokenizer.path):
+        return [f"{path}.path: no such file: {tokenizer.path[:300]}"]
+    from gatecore._core import HfTokenizer  # loaded here once: `gatecore check` reports a bad file
+
+    try:
+        HfTokenizer(tokenizer.path)
+    except ValueError as exc:
+        return [f"{path}.path: not a tokenizer.json ({str(exc)[:300]})"]
+    return []

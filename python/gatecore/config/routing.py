@@ -139,6 +139,10 @@ class ModelRoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     # `messages`, or `prompt`) go to the same deployment while it is available, for KV prefix-cache
     # reuse on local engines (rendezvous hashing, the same in every worker). 0: off.
     prefix_affinity_bytes: int = 0
+    # Prefix affinity with bounded loads: a deployment holding more than this many times its even
+    # share of this worker's requests in flight is passed over for the prefix's next choice (>= 1;
+    # 0: unbounded, the first choice always).
+    prefix_load_factor: float = 1.25
     quota: QuotaConfig | None = None
     outliers: OutlierConfig | None = None
     # Engine-aware: replicas whose own /metrics say they are saturated are skipped while another

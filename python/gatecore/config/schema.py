@@ -12,7 +12,7 @@ from gatecore.config.jwt import JwtConfig
 from gatecore.config.limits import BudgetsConfig, LimitsConfig, RedisConfig
 from gatecore.config.pipeline import PipelineConfig
 from gatecore.config.prompts import PromptsConfig
-from gatecore.config.queue import QueueConfig
+from gatecore.config.queue import QueueConfig, TokenizerConfig
 from gatecore.config.responses import ResponsesConfig
 from gatecore.config.routing import HealthCheckConfig, ModelRoutingConfig, RetriesConfig, RoutingDefaults
 from gatecore.config.telemetry import TelemetryConfig
@@ -181,6 +181,9 @@ class DeploymentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Active health checks: true (the `routing.health_check` settings), false, or settings of its
     # own. Unset: on for the local engine kinds ollama, tgi and triton, off for every other kind.
     health_check: HealthCheckConfig | bool | None = None
+    # This deployment's own tokenizer (`{path: .../tokenizer.json}`) for exact token counts; unset:
+    # the provider's tiktoken `tokenizer`.
+    tokenizer: TokenizerConfig | None = None
 
 
 class ModelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -10,7 +10,7 @@ from gatecore.config.guardrails import validate_guardrails
 from gatecore.config.jwt import validate_jwt_config
 from gatecore.config.limits import validate_limits
 from gatecore.config.pipeline import validate_pipeline
-from gatecore.config.queue import queue_errors, saturation_errors
+from gatecore.config.queue import queue_errors, saturation_errors, tokenizer_errors
 from gatecore.config.routing import (
     STRATEGIES,
     BreakerConfig,
@@ -137,6 +137,8 @@ def validate_config(
                 errors.append(f"{path}.deployments[{j}].context_window: must be at least 1 token")
             if isinstance(deployment.health_check, HealthCheckConfig):
                 errors.extend(_health_check(deployment.health_check, f"{path}.deployments[{j}].health_check"))
+            if deployment.tokenizer is not None:
+                errors.extend(tokenizer_errors(deployment.tokenizer, f"{path}.deployments[{j}].tokenizer"))
         if model.timeouts is not None:
             errors.extend(_timeouts(model.timeouts, f"{path}.timeouts"))
         if model.context_window is not None and model.context_window < 1:
@@ -270,6 +272,8 @@ def _model_routing(routing: ModelRoutingConfig, path: str) -> list[str]:
         errors.append(f"{path}.ewma_alpha: must be greater than 0 and at most 1")
     if not 0 <= routing.prefix_affinity_bytes <= 1024 * 1024:
         errors.append(f"{path}.prefix_affinity_bytes: must be between 0 (off) and 1048576")
+    if not (routing.prefix_load_factor == 0 or 1 <= routing.prefix_load_factor <= 100):
+        errors.append(f"{path}.prefix_load_factor: must be 0 (unbounded) or between 1 and 100")
     if routing.hedge is not None:
         if not routing.hedge.delay_s > 0:
             errors.append(f"{path}.hedge.delay_s: must be greater than 0")

@@ -260,7 +260,7 @@ class Limits:
         hard budget's reservation is made a bound by capping the output sent upstream to it
         (`_cap_output`)."""
         deployment = ctx.deployment
-        tokenizer = deployment.provider.tokenizer if deployment is not None else "o200k_base"
+        tokenizer = deployment.tokenizer if deployment is not None else "o200k_base"
         counted = ctx.prompt_count  # the routing stage's count, for a long request
         if counted is not None and counted[0] == tokenizer:
             prompt = counted[1]

@@ -11,7 +11,7 @@ from gatecore.providers.upstream_errors import keep_retry_after
 from gatecore.relay.answer_head import inference_headers
 from gatecore.relay.usage import count_output_tokens, usage_from_body
 from gatecore.request import RequestContext, Usage
-from gatecore.request.tokens import count_input_tokens
+from gatecore.request.tokens import count_input_tokens, prompt_tokenizer
 from gatecore.upstream.response import UpstreamResponse
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -64,7 +64,7 @@ async def relay_buffered(
 
 def _counted_usage(ctx: RequestContext, body: bytes, encoding: str) -> Usage:
     return Usage(
-        count_input_tokens(ctx.body, encoding),
+        count_input_tokens(ctx.body, prompt_tokenizer(ctx, encoding)),
         count_output_tokens(body, encoding),
         source="counted",
     )

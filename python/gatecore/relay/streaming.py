@@ -22,7 +22,7 @@ from gatecore.providers.base import Provider
 from gatecore.relay.answer_head import inference_headers
 from gatecore.request import RequestContext, ResponseEncoder, Usage
 from gatecore.request.chunk_gaps import ChunkGaps
-from gatecore.request.tokens import count_input_tokens
+from gatecore.request.tokens import count_input_tokens, prompt_tokenizer
 from gatecore.request.views import AnswerGuard
 from gatecore.upstream.response import UpstreamResponse
 
@@ -187,7 +187,9 @@ def _stream_usage(ctx: RequestContext, relay: SseRelay, provider: Provider) -> U
             ctx.usage = Usage(usage[0], usage[1], usage[2], usage[3], "upstream")
         else:
             ctx.usage = Usage(
-                count_input_tokens(ctx.body, provider.tokenizer), relay.output_tokens(), source="counted"
+                count_input_tokens(ctx.body, prompt_tokenizer(ctx, provider.tokenizer)),
+                relay.output_tokens(),
+                source="counted",
             )
     return ctx.usage
 

@@ -36,6 +36,11 @@ class DeploymentView(Protocol):
     def provider(self) -> ProviderView: ...
 
     @property
+    def tokenizer(self) -> str:
+        """What its prompts are counted with: a tiktoken encoding, or `hf:<path>` (request/tokens.py)."""
+        ...
+
+    @property
     def served_by(self) -> str | None:
         """The engine's reproducibility stamp (routing/engine_stamp.py); None when not known."""
         ...

@@ -28,16 +28,35 @@ def prefix_key(body: bytes, size: int) -> int:
     return zlib.crc32(body[start : start + size])
 
 
-def affine(deployments: Sequence[Deployment], key: int) -> Deployment:
-    """The deployment `key` ranks first: weighted rendezvous hashing (score = -weight / ln(u))."""
-    best = deployments[0]
-    best_score = -math.inf
-    for deployment in deployments:
-        u = (_mix(key << 32 | zlib.crc32(deployment.id.encode())) + 0.5) * _SCALE
-        score = -deployment.weight / math.log(u)
-        if score > best_score:
-            best, best_score = deployment, score
-    return best
+def affine(deployments: Sequence[Deployment], key: int, load_factor: float = 0.0) -> Deployment:
+    """The deployment `key` ranks first: weighted rendezvous hashing (score = -weight / ln(u)).
+
+    With a `load_factor` (>= 1), consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam):
+    a deployment already holding more than `load_factor` times its even share of this worker's
+    requests in flight (plus this one) is passed over for the next in the key's ranking, so a hot
+    prefix spills to its second choice instead of piling up behind one replica's queue."""
+    if len(deployments) == 1:
+        return deployments[0]
+    if load_factor <= 0:
+        best = deployments[0]
+        best_score = -math.inf
+        for deployment in deployments:
+            score = _score(deployment, key)
+            if score > best_score:
+                best, best_score = deployment, score
+        return best
+    ranked = sorted(deployments, key=lambda d: _score(d, key), reverse=True)
+    total = sum(d.inflight for d in deployments) + 1
+    bound = math.ceil(load_factor * total / len(deployments))
+    for deployment in ranked:
+        if deployment.inflight + 1 <= bound:
+            return deployment
+    return ranked[0]
+
+
+def _score(deployment: Deployment, key: int) -> float:
+    u = (_mix(key << 32 | zlib.crc32(deployment.id.encode())) + 0.5) * _SCALE
+    return -deployment.weight / math.log(u)
 
 
 def _mix(x: int) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from gatecore.config.schema import DEFAULT_BASE_URLS, GatecoreConfig, ModelConfig
 from gatecore.pricing.book import PriceBook
 from gatecore.providers.base import Provider
+from gatecore.request.tokens import load_hf_tokenizer
 from gatecore.routing.capabilities import CapabilitySource
 from gatecore.routing.deployment import Deployment
 from gatecore.routing.engine_load import EngineLoad, EngineLoadPoller, EngineTarget, default_metrics_url
@@ -49,6 +50,8 @@ def build_routes(config: GatecoreConfig, providers: dict[str, Provider], prices:
                 breaker=defaults.breaker,
                 capabilities=CapabilitySource(d.model, (d.capabilities, model.capabilities), window),
             )
+            if d.tokenizer is not None and d.tokenizer.path is not None:
+                deployment.tokenizer = load_hf_tokenizer(d.tokenizer.path)
             prices.add(deployment, kinds[d.provider], d.pricing)
             deployment.cost = prices.routing_cost(deployment)
             if model.routing.quota is not None:

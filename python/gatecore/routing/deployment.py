@@ -55,6 +55,7 @@ class Deployment:
         "timed",
         "timeouts",
         "times_ejected",
+        "tokenizer",
         "ttft_s",
         "weight",
     )
@@ -92,6 +93,9 @@ class Deployment:
         self.load: EngineLoad | None = None  # the engine's own figures (strategy least_loaded)
         # The engine's name/version and model revision (routing/engine_stamp.py), once read.
         self.served_by: str | None = None
+        # What prompts sent here are counted with: the provider's tiktoken encoding, or the
+        # deployment's own tokenizer.json (`hf:<path>`, request/tokens.py).
+        self.tokenizer: str = provider.tokenizer
         # The routing cost (strategy lowest_cost; pricing/book.py `routing_cost`): None when unknown.
         self.cost: float | None = None
         self.healthy = True

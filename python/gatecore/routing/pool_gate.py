@@ -246,7 +246,7 @@ class PoolGate:
             prompt = counted[1]
         else:
             deployment = ctx.deployment
-            tokenizer = deployment.provider.tokenizer if deployment is not None else "o200k_base"
+            tokenizer = deployment.tokenizer if deployment is not None else "o200k_base"
             prompt = count_input_tokens(ctx.body, tokenizer)
         output = (ctx.max_tokens or self.default_max_tokens) * ctx.choices if ctx.endpoint.generates else 0
         return float(prompt + output)

@@ -113,7 +113,7 @@ def request_fit(route: ModelRoute, ctx: RequestContext) -> Fit | None:
     the body is long enough for its context to matter)."""
     tokens = 0
     if ctx.endpoint.generates and len(ctx.body) + (ctx.max_tokens or 0) > route.roomy:
-        tokenizer = route.deployments[0].provider.tokenizer if route.deployments else "o200k_base"
+        tokenizer = route.deployments[0].tokenizer if route.deployments else "o200k_base"
         prompt = count_input_tokens(ctx.body, tokenizer)
         ctx.prompt_count = (tokenizer, prompt)  # the limits stage reuses it
         tokens = prompt + (ctx.max_tokens or 1)

@@ -102,7 +102,9 @@ class ModelRoute:
             # The strategy's choice over the whole tier, when it fits and is available; only when it
             # is not are the candidates filtered (which keeps each one's share among those that fit).
             tier = self.tiers[0]
-            chosen = affine(tier, key) if affinity else self.strategy.choose(tier)
+            chosen = (
+                affine(tier, key, self.routing.prefix_load_factor) if affinity else self.strategy.choose(tier)
+            )
             if self.saturation is not None and saturated(chosen, self.saturation):
                 chosen = self._unsaturated(tier, chosen, fit, key)
             if (fit is None or fit.allows(chosen)) and (not chosen.breaker.failing or recovered(chosen)):
@@ -113,7 +115,11 @@ class ModelRoute:
         for tier in self.tiers:
             candidates = [d for d in tier if _matches(d, tags, fit) and d.available(now)]
             if candidates:
-                chosen = affine(candidates, key) if affinity else self.strategy.choose(candidates)
+                chosen = (
+                    affine(candidates, key, self.routing.prefix_load_factor)
+                    if affinity
+                    else self.strategy.choose(candidates)
+                )
                 if self.saturation is not None and saturated(chosen, self.saturation):
                     chosen = self._unsaturated(candidates, chosen, fit, key)
                 if self.shed_at:
@@ -139,7 +145,11 @@ class ModelRoute:
         ]
         if not roomy:
             return chosen
-        return affine(roomy, key) if self.routing.prefix_affinity_bytes else self.strategy.choose(roomy)
+        return (
+            affine(roomy, key, self.routing.prefix_load_factor)
+            if self.routing.prefix_affinity_bytes
+            else self.strategy.choose(roomy)
+        )
 
     def _shed_if_busy(self, least_loaded: Deployment) -> None:
         load = least_loaded.load
