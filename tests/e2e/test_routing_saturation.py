@@ -39,7 +39,15 @@ def gw(replicas: tuple[Replica, Replica], tmp_path_factory: pytest.TempPathFacto
                 "timeouts": TIMEOUTS,
                 "routing": {"strategy": "round_robin", "saturation": {"max_waiting": 4, "max_kv_cache": 0.9}},
                 "deployments": [{"provider": "a", "model": "m-a"}, {"provider": "b", "model": "m-b"}],
-            }
+            },
+            {
+                # No routing.saturation: the fair queue's defaults (max_waiting 4, max_kv_cache 0.95).
+                "name": "queued",
+                "timeouts": TIMEOUTS,
+                "routing": {"strategy": "round_robin"},
+                "queue": {"by": "key", "target_in_flight": 4},
+                "deployments": [{"provider": "a", "model": "m-a"}, {"provider": "b", "model": "m-b"}],
+            },
         ],
         "auth": {"master_key": MASTER_KEY},
         "routing": {"engine_metrics": {"interval_s": 0.1, "timeout_s": 0.5, "stale_after_s": 2}},
@@ -65,11 +73,11 @@ def publish(
         time.sleep(0.05)
 
 
-def served(gw: Gateway, n: int) -> list[str]:
+def served(gw: Gateway, n: int, model: str = "pool") -> list[str]:
     with make_client(gw) as client:
         return [
             client.chat.completions.with_raw_response.create(
-                model="pool", messages=[{"role": "user", "content": "hi"}]
+                model=model, messages=[{"role": "user", "content": "hi"}]
             ).headers["x-gatecore-model"]
             for _ in range(n)
         ]
@@ -103,3 +111,14 @@ def test_when_every_replica_is_saturated_traffic_still_flows(
     a, b = replicas
     publish(gw, a, b, vllm_metrics(9, 7, 0.99), vllm_metrics(7, 5, 0.98), (9, 7))
     assert sorted(set(served(gw, 4))) == ["a/m-a", "b/m-b"]
+
+
+def test_the_fair_queue_sends_nothing_to_a_saturated_replica_while_another_has_room(
+    gw: Gateway, replicas: tuple[Replica, Replica]
+) -> None:
+    a, b = replicas
+    publish(gw, a, b, vllm_metrics(running=8, waiting=2, kv_cache=0.97), vllm_metrics(2, 0, 0.3), (8, 2))
+    assert served(gw, 6, "queued") == ["b/m-b"] * 6
+    # Every replica saturated: the pool still serves (one request at a time from this worker).
+    publish(gw, a, b, vllm_metrics(9, 7, 0.99), vllm_metrics(7, 5, 0.98), (9, 7))
+    assert len(served(gw, 4, "queued")) == 4

@@ -101,12 +101,14 @@ class PoolQueue:
         self.waits: dict[tuple[str, str], list[float]] = {}  # (tenant, class) → histogram row
         self.rejections: dict[tuple[str, str, str], int] = {}  # (tenant, class, reason) → count
 
-    def has_room(self, deployment: Deployment, now: float) -> bool:
+    def has_room(self, deployment: Deployment, now: float, stalled: bool) -> bool:
+        """Below `target_in_flight` and available, and not saturated by its engine's own figures
+        unless the pool is `stalled` (this worker holds nothing in it: one request goes anyway, so
+        figures that never clear cannot stop the pool)."""
         held = self.held.get(deployment, 0)
         if held >= self.config.target_in_flight or not deployment.available(now):
             return False
-        # One request in flight per replica whatever its engine says: the pool never stalls.
-        return held == 0 or not saturated(deployment, self.saturation)
+        return stalled or not saturated(deployment, self.saturation)
 
     def seen(self, tenant: str, now: float) -> None:
         """Note the tenant as active (headroom counts the tenants seen within `active_s`)."""
@@ -137,16 +139,25 @@ class PoolQueue:
         now = time.monotonic()
         if self.over_share(tenant, now):
             return None
+        stalled = not any(self.held.values())
         chosen = ctx.deployment
         assert chosen is None or isinstance(chosen, Deployment)
-        if chosen is not None and chosen in self.held and self.has_room(chosen, now):
+        if chosen is not None and chosen in self.held and self.has_room(chosen, now, False):
             return chosen
         best: Deployment | None = None
         for candidate in self.route.ordered(ctx.tags, fit_of(ctx)):
-            if candidate.upstream_model(ctx.client_model) is None or not self.has_room(candidate, now):
+            if candidate.upstream_model(ctx.client_model) is None or not self.has_room(candidate, now, False):
                 continue
             if best is None or self.held.get(candidate, 0) < self.held.get(best, 0):
                 best = candidate
+        if (
+            best is None
+            and stalled
+            and chosen is not None
+            and chosen in self.held
+            and self.has_room(chosen, now, True)
+        ):
+            return chosen
         return best
 
     def classify(self, ctx: RequestContext, by: str) -> tuple[str, str]:
