@@ -143,3 +143,36 @@ def test_responses_section_and_provider_settings() -> None:
     assert "providers[1].responses: 'native' needs an upstream of kind openai or azure" in errors
     assert "providers[2].responses: must be 'native' or 'translate'" in errors
     assert "providers[2].unsupported_tools: must be 'drop' or 'reject'" in errors
+
+
+def test_gpu_pool_settings_are_checked() -> None:
+    model = {
+        "name": "llama",
+        "deployments": [{"provider": "local", "model": "meta/llama", "tokenizer": {"engine": True}}],
+        "queue": {
+            "by": "org",
+            "target_in_flight": 0,
+            "max_wait_s": -1,
+            "classes": {"interactive": 0},
+            "class_max_wait_s": {"gold": 5},
+            "max_queued": 0,
+            "headroom": -1,
+        },
+        "routing": {"saturation": {"max_waiting": -1, "max_kv_cache": 1.5}, "prefix_load_factor": 0.5},
+    }
+    errors = _errors({**MINIMAL, "models": [model]})
+    for expected in (
+        "models[0].queue.by: must be one of team, key, user",
+        "models[0].queue.target_in_flight: must be between 1 and 100000",
+        "models[0].queue.max_wait_s: must be greater than 0 and at most 3600",
+        "models[0].queue.max_queued: must be between 1 and 1000000",
+        "models[0].queue.headroom: must be between 0 (off) and 100000",
+        "models[0].queue.classes.interactive: the weight must be greater than 0",
+        "models[0].queue.class_max_wait_s.gold: not one of the classes",
+        "models[0].routing.saturation.max_waiting: must be 0 or more",
+        "models[0].routing.saturation.max_kv_cache: must be greater than 0 and at most 1",
+        "models[0].routing.prefix_load_factor: must be 0 (unbounded) or between 1 and 100",
+        "models[0].deployments[0].tokenizer.engine: counting with the engine's /tokenize is not supported yet; "
+        "set path",
+    ):
+        assert expected in errors, (expected, errors)
