@@ -41,6 +41,13 @@ def gw(replicas: tuple[Replica, Replica], tmp_path_factory: pytest.TempPathFacto
                 "deployments": [{"provider": "a", "model": "m-a"}, {"provider": "b", "model": "m-b"}],
             },
             {
+                # LoRA adapters served as model names (`lora/<adapter>` → `<adapter>` on either replica).
+                "name": "lora/*",
+                "timeouts": TIMEOUTS,
+                "routing": {"strategy": "round_robin", "saturation": {}},
+                "deployments": [{"provider": "a", "model": "*"}, {"provider": "b", "model": "*"}],
+            },
+            {
                 # No routing.saturation: the fair queue's defaults (max_waiting 4, max_kv_cache 0.95).
                 "name": "queued",
                 "timeouts": TIMEOUTS,
@@ -122,3 +129,29 @@ def test_the_fair_queue_sends_nothing_to_a_saturated_replica_while_another_has_r
     # Every replica saturated: the pool still serves (one request at a time from this worker).
     publish(gw, a, b, vllm_metrics(9, 7, 0.99), vllm_metrics(7, 5, 0.98), (9, 7))
     assert len(served(gw, 4, "queued")) == 4
+
+
+def lora_info(running: str, at: float = 1.7e9) -> str:
+    """vLLM's `vllm:lora_requests_info` gauge (its value: the time of the report)."""
+    return (
+        "# TYPE vllm:lora_requests_info gauge\n"
+        f'vllm:lora_requests_info{{max_lora="4",running_lora_adapters="{running}",waiting_lora_adapters=""}} {at}\n'
+    )
+
+
+def test_a_request_for_a_lora_adapter_prefers_the_replica_that_has_it_loaded(
+    gw: Gateway, replicas: tuple[Replica, Replica]
+) -> None:
+    a, b = replicas
+    publish(
+        gw,
+        a,
+        b,
+        vllm_metrics(2, 0, 0.2) + lora_info("chat-v1"),
+        vllm_metrics(3, 0, 0.2) + lora_info("sql-v2,chat-v1"),
+        (2, 3),
+    )
+    assert served(gw, 4, "lora/sql-v2") == ["b/sql-v2"] * 4
+    # Loaded on both: round robin as usual; loaded nowhere: the same.
+    assert sorted(set(served(gw, 4, "lora/chat-v1"))) == ["a/chat-v1", "b/chat-v1"]
+    assert sorted(set(served(gw, 4, "lora/other"))) == ["a/other", "b/other"]

@@ -98,6 +98,10 @@ def engine_targets(config: GatecoreConfig, routes: RouteTable, pools: PoolSet) -
         engine_aware = model.queue is not None or model.routing.saturation is not None
         if model.routing.strategy != "least_loaded" and not engine_aware:
             continue
+        if len(route.deployments) > 1:
+            # LoRA affinity needs the engines' adapter lists: such a route takes the full pick.
+            route.adapter_aware = True
+            route.plain = False
         for deployment, entry in zip(route.deployments, model.deployments, strict=True):
             url = entry.metrics_url or default_metrics_url(base_urls.get(entry.provider))
             if url is not None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import time
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -58,6 +59,10 @@ KV_CACHE = (
 # Finished requests (counters), for the rate a queue drains at.
 FINISHED = ("vllm:request_success_total", "sglang:num_requests_total", "tgi_request_success")
 MAX_METRICS_BYTES = 4 * 1024 * 1024
+LORA_INFO = "vllm:lora_requests_info"
+MAX_ADAPTERS = 256
+MAX_ADAPTER_NAME = 256
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="([^"\\]*)"')
 # How often a replica's engine version and model revision are read again (a restart may change them).
 STAMP_EVERY_S = 60.0
 RETRY_AFTER_MAX_S = 60
@@ -75,6 +80,7 @@ class EngineLoad:
     """One replica's latest figures: requests running and waiting, KV-cache use (0..1)."""
 
     __slots__ = (
+        "adapters",
         "at",
         "engine",
         "finished",
@@ -96,6 +102,7 @@ class EngineLoad:
         self.finished_rate = 0.0  # finished requests per second between the last two reads
         self.inflight_at = 0  # this worker's in-flight requests to the replica when it was read
         self.engine: str | None = None  # vllm, sglang, tgi, llamacpp: by its metric names
+        self.adapters: frozenset[str] = frozenset()  # LoRA adapters loaded (vLLM lora_requests_info)
 
     def fresh(self) -> bool:
         return self.at > 0 and time.monotonic() - self.at < self.stale_after
@@ -113,6 +120,8 @@ class EngineLoad:
         now = time.monotonic()
         series = parse_metrics(text)
         self.engine = engine_family(series) or self.engine
+        if LORA_INFO in series:
+            self.adapters = lora_adapters(text)
         self.running = sum(sum(series.get(name, ())) for name in RUNNING)
         self.waiting = sum(sum(series.get(name, ())) for name in WAITING)
         self.kv_cache = max((max(series[name]) for name in KV_CACHE if name in series), default=0.0)
@@ -132,6 +141,29 @@ class EngineLoad:
         else:
             seconds = queued / max(self.running, 1.0)
         return min(RETRY_AFTER_MAX_S, max(1, math.ceil(seconds)))
+
+
+def lora_adapters(text: str) -> frozenset[str]:
+    """The LoRA adapters vLLM reports running or waiting in its latest `vllm:lora_requests_info`
+    series (labels `running_lora_adapters`, `waiting_lora_adapters`: comma-separated names; the
+    value is the time of the report)."""
+    latest = -math.inf
+    names: frozenset[str] = frozenset()
+    for line in text.splitlines():
+        if not line.startswith(LORA_INFO + "{"):
+            continue
+        labels = dict(_LABEL.findall(line[len(LORA_INFO) + 1 : line.rfind("}")]))
+        try:
+            at = float(line[line.rfind("}") + 1 :].split()[0])
+        except (ValueError, IndexError):
+            continue
+        if at >= latest:
+            latest = at
+            found = ",".join(
+                (labels.get("running_lora_adapters", ""), labels.get("waiting_lora_adapters", ""))
+            )
+            names = frozenset(n[:MAX_ADAPTER_NAME] for n in found.split(",") if n)
+    return frozenset(list(names)[:MAX_ADAPTERS])
 
 
 def parse_metrics(text: str) -> dict[str, list[float]]:

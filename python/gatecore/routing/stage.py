@@ -69,7 +69,7 @@ class RouteStage:
                 return
         shed: EnginesBusy | None = None
         try:
-            deployment = route.pick(ctx.tags, ctx.body, fit)
+            deployment = route.pick(ctx.tags, ctx.body, fit, ctx.client_model)
         except EnginesBusy as busy:
             deployment, shed = None, busy
         if deployment is not None and deployment.model != "*":
@@ -82,7 +82,7 @@ class RouteStage:
                 if ctx.key is not None and not ctx.key.allows(candidate.name):
                     continue
                 try:
-                    deployment = candidate.pick(ctx.tags, ctx.body, fit)
+                    deployment = candidate.pick(ctx.tags, ctx.body, fit, ctx.client_model)
                 except EnginesBusy:
                     deployment = None
             upstream_model = None if deployment is None else deployment.upstream_model(ctx.client_model)

@@ -20,6 +20,7 @@ class ModelRoute:
     """A client-facing model name, its deployments by priority, its strategy, retries and fallbacks."""
 
     __slots__ = (
+        "adapter_aware",
         "content_policy_fallbacks",
         "context_fallbacks",
         "deployments",
@@ -77,6 +78,9 @@ class ModelRoute:
         self.single = deployments[0] if len(deployments) == 1 and deployments[0].model != "*" else None
         # least_loaded with max_queue: shed when even the least loaded replica's queue is this deep.
         self.shed_at = self.routing.max_queue if self.routing.strategy == "least_loaded" else 0
+        # LoRA-aware (set when the engines' figures are polled, routing/compile.py): a request prefers
+        # the replicas whose engine reports its upstream model (an adapter) loaded.
+        self.adapter_aware = False
         # Engine-aware: replicas whose engines report saturation are skipped while another has room.
         self.saturation = self.routing.saturation
         # Neither shedding, prefix affinity nor saturation: the strategy's choice can be taken as it is.
@@ -90,7 +94,11 @@ class ModelRoute:
                 deployment.timed = True
 
     def pick(
-        self, tags: frozenset[str] | None = None, body: bytes = b"", fit: Fit | None = None
+        self,
+        tags: frozenset[str] | None = None,
+        body: bytes = b"",
+        fit: Fit | None = None,
+        client_model: str = "",
     ) -> Deployment | None:
         """A deployment for the next request: the strategy's choice within the best priority tier that
         has one available (circuit not open, not held, tags matching, and fitting the request's needs);
@@ -105,6 +113,8 @@ class ModelRoute:
             chosen = (
                 affine(tier, key, self.routing.prefix_load_factor) if affinity else self.strategy.choose(tier)
             )
+            if self.adapter_aware and client_model:
+                chosen = self._with_adapter(tier, chosen, client_model)
             if self.saturation is not None and saturated(chosen, self.saturation):
                 chosen = self._unsaturated(tier, chosen, fit, key)
             if (fit is None or fit.allows(chosen)) and (not chosen.breaker.failing or recovered(chosen)):
@@ -120,6 +130,8 @@ class ModelRoute:
                     if affinity
                     else self.strategy.choose(candidates)
                 )
+                if self.adapter_aware and client_model:
+                    chosen = self._with_adapter(candidates, chosen, client_model)
                 if self.saturation is not None and saturated(chosen, self.saturation):
                     chosen = self._unsaturated(candidates, chosen, fit, key)
                 if self.shed_at:
@@ -127,6 +139,16 @@ class ModelRoute:
                 chosen.breaker.available(now)  # takes the half-open probe when it is one
                 return chosen
         return None
+
+    def _with_adapter(
+        self, candidates: list[Deployment], chosen: Deployment, client_model: str
+    ) -> Deployment:
+        """`chosen` when its engine has the request's adapter (its upstream model) loaded or none
+        reports it; else the strategy's choice among those that do (LoRA affinity: no adapter swap)."""
+        if _has_adapter(chosen, client_model):
+            return chosen
+        loaded = [d for d in candidates if _has_adapter(d, client_model)]
+        return self.strategy.choose(loaded) if loaded else chosen
 
     def _unsaturated(
         self, candidates: list[Deployment], chosen: Deployment, fit: Fit | None, key: int
@@ -169,6 +191,13 @@ class ModelRoute:
         """Every deployment matching `tags` and fitting the request, best priority first: the order
         retries go through."""
         return [d for tier in self.tiers for d in tier if _matches(d, tags, fit)]
+
+
+def _has_adapter(deployment: Deployment, client_model: str) -> bool:
+    load = deployment.load
+    if load is None or not load.adapters or not load.fresh():
+        return False
+    return deployment.upstream_model(client_model) in load.adapters
 
 
 def saturated(deployment: Deployment, limits: SaturationConfig) -> bool:
