@@ -6,8 +6,9 @@
 //! with what the engine bills. The prompt's texts are found as for tiktoken (prompt_tokens.rs: one
 //! pass over the body's bytes) and each text's count is remembered per tokenizer, keyed by the text
 //! itself under std's per-process random SipHash key (no digest collision can be forged to have a
-//! long prompt counted as a short one). Encoding runs with the GIL released: a Hugging Face
-//! pipeline (normalizer, pre-tokenizer, model) costs microseconds per hundred bytes.
+//! long prompt counted as a short one). Encoding (`encode_fast`: no offsets) runs with the GIL
+//! released past 256 bytes: a Hugging Face pipeline costs ~0.3-0.6 ms per KB here, about ten times
+//! tiktoken (benches/README.md), so remembered counts matter more than for tiktoken.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -56,7 +57,7 @@ impl HfCounter {
             return Ok(0);
         }
         self.tokenizer
-            .encode(text, false)
+            .encode_fast(text, false)
             .map(|encoding| encoding.get_ids().len())
             .map_err(|e| e.to_string())
     }
