@@ -4,6 +4,8 @@ team scope, and axe-core's checks on every page (with a screenshot of each kept 
 from __future__ import annotations
 
 import sqlite3
+import time
+from urllib.parse import quote
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -220,3 +222,44 @@ def test_guardrail_events_are_counted_from_the_ledger(browser: WebDriver, consol
     browser.get(console.base + "/ui/guardrails")
     rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr")]
     assert rows == ["pii email redact 4", "jail injection block 2"]
+
+
+def test_a_prompt_shows_its_labels_versions_figures_and_diff(browser: WebDriver, console: Console) -> None:
+    master = console.keys["master"]
+    second = {
+        "model": "m1",
+        "team": "team-a",
+        "description": "shorter",
+        "messages": [{"role": "user", "content": "Summarise {{topic}} in one line"}],
+        "variables": {"type": "object", "properties": {"topic": {"type": "string"}}, "required": ["topic"]},
+    }
+    status, created = api(console, "POST", "/admin/v1/prompts/summarise-a/versions", master, second)
+    assert status == 201, created
+    status, _ = api(console, "PUT", "/admin/v1/prompts/summarise-a/labels/staging", master, {"version": 2})
+    assert status == 200
+    # One published call of the new version, so its row has a figure (the ledger is written in batches).
+    call = {"variables": {"topic": "tides"}}
+    status, _ = api(console, "POST", "/v1/prompts/summarise-a?label=staging", console.keys["dev_a"], call)
+    assert status == 200
+    sign_in(browser, console, "master")
+    browser.get(console.base + "/ui/prompts")
+    browser.find_element(By.LINK_TEXT, "summarise-a").click()
+    versions = []
+    for _ in range(50):  # until the call's ledger row is in the version's figures
+        tables = browser.find_elements(By.TAG_NAME, "table")
+        versions = [r.text for r in tables[1].find_elements(By.CSS_SELECTOR, "tbody tr")]
+        if versions and versions[0].split()[:1] == ["2"] and " 1 0 " in f" {versions[0]} ":
+            break
+        time.sleep(0.2)
+        browser.refresh()
+    labels = browser.find_elements(By.TAG_NAME, "table")[0].text
+    assert "staging" in labels and "v2 (1)" in labels
+    assert versions[0].startswith("2 shorter") and " 1 0 " in f" {versions[0]} ", versions
+    assert versions[1].startswith("1 "), versions
+    diff = browser.find_element(By.TAG_NAME, "pre").text
+    assert "summarise-a@1" in diff and "+" in diff and "in one line" in diff
+    screenshot(browser, "master-prompt")
+    assert not axe_violations(browser)
+    # A prompt the caller may not see reads as absent, whatever its name.
+    browser.get(console.base + "/ui/prompts?name=" + quote("<nope>"))
+    assert "No prompt named" in browser.find_element(By.TAG_NAME, "main").text

@@ -10,7 +10,7 @@ import datetime
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import orjson
 
@@ -431,12 +431,68 @@ async def guardrails(view: View) -> str:
 
 
 async def prompts(view: View) -> str:
+    name = view.query.get("name")
+    if name:
+        return await _prompt(view, name[:100])
     listed = (await view.read("/prompts", ""))["data"]
     rows = [
-        [esc(p.get("name")), esc(p.get("kind")), esc(p.get("team_id") or ""), number(p.get("latest"))]
+        [
+            f'<a href="/ui/prompts?{urlencode({"name": p.get("name") or ""})}">{esc(p.get("name"))}</a>',
+            esc(p.get("kind")),
+            esc(p.get("team_id") or ""),
+            number(p.get("latest")),
+        ]
         for p in listed[:2000]
     ]
     return table("Published prompts", ["Name", "Kind", "Team", "Latest version"], rows, empty="No prompts.")
+
+
+async def _prompt(view: View, name: str) -> str:
+    """One prompt: its labels, its versions with their figures, and a diff of two versions (the
+    admin API's `/prompts/{name}`, `/stats` and `/diff`, read as the signed-in caller)."""
+    path = "/prompts/" + quote(name, safe="")
+    try:
+        head = await view.read(path, "")
+    except (NotFound, Forbidden):
+        return f'<p class="empty">No prompt named <code>{esc(name)}</code> that you may see.</p>'
+    labels = [
+        [
+            esc(label),
+            esc(", ".join(f"v{v} ({w:g})" for v, w in spec["versions"].items())),
+            esc(spec["sticky"]),
+        ]
+        for label, spec in sorted(head["labels"].items())
+    ]
+    figures = {row["version"]: row for row in (await view.read(path + "/stats", ""))["data"]}
+    versions = []
+    for v in reversed(head["versions"][-200:]):
+        f = figures.get(v["version"], {})
+        versions.append(
+            [
+                number(v["version"]),
+                esc(v.get("description") or ""),
+                esc(v["created_by"]),
+                when(v["created_at"]),
+                number(f.get("requests", 0)),
+                number(f.get("errors", 0)),
+                _ms(f.get("latency_ms_mean")),
+                _ms(f.get("ttft_ms_mean")),
+                number(f.get("cost_usd", 0.0), 4),
+            ]
+        )
+    diff_query = {k: view.query[k][:10] for k in ("from", "to") if view.query.get(k, "").isdigit()}
+    diff_html = ""
+    if head["latest"] >= 2 or diff_query:
+        diff = await view.read(path + "/diff", urlencode(diff_query))
+        shown = esc(diff["diff"]) or "(no change)"
+        diff_html = f"<h2>Diff v{diff['from']} → v{diff['to']}</h2><pre><code>{shown}</code></pre>"
+    columns = ["Version", "Description", "By", "Created", "Requests", "Errors", "Latency", "TTFT", "Cost USD"]
+    return (
+        f"<h2>{esc(name)}</h2>"
+        + table("Labels", ["Label", "Versions (weight)", "Sticky"], labels, empty="No labels.")
+        + table("Versions", columns, versions)
+        + diff_html
+    )
 
 
 async def cache(view: View) -> str:
