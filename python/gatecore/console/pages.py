@@ -459,7 +459,7 @@ async def _prompt(view: View, name: str) -> str:
         [
             esc(label),
             esc(", ".join(f"v{v} ({w:g})" for v, w in spec["versions"].items())),
-            esc(spec["sticky"]),
+            esc(spec["sticky"] or "no"),
         ]
         for label, spec in sorted(head["labels"].items())
     ]
