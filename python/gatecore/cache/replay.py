@@ -32,7 +32,7 @@ async def replay(
     if ctx.limits is not None:
         headers += ctx.limits.headers()
     if ctx.timing is not None:
-        headers.append(ctx.timing.header(overhead))
+        headers.append(ctx.timing.header(None))  # all of it gatecore's: no upstream was called
     ctx.status = 200
     ctx.usage = Usage(entry.input_tokens, entry.output_tokens, source="cache")
     ctx.finish_reason = entry.finish_reason

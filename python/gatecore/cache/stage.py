@@ -165,6 +165,9 @@ class CacheStage:
             return
         ctx.cache = _HIT
         self.stats.hits += 1
+        # The chain marks a stage's end only when it returns; a hit answers from inside it, so the
+        # lookup's end is marked here (the stage histogram, spans and `x-gatecore-timing` read it).
+        ctx.stage_ends.append(_clock())
         await replay(ctx, entry, extra, self.paced)
         raise Answered
 
