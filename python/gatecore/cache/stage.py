@@ -31,6 +31,7 @@ from gatecore.cache.policy import (
     semantic_path,
     within,
 )
+from gatecore.cache.purges import PurgeRule, shared_purges
 from gatecore.cache.replay import replay
 from gatecore.cache.semantic import SemanticCache
 from gatecore.cache.stats import CacheStats
@@ -188,7 +189,7 @@ class Cache:
 
             self.backend = RedisBackend(config.redis, self.stats)
         else:
-            self.backend = MemoryBackend(config.cache.memory_max_bytes)
+            self.backend = MemoryBackend(config.cache.memory_max_bytes, shared_purges())
         self.stage = CacheStage(config, self.backend, self.stats)
         self.writer = CacheWriter(self.backend, self.stats, config.cache.cache_tool_calls, prices)
         self.semantic: SemanticCache | None = None
@@ -197,6 +198,16 @@ class Cache:
                 config.cache.semantic, semantic_path(config), self.stage.secret, self.stats
             )
             self.stage.semantic = self.writer.semantic = self.semantic
+
+    async def purge(self, rule: PurgeRule) -> tuple[int, int]:
+        """Drop what `rule` matches here, in the semantic store, and (in-process entries) in every
+        other worker of the server before its next lookup: (exact entries here, semantic entries)."""
+        backend = self.backend
+        purged = await backend.purge(rule.matches, rule.namespace)
+        if isinstance(backend, MemoryBackend) and backend.purges is not None:
+            backend.purges.publish(rule)
+        semantic = self.semantic
+        return purged, await semantic.purge(rule.matches, rule.namespace) if semantic is not None else 0
 
     def series(self) -> tuple[list[list[Any]], list[list[Any]]]:
         """This worker's cache figures as metrics snapshot rows (telemetry/metrics.py `extra`)."""
