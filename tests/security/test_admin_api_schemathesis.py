@@ -81,7 +81,7 @@ def admin_gateway(
         yield gw
 
 
-@pytest.mark.timeout(480)  # ~40 operations, each 2 x 40 cases
+@pytest.mark.timeout(900)  # ~40 operations, each 2 x 40 cases
 def test_admin_api_under_schemathesis(admin_gateway: Gateway) -> None:
     schema = schemathesis.openapi.from_url(
         f"{admin_gateway.base_url}/admin/v1/openapi.json", config=CONFIG, headers=AUTH, timeout=10

@@ -29,6 +29,10 @@ class MemoryBackend:
 
     async def get(self, key: bytes, namespace: str) -> CachedAnswer | None:
         """The live entry under `key` in `namespace`, else None (an expired one is dropped)."""
+        return self.find(key, namespace)
+
+    def find(self, key: bytes, namespace: str) -> CachedAnswer | None:
+        """`get`, at once (the stage calls it without making a coroutine)."""
         purges = self.purges
         if purges is not None:
             for rule in purges.pending():

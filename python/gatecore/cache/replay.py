@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
@@ -16,11 +17,12 @@ _HIT = ("x-gatecore-cache", "hit")
 _MAX_GAP_S = 10.0
 
 
-async def replay(
+def replay(
     ctx: RequestContext, entry: CachedAnswer, extra: tuple[tuple[str, str], ...] = (), paced: bool = False
-) -> None:
+) -> Awaitable[None] | None:
     """Answer `ctx` with `entry` (`extra` headers added) and fill what the recorders read (status,
-    usage, finish reason). `paced`: a stream's writes keep the original's gaps between them."""
+    usage, finish reason): at once (None), or, for a stream whose writes keep the original's gaps
+    between them (`paced`), the awaitable that sends them."""
     overhead = time.perf_counter_ns() - ctx.started
     ctx.overhead_ns = overhead
     headers = [
@@ -45,8 +47,7 @@ async def replay(
         ctx.streamed_events = len(parts)
         gaps = entry.gaps_ms if paced and len(entry.gaps_ms) == len(parts) - 1 else None
         if gaps is not None and any(gaps):
-            await _paced(ctx, proto, headers, parts, gaps)
-            return
+            return _paced(ctx, proto, headers, parts, gaps)
     # Whole, or a stream sent all at once: its writes would only follow each other on the socket,
     # so they go out as one body (the same bytes and events; a stream's machinery costs a fifth of
     # a hit's throughput: benches/README.md).
@@ -55,6 +56,7 @@ async def replay(
     ctx.first_byte_ns = time.perf_counter_ns()
     if capture is not None:
         capture.add(body)
+    return None
 
 
 async def _paced(

@@ -19,6 +19,7 @@ from typing import Any
 
 from gatecore._core import cache_key
 from gatecore.cache.backend import Backend
+from gatecore.cache.entry import CachedAnswer
 from gatecore.cache.memory import MemoryBackend
 from gatecore.cache.policy import (
     ModelPolicy,
@@ -53,6 +54,7 @@ class CacheStage:
     __slots__ = (
         "backend",
         "deterministic_only",
+        "local",
         "max_entry_bytes",
         "max_ttl_s",
         "models",
@@ -66,6 +68,8 @@ class CacheStage:
     def __init__(self, config: GatecoreConfig, backend: Backend, stats: CacheStats):
         self.models: dict[str, ModelPolicy] = model_policies(config)
         self.backend = backend
+        # The in-process backend, looked up without a coroutine (None: Redis, which waits).
+        self.local = backend if isinstance(backend, MemoryBackend) else None
         self.stats = stats
         self.secret = cache_secret(config)
         self.deterministic_only = config.cache.deterministic_only
@@ -130,6 +134,16 @@ class CacheStage:
             ctx.cache = Ticket("bypass", key, namespace, ttl_s, limit, self.paced)
             self.stats.bypasses += 1
             return None
+        local = self.local
+        if local is not None and (self.semantic is None or policy.threshold is None):
+            started = _clock()
+            entry = local.find(key, namespace)
+            self.stats.lookup(_clock() - started)
+            if entry is None:
+                ctx.cache = Ticket("miss", key, namespace, ttl_s, limit, self.paced)
+                self.stats.misses += 1
+                return None
+            return self._hit(ctx, entry, ())
         return self._lookup(ctx, policy, key, namespace, api, ttl_s, limit)
 
     async def _lookup(
@@ -164,13 +178,29 @@ class CacheStage:
             ticket.probe = probe
             self.stats.misses += 1
             return
+        waits = self._hit(ctx, entry, extra)
+        if waits is not None:
+            await waits
+
+    def _hit(
+        self, ctx: RequestContext, entry: CachedAnswer, extra: tuple[tuple[str, str], ...]
+    ) -> Awaitable[None] | None:
+        """Answer with `entry` and raise `Answered`; a paced stream's replay is returned to be awaited
+        (it raises `Answered` once sent)."""
         ctx.cache = _HIT
         self.stats.hits += 1
         # The chain marks a stage's end only when it returns; a hit answers from inside it, so the
         # lookup's end is marked here (the stage histogram, spans and `x-gatecore-timing` read it).
         ctx.stage_ends.append(_clock())
-        await replay(ctx, entry, extra, self.paced)
-        raise Answered
+        paced = replay(ctx, entry, extra, self.paced)
+        if paced is None:
+            raise Answered
+        return _answered_after(paced)
+
+
+async def _answered_after(replaying: Awaitable[None]) -> None:
+    await replaying
+    raise Answered
 
 
 class Cache:
