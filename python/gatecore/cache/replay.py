@@ -49,8 +49,8 @@ def replay(
         if gaps is not None and any(gaps):
             return _paced(ctx, proto, headers, parts, gaps)
     # Whole, or a stream sent all at once: its writes would only follow each other on the socket,
-    # so they go out as one body (the same bytes and events; a stream's machinery costs a fifth of
-    # a hit's throughput: benches/README.md).
+    # so they go out as one body (the same bytes and events, as the relay sends a stream that had
+    # arrived whole).
     body = parts[0] if len(parts) == 1 else b"".join(parts)
     proto.response_bytes(200, headers, body)
     ctx.first_byte_ns = time.perf_counter_ns()
