@@ -130,13 +130,16 @@ def test_a_purge_reaches_every_worker(
             out.append(answer.header(CACHE) or "")
         return out
 
-    # Both workers hold the answer: each missed it once, then hit.
-    seen: list[str] = []
-    for _ in range(10):
-        seen += states(10)
-        if seen.count("miss") == 2:
+    # Both workers hold the answer (each worker's figures say so; the calls land on either).
+    holding: dict[int, int] = {}
+    for _ in range(20):
+        states(5)
+        for _ in range(5):
+            stats = admin.ok("GET", "/cache")
+            holding[stats["worker_pid"]] = stats["entries"]
+        if len(holding) == 2 and all(holding.values()):
             break
-    assert seen.count("miss") == 2, f"both workers should have answered once: {seen}"
+    assert len(holding) == 2 and all(holding.values()), f"both workers should hold the answer: {holding}"
     assert admin.ok("POST", "/cache/purge", {"model": "gpt-test"})["purged"] == 1
     # Looked up, never stored again (no-store): a hit would be an entry the purge left behind.
     after = states(30, {"cache-control": "no-store"})
