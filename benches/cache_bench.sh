@@ -7,6 +7,8 @@
 #            stored (the lookup's cost on a miss; the store's capture and insert are not in it)
 # wrk at c=32 for DURATION s per run, MODE=json|stream; prints each run and the medians, each as a
 # ratio of the ceiling's median and hit/miss also of off's.
+#   base     with BASE=<another checkout> (e.g. the main branch): `hit` run from that tree's python/,
+#            interleaved with the others, for a before/after of a change to the hit path in one run
 #
 #   benches/cache_bench.sh        MODE=json ROUNDS=3 DURATION=5 WARMUP=1   (PY: the venv's python)
 # Layout as the harness: servers on core 0, the mocks and wrk on core 1. Every loop is bounded.
@@ -39,8 +41,8 @@ print(round(n / (us / 1e6)))
 ' "$line"
 }
 
-start() {  # command... ; waits until PORT answers
-  ( cd "$ROOT" && PYTHONPATH="$ROOT/python" exec taskset -c 0 "$@" ) >"$OUT/server.log" 2>&1 &
+start() {  # command... ; waits until PORT answers (SRC: the tree whose python/ serves)
+  ( cd "$ROOT" && PYTHONPATH="${SRC:-$ROOT}/python" exec taskset -c 0 "$@" ) >"$OUT/server.log" 2>&1 &
   GW=$!
   for _ in $(seq 100); do curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/healthz" 2>/dev/null && return; sleep 0.1; done
 }
@@ -58,6 +60,9 @@ run_one() {  # variant -> req/s
       wrk_rps "$url"; stop ;;
     off) start "$PY" -m gatecore serve --config "$OUT/off.yaml" --host 127.0.0.1 --port "$PORT"; wrk_rps "$url"; stop ;;
     hit) start "$PY" -m gatecore serve --config "$OUT/on.yaml" --host 127.0.0.1 --port "$PORT"; wrk_rps "$url"; stop ;;
+    base)
+      SRC="$BASE" start "$PY" -m gatecore serve --config "$OUT/on.yaml" --host 127.0.0.1 --port "$PORT"
+      wrk_rps "$url"; stop ;;
     miss)
       start "$PY" -m gatecore serve --config "$OUT/on.yaml" --host 127.0.0.1 --port "$PORT"
       wrk_rps "$url" "Cache-Control: no-store"; stop ;;
@@ -66,6 +71,7 @@ run_one() {  # variant -> req/s
 
 declare -A RPS
 VARIANTS=(ceiling off hit miss)
+[ -n "${BASE:-}" ] && VARIANTS+=(base)
 for round in $(seq "$ROUNDS"); do
   for v in "${VARIANTS[@]}"; do
     rps="$(run_one "$v")"
@@ -75,10 +81,10 @@ for round in $(seq "$ROUNDS"); do
 done
 "$PY" -c '
 import statistics, sys
-mode, runs = sys.argv[1], dict(zip(("ceiling", "off", "hit", "miss"), sys.argv[2:]))
-med = {k: statistics.median(float(x) for x in v.split()) for k, v in runs.items()}
+mode, runs = sys.argv[1], dict(zip(("ceiling", "off", "hit", "miss", "base"), sys.argv[2:]))
+med = {k: statistics.median(float(x) for x in v.split()) for k, v in runs.items() if v.strip()}
 for k, m in med.items():
     off, ceiling = med["off"], med["ceiling"]
-    extra = f", {m / off:.3f}x of off" if k in ("hit", "miss") else ""
+    extra = f", {m / off:.3f}x of off" if k in ("hit", "miss", "base") else ""
     print(f"{mode} {k}: median {m:,.0f} req/s, {m / ceiling:.3f}x of the ceiling{extra}")
-' "$MODE" "${RPS[ceiling]}" "${RPS[off]}" "${RPS[hit]}" "${RPS[miss]}"
+' "$MODE" "${RPS[ceiling]}" "${RPS[off]}" "${RPS[hit]}" "${RPS[miss]}" "${RPS[base]:-}"

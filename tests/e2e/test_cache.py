@@ -132,6 +132,29 @@ def test_chat_stream_hit_replays_the_stream(client: openai.OpenAI, upstream: Moc
     assert whole.object == "chat.completion"
 
 
+def test_a_hit_carries_the_timing_header_when_asked(client: openai.OpenAI) -> None:
+    """`x-gatecore-debug: timing` (a key that may see it): a hit's breakdown ends with the cache
+    lookup and spends nothing upstream; whole and streamed; never unasked."""
+    ask = {"x-gatecore-debug": "timing"}
+    for send in (chat, chat_stream):
+        text = words()
+        _, head1, _ = send(client, text, headers=ask)
+        assert head1[CACHE] == "miss" and "x-gatecore-timing" in head1
+        _, plain, _ = send(client, text)
+        assert plain[CACHE] == "hit" and "x-gatecore-timing" not in plain
+        _, head2, _ = send(client, text, headers=ask)
+        assert head2[CACHE] == "hit"
+        timing = {}
+        for part in head2["x-gatecore-timing"].split(","):
+            name, _, dur = part.strip().partition(";dur=")
+            timing[name] = float(dur)
+        names = list(timing)
+        assert names[:2] == ["auth", "decode"] and names[-4:] == ["cache", "upstream", "relay", "total"]
+        assert all(d >= 0 for d in timing.values())
+        assert timing["upstream"] == 0  # no upstream was called
+        assert sum(d for name, d in timing.items() if name != "total") <= timing["total"]
+
+
 def test_key_order_and_whitespace_do_not_matter(gw: Gateway, client: openai.OpenAI) -> None:
     text = words()
     _, head, _ = chat(client, text, seed=7, temperature=0.7)  # a seed makes it deterministic too

@@ -14,6 +14,7 @@ from ..upstreams.openai_mock import MockUpstream, RefusedPort
 from .admin_client import AdminClient
 from .conftest import make_client, wait_keys_loaded
 from .gateway import MASTER_KEY, Gateway, GatewayFactory, running_gateway, standard_config, write_config
+from .raw_http import post_json
 
 CACHE = "x-gatecore-cache"
 
@@ -103,3 +104,43 @@ def test_routes_answer_404_when_the_cache_is_off(
     admin = AdminClient(gw, MASTER_KEY)
     assert admin.call("GET", "/cache")[0] == 404
     assert admin.call("POST", "/cache/purge", {})[0] == 404
+
+
+def test_a_purge_reaches_every_worker(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, refused: RefusedPort
+) -> None:
+    """In-process entries are per worker, and the purge call reaches one: the others drop theirs
+    before their next lookup (cache/purges.py), so after the purge's answer no worker serves one."""
+    config = standard_config(upstream.base_url, refused.base_url)
+    config["cache"] = {"enabled": True}
+    gw = gateway_factory(config, workers=2)
+    admin = AdminClient(gw, MASTER_KEY)
+    body = {
+        "model": "gpt-test",
+        "messages": [{"role": "user", "content": uuid.uuid4().hex}],
+        "temperature": 0,
+    }
+
+    def states(n: int, headers: dict[str, str] | None = None) -> list[str]:
+        """`n` requests, each on a new connection (so the workers share them)."""
+        out = []
+        for _ in range(n):
+            answer = post_json(gw.port, "/v1/chat/completions", body, MASTER_KEY, extra_headers=headers)
+            assert answer.status == 200, answer.body
+            out.append(answer.header(CACHE) or "")
+        return out
+
+    # Both workers hold the answer (each worker's figures say so; the calls land on either).
+    holding: dict[int, int] = {}
+    for _ in range(20):
+        states(5)
+        for _ in range(5):
+            stats = admin.ok("GET", "/cache")
+            holding[stats["worker_pid"]] = stats["entries"]
+        if len(holding) == 2 and all(holding.values()):
+            break
+    assert len(holding) == 2 and all(holding.values()), f"both workers should hold the answer: {holding}"
+    assert admin.ok("POST", "/cache/purge", {"model": "gpt-test"})["purged"] == 1
+    # Looked up, never stored again (no-store): a hit would be an entry the purge left behind.
+    after = states(30, {"cache-control": "no-store"})
+    assert after == ["miss"] * 30

@@ -82,3 +82,36 @@ def test_responses_prompt_runs_a_stored_template(
         1,
     )
     assert rows[pinned]["prompt_version"] == 2
+
+
+def test_responses_prompt_split_is_sticky_per_user(
+    gateway_factory: GatewayFactory, upstream: MockUpstream, tmp_path: Any
+) -> None:
+    """A split label with `sticky: user`: one Responses caller's `user` (or `safety_identifier`)
+    always runs one version, as a published call's does; across users both versions run."""
+    gw = gateway_factory(prompts_config(upstream, f"sqlite:///{tmp_path / 'store.db'}"))
+    admin = AdminClient(gw, MASTER_KEY)
+    admin.ok("POST", "/prompts", template("split", "one {{ topic }}"), 201)
+    admin.ok("POST", "/prompts", template("split", "two {{ topic }}"), 201)
+    admin.ok("PUT", "/prompts/split/labels/production", {"versions": {"1": 0.5, "2": 0.5}, "sticky": "user"})
+
+    def version_run(client: openai.OpenAI, **who: str) -> int:
+        rid = f"rs-{uuid.uuid4().hex[:10]}"
+        client.responses.create(
+            prompt={"id": "split", "variables": {"topic": "t"}},
+            extra_headers={"x-request-id": rid},
+            extra_body=who,
+        )
+        content = upstream.wait_for(rid).body_json["messages"][1]["content"]
+        return {"one t": 1, "two t": 2}[content]
+
+    per_user: dict[str, int] = {}
+    with make_client(gw) as client:
+        for user in (f"user-{i}" for i in range(12)):
+            got = {version_run(client, user=user) for _ in range(4)}
+            assert len(got) == 1, (user, got)
+            per_user[user] = got.pop()
+        # `safety_identifier` (OpenAI's successor of `user`) picks like the same `user` would.
+        for user, version in list(per_user.items())[:4]:
+            assert version_run(client, safety_identifier=user) == version
+    assert set(per_user.values()) == {1, 2}

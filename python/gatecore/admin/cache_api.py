@@ -1,7 +1,8 @@
 """`/admin/v1/cache`: the response cache's figures and its purge.
 
 `GET /cache` gives the figures of the worker that answers (in-process entries are per worker; Redis
-and the semantic store are shared). `POST /cache/purge` drops entries by namespace, model and age.
+and the semantic store are shared). `POST /cache/purge` drops entries by namespace, model and age,
+in every worker (cache/purges.py).
 A caller confined to a team (team_admin, or a viewer's read) acts on its team's namespace only: a
 team_admin that names another namespace, or none while the cache holds other teams', gets 403 or
 only its own team purged; an admin or the master key purges anything.
@@ -15,7 +16,7 @@ import time
 import msgspec
 
 from gatecore.admin.access import Caller
-from gatecore.cache.entry import CachedAnswer
+from gatecore.cache.purges import PurgeRule
 from gatecore.cache.stage import Cache
 from gatecore.errors import Forbidden, NotFound, Unprocessable
 
@@ -30,6 +31,8 @@ class CachePurge(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CachePurged(msgspec.Struct):
+    # In-process entries: those the answering worker dropped (`worker_pid`); every other worker of
+    # the server drops its own before its next lookup (cache/purges.py).
     purged: int
     semantic_purged: int
     namespace: str | None
@@ -100,12 +103,7 @@ class CacheApi:
                 namespace = own
             elif namespace != own:
                 raise Forbidden(f"A {caller.role} key of a team may only purge its own team's namespace.")
-        model, older = request.model, request.older_than_s
-        cutoff = time.time() - older if older is not None else None
-
-        def matches(entry: CachedAnswer) -> bool:
-            return (model is None or entry.model == model) and (cutoff is None or entry.stored_at <= cutoff)
-
-        purged = await cache.backend.purge(matches, namespace)
-        semantic = await cache.semantic.purge(matches, namespace) if cache.semantic is not None else 0
+        older = request.older_than_s
+        cutoff = time.time() - (older if older is not None else 0.0)
+        purged, semantic = await cache.purge(PurgeRule(namespace, request.model, cutoff))
         return CachePurged(purged, semantic, namespace, cache.backend.name, os.getpid())

@@ -13,6 +13,8 @@ from gatecore.admin.bounds import bound_schemas
 from gatecore.admin.cache_api import CachePurge, CachePurged, CacheStatsOut
 from gatecore.admin.deployments_api import DeploymentsOut
 from gatecore.admin.guardrails_api import GuardrailCreate, GuardrailList, GuardrailOut, GuardrailSpec
+from gatecore.admin.openapi_prompts import prompt_components, prompt_paths
+from gatecore.admin.prompts_api import LabelMove
 from gatecore.admin.wire import (
     AuditOut,
     KeyCreate,
@@ -26,6 +28,7 @@ from gatecore.admin.wire import (
 )
 from gatecore.ledger.repository import GROUPS, UsageGroup
 from gatecore.ledger.runs import RunListed, RunRequest, RunSummary
+from gatecore.prompts.spec import PromptSpec
 
 _STRUCTS = (
     KeyCreate,
@@ -53,6 +56,8 @@ _STRUCTS = (
     AccessApprove,
     AccessReject,
     AccessRequestOut,
+    PromptSpec,
+    LabelMove,
 )
 
 
@@ -364,6 +369,8 @@ def openapi_document() -> dict[str, Any]:
     paths.update(_runs_paths(id_param))
     paths.update(_guardrail_paths(id_param))
     paths.update(_access_request_paths(id_param))
+    components.update(prompt_components())
+    paths.update(prompt_paths(_op, _ref, _list_of, _with_errors))
     for plural, kind in (("orgs", "Org"), ("teams", "Team"), ("users", "User")):
         paths[f"/{plural}"] = {
             "get": _op(f"List {plural}", 200, _list_of("TenantOut")),

@@ -1,4 +1,5 @@
-"""The in-process backend: an LRU over the entries' bytes with a TTL per entry, per worker."""
+"""The in-process backend: an LRU over the entries' bytes with a TTL per entry, per worker (purges
+reach the other workers through the server's purge log: cache/purges.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from gatecore.cache.entry import CachedAnswer
+from gatecore.cache.purges import SharedPurges
 
 _clock = time.monotonic
 
@@ -15,10 +17,11 @@ class MemoryBackend:
     """Entries by key, least recently used first; bounded by `max_bytes` over every entry."""
 
     name = "memory"
-    __slots__ = ("_entries", "evictions", "held_bytes", "max_bytes")
+    __slots__ = ("_entries", "evictions", "held_bytes", "max_bytes", "purges")
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, purges: SharedPurges | None = None):
         self.max_bytes = max_bytes
+        self.purges = purges  # the other workers' purges, applied before each lookup
         # key → (monotonic expiry, size, entry)
         self._entries: OrderedDict[bytes, tuple[float, int, CachedAnswer]] = OrderedDict()
         self.held_bytes = 0
@@ -26,6 +29,14 @@ class MemoryBackend:
 
     async def get(self, key: bytes, namespace: str) -> CachedAnswer | None:
         """The live entry under `key` in `namespace`, else None (an expired one is dropped)."""
+        return self.find(key, namespace)
+
+    def find(self, key: bytes, namespace: str) -> CachedAnswer | None:
+        """`get`, at once (the stage calls it without making a coroutine)."""
+        purges = self.purges
+        if purges is not None:
+            for rule in purges.pending():
+                self.drop(rule.matches, rule.namespace)
         item = self._entries.get(key)
         if item is None:
             return None
@@ -56,6 +67,10 @@ class MemoryBackend:
 
     async def purge(self, matches: Callable[[CachedAnswer], bool], namespace: str | None = None) -> int:
         """Drop every entry `matches` accepts (of `namespace` only, when given); how many were dropped."""
+        return self.drop(matches, namespace)
+
+    def drop(self, matches: Callable[[CachedAnswer], bool], namespace: str | None = None) -> int:
+        """`purge`, at once."""
         doomed = [
             key
             for key, (_, _, entry) in self._entries.items()
@@ -69,4 +84,5 @@ class MemoryBackend:
         return len(self._entries)
 
     async def aclose(self) -> None:
-        return None
+        if self.purges is not None:
+            self.purges.close()

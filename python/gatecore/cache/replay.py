@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 
@@ -15,11 +17,12 @@ _HIT = ("x-gatecore-cache", "hit")
 _MAX_GAP_S = 10.0
 
 
-async def replay(
+def replay(
     ctx: RequestContext, entry: CachedAnswer, extra: tuple[tuple[str, str], ...] = (), paced: bool = False
-) -> None:
+) -> Awaitable[None] | None:
     """Answer `ctx` with `entry` (`extra` headers added) and fill what the recorders read (status,
-    usage, finish reason). `paced`: a stream's writes keep the original's gaps between them."""
+    usage, finish reason): at once (None), or, for a stream whose writes keep the original's gaps
+    between them (`paced`), the awaitable that sends them."""
     overhead = time.perf_counter_ns() - ctx.started
     ctx.overhead_ns = overhead
     headers = [
@@ -32,32 +35,45 @@ async def replay(
     if ctx.limits is not None:
         headers += ctx.limits.headers()
     if ctx.timing is not None:
-        headers.append(ctx.timing.header(overhead))
+        headers.append(ctx.timing.header(None))  # all of it gatecore's: no upstream was called
     ctx.status = 200
     ctx.usage = Usage(entry.input_tokens, entry.output_tokens, source="cache")
     ctx.finish_reason = entry.finish_reason
     proto = ctx.client
     capture = ctx.body_capture
-    if not entry.stream:
-        body = entry.parts[0] if len(entry.parts) == 1 else b"".join(entry.parts)
-        proto.response_bytes(200, headers, body)
-        ctx.first_byte_ns = time.perf_counter_ns()
-        if capture is not None:
-            capture.add(body)
-        return
-    headers.append(("cache-control", "no-cache"))
+    parts = entry.parts
+    if entry.stream:
+        headers.append(("cache-control", "no-cache"))
+        ctx.streamed_events = len(parts)
+        gaps = entry.gaps_ms if paced and len(entry.gaps_ms) == len(parts) - 1 else None
+        if gaps is not None and any(gaps):
+            return _paced(ctx, proto, headers, parts, gaps)
+    # Whole, or a stream sent all at once: its writes would only follow each other on the socket,
+    # so they go out as one body (the same bytes and events, as the relay sends a stream that had
+    # arrived whole).
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
+    proto.response_bytes(200, headers, body)
+    ctx.first_byte_ns = time.perf_counter_ns()
+    if capture is not None:
+        capture.add(body)
+    return None
+
+
+async def _paced(
+    ctx: RequestContext, proto: Any, headers: list[tuple[str, str]], parts: list[bytes], gaps: list[int]
+) -> None:
+    """A stream's writes one by one, each after the gap the original had before it."""
+    capture = ctx.body_capture
     transport = proto.response_stream(200, headers)
-    gaps = entry.gaps_ms if paced and len(entry.gaps_ms) == len(entry.parts) - 1 else None
     try:
-        for i, part in enumerate(entry.parts):
-            if gaps is not None and i and gaps[i - 1] > 0:
+        for i, part in enumerate(parts):
+            if i and gaps[i - 1] > 0:
                 await asyncio.sleep(min(gaps[i - 1] / 1000, _MAX_GAP_S))
             await transport.send_bytes(part)
             if not ctx.first_byte_ns:
                 ctx.first_byte_ns = time.perf_counter_ns()
             if capture is not None:
                 capture.add(part)
-        ctx.streamed_events = len(entry.parts)
     except ProtocolClosed:
         ctx.client_gone = True
         ctx.status = 499

@@ -19,6 +19,7 @@ from typing import Any
 
 from gatecore._core import cache_key
 from gatecore.cache.backend import Backend
+from gatecore.cache.entry import CachedAnswer
 from gatecore.cache.memory import MemoryBackend
 from gatecore.cache.policy import (
     ModelPolicy,
@@ -31,6 +32,7 @@ from gatecore.cache.policy import (
     semantic_path,
     within,
 )
+from gatecore.cache.purges import PurgeRule, shared_purges
 from gatecore.cache.replay import replay
 from gatecore.cache.semantic import SemanticCache
 from gatecore.cache.stats import CacheStats
@@ -52,6 +54,7 @@ class CacheStage:
     __slots__ = (
         "backend",
         "deterministic_only",
+        "local",
         "max_entry_bytes",
         "max_ttl_s",
         "models",
@@ -65,6 +68,8 @@ class CacheStage:
     def __init__(self, config: GatecoreConfig, backend: Backend, stats: CacheStats):
         self.models: dict[str, ModelPolicy] = model_policies(config)
         self.backend = backend
+        # The in-process backend, looked up without a coroutine (None: Redis, which waits).
+        self.local = backend if isinstance(backend, MemoryBackend) else None
         self.stats = stats
         self.secret = cache_secret(config)
         self.deterministic_only = config.cache.deterministic_only
@@ -129,6 +134,16 @@ class CacheStage:
             ctx.cache = Ticket("bypass", key, namespace, ttl_s, limit, self.paced)
             self.stats.bypasses += 1
             return None
+        local = self.local
+        if local is not None and (self.semantic is None or policy.threshold is None):
+            started = _clock()
+            entry = local.find(key, namespace)
+            self.stats.lookup(_clock() - started)
+            if entry is None:
+                ctx.cache = Ticket("miss", key, namespace, ttl_s, limit, self.paced)
+                self.stats.misses += 1
+                return None
+            return self._hit(ctx, entry, ())
         return self._lookup(ctx, policy, key, namespace, api, ttl_s, limit)
 
     async def _lookup(
@@ -163,10 +178,29 @@ class CacheStage:
             ticket.probe = probe
             self.stats.misses += 1
             return
+        waits = self._hit(ctx, entry, extra)
+        if waits is not None:
+            await waits
+
+    def _hit(
+        self, ctx: RequestContext, entry: CachedAnswer, extra: tuple[tuple[str, str], ...]
+    ) -> Awaitable[None] | None:
+        """Answer with `entry` and raise `Answered`; a paced stream's replay is returned to be awaited
+        (it raises `Answered` once sent)."""
         ctx.cache = _HIT
         self.stats.hits += 1
-        await replay(ctx, entry, extra, self.paced)
-        raise Answered
+        # The chain marks a stage's end only when it returns; a hit answers from inside it, so the
+        # lookup's end is marked here (the stage histogram, spans and `x-gatecore-timing` read it).
+        ctx.stage_ends.append(_clock())
+        paced = replay(ctx, entry, extra, self.paced)
+        if paced is None:
+            raise Answered
+        return _answered_after(paced)
+
+
+async def _answered_after(replaying: Awaitable[None]) -> None:
+    await replaying
+    raise Answered
 
 
 class Cache:
@@ -185,7 +219,7 @@ class Cache:
 
             self.backend = RedisBackend(config.redis, self.stats)
         else:
-            self.backend = MemoryBackend(config.cache.memory_max_bytes)
+            self.backend = MemoryBackend(config.cache.memory_max_bytes, shared_purges())
         self.stage = CacheStage(config, self.backend, self.stats)
         self.writer = CacheWriter(self.backend, self.stats, config.cache.cache_tool_calls, prices)
         self.semantic: SemanticCache | None = None
@@ -194,6 +228,16 @@ class Cache:
                 config.cache.semantic, semantic_path(config), self.stage.secret, self.stats
             )
             self.stage.semantic = self.writer.semantic = self.semantic
+
+    async def purge(self, rule: PurgeRule) -> tuple[int, int]:
+        """Drop what `rule` matches here, in the semantic store, and (in-process entries) in every
+        other worker of the server before its next lookup: (exact entries here, semantic entries)."""
+        backend = self.backend
+        purged = await backend.purge(rule.matches, rule.namespace)
+        if isinstance(backend, MemoryBackend) and backend.purges is not None:
+            backend.purges.publish(rule)
+        semantic = self.semantic
+        return purged, await semantic.purge(rule.matches, rule.namespace) if semantic is not None else 0
 
     def series(self) -> tuple[list[list[Any]], list[list[Any]]]:
         """This worker's cache figures as metrics snapshot rows (telemetry/metrics.py `extra`)."""

@@ -118,9 +118,10 @@ LINKS: tuple[Link, ...] = (
     # come): the stage names of metrics, spans and x-gatecore-timing stay those of the config.
     Link("guard_stored", lambda p: _guards(p, False), timed=False),
     Link("guard_reroute", lambda p: GuardReroute(p.routes, p.limits), timed=False),  # flagged: a safer model
+    # x-gatecore-timing: before the cache, whose hits answer (and send the header) themselves
+    Link("debug_timing", lambda p: DebugTiming(p.stage_names), timed=False),
     Link("cache", lambda p: p.cache.stage if p.cache else None),  # a stored answer (cache/)
     Link("queue", lambda p: p.queue),  # 429 queue_timeout: fair queuing while engines are busy
-    Link("debug_timing", lambda p: DebugTiming(p.stage_names), timed=False),  # x-gatecore-timing
     Link(
         "upstream", lambda p: UpstreamCall(p.sweeper, p.config.server, p.limits), timed=False
     ),  # attempts, relay

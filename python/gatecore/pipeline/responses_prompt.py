@@ -46,7 +46,9 @@ async def render_prompt(
         raise InvalidRequest(f"prompt: {str(exc)[:200]}.", param="prompt") from None
     variables = {name: _text(name, value) for name, value in (field.variables or {}).items()}
     ref = PromptRef(field.id, None, int(field.version) if field.version is not None else 0)
-    compiled, messages = await prompts.rendered(ctx, ref, variables)
+    # A split label's pick is sticky per `user` (or its successor `safety_identifier`) when asked.
+    user = request.user if request.user is not None else request.safety_identifier
+    compiled, messages = await prompts.rendered(ctx, ref, variables, user)
     for message in messages:
         if message["role"] not in _ROLES:
             raise InvalidRequest(

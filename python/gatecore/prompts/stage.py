@@ -78,18 +78,22 @@ class PromptStage:
         self.decode(ctx)
 
     async def rendered(
-        self, ctx: RequestContext, ref: PromptRef, variables: dict[str, Any] | None
+        self, ctx: RequestContext, ref: PromptRef, variables: dict[str, Any] | None, user: str | None = None
     ) -> tuple[Compiled, list[dict[str, str]]]:
         """A stored template's messages rendered for another API (the Responses API's `prompt`): the
-        version `ref` names, checked like a published call (the caller may use it, the variables), and
-        `ctx.prompt` set so the ledger, metrics and guardrails see it."""
+        version `ref` names (a split label's pick sticky per `user` or header, as on a published call),
+        checked like a published call (the caller may use it, the variables), and `ctx.prompt` set so
+        the ledger, metrics and guardrails see it."""
         catalog = self.catalog
         if catalog is None:
             raise StoreUnavailable("Prompts are unavailable: the store could not be opened.")
         head = await catalog.head(ref.name)
-        compiled = await catalog.resolve(head, ref.label, ref.version, None)
+        call = CallBody(variables=variables, user=user[:256] if user is not None else None)
+        compiled = await catalog.resolve(
+            head, ref.label, ref.version, self._sticky(ctx, head, ref.label, call)
+        )
         ctx.prompt = ref
-        values = self._checked(ctx, head, compiled, CallBody(variables=variables))
+        values = self._checked(ctx, head, compiled, call)
         if compiled.steps:
             raise InvalidRequest(
                 f"'{ref.name[:100]}' is a chain; call it at POST /v1/prompts/{{name}}.", param="prompt.id"

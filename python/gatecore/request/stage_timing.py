@@ -33,10 +33,12 @@ class StageTiming:
         self.started = started
         self.ends = ends
 
-    def header(self, overhead_ns: int) -> tuple[str, str]:
+    def header(self, overhead_ns: int | None) -> tuple[str, str]:
         """The header, at the moment the answer's head goes out; `overhead_ns` is gatecore's time so
-        far (the rest of the time was the upstream's)."""
+        far (the rest of the time was the upstream's), None when no upstream was called (a cache hit)."""
         total = time.perf_counter_ns() - self.started
+        if overhead_ns is None:
+            overhead_ns = total
         parts: list[tuple[str, int]] = []
         last = self.started
         for stage, at in zip(self.names, self.ends, strict=False):
