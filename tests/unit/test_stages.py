@@ -5,7 +5,7 @@ the worker, the way the chain builds it."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import msgspec
 import pytest
@@ -34,6 +34,14 @@ from gatecore.request import CHAT, EMBEDDINGS, Endpoint, RequestContext
 from gatecore.routing.stage import RouteStage
 from gatecore.upstream.deadlines import DeadlineSweeper
 from gatecore.worker import Worker
+
+
+async def run_stage(stage: Callable[[RequestContext], Awaitable[None] | None], ctx: RequestContext) -> None:
+    """Run one stage as the chain does: await what it returns, when it returns something."""
+    waits = stage(ctx)
+    if waits is not None:
+        await waits
+
 
 MASTER = "sk-master-stages-unit"
 TEAM = "sk-team-stages-unit"
@@ -107,16 +115,16 @@ def worker() -> Iterator[Worker]:
 @pytest.mark.asyncio
 async def test_auth_reads_the_bearer_or_x_api_key_and_refuses_the_rest(worker: Worker) -> None:
     ctx = context(authorization=f"Bearer {TEAM}")
-    await worker.auth(ctx)
+    await run_stage(worker.auth, ctx)
     assert ctx.key is not None and ctx.key.name == "team" and ctx.api_key == TEAM
     ctx = context(x_api_key=MASTER)
-    await worker.auth(ctx)
+    await run_stage(worker.auth, ctx)
     assert ctx.key is not None and ctx.key.source == "master"
     with pytest.raises(AuthenticationFailed) as missing:
-        await worker.auth(context())
+        await run_stage(worker.auth, context())
     assert missing.value.code == "missing_api_key"
     with pytest.raises(AuthenticationFailed) as wrong:
-        await worker.auth(context(authorization="Bearer sk-nobody"))
+        await run_stage(worker.auth, context(authorization="Bearer sk-nobody"))
     assert wrong.value.code == "invalid_api_key"
 
 
@@ -127,12 +135,12 @@ async def test_a_miss_is_a_503_until_the_stored_keys_have_loaded() -> None:
     )
     auth = Worker(config).auth
     with pytest.raises(StoreUnavailable):
-        await auth(context(authorization="Bearer gk-not-loaded-yet"))
+        await run_stage(auth, context(authorization="Bearer gk-not-loaded-yet"))
     auth.install({}, [])
     with pytest.raises(AuthenticationFailed):
-        await auth(context(authorization="Bearer gk-not-loaded-yet"))
+        await run_stage(auth, context(authorization="Bearer gk-not-loaded-yet"))
     with pytest.raises(AuthenticationFailed):  # auth is on from the start, never a pass
-        await auth(context())
+        await run_stage(auth, context())
 
 
 @pytest.mark.asyncio
@@ -184,7 +192,7 @@ async def test_route_resolves_the_model_the_key_may_use_and_reads_tags_only_when
     with pytest.raises(NotFound):
         route(unknown)
     team = context(authorization=f"Bearer {TEAM}")
-    await worker.auth(team)
+    await run_stage(worker.auth, team)
     team.client_model = "other"
     with pytest.raises(ModelNotAllowed):
         route(team)
@@ -194,7 +202,7 @@ async def test_route_resolves_the_model_the_key_may_use_and_reads_tags_only_when
 async def test_limits_refuse_past_the_keys_rpm(worker: Worker) -> None:
     for attempt in range(2):
         ctx = context(authorization=f"Bearer {TEAM}")
-        await worker.auth(ctx)
+        await run_stage(worker.auth, ctx)
         ctx.client_model = "m"
         RouteStage(worker.routes)(ctx)
         if attempt == 0:
@@ -213,7 +221,7 @@ async def test_debug_timing_only_for_a_key_that_may_see_it(worker: Worker) -> No
     ctx.stage_ends = [ctx.started + 1000, ctx.started + 2000]
     DebugTiming(names)(ctx)
     assert ctx.timing is None  # no key
-    await worker.auth(ctx := context(authorization=f"Bearer {MASTER}", x_gatecore_debug="timing"))
+    await run_stage(worker.auth, ctx := context(authorization=f"Bearer {MASTER}", x_gatecore_debug="timing"))
     ctx.stage_ends = [ctx.started + 1000, ctx.started + 2000]
     DebugTiming(names)(ctx)
     assert ctx.timing is not None
@@ -324,7 +332,7 @@ async def test_a_full_limits_table_is_a_503_not_a_crash() -> None:
     refusals = 0
     for key in keys:
         ctx = context(authorization=f"Bearer {key['key']}")
-        await worker.auth(ctx)
+        await run_stage(worker.auth, ctx)
         ctx.client_model = "m"
         RouteStage(worker.routes)(ctx)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from gatecore.auth.jwt import JwtVerifier, looks_like_jwt
@@ -193,7 +194,22 @@ class AuthStage:
         table.update(self.static)
         self.table = table
 
-    async def __call__(self, ctx: RequestContext) -> None:
+    def __call__(self, ctx: RequestContext) -> Awaitable[None] | None:
         # A key header first, else what the server took from the URL (Gemini's `key=` parameter).
         secret = ctx.api_key = client_secret(ctx.headers) or ctx.api_key
+        # A key the table holds (every request but a new key's first and a JWT) is looked up here
+        # without a coroutine (the chain awaits only what a stage returns); the rest is awaited.
+        if self.jwt is None and secret and self.enabled:
+            entry = self.table.get(self.hasher.digest(secret))
+            if (
+                entry is not None
+                and not entry[0].revoked
+                and entry[0].expires_at is None
+                and entry[1] is None
+            ):
+                ctx.key = entry[0]
+                return None
+        return self._authenticate(ctx, secret)
+
+    async def _authenticate(self, ctx: RequestContext, secret: str | None) -> None:
         ctx.key = await self.authenticate(secret)
