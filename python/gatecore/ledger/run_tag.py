@@ -28,4 +28,6 @@ class RunTag:
     __slots__ = ()
 
     def __call__(self, ctx: RequestContext) -> None:
-        ctx.run_id = run_tag(ctx.headers.get("x-gatecore-run-id"))
+        value = ctx.headers.get("x-gatecore-run-id")
+        if value is not None:  # most requests have none: no call
+            ctx.run_id = run_tag(value)
