@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from gatecore.api.error_bodies import JSON, render_error
+from gatecore.errors import UpstreamProtocolError
 from gatecore.providers.base import Provider
 from gatecore.providers.upstream_errors import keep_retry_after
 from gatecore.relay.answer_head import inference_headers
@@ -24,7 +25,13 @@ async def relay_buffered(
     decodes it, the model name mapped back); an error answer is rendered as an OpenAI error."""
     # Read before the body: once the body is read, the connection (and its parsed head) is reused.
     retry_after = response.header(b"retry-after") if response.status >= 400 else None
-    body = await response.read_all(MAX_RESPONSE_BYTES)
+    # A small answer has usually arrived whole with its head: taken at once, without the reading
+    # coroutines (read_all, next_chunk) it would otherwise go through.
+    body = response.body_if_complete()
+    if body is None:
+        body = await response.read_all(MAX_RESPONSE_BYTES)
+    elif len(body) > MAX_RESPONSE_BYTES:
+        raise UpstreamProtocolError(f"The upstream response is larger than {MAX_RESPONSE_BYTES} bytes.")
     now = time.perf_counter_ns()
     ctx.upstream_ns = now - sent_ns
     status = response.status
