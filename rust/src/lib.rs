@@ -27,6 +27,9 @@ pub mod sse;
 pub mod stage_histogram;
 pub mod tokens;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<http1::PyHttp1Parser>()?;
