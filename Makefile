@@ -153,10 +153,13 @@ bench: build
 
 # The reliability suite's long form (issue 25): the fault suites with RELIABILITY_LONG=1 (more rounds
 # under load), then the soak: SOAK_DURATION s at c=SOAK_CONCURRENCY of the mixed load, RSS and fds of
-# every worker each second (benches/soak.py; docs/RELIABILITY.md).
+# every worker each second (benches/soak.py; docs/RELIABILITY.md). The Rust parser properties run first
+# with FUZZ_CASES cases each (rust/src/fuzz_tests.rs; `cargo test` alone runs 64).
 SOAK_DURATION    ?= 600
 SOAK_CONCURRENCY ?= 64
+FUZZ_CASES       ?= 10000
 reliability: build
+	PROPTEST_CASES=$(FUZZ_CASES) PYO3_PYTHON=$(abspath $(PY)) cargo test --lib fuzz_tests
 	RELIABILITY_LONG=1 $(PY) -m pytest tests/reliability -q
 	PYTHONPATH=python $(PY) benches/soak.py --duration $(SOAK_DURATION) --concurrency $(SOAK_CONCURRENCY) \
 	  --warmup 60 --out benches/results/soak-$$(date -u +%Y%m%dT%H%M%SZ).json

@@ -2,7 +2,8 @@
 on keep-alive, held against the one worker. Meanwhile a normal request is served, the worker's RSS
 and open fds stay bounded, and once the clients close every fd is released.
 
-Quick by default (held 12 s); RELIABILITY_IDLE_S sets the hold (`make reliability`: 600 s).
+Quick by default (held 12 s); RELIABILITY_LONG=1 (`make reliability`) holds them 600 s, RELIABILITY_IDLE_S
+sets any hold.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import socket
 import time
 from pathlib import Path
 
-from .conftest import FAULT_KEY, FaultGateway
+from .conftest import FAULT_KEY, LONG, FaultGateway
 from .faults_client import send
 
 CLIENTS = int(os.environ.get("RELIABILITY_IDLE_CLIENTS", "1000"))
-HOLD_S = float(os.environ.get("RELIABILITY_IDLE_S", "12"))
+HOLD_S = float(os.environ.get("RELIABILITY_IDLE_S", "600" if LONG else "12"))
 RSS_BOUND_MB = 64.0
 """Growth allowed over the worker's RSS before the clients: ~64 KB per idle connection at most."""
 FD_SLACK = 32
