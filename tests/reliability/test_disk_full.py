@@ -88,3 +88,5 @@ def test_store_disk_full_spools_and_replays(store_gateway: tuple[Gateway, Path])
         time.sleep(0.1)
     assert spool_files(spool) == []
     assert _worker(gw.proc.pid) == worker
+    log = gw.output()
+    assert "the store did not take a batch" in log and "replayed" in log, log[-2000:]
