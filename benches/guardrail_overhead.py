@@ -3,8 +3,8 @@
 The whole `POST /v1/chat/completions` handler (as benches/routing_overhead.py: real chain, an
 in-memory upstream that answers at once) for a ~1.5 KB chat body, to a model without guardrails and
 to one with the default policy of the README (a PII guard with every built-in type redacted, on input
-and output, and the prompt-injection guard), with and without PII in the prompt; best of REPEATS. The handler rows send one body again and again,
-so the injection score comes from its per-text memo: `score` on unseen 1.5 KB texts is its own row.
+and output, and the prompt-injection guard), with and without PII in the prompt; best of REPEATS. The handler rows send one body again and
+again, so the injection score comes from its per-text memo: `score` on unseen texts is its own row.
 Then the answer side of a stream alone: `AnswerCheck.events` per content event of ~4 characters
 (the window holds and releases) against the same events passing untouched.
 
