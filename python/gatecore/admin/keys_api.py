@@ -40,8 +40,9 @@ class KeysApi:
         self.models = models
         self.rotation_grace_s = rotation_grace_s
         self.written = written
-        # Stored guardrails owned by a team: name → team id (admin/guardrails_api.py fills it in).
-        self.guard_owners: Callable[[], dict[str, str]] = dict
+        # Stored guardrails owned by a team: name → team id, read from the store (not this worker's
+        # installed guards, which follow other workers' writes only at the next identity poll).
+        self.guard_owners: Callable[[], Awaitable[dict[str, str]]] = _no_owners
 
     async def index(self, caller: Caller) -> ListOf:
         """Every key a global caller may see; a caller of a team, its team's keys (no admin key)."""
@@ -64,7 +65,7 @@ class KeysApi:
         caller.require_may_grant(body.role)
         check_models(body.models, self.models)
         check_metadata(body.metadata)
-        self._check_attached(caller, body.metadata)
+        await self._check_attached(caller, body.metadata)
         if body.expires_at is not None and body.expires_in_s is not None:
             raise InvalidRequest("Give expires_at or expires_in_s, not both.", param="expires_in_s")
         expires_at = to_epoch(body.expires_at) if body.expires_at is not None else None
@@ -97,7 +98,7 @@ class KeysApi:
         if "models" in changes:
             check_models(changes["models"], self.models)
         check_metadata(changes.get("metadata"))
-        self._check_attached(caller, changes.get("metadata"))
+        await self._check_attached(caller, changes.get("metadata"))
         renamed = {"team": "team_id", "user": "user_id"}
         changes = {renamed.get(name, name): value for name, value in changes.items()}
         if "expires_at" in changes and changes["expires_at"] is not None:
@@ -119,16 +120,20 @@ class KeysApi:
         await self.written(key.id)
         return key_out(key, time.time())
 
-    def _check_attached(self, caller: Caller, metadata: dict[str, Any] | None) -> None:
+    async def _check_attached(self, caller: Caller, metadata: dict[str, Any] | None) -> None:
         """A key confined to a team attaches no other team's guardrail (a request would name a
         guard that is not its team's: guardrails/stage.py refuses those requests anyway)."""
         if caller.scope is None or not metadata or not isinstance(metadata.get("guardrails"), list):
             return
-        owners = self.guard_owners()
+        owners = await self.guard_owners()
         for name in metadata["guardrails"]:
             owner = owners.get(name)
             if owner is not None and owner != caller.scope:
                 raise Forbidden(f"Guardrail '{str(name)[:100]}' belongs to another team.")
+
+
+async def _no_owners() -> dict[str, str]:
+    return {}
 
 
 def _owned_by(caller: Caller) -> Callable[[ApiKey], None] | None:

@@ -133,8 +133,7 @@ class AdminApi:
             routes += _prompt_routes(prompts)
         if guardrails is not None:
             routes += _guardrail_routes(guardrails)
-            stage = guardrails.stored.stage
-            keys.guard_owners = lambda: stage.owners
+            keys.guard_owners = guardrails.stored.owners
         self._routes = [
             (method, re.compile(pattern + "$"), status, handler, QUERY.get(pattern, frozenset()))
             for method, pattern, status, handler in routes

@@ -163,6 +163,10 @@ class StoredGuardrails:
         self.pii_changed = pii_changed
         self._pii: list[GuardrailConfig] = []
 
+    async def owners(self) -> dict[str, str]:
+        """The stored guards a team owns (name → team id), as the store holds them now."""
+        return {g.config.name: g.team_id for g in await self.repository.all() if g.team_id is not None}
+
     async def reload(self) -> None:
         """Read every stored definition and install them (raises StoreUnavailable)."""
         self.held = await self.repository.all()
