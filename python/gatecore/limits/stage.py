@@ -35,6 +35,7 @@ log = logging.getLogger("gatecore.limits")
 SpendSource = Callable[[str, str, float, float | None], Awaitable[float]]
 _UNITS = ("requests per minute", "tokens per minute", "requests in flight")
 _PLAN_CACHE_LIMIT = 50_000
+_NO_ESTIMATE = (0, 0, 0, 0, 0)  # no tpm or budget rule: nothing to estimate
 # Refusals at routing that still count against the key's rpm (the caller is known).
 _ROUTING_REFUSALS = frozenset(("model_not_found", "model_not_allowed"))
 
@@ -90,7 +91,9 @@ class Limits:
         ] = {}
 
     def __call__(self, ctx: RequestContext) -> Awaitable[Grant] | None:
-        """Admit the request (an awaitable that sets `ctx.limits`), or None when no rule applies."""
+        """Admit the request and set `ctx.limits`: at once (None) when it is counted in the shared
+        table with nothing to seed, else as an awaitable (Redis, a budget's first seed from the
+        ledger). None too when no rule applies; raises the refusal."""
         key = ctx.key
         model = ctx.route.name if ctx.route is not None else ctx.client_model
         budget_rules = self.budgets.rules_for(key, model)
@@ -98,7 +101,19 @@ class Limits:
         if compiled is None:
             return None
         rules, plan, estimate, budget = compiled
+        if self.redis is None and not self._to_seed(budget_rules):
+            # The common case without a coroutine: the shared table is counted synchronously.
+            figures = self._estimate(ctx, budget) if estimate else _NO_ESTIMATE
+            self._admit_local(ctx, rules, plan, budget, figures, first=True)
+            return None
         return self._admit(ctx, rules, plan, estimate, budget, budget_rules, first=True)
+
+    def _to_seed(self, budget_rules: list[Rule]) -> bool:
+        """Whether some budget rule's counter may still need its start from the ledger (`_seed`)."""
+        if not budget_rules or self.spent_since is None:
+            return False
+        seeded = self._seeded
+        return any(rule.cell not in seeded for rule in budget_rules)
 
     async def admit_move(self, ctx: RequestContext, model: str) -> GatewayError | None:
         """Count a request that moves to another deployment or model (a retry, a fallback, a refusal
@@ -149,9 +164,8 @@ class Limits:
         """Count the request against `rules` (all or nothing) and return what it holds (`first`: the
         admission of the limits stage, also set on `ctx.limits`); raises the refusal of the first rule
         that does not admit it."""
-        tokens = micros = min_tokens = min_micros = prompt = 0
-        if estimate:
-            prompt, tokens, micros, min_tokens, min_micros = self._estimate(ctx, budget)
+        figures = self._estimate(ctx, budget) if estimate else _NO_ESTIMATE
+        prompt, tokens, micros, min_tokens, min_micros = figures
         redis = self.redis
         if redis is not None:
             costs = [tokens if r.kind == TPM else micros if r.kind == BUDGET else 1 for r in rules]
@@ -173,6 +187,19 @@ class Limits:
                 )
         if budget_rules and self.spent_since is not None:
             await self._seed(budget_rules)
+        return self._admit_local(ctx, rules, plan, budget, figures, first)
+
+    def _admit_local(
+        self,
+        ctx: RequestContext,
+        rules: list[Rule],
+        plan: RulePlan,
+        budget: bool,
+        figures: tuple[int, int, int, int, int],
+        first: bool,
+    ) -> Grant:
+        """Count the request in the shared table (`figures`: `_estimate`'s); raises the refusal."""
+        prompt, tokens, micros, min_tokens, min_micros = figures
         admission = plan.admit(time.monotonic_ns(), tokens, micros, min_tokens, min_micros)
         refused = admission.refused
         if refused >= 0:
