@@ -12,7 +12,8 @@ point PYTHONPATH at either; a tree without the filter takes its plain path for t
 
     PYTHONPATH=python .venv/bin/python benches/routing_overhead.py [N] [REPEATS]
 
-`ONLY=one` runs one row; `LIMITS=1` puts rpm, tpm and a budget on the model `one` (the limits stage). For instructions instead of time (these VMs drift 2× from day to day),
+`ONLY=one` runs one row; `LIMITS=1` puts rpm, tpm and a budget on the model `one` (the limits
+stage: its admission, budget estimate, headers and settle on every request). For instructions instead of time (these VMs drift 2× from day to day),
 run it under callgrind at two N and divide the difference by the requests between them (each N runs
 min(N, 2000) warm-up requests plus N × REPEATS measured ones):
 

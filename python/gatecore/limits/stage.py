@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from gatecore._core import CounterTable, RulePlan
+from gatecore._core import CounterTable, RulePlan, count_prompt_tokens
 from gatecore.config.schema import GatecoreConfig
 from gatecore.errors import BudgetExceeded, Forbidden, GatewayError, LimitsUnavailable, RateLimited
 from gatecore.limits.alerts import post_alert
@@ -24,9 +24,9 @@ from gatecore.limits.local import LocalLimiter
 from gatecore.limits.max_tokens import with_max_tokens
 from gatecore.limits.rules import BUDGET, PARALLEL, RPM, TPM, Rule, RuleBook
 from gatecore.policy.key_policy import KeyPolicy
-from gatecore.pricing.book import PriceBook
+from gatecore.pricing.book import ModelPrice, PriceBook
 from gatecore.request import RequestContext
-from gatecore.request.tokens import count_input_tokens
+from gatecore.request.tokens import HF_PREFIX, count_input_tokens
 
 if TYPE_CHECKING:
     from gatecore.limits.redis_limiter import RedisLimiter
@@ -35,7 +35,9 @@ log = logging.getLogger("gatecore.limits")
 SpendSource = Callable[[str, str, float, float | None], Awaitable[float]]
 _UNITS = ("requests per minute", "tokens per minute", "requests in flight")
 _PLAN_CACHE_LIMIT = 50_000
-_NO_ESTIMATE = (0, 0, 0, 0, 0)  # no tpm or budget rule: nothing to estimate
+# `_estimate`'s figures: prompt, tokens, micro-USD, least tokens, least micro-USD, the token price.
+Figures = tuple[int, int, int, int, int, ModelPrice | None]
+_NO_ESTIMATE: Figures = (0, 0, 0, 0, 0, None)  # no tpm or budget rule: nothing to estimate
 # Refusals at routing that still count against the key's rpm (the caller is known).
 _ROUTING_REFUSALS = frozenset(("model_not_found", "model_not_allowed"))
 
@@ -165,7 +167,7 @@ class Limits:
         admission of the limits stage, also set on `ctx.limits`); raises the refusal of the first rule
         that does not admit it."""
         figures = self._estimate(ctx, budget) if estimate else _NO_ESTIMATE
-        prompt, tokens, micros, min_tokens, min_micros = figures
+        prompt, tokens, micros, min_tokens, min_micros, price = figures
         redis = self.redis
         if redis is not None:
             costs = [tokens if r.kind == TPM else micros if r.kind == BUDGET else 1 for r in rules]
@@ -179,7 +181,7 @@ class Limits:
                     ctx.limits = grant
                 if budget:
                     hard = (c for r, c in zip(rules, costs, strict=True) if r.kind == BUDGET and not r.soft)
-                    grant.capped = self._cap_output(ctx, prompt, next(hard, None))
+                    grant.capped = self._cap_output(ctx, prompt, next(hard, None), price)
                 return grant
             if any(rule.fail_closed for rule in rules):
                 raise LimitsUnavailable(
@@ -195,11 +197,11 @@ class Limits:
         rules: list[Rule],
         plan: RulePlan,
         budget: bool,
-        figures: tuple[int, int, int, int, int],
+        figures: Figures,
         first: bool,
     ) -> Grant:
         """Count the request in the shared table (`figures`: `_estimate`'s); raises the refusal."""
-        prompt, tokens, micros, min_tokens, min_micros = figures
+        prompt, tokens, micros, min_tokens, min_micros, price = figures
         admission = plan.admit(time.monotonic_ns(), tokens, micros, min_tokens, min_micros)
         refused = admission.refused
         if refused >= 0:
@@ -217,7 +219,7 @@ class Limits:
         if first:
             ctx.limits = grant
         if budget:
-            grant.capped = self._cap_output(ctx, prompt, admission.reserved_micros)
+            grant.capped = self._cap_output(ctx, prompt, admission.reserved_micros, price)
         return grant
 
     def _plan(self, rules: list[Rule]) -> RulePlan:
@@ -277,10 +279,11 @@ class Limits:
             self.local.add(rule, to_micros(spent))
             seeded.add(cell)
 
-    def _estimate(self, ctx: RequestContext, budget: bool) -> tuple[int, int, int, int, int]:
+    def _estimate(self, ctx: RequestContext, budget: bool) -> Figures:
         """The prompt's tokens, the estimated tokens (prompt and output, every choice), the estimated
         cost (micro-USD, when a budget applies), the least tokens a tpm rule may take (0: exactly the
-        estimate) and the least a hard budget may reserve (0: exactly the estimate).
+        estimate), the least a hard budget may reserve (0: exactly the estimate) and the deployment's
+        token price (when a budget applies and no GPU meter prices it; resolved once per request).
 
         Without the client's max_tokens the output estimate is `limits.default_max_tokens` per
         choice: tpm rules take what is available up to it (the settle charges what was used), and a
@@ -292,40 +295,48 @@ class Limits:
         if counted is not None and counted[0] == tokenizer:
             prompt = counted[1]
         else:
-            prompt = count_input_tokens(ctx.body, tokenizer)
+            prompt = (
+                count_input_tokens(ctx.body, tokenizer)
+                if tokenizer.startswith(HF_PREFIX)
+                else count_prompt_tokens(ctx.body, tokenizer)  # without the wrapper's frame
+            )
         embeddings = not ctx.endpoint.generates  # embeddings, rerank, audio, images: no output tokens
         output = 0 if embeddings else (ctx.max_tokens or self.default_max_tokens) * ctx.choices
         min_tokens = prompt + 1 if ctx.max_tokens is None and not embeddings else 0
         micros = min_micros = 0
+        price = None
         if budget:
-            prices = self.prices
-            if (
-                prices.price_of(ctx.deployment, ctx.upstream_model) is None
-                and ctx.deployment not in prices.meters
-            ):
+            meter = self.prices.meters.get(deployment)
+            price = self.prices.price_of(deployment, ctx.upstream_model)
+            if price is None and meter is None:
                 # Priced $0, a budget would never move: refused rather than served for free.
                 raise Forbidden(
                     f"A budget applies, but no price is known for the model '{ctx.upstream_model[:200]}' "
                     "(set the deployment's pricing).",
                     code="model_not_priced",
                 )
-            micros = to_micros(prices.estimate_usd(ctx, prompt, output))
-            if output and ctx.max_tokens is None:
-                # No limit of the client's: take what every hard budget has left, down to the prompt
-                # and one token a choice, and cap the output to what was reserved. A client's own
-                # max_tokens is reserved whole or refused, never cut short.
-                least = to_micros(self.prices.estimate_usd(ctx, prompt, ctx.choices))
-                min_micros = max(1, least) if least < micros else 0
-        return prompt, prompt + output, micros, min_tokens, min_micros
+            if meter is not None:  # GPU-time pricing: its recent average (PriceBook.estimate_usd)
+                price = None
+                micros = to_micros(meter.average_usd)
+            else:
+                assert price is not None
+                micros = to_micros(price.tokens_usd(prompt, output))
+                if output and ctx.max_tokens is None:
+                    # No limit of the client's: take what every hard budget has left, down to the
+                    # prompt and one token a choice, and cap the output to what was reserved. A
+                    # client's own max_tokens is reserved whole or refused, never cut short.
+                    least = to_micros(price.tokens_usd(prompt, ctx.choices))
+                    min_micros = max(1, least) if least < micros else 0
+        return prompt, prompt + output, micros, min_tokens, min_micros, price
 
-    def _cap_output(self, ctx: RequestContext, prompt: int, reserved: int | None) -> int | None:
+    def _cap_output(
+        self, ctx: RequestContext, prompt: int, reserved: int | None, price: ModelPrice | None
+    ) -> int | None:
         """Cap the output sent upstream to what a hard budget's reservation pays for, so a request
         never costs more than it reserved (its `max_tokens` written into the body; None when no cap
-        was needed: no hard budget, no token price, or the client's own limit fits)."""
-        if reserved is None or not ctx.endpoint.generates:
-            return None
-        price = self.prices.price_of(ctx.deployment, ctx.upstream_model)
-        if price is None or price.output_per_1m <= 0 or self.prices.meters.get(ctx.deployment) is not None:
+        was needed: no hard budget, no token price (`price`: `_estimate`'s), or the client's own
+        limit fits)."""
+        if reserved is None or price is None or price.output_per_1m <= 0 or not ctx.endpoint.generates:
             return None
         # micro-USD: a price per 1M tokens is micro-USD per token.
         left = reserved - to_micros(price.tokens_usd(prompt, 0))
