@@ -148,7 +148,7 @@ class Limits:
         if held is None:
             ctx.limits = grant
         else:
-            held.moves.append(grant)
+            held.moves = (*held.moves, grant)
             if grant.capped is not None:
                 held.capped = grant.capped
         return None
