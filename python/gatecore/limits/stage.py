@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 
 from gatecore._core import CounterTable, RulePlan, count_prompt_tokens
 from gatecore.config.schema import GatecoreConfig
-from gatecore.errors import BudgetExceeded, Forbidden, GatewayError, LimitsUnavailable, RateLimited
+from gatecore.errors import Forbidden, GatewayError, LimitsUnavailable
 from gatecore.limits.alerts import post_alert
 from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
 from gatecore.limits.grant import Grant
 from gatecore.limits.local import LocalLimiter
 from gatecore.limits.max_tokens import with_max_tokens
+from gatecore.limits.refusal import rule_refusal
 from gatecore.limits.rules import BUDGET, PARALLEL, RPM, TPM, Rule, RuleBook
 from gatecore.policy.key_policy import KeyPolicy
 from gatecore.pricing.book import ModelPrice, PriceBook
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gatecore.limits")
 SpendSource = Callable[[str, str, float, float | None], Awaitable[float]]
-_UNITS = ("requests per minute", "tokens per minute", "requests in flight")
 _PLAN_CACHE_LIMIT = 50_000
 # `_estimate`'s figures: prompt, tokens, micro-USD, least tokens, least micro-USD, the token price.
 Figures = tuple[int, int, int, int, int, ModelPrice | None]
@@ -175,7 +175,7 @@ class Limits:
             if outcome is not None:
                 if outcome.refused >= 0:
                     i = outcome.refused
-                    raise _refusal(rules[i], outcome.retry_s, costs[i])
+                    raise rule_refusal(rules[i], outcome.retry_s, costs[i])
                 grant = Grant(rules, budget, outcome=outcome, costs=costs)
                 if first:
                     ctx.limits = grant
@@ -214,7 +214,7 @@ class Limits:
                 retry = rule.period_left_s(self.budgets.clock()) or None
             else:
                 retry = None if retry_ns is None else retry_ns / 1e9
-            raise _refusal(rule, retry, tokens if kind == TPM else 1)
+            raise rule_refusal(rule, retry, tokens if kind == TPM else 1)
         grant = Grant(rules, budget, plan=plan, admission=admission)
         if first:
             ctx.limits = grant
@@ -416,21 +416,3 @@ class Limits:
             await self.redis.aclose()
         if self._alerts:
             await asyncio.wait(list(self._alerts), timeout=5)
-
-
-def _refusal(rule: Rule, retry: float | None, cost: int) -> RateLimited | BudgetExceeded:
-    headers = [] if retry is None else [("retry-after", str(max(1, int(retry + 0.999))))]
-    if rule.kind == BUDGET:
-        error: RateLimited | BudgetExceeded = BudgetExceeded(
-            f"Budget exceeded: {rule.label} has spent its {rule.period} budget of ${rule.limit / MICROS:g}.",
-            headers=headers,
-        )
-        return error
-    what = f"{rule.label} allows {rule.limit} {_UNITS[rule.kind]} ({rule.describe()})"
-    if retry is None:
-        message = f"Rate limit exceeded: this request needs {cost} tokens but {what}."
-    elif rule.kind == PARALLEL:
-        message = f"Rate limit exceeded: {what}. Retry when one ends."
-    else:
-        message = f"Rate limit exceeded: {what}. Retry after {retry:.1f} s."
-    return RateLimited(message, headers=headers)
