@@ -12,7 +12,8 @@ point PYTHONPATH at either; a tree without the filter takes its plain path for t
 
     PYTHONPATH=python .venv/bin/python benches/routing_overhead.py [N] [REPEATS]
 
-`ONLY=one` runs one row. For instructions instead of time (these VMs drift 2× from day to day),
+`ONLY=one` runs one row; `LIMITS=1` puts rpm, tpm and a budget on the model `one` (the limits
+stage: its admission, budget estimate, headers and settle on every request). For instructions instead of time (these VMs drift 2× from day to day),
 run it under callgrind at two N and divide the difference by the requests between them (each N runs
 min(N, 2000) warm-up requests plus N × REPEATS measured ones):
 
@@ -121,9 +122,18 @@ def config() -> dict[str, Any]:
     }
 
 
+def limited(config: dict[str, Any]) -> dict[str, Any]:
+    """`LIMITS=1`: rpm, tpm and a USD budget on the model `one` (never reached), its deployment
+    priced: the limits stage's admission, its budget estimate and the settle on every request."""
+    config["models"][0]["deployments"][0]["pricing"] = {"input_per_1m": 1.0, "output_per_1m": 2.0}
+    config["limits"] = {"models": {"one": {"rpm": 100_000_000, "tpm": 10_000_000_000}}}
+    config["budgets"] = {"models": {"one": {"usd": 1_000_000.0}}}
+    return config
+
+
 async def run(n: int, repeats: int) -> dict[str, float]:
     app = GatewayApp()
-    gateway = Worker(load_config(config()))
+    gateway = Worker(load_config(limited(config()) if os.environ.get("LIMITS") else config()))
     if hasattr(app, "serve"):
         app.serve(gateway)
     else:  # earlier trees: the app built its routes at construction

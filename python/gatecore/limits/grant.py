@@ -3,6 +3,8 @@ figures its response headers show."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gatecore._core import Admission, RulePlan
 from gatecore.limits.rules import RPM, TPM, Rule
 
@@ -43,12 +45,14 @@ class Grant:
         self.plan = plan
         self.admission = admission
         self.outcome = outcome
-        self.costs = costs or []  # Redis: 1 request, estimated tokens, 1 slot, reserved micro-USD
+        # Redis: 1 request, estimated tokens, 1 slot, reserved micro-USD (a shared empty tuple, not
+        # a list per request, when counted locally).
+        self.costs: Sequence[int] = costs if costs is not None else ()
         # The max_tokens a hard budget capped the request's output to (None: not capped).
         self.capped: int | None = None
         # What the request took from the rules of the targets it moved to (retries, fallbacks,
         # redirects: Limits.admit_move), and the deployment this grant was taken for ("": the first).
-        self.moves: list[Grant] = []
+        self.moves: tuple[Grant, ...] = ()  # rarely any: replaced, not appended to
         self.target = ""
 
     def cells(self) -> set[str]:
@@ -61,10 +65,13 @@ class Grant:
     def headers(self) -> list[tuple[str, str]]:
         """`x-ratelimit-*` for the tightest requests and tokens scopes (the fewest remaining), and
         `x-gatecore-max-tokens-capped` when a hard budget capped the output."""
-        capped = [] if self.capped is None else [("x-gatecore-max-tokens-capped", str(self.capped))]
+        capped = self.capped
         if self.plan is not None:
             assert self.admission is not None
-            return self.plan.headers(self.admission) + capped
+            headers = self.plan.headers(self.admission)  # a new list: extended in place
+            if capped is not None:
+                headers.append(("x-gatecore-max-tokens-capped", str(capped)))
+            return headers
         assert self.outcome is not None
         remaining = self.outcome.remaining
         best = [-1, -1]  # per kind: RPM, TPM
@@ -81,7 +88,9 @@ class Grant:
                     (names[1], str(remaining[i])),
                     (names[2], duration(self.outcome.reset_ns[i] / 1e9)),
                 )
-        return out + capped
+        if capped is not None:
+            out.append(("x-gatecore-max-tokens-capped", str(capped)))
+        return out
 
 
 _NAMES = tuple(

@@ -14,27 +14,30 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from gatecore._core import CounterTable, RulePlan
+from gatecore._core import CounterTable, RulePlan, count_prompt_tokens
 from gatecore.config.schema import GatecoreConfig
-from gatecore.errors import BudgetExceeded, Forbidden, GatewayError, LimitsUnavailable, RateLimited
+from gatecore.errors import Forbidden, GatewayError, LimitsUnavailable
 from gatecore.limits.alerts import post_alert
 from gatecore.limits.budgets import MICROS, BudgetBook, to_micros
 from gatecore.limits.grant import Grant
 from gatecore.limits.local import LocalLimiter
 from gatecore.limits.max_tokens import with_max_tokens
+from gatecore.limits.refusal import rule_refusal
 from gatecore.limits.rules import BUDGET, PARALLEL, RPM, TPM, Rule, RuleBook
 from gatecore.policy.key_policy import KeyPolicy
-from gatecore.pricing.book import PriceBook
+from gatecore.pricing.book import ModelPrice, PriceBook
 from gatecore.request import RequestContext
-from gatecore.request.tokens import count_input_tokens
+from gatecore.request.tokens import HF_PREFIX, count_input_tokens
 
 if TYPE_CHECKING:
     from gatecore.limits.redis_limiter import RedisLimiter
 
 log = logging.getLogger("gatecore.limits")
 SpendSource = Callable[[str, str, float, float | None], Awaitable[float]]
-_UNITS = ("requests per minute", "tokens per minute", "requests in flight")
 _PLAN_CACHE_LIMIT = 50_000
+# `_estimate`'s figures: prompt, tokens, micro-USD, least tokens, least micro-USD, the token price.
+Figures = tuple[int, int, int, int, int, ModelPrice | None]
+_NO_ESTIMATE: Figures = (0, 0, 0, 0, 0, None)  # no tpm or budget rule: nothing to estimate
 # Refusals at routing that still count against the key's rpm (the caller is known).
 _ROUTING_REFUSALS = frozenset(("model_not_found", "model_not_allowed"))
 
@@ -90,7 +93,9 @@ class Limits:
         ] = {}
 
     def __call__(self, ctx: RequestContext) -> Awaitable[Grant] | None:
-        """Admit the request (an awaitable that sets `ctx.limits`), or None when no rule applies."""
+        """Admit the request and set `ctx.limits`: at once (None) when it is counted in the shared
+        table with nothing to seed, else as an awaitable (Redis, a budget's first seed from the
+        ledger). None too when no rule applies; raises the refusal."""
         key = ctx.key
         model = ctx.route.name if ctx.route is not None else ctx.client_model
         budget_rules = self.budgets.rules_for(key, model)
@@ -98,7 +103,19 @@ class Limits:
         if compiled is None:
             return None
         rules, plan, estimate, budget = compiled
+        if self.redis is None and not self._to_seed(budget_rules):
+            # The common case without a coroutine: the shared table is counted synchronously.
+            figures = self._estimate(ctx, budget) if estimate else _NO_ESTIMATE
+            self._admit_local(ctx, rules, plan, budget, figures, first=True)
+            return None
         return self._admit(ctx, rules, plan, estimate, budget, budget_rules, first=True)
+
+    def _to_seed(self, budget_rules: list[Rule]) -> bool:
+        """Whether some budget rule's counter may still need its start from the ledger (`_seed`)."""
+        if not budget_rules or self.spent_since is None:
+            return False
+        seeded = self._seeded
+        return any(rule.cell not in seeded for rule in budget_rules)
 
     async def admit_move(self, ctx: RequestContext, model: str) -> GatewayError | None:
         """Count a request that moves to another deployment or model (a retry, a fallback, a refusal
@@ -131,7 +148,7 @@ class Limits:
         if held is None:
             ctx.limits = grant
         else:
-            held.moves.append(grant)
+            held.moves = (*held.moves, grant)
             if grant.capped is not None:
                 held.capped = grant.capped
         return None
@@ -149,9 +166,8 @@ class Limits:
         """Count the request against `rules` (all or nothing) and return what it holds (`first`: the
         admission of the limits stage, also set on `ctx.limits`); raises the refusal of the first rule
         that does not admit it."""
-        tokens = micros = min_tokens = min_micros = prompt = 0
-        if estimate:
-            prompt, tokens, micros, min_tokens, min_micros = self._estimate(ctx, budget)
+        figures = self._estimate(ctx, budget) if estimate else _NO_ESTIMATE
+        prompt, tokens, micros, min_tokens, min_micros, price = figures
         redis = self.redis
         if redis is not None:
             costs = [tokens if r.kind == TPM else micros if r.kind == BUDGET else 1 for r in rules]
@@ -159,13 +175,13 @@ class Limits:
             if outcome is not None:
                 if outcome.refused >= 0:
                     i = outcome.refused
-                    raise _refusal(rules[i], outcome.retry_s, costs[i])
+                    raise rule_refusal(rules[i], outcome.retry_s, costs[i])
                 grant = Grant(rules, budget, outcome=outcome, costs=costs)
                 if first:
                     ctx.limits = grant
                 if budget:
                     hard = (c for r, c in zip(rules, costs, strict=True) if r.kind == BUDGET and not r.soft)
-                    grant.capped = self._cap_output(ctx, prompt, next(hard, None))
+                    grant.capped = self._cap_output(ctx, prompt, next(hard, None), price)
                 return grant
             if any(rule.fail_closed for rule in rules):
                 raise LimitsUnavailable(
@@ -173,6 +189,19 @@ class Limits:
                 )
         if budget_rules and self.spent_since is not None:
             await self._seed(budget_rules)
+        return self._admit_local(ctx, rules, plan, budget, figures, first)
+
+    def _admit_local(
+        self,
+        ctx: RequestContext,
+        rules: list[Rule],
+        plan: RulePlan,
+        budget: bool,
+        figures: Figures,
+        first: bool,
+    ) -> Grant:
+        """Count the request in the shared table (`figures`: `_estimate`'s); raises the refusal."""
+        prompt, tokens, micros, min_tokens, min_micros, price = figures
         admission = plan.admit(time.monotonic_ns(), tokens, micros, min_tokens, min_micros)
         refused = admission.refused
         if refused >= 0:
@@ -185,12 +214,12 @@ class Limits:
                 retry = rule.period_left_s(self.budgets.clock()) or None
             else:
                 retry = None if retry_ns is None else retry_ns / 1e9
-            raise _refusal(rule, retry, tokens if kind == TPM else 1)
+            raise rule_refusal(rule, retry, tokens if kind == TPM else 1)
         grant = Grant(rules, budget, plan=plan, admission=admission)
         if first:
             ctx.limits = grant
         if budget:
-            grant.capped = self._cap_output(ctx, prompt, admission.reserved_micros)
+            grant.capped = self._cap_output(ctx, prompt, admission.reserved_micros, price)
         return grant
 
     def _plan(self, rules: list[Rule]) -> RulePlan:
@@ -250,10 +279,11 @@ class Limits:
             self.local.add(rule, to_micros(spent))
             seeded.add(cell)
 
-    def _estimate(self, ctx: RequestContext, budget: bool) -> tuple[int, int, int, int, int]:
+    def _estimate(self, ctx: RequestContext, budget: bool) -> Figures:
         """The prompt's tokens, the estimated tokens (prompt and output, every choice), the estimated
         cost (micro-USD, when a budget applies), the least tokens a tpm rule may take (0: exactly the
-        estimate) and the least a hard budget may reserve (0: exactly the estimate).
+        estimate), the least a hard budget may reserve (0: exactly the estimate) and the deployment's
+        token price (when a budget applies and no GPU meter prices it; resolved once per request).
 
         Without the client's max_tokens the output estimate is `limits.default_max_tokens` per
         choice: tpm rules take what is available up to it (the settle charges what was used), and a
@@ -265,40 +295,48 @@ class Limits:
         if counted is not None and counted[0] == tokenizer:
             prompt = counted[1]
         else:
-            prompt = count_input_tokens(ctx.body, tokenizer)
+            prompt = (
+                count_input_tokens(ctx.body, tokenizer)
+                if tokenizer.startswith(HF_PREFIX)
+                else count_prompt_tokens(ctx.body, tokenizer)  # without the wrapper's frame
+            )
         embeddings = not ctx.endpoint.generates  # embeddings, rerank, audio, images: no output tokens
         output = 0 if embeddings else (ctx.max_tokens or self.default_max_tokens) * ctx.choices
         min_tokens = prompt + 1 if ctx.max_tokens is None and not embeddings else 0
         micros = min_micros = 0
+        price = None
         if budget:
-            prices = self.prices
-            if (
-                prices.price_of(ctx.deployment, ctx.upstream_model) is None
-                and ctx.deployment not in prices.meters
-            ):
+            meter = self.prices.meters.get(deployment)
+            price = self.prices.price_of(deployment, ctx.upstream_model)
+            if price is None and meter is None:
                 # Priced $0, a budget would never move: refused rather than served for free.
                 raise Forbidden(
                     f"A budget applies, but no price is known for the model '{ctx.upstream_model[:200]}' "
                     "(set the deployment's pricing).",
                     code="model_not_priced",
                 )
-            micros = to_micros(prices.estimate_usd(ctx, prompt, output))
-            if output and ctx.max_tokens is None:
-                # No limit of the client's: take what every hard budget has left, down to the prompt
-                # and one token a choice, and cap the output to what was reserved. A client's own
-                # max_tokens is reserved whole or refused, never cut short.
-                least = to_micros(self.prices.estimate_usd(ctx, prompt, ctx.choices))
-                min_micros = max(1, least) if least < micros else 0
-        return prompt, prompt + output, micros, min_tokens, min_micros
+            if meter is not None:  # GPU-time pricing: its recent average (PriceBook.estimate_usd)
+                price = None
+                micros = to_micros(meter.average_usd)
+            else:
+                assert price is not None
+                micros = to_micros(price.tokens_usd(prompt, output))
+                if output and ctx.max_tokens is None:
+                    # No limit of the client's: take what every hard budget has left, down to the
+                    # prompt and one token a choice, and cap the output to what was reserved. A
+                    # client's own max_tokens is reserved whole or refused, never cut short.
+                    least = to_micros(price.tokens_usd(prompt, ctx.choices))
+                    min_micros = max(1, least) if least < micros else 0
+        return prompt, prompt + output, micros, min_tokens, min_micros, price
 
-    def _cap_output(self, ctx: RequestContext, prompt: int, reserved: int | None) -> int | None:
+    def _cap_output(
+        self, ctx: RequestContext, prompt: int, reserved: int | None, price: ModelPrice | None
+    ) -> int | None:
         """Cap the output sent upstream to what a hard budget's reservation pays for, so a request
         never costs more than it reserved (its `max_tokens` written into the body; None when no cap
-        was needed: no hard budget, no token price, or the client's own limit fits)."""
-        if reserved is None or not ctx.endpoint.generates:
-            return None
-        price = self.prices.price_of(ctx.deployment, ctx.upstream_model)
-        if price is None or price.output_per_1m <= 0 or self.prices.meters.get(ctx.deployment) is not None:
+        was needed: no hard budget, no token price (`price`: `_estimate`'s), or the client's own
+        limit fits)."""
+        if reserved is None or price is None or price.output_per_1m <= 0 or not ctx.endpoint.generates:
             return None
         # micro-USD: a price per 1M tokens is micro-USD per token.
         left = reserved - to_micros(price.tokens_usd(prompt, 0))
@@ -378,21 +416,3 @@ class Limits:
             await self.redis.aclose()
         if self._alerts:
             await asyncio.wait(list(self._alerts), timeout=5)
-
-
-def _refusal(rule: Rule, retry: float | None, cost: int) -> RateLimited | BudgetExceeded:
-    headers = [] if retry is None else [("retry-after", str(max(1, int(retry + 0.999))))]
-    if rule.kind == BUDGET:
-        error: RateLimited | BudgetExceeded = BudgetExceeded(
-            f"Budget exceeded: {rule.label} has spent its {rule.period} budget of ${rule.limit / MICROS:g}.",
-            headers=headers,
-        )
-        return error
-    what = f"{rule.label} allows {rule.limit} {_UNITS[rule.kind]} ({rule.describe()})"
-    if retry is None:
-        message = f"Rate limit exceeded: this request needs {cost} tokens but {what}."
-    elif rule.kind == PARALLEL:
-        message = f"Rate limit exceeded: {what}. Retry when one ends."
-    else:
-        message = f"Rate limit exceeded: {what}. Retry after {retry:.1f} s."
-    return RateLimited(message, headers=headers)
