@@ -15,7 +15,6 @@ closing, a head arriving in pieces).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import socket
@@ -23,8 +22,9 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
+
+from .raw_server import RawServer
 
 __all__ = [
     "BROKEN_REPLIES",
@@ -176,7 +176,7 @@ def _read_request(conn: socket.socket) -> dict[str, str]:
     return headers
 
 
-class BrokenUpstream:
+class BrokenUpstream(RawServer):
     """A loopback server that reads each HTTP request and answers scripted bytes (broken or odd HTTP).
 
     The first path segment picks the reply, so one server backs several providers:
@@ -185,37 +185,9 @@ class BrokenUpstream:
     """
 
     def __init__(self, replies: Mapping[str, BrokenReply]) -> None:
+        super().__init__("broken-upstream")
         self._replies = dict(replies)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.port: int = self._listener.getsockname()[1]
-        self._stopping = threading.Event()
-        self._cond = threading.Condition()
-        self._open: set[socket.socket] = set()
-        self._workers: list[threading.Thread] = []
         self._exchanges: list[RawExchange] = []
-        self._acceptor = threading.Thread(target=self._accept_loop, name="broken-upstream", daemon=True)
-
-    def base_url(self, behaviour: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{behaviour}/v1"
-
-    def __enter__(self) -> Self:
-        self._acceptor.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stopping.set()
-        self._acceptor.join(5)
-        with self._cond:
-            conns = list(self._open)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        for worker in self._workers:
-            worker.join(5)
-        self._listener.close()
 
     def wait_for(self, request_id: str, timeout: float = 5.0) -> RawExchange:
         deadline = time.monotonic() + timeout
@@ -228,20 +200,6 @@ class BrokenUpstream:
                 if remaining <= 0:
                     raise TimeoutError(f"the broken upstream received no request {request_id!r}")
                 self._cond.wait(remaining)
-
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._cond:
-                self._open.add(conn)
-            worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._workers.append(worker)
-            worker.start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:

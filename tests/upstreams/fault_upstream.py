@@ -21,8 +21,9 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
+
+from .raw_server import RawServer
 
 __all__ = ["FAULTS", "Fault", "FaultUpstream", "Script", "Seen"]
 
@@ -171,41 +172,13 @@ def _read_request(conn: socket.socket) -> tuple[str, dict[str, str], bytes]:
     return path, headers, body
 
 
-class FaultUpstream:
+class FaultUpstream(RawServer):
     """A loopback server playing FAULTS (or the `faults` given), one request per connection."""
 
     def __init__(self, faults: dict[str, Fault] | None = None) -> None:
+        super().__init__("fault-upstream")
         self._faults = dict(FAULTS if faults is None else faults)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self.port: int = self._listener.getsockname()[1]
-        self._stopping = threading.Event()
-        self._cond = threading.Condition()
-        self._open: set[socket.socket] = set()
-        self._workers: list[threading.Thread] = []
         self._seen: list[Seen] = []
-        self._acceptor = threading.Thread(target=self._accept_loop, name="fault-upstream", daemon=True)
-
-    def base_url(self, fault: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{fault}/v1"
-
-    def __enter__(self) -> Self:
-        self._acceptor.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stopping.set()
-        self._acceptor.join(5)
-        with self._cond:
-            conns = list(self._open)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        for worker in self._workers:
-            worker.join(5)
-        self._listener.close()
 
     @property
     def open_connections(self) -> int:
@@ -224,21 +197,6 @@ class FaultUpstream:
                 if remaining <= 0:
                     raise AssertionError(f"the fault upstream never received request {request_id!r}")
                 self._cond.wait(remaining)
-
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._cond:
-                self._open.add(conn)
-            worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._workers = [w for w in self._workers if w.is_alive()]
-            self._workers.append(worker)
-            worker.start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
