@@ -81,6 +81,12 @@ def main() -> None:
                 driver.get(gw.base_url + "/ui/")
                 driver.find_element(By.ID, "key").send_keys(MASTER_KEY)
                 driver.find_element(By.CSS_SELECTOR, "form.signin button").click()
+                for _ in range(100):  # the sign-in's answer sets the session cookie
+                    if driver.get_cookies():
+                        break
+                    time.sleep(0.1)
+                else:
+                    raise SystemExit("the sign-in set no session cookie")
                 print("page       TTFB ms   FCP ms  interactive ms  load ms   bytes  first load ms")
                 for name in ("", "usage", "keys"):
                     samples = []
