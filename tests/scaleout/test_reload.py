@@ -110,8 +110,15 @@ def test_invalid_config_is_refused_and_the_old_one_serves(
     assert error["code"] == "invalid_config"
     paths = " ".join(error["errors"])
     assert "server" in paths and "bogus" in paths, error["errors"]
-    # A key without the admin role may not reload, valid config or not.
+    # Only an admin may reload, valid config or not: an unknown key is 401, a viewer and a team_admin 403.
     assert post_json(gw.port, RELOAD, key="sk-unknown")[0] == 401
+    for role, team in (("viewer", None), ("team_admin", "reloaders")):
+        if team is not None:
+            assert post_json(gw.port, "/admin/v1/teams", {"name": team})[0] == 201
+        body: dict[str, Any] = {"name": f"{role}-key", "role": role, **({"team": team} if team else {})}
+        status, created = post_json(gw.port, "/admin/v1/keys", body)
+        assert status == 201, created
+        assert post_json(gw.port, RELOAD, key=created["key"])[0] == 403
     # SIGHUP with the same file: refused too, logged with the errors, nothing changes.
     os.kill(gw.proc.pid, signal.SIGHUP)
     deadline = time.monotonic() + 5
