@@ -115,8 +115,8 @@ def test_invalid_config_is_refused_and_the_old_one_serves(
     for role, team in (("viewer", None), ("team_admin", "reloaders")):
         if team is not None:
             assert post_json(gw.port, "/admin/v1/teams", {"name": team})[0] == 201
-        body: dict[str, Any] = {"name": f"{role}-key", "role": role, **({"team": team} if team else {})}
-        status, created = post_json(gw.port, "/admin/v1/keys", body)
+        key_body: dict[str, Any] = {"name": f"{role}-key", "role": role, **({"team": team} if team else {})}
+        status, created = post_json(gw.port, "/admin/v1/keys", key_body)
         assert status == 201, created
         assert post_json(gw.port, RELOAD, key=created["key"])[0] == 403
     # SIGHUP with the same file: refused too, logged with the errors, nothing changes.
